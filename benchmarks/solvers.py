@@ -1,0 +1,78 @@
+"""Micro-solver throughput: micro steps/s at batch 1 and 64, and peak memory.
+
+Each solver runs at its paper parameters from its default initial condition; the state is
+advanced ``--seconds`` of wall time (after one warm-up coarse step) and the rate is
+micro steps per second of the whole batch (one step = every member advanced by dt).
+Member-steps/s = steps/s x batch.  Peak memory is the state plus what numpy allocates in one
+chunk of steps (tracemalloc, measured in a separate untimed pass).
+
+    python benchmarks/solvers.py [--seconds 2] [--batches 1 64] [--systems fhn ks ad3d rw]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+import tracemalloc
+
+import numpy as np
+
+from ledmus.solvers import make, names
+
+TARGETS = {"fhn": 20_000, "ks": 10_000, "ad3d": 10_000, "rw": 500}  # steps/s at batch 1
+
+
+def measure(system: str, batch: int, seconds: float) -> tuple[float, float]:
+    solver = make(system)
+    rng = np.random.default_rng(0)
+    state = solver.lift(solver.initial_condition(None, batch, rng), rng)
+    state = solver.advance(state, 0.0, solver.dt_coarse, rng)  # warm-up
+    chunk = max(1, solver.steps_per_coarse // 10)
+    steps, t = 0, solver.dt_coarse
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        state = solver.advance(state, t, chunk * solver.dt, rng)
+        steps += chunk
+        t += chunk * solver.dt
+    elapsed = time.perf_counter() - start
+    # memory in a separate pass: tracemalloc slows small-array numpy calls several-fold
+    tracemalloc.start()
+    state = solver.advance(state, t, chunk * solver.dt, rng)
+    peak = tracemalloc.get_traced_memory()[1] + _nbytes(state)
+    tracemalloc.stop()
+    return steps / elapsed, peak / 2**20
+
+
+def _nbytes(state) -> int:
+    return sum(a.nbytes for a in state) if isinstance(state, tuple) else state.nbytes
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=2.0, help="timed wall time per case")
+    ap.add_argument("--batches", type=int, nargs="+", default=[1, 64])
+    ap.add_argument("--systems", nargs="+", default=list(names()), choices=names())
+    args = ap.parse_args()
+    print(
+        f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"numpy {np.__version__}, python {platform.python_version()}"
+    )
+    print("| system | batch | micro steps/s | member-steps/s | peak MiB | target (batch 1) |")
+    print("|---|---|---|---|---|---|")
+    for system in args.systems:
+        for batch in args.batches:
+            rate, peak = measure(system, batch, args.seconds)
+            target = TARGETS.get(system)
+            verdict = ""
+            if batch == 1 and target:
+                verdict = f">= {target:,}: {'met' if rate >= target else 'MISSED'}"
+            print(
+                f"| {system} | {batch} | {rate:,.0f} | {rate * batch:,.0f} | {peak:.2f} | {verdict} |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()

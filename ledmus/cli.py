@@ -1,0 +1,132 @@
+"""The ``ledmus`` command line.
+
+Subcommands::
+
+    ledmus simulate SYSTEM --t-end T --out FILE.h5 [--ic NAME|FILE.npy] [--batch B]
+                    [--seed S] [--discard T0] [--param k=v ...]
+    ledmus dataset SYSTEM --out DIR [--scale paper|small] [--seed S]
+    ledmus systems
+
+Bad input (an unknown system, parameter or initial condition, a ``t_end`` that is not
+a multiple of Δt, ...) ends with one line ``ledmus: error: ...`` and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from . import __version__, solvers
+
+log = logging.getLogger("ledmus")
+
+
+def parse_params(items: Sequence[str]) -> dict[str, Any]:
+    """``["d_u=2", "amplitude=[1,0,0]"]`` -> ``{"d_u": 2, "amplitude": [1, 0, 0]}`` (YAML values)."""
+    params: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--param {item!r} must look like name=value")
+        try:
+            params[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ValueError(f"--param {key}: cannot read value {value!r}") from None
+    return params
+
+
+def _load_ic(ic: str | None) -> str | np.ndarray | None:
+    if ic is None or not ic.endswith(".npy"):
+        return ic
+    path = Path(ic)
+    if not path.is_file():
+        raise ValueError(f"--ic file {ic!r} does not exist")
+    return np.load(path, allow_pickle=False)
+
+
+def cmd_simulate(args: argparse.Namespace) -> None:
+    from .data import write_trajectory
+
+    if args.seed < 0:
+        raise ValueError(f"--seed must be an integer >= 0, got {args.seed}")
+    solver = solvers.make(args.system, **parse_params(args.param))
+    if not Path(args.out).parent.is_dir():
+        raise ValueError(f"--out folder {str(Path(args.out).parent)!r} does not exist")
+    rng = np.random.default_rng(args.seed)
+    ic = solver.initial_condition(_load_ic(args.ic), args.batch, rng)
+    t, states = solver.rollout(ic, args.t_end, rng, discard=args.discard, progress=True)
+    write_trajectory(args.out, states, t, solver, args.seed, attrs={"discard": args.discard})
+    log.info("wrote %s: states %s, t = %g … %g", args.out, states.shape, t[0], t[-1])
+
+
+def cmd_dataset(args: argparse.Namespace) -> None:
+    from .data import make_dataset
+
+    manifest = make_dataset(args.system, args.out, scale=args.scale, seed=args.seed)
+    for name, split in manifest["splits"].items():
+        log.info("%s/%s: %s %s", args.out, split["file"], name, tuple(split["shape"]))
+
+
+def cmd_systems(args: argparse.Namespace) -> None:
+    for name in solvers.names():
+        solver = solvers.make(name)
+        print(f"{name:6s} state {solver.state_shape}  dt={solver.dt:g}  Δt={solver.dt_coarse:g}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ledmus", description="Learned effective dynamics coupled to micro solvers."
+    )
+    parser.add_argument("--version", action="version", version=f"ledmus {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("simulate", help="one micro-solver run written to HDF5")
+    p.add_argument("system", help=f"one of: {', '.join(solvers.names())}")
+    p.add_argument("--t-end", type=float, required=True, help="simulated time (multiple of Δt)")
+    p.add_argument("--out", required=True, help="output .h5 file")
+    p.add_argument("--ic", help="initial condition: a name (e.g. y05 for fhn, random) or FILE.npy")
+    p.add_argument("--batch", type=int, default=1, help="ensemble size B (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--discard", type=float, default=0.0, help="transient to run before recording")
+    p.add_argument("--param", action="append", default=[], metavar="K=V", help="solver parameter")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("dataset", help="the paper's train/val/test splits")
+    p.add_argument("system", help=f"one of: {', '.join(solvers.names())}")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--scale", choices=("paper", "small"), default="paper")
+    p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
+    p.set_defaults(func=cmd_dataset)
+
+    p = sub.add_parser("systems", help="list the registered micro solvers")
+    p.set_defaults(func=cmd_systems)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO, format="%(name)s: %(message)s"
+    )
+    try:
+        args.func(args)
+    except (ValueError, FloatingPointError, OSError) as exc:
+        print(f"ledmus: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ledmus: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

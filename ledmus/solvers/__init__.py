@@ -1,0 +1,66 @@
+"""Micro solvers: pure numerics (numpy/scipy), no torch, no libmuscle, no MPI.
+
+Use :func:`make` to build one by name::
+
+    solver = ledmus.solvers.make("fhn")            # paper parameters
+    solver = ledmus.solvers.make("ad3d", n_particles=400)
+
+Every solver is batched over a leading ensemble axis and exposes ``lift``, ``observe``,
+``advance`` and ``rollout`` (see :class:`~ledmus.solvers.base.Solver`).
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from .ad import AdvectionDiffusionParticles
+from .base import Solver
+from .fhn import FitzHughNagumoLB, load_fhn_ic
+from .ks import KuramotoSivashinsky
+from .rw import LatticeRandomWalk
+
+#: name -> (class, preset keyword arguments: the paper's values for that benchmark)
+REGISTRY: dict[str, tuple[type[Solver], dict[str, Any]]] = {
+    "fhn": (FitzHughNagumoLB, {}),
+    "ks": (KuramotoSivashinsky, {}),
+    "ad1d": (AdvectionDiffusionParticles, dict(dim=1, amplitude=1.0, frequency=0.1)),
+    "ad3d": (
+        AdvectionDiffusionParticles,
+        dict(dim=3, amplitude=[1.0, 1.5, 0.0], frequency=[0.2, 1.0, 0.5]),
+    ),
+    "rw": (LatticeRandomWalk, {}),
+}
+
+
+def names() -> tuple[str, ...]:
+    """Registered system names."""
+    return tuple(REGISTRY)
+
+
+def make(name: str, **params: Any) -> Solver:
+    """Build the solver ``name`` with the paper's parameters, overridden by ``params``.
+
+    Raises ``ValueError`` for an unknown name (listing the valid ones), an unknown
+    parameter (listing the solver's parameters) or an invalid value.
+    """
+    if name not in REGISTRY:
+        raise ValueError(f"unknown system {name!r}; allowed: {', '.join(REGISTRY)}")
+    cls, preset = REGISTRY[name]
+
+    allowed = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise ValueError(
+            f"unknown parameter(s) {', '.join(unknown)} for system {name!r}; "
+            f"allowed: {', '.join(allowed)}"
+        )
+    solver = cls(**{**preset, **params})
+    solver.system = name
+    return solver
+
+
+__all__ = [
+    "REGISTRY", "AdvectionDiffusionParticles", "FitzHughNagumoLB", "KuramotoSivashinsky",
+    "LatticeRandomWalk", "Solver", "load_fhn_ic", "make", "names",
+]  # fmt: skip

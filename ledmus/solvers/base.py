@@ -1,0 +1,237 @@
+"""Base class of every micro solver.
+
+The base class owns validation, batching and the time loop; a concrete system only
+supplies its physics (``_step``) and its two maps between the observable state and its
+internal representation (``_lift`` and ``_observe``).  State is explicit (an array the
+caller holds) and randomness comes in through a ``numpy.random.Generator``, so a
+checkpoint is just the internal state plus the generator's state.
+
+Shapes: every observable carries a leading ensemble axis, ``(B, *state_shape)``.
+Grids are ``(B, channels, N)``; particle systems ``(B, N_particles, d)``.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+from tqdm.auto import tqdm
+
+
+def check_positive(name: str, value: float, *, allow_zero: bool = False) -> float:
+    """Return ``float(value)`` or raise ``ValueError`` naming the parameter."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be finite and {bound}, got {value!r}")
+    return value
+
+
+def check_int(name: str, value: Any, *, minimum: int) -> int:
+    """Return ``value`` as an int >= ``minimum`` or raise ``ValueError`` naming it."""
+    if isinstance(value, bool) or not float(value).is_integer():
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    value = int(value)
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
+    return value
+
+
+def steps_in(duration: float, step: float, name: str, step_name: str) -> int:
+    """Number of steps of length ``step`` in ``duration``; it must be a whole multiple.
+
+    Raises ``ValueError`` naming ``name`` when ``duration`` is negative or not an
+    integer multiple of ``step`` (to a relative tolerance of 1e-9, which absorbs the
+    binary representation of decimals such as 0.025 but no real mismatch).
+    """
+    duration = float(duration)
+    if not math.isfinite(duration) or duration < 0:
+        raise ValueError(f"{name} must be finite and >= 0, got {duration!r}")
+    ratio = duration / step
+    n = round(ratio)
+    if abs(ratio - n) > 1e-9 * max(1.0, ratio):
+        raise ValueError(
+            f"{name}={duration!r} is not a multiple of {step_name}={step!r}; "
+            f"allowed: k*{step!r} for integer k >= 0"
+        )
+    return n
+
+
+class Solver(ABC):
+    """A batched, reproducible micro solver.
+
+    Subclasses set :attr:`name`, call ``super().__init__(dt=..., dt_coarse=...)`` and
+    implement :meth:`_step`, :meth:`_lift`, :meth:`_observe` and :attr:`state_shape`.
+    """
+
+    #: registry name of the system
+    name: ClassVar[str] = ""
+    #: whether ``advance`` draws random numbers
+    stochastic: ClassVar[bool] = False
+
+    def __init__(self, *, dt: float, dt_coarse: float) -> None:
+        self.system = self.name  # registry name; make() sets presets such as "ad3d"
+        self.dt = check_positive("dt", dt)
+        self.dt_coarse = check_positive("dt_coarse", dt_coarse)
+        self.steps_per_coarse = steps_in(self.dt_coarse, self.dt, "dt_coarse", "dt")
+        if self.steps_per_coarse < 1:
+            raise ValueError(f"dt_coarse={dt_coarse!r} must be >= dt={dt!r}")
+
+    # ----------------------------------------------------------------- physics hooks
+    @property
+    @abstractmethod
+    def state_shape(self) -> tuple[int, ...]:
+        """Shape of one ensemble member's observable state."""
+
+    @abstractmethod
+    def params(self) -> dict[str, Any]:
+        """The physical and numerical parameters (JSON-serialisable) of this solver."""
+
+    @abstractmethod
+    def _lift(self, obs: np.ndarray, rng: np.random.Generator | None) -> Any:
+        """Map a validated float64 observable ``(B, *state_shape)`` to the internal state."""
+
+    @abstractmethod
+    def _observe(self, internal: Any) -> np.ndarray:
+        """Map the internal state to the observable ``(B, *state_shape)``."""
+
+    @abstractmethod
+    def _step(self, internal: Any, t: float, rng: np.random.Generator | None) -> Any:
+        """Advance the internal state by one micro step ``dt`` starting at time ``t``."""
+
+    def initial_condition(
+        self, ic: str | np.ndarray | None, batch: int, rng: np.random.Generator
+    ) -> np.ndarray:
+        """Observable initial condition ``(batch, *state_shape)``.
+
+        ``ic`` is an array (one state, or a batch of ``batch`` states), ``None`` for the
+        system's default, or a name from :meth:`ic_names`.
+        """
+        batch = check_int("batch", batch, minimum=1)
+        if ic is None:
+            ic = self.ic_names()[0]
+        if isinstance(ic, str):
+            if ic not in self.ic_names():
+                raise ValueError(
+                    f"ic={ic!r} is not an initial condition of {self.name!r}; "
+                    f"allowed: {', '.join(self.ic_names())} or a .npy file"
+                )
+            return self._named_ic(ic, batch, rng)
+        obs = self.check_observable(ic, name="ic")
+        if obs.shape[0] == 1 and batch > 1:
+            obs = np.repeat(obs, batch, axis=0)
+        if obs.shape[0] != batch:
+            raise ValueError(f"ic holds {obs.shape[0]} states but batch={batch}")
+        return obs
+
+    def ic_names(self) -> tuple[str, ...]:
+        """Names accepted by :meth:`initial_condition`; the first is the default."""
+        return ("random",)
+
+    def _named_ic(self, name: str, batch: int, rng: np.random.Generator) -> np.ndarray:
+        raise NotImplementedError  # only reached for names the subclass lists
+
+    # ----------------------------------------------------------------- public API
+    def check_observable(self, obs: Any, *, name: str = "state") -> np.ndarray:
+        """Validate an observable and return it as float64 ``(B, *state_shape)``.
+
+        A single state of shape ``state_shape`` gets an ensemble axis of length 1.
+        """
+        arr = np.asarray(obs, dtype=np.float64)
+        if arr.shape == self.state_shape:
+            arr = arr[None]
+        if arr.ndim != len(self.state_shape) + 1 or arr.shape[1:] != self.state_shape:
+            raise ValueError(
+                f"{name} has shape {arr.shape}; {self.name!r} needs "
+                f"{self.state_shape} or (B, {', '.join(map(str, self.state_shape))})"
+            )
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} contains NaN or infinite values")
+        return arr
+
+    def lift(self, obs: Any, rng: np.random.Generator | None = None) -> Any:
+        """Observable ``(B, *state_shape)`` -> internal representation."""
+        return self._lift(self.check_observable(obs), rng)
+
+    def observe(self, internal: Any) -> np.ndarray:
+        """Internal representation -> observable ``(B, *state_shape)`` (float64)."""
+        return self._observe(internal)
+
+    def _need_rng(self, rng: np.random.Generator | None) -> np.random.Generator | None:
+        if self.stochastic and not isinstance(rng, np.random.Generator):
+            raise ValueError(
+                f"rng must be a numpy.random.Generator for the stochastic system "
+                f"{self.name!r}, got {type(rng).__name__}"
+            )
+        return rng
+
+    def advance(
+        self,
+        internal: Any,
+        t0: float,
+        duration: float,
+        rng: np.random.Generator | None = None,
+    ) -> Any:
+        """Advance ``internal`` from time ``t0`` by ``duration`` (a multiple of ``dt``).
+
+        The time of micro step ``k`` is ``t0 + k*dt`` (never accumulated), so a run
+        split into pieces gives the same drift phases as one uninterrupted run.
+        """
+        rng = self._need_rng(rng)
+        n = steps_in(duration, self.dt, "duration", "dt")
+        for k in range(n):
+            internal = self._step(internal, t0 + k * self.dt, rng)
+        return internal
+
+    def rollout(
+        self,
+        obs: Any,
+        t_end: float,
+        rng: np.random.Generator | None = None,
+        *,
+        t0: float = 0.0,
+        discard: float = 0.0,
+        progress: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Run from the observable ``obs`` at ``t0``; record from ``t0 + discard`` on.
+
+        The first ``discard`` time units (a multiple of ``dt_coarse``) are a transient
+        run on the internal state and not recorded.  Returns ``(t, states)`` with ``t``
+        shaped ``(T,)`` and ``states`` shaped ``(B, T, *state_shape)``, sampled every
+        ``dt_coarse`` from ``t0 + discard`` to ``t0 + discard + t_end`` inclusive:
+        ``T = t_end/dt_coarse + 1``.
+        """
+        n_coarse = steps_in(t_end, self.dt_coarse, "t_end", "dt_coarse")
+        n_skip = steps_in(discard, self.dt_coarse, "discard", "dt_coarse")
+        rng = self._need_rng(rng)
+        obs = self.check_observable(obs)
+        internal = self._lift(obs, rng)
+        states = np.empty((obs.shape[0], n_coarse + 1, *self.state_shape))
+        bar = tqdm(
+            total=n_skip + n_coarse, disable=not progress, desc=self.system, unit="Δt", leave=False
+        )
+        with bar:
+            for j in range(n_skip + n_coarse + 1):
+                if j > 0:
+                    internal = self.advance(
+                        internal, t0 + (j - 1) * self.dt_coarse, self.dt_coarse, rng
+                    )
+                    bar.update()
+                if j >= n_skip:
+                    state = self.observe(internal)
+                    if not np.all(np.isfinite(state)):
+                        raise FloatingPointError(
+                            f"{self.system}: state became non-finite at t={t0 + j * self.dt_coarse:g}"
+                        )
+                    states[:, j - n_skip] = state
+        t = t0 + self.dt_coarse * np.arange(n_skip, n_skip + n_coarse + 1)
+        return t, states
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        return f"{type(self).__name__}({inner})"
