@@ -74,6 +74,33 @@ def cmd_dataset(args: argparse.Namespace) -> None:
         log.info("%s/%s: %s %s", args.out, split["file"], name, tuple(split["shape"]))
 
 
+def cmd_train(args: argparse.Namespace) -> None:
+    from .surrogates.config import load_config
+    from .surrogates.training import train_from_config
+
+    raw = load_config(args.config)
+    if args.data:
+        raw["data"] = args.data
+    out = Path(args.out or f"models/led_{raw.get('system', 'model')}.pt")
+    train_from_config(raw, out, device=args.device, progress=not args.quiet)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    import json
+
+    from .evaluation import evaluate
+
+    out_dir = Path(args.out_dir) if args.out_dir else None
+    result = evaluate(args.model, args.data, out_dir=out_dir, t_warm=args.t_warm,
+                      horizon=args.horizon, n_ics=args.n_ics, device=args.device)  # fmt: skip
+    if args.json:
+        from .data import write_json
+
+        write_json(args.json, result)
+    summary = {k: v for k, v in result.items() if not isinstance(v, (list, dict))}
+    print(json.dumps(summary, indent=2))
+
+
 def cmd_systems(args: argparse.Namespace) -> None:
     for name in solvers.names():
         solver = solvers.make(name)
@@ -105,6 +132,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", choices=("paper", "small"), default="paper")
     p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
     p.set_defaults(func=cmd_dataset)
+
+    p = sub.add_parser("train", help="train an LED model from a YAML config")
+    p.add_argument("config", help="YAML config (configs/fhn.yaml, ...)")
+    p.add_argument("--out", help="checkpoint path (default models/led_SYSTEM.pt)")
+    p.add_argument("--data", help="dataset folder (overrides the config's data)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="latent forecasting on test data, paper protocol")
+    p.add_argument("model", help="checkpoint .pt")
+    p.add_argument("--data", help="test trajectory (default: the config's data/test.h5)")
+    p.add_argument("--json", help="write all metrics here as JSON")
+    p.add_argument("--out-dir", help="folder for metrics.json and plots")
+    p.add_argument("--t-warm", type=int, help="warm-up steps (default: the system's protocol)")
+    p.add_argument("--horizon", type=int, help="forecast steps (default: the system's protocol)")
+    p.add_argument("--n-ics", type=int, help="use only the first N windows")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("systems", help="list the registered micro solvers")
     p.set_defaults(func=cmd_systems)

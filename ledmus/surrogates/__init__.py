@@ -1,5 +1,29 @@
-"""Learned surrogates (autoencoders, propagators, training): the LED half of ledmus.
+"""Learned surrogates (LED, seed 001 §6): autoencoders, mixture-density decoder, latent
+RNN propagators, two-stage training and checkpoints.
 
-Depends on torch and on nothing in :mod:`ledmus.coupler`.  The models arrive with the
-LED surrogates issue; this package exists so the import direction is fixed from day one.
+Depends on torch and :mod:`ledmus.data`; never on :mod:`ledmus.coupler`.
+
+    from ledmus.surrogates import load_model
+    model, payload = load_model("models/led_fhn.pt", system="fhn")
+    z = model.forecast_latent(warmup_states, horizon=8000)   # (B, 8000, d_z)
+    states = model.decode_sequence(z)                       # (B, 8000, 2, 101)
 """
+
+from .checkpoint import load_model, read_checkpoint, save_checkpoint
+from .led import LED
+from .networks import (
+    ConvAutoencoder,
+    MixtureDensityDecoder,
+    MLPAutoencoder,
+    ParticleAutoencoder,
+    PermutationInvariantEncoder,
+)
+from .propagators import LatentRNN
+from .scalers import Scaler
+from .training import train_from_config
+
+__all__ = [
+    "LED", "ConvAutoencoder", "LatentRNN", "MLPAutoencoder", "MixtureDensityDecoder",
+    "ParticleAutoencoder", "PermutationInvariantEncoder", "Scaler", "load_model",
+    "read_checkpoint", "save_checkpoint", "train_from_config",
+]  # fmt: skip

@@ -1,0 +1,98 @@
+"""Checkpoint files: one ``.pt`` per trained model, rebuilt from the file alone.
+
+Contents: ``format`` ("ledmus-led"), ``format_version``, ``ledmus_version``,
+``torch_version``, ``system``, ``spec`` (constructor spec of :class:`LED`), ``config``
+(the training YAML as written), ``state_dict`` (weights and scalers), ``fingerprint``
+(SHA-256 of the training and validation data), ``history`` (loss curves).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import __version__
+from ..data import atomic_path
+from .led import LED
+
+FORMAT = "ledmus-led"
+FORMAT_VERSION = 1
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: LED,
+    *,
+    config: dict[str, Any],
+    fingerprint: str,
+    history: dict[str, Any] | None = None,
+) -> Path:
+    """Write the checkpoint atomically (temporary file renamed into place)."""
+    path = Path(path)
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "ledmus_version": __version__,
+        "torch_version": str(torch.__version__),
+        "system": model.system,
+        "spec": model.spec,
+        "config": config,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "fingerprint": fingerprint,
+        "history": history or {},
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return path
+
+
+def read_checkpoint(path: str | os.PathLike, *, system: str | None = None) -> dict[str, Any]:
+    """The checkpoint's payload, checked: refuses a missing, corrupted or foreign file,
+    an incompatible format version and (when ``system`` is given) another system."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"model file {str(path)!r} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError) as exc:
+        raise ValueError(
+            f"model file {path} is corrupted or not a ledmus checkpoint ({exc})"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(
+            f"model file {path} is not a ledmus checkpoint (format {FORMAT!r} expected)"
+        )
+    version = payload.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ValueError(
+            f"model file {path} has checkpoint format version {version} (written by ledmus "
+            f"{payload.get('ledmus_version')}); this ledmus {__version__} reads version {FORMAT_VERSION}"
+        )
+    if system is not None and payload["system"] != system:
+        raise ValueError(
+            f"model file {path} was trained for system {payload['system']!r}, not {system!r}"
+        )
+    return payload
+
+
+def load_model(
+    path: str | os.PathLike, *, system: str | None = None, device: str | torch.device = "cpu"
+) -> tuple[LED, dict[str, Any]]:
+    """Rebuild the model from the file alone; returns ``(model, payload)``."""
+    payload = read_checkpoint(path, system=system)
+    model = LED(payload["spec"])
+    dtype = getattr(torch, payload["config"].get("dtype", "float32"))
+    model.to(dtype=dtype)
+    model.scaler.to(torch.float64)  # scaler statistics stay float64
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        raise ValueError(
+            f"model file {path}: weights do not fit the recorded architecture ({exc})"
+        ) from None
+    return model.to(device).eval(), payload

@@ -1,0 +1,124 @@
+"""The LED model: scaler + autoencoder + latent propagator, built from a config dict.
+
+Shapes: states ``(B, *state_shape)`` or sequences ``(B, T, *state_shape)`` in physical
+units (float32 or float64 in, the model's dtype inside); latents ``(B, d_z)``.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .networks import ConvAutoencoder, MLPAutoencoder, ParticleAutoencoder
+from .propagators import Hidden, LatentRNN
+from .scalers import Scaler
+
+AUTOENCODERS = {"mlp": MLPAutoencoder, "conv": ConvAutoencoder, "particles": ParticleAutoencoder}
+
+
+def build_autoencoder(state_shape: tuple[int, ...], cfg: dict[str, Any]) -> nn.Module:
+    """Autoencoder from the ``autoencoder`` section of a config (``kind`` picks the class)."""
+    cfg = dict(cfg)
+    kind = cfg.pop("kind", "mlp")
+    cfg.pop("scaler", None)
+    if kind not in AUTOENCODERS:
+        raise ValueError(f"autoencoder.kind={kind!r} unknown; allowed: {', '.join(AUTOENCODERS)}")
+    if "channels" in cfg:
+        cfg["channels"] = tuple(cfg["channels"])
+    try:
+        return AUTOENCODERS[kind](tuple(state_shape), **cfg)
+    except TypeError as exc:
+        raise ValueError(f"autoencoder ({kind}): {exc}") from None
+
+
+class LED(nn.Module):
+    """Learned effective dynamics: ``z = E(scale(s))``, ``z' = RNN(z)``, ``s = D(z)``.
+
+    ``spec`` holds ``system``, ``state_shape``, ``box`` (particles: the box side; None
+    for grids) and the ``autoencoder`` and ``rnn`` config sections.
+    """
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        super().__init__()
+        self.spec = copy.deepcopy(spec)
+        self.system = spec["system"]
+        self.state_shape = tuple(spec["state_shape"])
+        ae = spec["autoencoder"]
+        self.particles = ae.get("kind", "mlp") == "particles"
+        if self.particles:
+            scaler_kind, channel_axis = "minmax", 1
+        else:
+            scaler_kind, channel_axis = ae.get("scaler", "standard"), 0
+        n_channels = self.state_shape[channel_axis]
+        self.scaler = Scaler(scaler_kind, n_channels, channel_axis)
+        self.autoencoder = build_autoencoder(self.state_shape, ae)
+        self.latent_dim = int(ae["latent_dim"])
+        rnn = dict(spec["rnn"])
+        self.rnn = LatentRNN(self.latent_dim, **rnn)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def as_tensor(self, x: Any) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x).to(
+            self.device, self.dtype
+        )
+
+    # ------------------------------------------------------------------ restriction / lifting
+    def encode(self, states: Any) -> torch.Tensor:
+        """Physical states ``(..., *state_shape)`` -> latents ``(..., d_z)`` (VAE: the mean)."""
+        return self.autoencoder.encode(self.scaler.transform(self.as_tensor(states)))
+
+    def decode(
+        self,
+        z: torch.Tensor,
+        generator: torch.Generator | None = None,
+        n_particles: int | None = None,
+    ) -> torch.Tensor:
+        """Latents ``(B, d_z)`` -> physical states ``(B, *state_shape)``; particles are
+        sampled from the mixture density (``n_particles`` defaults to the training N)."""
+        if self.particles:
+            x = self.autoencoder.decode(z, n_particles, generator)
+        else:
+            x = self.autoencoder.decode(z)
+        return self.scaler.inverse(x)
+
+    # ------------------------------------------------------------------ propagation
+    def warmup(self, states: Any, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
+        """Teacher-force the RNN with the encoded sequence ``(B, T_warm, *state_shape)``.
+
+        Returns the prediction of the latent one step after the last state and the
+        hidden state.
+        """
+        z = self.encode(states)
+        pred, hidden = self.rnn(z, hidden)
+        return pred[:, -1], hidden
+
+    @torch.no_grad()
+    def forecast_latent(self, states_warm: Any, horizon: int) -> torch.Tensor:
+        """Iterative latent forecast: latents ``(B, horizon, d_z)`` for the ``horizon``
+        steps following the warm-up sequence ``(B, T_warm, *state_shape)``."""
+        z_next, hidden = self.warmup(states_warm)
+        return self.rnn.free_run(z_next, hidden, horizon)[0]
+
+    @torch.no_grad()
+    def decode_sequence(
+        self, z: torch.Tensor, chunk: int = 4096, generator: torch.Generator | None = None
+    ) -> np.ndarray:
+        """Decode latents ``(B, T, d_z)`` to physical states ``(B, T, *state_shape)`` (numpy)."""
+        b, t, d = z.shape
+        flat = z.reshape(b * t, d)
+        parts = [
+            self.decode(flat[i : i + chunk], generator).cpu().numpy()
+            for i in range(0, b * t, chunk)
+        ]
+        return np.concatenate(parts).reshape(b, t, *self.state_shape)
