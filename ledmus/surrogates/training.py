@@ -254,7 +254,7 @@ def train_rnn_restarts(
     ``seed + r``) and keep the one with the lowest free-running validation error
     (:func:`free_run_loss`): long latent rollouts are sensitive to the initialisation,
     and the free-run error on held-out sequences is what predicts their skill."""
-    best, best_state, runs = float("inf"), None, []
+    chosen, best_state, runs = 0, None, []
     for r in range(cfg["restarts"]):
         torch.manual_seed(seed + r)
         model.rnn = LatentRNN(model.latent_dim, **model.spec["rnn"]).to(model.device, model.dtype)
@@ -265,10 +265,9 @@ def train_rnn_restarts(
         score = free_run_loss(model, z_val, cfg["sequence_length"])
         runs.append({"seed": seed + r, "free_run_val": score, **hist})
         log.info("rnn restart %d: free-run validation MSE %.4e", r, score)
-        if score < best:
-            best, best_state = score, copy.deepcopy(model.rnn.state_dict())
+        if score < runs[chosen]["free_run_val"] or best_state is None:
+            chosen, best_state = r, copy.deepcopy(model.rnn.state_dict())
     model.rnn.load_state_dict(best_state)
-    chosen = min(range(len(runs)), key=lambda i: runs[i]["free_run_val"])
     return {**runs[chosen], "chosen_restart": chosen, "restarts": runs}
 
 
