@@ -5,6 +5,7 @@ Subcommands::
     ledmus simulate SYSTEM --t-end T --out FILE.h5 [--ic NAME|FILE.npy] [--batch B]
                     [--seed S] [--discard T0] [--param k=v ...]
     ledmus dataset SYSTEM --out DIR [--scale paper|small] [--seed S]
+    ledmus run MODEL.ymmsl [--run-dir DIR] [--set name=value ...]
     ledmus systems
 
 Bad input (an unknown system, parameter or initial condition, a ``t_end`` that is not
@@ -101,6 +102,51 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     print(json.dumps(summary, indent=2))
 
 
+def _mpi_comm() -> Any:
+    """COMM_WORLD when launched by mpiexec with more than one rank, else None."""
+    import os
+
+    size = max(
+        int(os.environ.get(k, "1")) for k in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS")
+    )
+    if size <= 1:
+        return None
+    from mpi4py import MPI
+
+    return MPI.COMM_WORLD if MPI.COMM_WORLD.Get_size() > 1 else None
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    import json
+    import time
+
+    from .coupler.engine import run_embedded
+    from .coupler.settings import read_ymmsl_settings, validate
+
+    comm = _mpi_comm()
+    rank = 0 if comm is None else comm.Get_rank()
+    if comm is not None:
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(logging.Formatter(f"[rank {rank}] %(name)s: %(message)s"))
+    path = Path(args.ymmsl)
+    raw = read_ymmsl_settings(path)
+    raw.update(parse_params(args.set))
+    settings = validate(
+        raw, search=[Path.cwd(), path.resolve().parent, path.resolve().parent.parent]
+    )
+    run_dir = Path(args.run_dir or f"runs/{path.stem}_{time.strftime('%Y%m%d_%H%M%S')}")
+    if comm is not None:
+        run_dir = Path(comm.bcast(str(run_dir), root=0))
+    log.info("%s: %s, run directory %s", path.name, settings.system, run_dir)
+    result = run_embedded(settings, run_dir, comm=comm, progress=not args.quiet)
+    if rank == 0:
+        summary = {k: v for k, v in result.items() if not isinstance(v, (list, dict))}
+        summary.update(
+            {k: v for k, v in result.get("errors", {}).items() if not isinstance(v, (list, dict))}
+        )
+        print(json.dumps(summary, indent=2))
+
+
 def cmd_systems(args: argparse.Namespace) -> None:
     for name in solvers.names():
         solver = solvers.make(name)
@@ -151,6 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     p.set_defaults(func=cmd_evaluate)
 
+    p = sub.add_parser("run", help="run a coupled yMMSL model in one process (embedded engine)")
+    p.add_argument("ymmsl", help="yMMSL v0.2 file (configs/led_fhn.ymmsl, ...)")
+    p.add_argument("--run-dir", help="output folder (default runs/NAME_TIMESTAMP)")
+    p.add_argument("--set", action="append", default=[], metavar="K=V", help="override a setting")
+    p.set_defaults(func=cmd_run)
+
     p = sub.add_parser("systems", help="list the registered micro solvers")
     p.set_defaults(func=cmd_systems)
     return parser
@@ -164,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         args.func(args)
-    except (ValueError, FloatingPointError, OSError) as exc:
+    except (ValueError, FloatingPointError, OSError, RuntimeError) as exc:
         print(f"ledmus: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,0 +1,71 @@
+"""What the four MUSCLE3 adapters share: settings, logging, error shutdown, MPI."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..settings import RunSettings, validate
+
+log = logging.getLogger("ledmus.coupler")
+
+
+def settings_from(instance: Any) -> RunSettings:
+    """Validated settings of this instance (global names; ``<instance>.<name>`` overrides
+    are resolved by libmuscle)."""
+    raw = {}
+    for name in instance.list_settings():
+        key = str(name).split(".")[-1]
+        raw[key] = instance.get_setting(key)
+    return validate(raw, search=[Path.cwd()])
+
+
+def run_guarded(component: str, main: Callable[[], None], instance_box: list) -> None:
+    """Run ``main``; on any exception shut the whole MUSCLE3 run down with a message that
+    names the component and the cause, and exit with status 1."""
+    try:
+        main()
+    except Exception as exc:
+        message = f"{component}: {type(exc).__name__}: {exc}"
+        log.error("%s\n%s", message, traceback.format_exc())
+        print(f"ledmus: error: {message}", file=sys.stderr)
+        if instance_box and instance_box[0] is not None:
+            instance_box[0].error_shutdown(message)
+        sys.exit(1)
+
+
+def mpi_comm() -> Any:
+    """COMM_WORLD when this component was started with more than one MPI process."""
+    import os
+
+    size = max(int(os.environ.get(k, "1")) for k in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE"))
+    if size <= 1:
+        return None
+    from mpi4py import MPI
+
+    return MPI.COMM_WORLD
+
+
+def received(msg: Any) -> dict[str, Any]:
+    """The data dict of a received message with libmuscle ``Grid`` values turned into
+    writable numpy arrays (received arrays are read-only)."""
+    from libmuscle import Grid
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, Grid):
+            return np.array(value.array)
+        if isinstance(value, np.ndarray):
+            return np.array(value)
+        if isinstance(value, dict):
+            return {k: convert(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [convert(v) for v in value]
+        return value
+
+    return convert(msg.data)
