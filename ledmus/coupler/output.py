@@ -35,7 +35,7 @@ class Recorder:
         self.keep = keep_states
         self.states = np.zeros((n_members, n_total, *state_shape)) if keep_states else None
         self.latents = np.zeros((n_members, n_total, latent_dim), dtype=np.float32)
-        self.source = np.full(n_total, -1, dtype=np.int8)
+        self.source = np.full(n_total, -1, dtype=np.int32)  # MUSCLE3 grids: no int8
         self.reference = reference
         self.abs_err = None
         if reference is not None and len(state_shape) == 2:

@@ -5,6 +5,7 @@ same way by both engines (MUSCLE3 components through ``Instance.get_setting``, t
 embedded engine from the file)::
 
     model: models/led_fhn.pt   # LED checkpoint (its system picks the micro solver)
+    system: fhn                # optional: refuse a model trained for another system
     t_warm: 60.0               # warm-up on the micro solver, RNN teacher-forced   [time]
     t_macro: 50.0              # T_m: latent propagation per cycle                 [time]
     t_micro: 10.0              # T_mu: micro solver per cycle (0: pure latent)     [time]
@@ -36,6 +37,7 @@ from ..solvers.base import steps_in
 REQUIRED = object()
 SETTINGS: dict[str, tuple[str, Any]] = {
     "model": ("path of an LED checkpoint (.pt)", REQUIRED),
+    "system": ("the model's system (optional check)", ""),
     "t_warm": ("time >= 0", REQUIRED),
     "t_macro": ("time >= 0", REQUIRED),
     "t_micro": ("time >= 0", REQUIRED),
@@ -173,6 +175,11 @@ def validate(raw: Mapping[str, Any], *, search: list[Path] | None = None) -> Run
     except ValueError as exc:
         raise ValueError(f"setting model: {exc}") from None
     system = payload["system"]
+    if values["system"] and values["system"] != system:
+        raise ValueError(
+            f"setting model: {model} was trained for system {system!r}, "
+            f"but setting system={values['system']!r}"
+        )
     try:
         solver = make(system, **params)
     except ValueError as exc:

@@ -1,0 +1,251 @@
+"""Coupler: scheduler limits (T_mu = 0 is the latent forecast, T_m = 0 the micro solver),
+settings validation, MUSCLE3 = embedded, resume = uninterrupted, failure shutdown, and
+the particle path (MDN lifting, per-member streams)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from ledmus import solvers
+from ledmus.coupler.engine import run_embedded
+from ledmus.coupler.settings import read_ymmsl_settings, validate
+from ledmus.surrogates import LED, load_model, save_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+FHN_MODEL = ROOT / "models" / "led_fhn.pt"
+FHN_YMMSL = ROOT / "configs" / "led_fhn.ymmsl"
+
+
+def fhn_settings(**over):
+    raw = {"model": str(FHN_MODEL), "t_warm": 59.0, "t_macro": 50.0, "t_micro": 10.0,
+           "t_end": 259.0, "ic": "y05", "plots": False}  # fmt: skip
+    raw.update(over)
+    return validate(raw)
+
+
+def states_of(run_dir: Path) -> np.ndarray:
+    with h5py.File(run_dir / "trajectory.h5") as h5:
+        return h5["states"][()]
+
+
+# ----------------------------------------------------------------- scheduler limits
+def test_pure_latent_run_equals_the_latent_forecast(tmp_path):
+    """T_mu = 0: warm-up on the micro solver, then the RNN alone (the "Latent" curve)."""
+    s = fhn_settings(t_micro=0.0)
+    run_embedded(s, tmp_path)
+    states = states_of(tmp_path)
+    model, _ = load_model(FHN_MODEL)
+    _, ref = solvers.make("fhn").rollout(solvers.load_fhn_ic("y05"), 59.0)
+    z = model.forecast_latent(ref[:, :60], 200)
+    expected = model.decode_sequence(z)
+    np.testing.assert_array_equal(states[:, :60], ref)  # the warm-up is the micro run itself
+    # same float32 operations in the same order; 1e-6 leaves room for BLAS batching only
+    np.testing.assert_allclose(states[:, 60:], expected, atol=1e-6)
+    with h5py.File(tmp_path / "trajectory.h5") as h5:
+        assert list(np.unique(h5["source"][60:])) == [1] and not h5["source"][:60].any()
+
+
+def test_pure_micro_run_equals_the_solver_rollout(tmp_path):
+    """T_m = 0: the micro solver continues its own state (populations, not a re-lift)."""
+    s = fhn_settings(t_macro=0.0, t_end=159.0)
+    result = run_embedded(s, tmp_path)
+    _, ref = solvers.make("fhn").rollout(solvers.load_fhn_ic("y05"), 159.0)
+    # identical operations; a re-lift from u, v (equal-weight populations) would differ at 1e-4
+    np.testing.assert_allclose(states_of(tmp_path), ref, rtol=0, atol=1e-13)
+    assert result["micro_fraction"] == 1.0
+
+
+def test_windows_alternate_as_scheduled(tmp_path):
+    s = fhn_settings(t_warm=10.0, t_macro=20.0, t_micro=5.0, t_end=60.0, compare=True)
+    result = run_embedded(s, tmp_path)
+    with h5py.File(tmp_path / "trajectory.h5") as h5:
+        source = h5["source"][()]
+    # warm-up 0..10 micro; then 20 macro, 5 micro, 20 macro, 5 micro (last window cut at 60)
+    expected = [0] * 11 + [1] * 20 + [0] * 5 + [1] * 20 + [0] * 5
+    assert source.tolist() == expected
+    assert result["windows"] == 3 and result["speedup"] > 0
+    # the coupled run follows the micro-only reference closely (FHN model MNAD ~ 3e-3)
+    assert result["errors"]["mnad_u"] < 0.02
+    assert (tmp_path / "field.png").is_file() is False  # plots off in these settings
+    assert (tmp_path / "metrics.json").is_file()
+
+
+# ----------------------------------------------------------------- settings
+@pytest.mark.parametrize(
+    ("over", "message"),
+    [
+        ({"t_macro": 0.5}, "t_macro"),
+        ({"t_micro": -1.0}, "t_micro"),
+        ({"t_end": 10.0}, "t_end"),
+        ({"t_macro": 0.0, "t_micro": 0.0}, "t_macro and t_micro"),
+        ({"model": "models/nope.pt"}, "setting model"),
+        ({"system": "ks"}, "trained for system 'fhn'"),
+        ({"device": "tpu"}, "device"),
+        ({"ensemble": 0}, "ensemble"),
+        ({"ic": "y99"}, "setting ic"),
+        ({"param_n_nodes": 51}, "trained on states"),
+        ({"param_d_u": -1.0}, "d_u"),
+        ({"t_mikro": 1.0}, "unknown setting"),
+    ],
+)
+def test_bad_settings_name_the_setting(over, message):
+    with pytest.raises(ValueError, match=message):
+        fhn_settings(**over)
+
+
+def test_cli_run_reports_bad_settings_in_one_line(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "ledmus", "run", str(FHN_YMMSL), "--set", "t_macro=2.5",
+         "--run-dir", str(tmp_path / "run")],
+        capture_output=True, text=True, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("ledmus: error: setting t_macro")
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "run").exists()  # validated before any compute or output
+
+
+def test_every_shipped_ymmsl_reads_valid_settings():
+    for path in sorted((ROOT / "configs").glob("led_*.ymmsl")):
+        raw = read_ymmsl_settings(path)
+        assert {"model", "t_warm", "t_macro", "t_micro", "t_end"} <= set(raw), path
+        doc = yaml.safe_load(path.read_text())
+        assert doc["ymmsl_version"] == "v0.2"
+        comps = doc["models"][next(iter(doc["models"]))]["components"]
+        assert set(comps) == {"macro", "lift", "micro", "restrict"}
+        assert all(c["description"] for c in comps.values())
+
+
+# ----------------------------------------------------------------- MUSCLE3
+def muscle(ymmsl: list[Path], run_dir: Path) -> subprocess.CompletedProcess:
+    run_dir.mkdir(parents=True)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    bindir = Path(sys.executable).parent
+    env["PATH"] = f"{bindir}{os.pathsep}{env['PATH']}"  # the programs' "python" is this one
+    return subprocess.run(
+        [str(bindir / "muscle_manager"), "--start-all", *map(str, ymmsl), "--run-dir", str(run_dir)],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=600,
+    )  # fmt: skip
+
+
+def short_ymmsl(tmp_path: Path, name: str = "short.ymmsl", **settings) -> Path:
+    doc = yaml.safe_load(FHN_YMMSL.read_text())
+    doc["settings"].update({"t_end": 260.0, "compare": False, "plots": False, **settings})
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+muscle3 = pytest.mark.skipif(
+    not any(Path("/sys/class/net").glob("e*")) and not os.environ.get("LEDMUS_FORCE_MUSCLE3"),
+    reason="MUSCLE3 needs a non-loopback network interface (see README)",
+)
+
+
+@muscle3
+def test_muscle3_run_equals_embedded_run(tmp_path):
+    ymmsl = short_ymmsl(tmp_path)
+    proc = muscle([ymmsl], tmp_path / "m3")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    settings = validate(read_ymmsl_settings(ymmsl))
+    torch.set_num_threads(1)  # the components run with OMP_NUM_THREADS=1
+    run_embedded(settings, tmp_path / "emb")
+    a, b = states_of(tmp_path / "m3" / "output"), states_of(tmp_path / "emb")
+    # same classes, same float32 kernels on one thread: bitwise equal
+    np.testing.assert_array_equal(a, b)
+
+
+@muscle3
+def test_muscle3_resume_from_a_snapshot_equals_the_uninterrupted_run(tmp_path):
+    ymmsl = short_ymmsl(tmp_path, t_end=400.0)
+    doc = yaml.safe_load(ymmsl.read_text())
+    doc["checkpoints"] = {"simulation_time": [{"every": 100}]}
+    ymmsl.write_text(yaml.safe_dump(doc, sort_keys=False))
+    proc = muscle([ymmsl], tmp_path / "full")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    snapshots = sorted((tmp_path / "full" / "snapshots").glob("*.ymmsl"))
+    assert len(snapshots) >= 2
+    # the last workflow snapshot: the macro mid-run with the recorded trajectory so far
+    proc = muscle([ymmsl, snapshots[-1]], tmp_path / "resumed")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Intermediate" in snapshots[-1].read_text()
+    np.testing.assert_array_equal(
+        states_of(tmp_path / "full" / "output"), states_of(tmp_path / "resumed" / "output")
+    )
+
+
+@muscle3
+def test_muscle3_micro_blow_up_stops_the_run_with_a_message(tmp_path):
+    bad = np.stack([np.full(101, 1e100), np.zeros(101)])  # u^3 overflows on the first step
+    np.save(tmp_path / "bad.npy", bad)
+    ymmsl = short_ymmsl(tmp_path, ic=str(tmp_path / "bad.npy"))
+    proc = muscle([ymmsl], tmp_path / "run")
+    assert proc.returncode != 0
+    log = (tmp_path / "run" / "muscle3_manager.log").read_text()
+    assert "micro: FloatingPointError" in log and "non-finite" in log
+    assert not (tmp_path / "run" / "output" / "metrics.json").exists()
+
+
+def nan_model(tmp_path: Path) -> Path:
+    model, payload = load_model(FHN_MODEL)
+    with torch.no_grad():
+        for p in model.autoencoder.parameters():
+            p.fill_(float("nan"))
+    path = tmp_path / "nan.pt"
+    save_checkpoint(path, model, config=payload["config"], fingerprint=payload["fingerprint"])
+    return path
+
+
+@muscle3
+def test_muscle3_mapper_failure_stops_the_run_with_a_message(tmp_path):
+    ymmsl = short_ymmsl(tmp_path, model=str(nan_model(tmp_path)))
+    proc = muscle([ymmsl], tmp_path / "run")
+    assert proc.returncode != 0
+    log = (tmp_path / "run" / "muscle3_manager.log").read_text()
+    assert "restrict: FloatingPointError: restrict (encoder): non-finite values" in log
+    assert not (tmp_path / "run" / "output").exists()
+
+
+def test_embedded_failures_raise_and_leave_no_output(tmp_path):
+    with pytest.raises(FloatingPointError, match="restrict"):
+        run_embedded(fhn_settings(model=str(nan_model(tmp_path))), tmp_path / "a")
+    np.save(tmp_path / "bad.npy", np.stack([np.full(101, 1e100), np.zeros(101)]))
+    with pytest.raises(FloatingPointError, match="micro .*non-finite"):
+        run_embedded(fhn_settings(ic=str(tmp_path / "bad.npy")), tmp_path / "b")
+    assert not list(tmp_path.glob("*/metrics.json"))
+
+
+# ----------------------------------------------------------------- particles
+def tiny_particle_model(tmp_path: Path, system: str = "ad3d", n: int = 40) -> Path:
+    torch.manual_seed(0)
+    spec = {"system": system, "state_shape": [n, 3], "box": 1.0,
+            "autoencoder": {"kind": "particles", "latent_dim": 4, "layers": 2, "width": 16,
+                            "d_p": 8, "md_width": 8, "components": 2},
+            "rnn": {"cell": "lstm", "hidden": 8}}  # fmt: skip
+    model = LED(spec)
+    model.scaler.fit(np.zeros((1, n, 3)), low=-0.5, high=0.5)
+    path = tmp_path / "tiny_ad3d.pt"
+    save_checkpoint(path, model, config={"system": system}, fingerprint="test")
+    return path
+
+
+def test_particle_run_lifts_inside_the_box_and_is_reproducible(tmp_path):
+    model = tiny_particle_model(tmp_path)
+    raw = {"model": str(model), "t_warm": 1.0, "t_macro": 1.0, "t_micro": 0.5, "t_end": 4.0,
+           "ensemble": 3, "param_n_particles": 40, "param_dt": 0.01, "plots": False}  # fmt: skip
+    r1 = run_embedded(validate(raw), tmp_path / "a")
+    run_embedded(validate(raw), tmp_path / "b")
+    a, b = states_of(tmp_path / "a"), states_of(tmp_path / "b")
+    assert a.shape == (3, 9, 40, 3) and r1["windows"] == 3
+    np.testing.assert_array_equal(a, b)  # seeds give the same run
+    assert np.abs(a).max() <= 0.5  # reflective box [-0.5, 0.5]
+    assert not np.array_equal(a[0], a[1])  # members draw independent streams
