@@ -44,7 +44,7 @@ from ..surrogates.propagators import Hidden
 log = logging.getLogger(__name__)
 
 # purposes of the per-member random streams
-RNG_LIFT_SOLVER, RNG_MICRO, RNG_IC, RNG_MDN, RNG_RECORD = 0, 1, 2, 3, 4
+RNG_LIFT_SOLVER, RNG_MICRO, RNG_IC, RNG_MDN, RNG_RECORD, RNG_TRANSIENT = 0, 1, 2, 3, 4, 5
 
 
 def member_rng(seed: int, member: int, window: int, purpose: int) -> np.random.Generator:
@@ -59,10 +59,25 @@ def member_torch_generator(
     return torch.Generator(device=device).manual_seed(int(seq.generate_state(1, np.uint64)[0] >> 1))
 
 
-def initial_condition(solver: Solver, ic: str, seed: int, members: np.ndarray) -> np.ndarray:
+def initial_condition(solver: Solver, ic: str, seed: int, members: np.ndarray,
+                      transient: float = 0.0) -> np.ndarray:  # fmt: skip
     """Observable initial conditions ``(len(members), *shape)``: a named IC of the solver
     (random ICs drawn per member), a ``.npy`` file with one state or one per member of the
-    whole ensemble (indexed by global member number)."""
+    whole ensemble (indexed by global member number); then, when ``transient > 0``, the
+    state reached by the micro solver after that time (per member, so MPI-split runs
+    agree)."""
+    obs = _initial_condition(solver, ic, seed, members)
+    if transient <= 0:
+        return obs
+    out = []
+    for b, m in enumerate(members):
+        rng = member_rng(seed, int(m), 0, RNG_TRANSIENT) if solver.stochastic else None
+        internal = solver.advance(solver.lift(obs[b : b + 1], rng), -transient, transient, rng)
+        out.append(_check_finite("micro (transient)", solver.observe(internal), 0))
+    return np.concatenate(out)
+
+
+def _initial_condition(solver: Solver, ic: str, seed: int, members: np.ndarray) -> np.ndarray:
     if ic.endswith(".npy"):
         arr = np.load(ic, allow_pickle=False)
         arr = solver.check_observable(arr, name=f"ic file {ic}")

@@ -53,7 +53,9 @@ def load(settings: RunSettings) -> LED:
 
 def build(settings: RunSettings, members: np.ndarray, model: LED | None = None) -> Parts:
     model = model or load(settings)
-    ic = initial_condition(settings.solver, settings.ic, settings.seed, members)
+    ic = initial_condition(
+        settings.solver, settings.ic, settings.seed, members, settings.t_transient
+    )
     return Parts(
         model=model,
         lift=Lift(model, settings.seed, members, n_particles(settings)),
@@ -75,7 +77,9 @@ def new_macro(settings: RunSettings, model: LED, lift: Lift, n_members: int,
 def micro_reference(settings: RunSettings, members: np.ndarray) -> tuple[np.ndarray, float]:
     """The micro solver alone over ``[0, t_end]`` from the same initial conditions and
     seed (the accuracy and timing reference, T_m = 0); returns ``(states, wall s)``."""
-    ic = initial_condition(settings.solver, settings.ic, settings.seed, members)
+    ic = initial_condition(
+        settings.solver, settings.ic, settings.seed, members, settings.t_transient
+    )
     micro = Micro(settings.solver, ic, settings.seed, members)
     start = time.perf_counter()
     out = micro.handle(

@@ -41,3 +41,24 @@ def distributed_encode(model: LED, local: np.ndarray, n_total: int, comm: Any) -
     if model.autoencoder.variational:
         out = out.chunk(2, dim=-1)[0]
     return out.cpu().numpy()
+
+
+LAZY_TAG = 7301
+
+
+def lazy_bcast(comm: Any, obj: Any = None, poll_s: float = 1e-3) -> Any:
+    """``comm.bcast(obj, root=0)`` whose waiting ranks sleep between polls.
+
+    MPICH's blocking collectives spin; a component's worker ranks wait most of the run
+    for rank 0 (which waits for MUSCLE3), and spinning would take the cores the other
+    components need.  Rank 0 sends point-to-point; the others poll ``Iprobe``.
+    """
+    import time
+
+    if comm.Get_rank() == 0:
+        for dest in range(1, comm.Get_size()):
+            comm.send(obj, dest=dest, tag=LAZY_TAG)
+        return obj
+    while not comm.Iprobe(source=0, tag=LAZY_TAG):
+        time.sleep(poll_s)
+    return comm.recv(source=0, tag=LAZY_TAG)

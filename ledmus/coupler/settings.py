@@ -12,6 +12,7 @@ embedded engine from the file)::
     t_end: 2000.0              # end of the run; coarse states at 0, dt, ..., t_end [time]
     ensemble: 1                # B, ensemble members run side by side
     ic: y05                    # initial condition: a name of the solver or a .npy file
+    t_transient: 0.0           # micro run from the IC before t = 0, not recorded   [time]
     seed: 0                    # RNG seed (micro noise, MDN sampling, random ICs)
     device: cpu                # cpu, cuda, cuda:N or auto (RNN, decoder, encoder)
     compare: true              # also run the micro solver alone: speed-up and errors
@@ -44,6 +45,7 @@ SETTINGS: dict[str, tuple[str, Any]] = {
     "t_end": ("time > t_warm", REQUIRED),
     "ensemble": ("integer >= 1", 1),
     "ic": ("initial-condition name or .npy file", ""),
+    "t_transient": ("time >= 0 run before t = 0, not recorded", 0.0),
     "seed": ("integer >= 0", 0),
     "device": ("cpu, cuda, cuda:N or auto", "cpu"),
     "compare": ("true or false", False),
@@ -82,6 +84,7 @@ class RunSettings:
     t_macro: float
     t_micro: float
     t_end: float
+    t_transient: float
     ensemble: int
     ic: str
     seed: int
@@ -194,7 +197,9 @@ def validate(raw: Mapping[str, Any], *, search: list[Path] | None = None) -> Run
             f"setting model: {model} was trained on states {trained} but the {system!r} "
             f"solver with these parameters has {solver.state_shape}"
         )
-    times = {k: _time(k, values[k]) for k in ("t_warm", "t_macro", "t_micro", "t_end")}
+    times = {
+        k: _time(k, values[k]) for k in ("t_warm", "t_macro", "t_micro", "t_end", "t_transient")
+    }
     for k, v in times.items():
         steps_in(v, solver.dt_coarse, f"setting {k}", "the solver's dt_coarse")
     if times["t_end"] <= times["t_warm"]:

@@ -15,9 +15,10 @@ import numpy as np
 from libmuscle import Instance, InstanceFlags, Message
 from ymmsl import Operator
 
+from ...solvers import make
 from ..core import Micro, initial_condition
 from ..engine import members_of
-from ..mpi import split_slice
+from ..mpi import lazy_bcast, split_slice
 from .common import mpi_comm, received, run_guarded, settings_from
 
 
@@ -27,7 +28,7 @@ def main() -> None:
     rank, size = (0, 1) if comm is None else (comm.Get_rank(), comm.Get_size())
 
     def bcast(value):
-        return value if comm is None else comm.bcast(value, root=0)
+        return value if comm is None else lazy_bcast(comm, value)
 
     def body() -> None:
         instance = None
@@ -47,8 +48,11 @@ def main() -> None:
                 raise ValueError(
                     f"setting ensemble={settings.ensemble} is smaller than {size} MPI ranks"
                 )
-        ic = initial_condition(solver, settings.ic, settings.seed, members)
+        ic = initial_condition(solver, settings.ic, settings.seed, members, settings.t_transient)
         cut = split_slice(ic.shape[1], rank, size) if particles else slice(None)
+        if particles:  # this rank's share of every member's particles
+            local_n = cut.stop - cut.start
+            solver = make(settings.system, **{**settings.params, "n_particles": local_n})
         micro = Micro(
             solver, ic[:, cut], settings.seed, members, stream=rank if particles else None
         )

@@ -14,7 +14,7 @@ from ymmsl import Operator
 
 from ..core import Restrict
 from ..engine import load
-from ..mpi import distributed_encode, split_slice
+from ..mpi import distributed_encode, lazy_bcast, split_slice
 from .common import mpi_comm, received, run_guarded, settings_from
 
 
@@ -33,14 +33,14 @@ def main() -> None:
         else:
             settings = None
         if comm is not None:
-            settings = comm.bcast(settings, root=0)
+            settings = lazy_bcast(comm, settings)
         model = load(settings)
         restrict = Restrict(model)
         distributed = comm is not None and model.particles
         while True:
             go = instance.reuse_instance() if rank == 0 else None
             if comm is not None:
-                go = comm.bcast(go, root=0)
+                go = lazy_bcast(comm, go)
             if not go:
                 break
             msg = instance.receive("in") if rank == 0 else None
@@ -51,7 +51,7 @@ def main() -> None:
                     )
                 continue
             start = time.perf_counter()
-            states = comm.bcast(received(msg)["states"] if rank == 0 else None, root=0)
+            states = lazy_bcast(comm, received(msg)["states"] if rank == 0 else None)
             n = states.shape[2]
             local = states[:, :, split_slice(n, rank, comm.Get_size())]
             z = distributed_encode(model, local, n, comm)

@@ -1,0 +1,171 @@
+"""Multiscale sweep (seed 001 Fig. 7 / 34 protocol): error and speed-up versus
+rho = T_m / T_mu, measured side by side in one run against the micro solver alone.
+
+FHN: 100 initial conditions from the test run (the windows' first states), warm-up
+T_warm = 60 coarse states on the micro solver, horizon 8000, T_mu = 10, T_m in
+{10, 50, 100, 200, 1000} and Latent (T_mu = 0).  The micro-only reference runs the
+same 100 members batched (one numpy call per LB step for the whole ensemble, the
+paper's dt = 0.005); its wall time is the denominator of every speed-up
+S = T_micro / T_ledmus, and its states are the reference of the MNAD (eqs 22-23).
+
+    python benchmarks/multiscale_sweep.py fhn --data data/fhn --out benchmarks/out/fhn_sweep
+    python benchmarks/multiscale_sweep.py ks --model models/led_ks.pt --data data/ks \
+        --t-micro 2 --t-macro 10 50 --horizon 400 --n-ics 20
+    python benchmarks/multiscale_sweep.py ad3d --model models/led_ad3d.pt --data data/ad3d \
+        --t-micro 25 --t-macro 125 225 --n-ics 10
+
+(KS: T_mu = 8 coarse steps of 0.25; AD-3D: T_mu = 50 coarse steps of 0.5, T_m = 250, 450
+steps.)  Writes ``sweep.json`` and ``sweep.png`` into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ledmus.coupler.engine import build, micro_reference, new_macro
+from ledmus.coupler.output import errors, grid_errors
+from ledmus.coupler.settings import validate
+from ledmus.data import read_trajectory
+
+DEFAULT_MODEL = {"fhn": "models/led_fhn.pt", "ks": "models/led_ks.pt", "ad3d": "models/led_ad3d.pt"}
+
+
+def initial_conditions(data: Path, n_ics: int) -> np.ndarray:
+    traj = read_trajectory(data / "test.h5")
+    if "offsets" in traj.extra:  # windows of one long run (FHN, KS)
+        return traj.states[0, traj.extra["offsets"][:n_ics]]
+    return traj.states[:n_ics, 0]  # independent runs (AD)
+
+
+def run_one(settings, reference: np.ndarray) -> dict:
+    members = np.arange(settings.ensemble)
+    parts = build(settings, members)
+    grids = reference.ndim == 4 and settings.system in ("fhn", "ks")
+    macro = new_macro(settings, parts.model, parts.lift, len(members), keep_states=not grids,
+                      reference=reference if grids else None)  # fmt: skip
+
+    def exchange(msg):
+        return parts.restrict.handle(parts.micro.handle(parts.lift.handle(msg)))
+
+    start = time.perf_counter()
+    macro.run(exchange, progress=True)
+    wall = time.perf_counter() - start
+    first = settings.n_warm + 1
+    if grids:
+        g = grid_errors(reference, macro.recorder.abs_err, first)
+        err = {"mnad": [float(x) for x in g["mnad"]]}
+        if settings.system == "ks":
+            from ledmus import metrics
+            from ledmus.evaluation import KS_LYAPUNOV
+
+            vpt = metrics.valid_prediction_time(g["nad_t"][..., 0], settings.dt, 0.1, KS_LYAPUNOV)
+            err["valid_time_lyapunov"] = float(vpt.mean())
+    else:
+        e = errors(settings.system, reference, macro.recorder.states, first, settings.dt)
+        err = {k: e[k] for k in ("wasserstein_all", "wasserstein_last", "m1_mae", "m2_mae")}
+    tm = macro.timings
+    return {"wall_s": wall, "micro_s": tm["micro_s"], "macro_s": tm["macro_s"],
+            "coupling_s": wall - tm["micro_s"] - tm["macro_s"],
+            "micro_fraction": float((macro.recorder.source == 0).mean()), **err}  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("system", choices=sorted(DEFAULT_MODEL))
+    ap.add_argument("--model")
+    ap.add_argument("--data", required=True, help="dataset folder holding test.h5")
+    ap.add_argument("--n-ics", type=int, default=100)
+    ap.add_argument("--warm", type=int, default=60, help="warm-up coarse states (T_warm)")
+    ap.add_argument("--horizon", type=int, default=8000, help="coarse steps after the warm-up")
+    ap.add_argument("--t-micro", type=float, default=10.0, help="T_mu (time units)")
+    ap.add_argument("--t-macro", type=float, nargs="+", default=[10, 50, 100, 200, 1000])
+    ap.add_argument("--out", default="benchmarks/out/sweep")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ics = initial_conditions(Path(args.data), args.n_ics)
+    tmp = Path(tempfile.mkdtemp())
+    np.save(tmp / "ics.npy", ics)
+    model = args.model or DEFAULT_MODEL[args.system]
+    base = {"model": model, "ensemble": len(ics), "ic": str(tmp / "ics.npy"), "plots": False}
+    probe = validate({**base, "t_warm": 0.0, "t_macro": 1.0, "t_micro": 0.0, "t_end": 1.0}).solver
+    dt = probe.dt_coarse
+    t_warm = (args.warm - 1) * dt
+    t_end = t_warm + args.horizon * dt
+    ref_settings = validate(
+        {**base, "t_warm": t_warm, "t_macro": 0.0, "t_micro": dt, "t_end": t_end}
+    )
+    print(f"{args.system}: {len(ics)} members, T_warm {args.warm} states, horizon {args.horizon}"
+          f" x dt {dt:g}; micro solver dt {probe.dt:g}, batched over the ensemble")  # fmt: skip
+    reference, t_micro_only = micro_reference(ref_settings, np.arange(len(ics)))
+    print(f"micro solver alone: {t_micro_only:.1f} s")
+    rows = []
+    for t_m in [*args.t_macro, None]:
+        t_macro, t_micro = (t_end, 0.0) if t_m is None else (float(t_m), args.t_micro)
+        s = validate(
+            {**base, "t_warm": t_warm, "t_macro": t_macro, "t_micro": t_micro, "t_end": t_end}
+        )
+        r = run_one(s, reference)
+        r.update(label="Latent" if t_m is None else f"T_m={t_m:g}",
+                 rho=None if t_m is None else t_m / args.t_micro,
+                 speedup=t_micro_only / r["wall_s"])  # fmt: skip
+        rows.append(r)
+        print(json.dumps({k: v for k, v in r.items()}, default=float))
+    result = {"system": args.system, "n_ics": len(ics), "warm": args.warm, "horizon": args.horizon,
+              "t_micro": args.t_micro, "micro_only_wall_s": t_micro_only, "runs": rows,
+              "torch_threads": torch.get_num_threads()}  # fmt: skip
+    (out / "sweep.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
+    key = "mnad" if "mnad" in rows[0] else "wasserstein_all"
+    print(
+        f"\n| run | rho | micro fraction | {key} | S = T_micro / T_ledmus |\n|---|---|---|---|---|"
+    )
+    for r in rows:
+        err = r[key][0] if isinstance(r[key], list) else r[key]
+        rho = "-" if r["rho"] is None else f"{r['rho']:g}"
+        print(
+            f"| {r['label']} | {rho} | {r['micro_fraction']:.3f} | {err:.4f} | {r['speedup']:.1f} |"
+        )
+    plot(rows, key, out / "sweep.png", args.system)
+
+
+def plot(rows: list[dict], key: str, path: Path, system: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    coupled = [r for r in rows if r["rho"] is not None]
+    latent = [r for r in rows if r["rho"] is None]
+    rho = [r["rho"] for r in coupled]
+
+    def err(r):
+        return r[key][0] if isinstance(r[key], list) else r[key]
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    axes[0].plot(rho, [err(r) for r in coupled], "o-", label="multiscale")
+    axes[1].plot(rho, [r["speedup"] for r in coupled], "o-", label="multiscale")
+    if latent:
+        axes[0].axhline(err(latent[0]), color="k", ls="--", label="Latent")
+        axes[1].axhline(latent[0]["speedup"], color="k", ls="--", label="Latent")
+    for ax, label in zip(axes, (key.upper(), "speed-up S"), strict=True):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("rho = T_m / T_mu")
+        ax.set_ylabel(label)
+        ax.legend()
+    fig.suptitle(f"{system}: multiscale LED sweep")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
