@@ -298,3 +298,45 @@ def test_muscle3_particle_micro_and_restriction_on_two_mpi_ranks(tmp_path):
     # over one coarse step are of order sqrt(2 D dt) ~ 0.3 box units, clipped by walls
     steps = np.abs(np.diff(states[:, micro], axis=1)).mean()
     assert steps > 0.01
+
+
+# ----------------------------------------------------------------- the shipped models
+SHORT = {  # each shipped yMMSL cut to a few cycles
+    "led_fhn": {"t_end": 200.0, "compare": True},
+    "led_ks": {"t_end": 44.75, "t_transient": 10.0, "compare": True},
+    "led_ad3d": {"t_end": 80.0, "t_warm": 10.0, "t_macro": 25.0, "t_micro": 5.0,
+                 "param_n_particles": 200, "compare": True},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(SHORT))
+def test_shipped_ymmsl_models_run_embedded(name, tmp_path):
+    raw = read_ymmsl_settings(ROOT / "configs" / f"{name}.ymmsl")
+    raw.update(SHORT[name])
+    result = run_embedded(validate(raw, search=[ROOT]), tmp_path)
+    assert (tmp_path / "metrics.json").is_file() and (tmp_path / "field.png").is_file()
+    assert result["speedup"] > 0 and result["windows"] >= 2
+    err = result["errors"]
+    # loose sanity bounds (the sweeps give the real numbers): FHN MNAD ~3e-3, KS with
+    # micro corrections every 10 time units stays near the reference for 30 time units,
+    # AD-3D positions within 0.1 box units in W1
+    bound = {
+        "led_fhn": ("mnad_u", 0.02),
+        "led_ks": ("mnad_u", 0.3),
+        "led_ad3d": ("wasserstein_all", 0.1),
+    }
+    key, limit = bound[name]
+    assert err[key] < limit
+
+
+@muscle3
+@pytest.mark.parametrize("name", ["led_ks", "led_ad3d"])
+def test_shipped_ymmsl_models_run_under_muscle3(name, tmp_path):
+    doc = yaml.safe_load((ROOT / "configs" / f"{name}.ymmsl").read_text())
+    doc["settings"].update({**SHORT[name], "compare": False, "plots": False})
+    path = tmp_path / f"{name}.ymmsl"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    proc = muscle([path], tmp_path / "run")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    states = states_of(tmp_path / "run" / "output")
+    assert np.all(np.isfinite(states)) and states.shape[0] == doc["settings"]["ensemble"]

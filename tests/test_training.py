@@ -121,3 +121,10 @@ def test_shipped_fhn_model_loads_and_records_the_config():
     assert model.state_shape == (2, 101) and model.latent_dim == 8
     z = model.forecast_latent(np.zeros((2, 60, 2, 101)), 5)
     assert z.shape == (2, 5, 8) and torch.all(torch.isfinite(z))
+
+
+@pytest.mark.parametrize(("system", "shape"), [("ks", (1, 64)), ("ad3d", (1000, 3))])
+def test_shipped_ks_and_ad3d_models_load_and_record_their_configs(system, shape):
+    model, payload = load_model(ROOT / "models" / f"led_{system}.pt", system=system)
+    assert payload["config"] == yaml.safe_load((ROOT / "configs" / f"{system}.yaml").read_text())
+    assert model.state_shape == shape and model.latent_dim == 8

@@ -270,7 +270,14 @@ class Macro:
         self.window = 0  # number of micro windows asked for
         self.z_next: torch.Tensor | None = None
         self.hidden: Hidden | None = None
-        self.timings = {"macro_s": 0.0, "micro_s": 0.0, "lift_s": 0.0, "restrict_s": 0.0}
+        # record_s: storing states and accumulating errors (measurement, not simulation)
+        self.timings = {
+            "macro_s": 0.0,
+            "micro_s": 0.0,
+            "lift_s": 0.0,
+            "restrict_s": 0.0,
+            "record_s": 0.0,
+        }
 
     @property
     def done(self) -> bool:
@@ -303,9 +310,14 @@ class Macro:
             pred, self.hidden = self.model.rnn(seq, self.hidden)
         self.z_next = pred[:, -1]
         self.timings["macro_s"] += time.perf_counter() - start
-        self.recorder.add(self.index, states, z.cpu().numpy(), source="micro")
+        self._record(states, z, "micro")
         self.index += states.shape[1]
         self.window += 1
+
+    def _record(self, states: np.ndarray | None, z: torch.Tensor, source: str) -> None:
+        start = time.perf_counter()
+        self.recorder.add(self.index, states, z.cpu().numpy(), source=source)
+        self.timings["record_s"] += time.perf_counter() - start
 
     @torch.no_grad()
     def _macro_phase(self, steps: int) -> torch.Tensor:
@@ -315,7 +327,7 @@ class Macro:
             self.lifter.decode(z, self.index, RNG_RECORD) if self.recorder.keep_states else None
         )
         self.timings["macro_s"] += time.perf_counter() - start
-        self.recorder.add(self.index, states, z.cpu().numpy(), source="macro")
+        self._record(states, z, "macro")
         self.index += steps
         return z[:, -1]
 

@@ -1,0 +1,107 @@
+"""Coupling overhead: the same FHN job under MUSCLE3 (four processes, messages over TCP)
+and embedded (one process), side by side in one run.
+
+For each window size the job is ``configs/led_fhn.ymmsl`` (batch 1, y05, T_mu = 10,
+t_end 2000, no micro-only reference) with ``t_macro`` set; both engines report the wall
+time of the coupled loop in ``metrics.json`` (start-up of the processes excluded; also
+printed: the whole command's wall time).  Per-exchange cost = (MUSCLE3 loop - embedded
+loop) / number of micro windows; each window is one round trip macro -> lift -> micro ->
+restrict -> macro.
+
+    python benchmarks/coupling_overhead.py [--t-macro 10 50 200] [--repeats 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def job(tmp: Path, name: str, t_macro: float, t_end: float, ensemble: int) -> Path:
+    doc = yaml.safe_load((ROOT / "configs" / "led_fhn.ymmsl").read_text())
+    doc["settings"].update(t_macro=float(t_macro), t_end=float(t_end), compare=False,
+                           plots=False, ensemble=ensemble)  # fmt: skip
+    path = tmp / f"{name}.ymmsl"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def run(cmd: list[str], env: dict) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--t-macro", type=float, nargs="+", default=[10, 50, 200])
+    ap.add_argument("--t-end", type=float, default=2000.0)
+    ap.add_argument("--ensemble", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=2, help="best of N for each engine")
+    args = ap.parse_args()
+    bindir = Path(sys.executable).parent
+    env = dict(os.environ, OMP_NUM_THREADS="1", PATH=f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    tmp = Path(tempfile.mkdtemp())
+    rows = []
+    for t_m in args.t_macro:
+        path = job(tmp, f"tm{t_m:g}", t_m, args.t_end, args.ensemble)
+        best = {}
+        for engine in ("embedded", "muscle3"):
+            loops, totals = [], []
+            for k in range(args.repeats):
+                run_dir = tmp / f"{engine}_{t_m:g}_{k}"
+                run_dir.mkdir()
+                if engine == "muscle3":
+                    cmd = [
+                        str(bindir / "muscle_manager"),
+                        "--start-all",
+                        str(path),
+                        "--run-dir",
+                        str(run_dir),
+                    ]
+                    metrics_file = run_dir / "output" / "metrics.json"
+                else:
+                    cmd = [
+                        sys.executable,
+                        "-m",
+                        "ledmus",
+                        "-q",
+                        "run",
+                        str(path),
+                        "--run-dir",
+                        str(run_dir),
+                    ]
+                    metrics_file = run_dir / "metrics.json"
+                totals.append(run(cmd, env))
+                m = json.loads(metrics_file.read_text())
+                loops.append(m["wall_s"])
+                windows = m["windows"]
+            best[engine] = (min(loops), min(totals))
+        (emb, emb_total), (m3, m3_total) = best["embedded"], best["muscle3"]
+        rows.append({"t_macro": t_m, "t_micro": 10.0, "windows": windows, "embedded_loop_s": emb,
+                     "muscle3_loop_s": m3, "ratio": m3 / emb, "per_exchange_ms": 1e3 * (m3 - emb) / windows,
+                     "embedded_command_s": emb_total, "muscle3_command_s": m3_total})  # fmt: skip
+        print(json.dumps(rows[-1]))
+    print(
+        "\n| T_m / T_mu | windows | embedded loop (s) | MUSCLE3 loop (s) | ratio | per exchange (ms) | whole command: embedded / MUSCLE3 (s) |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['t_macro']:g} / 10 | {r['windows']} | {r['embedded_loop_s']:.2f} | {r['muscle3_loop_s']:.2f} "
+              f"| {r['ratio']:.3f} | {r['per_exchange_ms']:.1f} | {r['embedded_command_s']:.1f} / {r['muscle3_command_s']:.1f} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
