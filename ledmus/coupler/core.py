@@ -43,6 +43,9 @@ from ..surrogates.propagators import Hidden
 
 log = logging.getLogger(__name__)
 
+#: latent steps decoded and recorded at once in a macro phase
+DECODE_CHUNK = 256
+
 # purposes of the per-member random streams
 RNG_LIFT_SOLVER, RNG_MICRO, RNG_IC, RNG_MDN, RNG_RECORD, RNG_TRANSIENT = 0, 1, 2, 3, 4, 5
 
@@ -323,12 +326,16 @@ class Macro:
     def _macro_phase(self, steps: int) -> torch.Tensor:
         start = time.perf_counter()
         z, self.hidden = self.model.rnn.free_run(self.z_next, self.hidden, steps)
-        states = (
-            self.lifter.decode(z, self.index, RNG_RECORD) if self.recorder.keep_states else None
-        )
         self.timings["macro_s"] += time.perf_counter() - start
-        self._record(states, z, "macro")
-        self.index += steps
+        for a in range(0, steps, DECODE_CHUNK):  # bounded memory for long latent phases
+            start = time.perf_counter()
+            zc = z[:, a : a + DECODE_CHUNK]
+            states = None
+            if self.recorder.keep_states:
+                states = self.lifter.decode(zc, self.index, RNG_RECORD)
+            self.timings["macro_s"] += time.perf_counter() - start
+            self._record(states, zc, "macro")
+            self.index += zc.shape[1]
         return z[:, -1]
 
     def cycle(self, exchange) -> None:

@@ -157,7 +157,7 @@ def validate(raw: Mapping[str, Any], *, search: list[Path] | None = None) -> Run
     from ..surrogates.checkpoint import read_checkpoint
     from ..surrogates.training import resolve_device
 
-    raw = dict(raw)
+    raw = {k: v for k, v in raw.items() if not str(k).startswith("muscle_")}  # libmuscle's own
     params = {k[len(PARAM_PREFIX) :]: raw.pop(k) for k in list(raw) if k.startswith(PARAM_PREFIX)}
     unknown = sorted(set(raw) - set(SETTINGS))
     if unknown:
