@@ -8,7 +8,8 @@ printed: the whole command's wall time).  Per-exchange cost = (MUSCLE3 loop - em
 loop) / number of micro windows; each window is one round trip macro -> lift -> micro ->
 restrict -> macro.
 
-    python benchmarks/coupling_overhead.py [--t-macro 10 50 200] [--repeats 2]
+    python benchmarks/coupling_overhead.py [--t-macro 10 50 200] [--repeats 2] [--ensemble B]
+                                           [--profile all|none]
 """
 
 from __future__ import annotations
@@ -27,10 +28,10 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def job(tmp: Path, name: str, t_macro: float, t_end: float, ensemble: int) -> Path:
+def job(tmp: Path, name: str, t_macro: float, t_end: float, ensemble: int, profile: str) -> Path:
     doc = yaml.safe_load((ROOT / "configs" / "led_fhn.ymmsl").read_text())
     doc["settings"].update(t_macro=float(t_macro), t_end=float(t_end), compare=False,
-                           plots=False, ensemble=ensemble)  # fmt: skip
+                           plots=False, ensemble=ensemble, muscle_profile_level=profile)  # fmt: skip
     path = tmp / f"{name}.ymmsl"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
@@ -50,13 +51,19 @@ def main() -> None:
     ap.add_argument("--t-end", type=float, default=2000.0)
     ap.add_argument("--ensemble", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=2, help="best of N for each engine")
+    ap.add_argument(
+        "--profile",
+        choices=("all", "none"),
+        default="all",
+        help="libmuscle's muscle_profile_level (profiling events to the manager)",
+    )
     args = ap.parse_args()
     bindir = Path(sys.executable).parent
     env = dict(os.environ, OMP_NUM_THREADS="1", PATH=f"{bindir}{os.pathsep}{os.environ['PATH']}")
     tmp = Path(tempfile.mkdtemp())
     rows = []
     for t_m in args.t_macro:
-        path = job(tmp, f"tm{t_m:g}", t_m, args.t_end, args.ensemble)
+        path = job(tmp, f"tm{t_m:g}", t_m, args.t_end, args.ensemble, args.profile)
         best = {}
         for engine in ("embedded", "muscle3"):
             loops, totals = [], []

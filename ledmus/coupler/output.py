@@ -161,24 +161,30 @@ def plot_run(run_dir: Path, solver: Solver, recorder: Recorder, result: dict[str
     t = dt * np.arange(n)
     span = min(n, 2000)
     states = recorder.states
-    fig, ax = plt.subplots(figsize=(10, 3.6))
+    fig, (band, ax) = plt.subplots(2, 1, figsize=(10, 4.2), sharex=True,
+                                   gridspec_kw={"height_ratios": [1, 9]})  # fmt: skip
+    from matplotlib.colors import ListedColormap
+
+    band.imshow(recorder.source[None, :span], aspect="auto", extent=(0, span * dt, 0, 1),
+                cmap=ListedColormap(["tab:orange", "0.75"]), vmin=0, vmax=1,
+                interpolation="nearest")  # fmt: skip
+    band.set_yticks([])
+    band.set_title(f"{solver.system}, member 0 — band: micro windows (orange), latent (grey)")
     if states.ndim == 4 and solver.system in ("fhn", "ks"):
         field = states[0, :span, 0]
         im = ax.imshow(field.T, aspect="auto", origin="lower", cmap="RdBu_r",
                        extent=(0, span * dt, 0, field.shape[1]))  # fmt: skip
-        fig.colorbar(im, ax=ax, label="u")
+        fig.colorbar(im, ax=[band, ax], label="u")
         ax.set_ylabel("node")
     else:
         for k in range(states.shape[-1]):
             ax.plot(t[:span], states[0, :span, :, k].mean(axis=1), label=f"mean x{k}")
         ax.legend(loc="upper right")
         ax.set_ylabel("mean position")
-    for a, b, src in _windows(recorder.source[:span]):
-        if src == SOURCES["macro"]:
-            ax.axvspan(a * dt, b * dt, color="k", alpha=0.12, lw=0)
+    for a, _b, src in _windows(recorder.source[:span]):
+        if src == SOURCES["micro"]:
+            ax.axvline(a * dt, color="tab:orange", lw=0.6, alpha=0.6)
     ax.set_xlabel("t")
-    ax.set_title(f"{solver.system}: member 0 (shaded: macro/latent windows, clear: micro)")
-    fig.tight_layout()
     fig.savefig(run_dir / "field.png", dpi=90)
     plt.close(fig)
     err = result.get("errors", {})

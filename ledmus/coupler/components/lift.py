@@ -18,12 +18,11 @@ def main() -> None:
         instance = Instance({Operator.F_INIT: ["in"], Operator.O_F: ["out"]},
                             InstanceFlags.KEEPS_NO_STATE_FOR_NEXT_USE)  # fmt: skip
         box[0] = instance
-        lift = None
+        # set up before the first message arrives (settings come with the registration)
+        settings = settings_from(instance)
+        members = members_of(settings.ensemble, 0, 1)
+        lift = Lift(load(settings), settings.seed, members, n_particles(settings))
         while instance.reuse_instance():
-            if lift is None:
-                settings = settings_from(instance)
-                members = members_of(settings.ensemble, 0, 1)
-                lift = Lift(load(settings), settings.seed, members, n_particles(settings))
             msg = instance.receive("in")
             instance.send("out", Message(msg.timestamp, None, lift.handle(received(msg))))
 
