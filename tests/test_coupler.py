@@ -290,6 +290,7 @@ def test_muscle3_particle_micro_and_restriction_on_two_mpi_ranks(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     states = states_of(tmp_path / "run" / "output")
     assert states.shape == (2, 41, 41, 3)  # 41 particles: 21 + 20 over the two micro ranks
+    assert '"micro_ranks": 2' in (tmp_path / "run" / "output" / "metrics.json").read_text()
     assert np.abs(states).max() <= 0.5
     with h5py.File(tmp_path / "run" / "output" / "trajectory.h5") as h5:
         source = h5["source"][()]

@@ -269,6 +269,7 @@ class Macro:
         self.n_warm, self.n_macro, self.n_micro, self.n_total = n_warm, n_macro, n_micro, n_total
         self.dt = float(dt)
         self.recorder = recorder
+        self.micro_ranks = 1  # MPI processes of the micro component (MUSCLE3)
         self.index = 0  # next coarse index to produce
         self.window = 0  # number of micro windows asked for
         self.z_next: torch.Tensor | None = None
@@ -305,6 +306,7 @@ class Macro:
             raise RuntimeError(f"macro: expected window {self.window}, got {answer['window']}")
         for key in ("micro_s", "lift_s", "restrict_s"):
             self.timings[key] += float(answer.get(key, 0.0))
+        self.micro_ranks = int(answer.get("micro_ranks", 1))
         start = time.perf_counter()
         z = self.model.as_tensor(answer["z"])
         states = np.asarray(answer["states"])

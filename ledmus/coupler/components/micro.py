@@ -93,6 +93,7 @@ def main() -> None:
                     out["states"] = np.concatenate(parts, axis=axis + 1)
                     internal["internal"] = np.concatenate(internals, axis=axis)
             if rank == 0:
+                out["micro_ranks"] = size
                 instance.send("final", Message(msg.timestamp, None, out))
                 if instance.should_save_final_snapshot():
                     instance.save_final_snapshot(Message(msg.timestamp, None, internal))
