@@ -176,15 +176,7 @@ def run_embedded(settings: RunSettings, run_dir: str | Path | None = None, *, co
     if rank == 0:
         result = summarize(settings, macro, wall, "embedded", reference, ref_wall, size)
         if run_dir is not None and macro.recorder.states is not None:
-            write_run(
-                run_dir,
-                settings.solver,
-                settings.seed,
-                macro.recorder,
-                result,
-                reference,
-                settings.plots,
-            )
+            write_run(run_dir, settings, macro.recorder, result, reference)
     if comm is not None:
         result = comm.bcast(result, root=0)
     return result

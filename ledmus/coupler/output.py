@@ -12,6 +12,7 @@ import numpy as np
 from .. import metrics
 from ..data import write_json, write_trajectory
 from ..solvers import Solver
+from .settings import RunSettings
 
 log = logging.getLogger(__name__)
 
@@ -120,10 +121,11 @@ def errors(system: str, reference: np.ndarray, states: np.ndarray, start: int,
     return out
 
 
-def write_run(run_dir: Path, solver: Solver, seed: int, recorder: Recorder,
-              result: dict[str, Any], reference: np.ndarray | None, plots: bool) -> None:  # fmt: skip
+def write_run(run_dir: Path, settings: RunSettings, recorder: Recorder, result: dict[str, Any],
+              reference: np.ndarray | None) -> None:  # fmt: skip
     """``trajectory.h5`` (states, t, latents, source), ``metrics.json``, plots.  The
     metrics file is written last, so its presence marks a finished run."""
+    solver, seed, plots = settings.solver, settings.seed, settings.plots
     t = solver.dt_coarse * np.arange(recorder.n_total)
     write_trajectory(
         run_dir / "trajectory.h5", recorder.states, t, solver, seed,

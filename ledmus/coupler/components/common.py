@@ -69,3 +69,22 @@ def received(msg: Any) -> dict[str, Any]:
         return value
 
     return convert(msg.data)
+
+
+def open_instance(ports: dict, flags: Any, box: list, comm: Any = None) -> tuple[Any, RunSettings]:
+    """Create the libmuscle ``Instance`` (on rank 0 only when ``comm`` is given: the
+    Python API has no MPI support) and return it with the validated settings, which
+    rank 0 reads and the other ranks receive.  ``box[0]`` gets the instance for
+    :func:`run_guarded`."""
+    from libmuscle import Instance
+
+    from ..mpi import lazy_bcast
+
+    instance = settings = None
+    if comm is None or comm.Get_rank() == 0:
+        instance = Instance(ports, flags)
+        box[0] = instance
+        settings = settings_from(instance)
+    if comm is not None:
+        settings = lazy_bcast(comm, settings)
+    return instance, settings

@@ -11,13 +11,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from libmuscle import Instance, InstanceFlags, Message
+from libmuscle import InstanceFlags, Message
 from ymmsl import Operator
 
 from ..core import Lift
 from ..engine import load, members_of, micro_reference, n_particles, new_macro, summarize
 from ..output import write_run
-from .common import received, run_guarded, settings_from
+from .common import open_instance, received, run_guarded
 
 
 def output_dir() -> Path:
@@ -32,11 +32,9 @@ def main() -> None:
     box: list = [None]
 
     def body() -> None:
-        instance = Instance({Operator.O_I: ["state_out"], Operator.S: ["state_in"]},
-                            InstanceFlags.USES_CHECKPOINT_API)  # fmt: skip
-        box[0] = instance
+        ports = {Operator.O_I: ["state_out"], Operator.S: ["state_in"]}
+        instance, settings = open_instance(ports, InstanceFlags.USES_CHECKPOINT_API, box)
         while instance.reuse_instance():
-            settings = settings_from(instance)
             model = load(settings)
             members = members_of(settings.ensemble, 0, 1)
             lift = Lift(model, settings.seed, members, n_particles(settings))
@@ -69,15 +67,7 @@ def main() -> None:
             result = summarize(settings, macro, wall, "muscle3", reference, ref_wall)
             out = output_dir()
             out.mkdir(parents=True, exist_ok=True)
-            write_run(
-                out,
-                settings.solver,
-                settings.seed,
-                macro.recorder,
-                result,
-                reference,
-                settings.plots,
-            )
+            write_run(out, settings, macro.recorder, result, reference)
             if instance.should_save_final_snapshot():
                 snap = {"macro": macro.snapshot(), "elapsed": wall}
                 instance.save_final_snapshot(Message(macro.time, None, snap))

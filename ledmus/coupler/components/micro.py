@@ -12,14 +12,14 @@ stream), grid systems split the ensemble members; states are gathered on rank 0.
 from __future__ import annotations
 
 import numpy as np
-from libmuscle import Instance, InstanceFlags, Message
+from libmuscle import InstanceFlags, Message
 from ymmsl import Operator
 
 from ...solvers import make
 from ..core import Micro, initial_condition
 from ..engine import members_of
 from ..mpi import lazy_bcast, split_slice
-from .common import mpi_comm, received, run_guarded, settings_from
+from .common import mpi_comm, open_instance, received, run_guarded
 
 
 def main() -> None:
@@ -31,14 +31,8 @@ def main() -> None:
         return value if comm is None else lazy_bcast(comm, value)
 
     def body() -> None:
-        instance = None
-        settings = None
-        if rank == 0:
-            instance = Instance({Operator.F_INIT: ["init"], Operator.O_F: ["final"]},
-                                InstanceFlags.USES_CHECKPOINT_API)  # fmt: skip
-            box[0] = instance
-            settings = settings_from(instance)
-        settings = bcast(settings)
+        ports = {Operator.F_INIT: ["init"], Operator.O_F: ["final"]}
+        instance, settings = open_instance(ports, InstanceFlags.USES_CHECKPOINT_API, box, comm)
         solver = settings.solver
         particles = solver.stochastic and len(solver.state_shape) == 2 and size > 1
         members = np.arange(settings.ensemble)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import time
 
-from libmuscle import Instance, InstanceFlags, Message
+from libmuscle import InstanceFlags, Message
 from ymmsl import Operator
 
 from ..core import Restrict
 from ..engine import load
 from ..mpi import distributed_encode, lazy_bcast, split_slice
-from .common import mpi_comm, received, run_guarded, settings_from
+from .common import mpi_comm, open_instance, received, run_guarded
 
 
 def main() -> None:
@@ -24,16 +24,10 @@ def main() -> None:
     rank = 0 if comm is None else comm.Get_rank()
 
     def body() -> None:
-        instance = None
-        if rank == 0:
-            instance = Instance({Operator.F_INIT: ["in"], Operator.O_F: ["out"]},
-                                InstanceFlags.KEEPS_NO_STATE_FOR_NEXT_USE)  # fmt: skip
-            box[0] = instance
-            settings = settings_from(instance)
-        else:
-            settings = None
-        if comm is not None:
-            settings = lazy_bcast(comm, settings)
+        ports = {Operator.F_INIT: ["in"], Operator.O_F: ["out"]}
+        instance, settings = open_instance(
+            ports, InstanceFlags.KEEPS_NO_STATE_FOR_NEXT_USE, box, comm
+        )
         model = load(settings)
         restrict = Restrict(model)
         distributed = comm is not None and model.particles
