@@ -21,6 +21,7 @@ from ..surrogates.checkpoint import load_model
 from ..surrogates.led import LED
 from ..surrogates.training import resolve_device
 from .core import Lift, Macro, Micro, Restrict, initial_condition
+from .mpi import split_slice
 from .output import Recorder, errors, grid_errors, write_run
 from .settings import RunSettings
 
@@ -28,8 +29,9 @@ log = logging.getLogger(__name__)
 
 
 def members_of(ensemble: int, rank: int, size: int) -> np.ndarray:
-    """Global member indices handled by ``rank`` of ``size``."""
-    return np.array_split(np.arange(ensemble), size)[rank]
+    """Global member indices handled by ``rank`` of ``size`` (the block of
+    :func:`~ledmus.coupler.mpi.split_slice`, which the MPI components use too)."""
+    return np.arange(ensemble)[split_slice(ensemble, rank, size)]
 
 
 def n_particles(settings: RunSettings) -> int | None:
