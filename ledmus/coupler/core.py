@@ -50,9 +50,13 @@ DECODE_CHUNK = 256
 RNG_LIFT_SOLVER, RNG_MICRO, RNG_IC, RNG_MDN, RNG_RECORD, RNG_TRANSIENT = 0, 1, 2, 3, 4, 5
 
 
-def member_rng(seed: int, member: int, window: int, purpose: int) -> np.random.Generator:
-    """The generator of one ensemble member for one window and purpose."""
-    return np.random.default_rng([seed, member, window, purpose])
+def member_rng(
+    seed: int, member: int, window: int, purpose: int, stream: int | None = None
+) -> np.random.Generator:
+    """The generator of one ensemble member for one window and purpose (``stream``: a
+    further split, e.g. the MPI rank holding part of a member's particles)."""
+    key = [seed, member, window, purpose] + ([] if stream is None else [stream])
+    return np.random.default_rng(key)
 
 
 def member_torch_generator(
@@ -121,9 +125,7 @@ class Micro:
         self.t: float | None = None
 
     def _rng(self, member: int, window: int, purpose: int) -> np.random.Generator:
-        if self.stream is None:
-            return member_rng(self.seed, member, window, purpose)
-        return np.random.default_rng([self.seed, member, window, purpose, self.stream])
+        return member_rng(self.seed, member, window, purpose, self.stream)
 
     def _lift(self, obs: np.ndarray, window: int) -> Any:
         if not self.solver.stochastic:
@@ -211,9 +213,9 @@ class Lift:
         z = self.model.as_tensor(z)
         seq = z.ndim == 3
         if not self.model.particles:
-            return self.model.decode_sequence(z if seq else z[:, None])[
-                :, slice(None) if seq else 0
-            ].astype(np.float64)
+            if seq:
+                return self.model.decode_sequence(z).astype(np.float64)
+            return self.model.decode(z).cpu().double().numpy()
         parts = []
         for b, m in enumerate(self.members):
             gen = member_torch_generator(self.seed, int(m), window, self.model.device, purpose)

@@ -17,12 +17,13 @@ from typing import Any
 
 import numpy as np
 
+from .. import metrics
 from ..surrogates.checkpoint import load_model
 from ..surrogates.led import LED
 from ..surrogates.training import resolve_device
 from .core import Lift, Macro, Micro, Restrict, initial_condition
 from .mpi import split_slice
-from .output import Recorder, errors, grid_errors, write_run
+from .output import CHANNELS, Recorder, errors, grid_errors, write_run
 from .settings import RunSettings
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,10 @@ class Parts:
     micro: Micro
     restrict: Restrict
 
+    def exchange(self, msg: dict[str, Any]) -> dict[str, Any]:
+        """One micro window in process: lift -> micro -> restrict (the conduits)."""
+        return self.restrict.handle(self.micro.handle(self.lift.handle(msg)))
+
 
 def load(settings: RunSettings) -> LED:
     model, _ = load_model(
@@ -53,15 +58,20 @@ def load(settings: RunSettings) -> LED:
     return model
 
 
-def build(settings: RunSettings, members: np.ndarray, model: LED | None = None) -> Parts:
-    model = model or load(settings)
+def new_micro(settings: RunSettings, members: np.ndarray) -> Micro:
+    """The micro side for ``members``, at its initial condition (after the transient)."""
     ic = initial_condition(
         settings.solver, settings.ic, settings.seed, members, settings.t_transient
     )
+    return Micro(settings.solver, ic, settings.seed, members)
+
+
+def build(settings: RunSettings, members: np.ndarray, model: LED | None = None) -> Parts:
+    model = model or load(settings)
     return Parts(
         model=model,
         lift=Lift(model, settings.seed, members, n_particles(settings)),
-        micro=Micro(settings.solver, ic, settings.seed, members),
+        micro=new_micro(settings, members),
         restrict=Restrict(model),
     )
 
@@ -79,10 +89,7 @@ def new_macro(settings: RunSettings, model: LED, lift: Lift, n_members: int,
 def micro_reference(settings: RunSettings, members: np.ndarray) -> tuple[np.ndarray, float]:
     """The micro solver alone over ``[0, t_end]`` from the same initial conditions and
     seed (the accuracy and timing reference, T_m = 0); returns ``(states, wall s)``."""
-    ic = initial_condition(
-        settings.solver, settings.ic, settings.seed, members, settings.t_transient
-    )
-    micro = Micro(settings.solver, ic, settings.seed, members)
+    micro = new_micro(settings, members)
     start = time.perf_counter()
     out = micro.handle(
         {"window": 0, "t0": 0.0, "steps": settings.n_total - 1, "include_initial": True}
@@ -95,7 +102,7 @@ def summarize(settings: RunSettings, macro: Macro, wall: float, engine: str,
               n_ranks: int = 1) -> dict[str, Any]:  # fmt: skip
     """The ``metrics.json`` payload: settings, wall-time split, speed-up and errors."""
     tm = macro.timings
-    wall = wall - tm.get("record_s", 0.0)  # the simulation's time, without bookkeeping
+    wall = wall - tm["record_s"]  # the simulation's time, without bookkeeping
     result: dict[str, Any] = {
         "engine": engine,
         "system": settings.system,
@@ -110,20 +117,20 @@ def summarize(settings: RunSettings, macro: Macro, wall: float, engine: str,
         "macro_s": tm["macro_s"],
         "lift_s": tm["lift_s"],
         "restrict_s": tm["restrict_s"],
-        "record_s": tm.get("record_s", 0.0),
+        "record_s": tm["record_s"],
         "coupling_s": max(0.0, wall - tm["micro_s"] - tm["macro_s"]),
         "windows": macro.window,
     }
     if reference is not None:
         result["micro_only_wall_s"] = reference_wall
-        result["speedup"] = reference_wall / wall if wall > 0 else None
+        result["speedup"] = metrics.speedup(reference_wall, wall) if wall > 0 else None
         start = settings.n_warm + 1
         rec = macro.recorder
         if rec.states is not None:
             result["errors"] = errors(settings.system, reference, rec.states, start, settings.dt)
         elif rec.abs_err is not None:
             g = grid_errors(reference, rec.abs_err, start)
-            names = ("u", "v") if settings.system == "fhn" else ("u",)
+            names = CHANNELS[settings.system]
             result["errors"] = {f"mnad_{n}": float(g["mnad"][c]) for c, n in enumerate(names)}
     return result
 
@@ -150,12 +157,8 @@ def run_embedded(settings: RunSettings, run_dir: str | Path | None = None, *, co
     try:
         parts = build(settings, members)
         macro = new_macro(settings, parts.model, parts.lift, len(members), keep_states)
-
-        def exchange(msg: dict[str, Any]) -> dict[str, Any]:
-            return parts.restrict.handle(parts.micro.handle(parts.lift.handle(msg)))
-
         start = time.perf_counter()
-        macro.run(exchange, progress=progress and rank == 0)
+        macro.run(parts.exchange, progress=progress and rank == 0)
         wall = time.perf_counter() - start
         reference = ref_wall = None
         if settings.compare:

@@ -17,6 +17,8 @@ from .settings import RunSettings
 log = logging.getLogger(__name__)
 
 SOURCES = {"micro": 0, "macro": 1}
+#: channel names of the grid systems (errors are reported per channel)
+CHANNELS = {"fhn": ("u", "v"), "ks": ("u",)}
 
 
 class Recorder:
@@ -94,9 +96,9 @@ def errors(system: str, reference: np.ndarray, states: np.ndarray, start: int,
     """Errors of the coupled run against the micro-only reference after the warm-up."""
     ref, pred = reference[:, start:], states[:, start:]
     out: dict[str, Any] = {}
-    if ref.ndim == 4 and system in ("fhn", "ks"):  # grids (B, T, C, N)
+    if ref.ndim == 4 and system in CHANNELS:  # grids (B, T, C, N)
         nad_t = metrics.nad(ref.transpose(0, 2, 1, 3), pred.transpose(0, 2, 1, 3))  # (B, C, T)
-        names = ("u", "v") if system == "fhn" else ("u",)
+        names = CHANNELS[system]
         for c, name in enumerate(names):
             out[f"mnad_{name}"] = float(nad_t[:, c].mean())
         out["nad_t"] = {n: nad_t[:, c].mean(axis=0).tolist() for c, n in enumerate(names)}
@@ -172,7 +174,7 @@ def plot_run(run_dir: Path, solver: Solver, recorder: Recorder, result: dict[str
                 interpolation="nearest")  # fmt: skip
     band.set_yticks([])
     band.set_title(f"{solver.system}, member 0 — band: micro windows (orange), latent (grey)")
-    if states.ndim == 4 and solver.system in ("fhn", "ks"):
+    if states.ndim == 4 and solver.system in CHANNELS:
         field = states[0, :span, 0]
         im = ax.imshow(field.T, aspect="auto", origin="lower", cmap="RdBu_r",
                        extent=(0, span * dt, 0, field.shape[1]))  # fmt: skip
