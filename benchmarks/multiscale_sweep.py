@@ -15,13 +15,21 @@ S = T_micro / T_ledmus, and its states are the reference of the MNAD (eqs 22-23)
         --t-micro 25 --t-macro 125 225 --n-ics 10
 
 (KS: T_mu = 8 coarse steps of 0.25; AD-3D: T_mu = 50 coarse steps of 0.5, T_m = 250, 450
-steps.)  Writes ``sweep.json`` and ``sweep.png`` into ``--out``.
+steps.)  Writes ``sweep.json`` and ``sweep.png`` into ``--out``.  Every S is printed
+beside its bound, the inverse of the micro share of the coupled run's coarse steps
+(the speed-up if the macro phases and the coupling cost nothing).  The Latent run is
+measured twice: decoding every state (``record: states``) and keeping the macro states
+only (``record: latents``; fields decoded on demand by ``ledmus decode``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,10 +38,12 @@ import numpy as np
 import torch
 
 from ledmus import metrics
-from ledmus.coupler.engine import build, micro_reference, new_macro
-from ledmus.coupler.output import errors, grid_errors
+from ledmus.coupler.decode import fill_macro_states
+from ledmus.coupler.engine import build, micro_reference, new_coordinator
+from ledmus.coupler.output import grid_errors
 from ledmus.coupler.settings import validate
-from ledmus.data import read_trajectory
+from ledmus.systems import get as get_system
+from ledmus.trajectory import read_trajectory
 
 DEFAULT_MODEL = {"fhn": "models/led_fhn.pt", "ks": "models/led_ks.pt", "ad3d": "models/led_ad3d.pt"}
 
@@ -46,29 +56,48 @@ def initial_conditions(data: Path, n_ics: int) -> np.ndarray:
 
 
 def run_one(settings, reference: np.ndarray) -> dict:
+    """One coupled run; its wall time includes recording (keeping states, accumulating
+    errors), as the reference's includes keeping its states.  With ``record: latents``
+    the macro phases keep macro states only and the errors are computed after the clock
+    (decoding the same states the run would have recorded)."""
     members = np.arange(settings.ensemble)
     parts = build(settings, members)
-    # FHN: errors accumulated on the fly (100 x 8060 states need not be kept); KS and
+    # grids: errors accumulated on the fly (100 x 8060 states need not be kept); KS and
     # particles keep the states for distribution distances (Wasserstein, L1 histogram)
-    on_the_fly = settings.system == "fhn"
-    macro = new_macro(settings, parts.model, parts.lift, len(members), keep_states=not on_the_fly,
-                      reference=reference if on_the_fly else None)  # fmt: skip
+    grid = get_system(settings.system).kind == "grid" and settings.system != "ks"
+    coord = new_coordinator(settings, parts.model, parts.lift, len(members),
+                            keep_states=not grid, grid_reference=reference if grid else None)  # fmt: skip
     start = time.perf_counter()
-    macro.run(parts.exchange, progress=True)
-    tm = macro.timings
-    wall = time.perf_counter() - start - tm["record_s"]  # error bookkeeping is not simulation
+    coord.run(parts.exchange, progress=True)
+    wall = time.perf_counter() - start
+    tm = coord.timings
+    if settings.record == "latents":
+        fill_macro_states(coord.recorder, parts.lift)
     first = settings.n_warm + 1
-    if on_the_fly:
-        g = grid_errors(reference, macro.recorder.abs_err, first)
+    if grid:
+        g = grid_errors(reference, coord.recorder.abs_err, first)
         err = {"mnad": [float(x) for x in g["mnad"]]}
     else:
-        e = errors(settings.system, reference, macro.recorder.states, first, settings.dt)
+        e = get_system(settings.system).errors(
+            reference[:, first:], coord.recorder.states[:, first:], settings.dt
+        )
         keys = ("mnad_u", "wasserstein", "l1_histogram", "valid_time_lyapunov") if settings.system == "ks" else (
             "wasserstein_all", "wasserstein_last", "m1_mae", "m2_mae")  # fmt: skip
         err = {k: e[k] for k in keys}
+    micro_fraction = float((coord.recorder.source == 0).mean())
     return {"wall_s": wall, "micro_s": tm["micro_s"], "macro_s": tm["macro_s"],
-            "coupling_s": wall - tm["micro_s"] - tm["macro_s"], "record_s": tm["record_s"],
-            "micro_fraction": float((macro.recorder.source == 0).mean()), **err}  # fmt: skip
+            "record_s": tm["record_s"], "lift_s": tm["lift_s"], "restrict_s": tm["restrict_s"],
+            "coupling_s": wall - tm["micro_s"] - tm["macro_s"] - tm["record_s"],
+            "micro_fraction": micro_fraction, "bound": 1.0 / micro_fraction,
+            "record": settings.record, **err}  # fmt: skip
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 
 
 def main() -> None:
@@ -81,6 +110,9 @@ def main() -> None:
     ap.add_argument("--horizon", type=int, default=8000, help="coarse steps after the warm-up")
     ap.add_argument("--t-micro", type=float, default=10.0, help="T_mu (time units)")
     ap.add_argument("--t-macro", type=float, nargs="+", default=[10, 50, 100, 200, 1000])
+    ap.add_argument("--extra", nargs="*", default=[], metavar="LABEL=MODEL",
+                    help="further macro models (e.g. pca=models/pca_fhn.pt), run at --extra-t-macro and Latent")  # fmt: skip
+    ap.add_argument("--extra-t-macro", type=float, nargs="*", default=[50])
     ap.add_argument("--out", default="benchmarks/out/sweep")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -102,33 +134,48 @@ def main() -> None:
           f" x dt {dt:g}; micro solver dt {probe.dt:g}, batched over the ensemble")  # fmt: skip
     reference, t_micro_only = micro_reference(ref_settings, np.arange(len(ics)))
     print(f"micro solver alone: {t_micro_only:.1f} s")
+    plan = [("led", model, t_m, "states") for t_m in args.t_macro]
+    plan += [("led", model, None, "states"), ("led", model, None, "latents")]
+    for spec in args.extra:
+        label, path = spec.split("=", 1)
+        plan += [(label, path, t_m, "states") for t_m in args.extra_t_macro]
+        plan += [(label, path, None, "states")]
     rows = []
-    for t_m in [*args.t_macro, None]:
+    for label, path, t_m, record in plan:
         t_macro, t_micro = (t_end, 0.0) if t_m is None else (float(t_m), args.t_micro)
-        s = validate(
-            {**base, "t_warm": t_warm, "t_macro": t_macro, "t_micro": t_micro, "t_end": t_end}
-        )
+        s = validate({**base, "model": path, "t_warm": t_warm, "t_macro": t_macro,
+                      "t_micro": t_micro, "t_end": t_end, "record": record})  # fmt: skip
         r = run_one(s, reference)
-        r.update(label="Latent" if t_m is None else f"T_m={t_m:g}",
+        name = "Latent" if t_m is None else f"T_m={t_m:g}"
+        if record == "latents":
+            name += " (latents recorded)"
+        r.update(label=name if label == "led" else f"{label} {name}", model=path,
                  rho=None if t_m is None else t_m / args.t_micro,
                  speedup=metrics.speedup(t_micro_only, r["wall_s"]))  # fmt: skip
+        r["s_over_bound"] = r["speedup"] / r["bound"]
         rows.append(r)
         print(json.dumps({k: v for k, v in r.items()}, default=float))
     result = {"system": args.system, "n_ics": len(ics), "warm": args.warm, "horizon": args.horizon,
               "t_micro": args.t_micro, "micro_only_wall_s": t_micro_only, "runs": rows,
-              "torch_threads": torch.get_num_threads()}  # fmt: skip
+              "torch_threads": torch.get_num_threads(), "commit": git_commit(),
+              "command": " ".join(sys.argv), "machine": platform.node(),
+              "processor": platform.processor() or platform.machine(),
+              "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}  # fmt: skip
     (out / "sweep.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
     key = {"fhn": "mnad", "ks": "wasserstein", "ad3d": "wasserstein_all"}[args.system]
-    print(
-        f"\n| run | rho | micro fraction | {key} | S = T_micro / T_ledmus |\n|---|---|---|---|---|"
-    )
+    print(f"\n| run | rho | micro fraction | {key} | S | bound 1/micro fraction | S / bound |"
+          "\n|---|---|---|---|---|---|---|")  # fmt: skip
     for r in rows:
         err = r[key][0] if isinstance(r[key], list) else r[key]
         rho = "-" if r["rho"] is None else f"{r['rho']:g}"
-        print(
-            f"| {r['label']} | {rho} | {r['micro_fraction']:.3f} | {err:.4f} | {r['speedup']:.1f} |"
-        )
-    plot(rows, key, out / "sweep.png", args.system)
+        print(f"| {r['label']} | {rho} | {r['micro_fraction']:.3f} | {err:.4f} | "
+              f"{r['speedup']:.1f} | {r['bound']:.1f} | {r['s_over_bound']:.2f} |")  # fmt: skip
+    plot(
+        [r for r in rows if r["model"] == model and r["record"] == "states"],
+        key,
+        out / "sweep.png",
+        args.system,
+    )
 
 
 def plot(rows: list[dict], key: str, path: Path, system: str) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from . import __version__, solvers
+from . import __version__, systems
 
 log = logging.getLogger("ledmus")
 
@@ -53,11 +53,11 @@ def _load_ic(ic: str | None) -> str | np.ndarray | None:
 
 
 def cmd_simulate(args: argparse.Namespace) -> None:
-    from .data import write_trajectory
+    from .trajectory import write_trajectory
 
     if args.seed < 0:
         raise ValueError(f"--seed must be an integer >= 0, got {args.seed}")
-    solver = solvers.make(args.system, **parse_params(args.param))
+    solver = systems.get(args.system).make(**parse_params(args.param))
     if not Path(args.out).parent.is_dir():
         raise ValueError(f"--out folder {str(Path(args.out).parent)!r} does not exist")
     rng = np.random.default_rng(args.seed)
@@ -68,7 +68,7 @@ def cmd_simulate(args: argparse.Namespace) -> None:
 
 
 def cmd_dataset(args: argparse.Namespace) -> None:
-    from .data import make_dataset
+    from .datasets import make_dataset
 
     manifest = make_dataset(args.system, args.out, scale=args.scale, seed=args.seed)
     for name, split in manifest["splits"].items():
@@ -82,7 +82,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     raw = load_config(args.config)
     if args.data:
         raw["data"] = args.data
-    out = Path(args.out or f"models/led_{raw.get('system', 'model')}.pt")
+    kind = raw.get("kind", "led")  # led or pca: train_from_config dispatches on it
+    out = Path(args.out or f"models/{kind}_{raw.get('system', 'model')}.pt")
     train_from_config(raw, out, device=args.device, progress=not args.quiet)
 
 
@@ -95,7 +96,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     result = evaluate(args.model, args.data, out_dir=out_dir, t_warm=args.t_warm,
                       horizon=args.horizon, n_ics=args.n_ics, device=args.device)  # fmt: skip
     if args.json:
-        from .data import write_json
+        from .atomic import write_json
 
         write_json(args.json, result)
     summary = {k: v for k, v in result.items() if not isinstance(v, (list, dict))}
@@ -147,13 +148,32 @@ def cmd_run(args: argparse.Namespace) -> None:
         print(json.dumps(summary, indent=2))
 
 
+def cmd_decode(args: argparse.Namespace) -> None:
+    from .coupler.decode import decode_run
+
+    path = decode_run(args.run_dir, device=args.device)
+    log.info("decoded the macro states of %s", path)
+
+
 def cmd_systems(args: argparse.Namespace) -> None:
-    for name in solvers.names():
-        solver = solvers.make(name)
-        print(f"{name:6s} state {solver.state_shape}  dt={solver.dt:g}  Δt={solver.dt_coarse:g}")
+    """One aligned row per registered system: name, kind, state shape, dt, Δt, description."""
+    rows = [("name", "kind", "state", "dt", "Δt", "description")]
+    for name in systems.names():
+        spec = systems.get(name)
+        solver = spec.make()
+        shape = "(" + ", ".join(map(str, solver.state_shape)) + ")"
+        rows.append((name, spec.kind, shape, f"{solver.dt:g}", f"{solver.dt_coarse:g}",
+                     spec.description))  # fmt: skip
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1]
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import datasets
+
     parser = argparse.ArgumentParser(
         prog="ledmus", description="Learned effective dynamics coupled to micro solvers."
     )
@@ -162,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("simulate", help="one micro-solver run written to HDF5")
-    p.add_argument("system", help=f"one of: {', '.join(solvers.names())}")
+    p.add_argument("system", help=f"one of: {', '.join(systems.names())}")
     p.add_argument("--t-end", type=float, required=True, help="simulated time (multiple of Δt)")
     p.add_argument("--out", required=True, help="output .h5 file")
     p.add_argument("--ic", help="initial condition: a name (e.g. y05 for fhn, random) or FILE.npy")
@@ -173,15 +193,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("dataset", help="the paper's train/val/test splits")
-    p.add_argument("system", help=f"one of: {', '.join(solvers.names())}")
+    p.add_argument("system", help=f"one of: {', '.join(datasets.with_dataset())}")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--scale", choices=("paper", "small"), default="paper")
+    p.add_argument("--scale", choices=datasets.SCALES, default="paper")
     p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
     p.set_defaults(func=cmd_dataset)
 
-    p = sub.add_parser("train", help="train an LED model from a YAML config")
+    p = sub.add_parser("train", help="train an LED (or kind: pca) model from a YAML config")
     p.add_argument("config", help="YAML config (configs/fhn.yaml, ...)")
-    p.add_argument("--out", help="checkpoint path (default models/led_SYSTEM.pt)")
+    p.add_argument("--out", help="checkpoint path (default models/KIND_SYSTEM.pt)")
     p.add_argument("--data", help="dataset folder (overrides the config's data)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     p.set_defaults(func=cmd_train)
@@ -203,7 +223,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="K=V", help="override a setting")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("systems", help="list the registered micro solvers")
+    p = sub.add_parser("decode", help="fill the states of a run recorded with record: latents")
+    p.add_argument("run_dir", help="run directory holding trajectory.h5")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    p.set_defaults(func=cmd_decode)
+
+    p = sub.add_parser("systems", help="list the registered systems")
     p.set_defaults(func=cmd_systems)
     return parser
 

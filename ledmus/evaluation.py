@@ -1,8 +1,11 @@
-"""Latent forecasting evaluation on a test trajectory, per the paper's protocol.
+"""Latent forecasting evaluation on a test trajectory, per the system's protocol.
 
 For each evaluation window (the test file's ``offsets`` for FHN/KS; every run for AD):
 teacher-force the RNN with ``T_warm`` encoded reference states, propagate ``horizon``
 steps in latent space ("Latent", T_mu = 0) and decode; compare with the reference.
+
+``T_warm`` and ``horizon`` come from the system's :class:`~ledmus.systems.Evaluation`,
+the metrics from its kind's suite (:mod:`ledmus.systems.suites`):
 
 * FHN (seed 001 Fig. 34/35): MNAD on u and v over the horizon (keys ``mnad_u``,
   ``mnad_v``) and over the first 451 steps (the CSPDE protocol, ``mnad_u_451``, ...).
@@ -11,6 +14,7 @@ steps in latent space ("Latent", T_mu = 0) and decode; compare with the referenc
   power-spectrum error.
 * AD: Wasserstein / L1 of particle positions (last step, and over all steps) and of the
   M1/M2 statistics (particle mean and variance per axis) over time.
+* RW: L1 distance, NAD and mass error of the bin fractions.
 """
 
 from __future__ import annotations
@@ -23,16 +27,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import metrics
-from .data import read_trajectory, write_json
+from . import systems
+from .atomic import write_json
+from .device import resolve_device
 from .surrogates.checkpoint import load_model
-from .surrogates.training import resolve_device
+from .systems.builtin import KS_LYAPUNOV
+from .trajectory import read_trajectory
 
 log = logging.getLogger(__name__)
 
-#: system -> (T_warm, horizon or None for "rest of the window")
-PROTOCOL = {"fhn": (60, 8000), "ks": (60, None), "ad1d": (60, None), "ad3d": (60, None)}
-KS_LYAPUNOV = 0.048  # seed 001 §8.4
+__all__ = ["KS_LYAPUNOV", "evaluate", "latent_forecast", "plot_evaluation"]
 
 
 def _windows(traj, t_warm: int, horizon: int | None, n_ics: int | None) -> tuple[np.ndarray, int]:
@@ -96,9 +100,9 @@ def evaluate(
         raise ValueError(
             f"test data {data} is for system {traj.system!r}, the model for {system!r}"
         )
-    default_warm, default_horizon = PROTOCOL.get(system, (60, None))
-    t_warm = default_warm if t_warm is None else t_warm
-    horizon = default_horizon if horizon is None else horizon
+    spec = systems.get(system)
+    t_warm = spec.evaluation.t_warm if t_warm is None else t_warm
+    horizon = spec.evaluation.horizon if horizon is None else horizon
     windows, horizon = _windows(traj, t_warm, horizon, n_ics)
     ref = windows[:, t_warm:]
     pred, latents, wall = latent_forecast(model, windows, t_warm, horizon)
@@ -107,49 +111,23 @@ def evaluate(
         "horizon": horizon, "n_ics": int(windows.shape[0]), "dt_coarse": traj.dt_coarse,
         "forecast_wall_s": wall,
     }  # fmt: skip
-    if system == "fhn":
-        nad_t = metrics.nad(ref.transpose(0, 2, 1, 3), pred.transpose(0, 2, 1, 3))  # (W, 2, T)
-        for ch, name in enumerate("uv"):
-            result[f"mnad_{name}"] = float(nad_t[:, ch].mean())
-            result[f"mnad_{name}_451"] = float(nad_t[:, ch, :451].mean())
-        result["nad_t"] = {n: nad_t[:, c].mean(axis=0).tolist() for c, n in enumerate("uv")}
-    elif system == "ks":
-        nad_t = metrics.nad(ref[:, :, 0], pred[:, :, 0])
-        vpt = metrics.valid_prediction_time(nad_t, traj.dt_coarse, 0.1, KS_LYAPUNOV)
-        result.update(
-            mnad=float(nad_t.mean()),
-            valid_time_lyapunov=float(vpt.mean()),
-            valid_time_lyapunov_per_ic=vpt.tolist(),
-            wasserstein=metrics.wasserstein(ref.ravel(), pred.ravel()),
-            l1_histogram=metrics.l1_histogram(ref.ravel(), pred.ravel()),
-            power_spectrum_error=metrics.power_spectrum_error(ref[:, :, 0], pred[:, :, 0]),
-            nad_t=nad_t.mean(axis=0).tolist(),
-        )
-    else:  # particles
-        m1_ref, m1_pred = ref.mean(axis=2), pred.mean(axis=2)  # (W, T, d)
-        m2_ref, m2_pred = ref.var(axis=2), pred.var(axis=2)
-        result.update(
-            wasserstein_last=metrics.wasserstein(ref[:, -1].reshape(-1, ref.shape[-1]), pred[:, -1].reshape(-1, ref.shape[-1])),
-            wasserstein_all=metrics.wasserstein(ref.reshape(-1, ref.shape[-1]), pred.reshape(-1, ref.shape[-1])),
-            l1_histogram_all=metrics.l1_histogram(ref.reshape(-1, ref.shape[-1]), pred.reshape(-1, ref.shape[-1])),
-            m1_wasserstein=metrics.wasserstein(m1_ref.reshape(-1, ref.shape[-1]), m1_pred.reshape(-1, ref.shape[-1])),
-            m2_wasserstein=metrics.wasserstein(m2_ref.reshape(-1, ref.shape[-1]), m2_pred.reshape(-1, ref.shape[-1])),
-            m1_mae=float(np.abs(m1_ref - m1_pred).mean()),
-            m2_mae=float(np.abs(m2_ref - m2_pred).mean()),
-        )  # fmt: skip
+    result.update(spec.evaluate(ref, pred, traj.dt_coarse))
     if out_dir is not None:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         write_json(out_dir / "metrics.json", result)
         if plots:
-            plot_evaluation(system, ref, pred, latents, result, out_dir)
+            plot_evaluation(spec, ref, pred, latents, result, out_dir, params=traj.params)
     return result
 
 
-def plot_evaluation(system: str, ref: np.ndarray, pred: np.ndarray, latents: np.ndarray,
-                    result: dict[str, Any], out_dir: Path) -> None:  # fmt: skip
-    """Space-time contours (reference, prediction, error) of the first window, error
-    versus time, and the latent trajectories."""
+def plot_evaluation(spec: systems.SystemSpec, ref: np.ndarray, pred: np.ndarray,
+                    latents: np.ndarray, result: dict[str, Any], out_dir: Path, *,
+                    params: dict[str, Any] | None = None) -> None:  # fmt: skip
+    """Space-time contours (reference, prediction, error) of the first window against the
+    physical coordinate, error versus time, and the latent trajectories (grids and
+    histograms: ``contours.png``, ``error_vs_time.png``; particles: ``statistics.png``;
+    all: ``latents.png``).  ``params``: the solver parameters of the data (coordinates)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -157,28 +135,42 @@ def plot_evaluation(system: str, ref: np.ndarray, pred: np.ndarray, latents: np.
 
     dt = result["dt_coarse"]
     t = dt * np.arange(ref.shape[1])
-    if system in ("fhn", "ks"):
-        channels = ("u", "v") if system == "fhn" else ("u",)
-        span = min(ref.shape[1], 1000 if system == "fhn" else 400)
-        fig, axes = plt.subplots(len(channels), 3, figsize=(13, 3.2 * len(channels)), squeeze=False)
+    if spec.kind != "particles":
+        n_c = ref.shape[2]
+        channels = spec.channels if len(spec.channels) == n_c else tuple(map(str, range(n_c)))
+        # chaotic systems: about 5 Lyapunov times (KS: 417 steps); else 1000 steps
+        show = 1000 if spec.lyapunov is None else int(np.ceil(5 / (spec.lyapunov * dt)))
+        span = min(ref.shape[1], show)
+        coord, label = np.arange(ref.shape[-1], dtype=np.float64), "node"
+        if spec.coordinates is not None:
+            try:
+                coord, label = (
+                    np.asarray(spec.coordinates(spec.make(**(params or {})))),
+                    spec.coordinate_name,
+                )
+            except ValueError as exc:  # data of other parameters: fall back to node indices
+                log.warning("coordinates of %s: %s", spec.name, exc)
+        step = coord[1] - coord[0] if coord.size > 1 else 1.0
+        extent = (0, span * dt, coord[0] - step / 2, coord[-1] + step / 2)
+        fig, axes = plt.subplots(n_c, 3, figsize=(13, 3.2 * n_c), squeeze=False)
         for c, name in enumerate(channels):
             r, p = ref[0, :span, c], pred[0, :span, c]
             lo, hi = r.min(), r.max()
             for ax, field, title in zip(axes[c], (r, p, np.abs(r - p)),
                                         ("reference", "LED latent", "|error|"), strict=True):  # fmt: skip
-                im = ax.imshow(field.T, aspect="auto", origin="lower", extent=(0, span * dt, 0, field.shape[1]),
+                im = ax.imshow(field.T, aspect="auto", origin="lower", extent=extent,
                                vmin=None if title == "|error|" else lo, vmax=None if title == "|error|" else hi,
                                cmap="magma" if title == "|error|" else "RdBu_r")  # fmt: skip
                 ax.set_title(f"{name}: {title}")
                 ax.set_xlabel("t")
-                ax.set_ylabel("node")
+                ax.set_ylabel(label)
                 fig.colorbar(im, ax=ax)
         fig.tight_layout()
         fig.savefig(out_dir / "contours.png", dpi=90)
         plt.close(fig)
         fig, ax = plt.subplots(figsize=(6, 3.5))
         nad_t = result["nad_t"]
-        for name, values in nad_t.items() if isinstance(nad_t, dict) else [("u", nad_t)]:
+        for name, values in nad_t.items() if isinstance(nad_t, dict) else [(channels[0], nad_t)]:
             ax.plot(t, values, label=f"NAD {name}")
         ax.set_xlabel("t")
         ax.set_ylabel(f"NAD (mean over {result['n_ics']} ICs)")
@@ -189,8 +181,13 @@ def plot_evaluation(system: str, ref: np.ndarray, pred: np.ndarray, latents: np.
     else:
         fig, axes = plt.subplots(1, 2, figsize=(11, 3.5))
         d = ref.shape[-1]
+        axes_names = (
+            spec.channels if len(spec.channels) == d else tuple(f"axis {k}" for k in range(d))
+        )
         for k in range(d):
-            axes[0].plot(t, ref[0, :, :, k].mean(axis=1), color=f"C{k}", label=f"M1 axis {k} ref")
+            axes[0].plot(
+                t, ref[0, :, :, k].mean(axis=1), color=f"C{k}", label=f"M1 {axes_names[k]} ref"
+            )
             axes[0].plot(t, pred[0, :, :, k].mean(axis=1), color=f"C{k}", ls="--", label="LED")
             axes[1].hist(
                 ref[:, -1, :, k].ravel(), bins=40, histtype="step", color=f"C{k}", density=True

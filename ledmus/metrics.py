@@ -65,6 +65,8 @@ def l1_histogram(reference: np.ndarray, prediction: np.ndarray) -> float:
     """L1 distance of normalised histograms on a shared grid of Rice-rule bins (mean
     over marginals for ``(n, d)`` samples); in [0, 2]."""
     a, b = _columns(reference), _columns(prediction)
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"samples have {a.shape[1]} and {b.shape[1]} variables")
     out = []
     for i in range(a.shape[1]):
         lo, hi = min(a[:, i].min(), b[:, i].min()), max(a[:, i].max(), b[:, i].max())

@@ -1,5 +1,6 @@
-"""Coupling of micro solvers and surrogates (lift, restrict, scheduler, engines, MPI).
+"""Coupling of micro solvers and macro models: the schedule policy, the coordinator,
+lifting/restriction mappers, typed messages, the embedded and MUSCLE3 engines, MPI.
 
-Imports :mod:`ledmus.solvers` and :mod:`ledmus.surrogates`, never the reverse.  The
-engines arrive with the coupler issue; this package fixes the layout from day one.
+Imports :mod:`ledmus.solvers`, :mod:`ledmus.systems` and :mod:`ledmus.surrogates`
+(only the :class:`~ledmus.surrogates.macro.MacroModel` protocol), never the reverse.
 """

@@ -9,7 +9,6 @@ the split run equal to the serial one.
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,15 +17,18 @@ from typing import Any
 import numpy as np
 
 from .. import metrics
-from ..surrogates.checkpoint import load_model
-from ..surrogates.led import LED
+from ..surrogates.macro import MacroModel, load_macro_model
 from ..surrogates.training import resolve_device
-from .core import Lift, Macro, Micro, Restrict, initial_condition
+from .decode import fill_macro_states
+from .driver import Coordinator
+from .mappers import Lift, Restrict
+from .messages import MicroRequest, Restricted, WindowRequest
+from .micro import Micro, initial_condition
 from .mpi import split_slice
-from .output import CHANNELS, Recorder, errors, grid_errors, write_run
-from .settings import RunSettings
-
-log = logging.getLogger(__name__)
+from .output import run_errors, write_run
+from .recorder import Recorder
+from .schedule import make_policy
+from .settings import MicroSettings, RunSettings
 
 
 def members_of(ensemble: int, rank: int, size: int) -> np.ndarray:
@@ -35,30 +37,33 @@ def members_of(ensemble: int, rank: int, size: int) -> np.ndarray:
     return np.arange(ensemble)[split_slice(ensemble, rank, size)]
 
 
-def n_particles(settings: RunSettings) -> int | None:
+def n_particles(settings: MicroSettings) -> int | None:
     return getattr(settings.solver, "n_particles", None)
 
 
 @dataclass
 class Parts:
-    model: LED
+    model: MacroModel
     lift: Lift
     micro: Micro
     restrict: Restrict
 
-    def exchange(self, msg: dict[str, Any]) -> dict[str, Any]:
+    def exchange(self, request: WindowRequest) -> Restricted:
         """One micro window in process: lift -> micro -> restrict (the conduits)."""
-        return self.restrict.handle(self.micro.handle(self.lift.handle(msg)))
+        return self.restrict.handle(self.micro.handle(self.lift.handle(request)))
 
 
-def load(settings: RunSettings) -> LED:
-    model, _ = load_model(
+def load(settings: RunSettings) -> MacroModel:
+    return load_macro_model(
         settings.model, system=settings.system, device=resolve_device(settings.device)
     )
-    return model
 
 
-def new_micro(settings: RunSettings, members: np.ndarray) -> Micro:
+def new_lift(settings: RunSettings, model: MacroModel, members: np.ndarray) -> Lift:
+    return Lift(model, settings.seed, members, n_particles(settings))
+
+
+def new_micro(settings: MicroSettings, members: np.ndarray) -> Micro:
     """The micro side for ``members``, at its initial condition (after the transient)."""
     ic = initial_condition(
         settings.solver, settings.ic, settings.seed, members, settings.t_transient
@@ -66,24 +71,25 @@ def new_micro(settings: RunSettings, members: np.ndarray) -> Micro:
     return Micro(settings.solver, ic, settings.seed, members)
 
 
-def build(settings: RunSettings, members: np.ndarray, model: LED | None = None) -> Parts:
+def build(settings: RunSettings, members: np.ndarray, model: MacroModel | None = None) -> Parts:
     model = model or load(settings)
-    return Parts(
-        model=model,
-        lift=Lift(model, settings.seed, members, n_particles(settings)),
-        micro=new_micro(settings, members),
-        restrict=Restrict(model),
-    )
+    return Parts(model, new_lift(settings, model, members), new_micro(settings, members),
+                 Restrict(model))  # fmt: skip
 
 
-def new_macro(settings: RunSettings, model: LED, lift: Lift, n_members: int,
-              keep_states: bool = True, reference: np.ndarray | None = None) -> Macro:  # fmt: skip
-    shape = settings.solver.state_shape
-    recorder = Recorder(n_members, settings.n_total, shape, model.latent_dim,
-                        keep_states=keep_states, reference=reference)  # fmt: skip
-    return Macro(model, lift, n_warm=settings.n_warm, n_macro=settings.n_macro,
-                 n_micro=settings.n_micro, n_total=settings.n_total, dt=settings.dt,
-                 recorder=recorder)  # fmt: skip
+def new_coordinator(settings: RunSettings, model: MacroModel, lift: Lift, n_members: int, *,
+                    keep_states: bool = True,
+                    grid_reference: np.ndarray | None = None) -> Coordinator:  # fmt: skip
+    """The coordinator with its recorder (``grid_reference``: accumulate grid errors on
+    the fly instead of keeping states)."""
+    recorder = Recorder(n_members, settings.n_total, settings.solver.state_shape,
+                        model.macro_dim, keep_states=keep_states,
+                        decode_macro=settings.record == "states",
+                        grid_reference=grid_reference)  # fmt: skip
+    policy = make_policy(settings.schedule, n_warm=settings.n_warm, n_macro=settings.n_macro,
+                         n_micro=settings.n_micro)  # fmt: skip
+    return Coordinator(model, lift, policy, n_total=settings.n_total, dt=settings.dt,
+                       recorder=recorder)  # fmt: skip
 
 
 def micro_reference(settings: RunSettings, members: np.ndarray) -> tuple[np.ndarray, float]:
@@ -91,47 +97,36 @@ def micro_reference(settings: RunSettings, members: np.ndarray) -> tuple[np.ndar
     seed (the accuracy and timing reference, T_m = 0); returns ``(states, wall s)``."""
     micro = new_micro(settings, members)
     start = time.perf_counter()
-    out = micro.handle(
-        {"window": 0, "t0": 0.0, "steps": settings.n_total - 1, "include_initial": True}
-    )
-    return out["states"], time.perf_counter() - start
+    out = micro.handle(MicroRequest(window=0, t0=0.0, steps=settings.n_total - 1,
+                                    include_initial=True))  # fmt: skip
+    return out.states, time.perf_counter() - start
 
 
-def summarize(settings: RunSettings, macro: Macro, wall: float, engine: str,
+def summarize(settings: RunSettings, coord: Coordinator, wall: float, engine: str,
               reference: np.ndarray | None = None, reference_wall: float | None = None,
               n_ranks: int = 1) -> dict[str, Any]:  # fmt: skip
-    """The ``metrics.json`` payload: settings, wall-time split, speed-up and errors."""
-    tm = macro.timings
-    wall = wall - tm["record_s"]  # the simulation's time, without bookkeeping
+    """The ``metrics.json`` payload: settings, wall-time split, speed-up and errors.
+    ``wall`` includes recording, as the reference's wall includes keeping its states."""
+    tm = coord.timings
+    rec = coord.recorder
     result: dict[str, Any] = {
         "engine": engine,
         "system": settings.system,
         "settings": settings.as_dict(),
         "n_ranks": n_ranks,
-        "micro_ranks": macro.micro_ranks if n_ranks == 1 else n_ranks,
+        "micro_ranks": coord.micro_ranks if n_ranks == 1 else n_ranks,
         "rho": (settings.t_macro / settings.t_micro) if settings.t_micro > 0 else None,
         "n_states": settings.n_total,
-        "micro_fraction": float((macro.recorder.source == 0).mean()),
+        "micro_fraction": float((rec.source == 0).mean()),
         "wall_s": wall,
-        "micro_s": tm["micro_s"],
-        "macro_s": tm["macro_s"],
-        "lift_s": tm["lift_s"],
-        "restrict_s": tm["restrict_s"],
-        "record_s": tm["record_s"],
-        "coupling_s": max(0.0, wall - tm["micro_s"] - tm["macro_s"]),
-        "windows": macro.window,
+        **{k: tm[k] for k in ("micro_s", "macro_s", "lift_s", "restrict_s", "record_s")},
+        "coupling_s": max(0.0, wall - tm["micro_s"] - tm["macro_s"] - tm["record_s"]),
+        "windows": coord.window,
     }
     if reference is not None:
         result["micro_only_wall_s"] = reference_wall
         result["speedup"] = metrics.speedup(reference_wall, wall) if wall > 0 else None
-        start = settings.n_warm + 1
-        rec = macro.recorder
-        if rec.states is not None:
-            result["errors"] = errors(settings.system, reference, rec.states, start, settings.dt)
-        elif rec.abs_err is not None:
-            g = grid_errors(reference, rec.abs_err, start)
-            names = CHANNELS[settings.system]
-            result["errors"] = {f"mnad_{n}": float(g["mnad"][c]) for c, n in enumerate(names)}
+        result["errors"] = run_errors(settings, rec, reference)
     return result
 
 
@@ -156,10 +151,13 @@ def run_embedded(settings: RunSettings, run_dir: str | Path | None = None, *, co
     failure = None
     try:
         parts = build(settings, members)
-        macro = new_macro(settings, parts.model, parts.lift, len(members), keep_states)
+        coord = new_coordinator(settings, parts.model, parts.lift, len(members),
+                                keep_states=keep_states)  # fmt: skip
         start = time.perf_counter()
-        macro.run(parts.exchange, progress=progress and rank == 0)
+        coord.run(parts.exchange, progress=progress and rank == 0)
         wall = time.perf_counter() - start
+        if keep_states and settings.record == "latents" and settings.compare:
+            fill_macro_states(coord.recorder, parts.lift)  # for the errors, after the clock
         reference = ref_wall = None
         if settings.compare:
             reference, ref_wall = micro_reference(settings, members)
@@ -171,17 +169,17 @@ def run_embedded(settings: RunSettings, run_dir: str | Path | None = None, *, co
         failures = [f for f in comm.allgather(failure) if f]
         if failures:
             raise RuntimeError("; ".join(failures))
-        macro = _gather_macro(comm, macro)
+        _gather_recorder(comm, coord.recorder)
         wall = comm.allreduce(wall, op=_max_op())
-        macro.timings = {k: comm.allreduce(v, op=_max_op()) for k, v in macro.timings.items()}
+        coord.timings = {k: comm.allreduce(v, op=_max_op()) for k, v in coord.timings.items()}
         if settings.compare:
             reference = _gather(comm, reference)
             ref_wall = comm.allreduce(ref_wall, op=_max_op())
     result = None
     if rank == 0:
-        result = summarize(settings, macro, wall, "embedded", reference, ref_wall, size)
-        if run_dir is not None and macro.recorder.states is not None:
-            write_run(run_dir, settings, macro.recorder, result, reference)
+        result = summarize(settings, coord, wall, "embedded", reference, ref_wall, size)
+        if run_dir is not None and coord.recorder.states is not None:
+            write_run(run_dir, settings, coord.recorder, result, reference)
     if comm is not None:
         result = comm.bcast(result, root=0)
     return result
@@ -198,12 +196,10 @@ def _gather(comm: Any, arr: np.ndarray | None) -> np.ndarray | None:
     return np.concatenate(parts) if comm.Get_rank() == 0 else None
 
 
-def _gather_macro(comm: Any, macro: Macro) -> Macro:
-    rec = macro.recorder
-    latents = _gather(comm, rec.latents)
+def _gather_recorder(comm: Any, rec: Recorder) -> None:
+    latents, source = _gather(comm, rec.latents), _gather(comm, rec.source)
     states = _gather(comm, rec.states) if rec.states is not None else None
     if comm.Get_rank() == 0:
-        rec.latents, rec.n_members = latents, latents.shape[0]
+        rec.latents, rec.source, rec.n_members = latents, source, latents.shape[0]
         if states is not None:
             rec.states = states
-    return macro

@@ -1,5 +1,5 @@
-"""MPI helpers: splitting an ensemble or a particle set over ranks, and the
-permutation-invariant restriction of distributed particles.
+"""MPI helpers: splitting an ensemble or a particle set over ranks, the pooled
+restriction of distributed particles, and a bcast whose waiting ranks sleep.
 
 With particles split over ranks, ``z = g(mean_i phi(x_i))`` needs only the per-rank sums
 ``sum_{i on rank} phi(x_i)``: one ``Allreduce`` of a ``(B, T, d_p)`` array, whatever the
@@ -8,12 +8,12 @@ number of particles.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
-import torch
 
-from ..surrogates.led import LED
+from ..surrogates.macro import MacroModel
 
 
 def split_slice(n: int, rank: int, size: int) -> slice:
@@ -23,24 +23,21 @@ def split_slice(n: int, rank: int, size: int) -> slice:
     return slice(start, start + base + (1 if rank < extra else 0))
 
 
-@torch.no_grad()
-def distributed_encode(model: LED, local: np.ndarray, n_total: int, comm: Any) -> np.ndarray:
-    """Latents ``(..., d_z)`` of particle states whose particles are split over the ranks
-    of ``comm``: ``local`` ``(..., N_rank, d)`` holds this rank's particles, ``n_total``
-    the particle count of the whole state.  Equals ``model.encode`` of the full state."""
+def distributed_restrict(
+    model: MacroModel, local: np.ndarray, n_total: int, comm: Any
+) -> np.ndarray:
+    """Macro states ``(..., d)`` of particle states whose particles are split over the
+    ranks of ``comm``: ``local`` ``(..., N_rank, d_x)`` holds this rank's particles,
+    ``n_total`` the particle count of the whole state.  Equals ``model.restrict`` of the
+    full state (to float rounding of the sum)."""
     from mpi4py import MPI
 
-    if not model.particles:
-        raise ValueError("distributed_encode needs a particle (permutation-invariant) model")
-    encoder = model.autoencoder.encoder
-    x = model.scaler.transform(model.as_tensor(local))
-    part = encoder.phi(x).sum(dim=-2).cpu().double().numpy()
+    if not model.pooled:
+        raise ValueError("distributed_restrict needs a model with a pooled restriction")
+    part = model.pool_features(local)
     total = np.empty_like(part)
     comm.Allreduce(part, total, op=MPI.SUM)
-    out = encoder.g(torch.as_tensor(total / n_total).to(model.device, model.dtype))
-    if model.autoencoder.variational:
-        out = out.chunk(2, dim=-1)[0]
-    return out.cpu().numpy()
+    return model.restrict_pooled(total / n_total)
 
 
 LAZY_TAG = 7301
@@ -53,8 +50,6 @@ def lazy_bcast(comm: Any, obj: Any = None, poll_s: float = 1e-3) -> Any:
     for rank 0 (which waits for MUSCLE3), and spinning would take the cores the other
     components need.  Rank 0 sends point-to-point; the others poll ``Iprobe``.
     """
-    import time
-
     if comm.Get_rank() == 0:
         for dest in range(1, comm.Get_size()):
             comm.send(obj, dest=dest, tag=LAZY_TAG)

@@ -1,57 +1,68 @@
-"""Run settings of a coupled LED run, validated before any compute.
+"""Settings of a coupled run, validated before any compute.
 
-The settings live in the ``settings:`` section of a yMMSL v0.2 file and are read the
-same way by both engines (MUSCLE3 components through ``Instance.get_setting``, the
-embedded engine from the file)::
+They live in the ``settings:`` section of a yMMSL v0.2 file and are read the same way by
+both engines (MUSCLE3 components through ``Instance.get_setting``, the embedded engine
+from the file)::
 
-    model: models/led_fhn.pt   # LED checkpoint (its system picks the micro solver)
-    system: fhn                # optional: refuse a model trained for another system
-    t_warm: 60.0               # warm-up on the micro solver, RNN teacher-forced   [time]
-    t_macro: 50.0              # T_m: latent propagation per cycle                 [time]
-    t_micro: 10.0              # T_mu: micro solver per cycle (0: pure latent)     [time]
-    t_end: 2000.0              # end of the run; coarse states at 0, dt, ..., t_end [time]
+    model: models/led_fhn.pt   # macro-model checkpoint (its system picks the micro solver)
+    system: fhn                # the micro system (optional with a model: then a check)
+    t_warm: 60.0               # warm-up on the micro solver, model teacher-forced  [time]
+    t_macro: 50.0              # T_m: macro propagation per cycle                     [time]
+    t_micro: 10.0              # T_mu: micro solver per cycle (0: pure macro)          [time]
+    t_end: 2000.0              # end of the run; coarse states at 0, dt, ..., t_end    [time]
     ensemble: 1                # B, ensemble members run side by side
     ic: y05                    # initial condition: a name of the solver or a .npy file
-    t_transient: 0.0           # micro run from the IC before t = 0, not recorded   [time]
-    seed: 0                    # RNG seed (micro noise, MDN sampling, random ICs)
-    device: cpu                # cpu, cuda, cuda:N or auto (RNN, decoder, encoder)
+    t_transient: 0.0           # micro run from the IC before t = 0, not recorded      [time]
+    seed: 0                    # RNG seed (micro noise, stochastic lifting, random ICs)
+    device: cpu                # cpu, cuda, cuda:N or auto (the macro model)
     compare: true              # also run the micro solver alone: speed-up and errors
+    plots: true                # write field.png / error_vs_time.png
+    schedule: fixed            # schedule policy (fixed: T_warm / T_m / T_mu)
+    record: states             # states, or latents (macro states only; `ledmus decode`)
     param_<name>: value        # micro-solver parameter <name> (default: the paper's)
 
-All times are multiples of the solver's coarse step ``dt_coarse``.  ``t_macro = 0`` is
-the pure micro solver, ``t_micro = 0`` pure latent propagation ("Latent").
+All times are multiples of the solver's coarse step ``dt_coarse``.  The micro component
+alone needs only ``system`` (or ``model``), ``param_*``, ``ensemble``, ``ic``,
+``t_transient`` and ``seed`` (:func:`validate_micro`) and ignores the rest.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..solvers import Solver, make
+from .. import systems
+from ..solvers import Solver
 from ..solvers.base import steps_in
+from ..validation import Field, as_bool, as_choice, as_int, as_str, as_time, parse_fields
+from .schedule import POLICIES
 
-#: setting name -> (type description, default or REQUIRED)
-REQUIRED = object()
-SETTINGS: dict[str, tuple[str, Any]] = {
-    "model": ("path of an LED checkpoint (.pt)", REQUIRED),
-    "system": ("the model's system (optional check)", ""),
-    "t_warm": ("time >= 0", REQUIRED),
-    "t_macro": ("time >= 0", REQUIRED),
-    "t_micro": ("time >= 0", REQUIRED),
-    "t_end": ("time > t_warm", REQUIRED),
-    "ensemble": ("integer >= 1", 1),
-    "ic": ("initial-condition name or .npy file", ""),
-    "t_transient": ("time >= 0 run before t = 0, not recorded", 0.0),
-    "seed": ("integer >= 0", 0),
-    "device": ("cpu, cuda, cuda:N or auto", "cpu"),
-    "compare": ("true or false", False),
-    "plots": ("true or false", True),
-}
 PARAM_PREFIX = "param_"
+RECORDS = ("states", "latents")
+MICRO_FIELDS = (
+    Field("system", as_str, "", "the micro system (registry name)"),
+    Field("ensemble", as_int(1), 1, "integer >= 1"),
+    Field("ic", as_str, "", "initial-condition name or .npy file"),
+    Field("t_transient", as_time, 0.0, "time >= 0 run before t = 0, not recorded"),
+    Field("seed", as_int(0), 0, "integer >= 0"),
+)
+RUN_FIELDS = (
+    Field("model", as_str, doc="path of a macro-model checkpoint (.pt)"),
+    Field("t_warm", as_time, doc="time >= 0"),
+    Field("t_macro", as_time, doc="time >= 0"),
+    Field("t_micro", as_time, doc="time >= 0"),
+    Field("t_end", as_time, doc="time > t_warm"),
+    Field("device", as_str, "cpu", "cpu, cuda, cuda:N or auto"),
+    Field("compare", as_bool, False, "true or false"),
+    Field("plots", as_bool, True, "true or false"),
+    Field("schedule", as_choice(POLICIES), "fixed", f"one of {', '.join(POLICIES)}"),
+    Field("record", as_choice(RECORDS), "states", "states or latents"),
+)
+#: setting name -> description (both groups)
+SETTINGS = {f.name: f.doc for f in (*RUN_FIELDS, *MICRO_FIELDS)}
 
 
 def resolve_file(value: str, setting: str, search: list[Path]) -> Path:
@@ -63,10 +74,10 @@ def resolve_file(value: str, setting: str, search: list[Path]) -> Path:
         if path.is_file():
             return path
         raise ValueError(f"setting {setting}: file {value!r} does not exist")
-    roots = list(search)
-    if os.environ.get("LEDMUS_BASE_DIR"):
-        roots.append(Path(os.environ["LEDMUS_BASE_DIR"]))
-    roots.append(Path(__file__).resolve().parents[2])
+    roots: list[Path] = []
+    for root in [*search, os.environ.get("LEDMUS_BASE_DIR"), Path(__file__).resolve().parents[2]]:
+        if root and Path(root).resolve() not in roots:
+            roots.append(Path(root).resolve())
     for root in roots:
         if (root / path).is_file():
             return (root / path).resolve()
@@ -74,27 +85,34 @@ def resolve_file(value: str, setting: str, search: list[Path]) -> Path:
     raise ValueError(f"setting {setting}: file {value!r} not found (looked in: {looked})")
 
 
-@dataclass
-class RunSettings:
-    """Validated settings; ``solver`` and the step counts are derived from them."""
+@dataclass(frozen=True)
+class MicroSettings:
+    """What the micro side needs: the system, its parameters and the ensemble."""
 
-    model: Path
     system: str
-    t_warm: float
-    t_macro: float
-    t_micro: float
-    t_end: float
-    t_transient: float
     ensemble: int
     ic: str
+    t_transient: float
     seed: int
-    device: str
-    compare: bool
-    plots: bool
     params: dict[str, Any] = field(default_factory=dict)
-    solver: Solver | None = field(default=None, repr=False)
+    solver: Solver | None = field(default=None, repr=False, compare=False)
 
-    # coarse-step counts (dt_coarse of the solver)
+
+@dataclass(frozen=True)
+class RunSettings(MicroSettings):
+    """Validated settings of a whole run; step counts derive from the solver's Δt."""
+
+    model: Path = Path()
+    t_warm: float = 0.0
+    t_macro: float = 0.0
+    t_micro: float = 0.0
+    t_end: float = 0.0
+    device: str = "cpu"
+    compare: bool = False
+    plots: bool = True
+    schedule: str = "fixed"
+    record: str = "states"
+
     @property
     def dt(self) -> float:
         return self.solver.dt_coarse
@@ -117,78 +135,91 @@ class RunSettings:
         return round(self.t_end / self.dt) + 1
 
     def as_dict(self) -> dict[str, Any]:
-        out = {k: getattr(self, k) for k in SETTINGS}
+        out = {k: v for k, v in asdict(self).items() if k in SETTINGS}
         out["model"] = str(self.model)
         out.update({PARAM_PREFIX + k: v for k, v in self.params.items()})
         return out
 
 
-def _bool(name: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    raise ValueError(f"setting {name} must be true or false, got {value!r}")
+def _split_params(raw: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    raw = {k: v for k, v in raw.items() if not str(k).startswith("muscle_")}  # libmuscle's own
+    params = {k[len(PARAM_PREFIX) :]: v for k, v in raw.items() if k.startswith(PARAM_PREFIX)}
+    return {k: v for k, v in raw.items() if not k.startswith(PARAM_PREFIX)}, params
 
 
-def _int(name: str, value: Any, minimum: int) -> int:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not float(value).is_integer()
-    ):
-        raise ValueError(f"setting {name} must be an integer >= {minimum}, got {value!r}")
-    if int(value) < minimum:
-        raise ValueError(f"setting {name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
+def _model_header(value: Any, search: list[Path]) -> tuple[Path, dict[str, Any]]:
+    from ..surrogates.checkpoint import read_checkpoint
+
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"setting model must be a file path, got {value!r}")
+    path = resolve_file(value, "model", search)
+    try:
+        return path, read_checkpoint(path)
+    except ValueError as exc:
+        raise ValueError(f"setting model: {exc}") from None
 
 
-def _time(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"setting {name} must be a number (a time), got {value!r}")
-    value = float(value)
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"setting {name} must be finite and >= 0, got {value!r}")
-    return value
+def _micro(values: dict[str, Any], params: dict[str, Any], search: list[Path]) -> dict[str, Any]:
+    system = values["system"]
+    try:
+        solver = systems.get(system).make(**params)
+    except ValueError as exc:
+        raise ValueError(f"micro solver for system {system!r}: {exc}") from None
+    steps_in(
+        values["t_transient"], solver.dt_coarse, "setting t_transient", "the solver's dt_coarse"
+    )
+    ic = values["ic"]
+    if ic.endswith(".npy"):
+        ic = str(resolve_file(ic, "ic", search))
+    elif ic and ic not in solver.ic_names():
+        raise ValueError(
+            f"setting ic={ic!r} is not an initial condition of {system!r}; "
+            f"allowed: {', '.join(solver.ic_names())} or a .npy file"
+        )
+    return {**values, "ic": ic, "params": params, "solver": solver}
+
+
+def validate_micro(raw: Mapping[str, Any], *, search: list[Path] | None = None) -> MicroSettings:
+    """Settings of a micro component used on its own: ``system`` (or a ``model`` whose
+    system it takes), ``param_*``, ``ensemble``, ``ic``, ``t_transient``, ``seed``;
+    settings meant for other components are ignored."""
+    search = search or [Path.cwd()]
+    rest, params = _split_params(raw)
+    values = parse_fields(MICRO_FIELDS, rest, unknown="ignore")
+    if not values["system"]:
+        if "model" not in rest:
+            raise ValueError("missing setting system (the micro system's name) or model")
+        values["system"] = _model_header(rest["model"], search)[1]["system"]
+    return MicroSettings(**_micro(values, params, search))
 
 
 def validate(raw: Mapping[str, Any], *, search: list[Path] | None = None) -> RunSettings:
-    """Check every setting and return :class:`RunSettings`; raises ``ValueError`` naming
-    the offending setting.  Reads the checkpoint header (not the weights' use) to learn
-    the system, builds the micro solver and checks the device."""
-    from ..surrogates.checkpoint import read_checkpoint
+    """Check every setting of a run; ``ValueError`` naming the offending setting.  Reads
+    the checkpoint header (not the weights) for the system and the trained state shape,
+    builds the micro solver and checks the device."""
+    from ..surrogates.checkpoint import checkpoint_kind
+    from ..surrogates.macro import macro_model_class
     from ..surrogates.training import resolve_device
 
-    raw = {k: v for k, v in raw.items() if not str(k).startswith("muscle_")}  # libmuscle's own
-    params = {k[len(PARAM_PREFIX) :]: raw.pop(k) for k in list(raw) if k.startswith(PARAM_PREFIX)}
-    unknown = sorted(set(raw) - set(SETTINGS))
-    if unknown:
-        raise ValueError(
-            f"unknown setting(s) {', '.join(unknown)}; allowed: {', '.join(SETTINGS)} "
-            f"and {PARAM_PREFIX}<solver parameter>"
-        )
-    missing = [k for k, (_, d) in SETTINGS.items() if d is REQUIRED and k not in raw]
-    if missing:
-        raise ValueError(f"missing setting(s): {', '.join(missing)}")
-    values = {k: raw.get(k, d) for k, (_, d) in SETTINGS.items()}
-
-    if not isinstance(values["model"], str) or not values["model"]:
-        raise ValueError(f"setting model must be a file path, got {values['model']!r}")
-    model = resolve_file(values["model"], "model", search or [Path.cwd()])
-    try:
-        payload = read_checkpoint(model)
-    except ValueError as exc:
-        raise ValueError(f"setting model: {exc}") from None
+    search = search or [Path.cwd()]
+    rest, params = _split_params(raw)
+    fields = (*RUN_FIELDS, *MICRO_FIELDS)
+    values = parse_fields(fields, rest, extra=f"{PARAM_PREFIX}<solver parameter>")
+    model, payload = _model_header(values["model"], search)
     system = payload["system"]
     if values["system"] and values["system"] != system:
         raise ValueError(
             f"setting model: {model} was trained for system {system!r}, "
             f"but setting system={values['system']!r}"
         )
+    micro_values = {f.name: values[f.name] for f in MICRO_FIELDS}
+    micro = _micro({**micro_values, "system": system}, params, search)
+    solver = micro["solver"]
     try:
-        solver = make(system, **params)
+        cls = macro_model_class(checkpoint_kind(payload))
     except ValueError as exc:
-        raise ValueError(f"micro solver for the model's system {system!r}: {exc}") from None
-    trained = tuple(payload["spec"]["state_shape"])
-    particles = payload["spec"]["autoencoder"].get("kind") == "particles"
+        raise ValueError(f"setting model: {exc}") from None
+    trained, particles = cls.trained_state(payload["spec"])
     # particle models take any particle count N; only the dimension d must match
     if (trained[-1:] if particles else trained) != (
         solver.state_shape[-1:] if particles else solver.state_shape
@@ -197,45 +228,19 @@ def validate(raw: Mapping[str, Any], *, search: list[Path] | None = None) -> Run
             f"setting model: {model} was trained on states {trained} but the {system!r} "
             f"solver with these parameters has {solver.state_shape}"
         )
-    times = {
-        k: _time(k, values[k]) for k in ("t_warm", "t_macro", "t_micro", "t_end", "t_transient")
-    }
+    times = {k: values[k] for k in ("t_warm", "t_macro", "t_micro", "t_end")}
     for k, v in times.items():
         steps_in(v, solver.dt_coarse, f"setting {k}", "the solver's dt_coarse")
     if times["t_end"] <= times["t_warm"]:
         raise ValueError(f"setting t_end={times['t_end']:g} must be > t_warm={times['t_warm']:g}")
     if times["t_macro"] == 0 and times["t_micro"] == 0:
         raise ValueError("settings t_macro and t_micro are both 0; at least one must be > 0")
-    device = values["device"]
-    if not isinstance(device, str):
-        raise ValueError(f"setting device must be a string, got {device!r}")
     try:
-        resolve_device(device)
+        resolve_device(values["device"])
     except ValueError as exc:
         raise ValueError(f"setting {exc}") from None
-    ic = values["ic"]
-    if not isinstance(ic, str):
-        raise ValueError(f"setting ic must be a name or a .npy path, got {ic!r}")
-    if ic.endswith(".npy"):
-        ic = str(resolve_file(ic, "ic", search or [Path.cwd()]))
-    elif ic and ic not in solver.ic_names():
-        raise ValueError(
-            f"setting ic={ic!r} is not an initial condition of {system!r}; "
-            f"allowed: {', '.join(solver.ic_names())} or a .npy file"
-        )
-    return RunSettings(
-        model=model,
-        system=system,
-        ensemble=_int("ensemble", values["ensemble"], 1),
-        ic=ic,
-        seed=_int("seed", values["seed"], 0),
-        device=device,
-        compare=_bool("compare", values["compare"]),
-        plots=_bool("plots", values["plots"]),
-        params=params,
-        solver=solver,
-        **times,
-    )
+    run = {k: values[k] for k in ("device", "compare", "plots", "schedule", "record")}
+    return RunSettings(model=model, **times, **run, **micro)
 
 
 def read_ymmsl_settings(path: str | os.PathLike) -> dict[str, Any]:

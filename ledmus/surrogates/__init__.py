@@ -11,6 +11,8 @@ Depends on torch and :mod:`ledmus.data`; never on :mod:`ledmus.coupler`.
 
 from .checkpoint import load_model, read_checkpoint, save_checkpoint
 from .led import LED
+from .led_macro import LEDMacro
+from .macro import MACRO_MODELS, MacroModel, load_macro_model, register_macro_model
 from .networks import (
     ConvAutoencoder,
     MixtureDensityDecoder,
@@ -18,12 +20,13 @@ from .networks import (
     ParticleAutoencoder,
     PermutationInvariantEncoder,
 )
+from .pca import PCA, PCAMacro
 from .propagators import LatentRNN
 from .scalers import Scaler
 from .training import train_from_config
 
 __all__ = [
-    "LED", "ConvAutoencoder", "LatentRNN", "MLPAutoencoder", "MixtureDensityDecoder",
+    "LED", "LEDMacro", "MACRO_MODELS", "MacroModel", "load_macro_model", "register_macro_model", "ConvAutoencoder", "LatentRNN", "MLPAutoencoder", "MixtureDensityDecoder",
     "ParticleAutoencoder", "PermutationInvariantEncoder", "Scaler", "load_model",
-    "read_checkpoint", "save_checkpoint", "train_from_config",
+    "read_checkpoint", "save_checkpoint", "train_from_config", "PCA", "PCAMacro",
 ]  # fmt: skip

@@ -1,7 +1,9 @@
 """Checkpoint files: one ``.pt`` per trained model, rebuilt from the file alone.
 
 Contents: ``format`` ("ledmus-led"), ``format_version``, ``ledmus_version``,
-``torch_version``, ``system``, ``spec`` (constructor spec of :class:`LED`), ``config``
+``torch_version``, ``kind`` (the model family: ``led``, ``pca``, …; absent in files
+written before it existed, which are LED), ``system``, ``spec`` (constructor spec of the
+family's ``nn.Module``), ``config``
 (the training YAML as written), ``state_dict`` (weights and scalers), ``fingerprint``
 (SHA-256 of the training and validation data), ``history`` (loss curves).
 """
@@ -17,11 +19,24 @@ from typing import Any
 import torch
 
 from .. import __version__
-from ..data import atomic_path
+from ..atomic import atomic_path
 from .led import LED
 
 FORMAT = "ledmus-led"
 FORMAT_VERSION = 1
+
+#: checkpoint kind -> nn.Module class built as ``cls(spec)`` (see :func:`register_model_class`)
+MODEL_CLASSES: dict[str, type[torch.nn.Module]] = {"led": LED}
+
+
+def register_model_class(kind: str, cls: type[torch.nn.Module]) -> None:
+    """Register the network class of a model family; ``cls(spec)`` must rebuild it."""
+    MODEL_CLASSES[kind] = cls
+
+
+def checkpoint_kind(payload: dict[str, Any]) -> str:
+    """The model family of a checkpoint payload (``led`` for files without a kind)."""
+    return str(payload.get("kind", "led"))
 
 
 def save_checkpoint(
@@ -39,6 +54,7 @@ def save_checkpoint(
         "format_version": FORMAT_VERSION,
         "ledmus_version": __version__,
         "torch_version": str(torch.__version__),
+        "kind": getattr(model, "kind", "led"),
         "system": model.system,
         "spec": model.spec,
         "config": config,
@@ -82,13 +98,20 @@ def read_checkpoint(path: str | os.PathLike, *, system: str | None = None) -> di
 
 def load_model(
     path: str | os.PathLike, *, system: str | None = None, device: str | torch.device = "cpu"
-) -> tuple[LED, dict[str, Any]]:
+) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Rebuild the model from the file alone; returns ``(model, payload)``."""
     payload = read_checkpoint(path, system=system)
-    model = LED(payload["spec"])
+    kind = checkpoint_kind(payload)
+    if kind not in MODEL_CLASSES:
+        raise ValueError(
+            f"model file {path} holds a model of kind {kind!r}; allowed: "
+            f"{', '.join(sorted(MODEL_CLASSES))}"
+        )
+    model = MODEL_CLASSES[kind](payload["spec"])
     dtype = getattr(torch, payload["config"].get("dtype", "float32"))
     model.to(dtype=dtype)
-    model.scaler.to(torch.float64)  # scaler statistics stay float64
+    if hasattr(model, "scaler"):
+        model.scaler.to(torch.float64)  # scaler statistics stay float64
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:

@@ -21,9 +21,12 @@ DEFAULTS: dict[str, Any] = {
                   "sequence_length": 30, "hidden_propagation": 300, "noise": 0.0,
                   "patience": 100, "min_lr": 1e-6, "validation": "teacher_forced",
                   "restarts": 1},
+    "pca": {"components": 8},
 }  # fmt: skip
 SECTIONS = ("autoencoder", "rnn", "train_autoencoder", "train_rnn")
 TOP_KEYS = ("system", "data", "seed", "dtype", *SECTIONS)
+#: model family (``kind``, default ``led``) -> its config sections
+KIND_SECTIONS = {"led": SECTIONS, "pca": ("pca", "rnn", "train_rnn")}
 DTYPES = ("float32", "float64")
 VALIDATIONS = ("teacher_forced", "free_run")
 
@@ -50,16 +53,24 @@ def load_config(path: str | Path) -> dict[str, Any]:
 
 
 def resolve(raw: dict[str, Any]) -> dict[str, Any]:
-    """Defaults filled in and every field checked; raises ValueError naming the field."""
-    unknown = sorted(set(raw) - set(TOP_KEYS))
+    """Defaults filled in and every field checked; raises ValueError naming the field.
+    ``kind`` (``led``, the default, or ``pca``) picks the model family and its sections;
+    the resolved config records it."""
+    kind = raw.get("kind", "led")
+    if not isinstance(kind, str) or kind not in KIND_SECTIONS:
+        raise ValueError(f"config: kind={kind!r} unknown; allowed: {', '.join(KIND_SECTIONS)}")
+    sections = KIND_SECTIONS[kind]
+    top_keys = ("kind", "system", "data", "seed", "dtype", *sections)
+    unknown = sorted(set(raw) - set(top_keys))
     if unknown:
         raise ValueError(
-            f"config: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(TOP_KEYS)}"
+            f"config: unknown key(s) {', '.join(unknown)} for kind {kind}; "
+            f"allowed: {', '.join(top_keys)}"
         )
     for key in ("system", "data"):
         if key not in raw:
             raise ValueError(f"config: missing required key {key!r}")
-    for section in SECTIONS:
+    for section in sections:
         extra = raw.get(section, {})
         if not isinstance(extra, dict):
             raise ValueError(f"config: {section} must be a mapping")
@@ -73,10 +84,11 @@ def resolve(raw: dict[str, Any]) -> dict[str, Any]:
             raise ValueError(
                 f"config: unknown key(s) {', '.join(bad)} in {section}; allowed: {', '.join(sorted(allowed))}"
             )
-    cfg = _merge(DEFAULTS, raw)
+    cfg = _merge({k: v for k, v in DEFAULTS.items() if k in top_keys}, raw)
+    cfg["kind"] = kind
     if cfg["dtype"] not in DTYPES:
         raise ValueError(f"config: dtype={cfg['dtype']!r}; allowed: {', '.join(DTYPES)}")
-    for section in ("train_autoencoder", "train_rnn"):
+    for section in [s for s in ("train_autoencoder", "train_rnn") if s in cfg]:
         for key in ("epochs", "batch_size", "patience") + (
             ("restarts",) if section == "train_rnn" else ()
         ):
@@ -98,6 +110,11 @@ def resolve(raw: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(
             "config: train_rnn.hidden_propagation must be >= train_rnn.sequence_length"
         )
+    if kind == "pca":
+        d = cfg["pca"]["components"]
+        if isinstance(d, bool) or not isinstance(d, int) or d < 1:
+            raise ValueError(f"config: pca.components must be an integer >= 1, got {d!r}")
+        return cfg
     if int(cfg["autoencoder"]["latent_dim"]) < 1:
         raise ValueError("config: autoencoder.latent_dim must be >= 1")
     return cfg

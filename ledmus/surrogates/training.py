@@ -21,11 +21,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..data import Trajectory, read_trajectory, write_json
+from ..atomic import write_json
+from ..device import resolve_device  # re-exported: it used to live here
+from ..trajectory import Trajectory, read_trajectory
 from .checkpoint import save_checkpoint
 from .config import resolve
 from .led import LED
 from .networks import kl_standard_normal, reparameterise
+from .pca import PCA
 from .propagators import LatentRNN
 
 log = logging.getLogger(__name__)
@@ -39,21 +42,6 @@ def fingerprint(*trajectories: Trajectory) -> str:
         h.update(np.ascontiguousarray(traj.t).tobytes())
         h.update(json.dumps(traj.params, sort_keys=True).encode())
     return h.hexdigest()
-
-
-def resolve_device(name: str) -> torch.device:
-    """``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (CUDA when available)."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cpu":
-        return torch.device("cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ValueError(
-                f"device={name!r} requested but CUDA is not available; allowed here: cpu, auto"
-            )
-        return torch.device(name)
-    raise ValueError(f"device={name!r} unknown; allowed: cpu, cuda, cuda:N, auto")
 
 
 class EarlyStopping:
@@ -284,7 +272,8 @@ def train_from_config(
     progress: bool = True,
     base_dir: Path | None = None,
 ) -> Path:
-    """Train the LED described by ``raw_config`` and write ``out`` (checkpoint) plus
+    """Train the LED (or, with ``kind: pca``, the PCA baseline: :func:`train_pca`)
+    described by ``raw_config`` and write ``out`` (checkpoint) plus
     ``<out stem>_loss.png`` and ``<out stem>_history.json`` beside it."""
     cfg = resolve(raw_config)
     dev = resolve_device(device)
@@ -301,6 +290,8 @@ def train_from_config(
         raise ValueError(
             f"data in {data_dir} is for system {train_traj.system!r}, config says {cfg['system']!r}"
         )
+    if cfg["kind"] == "pca":
+        return train_pca(cfg, raw_config, out, dev, train_traj, val_traj, progress)
 
     torch.manual_seed(cfg["seed"])
     gen = torch.Generator().manual_seed(cfg["seed"])
@@ -335,15 +326,7 @@ def train_from_config(
     model.eval()
     history = {"autoencoder": hist_ae, "rnn": hist_rnn,
                "wall_time_s": {"autoencoder": t_ae, "rnn": t_rnn}, "device": str(dev)}  # fmt: skip
-    save_checkpoint(
-        out,
-        model.cpu(),
-        config=raw_config,
-        fingerprint=fingerprint(train_traj, val_traj),
-        history=history,
-    )
-    plot_history(history, out.with_name(out.stem + "_loss.png"))
-    write_json(out.with_name(out.stem + "_history.json"), history)
+    _write_outputs(out, model, raw_config, fingerprint(train_traj, val_traj), history)
     log.info(
         "trained %s in %.0f s (autoencoder %.0f s, rnn %.0f s): %s",
         cfg["system"],
@@ -355,16 +338,82 @@ def train_from_config(
     return out
 
 
+def _write_outputs(
+    out: Path, model: torch.nn.Module, raw_config: dict[str, Any], fp: str,
+    history: dict[str, Any],
+) -> None:  # fmt: skip
+    """Checkpoint, ``<stem>_loss.png`` and ``<stem>_history.json``."""
+    save_checkpoint(out, model.cpu(), config=raw_config, fingerprint=fp, history=history)
+    plot_history(history, out.with_name(out.stem + "_loss.png"))
+    write_json(out.with_name(out.stem + "_history.json"), history)
+
+
+def train_pca(
+    cfg: dict[str, Any], raw_config: dict[str, Any], out: Path, dev: torch.device,
+    train_traj: Trajectory, val_traj: Trajectory, progress: bool = True,
+) -> Path:  # fmt: skip
+    """The PCA baseline (``kind: pca``): stage 1 fits the scaler and the principal
+    components (SVD, no gradient), stage 2 trains the latent RNN on the PCA
+    coefficients exactly as for LED (:func:`train_rnn_restarts`)."""
+    torch.manual_seed(cfg["seed"])
+    spec = {
+        "system": cfg["system"],
+        "state_shape": list(train_traj.states.shape[2:]),
+        "box": train_traj.params.get("box"),
+        "pca": cfg["pca"],
+        "rnn": cfg["rnn"],
+    }
+    model = PCA(spec).to(dtype=getattr(torch, cfg["dtype"]))
+    model.scaler.to(torch.float64)
+    t0 = time.perf_counter()
+    ratio = model.fit_pca(_samples(train_traj))
+    t_pca = time.perf_counter() - t0
+    model.to(dev).eval()
+    hist_pca = {
+        "explained_variance_ratio": ratio.tolist(),
+        "explained_variance_total": float(ratio.sum()),
+        "reconstruction_mse_train": model.scaled_reconstruction_mse(_samples(train_traj)),
+        "reconstruction_mse_val": model.scaled_reconstruction_mse(_samples(val_traj)),
+    }
+    log.info("pca: %d components explain %.6f of the variance (validation MSE %.3e)",
+             model.latent_dim, hist_pca["explained_variance_total"],
+             hist_pca["reconstruction_mse_val"])  # fmt: skip
+    z_tr = encode_sequences(model, train_traj.states)
+    z_va = encode_sequences(model, val_traj.states)
+    t1 = time.perf_counter()
+    hist_rnn = train_rnn_restarts(model, z_tr, z_va, cfg["train_rnn"], cfg["seed"], progress)
+    t_rnn = time.perf_counter() - t1
+    model.eval()
+    history = {"pca": hist_pca, "rnn": hist_rnn,
+               "wall_time_s": {"pca": t_pca, "rnn": t_rnn}, "device": str(dev)}  # fmt: skip
+    _write_outputs(out, model, raw_config, fingerprint(train_traj, val_traj), history)
+    log.info("trained pca %s in %.0f s (pca %.1f s, rnn %.0f s): %s",
+             cfg["system"], t_pca + t_rnn, t_pca, t_rnn, out)  # fmt: skip
+    return out
+
+
 def plot_history(history: dict[str, Any], path: Path) -> None:
-    """Loss curves of both stages (log scale) as a PNG."""
+    """Loss curves of the trained stages (log scale) as a PNG; for PCA (no autoencoder)
+    the first panel shows the explained-variance ratio of the kept components."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-    for ax, stage in zip(axes, ("autoencoder", "rnn"), strict=True):
+    stages = [s for s in ("pca", "autoencoder", "rnn") if s in history]
+    fig, axes = plt.subplots(1, len(stages), figsize=(5 * len(stages), 3.5), squeeze=False)
+    for ax, stage in zip(axes[0], stages, strict=True):
         h = history[stage]
+        if stage == "pca":
+            ratio = np.asarray(h["explained_variance_ratio"])
+            k = np.arange(1, len(ratio) + 1)
+            ax.bar(k, ratio, label="per component")
+            ax.plot(k, np.cumsum(ratio), "k.-", label="cumulative")
+            ax.set_yscale("log")
+            ax.set_xlabel("component")
+            ax.set_title("pca: explained variance ratio")
+            ax.legend()
+            continue
         ax.plot(h["train"], label="train")
         ax.plot(h["val"], label="validation")
         ax.axvline(h["best_epoch"][0], color="k", ls=":", lw=1, label="best")

@@ -1,4 +1,4 @@
-"""What the four MUSCLE3 adapters share: settings, logging, error shutdown, MPI."""
+"""What the MUSCLE3 adapters share: settings, error shutdown, MPI, payload conversion."""
 
 from __future__ import annotations
 
@@ -11,19 +11,15 @@ from typing import Any
 
 import numpy as np
 
-from ..settings import RunSettings, validate
+from ..settings import validate, validate_micro
 
 log = logging.getLogger("ledmus.coupler")
 
 
-def settings_from(instance: Any) -> RunSettings:
-    """Validated settings of this instance (global names; ``<instance>.<name>`` overrides
-    are resolved by libmuscle)."""
-    raw = {}
-    for name in instance.list_settings():
-        key = str(name).split(".")[-1]
-        raw[key] = instance.get_setting(key)
-    return validate(raw, search=[Path.cwd()])
+def raw_settings(instance: Any) -> dict[str, Any]:
+    """The settings this instance sees (global names; ``<instance>.<name>`` overrides are
+    resolved and other instances' settings dropped by libmuscle)."""
+    return {str(name): instance.get_setting(str(name)) for name in instance.list_settings()}
 
 
 def run_guarded(component: str, main: Callable[[], None], instance_box: list) -> None:
@@ -52,8 +48,8 @@ def mpi_comm() -> Any:
     return MPI.COMM_WORLD
 
 
-def received(msg: Any) -> dict[str, Any]:
-    """The data dict of a received message with libmuscle ``Grid`` values turned into
+def received(msg: Any) -> Any:
+    """The data of a received message with libmuscle ``Grid`` values turned into
     writable numpy arrays (received arrays are read-only)."""
     from libmuscle import Grid
 
@@ -71,11 +67,12 @@ def received(msg: Any) -> dict[str, Any]:
     return convert(msg.data)
 
 
-def open_instance(ports: dict, flags: Any, box: list, comm: Any = None) -> tuple[Any, RunSettings]:
+def open_instance(ports: dict, flags: Any, box: list, comm: Any = None,
+                  micro_only: bool = False) -> tuple[Any, Any]:  # fmt: skip
     """Create the libmuscle ``Instance`` (on rank 0 only when ``comm`` is given: the
-    Python API has no MPI support) and return it with the validated settings, which
-    rank 0 reads and the other ranks receive.  ``box[0]`` gets the instance for
-    :func:`run_guarded`."""
+    Python API has no MPI support) and return it with the validated settings (the whole
+    run's, or with ``micro_only`` the micro component's), which rank 0 reads and the
+    other ranks receive.  ``box[0]`` gets the instance for :func:`run_guarded`."""
     from libmuscle import Instance
 
     from ..mpi import lazy_bcast
@@ -84,7 +81,8 @@ def open_instance(ports: dict, flags: Any, box: list, comm: Any = None) -> tuple
     if comm is None or comm.Get_rank() == 0:
         instance = Instance(ports, flags)
         box[0] = instance
-        settings = settings_from(instance)
+        check = validate_micro if micro_only else validate
+        settings = check(raw_settings(instance), search=[Path.cwd()])
     if comm is not None:
         settings = lazy_bcast(comm, settings)
     return instance, settings

@@ -1,13 +1,13 @@
-"""MUSCLE3 lifting mapper: latent (from macro) -> observable state (to micro) by the
-decoder; particles sampled from the mixture density.  Stateless between windows."""
+"""MUSCLE3 lifting mapper: macro state (from macro) -> observable state (to micro) by the
+macro model's lift; stochastic lifts sampled per member.  Stateless between windows."""
 
 from __future__ import annotations
 
 from libmuscle import InstanceFlags, Message
 from ymmsl import Operator
 
-from ..core import Lift
-from ..engine import load, members_of, n_particles
+from ..engine import load, members_of, new_lift
+from ..messages import WindowRequest
 from .common import open_instance, received, run_guarded
 
 
@@ -18,11 +18,11 @@ def main() -> None:
         ports = {Operator.F_INIT: ["in"], Operator.O_F: ["out"]}
         instance, settings = open_instance(ports, InstanceFlags.KEEPS_NO_STATE_FOR_NEXT_USE, box)
         # set up before the first message arrives (settings come with the registration)
-        members = members_of(settings.ensemble, 0, 1)
-        lift = Lift(load(settings), settings.seed, members, n_particles(settings))
+        lift = new_lift(settings, load(settings), members_of(settings.ensemble, 0, 1))
         while instance.reuse_instance():
             msg = instance.receive("in")
-            instance.send("out", Message(msg.timestamp, None, lift.handle(received(msg))))
+            request = WindowRequest.from_payload(received(msg), "lift: message on port in")
+            instance.send("out", Message(msg.timestamp, None, lift.handle(request).to_payload()))
 
     run_guarded("lift", body, box)
 

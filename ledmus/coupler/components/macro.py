@@ -1,9 +1,9 @@
-"""MUSCLE3 macro component: the LED RNN and the T_warm / T_m / T_mu scheduler.
+"""MUSCLE3 macro component: the macro model and the schedule policy (the coordinator).
 
 Sends window requests on ``state_out`` (O_I) and receives the restricted micro trajectory
 on ``state_in`` (S).  Writes the run's ``trajectory.h5``, ``metrics.json`` and plots into
-its working directory's run folder (``<run dir>/output``).  Saves a snapshot (scheduler,
-RNN state, recorded trajectory) whenever the yMMSL checkpoint rules ask.
+``<run dir>/output``.  Saves a snapshot (position, model state, recorded trajectory)
+whenever the yMMSL checkpoint rules ask.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from pathlib import Path
 from libmuscle import InstanceFlags, Message
 from ymmsl import Operator
 
-from ..core import Lift
-from ..engine import load, members_of, micro_reference, n_particles, new_macro, summarize
+from ..decode import fill_macro_states
+from ..engine import load, members_of, micro_reference, new_coordinator, new_lift, summarize
+from ..messages import Restricted, WindowRequest
 from ..output import write_run
 from .common import open_instance, received, run_guarded
 
@@ -37,40 +38,40 @@ def main() -> None:
         while instance.reuse_instance():
             model = load(settings)
             members = members_of(settings.ensemble, 0, 1)
-            lift = Lift(model, settings.seed, members, n_particles(settings))
-            macro = new_macro(settings, model, lift, len(members))
+            lift = new_lift(settings, model, members)
+            coord = new_coordinator(settings, model, lift, len(members))
             elapsed = 0.0
             if instance.resuming():
                 snap = received(instance.load_snapshot())
-                macro.restore(snap["macro"])
+                coord.restore(snap["coordinator"])
                 elapsed = float(snap["elapsed"])
-            if instance.should_init():
-                pass  # no F_INIT ports: the initial condition is the micro's setting
+            instance.should_init()  # libmuscle's API order; no F_INIT ports to receive on
 
-            def exchange(msg: dict, macro=macro) -> dict:
-                instance.send("state_out", Message(macro.time, None, msg))
-                return received(instance.receive("state_in"))
+            def exchange(request: WindowRequest, coord=coord) -> Restricted:
+                instance.send("state_out", Message(coord.time, None, request.to_payload()))
+                answer = received(instance.receive("state_in"))
+                return Restricted.from_payload(answer, "macro: message on port state_in")
 
             start = time.perf_counter()
-            while not macro.done:
-                macro.cycle(exchange)
-                if instance.should_save_snapshot(macro.time):
-                    snap = {
-                        "macro": macro.snapshot(),
-                        "elapsed": elapsed + time.perf_counter() - start,
-                    }
-                    instance.save_snapshot(Message(macro.time, None, snap))
+            while not coord.done:
+                coord.cycle(exchange)
+                if instance.should_save_snapshot(coord.time):
+                    snap = {"coordinator": coord.snapshot(),
+                            "elapsed": elapsed + time.perf_counter() - start}  # fmt: skip
+                    instance.save_snapshot(Message(coord.time, None, snap))
             wall = elapsed + time.perf_counter() - start
+            if settings.record == "latents" and settings.compare:
+                fill_macro_states(coord.recorder, lift)  # for the errors, after the clock
             reference = ref_wall = None
             if settings.compare:
                 reference, ref_wall = micro_reference(settings, members)
-            result = summarize(settings, macro, wall, "muscle3", reference, ref_wall)
+            result = summarize(settings, coord, wall, "muscle3", reference, ref_wall)
             out = output_dir()
             out.mkdir(parents=True, exist_ok=True)
-            write_run(out, settings, macro.recorder, result, reference)
+            write_run(out, settings, coord.recorder, result, reference)
             if instance.should_save_final_snapshot():
-                snap = {"macro": macro.snapshot(), "elapsed": wall}
-                instance.save_final_snapshot(Message(macro.time, None, snap))
+                snap = {"coordinator": coord.snapshot(), "elapsed": wall}
+                instance.save_final_snapshot(Message(coord.time, None, snap))
 
     run_guarded("macro", body, box)
 

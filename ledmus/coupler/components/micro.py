@@ -1,108 +1,130 @@
-"""MUSCLE3 micro component: any registered solver (the model's system) in a reuse loop.
+"""MUSCLE3 micro component: any registered solver in a reuse loop, usable on its own.
 
-Each use receives a window request on ``init`` (a lifted state or none: continue), runs
-it and sends the observed coarse states on ``final``.  The internal state (LB
+Settings: ``system`` (or a ``model`` whose system it takes), ``param_<name>``,
+``ensemble``, ``ic``, ``t_transient``, ``seed``; every other setting is left to the other
+components.  Each use receives a :class:`~ledmus.coupler.messages.MicroRequest` on
+``init`` (F_INIT) and sends a :class:`~ledmus.coupler.messages.MicroResult` on ``final``
+(O_F); docs/micro_component.md documents the fields.  The internal state (LB
 populations, particles) is kept between uses and saved in MUSCLE3 snapshots.
 
 Under MPI (``execution_model: intelmpi``) rank 0 holds the Instance and broadcasts;
 particle systems split every member's particles over the ranks (each rank its own random
-stream), grid systems split the ensemble members; states are gathered on rank 0.
+stream), other systems split the ensemble members; states are gathered on rank 0.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 from libmuscle import InstanceFlags, Message
 from ymmsl import Operator
 
-from ...solvers import make
-from ..core import Micro, initial_condition
+from ... import systems
 from ..engine import members_of
+from ..messages import MicroRequest
+from ..micro import Micro, initial_condition
 from ..mpi import lazy_bcast, split_slice
 from .common import mpi_comm, open_instance, received, run_guarded
 
 
-def main() -> None:
-    box: list = [None]
-    comm = mpi_comm()
-    rank, size = (0, 1) if comm is None else (comm.Get_rank(), comm.Get_size())
+class MicroComponent:
+    """The micro side of one process (one MPI rank of the component)."""
 
-    def bcast(value):
-        return value if comm is None else lazy_bcast(comm, value)
+    def __init__(self, comm: Any) -> None:
+        self.comm = comm
+        self.rank, self.size = (0, 1) if comm is None else (comm.Get_rank(), comm.Get_size())
 
-    def body() -> None:
-        ports = {Operator.F_INIT: ["init"], Operator.O_F: ["final"]}
-        instance, settings = open_instance(ports, InstanceFlags.USES_CHECKPOINT_API, box, comm)
-        solver = settings.solver
-        particles = solver.stochastic and len(solver.state_shape) == 2 and size > 1
-        members = np.arange(settings.ensemble)
-        if size > 1 and not particles:
-            members = members_of(settings.ensemble, rank, size)
-            if len(members) == 0:
+    def bcast(self, value: Any) -> Any:
+        return value if self.comm is None else lazy_bcast(self.comm, value)
+
+    def setup(self, settings: Any) -> None:
+        """This rank's share: all members' particles in part, or some members whole."""
+        solver, rank, size = settings.solver, self.rank, self.size
+        self.particles = systems.get(settings.system).kind == "particles" and size > 1
+        self.members = np.arange(settings.ensemble)
+        self.member_cut = slice(None)
+        if size > 1 and not self.particles:
+            self.members = members_of(settings.ensemble, rank, size)
+            self.member_cut = split_slice(settings.ensemble, rank, size)
+            if len(self.members) == 0:
                 raise ValueError(
                     f"setting ensemble={settings.ensemble} is smaller than {size} MPI ranks"
                 )
-        ic = initial_condition(solver, settings.ic, settings.seed, members, settings.t_transient)
-        cut = split_slice(ic.shape[1], rank, size) if particles else slice(None)
-        if particles:  # this rank's share of every member's particles
-            local_n = cut.stop - cut.start
-            solver = make(settings.system, **{**settings.params, "n_particles": local_n})
-        micro = Micro(
-            solver, ic[:, cut], settings.seed, members, stream=rank if particles else None
-        )
-        axis = 1 if particles else 0  # of the internal state; +1 for trajectories
+        ic = initial_condition(solver, settings.ic, settings.seed, self.members,
+                               settings.t_transient)  # fmt: skip
+        self.cut = split_slice(ic.shape[1], rank, size) if self.particles else slice(None)
+        if self.particles:  # a solver for this rank's share of every member's particles
+            local_n = self.cut.stop - self.cut.start
+            solver = systems.get(settings.system).make(
+                **{**settings.params, "n_particles": local_n}
+            )
+        stream = rank if self.particles else None
+        self.micro = Micro(solver, ic[:, self.cut], settings.seed, self.members, stream)
+        # split axes: particles of the internal state (B, N, d) and of a window's states
+        # (B, n, N, d); else members, axis 0 of both
+        self.axis, self.states_axis = (1, 2) if self.particles else (0, 0)
 
-        while True:
-            go = bcast(instance.reuse_instance() if rank == 0 else None)
-            if not go:
-                break
-            snap = None
-            if rank == 0 and instance.resuming():
-                snap = received(instance.load_snapshot())
-            snap = bcast(snap)
+    def local(self, full: np.ndarray) -> np.ndarray:
+        """This rank's part of a whole-ensemble state ``(B, ...)``."""
+        return full[:, self.cut] if self.particles else full[self.member_cut]
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        state = dict(snap)
+        if state.get("started"):
+            state["internal"] = self.local(np.array(state["internal"]))
+        self.micro.restore(state)
+
+    def handle(self, request: MicroRequest) -> tuple[Any, dict[str, Any]]:
+        """Run the window on every rank; rank 0 gets the whole result and snapshot."""
+        if request.state is not None:
+            request.state = self.local(np.asarray(request.state))
+        result = self.micro.handle(request)
+        snap = self.micro.snapshot()
+        if self.comm is not None:
+            from mpi4py import MPI
+
+            parts = self.comm.gather(result.states, root=0)
+            internals = self.comm.gather(snap.get("internal"), root=0)
+            result.micro_s = self.comm.allreduce(result.micro_s, op=MPI.MAX)
+            if self.rank == 0:
+                result.states = np.concatenate(parts, axis=self.states_axis)
+                snap["internal"] = np.concatenate(internals, axis=self.axis)
+        result.micro_ranks = self.size
+        return result, snap
+
+    def run(self, instance: Any) -> None:
+        """The reuse loop (rank 0 talks to MUSCLE3, every rank computes)."""
+        root = self.rank == 0
+        while self.bcast(instance.reuse_instance() if root else None):
+            snap = received(instance.load_snapshot()) if root and instance.resuming() else None
+            snap = self.bcast(snap)
             if snap is not None:
-                state = dict(snap)
-                if state.get("started"):
-                    full = np.array(state["internal"])
-                    state["internal"] = (
-                        full[:, cut] if particles else full[_member_slice(settings, rank, size)]
-                    )
-                micro.restore(state)
-            msg = None
-            if rank == 0 and instance.should_init():
+                self.restore(snap)
+            msg = request = None
+            if root:
+                instance.should_init()  # libmuscle's API order (F_INIT is always received)
                 msg = instance.receive("init")
-            data = bcast(None if msg is None else received(msg))
-            if data.get("state") is not None:
-                full = np.asarray(data["state"])
-                data["state"] = (
-                    full[:, cut] if particles else full[_member_slice(settings, rank, size)]
-                )
-            out = micro.handle(data)
-            internal = micro.snapshot()
-            if comm is not None:
-                parts = comm.gather(out["states"], root=0)
-                internals = comm.gather(internal.get("internal"), root=0)
-                out["micro_s"] = comm.allreduce(out["micro_s"], op=_max())
-                if rank == 0:
-                    out["states"] = np.concatenate(parts, axis=axis + 1)
-                    internal["internal"] = np.concatenate(internals, axis=axis)
-            if rank == 0:
-                out["micro_ranks"] = size
-                instance.send("final", Message(msg.timestamp, None, out))
+                request = MicroRequest.from_payload(received(msg), "micro: message on port init")
+            result, internal = self.handle(self.bcast(request))
+            if root:
+                instance.send("final", Message(msg.timestamp, None, result.to_payload()))
                 if instance.should_save_final_snapshot():
                     instance.save_final_snapshot(Message(msg.timestamp, None, internal))
 
+
+def main() -> None:
+    box: list = [None]
+    component = MicroComponent(mpi_comm())
+
+    def body() -> None:
+        ports = {Operator.F_INIT: ["init"], Operator.O_F: ["final"]}
+        flags = InstanceFlags.USES_CHECKPOINT_API
+        instance, settings = open_instance(ports, flags, box, component.comm, micro_only=True)
+        component.setup(settings)
+        component.run(instance)
+
     run_guarded("micro", body, box)
-
-
-def _member_slice(settings, rank: int, size: int) -> slice:
-    return split_slice(settings.ensemble, rank, size)
-
-
-def _max():
-    from mpi4py import MPI
-
-    return MPI.MAX
 
 
 if __name__ == "__main__":

@@ -1,20 +1,19 @@
-"""MUSCLE3 restriction mapper: micro trajectory -> latents by the encoder.
+"""MUSCLE3 restriction mapper: micro trajectory -> macro states by the model's restrict.
 
-Started with several MPI processes (``execution_model: intelmpi``) for a particle
-system, rank 0 holds the Instance, the particles of every state are split over the ranks
-and the permutation-invariant encoder pools them with an ``Allreduce`` of per-rank sums
-(:func:`ledmus.coupler.mpi.distributed_encode`)."""
+Started with several MPI processes (``execution_model: intelmpi``) for a model with a
+pooled (permutation-invariant) restriction, rank 0 holds the Instance, the particles of
+every state are split over the ranks and pooled with an ``Allreduce`` of per-rank sums
+(:func:`ledmus.coupler.mpi.distributed_restrict`)."""
 
 from __future__ import annotations
-
-import time
 
 from libmuscle import InstanceFlags, Message
 from ymmsl import Operator
 
-from ..core import Restrict
 from ..engine import load
-from ..mpi import distributed_encode, lazy_bcast, split_slice
+from ..mappers import Restrict
+from ..messages import MicroResult
+from ..mpi import distributed_restrict, lazy_bcast, split_slice
 from .common import mpi_comm, open_instance, received, run_guarded
 
 
@@ -25,34 +24,29 @@ def main() -> None:
 
     def body() -> None:
         ports = {Operator.F_INIT: ["in"], Operator.O_F: ["out"]}
-        instance, settings = open_instance(
-            ports, InstanceFlags.KEEPS_NO_STATE_FOR_NEXT_USE, box, comm
-        )
+        flags = InstanceFlags.KEEPS_NO_STATE_FOR_NEXT_USE
+        instance, settings = open_instance(ports, flags, box, comm)
         model = load(settings)
         restrict = Restrict(model)
-        distributed = comm is not None and model.particles
+        distributed = comm is not None and model.pooled
         while True:
             go = instance.reuse_instance() if rank == 0 else None
             if comm is not None:
                 go = lazy_bcast(comm, go)
             if not go:
                 break
-            msg = instance.receive("in") if rank == 0 else None
-            if not distributed:
-                if rank == 0:
-                    instance.send(
-                        "out", Message(msg.timestamp, None, restrict.handle(received(msg)))
-                    )
-                continue
-            start = time.perf_counter()
-            states = lazy_bcast(comm, received(msg)["states"] if rank == 0 else None)
-            n = states.shape[2]
-            local = states[:, :, split_slice(n, rank, comm.Get_size())]
-            z = distributed_encode(model, local, n, comm)
+            msg = result = None
             if rank == 0:
-                out = received(msg)
-                out.update(z=z, restrict_s=time.perf_counter() - start)
-                instance.send("out", Message(msg.timestamp, None, out))
+                msg = instance.receive("in")
+                result = MicroResult.from_payload(received(msg), "restrict: message on port in")
+            m = None
+            if distributed:  # every rank pools its share of the particles
+                states = lazy_bcast(comm, result.states if rank == 0 else None)
+                local = states[:, :, split_slice(states.shape[2], rank, comm.Get_size())]
+                m = distributed_restrict(model, local, states.shape[2], comm)
+            if rank == 0:
+                out = restrict.handle(result, m)
+                instance.send("out", Message(msg.timestamp, None, out.to_payload()))
 
     run_guarded("restrict", body, box)
 

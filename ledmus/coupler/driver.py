@@ -1,0 +1,152 @@
+"""The coordinator of a coupled run: asks the schedule policy what runs next, propagates
+the macro model, sends micro windows through an ``exchange`` (lift -> micro -> restrict,
+in process or over MUSCLE3) and teacher-forces the model with the restricted states.
+
+Scheme on coarse indices ``j`` (time ``j * dt``), seed 001 Fig. 2 / SI §6.6: the warm-up
+micro window returns indices ``0 … n_warm`` and teacher-forces the model; a macro phase
+of ``T_m`` steps records indices ``i … i + T_m - 1``; the next micro window starts from
+the lifted state of index ``i + T_m - 1`` (time ``t0 = (i + T_m - 1) dt``) and records
+``i + T_m …``; the last macro state and the restricted micro states teacher-force the
+model again (:meth:`MacroModel.assimilate`).  The coordinator knows only the
+:class:`~ledmus.surrogates.macro.MacroModel` protocol.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ..surrogates.macro import MacroModel
+from .mappers import Lift
+from .messages import Restricted, WindowRequest
+from .recorder import Recorder
+from .schedule import FROM_IC, FROM_LIFT, MACRO, MICRO, RunState, SchedulePolicy, Step
+from .streams import RNG_RECORD
+
+#: macro steps decoded and recorded at once in a macro phase (bounded memory)
+DECODE_CHUNK = 256
+
+Exchange = Callable[[WindowRequest], Restricted]
+TIMINGS = ("macro_s", "micro_s", "lift_s", "restrict_s", "record_s")
+
+
+class Coordinator:
+    """Drive with :meth:`run`, or :meth:`cycle` repeatedly (one macro phase and one
+    micro window per cycle; the warm-up is the first)."""
+
+    def __init__(self, model: MacroModel, lifter: Lift, policy: SchedulePolicy, *,
+                 n_total: int, dt: float, recorder: Recorder) -> None:  # fmt: skip
+        self.model, self.lifter, self.policy = model, lifter, policy
+        self.n_total, self.dt = n_total, float(dt)
+        self.recorder = recorder
+        self.micro_ranks = 1  # MPI processes of the micro component (MUSCLE3)
+        self.index = 0  # next coarse index to produce
+        self.window = 0  # number of micro windows asked for
+        self.last: str | None = None  # kind of the last step
+        self.m_last: np.ndarray | None = None  # last macro state of the last macro phase
+        # record_s: storing states and accumulating errors (measurement, not simulation)
+        self.timings = dict.fromkeys(TIMINGS, 0.0)
+
+    @property
+    def done(self) -> bool:
+        return self.index >= self.n_total
+
+    @property
+    def time(self) -> float:
+        return self.index * self.dt
+
+    def next_step(self) -> Step | None:
+        return self.policy.next(RunState(self.index, self.n_total, self.last))
+
+    def _micro_window(self, exchange: Exchange, step: Step) -> None:
+        # a window starts from the state at index - 1 (the lifted last macro state, or
+        # the micro solver's own state); the warm-up from the initial condition at 0
+        request = WindowRequest(
+            window=self.window,
+            t0=0.0 if step.start == FROM_IC else (self.index - 1) * self.dt,
+            steps=step.steps,
+            include_initial=step.include_initial,
+            m=self.m_last if step.start == FROM_LIFT else None,
+        )
+        answer = exchange(request)
+        if answer.window != self.window:
+            raise RuntimeError(f"macro: expected window {self.window}, got {answer.window}")
+        for key in ("micro_s", "lift_s", "restrict_s"):
+            self.timings[key] += getattr(answer, key)
+        self.micro_ranks = answer.micro_ranks
+        start = time.perf_counter()
+        self.model.assimilate(answer.m)
+        self.timings["macro_s"] += time.perf_counter() - start
+        self._record(answer.states, answer.m, MICRO)
+        self.index += answer.states.shape[1]
+        self.window += 1
+        self.m_last = None
+
+    def _record(self, states: np.ndarray | None, m: np.ndarray, source: str) -> None:
+        start = time.perf_counter()
+        self.recorder.add(self.index, states, m, source)
+        self.timings["record_s"] += time.perf_counter() - start
+
+    def _macro_phase(self, steps: int) -> None:
+        start = time.perf_counter()
+        m, _uncertainty = self.model.propagate(steps)
+        self.timings["macro_s"] += time.perf_counter() - start
+        for a in range(0, steps, DECODE_CHUNK):
+            start = time.perf_counter()
+            chunk = m[:, a : a + DECODE_CHUNK]
+            states = None
+            if self.recorder.needs_states:
+                states = self.lifter.decode(chunk, self.index, RNG_RECORD)
+            self.timings["macro_s"] += time.perf_counter() - start
+            self._record(states, chunk, MACRO)
+            self.index += chunk.shape[1]
+        self.m_last = m[:, -1]
+
+    def step(self, exchange: Exchange) -> str | None:
+        """Run the policy's next step; returns its kind (None when done)."""
+        step = self.next_step()
+        if step is None:
+            return None
+        if step.kind == MICRO:
+            self._micro_window(exchange, step)
+        else:
+            self._macro_phase(step.steps)
+        self.last = step.kind
+        return step.kind
+
+    def cycle(self, exchange: Exchange) -> None:
+        """Steps up to and including the next micro window (or to the end)."""
+        while self.step(exchange) not in (MICRO, None):
+            pass
+
+    def run(self, exchange: Exchange, progress: bool = False) -> None:
+        from tqdm.auto import tqdm
+
+        with tqdm(total=self.n_total, disable=not progress, desc="ledmus run", unit="Δt") as bar:
+            while not self.done:
+                before = self.index
+                self.cycle(exchange)
+                bar.update(self.index - before)
+
+    # checkpoint: position, model propagation state, timings and the recorder
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "window": self.window,
+            "last": self.last or "",
+            "m_last": self.m_last,
+            "model": self.model.snapshot(),
+            "timings": dict(self.timings),
+            "recorder": self.recorder.snapshot(),
+        }
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        self.index, self.window = int(snap["index"]), int(snap["window"])
+        self.last = snap["last"] or None
+        self.m_last = None if snap["m_last"] is None else np.array(snap["m_last"])
+        self.model.restore(snap["model"])
+        self.timings = {k: float(v) for k, v in snap["timings"].items()}
+        self.recorder.restore(snap["recorder"])

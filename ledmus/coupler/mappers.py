@@ -1,0 +1,77 @@
+"""Lifting and restriction mappers (the conduits' operators), for any macro model.
+
+``Lift``: macro states -> observable states by :meth:`MacroModel.lift` (stochastic lifts
+draw from one generator per member and window).  ``Restrict``: observed micro states ->
+macro states by :meth:`MacroModel.restrict`.  Neither keeps state between windows.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..surrogates.macro import MacroModel
+from .messages import MicroRequest, MicroResult, Restricted, WindowRequest
+from .micro import check_finite
+from .streams import RNG_MDN, member_torch_generator
+
+
+class Lift:
+    """Macro states ``(B, d)`` -> observable states ``(B, *shape)``."""
+
+    def __init__(self, model: MacroModel, seed: int, members: np.ndarray,
+                 n_particles: int | None = None) -> None:  # fmt: skip
+        self.model, self.seed = model, int(seed)
+        self.members = np.asarray(members, dtype=np.int64)
+        self.n_particles = n_particles
+
+    def decode(self, m: np.ndarray, window: int, purpose: int = RNG_MDN) -> np.ndarray:
+        """``(B, d)`` or ``(B, T, d)`` -> float64 states ``(B, [T,] *shape)``."""
+        gens = None
+        if self.model.stochastic_lift:
+            device = getattr(self.model, "device", "cpu")
+            gens = [
+                member_torch_generator(self.seed, int(k), window, device, purpose)
+                for k in self.members
+            ]
+        return self.model.lift(m, gens, self.n_particles)
+
+    def handle(self, request: WindowRequest) -> MicroRequest:
+        start = time.perf_counter()
+        state = None
+        if request.m is not None:
+            state = check_finite(
+                "lift (decoder)", self.decode(request.m, request.window), request.window
+            )
+        return MicroRequest(
+            window=request.window,
+            t0=request.t0,
+            steps=request.steps,
+            include_initial=request.include_initial,
+            state=state,
+            lift_s=time.perf_counter() - start,
+        )
+
+
+class Restrict:
+    """Observed states ``(B, n, *shape)`` -> macro states ``(B, n, d)``."""
+
+    def __init__(self, model: MacroModel) -> None:
+        self.model = model
+
+    def handle(self, result: MicroResult, m: np.ndarray | None = None) -> Restricted:
+        """``m``: macro states computed elsewhere (an MPI-pooled restriction)."""
+        start = time.perf_counter()
+        if m is None:
+            m = self.model.restrict(result.states)
+        m = check_finite("restrict (encoder)", m, result.window)
+        return Restricted(
+            window=result.window,
+            states=result.states,
+            m=m,
+            micro_s=result.micro_s,
+            lift_s=result.lift_s,
+            restrict_s=time.perf_counter() - start,
+            micro_ranks=result.micro_ranks,
+        )

@@ -1,0 +1,122 @@
+"""Typed messages between the parts of a coupled run.
+
+The engines pass these dataclasses between the parts; the MUSCLE3 components turn them
+into plain dicts of numbers and numpy arrays (:meth:`to_payload`) only at the port and
+back (:meth:`from_payload`, which names a missing or ill-typed field).  Times are in the
+solver's time unit; ``steps`` counts coarse steps ``dt_coarse``::
+
+    macro -> lift       WindowRequest   window, t0, steps, include_initial, m (B, d) | None
+    lift -> micro       MicroRequest    window, t0, steps, include_initial, state (B, *shape) | None
+    micro -> restrict   MicroResult     window, states (B, n, *shape), micro_s, lift_s, micro_ranks
+    restrict -> macro   Restricted      the MicroResult fields + m (B, n, d), restrict_s
+
+``MicroRequest``/``MicroResult`` are the micro component's public format
+(docs/micro_component.md): a request asks for ``steps`` coarse steps from time ``t0``,
+starting from ``state`` (lifted) or, when it is None, from the micro solver's own state (its
+initial condition at the first request); ``n = steps + include_initial`` states come back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+
+M = TypeVar("M", bound="Message")
+
+
+class Message:
+    """Conversion to and from MUSCLE3 payloads (dicts)."""
+
+    def to_payload(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_payload(cls: type[M], data: Any, where: str = "message") -> M:
+        if not isinstance(data, dict):
+            raise ValueError(f"{where}: expected a dict of fields, got {type(data).__name__}")
+        values = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in data:
+                if f.default is not dataclasses.MISSING:
+                    continue
+                raise ValueError(f"{where}: {cls.__name__} lacks field {f.name!r}")
+            values[f.name] = _convert(cls.__name__, f.name, f.type, data[f.name], where)
+        return cls(**values)
+
+
+def _convert(cls: str, name: str, kind: Any, value: Any, where: str) -> Any:
+    kind = str(kind)
+    bad = f"{where}: {cls}.{name} must be {{}}, got {value!r:.60}"
+    if kind.startswith("np.ndarray"):
+        if value is None:
+            if "None" in kind:
+                return None
+            raise ValueError(bad.format("an array"))
+        arr = np.array(value)  # received arrays are read-only: copy
+        if arr.dtype.kind not in "fiu":
+            raise ValueError(bad.format("a numeric array"))
+        return arr
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise ValueError(bad.format("an integer"))
+        return int(value)
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+            raise ValueError(bad.format("a number"))
+        return float(value)
+    if kind == "bool":
+        if not isinstance(value, (bool, np.bool_)):
+            raise ValueError(bad.format("true or false"))
+        return bool(value)
+    return value
+
+
+@dataclass
+class WindowRequest(Message):
+    """Macro -> lift: run a micro window (``m``: the macro state to lift, or None)."""
+
+    window: int
+    t0: float
+    steps: int
+    include_initial: bool
+    m: np.ndarray | None = None
+
+
+@dataclass
+class MicroRequest(Message):
+    """Lift -> micro: ``steps`` coarse steps from ``t0``, from ``state`` or (None) the
+    micro solver's own state; ``include_initial``: also return the starting state."""
+
+    window: int
+    t0: float
+    steps: int
+    include_initial: bool = False
+    state: np.ndarray | None = None
+    lift_s: float = 0.0
+
+
+@dataclass
+class MicroResult(Message):
+    """Micro -> restrict: the observed coarse states ``(B, n, *shape)``."""
+
+    window: int
+    states: np.ndarray
+    micro_s: float = 0.0
+    lift_s: float = 0.0
+    micro_ranks: int = 1
+
+
+@dataclass
+class Restricted(Message):
+    """Restrict -> macro: the micro states and their macro states ``(B, n, d)``."""
+
+    window: int
+    states: np.ndarray
+    m: np.ndarray
+    micro_s: float = 0.0
+    lift_s: float = 0.0
+    restrict_s: float = 0.0
+    micro_ranks: int = 1

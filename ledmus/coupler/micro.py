@@ -1,0 +1,157 @@
+"""The micro side of a coupled run: initial conditions and the solver between windows.
+
+:class:`Micro` holds the solver's internal state (LB populations, particles) between
+windows, so ``T_m = 0`` continues the micro solver exactly; a window that brings a state
+lifts it (the solver's own lift, per-member random streams for stochastic systems).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from ..solvers import Solver
+from .messages import MicroRequest, MicroResult
+from .streams import RNG_IC, RNG_LIFT_SOLVER, RNG_MICRO, RNG_TRANSIENT, member_rng
+
+
+def check_finite(who: str, arr: np.ndarray, window: int) -> np.ndarray:
+    """``arr`` unchanged, or ``FloatingPointError`` naming ``who`` and the window."""
+    if not np.all(np.isfinite(arr)):
+        raise FloatingPointError(f"{who}: non-finite values in window {window}")
+    return arr
+
+
+def initial_condition(solver: Solver, ic: str, seed: int, members: np.ndarray,
+                      transient: float = 0.0) -> np.ndarray:  # fmt: skip
+    """Observable initial conditions ``(len(members), *shape)``: a named IC of the solver
+    (random ICs drawn per member), a ``.npy`` file with one state or one per member of the
+    whole ensemble (indexed by global member number); then, when ``transient > 0``, the
+    state reached by the micro solver after that time (per member, so MPI-split runs
+    agree)."""
+    obs = _initial_condition(solver, ic, seed, members)
+    if transient <= 0:
+        return obs
+    out = []
+    for b, m in enumerate(members):
+        rng = member_rng(seed, int(m), 0, RNG_TRANSIENT) if solver.stochastic else None
+        internal = solver.advance(solver.lift(obs[b : b + 1], rng), -transient, transient, rng)
+        out.append(check_finite("micro (transient)", solver.observe(internal), 0))
+    return np.concatenate(out)
+
+
+def _initial_condition(solver: Solver, ic: str, seed: int, members: np.ndarray) -> np.ndarray:
+    if ic.endswith(".npy"):
+        arr = np.load(ic, allow_pickle=False)
+        arr = solver.check_observable(arr, name=f"ic file {ic}")
+        if arr.shape[0] == 1:
+            return np.repeat(arr, len(members), axis=0)
+        if members.max(initial=-1) >= arr.shape[0]:
+            raise ValueError(
+                f"ic file {ic} holds {arr.shape[0]} states but the ensemble needs "
+                f"{members.max() + 1} (one per member) or 1"
+            )
+        return arr[members]
+    name = ic or None
+    return np.concatenate(
+        [solver.initial_condition(name, 1, member_rng(seed, int(m), 0, RNG_IC)) for m in members]
+    )
+
+
+class Micro:
+    """The micro solver between windows.
+
+    ``members``: global ensemble indices of the members this process runs; ``stream``: a
+    distinct random stream (an MPI rank holding part of every member's particles).
+    """
+
+    def __init__(self, solver: Solver, ic: np.ndarray, seed: int, members: np.ndarray,
+                 stream: int | None = None) -> None:  # fmt: skip
+        self.solver = solver
+        self.stream = stream
+        self.ic = solver.check_observable(ic, name="ic")
+        self.seed = int(seed)
+        self.members = np.asarray(members, dtype=np.int64)
+        self.internal: Any = None
+        self.t: float | None = None
+
+    def _rng(self, member: int, window: int, purpose: int) -> np.random.Generator:
+        return member_rng(self.seed, member, window, purpose, self.stream)
+
+    def _lift(self, obs: np.ndarray, window: int) -> Any:
+        if not self.solver.stochastic:
+            return self.solver.lift(obs)
+        parts = [
+            self.solver.lift(obs[b : b + 1], self._rng(int(m), window, RNG_LIFT_SOLVER))
+            for b, m in enumerate(self.members)
+        ]
+        return np.concatenate(parts)
+
+    def _start(self, request: MicroRequest) -> Any:
+        """The internal state a window starts from."""
+        if request.state is not None:
+            return self._lift(np.array(request.state, dtype=np.float64), request.window)
+        if self.internal is None:
+            return self._lift(self.ic, request.window)
+        if abs(self.t - request.t0) > 1e-9 * max(1.0, abs(request.t0)):
+            raise ValueError(
+                f"micro: asked to continue at t={request.t0:g} but its state is at t={self.t:g}"
+            )
+        return self.internal
+
+    def _advance(self, internal: Any, t0: float, rngs: list | None) -> Any:
+        dt = self.solver.dt_coarse
+        if rngs is None:
+            return self.solver.advance(internal, t0, dt)
+        # one stream per member, so an ensemble split over ranks equals the serial run
+        return np.concatenate(
+            [self.solver.advance(internal[b : b + 1], t0, dt, r) for b, r in enumerate(rngs)]
+        )
+
+    def handle(self, request: MicroRequest) -> MicroResult:
+        """Run one micro window; the observed coarse states ``(B, n, *shape)``."""
+        start = time.perf_counter()
+        window, t0, dt = request.window, request.t0, self.solver.dt_coarse
+        if request.steps < 0:
+            raise ValueError(f"micro: steps={request.steps} in window {window}; allowed: >= 0")
+        internal = self._start(request)
+        rngs = None
+        if self.solver.stochastic:
+            rngs = [self._rng(int(m), window, RNG_MICRO) for m in self.members]
+        n = request.steps + int(request.include_initial)
+        states = np.empty((len(self.members), n, *self.ic.shape[1:]))
+        j0 = 0
+        if request.include_initial:
+            states[:, 0] = self.solver.observe(internal)
+            j0 = 1
+        for j in range(request.steps):
+            internal = self._advance(internal, t0 + j * dt, rngs)
+            obs = self.solver.observe(internal)
+            if not np.all(np.isfinite(obs)):
+                raise FloatingPointError(
+                    f"micro ({self.solver.system}): state became non-finite at "
+                    f"t={t0 + (j + 1) * dt:g} (window {window})"
+                )
+            states[:, j0 + j] = obs
+        self.internal, self.t = internal, t0 + request.steps * dt
+        return MicroResult(
+            window=window,
+            states=states,
+            micro_s=time.perf_counter() - start,
+            lift_s=request.lift_s,
+        )
+
+    # checkpoint = the internal state (random streams are derived per window)
+    def snapshot(self) -> dict[str, Any]:
+        if self.internal is None:
+            return {"started": False}
+        if not isinstance(self.internal, np.ndarray):
+            raise TypeError(f"micro: cannot snapshot a {type(self.internal).__name__} state")
+        return {"started": True, "internal": self.internal, "t": self.t}
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        if snap.get("started"):
+            self.internal = np.array(snap["internal"])
+            self.t = float(snap["t"])

@@ -1,0 +1,105 @@
+"""Schedule policies: what runs next, decided from the run's state alone.
+
+A policy is a small pure object: :meth:`SchedulePolicy.next` maps a :class:`RunState`
+(coarse index reached, kind of the last step, per-member flags) to the next
+:class:`Step`, or None when the run is done.  It holds no run state itself, so a resumed
+run asks the same policy and gets the same answer.
+
+``fixed`` (seed 001 Fig. 2): a warm-up of ``n_warm`` micro steps from the initial
+condition (``n_warm + 1`` states), then macro phases of ``n_macro`` steps, each followed
+by a micro window of ``n_micro`` steps started from the lifted last macro state.
+``n_micro = 0`` is one macro phase to the end ("Latent"); ``n_macro = 0`` lets the
+micro solver continue its own state ("micro only").
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+MICRO, MACRO = "micro", "macro"
+#: where a micro window starts: the initial condition, a lifted macro state, its own state
+FROM_IC, FROM_LIFT, FROM_SELF = "ic", "lift", "self"
+
+
+@dataclass(frozen=True)
+class RunState:
+    """What a policy may look at: the next coarse index to produce, the total number of
+    coarse states, the kind of the last step (None before the first) and per-member
+    flags (e.g. uncertainty or monitor results, ``(B,)`` arrays by name)."""
+
+    index: int
+    n_total: int
+    last: str | None = None
+    flags: dict[str, np.ndarray] | None = None
+
+
+@dataclass(frozen=True)
+class Step:
+    """Run ``steps`` coarse steps on ``kind`` (micro: starting ``start``; the warm-up
+    also returns the initial state).  ``members``: a boolean ``(B,)`` mask of the
+    members concerned, None for all."""
+
+    kind: str
+    steps: int
+    start: str = FROM_SELF
+    members: np.ndarray | None = None
+
+    @property
+    def include_initial(self) -> bool:
+        return self.kind == MICRO and self.start == FROM_IC
+
+    @property
+    def states(self) -> int:
+        """Coarse states this step records."""
+        return self.steps + int(self.include_initial)
+
+
+class SchedulePolicy(ABC):
+    """Decides the next step of a coupled run."""
+
+    name: str = ""
+
+    @abstractmethod
+    def next(self, state: RunState) -> Step | None:
+        """The next step, or None when ``state.index >= state.n_total``."""
+
+
+class FixedSchedule(SchedulePolicy):
+    """T_warm / T_m / T_mu alternation (counts of coarse steps)."""
+
+    name = "fixed"
+
+    def __init__(self, n_warm: int, n_macro: int, n_micro: int) -> None:
+        if min(n_warm, n_macro, n_micro) < 0:
+            raise ValueError("n_warm, n_macro and n_micro must be >= 0")
+        if n_macro == 0 and n_micro == 0:
+            raise ValueError("n_macro and n_micro are both 0; at least one must be > 0")
+        self.n_warm, self.n_macro, self.n_micro = n_warm, n_macro, n_micro
+
+    def next(self, state: RunState) -> Step | None:
+        remaining = state.n_total - state.index
+        if remaining <= 0:
+            return None
+        if state.index == 0:
+            return Step(MICRO, self.n_warm, FROM_IC)
+        if state.last == MACRO:
+            return Step(MICRO, min(self.n_micro, remaining), FROM_LIFT)
+        if self.n_macro > 0:
+            return Step(MACRO, remaining if self.n_micro == 0 else min(self.n_macro, remaining))
+        return Step(MICRO, min(self.n_micro, remaining), FROM_SELF)
+
+
+#: policy name -> factory taking the run settings' coarse-step counts as keywords
+POLICIES: dict[str, Callable[..., SchedulePolicy]] = {"fixed": FixedSchedule}
+
+
+def make_policy(name: str, **counts: Any) -> SchedulePolicy:
+    """The policy ``name`` (``ValueError`` listing the registered names)."""
+    if name not in POLICIES:
+        raise ValueError(f"setting schedule={name!r} unknown; allowed: {', '.join(POLICIES)}")
+    return POLICIES[name](**counts)

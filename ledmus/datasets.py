@@ -1,0 +1,94 @@
+"""The paper's datasets: train/val/test splits of a system, by its registered protocol
+(:attr:`ledmus.systems.SystemSpec.dataset`)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__, systems
+from .atomic import write_json
+from .trajectory import write_trajectory
+
+log = logging.getLogger(__name__)
+
+SCALES = ("paper", "small")
+SPLIT_SEED_OFFSET = {"train": 0, "val": 1, "test": 2}
+
+
+def with_dataset() -> tuple[str, ...]:
+    """Names of the registered systems that have a dataset protocol."""
+    return tuple(n for n in systems.names() if systems.get(n).dataset is not None)
+
+
+def make_dataset(
+    system: str,
+    out: str | os.PathLike,
+    *,
+    scale: str = "paper",
+    seed: int = 0,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Generate the train/val/test splits of ``system`` into folder ``out``.
+
+    Each split is ``out/<split>.h5``; its seed is ``seed + {train: 0, val: 1, test: 2}``
+    (recorded in the file).  Test splits with evaluation windows also hold ``offsets``:
+    random start indices such that ``offsets + window_length <= T``.  A ``manifest.json``
+    lists the files, shapes and seeds.  Returns the manifest.
+    """
+    spec = systems.get(system)
+    if spec.dataset is None:
+        raise ValueError(
+            f"no dataset protocol for {system!r}; allowed: {', '.join(with_dataset())}"
+        )
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    if scale not in SCALES:
+        raise ValueError(f"scale={scale!r} unknown; allowed: {', '.join(SCALES)}")
+    protocol = spec.dataset(scale)
+    unknown = sorted(set(protocol.splits) - set(SPLIT_SEED_OFFSET))
+    if unknown:
+        raise ValueError(
+            f"{system!r} dataset protocol has split(s) {', '.join(unknown)}; "
+            f"allowed: {', '.join(SPLIT_SEED_OFFSET)}"
+        )
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    solver = spec.make(**protocol.params)
+    manifest: dict[str, Any] = {
+        "system": system, "scale": scale, "seed": seed, "description": protocol.description,
+        "params": solver.params(), "ledmus_version": __version__, "splits": {},
+    }  # fmt: skip
+    for name, split in protocol.splits.items():
+        split_seed = seed + SPLIT_SEED_OFFSET[name]
+        rng = np.random.default_rng(split_seed)
+        if isinstance(split.ic, tuple):
+            ic = np.concatenate([solver.initial_condition(n, 1, rng) for n in split.ic])
+        else:
+            ic = solver.initial_condition(split.ic, split.batch, rng)
+        log.info("%s/%s: %d run(s) to t=%g", system, name, split.batch, split.discard + split.t_end)
+        t, states = solver.rollout(ic, split.t_end, rng, discard=split.discard, progress=progress)
+        extra, attrs = {}, {"split": name, "ic": json.dumps(split.ic), "discard": split.discard}
+        if split.windows:
+            n_t = states.shape[1]
+            if split.window_length > n_t:
+                raise ValueError(f"window_length {split.window_length} exceeds the run ({n_t})")
+            extra["offsets"] = np.sort(
+                rng.integers(0, n_t - split.window_length + 1, split.windows)
+            )
+            attrs["window_length"] = split.window_length
+        path = write_trajectory(
+            out / f"{name}.h5", states, t, solver, split_seed, attrs=attrs, extra=extra
+        )
+        manifest["splits"][name] = {
+            "file": path.name, "shape": list(states.shape), "seed": split_seed,
+            "t0": float(t[0]), "t_end": float(t[-1]), **({"windows": split.windows,
+            "window_length": split.window_length} if split.windows else {}),
+        }  # fmt: skip
+    write_json(out / "manifest.json", manifest)
+    return manifest

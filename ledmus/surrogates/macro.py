@@ -1,0 +1,149 @@
+"""The macro-model protocol: everything the coupler may ask of a macro model.
+
+The coupler and the MUSCLE3 components know only :class:`MacroModel`; each model family
+(LED, the PCA baseline, later moment closures and virtual-observable models) implements
+it and registers its class under the ``kind`` recorded in its checkpoint.
+
+Shapes (``B`` ensemble members, ``T`` coarse steps, ``d`` macro dimension)::
+
+    restrict(states (B, T, *state_shape))            -> macro states (B, T, d)   float32
+    lift(m (B, d) or (B, T, d), generators)          -> states (B, [T,] *state_shape) float64
+    assimilate(m_seq (B, T, d))                      teacher forcing on restricted micro states
+    propagate(n)                                     -> (B, n, d), uncertainty (B, n) or None
+    snapshot() / restore(snap)                       the propagation state (numpy arrays)
+    get_weights() / set_weights(state_dict)          replace the weights while a run goes on
+
+Propagation state: after :meth:`propagate` the last returned macro state is *pending*: it
+has not yet been fed to the propagator.  The next :meth:`assimilate` feeds the pending
+state first, then the restricted micro states (seed 001 SI §6.6: the last latent of a
+macro phase and the micro window's latents teacher-force the RNN).  ``propagate`` starts
+from the prediction made by the last ``assimilate`` (or continues after a pending state).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+
+class MacroModel(ABC):
+    """A macro model driven by the coupler (one instance per process, ``B`` members)."""
+
+    #: registry key, equal to the ``kind`` in the model's checkpoint
+    kind: ClassVar[str] = ""
+
+    #: name of the system the model was trained for
+    system: str
+    #: observable state shape of one member, ``(C, N)`` grids or ``(N, d)`` particles
+    state_shape: tuple[int, ...]
+    #: macro (latent) dimension ``d``
+    macro_dim: int
+    #: whether :meth:`lift` samples (needs one generator per member)
+    stochastic_lift: bool = False
+    #: particle models accept any particle count; only the spatial dimension must match
+    particles: bool = False
+
+    @classmethod
+    @abstractmethod
+    def from_network(cls, net: torch.nn.Module) -> MacroModel:
+        """Wrap the network rebuilt from a checkpoint of this kind."""
+
+    @classmethod
+    def trained_state(cls, spec: dict[str, Any]) -> tuple[tuple[int, ...], bool]:
+        """``(state_shape, particles)`` of a checkpoint's ``spec``, read without building
+        the model (settings are checked before any compute)."""
+        return tuple(spec["state_shape"]), bool(spec.get("particles", False))
+
+    # ------------------------------------------------------------------ mappers
+    @abstractmethod
+    def restrict(self, states: np.ndarray) -> np.ndarray:
+        """Observed states ``(..., *state_shape)`` -> macro states ``(..., d)`` (float32)."""
+
+    @abstractmethod
+    def lift(
+        self,
+        m: np.ndarray,
+        generators: Sequence[torch.Generator] | None = None,
+        n_particles: int | None = None,
+    ) -> np.ndarray:
+        """Macro states ``(B, d)`` or ``(B, T, d)`` -> float64 observable states
+        ``(B, [T,] *state_shape)``; ``generators``: one per member (stochastic lifts)."""
+
+    # pooled restriction of particles split over MPI ranks: z = g(mean_i phi(x_i))
+    #: whether :meth:`pool_features` / :meth:`restrict_pooled` are available
+    pooled: bool = False
+
+    def pool_features(self, local: np.ndarray) -> np.ndarray:
+        """Sum over this rank's particles of the per-particle features ``(..., d_p)``."""
+        raise NotImplementedError(f"{type(self).__name__} has no pooled restriction")
+
+    def restrict_pooled(self, mean_features: np.ndarray) -> np.ndarray:
+        """Macro states from the particle mean of the features ``(..., d_p)``."""
+        raise NotImplementedError(f"{type(self).__name__} has no pooled restriction")
+
+    # ------------------------------------------------------------------ propagation
+    @abstractmethod
+    def reset(self) -> None:
+        """Forget the propagation state (a fresh run)."""
+
+    @abstractmethod
+    def assimilate(self, m_seq: np.ndarray) -> None:
+        """Teacher-force the propagator with restricted micro states ``(B, T, d)``
+        (after the pending state of the last :meth:`propagate`, if any)."""
+
+    @abstractmethod
+    def propagate(self, n: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """``n`` macro steps: states ``(B, n, d)`` and an uncertainty per member and
+        step ``(B, n)`` (None when the model has no uncertainty estimate)."""
+
+    @abstractmethod
+    def snapshot(self) -> dict[str, Any]:
+        """The propagation state as numpy arrays and numbers (for checkpoints)."""
+
+    @abstractmethod
+    def restore(self, snap: dict[str, Any]) -> None:
+        """Undo to a :meth:`snapshot`."""
+
+    # ------------------------------------------------------------------ weights
+    @abstractmethod
+    def get_weights(self) -> dict[str, torch.Tensor]:
+        """The weights (a ``state_dict``)."""
+
+    @abstractmethod
+    def set_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
+        """Replace the weights while a run goes on (the propagation state is kept)."""
+
+
+#: checkpoint kind -> MacroModel class (filled by :func:`register_macro_model`)
+MACRO_MODELS: dict[str, type[MacroModel]] = {}
+
+
+def register_macro_model(cls: type[MacroModel]) -> type[MacroModel]:
+    """Class decorator: register ``cls`` under ``cls.kind``."""
+    if not cls.kind:
+        raise ValueError(f"{cls.__name__} has no kind")
+    MACRO_MODELS[cls.kind] = cls
+    return cls
+
+
+def macro_model_class(kind: str) -> type[MacroModel]:
+    """The registered class of ``kind``; ``ValueError`` listing the valid kinds."""
+    if kind not in MACRO_MODELS:
+        raise ValueError(
+            f"unknown macro-model kind {kind!r}; allowed: {', '.join(sorted(MACRO_MODELS))}"
+        )
+    return MACRO_MODELS[kind]
+
+
+def load_macro_model(
+    path: Any, *, system: str | None = None, device: str | torch.device = "cpu"
+) -> MacroModel:
+    """The macro model stored in checkpoint ``path`` (its ``kind`` picks the class)."""
+    from .checkpoint import checkpoint_kind, load_model
+
+    net, payload = load_model(path, system=system, device=device)
+    return macro_model_class(checkpoint_kind(payload)).from_network(net)

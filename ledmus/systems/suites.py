@@ -1,0 +1,184 @@
+"""Metric suites by kind of state (numpy, :mod:`ledmus.metrics`), parametrised by the
+system's declaration (channel names, Lyapunov exponent, evaluation spans).
+
+Two suites per kind:
+
+* ``errors``: a coupled run against the micro-only reference (``SystemSpec.errors``);
+* ``evaluate``: the latent-forecast protocol on test windows (``SystemSpec.evaluate``).
+
+Both take ``reference`` and ``prediction`` shaped ``(B, T, *state_shape)`` (after the
+warm-up) and the sampling interval ``dt``, and return JSON-ready dicts.
+
+Grid (and kinetic moment fields) ``(B, T, C, N)``:
+  errors   ``mnad_<ch>``, ``nad_t`` {ch: NAD(t)}, ``wasserstein`` of all values and, with a
+           Lyapunov exponent, ``valid_time_lyapunov`` (NAD of the first channel < 0.1)
+           and ``l1_histogram``.
+  evaluate several channels: ``mnad_<ch>`` and ``mnad_<ch>_<span>`` per span, ``nad_t``
+           {ch: NAD(t)}; one channel: ``mnad`` (``mnad_<span>``), ``nad_t`` a list.  With a
+           Lyapunov exponent (a chaotic system, compared statistically): also
+           ``valid_time_lyapunov`` (+ ``_per_ic``), ``wasserstein``, ``l1_histogram``,
+           ``power_spectrum_error``.
+Particles ``(B, T, N_particles, d)``:
+  errors   ``wasserstein_all``, ``wasserstein_last``, ``wasserstein_t`` (about 50 times),
+           ``m1_mae``, ``m2_mae`` (mean and variance over particles per axis).
+  evaluate ``wasserstein_last``, ``wasserstein_all``, ``l1_histogram_all``,
+           ``m1_wasserstein``, ``m2_wasserstein``, ``m1_mae``, ``m2_mae``.
+Histogram ``(B, T, C, n_bins)`` (fractions, each channel sums to one):
+  errors = evaluate: ``l1_<ch>`` (mean over members and time of ``sum_b |p_b - q_b|``),
+           ``mnad_<ch>`` (NAD over the bins, range of the reference), ``mass_error``
+           (``max |sum_b q_b - 1|`` of the prediction), ``nad_t`` {ch: NAD(t)}.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import metrics
+
+#: valid prediction time threshold on NAD (seed 001 §7)
+VALID_TIME_THRESHOLD = 0.1
+
+
+def _check(reference: np.ndarray, prediction: np.ndarray, ndim: int, what: str):
+    ref, pred = np.asarray(reference), np.asarray(prediction)
+    if ref.shape != pred.shape or ref.ndim != ndim:
+        raise ValueError(f"reference {ref.shape} and prediction {pred.shape} must match, {what}")
+    return ref, pred
+
+
+def _channels(spec, n: int) -> tuple[str, ...]:
+    if not spec.channels:
+        return tuple(f"c{c}" for c in range(n))
+    if len(spec.channels) != n:
+        raise ValueError(
+            f"system {spec.name!r} declares channels {', '.join(spec.channels)} but the "
+            f"states have {n}"
+        )
+    return spec.channels
+
+
+# ----------------------------------------------------------------------------- grids
+def grid_errors(spec, reference: np.ndarray, prediction: np.ndarray, dt: float) -> dict[str, Any]:
+    ref, pred = _check(reference, prediction, 4, "(B, T, C, N)")
+    names = _channels(spec, ref.shape[2])
+    out: dict[str, Any] = {}
+    nad_t = metrics.nad(ref.transpose(0, 2, 1, 3), pred.transpose(0, 2, 1, 3))  # (B, C, T)
+    for c, name in enumerate(names):
+        out[f"mnad_{name}"] = float(nad_t[:, c].mean())
+    out["nad_t"] = {n: nad_t[:, c].mean(axis=0).tolist() for c, n in enumerate(names)}
+    out["wasserstein"] = metrics.wasserstein(ref.ravel(), pred.ravel())
+    if spec.lyapunov is not None:
+        vpt = metrics.valid_prediction_time(nad_t[:, 0], dt, VALID_TIME_THRESHOLD, spec.lyapunov)
+        out["valid_time_lyapunov"] = float(vpt.mean())
+        out["l1_histogram"] = metrics.l1_histogram(ref.ravel(), pred.ravel())
+    return out
+
+
+def grid_evaluate(spec, reference: np.ndarray, prediction: np.ndarray, dt: float) -> dict[str, Any]:
+    ref, pred = _check(reference, prediction, 4, "(W, T, C, N)")
+    names = _channels(spec, ref.shape[2])
+    spans = spec.evaluation.spans
+    out: dict[str, Any] = {}
+    if len(names) > 1:
+        nad_ct = metrics.nad(ref.transpose(0, 2, 1, 3), pred.transpose(0, 2, 1, 3))  # (W, C, T)
+        for c, name in enumerate(names):
+            out[f"mnad_{name}"] = float(nad_ct[:, c].mean())
+            for span in spans:
+                out[f"mnad_{name}_{span}"] = float(nad_ct[:, c, :span].mean())
+        nad_t = nad_ct[:, 0]
+        nad_summary: Any = {n: nad_ct[:, c].mean(axis=0).tolist() for c, n in enumerate(names)}
+    else:
+        nad_t = metrics.nad(ref[:, :, 0], pred[:, :, 0])  # (W, T)
+        out["mnad"] = float(nad_t.mean())
+        for span in spans:
+            out[f"mnad_{span}"] = float(nad_t[:, :span].mean())
+        nad_summary = nad_t.mean(axis=0).tolist()
+    if spec.lyapunov is not None:
+        vpt = metrics.valid_prediction_time(nad_t, dt, VALID_TIME_THRESHOLD, spec.lyapunov)
+        pse = [metrics.power_spectrum_error(ref[:, :, c], pred[:, :, c]) for c in range(len(names))]
+        out.update(
+            valid_time_lyapunov=float(vpt.mean()),
+            valid_time_lyapunov_per_ic=vpt.tolist(),
+            wasserstein=metrics.wasserstein(ref.ravel(), pred.ravel()),
+            l1_histogram=metrics.l1_histogram(ref.ravel(), pred.ravel()),
+            power_spectrum_error=pse[0] if len(pse) == 1 else float(np.mean(pse)),
+        )
+    out["nad_t"] = nad_summary
+    return out
+
+
+# ------------------------------------------------------------------------- particles
+def particle_errors(
+    spec, reference: np.ndarray, prediction: np.ndarray, dt: float
+) -> dict[str, Any]:
+    ref, pred = _check(reference, prediction, 4, "(B, T, N_particles, d)")
+    d = ref.shape[-1]
+    out: dict[str, Any] = {}
+    out["wasserstein_all"] = metrics.wasserstein(ref.reshape(-1, d), pred.reshape(-1, d))
+    out["wasserstein_last"] = metrics.wasserstein(
+        ref[:, -1].reshape(-1, d), pred[:, -1].reshape(-1, d)
+    )
+    out["wasserstein_t"] = [
+        metrics.wasserstein(ref[:, j].reshape(-1, d), pred[:, j].reshape(-1, d))
+        for j in range(0, ref.shape[1], max(1, ref.shape[1] // 50))
+    ]
+    out["m1_mae"] = float(np.abs(ref.mean(axis=2) - pred.mean(axis=2)).mean())
+    out["m2_mae"] = float(np.abs(ref.var(axis=2) - pred.var(axis=2)).mean())
+    return out
+
+
+def particle_evaluate(
+    spec, reference: np.ndarray, prediction: np.ndarray, dt: float
+) -> dict[str, Any]:
+    ref, pred = _check(reference, prediction, 4, "(W, T, N_particles, d)")
+    d = ref.shape[-1]
+    m1_ref, m1_pred = ref.mean(axis=2), pred.mean(axis=2)  # (W, T, d)
+    m2_ref, m2_pred = ref.var(axis=2), pred.var(axis=2)
+    return dict(
+        wasserstein_last=metrics.wasserstein(ref[:, -1].reshape(-1, d), pred[:, -1].reshape(-1, d)),
+        wasserstein_all=metrics.wasserstein(ref.reshape(-1, d), pred.reshape(-1, d)),
+        l1_histogram_all=metrics.l1_histogram(ref.reshape(-1, d), pred.reshape(-1, d)),
+        m1_wasserstein=metrics.wasserstein(m1_ref.reshape(-1, d), m1_pred.reshape(-1, d)),
+        m2_wasserstein=metrics.wasserstein(m2_ref.reshape(-1, d), m2_pred.reshape(-1, d)),
+        m1_mae=float(np.abs(m1_ref - m1_pred).mean()),
+        m2_mae=float(np.abs(m2_ref - m2_pred).mean()),
+    )
+
+
+# ------------------------------------------------------------------------ histograms
+def histogram_errors(
+    spec, reference: np.ndarray, prediction: np.ndarray, dt: float
+) -> dict[str, Any]:
+    ref, pred = _check(reference, prediction, 4, "(B, T, C, n_bins)")
+    names = _channels(spec, ref.shape[2])
+    out: dict[str, Any] = {}
+    nad_t = {}
+    for c, name in enumerate(names):
+        p, q = ref[:, :, c], pred[:, :, c]  # (B, T, n_bins)
+        out[f"l1_{name}"] = float(np.abs(p - q).sum(axis=-1).mean())
+        nad = metrics.nad(p, q)  # (B, T), range over the reference's bins and times
+        out[f"mnad_{name}"] = float(nad.mean())
+        nad_t[name] = nad.mean(axis=0).tolist()
+    out["mass_error"] = float(np.abs(pred.sum(axis=-1) - 1.0).max())
+    out["nad_t"] = nad_t
+    return out
+
+
+SUITES = {
+    "grid": (grid_errors, grid_evaluate),
+    "kinetic": (grid_errors, grid_evaluate),  # the observable moment fields on the grid
+    "particles": (particle_errors, particle_evaluate),
+    "histogram": (histogram_errors, histogram_errors),
+}
+
+
+def errors(spec, reference: np.ndarray, prediction: np.ndarray, dt: float) -> dict[str, Any]:
+    """The coupled-run error suite of ``spec.kind``."""
+    return SUITES[spec.kind][0](spec, reference, prediction, dt)
+
+
+def evaluate(spec, reference: np.ndarray, prediction: np.ndarray, dt: float) -> dict[str, Any]:
+    """The latent-forecast evaluation suite of ``spec.kind``."""
+    return SUITES[spec.kind][1](spec, reference, prediction, dt)

@@ -1,0 +1,328 @@
+"""The coupler's parts on their own: typed messages, the recorder, the mappers, the
+coordinator with a toy macro model (exact for its toy solver), and LED through the
+macro-model protocol against explicit RNN calls."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ledmus.coupler.driver import Coordinator
+from ledmus.coupler.mappers import Lift, Restrict
+from ledmus.coupler.messages import MicroRequest, MicroResult, Restricted, WindowRequest
+from ledmus.coupler.micro import Micro
+from ledmus.coupler.recorder import Recorder
+from ledmus.coupler.schedule import FixedSchedule
+from ledmus.solvers.base import Solver
+from ledmus.surrogates.macro import MACRO_MODELS, MacroModel, load_macro_model, macro_model_class
+
+ROOT = Path(__file__).resolve().parents[1]
+DECAY = 0.3  # toy decay rate [1/time]
+
+
+class Decay(Solver):
+    """du/dt = -DECAY u on 4 nodes, stepped exactly (u <- u exp(-DECAY dt))."""
+
+    name = "toy-decay"
+
+    def __init__(self, dt: float = 0.25, dt_coarse: float = 1.0) -> None:
+        super().__init__(dt=dt, dt_coarse=dt_coarse)
+
+    @property
+    def state_shape(self):
+        return (1, 4)
+
+    def params(self):
+        return {"dt": self.dt, "dt_coarse": self.dt_coarse}
+
+    def _lift(self, obs, rng):
+        return obs.copy()
+
+    def _observe(self, internal):
+        return internal.copy()
+
+    def _step(self, internal, t, rng):
+        return internal * np.exp(-DECAY * self.dt)
+
+
+class MeanDecay(MacroModel):
+    """Macro state = spatial mean; propagation exact for uniform fields; records what
+    it is fed (``fed``) so tests can see the teacher forcing."""
+
+    kind = "toy-mean-decay"
+
+    def __init__(self) -> None:
+        self.system, self.state_shape, self.macro_dim = "toy-decay", (1, 4), 1
+        self.fed: list[np.ndarray] = []
+        self.reset()
+
+    @classmethod
+    def from_network(cls, net):
+        return cls()
+
+    def restrict(self, states):
+        return states.mean(axis=-1).astype(np.float32)
+
+    def lift(self, m, generators=None, n_particles=None):
+        return np.repeat(np.asarray(m, dtype=np.float64)[..., None], 4, axis=-1)
+
+    def reset(self):
+        self.last = self.pending = None
+
+    def assimilate(self, m_seq):
+        seq = m_seq if self.pending is None else np.concatenate([self.pending[:, None], m_seq], 1)
+        self.fed.append(seq)
+        self.last, self.pending = seq[:, -1], None
+
+    def propagate(self, n):
+        k = np.arange(1, n + 1, dtype=np.float64)[None, :, None]
+        out = (self.last[:, None].astype(np.float64) * np.exp(-DECAY * k)).astype(np.float32)
+        self.pending = out[:, -1]
+        return out, None
+
+    def snapshot(self):
+        return {"last": self.last, "pending": self.pending}
+
+    def restore(self, snap):
+        self.last, self.pending = snap["last"], snap["pending"]
+
+    def get_weights(self):
+        return {}
+
+    def set_weights(self, state_dict):
+        pass
+
+
+def toy_run(n_warm=3, n_macro=5, n_micro=2, n_total=20, members=2, keep=True):
+    solver = Decay()
+    ic = np.ones((members, 1, 4)) * np.arange(1, members + 1)[:, None, None]
+    model = MeanDecay()
+    lift, micro, restrict = Lift(model, 0, np.arange(members)), None, Restrict(model)
+    micro = Micro(solver, ic, 0, np.arange(members))
+    rec = Recorder(members, n_total, (1, 4), 1, keep_states=keep)
+    coord = Coordinator(model, lift, FixedSchedule(n_warm, n_macro, n_micro), n_total=n_total,
+                        dt=1.0, recorder=rec)  # fmt: skip
+
+    def exchange(request: WindowRequest) -> Restricted:
+        return restrict.handle(micro.handle(lift.handle(request)))
+
+    coord.run(exchange)
+    return coord, model
+
+
+def test_toy_coupled_run_follows_the_exact_solution():
+    coord, model = toy_run()
+    t = np.arange(20.0)
+    exact = np.arange(1, 3)[:, None] * np.exp(-DECAY * t)[None, :]  # (B, T)
+    # micro steps exact to rounding; macro states are float32 (7 digits)
+    np.testing.assert_allclose(coord.recorder.states[:, :, 0, 0], exact, rtol=1e-6)
+    np.testing.assert_allclose(coord.recorder.latents[..., 0], exact, rtol=1e-6)
+    assert coord.recorder.source[0].tolist() == [0] * 4 + ([1] * 5 + [0] * 2) * 2 + [1] * 2
+    assert coord.window == 3 and coord.done
+
+
+def test_each_micro_window_teacher_forces_the_last_macro_state_first():
+    coord, model = toy_run()
+    # fed: warm-up (4 states), then [last macro state, 2 micro states] twice
+    assert [f.shape[1] for f in model.fed] == [4, 3, 3]
+    lat = coord.recorder.latents
+    np.testing.assert_array_equal(model.fed[1][:, 0], lat[:, 8])  # index 8: last of macro 4..8
+    np.testing.assert_array_equal(model.fed[1][:, 1:], lat[:, 9:11])
+
+
+def test_lifted_window_starts_at_the_last_macro_time():
+    solver = Decay()
+    micro = Micro(solver, np.ones((1, 1, 4)), 0, np.arange(1))
+    out = micro.handle(MicroRequest(window=1, t0=8.0, steps=2, state=np.full((1, 1, 4), 2.0)))
+    np.testing.assert_allclose(out.states[0, :, 0, 0], 2 * np.exp(-DECAY * np.arange(1, 3)))
+    with pytest.raises(ValueError, match="continue at t=3 but its state is at t=10"):
+        micro.handle(MicroRequest(window=2, t0=3.0, steps=1))
+
+
+def test_coordinator_snapshot_restore_continues_identically():
+    full, _ = toy_run()
+    solver, model = Decay(), MeanDecay()
+    ic = np.ones((2, 1, 4)) * np.arange(1, 3)[:, None, None]
+    lift, micro, restrict = (
+        Lift(model, 0, np.arange(2)),
+        Micro(solver, ic, 0, np.arange(2)),
+        Restrict(model),
+    )
+
+    def exchange(r):
+        return restrict.handle(micro.handle(lift.handle(r)))
+
+    coord = Coordinator(model, lift, FixedSchedule(3, 5, 2), n_total=20, dt=1.0,
+                        recorder=Recorder(2, 20, (1, 4), 1))  # fmt: skip
+    coord.cycle(exchange)
+    coord.cycle(exchange)
+    snap = coord.snapshot()
+    model2 = MeanDecay()
+    coord2 = Coordinator(model2, Lift(model2, 0, np.arange(2)), FixedSchedule(3, 5, 2),
+                         n_total=20, dt=1.0, recorder=Recorder(2, 20, (1, 4), 1))  # fmt: skip
+    coord2.restore(snap)
+    coord2.run(exchange)
+    np.testing.assert_array_equal(coord2.recorder.states, full.recorder.states)
+    assert coord2.timings.keys() == full.timings.keys()
+
+
+# ----------------------------------------------------------------- messages
+def test_messages_round_trip_and_name_bad_fields():
+    req = WindowRequest(window=3, t0=1.5, steps=4, include_initial=False, m=np.ones((2, 8)))
+    back = WindowRequest.from_payload(req.to_payload())
+    assert back.window == 3 and back.t0 == 1.5 and back.steps == 4 and not back.include_initial
+    np.testing.assert_array_equal(back.m, req.m)
+    assert WindowRequest.from_payload({**req.to_payload(), "m": None}).m is None
+    res = MicroResult.from_payload({"window": 1, "states": np.zeros((1, 2, 3))})
+    assert res.micro_s == 0.0 and res.micro_ranks == 1  # defaults
+    with pytest.raises(ValueError, match="port init: MicroRequest lacks field 'steps'"):
+        MicroRequest.from_payload({"window": 0, "t0": 0.0}, "port init")
+    for bad, what in (({"steps": 1.5}, "integer"), ({"t0": "x"}, "number"),
+                      ({"include_initial": 1}, "true or false"), ({"state": "abc"}, "numeric")):  # fmt: skip
+        with pytest.raises(ValueError, match=what):
+            MicroRequest.from_payload({"window": 0, "t0": 0.0, "steps": 1, **bad})
+    with pytest.raises(ValueError, match="an array"):
+        MicroResult.from_payload({"window": 0, "states": None})
+    with pytest.raises(ValueError, match="dict"):
+        Restricted.from_payload([1, 2])
+
+
+# ----------------------------------------------------------------- recorder
+def test_recorder_keeps_sources_per_member_and_accumulates_grid_errors():
+    ref = np.arange(2 * 6 * 1 * 4, dtype=float).reshape(2, 6, 1, 4)
+    rec = Recorder(2, 6, (1, 4), 1, grid_reference=ref)
+    rec.add(0, ref[:, :3] + 1.0, np.zeros((2, 3, 1)), "micro")
+    rec.add(3, ref[1:, 3:] - 2.0, np.ones((1, 3, 1)), "macro", members=np.array([False, True]))
+    assert rec.source.tolist() == [[0, 0, 0, -1, -1, -1], [0, 0, 0, 1, 1, 1]]
+    assert rec.common_source().tolist() == [0, 0, 0, 2, 2, 2]
+    np.testing.assert_array_equal(rec.abs_err[:, :3, 0], 1.0)
+    np.testing.assert_array_equal(rec.abs_err[1, 3:, 0], 2.0)
+    np.testing.assert_array_equal(rec.abs_err[0, 3:, 0], 0.0)
+    np.testing.assert_array_equal(rec.states[1, 3:], ref[1, 3:] - 2.0)
+    with pytest.raises(ValueError, match="beyond N = 6"):
+        rec.add(5, None, np.zeros((2, 2, 1)), "macro")
+    assert Recorder(1, 2, (1, 4), 1, decode_macro=False).needs_states is False
+    assert np.isnan(Recorder(1, 2, (1, 4), 1, decode_macro=False).states).all()
+
+
+# ----------------------------------------------------------------- mappers
+def test_mappers_refuse_non_finite_values_naming_the_mapper():
+    model = MeanDecay()
+    with pytest.raises(
+        FloatingPointError, match=r"lift \(decoder\): non-finite values in window 7"
+    ):
+        Lift(model, 0, np.arange(1)).handle(
+            WindowRequest(window=7, t0=0.0, steps=1, include_initial=False, m=np.array([[np.nan]]))
+        )
+    bad = MicroResult(window=2, states=np.full((1, 1, 1, 4), np.inf))
+    with pytest.raises(
+        FloatingPointError, match=r"restrict \(encoder\): non-finite values in window 2"
+    ):
+        Restrict(model).handle(bad)
+
+
+def test_lift_passes_the_request_through_and_restrict_keeps_the_timings():
+    model = MeanDecay()
+    out = Lift(model, 0, np.arange(1)).handle(
+        WindowRequest(window=4, t0=2.0, steps=3, include_initial=True, m=np.array([[2.0]]))
+    )
+    assert (out.window, out.t0, out.steps, out.include_initial) == (4, 2.0, 3, True)
+    np.testing.assert_array_equal(out.state, np.full((1, 1, 4), 2.0))
+    assert (
+        Lift(model, 0, np.arange(1))
+        .handle(WindowRequest(window=0, t0=0.0, steps=1, include_initial=True))
+        .state
+        is None
+    )
+    res = Restrict(model).handle(MicroResult(window=1, states=np.ones((1, 2, 1, 4)), micro_s=0.5,
+                                             lift_s=0.25, micro_ranks=3))  # fmt: skip
+    assert (res.micro_s, res.lift_s, res.micro_ranks, res.window) == (0.5, 0.25, 3, 1)
+    np.testing.assert_array_equal(res.m, np.ones((1, 2, 1)))
+    given = Restrict(model).handle(MicroResult(window=1, states=np.ones((1, 2, 1, 4))),
+                                   m=np.full((1, 2, 1), 5.0))  # fmt: skip
+    np.testing.assert_array_equal(given.m, 5.0)
+
+
+class Sampler(MeanDecay):
+    """A stochastic lift: one draw per member from the member's generator."""
+
+    stochastic_lift = True
+
+    def lift(self, m, generators=None, n_particles=None):
+        draws = [torch.rand(4, generator=g, dtype=torch.float64).numpy() for g in generators]
+        return np.asarray(m, dtype=np.float64)[..., None] + np.stack(draws)[:, None]
+
+
+def test_stochastic_lift_draws_per_member_window_and_seed():
+    m = np.zeros((3, 1))
+    lift = Lift(Sampler(), 5, np.arange(3))
+    a, b = lift.decode(m, 2), lift.decode(m, 2)
+    np.testing.assert_array_equal(a, b)  # keyed, not stateful
+    assert not np.array_equal(a[0], a[1])  # members independent
+    assert not np.array_equal(a, lift.decode(m, 3))  # windows independent
+    assert not np.array_equal(a, Lift(Sampler(), 6, np.arange(3)).decode(m, 2))  # seeds
+    # member 2 alone (another MPI rank) draws what it draws in the whole ensemble
+    np.testing.assert_array_equal(Lift(Sampler(), 5, np.array([2])).decode(m[:1], 2)[0], a[2])
+
+
+# ----------------------------------------------------------------- the protocol
+def test_registry_lists_the_kinds_and_led_is_registered():
+    assert {"led", "pca"} <= set(MACRO_MODELS)
+    with pytest.raises(ValueError, match="allowed: .*led"):
+        macro_model_class("nope")
+
+
+@torch.no_grad()
+def test_led_protocol_equals_explicit_rnn_calls():
+    torch.set_num_threads(1)
+    model = load_macro_model(ROOT / "models" / "led_fhn.pt")
+    rnn = model.net.rnn
+    gen = torch.Generator().manual_seed(0)
+    warm, micro = torch.randn(2, 6, 8, generator=gen), torch.randn(2, 3, 8, generator=gen)
+    model.assimilate(warm.numpy())
+    z1, unc = model.propagate(4)
+    assert unc is None and z1.shape == (2, 4, 8)
+    model.assimilate(micro.numpy())
+    z2, _ = model.propagate(2)
+    # by hand: teacher forcing, free run (feeding predictions), then the last macro
+    # state and the micro states teacher-force the RNN
+    pred, h = rnn(warm)
+    z, out = pred[:, -1], []
+    for _ in range(4):
+        out.append(z)
+        pred, h2 = rnn(z[:, None], h)
+        if len(out) < 4:
+            z, h = pred[:, 0], h2
+    np.testing.assert_allclose(z1, torch.stack(out, 1).numpy(), atol=1e-6)
+    pred, h = rnn(torch.cat([torch.as_tensor(z1[:, -1:]), micro], 1), h)
+    expected = [pred[:, -1]]
+    pred, h = rnn(pred[:, -1:], h)
+    expected.append(pred[:, -1])
+    # step-by-step vs sequence calls of the same LSTM: float32 rounding only
+    np.testing.assert_allclose(z2, torch.stack(expected, 1).numpy(), atol=1e-6)
+
+
+@torch.no_grad()
+def test_led_snapshot_restore_and_set_weights():
+    model = load_macro_model(ROOT / "models" / "led_fhn.pt")
+    model.assimilate(np.ones((1, 3, 8), dtype=np.float32))
+    model.propagate(3)
+    snap = model.snapshot()
+    a, _ = model.propagate(5)
+    model.restore(snap)
+    b, _ = model.propagate(5)
+    np.testing.assert_array_equal(a, b)
+    model.restore(snap)
+    weights = model.get_weights()
+    model.set_weights({k: v * 0.5 if "readout" in k else v for k, v in weights.items()})
+    c, _ = model.propagate(5)
+    assert np.abs(c - a).max() > 1e-3
+    model.set_weights(weights)
+    model.restore(snap)
+    np.testing.assert_array_equal(model.propagate(5)[0], a)
+    model.reset()
+    with pytest.raises(RuntimeError, match="before any assimilate"):
+        model.propagate(1)

@@ -1,0 +1,333 @@
+"""Mutation testing of ledmus with mutmut 3, one target at a time.
+
+Usage (from the repository root, in the project's venv)::
+
+    python tools/mutation.py                 # every target in TARGETS
+    python tools/mutation.py metrics         # named targets only
+    python tools/mutation.py metrics -j 1 --fail-under 90
+
+A *target* is the module file(s) to mutate and the fast unit-test files that must kill
+their mutants; adding one is one line in ``TARGETS``.  For each target the script
+
+1. builds a private sandbox ``mutants/<target>/`` (git-ignored): a snapshot of ``ledmus/``,
+   ``tests/`` and the data they read (``models/``) from the working tree and a copy of
+   ``pyproject.toml`` with a generated ``[tool.mutmut]`` section.  mutmut 3 reads its configuration only from the current
+   directory (``[tool.mutmut]`` in ``pyproject.toml``, else ``[mutmut]`` in ``setup.cfg``)
+   and writes its mutated tree to ``./mutants/``, so a sandbox per target keeps the real
+   checkout untouched and the targets' caches apart.  The whole package is copied
+   (``source_paths``) so that ``import ledmus`` resolves to the mutated copy, but only the
+   target's modules are mutated (``only_mutate``); only the target's tests run
+   (``pytest_add_cli_args_test_selection``).
+2. runs ``mutmut run`` there from scratch (the sandbox is rebuilt every time: mutmut keeps
+   a cached verdict until the mutated *function* changes, so an improved test would never
+   re-check an old survivor), with ``OMP_NUM_THREADS=1``.
+3. prints and writes ``benchmarks/out/mutation_<target>.json``: mutants total, killed,
+   survived (with their ``mutmut show`` diffs), timeouts, the other statuses, the raw
+   ``killed / total`` and the score ``killed / (total - equivalent)``, where *equivalent*
+   are the surviving mutants listed in ``EQUIVALENT`` (no input can tell them from the
+   original), each with its reason.  Timeouts count as neither killed nor equivalent.
+
+The snapshot is of the working tree, uncommitted edits included (``git_dirty`` in the JSON
+says whether the target's modules or tests differ from ``git_commit``).  The sandbox is left
+in place for inspection: ``cd mutants/<target> && mutmut browse`` or ``mutmut show NAME``.
+Options: ``-j N`` parallel mutant workers (default 2), ``--fail-under PCT`` exit 1 when a
+score is below PCT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import NamedTuple
+
+ROOT = Path(__file__).resolve().parent.parent
+SANDBOXES = ROOT / "mutants"
+OUT = ROOT / "benchmarks" / "out"
+PACKAGE = "ledmus"
+COPIED = (PACKAGE, "tests")  # snapshot into each sandbox (tests/: conftest.py, reference.py)
+DATA = ("models",)  # also snapshot, and copied on into mutmut's tree: the shipped checkpoints
+
+
+class Target(NamedTuple):
+    modules: tuple[str, ...]  # files to mutate, relative to the repository root
+    tests: tuple[str, ...]  # test files (pytest node ids) that must kill their mutants
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        return (*self.modules, *(t.split("::")[0] for t in self.tests))
+
+
+_PARTS = "tests/test_coupler_parts.py"
+TARGETS: dict[str, Target] = {
+    "metrics": Target(("ledmus/metrics.py",), ("tests/test_metrics.py",)),
+    "schedule": Target(("ledmus/coupler/schedule.py",), ("tests/test_schedule.py",)),
+    "mappers": Target(("ledmus/coupler/mappers.py",), (_PARTS,)),
+    "messages": Target(("ledmus/coupler/messages.py",), (_PARTS,)),
+    "protocol": Target(
+        ("ledmus/surrogates/macro.py", "ledmus/surrogates/led_macro.py"),
+        (_PARTS, "tests/test_pca.py"),
+    ),
+}
+
+# Surviving mutants that no input can tell from the original: target -> {key: reason}.
+# A key is either a mutant name (``ledmus.metrics.x_nad__mutmut_3``; renumbered whenever
+# the function changes) or, stabler, ``(function, original line, mutated line)`` with the
+# lines stripped, as ``mutmut show`` prints them.  A key that matches no survivor is
+# reported as stale (the code changed, or a test now kills it).
+_COLUMNS = "return x.reshape(-1, 1) if x.ndim == 1 else x.reshape(-1, x.shape[-1])"
+_SPECTRUM = (
+    "return (np.abs(np.fft.rfft(u, axis=-1)) ** 2 / n**2).reshape(-1, n // 2 + 1).mean(axis=0)"
+)
+_EDGES = "edges = np.linspace(lo, hi if hi > lo else lo + 1.0, rice_bins(a.shape[0]) + 1)"
+_NEGATIVE = "numpy (2.4) takes any negative reshape size as the one inferred size, like -1"
+_FLAT = (
+    "differs only when hi == lo, i.e. both samples are all the one value lo: they share a bin "
+    "on any grid (np.histogram accepts a collapsed one), so p == q and the distance is 0"
+)
+
+
+def _mutant(function: str, line: str, old: str, new: str) -> tuple[str, str, str]:
+    assert old in line, (line, old)
+    return function, line, line.replace(old, new, 1)
+
+
+_SELF = "return Step(MICRO, min(self.n_micro, remaining), FROM_SELF)"
+
+EQUIVALENT: dict[str, dict[str | tuple[str, str, str], str]] = {
+    "schedule": {
+        _mutant("next", _SELF, ", FROM_SELF)", ", )"): "FROM_SELF is Step.start's default",
+    },
+    "metrics": {
+        _mutant("_columns", _COLUMNS, "reshape(-1, 1)", "reshape(-2, 1)"): _NEGATIVE,
+        _mutant("_columns", _COLUMNS, "reshape(-1, x.", "reshape(-2, x."): _NEGATIVE,
+        _mutant("power_spectrum", _SPECTRUM, "reshape(-1,", "reshape(-2,"): _NEGATIVE,
+        _mutant("power_spectrum", _SPECTRUM, "rfft(u, axis=-1)", "rfft(u, )"): (
+            "axis=-1 is numpy.fft.rfft's default axis"
+        ),
+        _mutant("l1_histogram", _EDGES, "hi > lo else", "(hi > lo) or True else"): _FLAT,
+        _mutant("l1_histogram", _EDGES, "hi > lo", "hi >= lo"): _FLAT,
+        _mutant("l1_histogram", _EDGES, "lo + 1.0", "lo + 2.0"): _FLAT,
+    },
+}
+
+
+def _toml_list(items: list[str] | tuple[str, ...]) -> str:
+    return "[" + ", ".join(json.dumps(s) for s in items) + "]"  # JSON strings are TOML strings
+
+
+def mutmut_config(target: Target) -> str:
+    """The ``[tool.mutmut]`` section for one target (mutmut 3.8 option names)."""
+    return "\n".join(
+        [
+            "",
+            "[tool.mutmut]",
+            f"source_paths = {_toml_list([PACKAGE])}",
+            f"only_mutate = {_toml_list(target.modules)}",
+            f"pytest_add_cli_args_test_selection = {_toml_list(target.tests)}",
+            f"pytest_add_cli_args = {_toml_list(['-p', 'no:cacheprovider'])}",
+            f"also_copy = {_toml_list(DATA)}",
+            "use_git_change_detection = false",
+            "",
+        ]
+    )
+
+
+def build_sandbox(name: str, target: Target) -> Path:
+    for path in target.files:
+        if not (ROOT / path).is_file():
+            raise SystemExit(f"target {name}: {path} does not exist")
+    box = SANDBOXES / name
+    shutil.rmtree(box, ignore_errors=True)
+    box.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
+    for item in (*COPIED, *DATA):
+        shutil.copytree(ROOT / item, box / item, ignore=ignore)
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    if "[tool.mutmut]" in pyproject:
+        raise SystemExit("pyproject.toml has its own [tool.mutmut]; tools/mutation.py writes it")
+    (box / "pyproject.toml").write_text(pyproject + mutmut_config(target))
+    return box
+
+
+def _mutmut() -> str:
+    exe = Path(sys.executable).parent / "mutmut"  # the venv's console script
+    return str(exe) if exe.exists() else (shutil.which("mutmut") or "mutmut")
+
+
+def run_mutmut(box: Path, max_children: int) -> None:
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    log = box / "mutmut.log"
+    with log.open("w") as f:
+        proc = subprocess.run(
+            [_mutmut(), "run", "--max-children", str(max_children)],
+            cwd=box,
+            env=env,
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
+    if proc.returncode != 0:
+        tail = log.read_text(errors="replace").replace("\r", "\n").splitlines()[-40:]
+        raise SystemExit(f"mutmut run failed ({proc.returncode}) in {box}:\n" + "\n".join(tail))
+
+
+def mutmut_show(box: Path, mutant: str) -> str:
+    out = subprocess.run(
+        [_mutmut(), "show", mutant], cwd=box, capture_output=True, text=True, check=True
+    ).stdout
+    return out.split("\n", 1)[1].strip() if out.startswith("#") else out.strip()
+
+
+def changed_lines(diff: str) -> tuple[str, str]:
+    """The removed and the added source lines of a unified diff, stripped and joined."""
+    lines = diff.splitlines()
+    old = [s[1:].strip() for s in lines if s.startswith("-") and not s.startswith("---")]
+    new = [s[1:].strip() for s in lines if s.startswith("+") and not s.startswith("+++")]
+    return " / ".join(old), " / ".join(new)
+
+
+def function_of(mutant: str) -> str:
+    """``ledmus.metrics.x_nad__mutmut_3`` -> ``nad``."""
+    mangled = mutant.rpartition(".")[2].partition("__mutmut_")[0]
+    return mangled[2:] if mangled.startswith("x_") else mangled.rsplit("ǁ", 1)[-1]
+
+
+def git_commit(target: Target) -> tuple[str, bool]:
+    """HEAD, and whether the target's modules or tests differ from it (or are untracked)."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=False
+        ).stdout.strip()
+
+    return git("rev-parse", "HEAD"), bool(git("status", "--porcelain", "--", *target.files))
+
+
+def evaluate(name: str, target: Target, max_children: int) -> dict:
+    from mutmut.stats import status_by_exit_code  # mutmut's own exit-code -> status table
+
+    start = time.perf_counter()
+    commit, dirty = git_commit(target)
+    box = build_sandbox(name, target)
+    run_mutmut(box, max_children)
+    status = {}
+    for module in target.modules:  # one .meta per mutated file; mutant names are unique
+        meta = json.loads((box / "mutants" / (module + ".meta")).read_text())
+        status.update({k: status_by_exit_code[v] for k, v in meta["exit_code_by_key"].items()})
+    counts = Counter(status.values())
+    survivors = sorted(k for k, s in status.items() if s == "survived")
+
+    declared = dict(EQUIVALENT.get(name, {}))
+    equivalent, left, used = [], [], set()
+    for mutant in survivors:
+        diff = mutmut_show(box, mutant)
+        old, new = changed_lines(diff)
+        entry = {"name": mutant, "function": function_of(mutant), "diff": diff}
+        key = next(
+            (k for k in (mutant, (function_of(mutant), old, new)) if k in declared),
+            None,
+        )
+        if key is None:
+            left.append(entry)
+        else:
+            used.add(key)
+            equivalent.append({**entry, "reason": declared[key]})
+    stale = [str(k) for k in declared if k not in used]
+
+    total, killed = len(status), counts["killed"]
+    scored = total - len(equivalent)
+    return {
+        "target": name,
+        "modules": list(target.modules),
+        "tests": list(target.tests),
+        "git_commit": commit,
+        "git_dirty": dirty,  # target modules / tests differ from git_commit
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"node": platform.node(), "processor": platform.processor()},
+        "mutmut": _version("mutmut"),
+        "seconds": round(time.perf_counter() - start, 1),
+        "total": total,
+        "killed": killed,
+        "survived": counts["survived"],
+        "timeout": counts["timeout"],
+        "statuses": dict(sorted(counts.items())),
+        "equivalent_count": len(equivalent),
+        "raw_score": killed / total if total else None,
+        "score": killed / scored if scored else None,
+        "survivors": left,
+        "equivalent": equivalent,
+        "timeouts": sorted(k for k, s in status.items() if s == "timeout"),
+        "stale_equivalent_keys": stale,
+    }
+
+
+def _version(dist: str) -> str:
+    from importlib.metadata import version
+
+    return version(dist)
+
+
+def report(r: dict) -> None:
+    mods, tests = ", ".join(r["modules"]), ", ".join(r["tests"])
+    print(f"\n== {r['target']}: {mods} by {tests} ({r['seconds']} s)")
+    print(
+        f"   mutants {r['total']}: killed {r['killed']}, survived {r['survived']}, "
+        f"timeout {r['timeout']}; statuses {r['statuses']}"
+    )
+    print(f"   raw killed/total = {r['killed']}/{r['total']} = {r['raw_score']:.1%}")
+    print(
+        f"   score killed/(total - {r['equivalent_count']} equivalent) = "
+        f"{r['killed']}/{r['total'] - r['equivalent_count']} = {r['score']:.1%}"
+    )
+    for e in r["equivalent"]:
+        old, new = changed_lines(e["diff"])
+        print(f"   equivalent {e['name']}: {old}  ->  {new}\n      ({e['reason']})")
+    for s in r["survivors"]:
+        print(
+            f"\n   SURVIVED {s['name']}\n" + "\n".join("      " + x for x in s["diff"].splitlines())
+        )
+    for t in r["timeouts"]:
+        print(f"   TIMEOUT {t}")
+    for k in r["stale_equivalent_keys"]:
+        print(f"   warning: declared equivalent {k} matches no survivor (stale?)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument(
+        "targets", nargs="*", metavar="TARGET", help=f"of {sorted(TARGETS)}; all if none"
+    )
+    ap.add_argument("-j", "--max-children", type=int, default=2, help="parallel mutant workers")
+    ap.add_argument("--fail-under", type=float, help="exit 1 if a score (percent) is below this")
+    args = ap.parse_args(argv)
+    unknown = sorted(set(args.targets) - set(TARGETS))
+    if unknown:
+        ap.error(f"unknown target(s) {unknown}; known: {sorted(TARGETS)}")
+
+    os.environ["OMP_NUM_THREADS"] = "1"
+    OUT.mkdir(parents=True, exist_ok=True)
+    failed = []
+    for name in args.targets or list(TARGETS):
+        r = evaluate(name, TARGETS[name], args.max_children)
+        report(r)
+        out = OUT / f"mutation_{name}.json"
+        out.write_text(json.dumps(r, indent=2, ensure_ascii=False) + "\n")
+        print(f"   -> {out.relative_to(ROOT)}")
+        if args.fail_under is not None and (r["score"] or 0.0) * 100 < args.fail_under:
+            failed.append(name)
+    if failed:
+        print(f"score below {args.fail_under} %: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
