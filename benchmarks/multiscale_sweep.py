@@ -64,7 +64,8 @@ def run_one(settings, reference: np.ndarray) -> dict:
     parts = build(settings, members)
     # grids: errors accumulated on the fly (100 x 8060 states need not be kept); KS and
     # particles keep the states for distribution distances (Wasserstein, L1 histogram)
-    grid = get_system(settings.system).kind == "grid" and settings.system != "ks"
+    spec = get_system(settings.system)
+    grid = spec.kind == "grid" and spec.lyapunov is None
     coord = new_coordinator(settings, parts.model, parts.lift, len(members),
                             keep_states=not grid, grid_reference=reference if grid else None)  # fmt: skip
     start = time.perf_counter()
@@ -78,9 +79,7 @@ def run_one(settings, reference: np.ndarray) -> dict:
         g = grid_errors(reference, coord.recorder.abs_err, first)
         err = {"mnad": [float(x) for x in g["mnad"]]}
     else:
-        e = get_system(settings.system).errors(
-            reference[:, first:], coord.recorder.states[:, first:], settings.dt
-        )
+        e = spec.errors(reference[:, first:], coord.recorder.states[:, first:], settings.dt)
         keys = ("mnad_u", "wasserstein", "l1_histogram", "valid_time_lyapunov") if settings.system == "ks" else (
             "wasserstein_all", "wasserstein_last", "m1_mae", "m2_mae")  # fmt: skip
         err = {k: e[k] for k in keys}
@@ -113,6 +112,8 @@ def main() -> None:
     ap.add_argument("--extra", nargs="*", default=[], metavar="LABEL=MODEL",
                     help="further macro models (e.g. pca=models/pca_fhn.pt), run at --extra-t-macro and Latent")  # fmt: skip
     ap.add_argument("--extra-t-macro", type=float, nargs="*", default=[50])
+    ap.add_argument("--latents-t-macro", type=float, nargs="*", default=[200],
+                    help="T_m values also run recording macro states only (plus Latent)")  # fmt: skip
     ap.add_argument("--out", default="benchmarks/out/sweep")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -135,6 +136,7 @@ def main() -> None:
     reference, t_micro_only = micro_reference(ref_settings, np.arange(len(ics)))
     print(f"micro solver alone: {t_micro_only:.1f} s")
     plan = [("led", model, t_m, "states") for t_m in args.t_macro]
+    plan += [("led", model, t_m, "latents") for t_m in args.latents_t_macro]
     plan += [("led", model, None, "states"), ("led", model, None, "latents")]
     for spec in args.extra:
         label, path = spec.split("=", 1)

@@ -4,6 +4,7 @@ that raise ``ValueError`` naming the field and what is allowed."""
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +50,50 @@ def as_time(label: str, value: Any) -> float:
     value = float(value)
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"{label} must be finite and >= 0, got {value!r}")
+    return value
+
+
+def as_number(minimum: float, *, strict: bool = False) -> Callable[[str, Any], float]:
+    """A finite real number ``>= minimum`` (``> minimum`` when ``strict``), returned as
+    given (int or float)."""
+    relation = ">" if strict else ">="
+
+    def parse(label: str, value: Any) -> float:
+        ok = (
+            not isinstance(value, bool)
+            and isinstance(value, (int, float))
+            and math.isfinite(value)
+            and (value > minimum if strict else value >= minimum)
+        )
+        if not ok:
+            raise ValueError(f"{label} must be a number {relation} {minimum:g}, got {value!r}")
+        return value
+
+    return parse
+
+
+def as_int_list(minimum: int) -> Callable[[str, Any], list[int] | tuple[int, ...]]:
+    """A non-empty list (or tuple) of integers ``>= minimum``, returned as given."""
+
+    def parse(label: str, value: Any) -> list[int] | tuple[int, ...]:
+        ok = (
+            isinstance(value, (list, tuple))
+            and len(value) > 0
+            and all(not isinstance(v, bool) and isinstance(v, int) and v >= minimum for v in value)
+        )
+        if not ok:
+            raise ValueError(
+                f"{label} must be a non-empty list of integers >= {minimum}, got {value!r}"
+            )
+        return value
+
+    return parse
+
+
+def as_path(label: str, value: Any) -> str | os.PathLike:
+    """A file or folder path (a string or a path object), returned as given."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise ValueError(f"{label} must be a path (a string), got {value!r}")
     return value
 
 

@@ -4,20 +4,34 @@ macro-model protocol against explicit RNN calls."""
 
 from __future__ import annotations
 
+import re
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from ledmus.coupler import mappers
 from ledmus.coupler.driver import Coordinator
 from ledmus.coupler.mappers import Lift, Restrict
 from ledmus.coupler.messages import MicroRequest, MicroResult, Restricted, WindowRequest
 from ledmus.coupler.micro import Micro
 from ledmus.coupler.recorder import Recorder
 from ledmus.coupler.schedule import FixedSchedule
+from ledmus.coupler.streams import RNG_LIFT_SOLVER, RNG_MDN, member_torch_generator
 from ledmus.solvers.base import Solver
-from ledmus.surrogates.macro import MACRO_MODELS, MacroModel, load_macro_model, macro_model_class
+from ledmus.surrogates import macro
+from ledmus.surrogates.checkpoint import read_checkpoint
+from ledmus.surrogates.led import LED
+from ledmus.surrogates.led_macro import LEDMacro
+from ledmus.surrogates.macro import (
+    MACRO_MODELS,
+    MacroModel,
+    load_macro_model,
+    macro_model_class,
+    register_macro_model,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DECAY = 0.3  # toy decay rate [1/time]
@@ -190,6 +204,38 @@ def test_messages_round_trip_and_name_bad_fields():
         Restricted.from_payload([1, 2])
 
 
+def test_message_errors_name_where_class_field_and_the_value():
+    ok = {"window": 0, "t0": 0.0, "steps": 1}
+    for bad, what in (({"steps": 1.5}, "steps must be an integer, got 1.5"),
+                      ({"t0": "x"}, "t0 must be a number, got 'x'"),
+                      ({"include_initial": 1}, "include_initial must be true or false, got 1"),
+                      ({"state": "abc"}, "state must be a numeric array, got 'abc'")):  # fmt: skip
+        with pytest.raises(ValueError, match=f"^port x: MicroRequest.{re.escape(what)}$"):
+            MicroRequest.from_payload({**ok, **bad}, "port x")
+    nothing = "^message: MicroResult.states must be an array, got None$"  # default ``where``
+    with pytest.raises(ValueError, match=nothing):
+        MicroResult.from_payload({"window": 0, "states": None})
+    with pytest.raises(ValueError, match="^message: MicroRequest lacks field 'window'$"):
+        MicroRequest.from_payload({})
+    with pytest.raises(ValueError, match="^restrict: expected a dict of fields, got list$"):
+        Restricted.from_payload([1, 2], "restrict")
+
+
+def test_message_fields_are_converted_to_plain_types():
+    payload = {"window": np.int32(2), "t0": np.float32(0.5), "steps": 3,
+               "include_initial": np.bool_(True), "state": [[1, 2]]}  # fmt: skip
+    req = MicroRequest.from_payload(payload)
+    assert req.include_initial is True and req.window == 2 and type(req.window) is int
+    assert req.t0 == 0.5 and type(req.t0) is float and req.lift_s == 0.0
+    assert isinstance(req.state, np.ndarray) and req.state.tolist() == [[1, 2]]
+    back = MicroRequest.from_payload({**req.to_payload(), "include_initial": False})
+    assert back.include_initial is False
+    frozen = np.zeros(3)
+    frozen.flags.writeable = False  # received arrays are read-only: the message has a copy
+    res = MicroResult.from_payload({"window": 0, "states": frozen})
+    assert res.states.flags.writeable and not np.shares_memory(res.states, frozen)
+
+
 # ----------------------------------------------------------------- recorder
 def test_recorder_keeps_sources_per_member_and_accumulates_grid_errors():
     ref = np.arange(2 * 6 * 1 * 4, dtype=float).reshape(2, 6, 1, 4)
@@ -256,6 +302,77 @@ class Sampler(MeanDecay):
         return np.asarray(m, dtype=np.float64)[..., None] + np.stack(draws)[:, None]
 
 
+class Recording(MeanDecay):
+    """Records the arguments of :meth:`lift` and :meth:`restrict`; each takes ``pause`` s."""
+
+    def __init__(self, pause: float = 0.0) -> None:
+        super().__init__()
+        self.pause, self.lifts, self.restricts = pause, [], 0
+
+    def lift(self, m, generators=None, n_particles=None):
+        time.sleep(self.pause)
+        self.lifts.append((generators, n_particles))
+        return super().lift(m)
+
+    def restrict(self, states):
+        time.sleep(self.pause)
+        self.restricts += 1
+        return super().restrict(states)
+
+
+def test_deterministic_lift_gets_no_generators_and_the_particle_count():
+    model = Recording()
+    Lift(model, 0, np.arange(2), n_particles=7).decode(np.zeros((2, 1)), 0)
+    Lift(model, 0, np.arange(2)).decode(np.zeros((2, 1)), 0)
+    assert model.lifts == [(None, 7), (None, None)]
+
+
+def test_stochastic_lift_draws_the_keyed_stream_of_each_member():
+    m, members = np.array([[0.0], [1.0], [2.0]]), np.array([4, 0, 9])
+    lift = Lift(Sampler(), 5, members)
+
+    def expected(window, purpose):  # streams.member_torch_generator keyed by global member
+        gens = [member_torch_generator(5, k, window, "cpu", purpose) for k in members]
+        return m[:, :, None] + np.stack([torch.rand(4, generator=g, dtype=torch.float64).numpy()
+                                         for g in gens])[:, None]  # fmt: skip
+
+    np.testing.assert_array_equal(lift.decode(m, 3), expected(3, RNG_MDN))
+    np.testing.assert_array_equal(lift.decode(m, 3, RNG_LIFT_SOLVER), expected(3, RNG_LIFT_SOLVER))
+    out = lift.handle(WindowRequest(window=3, t0=0.0, steps=1, include_initial=False, m=m))
+    np.testing.assert_array_equal(out.state, expected(3, RNG_MDN))  # the request's window
+
+
+def test_stochastic_lift_makes_its_generators_on_the_model_device(monkeypatch):
+    calls = []
+
+    def recording(seed, member, window, device, purpose=RNG_MDN):
+        calls.append((seed, member, window, device, purpose))
+        return member_torch_generator(seed, member, window, "cpu", purpose)
+
+    monkeypatch.setattr(mappers, "member_torch_generator", recording)
+    model = Sampler()
+    model.device = "cuda:1"  # stands for an accelerator (only recorded, never used here)
+    Lift(model, 5, np.array([4, 0])).decode(np.zeros((2, 1)), 3, RNG_LIFT_SOLVER)
+    assert calls == [(5, 4, 3, "cuda:1", RNG_LIFT_SOLVER), (5, 0, 3, "cuda:1", RNG_LIFT_SOLVER)]
+
+
+def test_mapper_timings_measure_the_model_calls():
+    pause = 0.02
+    model = Recording(pause)
+    start = time.perf_counter()
+    out = Lift(model, 0, np.arange(1)).handle(
+        WindowRequest(window=0, t0=0.0, steps=1, include_initial=False, m=np.ones((1, 1)))
+    )
+    assert pause <= out.lift_s <= time.perf_counter() - start
+    start = time.perf_counter()
+    res = Restrict(model).handle(MicroResult(window=0, states=np.ones((1, 2, 1, 4)), lift_s=9.0))
+    assert pause <= res.restrict_s <= time.perf_counter() - start and res.lift_s == 9.0
+    # pooled restriction (``m`` given): the model is not asked again
+    res = Restrict(model).handle(MicroResult(window=0, states=np.ones((1, 2, 1, 4))),
+                                 m=np.ones((1, 2, 1)))  # fmt: skip
+    assert model.restricts == 1 and 0.0 <= res.restrict_s < pause
+
+
 def test_stochastic_lift_draws_per_member_window_and_seed():
     m = np.zeros((3, 1))
     lift = Lift(Sampler(), 5, np.arange(3))
@@ -273,6 +390,151 @@ def test_registry_lists_the_kinds_and_led_is_registered():
     assert {"led", "pca"} <= set(MACRO_MODELS)
     with pytest.raises(ValueError, match="allowed: .*led"):
         macro_model_class("nope")
+
+
+def test_register_macro_model_files_the_class_under_its_kind(monkeypatch):
+    monkeypatch.setattr(macro, "MACRO_MODELS", {})
+
+    class A(MeanDecay):
+        kind = "a"
+
+    class B(MeanDecay):
+        kind = "b"
+
+    class Nameless(MeanDecay):
+        kind = ""
+
+    assert register_macro_model(B) is B and register_macro_model(A) is A  # a decorator
+    assert macro.MACRO_MODELS == {"a": A, "b": B} and macro_model_class("b") is B
+    with pytest.raises(ValueError, match=r"^unknown macro-model kind 'c'; allowed: a, b$"):
+        macro_model_class("c")
+    with pytest.raises(ValueError, match="^Nameless has no kind$"):
+        register_macro_model(Nameless)
+    assert macro.MACRO_MODELS == {"a": A, "b": B}
+
+
+def test_protocol_defaults_read_the_spec_and_have_no_pooled_restriction():
+    assert MeanDecay.trained_state({"state_shape": [1, 4]}) == ((1, 4), False)
+    assert MeanDecay.trained_state({"state_shape": [9, 2], "particles": True}) == ((9, 2), True)
+    model = MeanDecay()
+    assert not (model.pooled or model.particles or model.stochastic_lift)
+    for call in (model.pool_features, model.restrict_pooled):
+        with pytest.raises(NotImplementedError, match="^MeanDecay has no pooled restriction$"):
+            call(np.zeros((2, 3)))
+
+
+def tiny_particle_led(box=1.0, low=-0.5, high=0.5, variational=False, n=40) -> LEDMacro:
+    """An untrained particle LED (as tests/test_coupler.py::tiny_particle_model)."""
+    torch.manual_seed(0)
+    spec = {"system": "ad3d", "state_shape": [n, 3], "box": box,
+            "autoencoder": {"kind": "particles", "latent_dim": 4, "layers": 2, "width": 16,
+                            "d_p": 8, "md_width": 8, "components": 2, "variational": variational},
+            "rnn": {"cell": "lstm", "hidden": 8}}  # fmt: skip
+    net = LED(spec)
+    net.scaler.fit(np.zeros((1, n, 3)), low=low, high=high)
+    return LEDMacro(net)
+
+
+def test_led_models_describe_themselves_as_their_checkpoint_spec():
+    path = ROOT / "models" / "led_fhn.pt"
+    grid, spec = load_macro_model(path), read_checkpoint(path)["spec"]
+    assert isinstance(grid, LEDMacro) and grid.system == "fhn" and grid.macro_dim == 8
+    assert grid.state_shape == (2, 101) and LEDMacro.trained_state(spec) == ((2, 101), False)
+    assert grid.particles is False and grid.stochastic_lift is False and grid.pooled is False
+    parts = tiny_particle_led()
+    assert parts.system == "ad3d" and parts.macro_dim == 4 and parts.state_shape == (40, 3)
+    assert parts.particles is True and parts.stochastic_lift is True and parts.pooled is True
+    assert LEDMacro.trained_state(parts.net.spec) == ((40, 3), True)
+    no_kind = {"state_shape": [2, 5], "autoencoder": {"latent_dim": 3}}  # kind: mlp default
+    assert LEDMacro.trained_state(no_kind) == ((2, 5), False)
+
+
+def test_load_macro_model_checks_the_system_and_places_the_model():
+    path = ROOT / "models" / "led_fhn.pt"
+    with pytest.raises(ValueError, match="trained for system 'fhn', not 'ks'"):
+        load_macro_model(path, system="ks")
+    assert load_macro_model(path, system="fhn").system == "fhn"
+    # "meta" stands for an accelerator: weights placed there, nothing computed
+    assert load_macro_model(path, device="meta").net.device.type == "meta"
+
+
+@torch.no_grad()
+def test_led_grid_restrict_and_lift_are_the_encoder_and_decoder():
+    model = load_macro_model(ROOT / "models" / "led_fhn.pt")
+    states = np.random.default_rng(0).uniform(-1, 1, (2, 3, 2, 101))
+    m = model.restrict(states)
+    assert m.dtype == np.float32 and m.shape == (2, 3, 8)
+    np.testing.assert_array_equal(m, model.net.encode(states).numpy())
+    x = model.lift(m[:, 0])
+    assert x.dtype == np.float64 and x.shape == (2, 2, 101)
+    np.testing.assert_array_equal(x, model.net.decode(torch.as_tensor(m[:, 0])).double().numpy())
+    seq = model.lift(m)  # (B, T, d): every step decoded alike (float32: rounding only)
+    assert seq.dtype == np.float64 and seq.shape == (2, 3, 2, 101)
+    for t in range(3):
+        np.testing.assert_allclose(seq[:, t], model.lift(m[:, t]), atol=1e-6)
+
+
+@pytest.mark.parametrize("box, low, high", [(0.5, -0.5, 0.5), (None, -1.0, 1.0)])
+@torch.no_grad()
+def test_led_particle_lift_draws_per_member_and_clips_to_the_box(box, low, high):
+    model = tiny_particle_led(box, low, high)
+    half = (box or 1.0) / 2  # the box [-box/2, box/2]; None: unit box
+    z = torch.randn(3, 4, generator=torch.Generator().manual_seed(1)).numpy()
+
+    def gens():
+        return [torch.Generator().manual_seed(10 + b) for b in range(3)]
+
+    x = model.lift(z, gens(), n_particles=50)
+    assert x.dtype == np.float64 and x.shape == (3, 50, 3)
+    # reference: the mixture's draws in [0, 1], min-max scaled back by hand, clipped
+    sample = model.net.autoencoder.decoder.sample
+    x01 = np.stack([sample(torch.as_tensor(z[b : b + 1]), 50, g)[0].double().numpy()
+                    for b, g in enumerate(gens())])  # fmt: skip
+    ref = low + (high - low) * x01
+    assert (np.abs(ref) > half).any()  # the scaled draws leave the box: the clip matters
+    np.testing.assert_allclose(x, np.clip(ref, -half, half), rtol=0, atol=1e-12)
+    # a member's particles come from its own generator only (another rank's subset)
+    np.testing.assert_array_equal(model.lift(z[2:], gens()[2:], 50)[0], x[2])
+    assert model.lift(z, gens()).shape == (3, 40, 3)  # default: the training N
+    seq = model.lift(np.stack([z, z], axis=1), gens(), 50)  # (B, T, d): T draws
+    assert seq.shape == (3, 2, 50, 3) and np.abs(seq).max() <= half
+    assert not np.array_equal(seq[:, 0], seq[:, 1])
+    for bad in (None, gens()[:2]):
+        with pytest.raises(ValueError, match="^lift of particles needs one generator per member$"):
+            model.lift(z, bad)
+
+
+@pytest.mark.parametrize("variational", [False, True])
+def test_led_pooled_restriction_of_split_particles_equals_the_full_one(variational):
+    model = tiny_particle_led(variational=variational)
+    x = np.random.default_rng(2).uniform(-0.5, 0.5, (2, 3, 40, 3))  # (B, T, N, d)
+    full = model.restrict(x)
+    assert full.shape == (2, 3, 4)
+    # two ranks hold 15 and 25 particles: sum features, divide by N, then g
+    features = model.pool_features(x[..., :15, :]) + model.pool_features(x[..., 15:, :])
+    assert features.dtype == np.float64 and features.shape == (2, 3, 8)
+    np.testing.assert_allclose(model.restrict_pooled(features / 40), full, rtol=0, atol=1e-5)
+    # one state per member (B, N, d): the sum runs over the particles, not the features
+    one = model.pool_features(x[:, 0, :15]) + model.pool_features(x[:, 0, 15:])
+    assert one.shape == (2, 8)
+    np.testing.assert_allclose(model.restrict_pooled(one / 40), full[:, 0], rtol=0, atol=1e-5)
+
+
+@torch.no_grad()
+def test_two_macro_phases_in_a_row_continue_the_free_run():
+    """propagate(3) then propagate(2): the pending last state is fed first, with the
+    hidden state, so the five states are those of propagate(5)."""
+    torch.set_num_threads(1)
+    model = load_macro_model(ROOT / "models" / "led_fhn.pt")
+    warm = np.random.default_rng(3).standard_normal((2, 6, 8)).astype(np.float32)
+    model.assimilate(warm)
+    whole, _ = model.propagate(5)
+    model.reset()
+    model.assimilate(warm)
+    first, _ = model.propagate(3)
+    second, _ = model.propagate(2)
+    # the same single-step LSTM calls in both: float32 rounding at most
+    np.testing.assert_allclose(np.concatenate([first, second], 1), whole, rtol=0, atol=1e-6)
 
 
 @torch.no_grad()
@@ -324,5 +586,30 @@ def test_led_snapshot_restore_and_set_weights():
     model.restore(snap)
     np.testing.assert_array_equal(model.propagate(5)[0], a)
     model.reset()
-    with pytest.raises(RuntimeError, match="before any assimilate"):
+    with pytest.raises(
+        RuntimeError, match="^propagate before any assimilate: no state to start from$"
+    ):
         model.propagate(1)
+
+
+@torch.no_grad()
+def test_led_snapshot_of_a_prediction_and_of_a_fresh_model():
+    model = load_macro_model(ROOT / "models" / "led_fhn.pt")
+    fresh = model.snapshot()
+    assert fresh == {"hidden": [], "z_next": None, "pending": None}
+    warm = np.random.default_rng(3).standard_normal((2, 4, 8)).astype(np.float32)
+    model.assimilate(warm)
+    snap = model.snapshot()  # z_next (the prediction) set, nothing pending
+    assert snap["pending"] is None and snap["z_next"].shape == (2, 8)
+    n_h = model.net.rnn.rnn.hidden_size
+    assert [h.shape for h in snap["hidden"]] == [(1, 2, n_h)] * 2  # LSTM (h, c)
+    a, _ = model.propagate(3)
+    model.restore(snap)
+    np.testing.assert_array_equal(model.propagate(3)[0], a)
+    model.restore(fresh)  # back to a fresh model: same as a first assimilate
+    with pytest.raises(
+        RuntimeError, match="^propagate before any assimilate: no state to start from$"
+    ):
+        model.propagate(1)
+    model.assimilate(warm)
+    np.testing.assert_array_equal(model.propagate(3)[0], a)

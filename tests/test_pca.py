@@ -16,10 +16,10 @@ SHAPE = (2, 6)  # (C, N): D = 12
 D = 12
 
 
-def make_pca(d=3, dtype=torch.float64, hidden=7, seed=0):
+def make_pca(d=3, dtype=torch.float64, hidden=7, seed=0, cell="lstm"):
     torch.manual_seed(seed)
     spec = {"system": "fhn", "state_shape": list(SHAPE), "box": None,
-            "pca": {"components": d}, "rnn": {"cell": "lstm", "hidden": hidden}}  # fmt: skip
+            "pca": {"components": d}, "rnn": {"cell": cell, "hidden": hidden}}  # fmt: skip
     net = PCA(spec).to(dtype=dtype)
     net.scaler.to(torch.float64)
     return net
@@ -35,8 +35,8 @@ def subspace_data(rng, n=200, d=3):
     return x * np.array([0.1, 30.0])[:, None] + np.array([5.0, -2.0])[:, None]
 
 
-def fitted_macro(rng, d=3):
-    net = make_pca(d)
+def fitted_macro(rng, d=3, cell="lstm"):
+    net = make_pca(d, cell=cell)
     net.fit_pca(rng.standard_normal((300, *SHAPE)))
     return PCAMacro(net)
 
@@ -155,6 +155,26 @@ def test_snapshot_restore_and_set_weights(rng):
     macro.restore(snap)
     macro.set_weights(weights)  # the propagation state is kept, the old weights are back
     np.testing.assert_array_equal(a, macro.propagate(5)[0])
+
+
+@pytest.mark.parametrize("cell, n_hidden", [("lstm", 2), ("gru", 1)])
+def test_snapshot_of_a_prediction_restores_into_any_model_of_the_network(rng, cell, n_hidden):
+    macro = fitted_macro(rng, d=3, cell=cell)
+    macro.assimilate(rng.standard_normal((2, 4, 3)))
+    snap = macro.snapshot()  # the prediction z_next; hidden: LSTM (h, c), GRU h
+    assert len(snap["hidden"]) == n_hidden and snap["pending"] is None
+    hidden = macro.hidden if cell == "lstm" else (macro.hidden,)
+    for saved, h in zip(snap["hidden"], hidden, strict=True):
+        assert isinstance(saved, np.ndarray)
+        np.testing.assert_array_equal(saved, h.numpy())
+    a, _ = macro.propagate(4)
+    b, _ = macro.propagate(2)  # continues after the pending state
+    resumed = PCAMacro(macro.net)  # a resumed run: a fresh model restores the snapshot
+    resumed.restore(snap)
+    np.testing.assert_array_equal(resumed.propagate(4)[0], a)
+    np.testing.assert_array_equal(resumed.propagate(2)[0], b)
+    macro.restore(snap)
+    np.testing.assert_array_equal(macro.propagate(4)[0], a)
 
 
 def test_bad_pca_configs_name_the_field():

@@ -11,13 +11,13 @@ their mutants; adding one is one line in ``TARGETS``.  For each target the scrip
 
 1. builds a private sandbox ``mutants/<target>/`` (git-ignored): a snapshot of ``ledmus/``,
    ``tests/`` and the data they read (``models/``) from the working tree and a copy of
-   ``pyproject.toml`` with a generated ``[tool.mutmut]`` section.  mutmut 3 reads its configuration only from the current
-   directory (``[tool.mutmut]`` in ``pyproject.toml``, else ``[mutmut]`` in ``setup.cfg``)
-   and writes its mutated tree to ``./mutants/``, so a sandbox per target keeps the real
-   checkout untouched and the targets' caches apart.  The whole package is copied
-   (``source_paths``) so that ``import ledmus`` resolves to the mutated copy, but only the
-   target's modules are mutated (``only_mutate``); only the target's tests run
-   (``pytest_add_cli_args_test_selection``).
+   ``pyproject.toml`` with a generated ``[tool.mutmut]`` section.  mutmut 3 reads its
+   configuration only from the current directory (``[tool.mutmut]`` in ``pyproject.toml``,
+   else ``[mutmut]`` in ``setup.cfg``) and writes its mutated tree to ``./mutants/``, so a
+   sandbox per target keeps the real checkout untouched and the targets' caches apart.
+   The whole package is copied (``source_paths``) so that ``import ledmus`` resolves to
+   the mutated copy, but only the target's modules are mutated (``only_mutate``); only
+   the target's tests run (``pytest_add_cli_args_test_selection``).
 2. runs ``mutmut run`` there from scratch (the sandbox is rebuilt every time: mutmut keeps
    a cached verdict until the mutated *function* changes, so an improved test would never
    re-check an old survivor), with ``OMP_NUM_THREADS=1``.
@@ -26,6 +26,10 @@ their mutants; adding one is one line in ``TARGETS``.  For each target the scrip
    ``killed / total`` and the score ``killed / (total - equivalent)``, where *equivalent*
    are the surviving mutants listed in ``EQUIVALENT`` (no input can tell them from the
    original), each with its reason.  Timeouts count as neither killed nor equivalent.
+
+mutmut 3 leaves decorated functions unmutated (all but a lone ``@staticmethod`` or
+``@classmethod``): properties and ``@torch.no_grad()`` methods are outside every score; their
+tests still run.
 
 The snapshot is of the working tree, uncommitted edits included (``git_dirty`` in the JSON
 says whether the target's modules or tests differ from ``git_commit``).  The sandbox is left
@@ -101,10 +105,36 @@ def _mutant(function: str, line: str, old: str, new: str) -> tuple[str, str, str
 
 
 _SELF = "return Step(MICRO, min(self.n_micro, remaining), FROM_SELF)"
+_DEVICE = 'device = getattr(self.model, "device", "cpu")'
+_KINDS = 'if arr.dtype.kind not in "fiu":'
+_TRAINED = 'return tuple(spec["state_shape"]), bool(spec.get("particles", False))'
+_DECODED = "return self.net.decode_sequence(z).astype(np.float64)"
+_NONE_IS_FALSE = "bool(None) is bool(False): a spec without 'particles' is a grid either way"
 
 EQUIVALENT: dict[str, dict[str | tuple[str, str, str], str]] = {
     "schedule": {
         _mutant("next", _SELF, ", FROM_SELF)", ", )"): "FROM_SELF is Step.start's default",
+    },
+    "mappers": {
+        _mutant("decode", _DEVICE, '"cpu")', "None)"): (
+            "only for models without a device: torch.Generator(device=None) is a CPU generator"
+        ),
+    },
+    "messages": {
+        _mutant("_convert", _KINDS, '"fiu"', '"XXfiuXX"'): (
+            "a dtype kind is one character and 'X' is none of numpy's kinds"
+        ),
+    },
+    "protocol": {
+        _mutant("trained_state", _TRAINED, '"particles", False)', '"particles", None)'): (
+            _NONE_IS_FALSE
+        ),
+        _mutant("trained_state", _TRAINED, '"particles", False)', '"particles", )'): (
+            _NONE_IS_FALSE
+        ),
+        _mutant("lift", _DECODED, "astype(np.float64)", "astype(None)"): (
+            "ndarray.astype(None) converts to numpy's default dtype, float64"
+        ),
     },
     "metrics": {
         _mutant("_columns", _COLUMNS, "reshape(-1, 1)", "reshape(-2, 1)"): _NEGATIVE,

@@ -62,8 +62,8 @@ class Recorder:
         if self.states is not None:
             self.states[rows, index:stop] = states
         if self.abs_err is not None:
-            ref = self.reference[rows, index:stop]
-            self.abs_err[rows, index:stop] = np.abs(states - ref).mean(-1)
+            diff = np.subtract(states, self.reference[rows, index:stop])
+            self.abs_err[rows, index:stop] = np.abs(diff, out=diff).mean(-1)
 
     def common_source(self) -> np.ndarray:
         """Source per index ``(N,)`` where all members agree, 2 where they differ."""

@@ -1,41 +1,119 @@
-"""Training configs (YAML): load, fill defaults, validate before any compute."""
+"""Training configs (YAML): load, fill defaults, validate before any compute.
+
+Every section's fields are declared with :mod:`ledmus.validation` (the layer that also
+checks the coupler's run settings); errors name the field as ``config <section>.<key>``.
+"""
 
 from __future__ import annotations
 
-import copy
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-DEFAULTS: dict[str, Any] = {
-    "seed": 0,
-    "dtype": "float32",
-    "autoencoder": {"kind": "mlp", "latent_dim": 8, "layers": 3, "width": 100,
-                    "activation": "tanh", "variational": False, "scaler": "standard"},
-    "rnn": {"cell": "lstm", "hidden": 50, "layers": 1, "residual": False},
-    "train_autoencoder": {"epochs": 1000, "batch_size": 32, "lr": 1e-3, "weight_decay": 0.0,
-                          "noise": 0.0, "kl_weight": 1e-3, "patience": 100, "min_lr": 1e-6,
-                          "subsample": 0},
-    "train_rnn": {"epochs": 1000, "batch_size": 32, "lr": 1e-3, "weight_decay": 0.0,
-                  "sequence_length": 30, "hidden_propagation": 300, "noise": 0.0,
-                  "patience": 100, "min_lr": 1e-6, "validation": "teacher_forced",
-                  "restarts": 1},
-    "pca": {"components": 8},
-}  # fmt: skip
-SECTIONS = ("autoencoder", "rnn", "train_autoencoder", "train_rnn")
-TOP_KEYS = ("system", "data", "seed", "dtype", *SECTIONS)
-#: model family (``kind``, default ``led``) -> its config sections
-KIND_SECTIONS = {"led": SECTIONS, "pca": ("pca", "rnn", "train_rnn")}
+from ..validation import (
+    REQUIRED,
+    Field,
+    as_bool,
+    as_choice,
+    as_int,
+    as_int_list,
+    as_number,
+    as_path,
+    as_str,
+    parse_fields,
+)
+from .led import AUTOENCODERS
+from .networks import ACTIVATIONS
+from .propagators import CELLS
+from .scalers import SCALER_KINDS
+
+#: default of a field that has none: the key is in the resolved section only when given
+OPTIONAL: Any = object()
+KINDS = ("led", "pca")
 DTYPES = ("float32", "float64")
 VALIDATIONS = ("teacher_forced", "free_run")
 
 
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for key, value in over.items():
-        out[key] = _merge(out[key], value) if isinstance(out.get(key), dict) else value
-    return out
+def _one_of(choices: Any) -> str:
+    return f"one of {', '.join(choices)}"
+
+
+TOP_FIELDS = (
+    Field("kind", as_choice(KINDS), "led", f"model family, {_one_of(KINDS)}"),
+    Field("system", as_str, doc="the micro system the data belong to"),
+    Field("data", as_path, doc="folder of train.h5 (and val.h5)"),
+    Field("seed", as_int(0), 0, "integer >= 0"),
+    Field("dtype", as_choice(DTYPES), "float32", _one_of(DTYPES)),
+)
+AUTOENCODER_FIELDS = (
+    Field("kind", as_choice(AUTOENCODERS), "mlp", _one_of(AUTOENCODERS)),
+    Field("latent_dim", as_int(1), 8, "integer >= 1"),
+    Field("layers", as_int(1), 3, "hidden layers, integer >= 1"),
+    Field("width", as_int(1), 100, "units per hidden layer, integer >= 1"),
+    Field("activation", as_choice(ACTIVATIONS), "tanh", _one_of(ACTIVATIONS)),
+    Field("variational", as_bool, False, "true or false"),
+    Field("scaler", as_choice(SCALER_KINDS), "standard", _one_of(SCALER_KINDS)),
+    Field("channels", as_int_list(1), OPTIONAL, "conv: channels per block, integers >= 1"),
+    Field("kernel", as_int(1), OPTIONAL, "conv: kernel size, integer >= 1"),
+    Field("components", as_int(1), OPTIONAL, "particles: mixture kernels, integer >= 1"),
+    Field("d_p", as_int(1), OPTIONAL, "particles: feature width, integer >= 1"),
+    Field("md_width", as_int(1), OPTIONAL, "particles: decoder width, integer >= 1"),
+)
+RNN_FIELDS = (
+    Field("cell", as_choice(CELLS), "lstm", _one_of(CELLS)),
+    Field("hidden", as_int(1), 50, "integer >= 1"),
+    Field("layers", as_int(1), 1, "integer >= 1"),
+    Field("residual", as_bool, False, "true or false"),
+)
+
+
+# fields both training stages have
+EPOCHS = Field("epochs", as_int(0), 1000, "integer >= 0")
+BATCH_SIZE = Field("batch_size", as_int(1), 32, "integer >= 1")
+LR = Field("lr", as_number(0, strict=True), 1e-3, "Adam learning rate, number > 0")
+WEIGHT_DECAY = Field("weight_decay", as_number(0), 0.0, "number >= 0")
+NOISE = Field("noise", as_number(0), 0.0, "input noise, number >= 0")
+PATIENCE = Field("patience", as_int(1), 100, "early-stopping epochs, integer >= 1")
+MIN_LR = Field("min_lr", as_number(0), 1e-6, "number >= 0")
+TRAIN_AUTOENCODER_FIELDS = (
+    EPOCHS, BATCH_SIZE, LR, WEIGHT_DECAY, NOISE,
+    Field("kl_weight", as_number(0), 1e-3, "VAE KL weight, number >= 0"),
+    PATIENCE, MIN_LR,
+    Field("subsample", as_int(0), 0, "particles per sample (0: all), integer >= 0"),
+)  # fmt: skip
+TRAIN_RNN_FIELDS = (
+    EPOCHS, BATCH_SIZE, LR, WEIGHT_DECAY,
+    Field("sequence_length", as_int(1), 30, "BPTT steps, integer >= 1"),
+    Field("hidden_propagation", as_int(1), 300, "window steps, integer >= sequence_length"),
+    NOISE, PATIENCE, MIN_LR,
+    Field("validation", as_choice(VALIDATIONS), "teacher_forced", _one_of(VALIDATIONS)),
+    Field("restarts", as_int(1), 1, "independent RNN initialisations, integer >= 1"),
+)  # fmt: skip
+PCA_FIELDS = (Field("components", as_int(1), 8, "principal components, integer >= 1"),)
+
+#: section -> its fields, in the order of the resolved config
+SECTION_FIELDS: dict[str, tuple[Field, ...]] = {
+    "autoencoder": AUTOENCODER_FIELDS,
+    "rnn": RNN_FIELDS,
+    "train_autoencoder": TRAIN_AUTOENCODER_FIELDS,
+    "train_rnn": TRAIN_RNN_FIELDS,
+    "pca": PCA_FIELDS,
+}
+SECTIONS = ("autoencoder", "rnn", "train_autoencoder", "train_rnn")
+TOP_KEYS = ("system", "data", "seed", "dtype", *SECTIONS)
+#: model family (``kind``, default ``led``) -> its config sections
+KIND_SECTIONS = {"led": SECTIONS, "pca": ("pca", "rnn", "train_rnn")}
+#: the defaults (fields with one), as a nested dict
+DEFAULTS: dict[str, Any] = {
+    "seed": 0,
+    "dtype": "float32",
+    **{
+        section: {f.name: f.default for f in fields if f.default is not OPTIONAL}
+        for section, fields in SECTION_FIELDS.items()
+    },
+}
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
@@ -52,69 +130,55 @@ def load_config(path: str | Path) -> dict[str, Any]:
     return raw
 
 
+def _check_keys(names: list[str], raw: dict[str, Any], where: str) -> None:
+    """Unknown keys of ``raw`` raise, naming them and the allowed ones."""
+    unknown = sorted(set(raw) - set(names))
+    if unknown:
+        raise ValueError(
+            f"config: unknown key(s) {', '.join(unknown)}{where}; allowed: {', '.join(names)}"
+        )
+
+
+def _parse(fields: tuple[Field, ...], raw: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """Each given value parsed and checked (labels ``config <prefix><key>``), defaults
+    filled in, optional fields left out when not given.  Key order: the fields with a
+    default as declared, then the optional ones as given (the order of the former
+    merge of defaults and config, which checkpoints record in the model spec)."""
+    parsed = parse_fields(
+        [replace(f, name=prefix + f.name) for f in fields],
+        {prefix + k: v for k, v in raw.items()},
+        what="config",
+    )
+    out = {f.name: parsed[prefix + f.name] for f in fields if f.default is not OPTIONAL}
+    out.update((k, parsed[prefix + k]) for k in raw if k not in out)
+    return out
+
+
 def resolve(raw: dict[str, Any]) -> dict[str, Any]:
     """Defaults filled in and every field checked; raises ValueError naming the field.
     ``kind`` (``led``, the default, or ``pca``) picks the model family and its sections;
     the resolved config records it."""
-    kind = raw.get("kind", "led")
-    if not isinstance(kind, str) or kind not in KIND_SECTIONS:
-        raise ValueError(f"config: kind={kind!r} unknown; allowed: {', '.join(KIND_SECTIONS)}")
+    kind_field = TOP_FIELDS[0]
+    kind = kind_field.parse("config kind", raw.get("kind", kind_field.default))
     sections = KIND_SECTIONS[kind]
-    top_keys = ("kind", "system", "data", "seed", "dtype", *sections)
-    unknown = sorted(set(raw) - set(top_keys))
-    if unknown:
-        raise ValueError(
-            f"config: unknown key(s) {', '.join(unknown)} for kind {kind}; "
-            f"allowed: {', '.join(top_keys)}"
-        )
-    for key in ("system", "data"):
-        if key not in raw:
-            raise ValueError(f"config: missing required key {key!r}")
+    _check_keys([*(f.name for f in TOP_FIELDS), *sections], raw, f" for kind {kind}")
+    for field in TOP_FIELDS:
+        if field.default is REQUIRED and field.name not in raw:
+            raise ValueError(f"config: missing required key {field.name!r}")
     for section in sections:
-        extra = raw.get(section, {})
-        if not isinstance(extra, dict):
+        if not isinstance(raw.get(section, {}), dict):
             raise ValueError(f"config: {section} must be a mapping")
-        allowed = set(DEFAULTS[section]) | (
-            {"channels", "kernel", "components", "d_p", "md_width"}
-            if section == "autoencoder"
-            else set()
-        )
-        bad = sorted(set(extra) - allowed)
-        if bad:
-            raise ValueError(
-                f"config: unknown key(s) {', '.join(bad)} in {section}; allowed: {', '.join(sorted(allowed))}"
-            )
-    cfg = _merge({k: v for k, v in DEFAULTS.items() if k in top_keys}, raw)
-    cfg["kind"] = kind
-    if cfg["dtype"] not in DTYPES:
-        raise ValueError(f"config: dtype={cfg['dtype']!r}; allowed: {', '.join(DTYPES)}")
-    for section in [s for s in ("train_autoencoder", "train_rnn") if s in cfg]:
-        for key in ("epochs", "batch_size", "patience") + (
-            ("restarts",) if section == "train_rnn" else ()
-        ):
-            value = cfg[section][key]
-            if not isinstance(value, int) or value < (0 if key == "epochs" else 1):
-                raise ValueError(
-                    f"config: {section}.{key} must be a positive integer, got {value!r}"
-                )
-        for key in ("lr", "weight_decay", "noise", "min_lr"):
-            value = cfg[section][key]
-            if not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f"config: {section}.{key} must be a number >= 0, got {value!r}")
-    tr = cfg["train_rnn"]
-    if tr["validation"] not in VALIDATIONS:
-        raise ValueError(
-            f"config: train_rnn.validation={tr['validation']!r}; allowed: {', '.join(VALIDATIONS)}"
-        )
+        names = [f.name for f in SECTION_FIELDS[section]]
+        _check_keys(names, raw.get(section, {}), f" in {section}")
+    top = _parse(TOP_FIELDS, {k: v for k, v in raw.items() if k not in sections}, "")
+    parsed = {s: _parse(SECTION_FIELDS[s], raw.get(s, {}), f"{s}.") for s in sections}
+    tr = parsed["train_rnn"]
     if tr["hidden_propagation"] < tr["sequence_length"]:
         raise ValueError(
-            "config: train_rnn.hidden_propagation must be >= train_rnn.sequence_length"
+            "config: train_rnn.hidden_propagation must be >= train_rnn.sequence_length, got "
+            f"{tr['hidden_propagation']} < {tr['sequence_length']}"
         )
-    if kind == "pca":
-        d = cfg["pca"]["components"]
-        if isinstance(d, bool) or not isinstance(d, int) or d < 1:
-            raise ValueError(f"config: pca.components must be an integer >= 1, got {d!r}")
-        return cfg
-    if int(cfg["autoencoder"]["latent_dim"]) < 1:
-        raise ValueError("config: autoencoder.latent_dim must be >= 1")
-    return cfg
+    # key order of the former merge: the defaulted keys, then the others as given, kind last
+    values = {**top, **parsed}
+    order = [k for k in DEFAULTS if k in values] + [k for k in raw if k not in DEFAULTS]
+    return {k: values[k] for k in dict.fromkeys([*order, "kind"])}

@@ -30,24 +30,24 @@ class RNNPropagation:
     def _tensor(self, x: Any) -> torch.Tensor:
         return self.net.as_tensor(x)
 
-    @torch.no_grad()
     def assimilate(self, m_seq: np.ndarray) -> None:
-        seq = self._tensor(m_seq)
-        if self.pending is not None:
-            seq = torch.cat([self.pending[:, None], seq], dim=1)
-        pred, self.hidden = self.net.rnn(seq, self.hidden)
-        self.z_next, self.pending = pred[:, -1], None
-
-    @torch.no_grad()
-    def propagate(self, n: int) -> tuple[np.ndarray, None]:
-        if self.pending is not None:  # two macro phases in a row: feed the last one first
-            pred, self.hidden = self.net.rnn(self.pending[:, None], self.hidden)
+        with torch.no_grad():
+            seq = self._tensor(m_seq)
+            if self.pending is not None:
+                seq = torch.cat([self.pending[:, None], seq], dim=1)
+            pred, self.hidden = self.net.rnn(seq, self.hidden)
             self.z_next, self.pending = pred[:, -1], None
-        if self.z_next is None:
-            raise RuntimeError("propagate before any assimilate: no state to start from")
-        z, self.hidden = self.net.rnn.free_run(self.z_next, self.hidden, n)
-        self.pending, self.z_next = z[:, -1], None
-        return z.cpu().numpy(), None
+
+    def propagate(self, n: int) -> tuple[np.ndarray, None]:
+        with torch.no_grad():
+            if self.pending is not None:  # two macro phases in a row: feed the last one first
+                pred, self.hidden = self.net.rnn(self.pending[:, None], self.hidden)
+                self.z_next, self.pending = pred[:, -1], None
+            if self.z_next is None:
+                raise RuntimeError("propagate before any assimilate: no state to start from")
+            z, self.hidden = self.net.rnn.free_run(self.z_next, self.hidden, n)
+            self.pending, self.z_next = z[:, -1], None
+            return z.cpu().numpy(), None
 
     def snapshot(self) -> dict[str, Any]:
         hidden = self.hidden
@@ -105,43 +105,43 @@ class LEDMacro(RNNPropagation, MacroModel):
     def trained_state(cls, spec: dict[str, Any]) -> tuple[tuple[int, ...], bool]:
         return tuple(spec["state_shape"]), spec["autoencoder"].get("kind") == "particles"
 
-    @torch.no_grad()
     def restrict(self, states: np.ndarray) -> np.ndarray:
-        return self.net.encode(np.asarray(states)).cpu().numpy()
+        with torch.no_grad():
+            return self.net.encode(np.asarray(states)).cpu().numpy()
 
-    @torch.no_grad()
     def lift(
         self,
         m: np.ndarray,
         generators: Sequence[torch.Generator] | None = None,
         n_particles: int | None = None,
     ) -> np.ndarray:
-        z = self._tensor(m)
-        seq = z.ndim == 3
-        if not self.particles:
-            if seq:
-                return self.net.decode_sequence(z).astype(np.float64)
-            return self.net.decode(z).cpu().double().numpy()
-        if generators is None or len(generators) != z.shape[0]:
-            raise ValueError("lift of particles needs one generator per member")
-        parts = []
-        for b, gen in enumerate(generators):
-            zb = z[b] if seq else z[b : b + 1]  # (T, d_z): T draws of one member
-            parts.append(self.net.decode(zb, gen, n_particles).cpu().double().numpy())
-        x = np.stack(parts) if seq else np.concatenate(parts)
-        half = float(self.net.spec.get("box") or 1.0) / 2
-        return np.clip(x, -half, half)  # float32 rounding of the inverse min-max scaling
+        with torch.no_grad():
+            z = self._tensor(m)
+            seq = z.ndim == 3
+            if not self.particles:
+                if seq:
+                    return self.net.decode_sequence(z).astype(np.float64)
+                return self.net.decode(z).cpu().double().numpy()
+            if generators is None or len(generators) != z.shape[0]:
+                raise ValueError("lift of particles needs one generator per member")
+            parts = []
+            for b, gen in enumerate(generators):
+                zb = z[b] if seq else z[b : b + 1]  # (T, d_z): T draws of one member
+                parts.append(self.net.decode(zb, gen, n_particles).cpu().double().numpy())
+            x = np.stack(parts) if seq else np.concatenate(parts)
+            half = float(self.net.spec.get("box") or 1.0) / 2
+            return np.clip(x, -half, half)  # float32 rounding of the inverse min-max scaling
 
-    @torch.no_grad()
     def pool_features(self, local: np.ndarray) -> np.ndarray:
-        x = self.net.scaler.transform(self._tensor(local))
-        return self.net.autoencoder.encoder.phi(x).sum(dim=-2).cpu().double().numpy()
+        with torch.no_grad():
+            x = self.net.scaler.transform(self._tensor(local))
+            return self.net.autoencoder.encoder.phi(x).sum(dim=-2).cpu().double().numpy()
 
-    @torch.no_grad()
     def restrict_pooled(self, mean_features: np.ndarray) -> np.ndarray:
-        out = self.net.autoencoder.encoder.g(
-            torch.as_tensor(mean_features).to(self.net.device, self.net.dtype)
-        )
-        if self.net.autoencoder.variational:
-            out = out.chunk(2, dim=-1)[0]
-        return out.cpu().numpy()
+        with torch.no_grad():
+            out = self.net.autoencoder.encoder.g(
+                torch.as_tensor(mean_features).to(self.net.device, self.net.dtype)
+            )
+            if self.net.autoencoder.variational:
+                out = out.chunk(2, dim=-1)[0]
+            return out.cpu().numpy()

@@ -1,35 +1,48 @@
-"""Two-stage LED training (seed 001 §6.6): the autoencoder first, then the RNN on the
-encoded sequences with truncated BPTT.
-
-Both stages: Adam, optional input noise and weight decay, validation-based early
-stopping (best weights restored) and learning-rate reduction on plateau; progress bars;
-the loss history goes into the checkpoint and a PNG of the curves into the run folder.
+"""Training drivers: a config in, a checkpoint plus ``<stem>_loss.png`` and
+``<stem>_history.json`` out.  LED (seed 001 §6.6) trains in two stages, the autoencoder
+then the RNN (:mod:`.fitting`); the PCA baseline fits its components by SVD, then the
+same RNN stage.  The stage functions are re-exported here (their historical home).
 """
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..atomic import write_json
 from ..device import resolve_device  # re-exported: it used to live here
 from ..trajectory import Trajectory, read_trajectory
 from .checkpoint import save_checkpoint
 from .config import resolve
+from .fitting import (  # noqa: F401  (re-exported: they used to live here)
+    EarlyStopping,
+    _fit,
+    autoencoder_loss,
+    encode_sequences,
+    free_run_loss,
+    rnn_sequence_loss,
+    train_autoencoder,
+    train_rnn,
+    train_rnn_restarts,
+)
 from .led import LED
-from .networks import kl_standard_normal, reparameterise
+from .networks import kl_standard_normal, reparameterise  # noqa: F401  (re-exported)
 from .pca import PCA
-from .propagators import LatentRNN
+from .propagators import LatentRNN  # noqa: F401  (re-exported)
+from .training_plots import plot_history
+
+__all__ = [
+    "EarlyStopping", "autoencoder_loss", "encode_sequences", "fingerprint", "free_run_loss",
+    "plot_history", "resolve_device", "rnn_sequence_loss", "train_autoencoder",
+    "train_from_config", "train_pca", "train_rnn", "train_rnn_restarts",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -44,222 +57,6 @@ def fingerprint(*trajectories: Trajectory) -> str:
     return h.hexdigest()
 
 
-class EarlyStopping:
-    """Track the best validation loss; keep its weights; tell when patience ran out."""
-
-    def __init__(self, module: torch.nn.Module, patience: int) -> None:
-        self.module, self.patience = module, patience
-        self.best, self.best_epoch, self.state = float("inf"), -1, None
-
-    def update(self, loss: float, epoch: int) -> bool:
-        """Record ``loss``; True when training should stop."""
-        if loss < self.best:
-            self.best, self.best_epoch = loss, epoch
-            self.state = copy.deepcopy(self.module.state_dict())
-        return epoch - self.best_epoch >= self.patience
-
-    def restore(self) -> None:
-        if self.state is not None:
-            self.module.load_state_dict(self.state)
-
-
-def _fit(
-    name: str,
-    params: list[torch.nn.Parameter],
-    module: torch.nn.Module,
-    cfg: dict[str, Any],
-    train_epoch: Callable[[torch.optim.Optimizer], float],
-    val_loss: Callable[[], float],
-    progress: bool,
-) -> dict[str, list[float]]:
-    opt = torch.optim.Adam(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        opt, factor=0.5, patience=max(1, cfg["patience"] // 4), min_lr=cfg["min_lr"]
-    )
-    stopper = EarlyStopping(module, cfg["patience"])
-    history: dict[str, list[float]] = {"train": [], "val": [], "lr": []}
-    bar = tqdm(range(cfg["epochs"]), desc=name, disable=not progress, unit="epoch")
-    for epoch in bar:
-        module.train()
-        train = train_epoch(opt)
-        module.eval()
-        with torch.no_grad():
-            val = val_loss()
-        history["train"].append(train)
-        history["val"].append(val)
-        history["lr"].append(opt.param_groups[0]["lr"])
-        sched.step(val)
-        bar.set_postfix(
-            train=f"{train:.3e}", val=f"{val:.3e}", lr=f"{opt.param_groups[0]['lr']:.0e}"
-        )
-        if not np.isfinite(train):
-            raise FloatingPointError(f"{name}: training loss became non-finite at epoch {epoch}")
-        if stopper.update(val, epoch):
-            log.info("%s: early stop at epoch %d (best %d)", name, epoch, stopper.best_epoch)
-            break
-    stopper.restore()
-    history["best_epoch"] = [stopper.best_epoch]
-    log.info("%s: best validation loss %.4e at epoch %d", name, stopper.best, stopper.best_epoch)
-    return history
-
-
-# ------------------------------------------------------------------ stage 1: autoencoder
-def autoencoder_loss(model: LED, x: torch.Tensor, noise: float, kl_weight: float) -> torch.Tensor:
-    """Loss on scaled states ``x`` ``(S, *state_shape)``: MSE (+ KL for a VAE) for grids,
-    negative mixture log-likelihood per particle (+ KL) for particles."""
-    ae = model.autoencoder
-    x_in = x + noise * torch.randn_like(x) if noise > 0 else x
-    mu, logvar = ae.encode_dist(x_in)
-    z = reparameterise(mu, logvar) if model.training else mu
-    if model.particles:
-        loss = -ae.decoder.log_prob(z, x).mean()
-    else:
-        loss = torch.mean((ae.decode(z) - x) ** 2)
-    if logvar is not None:
-        loss = loss + kl_weight * kl_standard_normal(mu, logvar).mean() / mu.shape[-1]
-    return loss
-
-
-def train_autoencoder(
-    model: LED, train: np.ndarray, val: np.ndarray, cfg: dict[str, Any], progress: bool = True,
-    generator: torch.Generator | None = None,
-) -> dict[str, list[float]]:  # fmt: skip
-    """Fit the autoencoder on samples ``(S, *state_shape)`` (already physical units)."""
-    x_tr = model.scaler.transform(model.as_tensor(train)).to(model.dtype)
-    x_va = model.scaler.transform(model.as_tensor(val)).to(model.dtype)
-    bs = cfg["batch_size"]
-
-    def epoch(opt: torch.optim.Optimizer) -> float:
-        perm = torch.randperm(x_tr.shape[0], generator=generator).to(x_tr.device)
-        total = 0.0
-        for i in range(0, x_tr.shape[0], bs):
-            batch = x_tr[perm[i : i + bs]]
-            if model.particles and 0 < cfg["subsample"] < batch.shape[1]:
-                # a random subset of particles: an unbiased estimate of the mean feature
-                # and of the per-particle likelihood, at a fraction of the cost
-                keep = torch.randperm(batch.shape[1], generator=generator)[: cfg["subsample"]]
-                batch = batch[:, keep.to(batch.device)]
-            opt.zero_grad()
-            loss = autoencoder_loss(model, batch, cfg["noise"], cfg["kl_weight"])
-            loss.backward()
-            opt.step()
-            total += loss.item() * batch.shape[0]
-        return total / x_tr.shape[0]
-
-    def val_loss() -> float:
-        return float(
-            sum(autoencoder_loss(model, x_va[i : i + 1024], 0.0, cfg["kl_weight"]).item() * len(x_va[i : i + 1024])
-                for i in range(0, len(x_va), 1024)) / len(x_va)
-        )  # fmt: skip
-
-    params = list(model.autoencoder.parameters())
-    return _fit("autoencoder", params, model.autoencoder, cfg, epoch, val_loss, progress)
-
-
-# ------------------------------------------------------------------ stage 2: RNN
-@torch.no_grad()
-def encode_sequences(model: LED, states: np.ndarray, chunk: int = 2048) -> torch.Tensor:
-    """Latent sequences ``(B, T, d_z)`` of physical sequences ``(B, T, *state_shape)``."""
-    b, t = states.shape[:2]
-    flat = states.reshape(b * t, *states.shape[2:])
-    z = torch.cat([model.encode(flat[i : i + chunk]) for i in range(0, b * t, chunk)])
-    return z.reshape(b, t, -1)
-
-
-def rnn_sequence_loss(
-    model: LED, z: torch.Tensor, cfg: dict[str, Any], opt=None, scale: torch.Tensor | float = 1.0
-) -> float:
-    """Truncated BPTT over windows ``z`` ``(B, L+1, d_z)``: sub-sequences of
-    ``sequence_length`` with the hidden state carried (detached) between them; one
-    optimiser step per sub-sequence when ``opt`` is given.  In training, Gaussian noise
-    of ``noise * scale`` (``scale``: the latents' standard deviation per dimension) is
-    added to the inputs, so the learned dynamics pull perturbed latents back.  Returns
-    the mean MSE of the one-step predictions."""
-    seq = cfg["sequence_length"]
-    hidden, total, count = None, 0.0, 0
-    length = z.shape[1] - 1
-    for start in range(0, length, seq):
-        stop = min(start + seq, length)
-        inp, target = z[:, start:stop], z[:, start + 1 : stop + 1]
-        if opt is not None and cfg["noise"] > 0:
-            inp = inp + cfg["noise"] * scale * torch.randn_like(inp)
-        pred, hidden = model.rnn(inp, hidden)
-        loss = torch.mean((pred - target) ** 2)
-        if opt is not None:
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        hidden = model.rnn.detach(hidden)
-        total += loss.item() * (stop - start)
-        count += stop - start
-    return total / count
-
-
-@torch.no_grad()
-def free_run_loss(model: LED, z: torch.Tensor, warmup: int) -> float:
-    """Latent forecast error on whole sequences ``z`` ``(B, T, d_z)``: teacher-force the
-    first ``warmup`` steps, then iterate the RNN on its own predictions to the end and
-    return the mean squared error of the forecast (the long-horizon skill that
-    one-step validation does not see)."""
-    warmup = min(warmup, z.shape[1] - 1)
-    pred, hidden = model.rnn(z[:, :warmup])
-    forecast, _ = model.rnn.free_run(pred[:, -1], hidden, z.shape[1] - warmup)
-    return float(torch.mean((forecast - z[:, warmup:]) ** 2))
-
-
-def train_rnn(
-    model: LED, z_train: torch.Tensor, z_val: torch.Tensor, cfg: dict[str, Any], progress: bool = True,
-    generator: torch.Generator | None = None,
-) -> dict[str, list[float]]:  # fmt: skip
-    """Fit the propagator on latent sequences ``(B, T, d_z)``: each epoch draws
-    ``batch_size`` windows of ``hidden_propagation + 1`` steps at random offsets."""
-    hp = min(cfg["hidden_propagation"], z_train.shape[1] - 1)
-    if hp < 1:
-        raise ValueError("train_rnn: training sequences need at least 2 time steps")
-    n_seq, n_t = z_train.shape[:2]
-    scale = z_train.std(dim=(0, 1))
-
-    def epoch(opt: torch.optim.Optimizer) -> float:
-        seq_idx = torch.randint(0, n_seq, (cfg["batch_size"],), generator=generator)
-        start = torch.randint(0, n_t - hp, (cfg["batch_size"],), generator=generator)
-        idx = start[:, None] + torch.arange(hp + 1)[None, :]
-        windows = z_train[seq_idx[:, None].to(z_train.device), idx.to(z_train.device)]
-        return rnn_sequence_loss(model, windows, cfg, opt, scale)
-
-    def val_loss() -> float:
-        if cfg["validation"] == "free_run":
-            return free_run_loss(model, z_val, cfg["sequence_length"])
-        return rnn_sequence_loss(model, z_val, cfg)
-
-    return _fit("rnn", list(model.rnn.parameters()), model.rnn, cfg, epoch, val_loss, progress)
-
-
-def train_rnn_restarts(
-    model: LED, z_train: torch.Tensor, z_val: torch.Tensor, cfg: dict[str, Any], seed: int,
-    progress: bool = True,
-) -> dict[str, Any]:  # fmt: skip
-    """Train ``cfg["restarts"]`` propagators from independent initialisations (seeds
-    ``seed + r``) and keep the one with the lowest free-running validation error
-    (:func:`free_run_loss`): long latent rollouts are sensitive to the initialisation,
-    and the free-run error on held-out sequences is what predicts their skill."""
-    chosen, best_state, runs = 0, None, []
-    for r in range(cfg["restarts"]):
-        torch.manual_seed(seed + r)
-        model.rnn = LatentRNN(model.latent_dim, **model.spec["rnn"]).to(model.device, model.dtype)
-        hist = train_rnn(
-            model, z_train, z_val, cfg, progress, torch.Generator().manual_seed(seed + r)
-        )
-        model.eval()
-        score = free_run_loss(model, z_val, cfg["sequence_length"])
-        runs.append({"seed": seed + r, "free_run_val": score, **hist})
-        log.info("rnn restart %d: free-run validation MSE %.4e", r, score)
-        if score < runs[chosen]["free_run_val"] or best_state is None:
-            chosen, best_state = r, copy.deepcopy(model.rnn.state_dict())
-    model.rnn.load_state_dict(best_state)
-    return {**runs[chosen], "chosen_restart": chosen, "restarts": runs}
-
-
-# ------------------------------------------------------------------ driver
 def _samples(traj: Trajectory) -> np.ndarray:
     return traj.states.reshape(-1, *traj.states.shape[2:])
 
@@ -390,37 +187,3 @@ def train_pca(
     log.info("trained pca %s in %.0f s (pca %.1f s, rnn %.0f s): %s",
              cfg["system"], t_pca + t_rnn, t_pca, t_rnn, out)  # fmt: skip
     return out
-
-
-def plot_history(history: dict[str, Any], path: Path) -> None:
-    """Loss curves of the trained stages (log scale) as a PNG; for PCA (no autoencoder)
-    the first panel shows the explained-variance ratio of the kept components."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    stages = [s for s in ("pca", "autoencoder", "rnn") if s in history]
-    fig, axes = plt.subplots(1, len(stages), figsize=(5 * len(stages), 3.5), squeeze=False)
-    for ax, stage in zip(axes[0], stages, strict=True):
-        h = history[stage]
-        if stage == "pca":
-            ratio = np.asarray(h["explained_variance_ratio"])
-            k = np.arange(1, len(ratio) + 1)
-            ax.bar(k, ratio, label="per component")
-            ax.plot(k, np.cumsum(ratio), "k.-", label="cumulative")
-            ax.set_yscale("log")
-            ax.set_xlabel("component")
-            ax.set_title("pca: explained variance ratio")
-            ax.legend()
-            continue
-        ax.plot(h["train"], label="train")
-        ax.plot(h["val"], label="validation")
-        ax.axvline(h["best_epoch"][0], color="k", ls=":", lw=1, label="best")
-        ax.set_yscale("symlog" if min(h["train"] + h["val"]) < 0 else "log")
-        ax.set_xlabel("epoch")
-        ax.set_title(stage)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
