@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .driver import DECODE_CHUNK
+from .driver import decode_chunk
 from .mappers import Lift
 from .recorder import SOURCES, Recorder
 from .streams import RNG_RECORD
@@ -31,9 +31,10 @@ def fill_macro_states(recorder: Recorder, lift: Lift) -> None:
     source = recorder.source[0]
     if not (recorder.source == source).all():
         raise ValueError("decode: members followed different schedules")
+    size = decode_chunk(lift.model, recorder.latents.shape[0])
     for start, stop in macro_runs(source):
-        for a in range(start, stop, DECODE_CHUNK):
-            b = min(a + DECODE_CHUNK, stop)
+        for a in range(start, stop, size):
+            b = min(a + size, stop)
             recorder.put_states(a, lift.decode(recorder.latents[:, a:b], a, RNG_RECORD))
 
 

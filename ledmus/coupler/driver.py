@@ -26,8 +26,18 @@ from .recorder import Recorder
 from .schedule import FROM_IC, FROM_LIFT, MACRO, MICRO, RunState, SchedulePolicy, Step
 from .streams import RNG_RECORD
 
-#: macro steps decoded and recorded at once in a macro phase (bounded memory)
+#: macro steps decoded and recorded at once in a macro phase of a stochastic lift (each
+#: chunk draws from streams keyed by its first index)
 DECODE_CHUNK = 256
+#: states per decoded chunk of a deterministic lift: about 4096 keeps the decoder's and
+#: the error accumulation's temporaries in cache (0.60 s -> 0.36 s for 100 x 800 FHN
+#: states, bitwise the same states)
+DECODE_STATES = 4096
+
+
+def decode_chunk(model: MacroModel, n_members: int) -> int:
+    """Macro steps per decoded chunk (the same in the run and in ``ledmus decode``)."""
+    return DECODE_CHUNK if model.stochastic_lift else max(1, DECODE_STATES // max(1, n_members))
 
 Exchange = Callable[[WindowRequest], Restricted]
 TIMINGS = ("macro_s", "micro_s", "lift_s", "restrict_s", "record_s")
@@ -94,9 +104,10 @@ class Coordinator:
         start = time.perf_counter()
         m, _uncertainty = self.model.propagate(steps)
         self.timings["macro_s"] += time.perf_counter() - start
-        for a in range(0, steps, DECODE_CHUNK):
+        size = decode_chunk(self.model, m.shape[0])
+        for a in range(0, steps, size):
             start = time.perf_counter()
-            chunk = m[:, a : a + DECODE_CHUNK]
+            chunk = m[:, a : a + size]
             states = None
             if self.recorder.needs_states:
                 states = self.lifter.decode(chunk, self.index, RNG_RECORD)
