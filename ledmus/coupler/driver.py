@@ -39,6 +39,7 @@ def decode_chunk(model: MacroModel, n_members: int) -> int:
     """Macro steps per decoded chunk (the same in the run and in ``ledmus decode``)."""
     return DECODE_CHUNK if model.stochastic_lift else max(1, DECODE_STATES // max(1, n_members))
 
+
 Exchange = Callable[[WindowRequest], Restricted]
 TIMINGS = ("macro_s", "micro_s", "lift_s", "restrict_s", "record_s")
 

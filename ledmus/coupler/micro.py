@@ -110,8 +110,9 @@ class Micro:
             [self.solver.advance(internal[b : b + 1], t0, dt, r) for b, r in enumerate(rngs)]
         )
 
-    def handle(self, request: MicroRequest) -> MicroResult:
-        """Run one micro window; the observed coarse states ``(B, n, *shape)``."""
+    def handle(self, request: MicroRequest, out: np.ndarray | None = None) -> MicroResult:
+        """Run one micro window; the observed coarse states ``(B, n, *shape)`` (written
+        into ``out`` when given, e.g. a buffer already in memory)."""
         start = time.perf_counter()
         window, t0, dt = request.window, request.t0, self.solver.dt_coarse
         if request.steps < 0:
@@ -121,7 +122,10 @@ class Micro:
         if self.solver.stochastic:
             rngs = [self._rng(int(m), window, RNG_MICRO) for m in self.members]
         n = request.steps + int(request.include_initial)
-        states = np.empty((len(self.members), n, *self.ic.shape[1:]))
+        shape = (len(self.members), n, *self.ic.shape[1:])
+        if out is not None and out.shape != shape:
+            raise ValueError(f"micro: out has shape {out.shape}, the window needs {shape}")
+        states = np.empty(shape) if out is None else out
         j0 = 0
         if request.include_initial:
             states[:, 0] = self.solver.observe(internal)

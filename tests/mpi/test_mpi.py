@@ -2,7 +2,7 @@
 
 The ensemble split over ranks must give the serial run's result, and the
 permutation-invariant restriction of particles split over ranks (Allreduce of per-rank
-sums) must equal the encoder applied to the whole particle set."""
+sums) must equal the restriction (encoder) applied to the whole particle set."""
 
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ from test_coupler import FHN_MODEL, tiny_particle_model  # noqa: E402
 
 from ledmus import solvers  # noqa: E402
 from ledmus.coupler.engine import run_embedded  # noqa: E402
-from ledmus.coupler.mpi import distributed_encode, split_slice  # noqa: E402
+from ledmus.coupler.mpi import distributed_restrict, split_slice  # noqa: E402
 from ledmus.coupler.settings import validate  # noqa: E402
-from ledmus.surrogates import load_model  # noqa: E402
+from ledmus.surrogates import load_macro_model  # noqa: E402
 
 
 def comm():
@@ -88,11 +88,11 @@ def test_stochastic_particle_ensemble_split_equals_the_serial_run(tmp_path_facto
 def test_allreduce_restriction_equals_the_full_encoder(tmp_path_factory):
     root = shared_dir(tmp_path_factory)
     path = tiny_particle_model(root, n=101) if comm().Get_rank() == 0 else None
-    model, _ = load_model(comm().bcast(path, root=0))
+    model = load_macro_model(comm().bcast(path, root=0))
     rng = np.random.default_rng(7)  # same data on every rank
     states = rng.uniform(-0.5, 0.5, size=(2, 3, 101, 3))  # (B, T, N, d), N not divisible
     rank, size = comm().Get_rank(), comm().Get_size()
-    z = distributed_encode(model, states[:, :, split_slice(101, rank, size)], 101, comm())
-    full = model.encode(states).detach().numpy()
+    z = distributed_restrict(model, states[:, :, split_slice(101, rank, size)], 101, comm())
+    full = model.restrict(states)
     # a sum split into partial sums: float32 reassociation only
     np.testing.assert_allclose(z, full, rtol=1e-5, atol=1e-6)
