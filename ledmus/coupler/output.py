@@ -126,7 +126,7 @@ def plot_run(run_dir: Path, settings: RunSettings, recorder: Recorder, result: d
         ax.plot(t[start : start + len(values) * stride : stride], values, label=name)
     _shade_micro(ax, source, dt)
     ax.set_xlabel("t")
-    ax.set_ylabel("error vs micro-only run (NAD per channel, or W1)")
+    ax.set_ylabel("NAD vs micro-only run" if "W1" not in series else "W1 vs micro-only run")
     ax.legend()
     fig.tight_layout()
     fig.savefig(run_dir / "error_vs_time.png", dpi=90)
