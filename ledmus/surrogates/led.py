@@ -16,6 +16,7 @@ from torch import nn
 from .networks import ConvAutoencoder, MLPAutoencoder, ParticleAutoencoder
 from .propagators import Hidden, LatentRNN
 from .scalers import Scaler
+from .tensors import TensorModule
 
 AUTOENCODERS = {"mlp": MLPAutoencoder, "conv": ConvAutoencoder, "particles": ParticleAutoencoder}
 
@@ -35,7 +36,7 @@ def build_autoencoder(state_shape: tuple[int, ...], cfg: dict[str, Any]) -> nn.M
         raise ValueError(f"autoencoder ({kind}): {exc}") from None
 
 
-class LED(nn.Module):
+class LED(TensorModule):
     """Learned effective dynamics: ``z = E(scale(s))``, ``z' = RNN(z)``, ``s = D(z)``.
 
     ``spec`` holds ``system``, ``state_shape``, ``box`` (particles: the box side; None
@@ -59,19 +60,6 @@ class LED(nn.Module):
         self.latent_dim = int(ae["latent_dim"])
         rnn = dict(spec["rnn"])
         self.rnn = LatentRNN(self.latent_dim, **rnn)
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.parameters()).dtype
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
-
-    def as_tensor(self, x: Any) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x).to(
-            self.device, self.dtype
-        )
 
     # ------------------------------------------------------------------ restriction / lifting
     def encode(self, states: Any) -> torch.Tensor:

@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from .led import LED
 from .macro import MacroModel, register_macro_model
 from .propagators import Hidden
 
@@ -81,33 +80,43 @@ class RNNPropagation:
         self.net.load_state_dict(state_dict)
 
 
-@register_macro_model
-class LEDMacro(RNNPropagation, MacroModel):
-    """Autoencoder + latent RNN (seed 001 §2)."""
+class NetworkMacro(RNNPropagation, MacroModel):
+    """A macro model around a network with ``system``, ``state_shape``, ``latent_dim``,
+    ``encode``, ``decode``, ``decode_sequence`` and ``rnn`` (LED, PCA): the grid mappers
+    and the RNN propagation; particle networks (``net.particles``) sample their lift."""
 
-    kind = "led"
-
-    def __init__(self, net: LED) -> None:
+    def __init__(self, net: torch.nn.Module) -> None:
         self.net = net.eval()
         self.system = net.system
         self.state_shape = tuple(net.state_shape)
         self.macro_dim = net.latent_dim
-        self.particles = net.particles
-        self.stochastic_lift = net.particles
-        self.pooled = net.particles
+        self.particles = bool(getattr(net, "particles", False))
+        self.stochastic_lift = self.pooled = self.particles
         self.reset()
 
     @classmethod
-    def from_network(cls, net: torch.nn.Module) -> LEDMacro:
+    def from_network(cls, net: torch.nn.Module) -> NetworkMacro:
         return cls(net)
-
-    @classmethod
-    def trained_state(cls, spec: dict[str, Any]) -> tuple[tuple[int, ...], bool]:
-        return tuple(spec["state_shape"]), spec["autoencoder"].get("kind") == "particles"
 
     def restrict(self, states: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             return self.net.encode(np.asarray(states)).cpu().numpy()
+
+    def _lift_grid(self, z: torch.Tensor) -> np.ndarray:
+        if z.ndim == 3:
+            return self.net.decode_sequence(z).astype(np.float64)
+        return self.net.decode(z).cpu().double().numpy()
+
+
+@register_macro_model
+class LEDMacro(NetworkMacro):
+    """Autoencoder + latent RNN (seed 001 §2)."""
+
+    kind = "led"
+
+    @classmethod
+    def trained_state(cls, spec: dict[str, Any]) -> tuple[tuple[int, ...], bool]:
+        return tuple(spec["state_shape"]), spec["autoencoder"].get("kind") == "particles"
 
     def lift(
         self,
@@ -119,9 +128,7 @@ class LEDMacro(RNNPropagation, MacroModel):
             z = self._tensor(m)
             seq = z.ndim == 3
             if not self.particles:
-                if seq:
-                    return self.net.decode_sequence(z).astype(np.float64)
-                return self.net.decode(z).cpu().double().numpy()
+                return self._lift_grid(z)
             if generators is None or len(generators) != z.shape[0]:
                 raise ValueError("lift of particles needs one generator per member")
             parts = []

@@ -18,16 +18,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from .checkpoint import register_model_class
-from .led_macro import RNNPropagation
-from .macro import MacroModel, register_macro_model
+from .led_macro import NetworkMacro
+from .macro import register_macro_model
 from .propagators import Hidden, LatentRNN
 from .scalers import Scaler
+from .tensors import TensorModule
 
 
-class PCA(nn.Module):
+class PCA(TensorModule):
     """PCA restriction/lifting + latent RNN, with the duck-typed surface of
     :class:`~ledmus.surrogates.led.LED` (``encode``, ``decode``, ``decode_sequence``,
     ``warmup``, ``forecast_latent``, ``rnn``, ``scaler``, ``latent_dim``).
@@ -62,19 +62,6 @@ class PCA(nn.Module):
         self.register_buffer("components", torch.eye(self.latent_dim, n_features))
         self.register_buffer("explained_variance_ratio", torch.zeros(self.latent_dim))
         self.rnn = LatentRNN(self.latent_dim, **dict(spec["rnn"]))
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.parameters()).dtype
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
-
-    def as_tensor(self, x: Any) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x).to(
-            self.device, self.dtype
-        )
 
     # ------------------------------------------------------------------ fit (stage 1)
     @torch.no_grad()
@@ -172,37 +159,16 @@ register_model_class("pca", PCA)
 
 
 @register_macro_model
-class PCAMacro(RNNPropagation, MacroModel):
+class PCAMacro(NetworkMacro):
     """PCA restriction/lifting + latent RNN (the seed paper's PCA baseline)."""
 
     kind = "pca"
 
-    def __init__(self, net: PCA) -> None:
-        self.net = net.eval()
-        self.system = net.system
-        self.state_shape = tuple(net.state_shape)
-        self.macro_dim = net.latent_dim
-        self.particles = False
-        self.stochastic_lift = False
-        self.pooled = False
-        self.reset()
-
-    @classmethod
-    def from_network(cls, net: torch.nn.Module) -> PCAMacro:
-        return cls(net)
-
-    @torch.no_grad()
-    def restrict(self, states: np.ndarray) -> np.ndarray:
-        return self.net.encode(np.asarray(states)).cpu().numpy()
-
-    @torch.no_grad()
     def lift(
         self,
         m: np.ndarray,
         generators: Sequence[torch.Generator] | None = None,
         n_particles: int | None = None,
     ) -> np.ndarray:
-        z = self._tensor(m)
-        if z.ndim == 3:
-            return self.net.decode_sequence(z).astype(np.float64)
-        return self.net.decode(z).cpu().double().numpy()
+        with torch.no_grad():
+            return self._lift_grid(self._tensor(m))
