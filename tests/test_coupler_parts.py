@@ -613,3 +613,22 @@ def test_led_snapshot_of_a_prediction_and_of_a_fresh_model():
         model.propagate(1)
     model.assimilate(warm)
     np.testing.assert_array_equal(model.propagate(3)[0], a)
+
+
+def test_a_network_without_a_particles_flag_wraps_as_a_grid_model():
+    """NetworkMacro reads ``net.particles`` when the network has it (LED) and treats a
+    network without it (a plain grid model) as deterministic."""
+    from torch import nn
+
+    from ledmus.surrogates.led_macro import NetworkMacro
+
+    class Plain(nn.Module):
+        system, state_shape, latent_dim = "fhn", (2, 101), 8
+
+    class Wrapped(NetworkMacro):
+        def lift(self, m, generators=None, n_particles=None):
+            return self._lift_grid(self._tensor(m))
+
+    wrapped = Wrapped.from_network(Plain())
+    assert wrapped.particles is False and wrapped.stochastic_lift is False
+    assert wrapped.pooled is False and wrapped.macro_dim == 8

@@ -109,6 +109,7 @@ _DEVICE = 'device = getattr(self.model, "device", "cpu")'
 _KINDS = 'if arr.dtype.kind not in "fiu":'
 _TRAINED = 'return tuple(spec["state_shape"]), bool(spec.get("particles", False))'
 _DECODED = "return self.net.decode_sequence(z).astype(np.float64)"
+_PARTICLES = 'self.particles = bool(getattr(net, "particles", False))'
 _NONE_IS_FALSE = "bool(None) is bool(False): a spec without 'particles' is a grid either way"
 
 EQUIVALENT: dict[str, dict[str | tuple[str, str, str], str]] = {
@@ -132,8 +133,15 @@ EQUIVALENT: dict[str, dict[str | tuple[str, str, str], str]] = {
         _mutant("trained_state", _TRAINED, '"particles", False)', '"particles", )'): (
             _NONE_IS_FALSE
         ),
-        _mutant("lift", _DECODED, "astype(np.float64)", "astype(None)"): (
+        _mutant("_lift_grid", _DECODED, "astype(np.float64)", "astype(None)"): (
             "ndarray.astype(None) converts to numpy's default dtype, float64"
+        ),
+        _mutant("_lift_grid", "if z.ndim == 3:", "== 3", "== 4"): (
+            "decode of (B, T, d) gives decode_sequence's values (row-wise GEMMs); the "
+            "sequence path only bounds the memory of long phases"
+        ),
+        _mutant("__init__", _PARTICLES, '"particles", False)', '"particles", None)'): (
+            _NONE_IS_FALSE
         ),
     },
     "metrics": {
