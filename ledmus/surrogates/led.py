@@ -14,9 +14,9 @@ import torch
 from torch import nn
 
 from .networks import ConvAutoencoder, MLPAutoencoder, ParticleAutoencoder
-from .propagators import Hidden, LatentRNN
+from .propagators import LatentRNN
 from .scalers import Scaler
-from .tensors import TensorModule
+from .tensors import Forecaster
 
 AUTOENCODERS = {"mlp": MLPAutoencoder, "conv": ConvAutoencoder, "particles": ParticleAutoencoder}
 
@@ -36,7 +36,7 @@ def build_autoencoder(state_shape: tuple[int, ...], cfg: dict[str, Any]) -> nn.M
         raise ValueError(f"autoencoder ({kind}): {exc}") from None
 
 
-class LED(TensorModule):
+class LED(Forecaster):
     """Learned effective dynamics: ``z = E(scale(s))``, ``z' = RNN(z)``, ``s = D(z)``.
 
     ``spec`` holds ``system``, ``state_shape``, ``box`` (particles: the box side; None
@@ -80,24 +80,8 @@ class LED(TensorModule):
             x = self.autoencoder.decode(z)
         return self.scaler.inverse(x)
 
-    # ------------------------------------------------------------------ propagation
-    def warmup(self, states: Any, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
-        """Teacher-force the RNN with the encoded sequence ``(B, T_warm, *state_shape)``.
-
-        Returns the prediction of the latent one step after the last state and the
-        hidden state.
-        """
-        z = self.encode(states)
-        pred, hidden = self.rnn(z, hidden)
-        return pred[:, -1], hidden
-
-    @torch.no_grad()
-    def forecast_latent(self, states_warm: Any, horizon: int) -> torch.Tensor:
-        """Iterative latent forecast: latents ``(B, horizon, d_z)`` for the ``horizon``
-        steps following the warm-up sequence ``(B, T_warm, *state_shape)``."""
-        z_next, hidden = self.warmup(states_warm)
-        return self.rnn.free_run(z_next, hidden, horizon)[0]
-
+    # ------------------------------------------------------------------ sequences
+    # (warm-up and latent forecasting: tensors.Forecaster)
     @torch.no_grad()
     def decode_sequence(
         self, z: torch.Tensor, chunk: int = 4096, generator: torch.Generator | None = None

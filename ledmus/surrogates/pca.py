@@ -22,12 +22,12 @@ import torch
 from .checkpoint import register_model_class
 from .led_macro import NetworkMacro
 from .macro import register_macro_model
-from .propagators import Hidden, LatentRNN
+from .propagators import LatentRNN
 from .scalers import Scaler
-from .tensors import TensorModule
+from .tensors import Forecaster
 
 
-class PCA(TensorModule):
+class PCA(Forecaster):
     """PCA restriction/lifting + latent RNN, with the duck-typed surface of
     :class:`~ledmus.surrogates.led.LED` (``encode``, ``decode``, ``decode_sequence``,
     ``warmup``, ``forecast_latent``, ``rnn``, ``scaler``, ``latent_dim``).
@@ -131,18 +131,6 @@ class PCA(TensorModule):
         return total / count
 
     # ------------------------------------------------------------------ propagation
-    def warmup(self, states: Any, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
-        """Teacher-force the RNN with the projected sequence ``(B, T_warm, *state_shape)``;
-        returns the prediction one step after the last state and the hidden state."""
-        pred, hidden = self.rnn(self.encode(states), hidden)
-        return pred[:, -1], hidden
-
-    @torch.no_grad()
-    def forecast_latent(self, states_warm: Any, horizon: int) -> torch.Tensor:
-        """Coefficients ``(B, horizon, d)`` of the ``horizon`` steps following the
-        warm-up sequence ``(B, T_warm, *state_shape)`` (iterated RNN, as LED)."""
-        z_next, hidden = self.warmup(states_warm)
-        return self.rnn.free_run(z_next, hidden, horizon)[0]
 
     @torch.no_grad()
     def decode_sequence(
