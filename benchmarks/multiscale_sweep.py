@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _provenance import git_commit
 
 from ledmus import metrics
 from ledmus.coupler.decode import fill_macro_states
@@ -89,14 +89,6 @@ def run_one(settings, reference: np.ndarray) -> dict:
             "coupling_s": wall - tm["micro_s"] - tm["macro_s"] - tm["record_s"],
             "micro_fraction": micro_fraction, "bound": 1.0 / micro_fraction,
             "record": settings.record, **err}  # fmt: skip
-
-
-def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()  # fmt: skip
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def main() -> None:

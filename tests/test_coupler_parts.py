@@ -625,10 +625,6 @@ def test_a_network_without_a_particles_flag_wraps_as_a_grid_model():
     class Plain(nn.Module):
         system, state_shape, latent_dim = "fhn", (2, 101), 8
 
-    class Wrapped(NetworkMacro):
-        def lift(self, m, generators=None, n_particles=None):
-            return self._lift_grid(self._tensor(m))
-
-    wrapped = Wrapped.from_network(Plain())
+    wrapped = NetworkMacro.from_network(Plain())
     assert wrapped.particles is False and wrapped.stochastic_lift is False
     assert wrapped.pooled is False and wrapped.macro_dim == 8

@@ -14,15 +14,8 @@ import numpy as np
 
 from .driver import decode_chunk
 from .mappers import Lift
-from .recorder import SOURCES, Recorder
+from .recorder import SOURCES, Recorder, source_runs
 from .streams import RNG_RECORD
-
-
-def macro_runs(source: np.ndarray) -> list[tuple[int, int]]:
-    """``(start, stop)`` of each run of macro indices in ``source`` ``(N,)``."""
-    macro = np.r_[False, source == SOURCES["macro"], False]
-    edges = np.flatnonzero(np.diff(macro.astype(np.int8)))
-    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
 
 
 def fill_macro_states(recorder: Recorder, lift: Lift) -> None:
@@ -32,7 +25,9 @@ def fill_macro_states(recorder: Recorder, lift: Lift) -> None:
     if not (recorder.source == source).all():
         raise ValueError("decode: members followed different schedules")
     size = decode_chunk(lift.model, recorder.latents.shape[0])
-    for start, stop in macro_runs(source):
+    for start, stop, src in source_runs(source):
+        if src != SOURCES["macro"]:
+            continue
         for a in range(start, stop, size):
             b = min(a + size, stop)
             recorder.put_states(a, lift.decode(recorder.latents[:, a:b], a, RNG_RECORD))
@@ -61,7 +56,10 @@ def decode_run(run_dir: str | Path, device: str = "cpu") -> Path:
     source = traj.extra.get("source_members")
     if source is None:
         source = np.broadcast_to(traj.extra["source"], traj.states.shape[:2])
-    recorder = Recorder(len(members), traj.states.shape[1], solver.state_shape, 1)
+    # the record is the file's arrays: no buffers of its own
+    recorder = Recorder(
+        len(members), traj.states.shape[1], solver.state_shape, 1, keep_states=False
+    )
     recorder.states, recorder.latents, recorder.source = traj.states, traj.extra["latents"], source
     fill_macro_states(recorder, lift)
     attrs = {**traj.attrs, "record": "latents (decoded)"}

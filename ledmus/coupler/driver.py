@@ -57,7 +57,6 @@ class Coordinator:
         self.index = 0  # next coarse index to produce
         self.window = 0  # number of micro windows asked for
         self.last: str | None = None  # kind of the last step
-        self.m_last: np.ndarray | None = None  # last macro state of the last macro phase
         # record_s: storing states and accumulating errors (measurement, not simulation)
         self.timings = dict.fromkeys(TIMINGS, 0.0)
 
@@ -80,7 +79,8 @@ class Coordinator:
             t0=0.0 if step.start == FROM_IC else (self.index - 1) * self.dt,
             steps=step.steps,
             include_initial=step.include_initial,
-            m=self.m_last if step.start == FROM_LIFT else None,
+            # the last macro state, as recorded at index - 1
+            m=self.recorder.latents[:, self.index - 1] if step.start == FROM_LIFT else None,
         )
         answer = exchange(request)
         if answer.window != self.window:
@@ -94,7 +94,6 @@ class Coordinator:
         self._record(answer.states, answer.m, MICRO)
         self.index += answer.states.shape[1]
         self.window += 1
-        self.m_last = None
 
     def _record(self, states: np.ndarray | None, m: np.ndarray, source: str) -> None:
         start = time.perf_counter()
@@ -115,7 +114,6 @@ class Coordinator:
             self.timings["macro_s"] += time.perf_counter() - start
             self._record(states, chunk, MACRO)
             self.index += chunk.shape[1]
-        self.m_last = m[:, -1]
 
     def step(self, exchange: Exchange) -> str | None:
         """Run the policy's next step; returns its kind (None when done)."""
@@ -149,7 +147,6 @@ class Coordinator:
             "index": self.index,
             "window": self.window,
             "last": self.last or "",
-            "m_last": self.m_last,
             "model": self.model.snapshot(),
             "timings": dict(self.timings),
             "recorder": self.recorder.snapshot(),
@@ -158,7 +155,6 @@ class Coordinator:
     def restore(self, snap: dict[str, Any]) -> None:
         self.index, self.window = int(snap["index"]), int(snap["window"])
         self.last = snap["last"] or None
-        self.m_last = None if snap["m_last"] is None else np.array(snap["m_last"])
         self.model.restore(snap["model"])
         self.timings = {k: float(v) for k, v in snap["timings"].items()}
         self.recorder.restore(snap["recorder"])

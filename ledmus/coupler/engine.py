@@ -104,6 +104,19 @@ def micro_reference(settings: RunSettings, members: np.ndarray) -> tuple[np.ndar
     return out.states, time.perf_counter() - start
 
 
+def compare_after_run(settings: RunSettings, coord: Coordinator, lift: Lift,
+                      members: np.ndarray) -> tuple[np.ndarray | None, float | None]:  # fmt: skip
+    """With ``compare``, after the coupled run's clock: decode the macro states a
+    ``record: latents`` run skipped (for the errors) and run the micro-only reference;
+    returns ``(reference states, reference wall s)`` or ``(None, None)``."""
+    if not settings.compare:
+        return None, None
+    rec = coord.recorder
+    if settings.record == "latents" and (rec.states is not None or rec.abs_err is not None):
+        fill_macro_states(rec, lift)
+    return micro_reference(settings, members)
+
+
 def summarize(settings: RunSettings, coord: Coordinator, wall: float, engine: str,
               reference: np.ndarray | None = None, reference_wall: float | None = None,
               n_ranks: int = 1) -> dict[str, Any]:  # fmt: skip
@@ -158,11 +171,7 @@ def run_embedded(settings: RunSettings, run_dir: str | Path | None = None, *, co
         start = time.perf_counter()
         coord.run(parts.exchange, progress=progress and rank == 0)
         wall = time.perf_counter() - start
-        if keep_states and settings.record == "latents" and settings.compare:
-            fill_macro_states(coord.recorder, parts.lift)  # for the errors, after the clock
-        reference = ref_wall = None
-        if settings.compare:
-            reference, ref_wall = micro_reference(settings, members)
+        reference, ref_wall = compare_after_run(settings, coord, parts.lift, members)
     except Exception as exc:  # decided collectively below, so no rank waits forever
         failure = f"rank {rank}: {type(exc).__name__}: {exc}"
         if comm is None:

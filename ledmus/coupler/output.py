@@ -12,7 +12,7 @@ import numpy as np
 from .. import systems
 from ..atomic import write_json
 from ..trajectory import write_trajectory
-from .recorder import SOURCES, Recorder
+from .recorder import SOURCES, Recorder, source_runs
 from .settings import RunSettings
 
 log = logging.getLogger(__name__)
@@ -62,15 +62,8 @@ def write_run(run_dir: Path, settings: RunSettings, recorder: Recorder, result: 
     write_json(run_dir / "metrics.json", result)
 
 
-def _runs(source: np.ndarray) -> list[tuple[int, int, int]]:
-    """Runs of equal source: ``(start, stop, source)``."""
-    edges = np.flatnonzero(np.diff(source)) + 1
-    starts, stops = np.r_[0, edges], np.r_[edges, len(source)]
-    return [(int(a), int(b), int(source[a])) for a, b in zip(starts, stops, strict=True)]
-
-
 def _shade_micro(ax: Any, source: np.ndarray, dt: float, label: bool = True) -> None:
-    for a, b, src in _runs(source):
+    for a, b, src in source_runs(source):
         if src == SOURCES["micro"]:
             ax.axvspan(a * dt, max(b - 1, a) * dt, color="tab:orange", alpha=0.15, lw=0,
                        label="micro windows" if label else None)  # fmt: skip
@@ -105,7 +98,7 @@ def plot_run(run_dir: Path, settings: RunSettings, recorder: Recorder, result: d
             label = axis_names[k] if k < len(axis_names) else f"x{k}"
             ax.plot(t[:span], states[0, :span, :, k].mean(axis=1), label=f"mean {label}")
         ax.set_ylabel("mean position" if spec.kind == "particles" else "mean value")
-    for a, _b, src in _runs(source[:span]):
+    for a, _b, src in source_runs(source[:span]):
         if src == SOURCES["micro"]:
             ax.axvline(a * dt, color="tab:orange", lw=0.8, alpha=0.8)
     ax.set_title(f"{settings.system}, member 0: orange lines mark the starts of micro windows")

@@ -19,6 +19,13 @@ def resident(shape: tuple[int, ...], value: float, dtype: type = np.float64) -> 
     return arr
 
 
+def source_runs(source: np.ndarray) -> list[tuple[int, int, int]]:
+    """Runs of equal source in ``source`` ``(N,)``: ``(start, stop, source)``."""
+    edges = np.flatnonzero(np.diff(source)) + 1
+    starts, stops = np.r_[0, edges], np.r_[edges, len(source)]
+    return [(int(a), int(b), int(source[a])) for a, b in zip(starts, stops, strict=True)]
+
+
 class Recorder:
     """States ``(B, N, *shape)`` (when ``keep_states``), macro states ``(B, N, d)`` and
     the source of every member and index ``(B, N)`` (0 micro, 1 macro, -1 not yet).

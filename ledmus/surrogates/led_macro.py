@@ -82,8 +82,9 @@ class RNNPropagation:
 
 class NetworkMacro(RNNPropagation, MacroModel):
     """A macro model around a network with ``system``, ``state_shape``, ``latent_dim``,
-    ``encode``, ``decode``, ``decode_sequence`` and ``rnn`` (LED, PCA): the grid mappers
-    and the RNN propagation; particle networks (``net.particles``) sample their lift."""
+    ``encode``, ``decode``, ``decode_sequence`` and ``rnn`` (LED, PCA): restriction, the
+    deterministic (grid) lift and the RNN propagation; for particle networks
+    (``net.particles``) :class:`LEDMacro` samples the lift instead."""
 
     def __init__(self, net: torch.nn.Module) -> None:
         self.net = net.eval()
@@ -102,10 +103,18 @@ class NetworkMacro(RNNPropagation, MacroModel):
         with torch.no_grad():
             return self.net.encode(np.asarray(states)).cpu().numpy()
 
-    def _lift_grid(self, z: torch.Tensor) -> np.ndarray:
-        if z.ndim == 3:
-            return self.net.decode_sequence(z).astype(np.float64)
-        return self.net.decode(z).cpu().double().numpy()
+    def lift(
+        self,
+        m: np.ndarray,
+        generators: Sequence[torch.Generator] | None = None,
+        n_particles: int | None = None,
+    ) -> np.ndarray:
+        """Deterministic decoding (``generators`` and ``n_particles`` unused)."""
+        with torch.no_grad():
+            z = self._tensor(m)
+            if z.ndim == 3:
+                return self.net.decode_sequence(z).astype(np.float64)
+            return self.net.decode(z).cpu().double().numpy()
 
 
 @register_macro_model
@@ -124,11 +133,11 @@ class LEDMacro(NetworkMacro):
         generators: Sequence[torch.Generator] | None = None,
         n_particles: int | None = None,
     ) -> np.ndarray:
+        if not self.particles:
+            return super().lift(m)
         with torch.no_grad():
             z = self._tensor(m)
             seq = z.ndim == 3
-            if not self.particles:
-                return self._lift_grid(z)
             if generators is None or len(generators) != z.shape[0]:
                 raise ValueError("lift of particles needs one generator per member")
             parts = []

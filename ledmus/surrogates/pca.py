@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -151,12 +150,3 @@ class PCAMacro(NetworkMacro):
     """PCA restriction/lifting + latent RNN (the seed paper's PCA baseline)."""
 
     kind = "pca"
-
-    def lift(
-        self,
-        m: np.ndarray,
-        generators: Sequence[torch.Generator] | None = None,
-        n_particles: int | None = None,
-    ) -> np.ndarray:
-        with torch.no_grad():
-            return self._lift_grid(self._tensor(m))

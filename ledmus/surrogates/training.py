@@ -92,13 +92,7 @@ def train_from_config(
 
     torch.manual_seed(cfg["seed"])
     gen = torch.Generator().manual_seed(cfg["seed"])
-    spec = {
-        "system": cfg["system"],
-        "state_shape": list(train_traj.states.shape[2:]),
-        "box": train_traj.params.get("box"),
-        "autoencoder": cfg["autoencoder"],
-        "rnn": cfg["rnn"],
-    }
+    spec = _spec(cfg, train_traj, "autoencoder")
     model = LED(spec).to(dtype=getattr(torch, cfg["dtype"]))
     model.scaler.to(torch.float64)
     samples = _samples(train_traj)
@@ -135,6 +129,18 @@ def train_from_config(
     return out
 
 
+def _spec(cfg: dict[str, Any], traj: Trajectory, stage: str) -> dict[str, Any]:
+    """The model's constructor spec: system, state shape, box, the ``stage`` section
+    (``autoencoder`` or ``pca``) and the ``rnn`` section, in that order."""
+    return {
+        "system": cfg["system"],
+        "state_shape": list(traj.states.shape[2:]),
+        "box": traj.params.get("box"),
+        stage: cfg[stage],
+        "rnn": cfg["rnn"],
+    }
+
+
 def _write_outputs(
     out: Path, model: torch.nn.Module, raw_config: dict[str, Any], fp: str,
     history: dict[str, Any],
@@ -153,13 +159,7 @@ def train_pca(
     components (SVD, no gradient), stage 2 trains the latent RNN on the PCA
     coefficients exactly as for LED (:func:`train_rnn_restarts`)."""
     torch.manual_seed(cfg["seed"])
-    spec = {
-        "system": cfg["system"],
-        "state_shape": list(train_traj.states.shape[2:]),
-        "box": train_traj.params.get("box"),
-        "pca": cfg["pca"],
-        "rnn": cfg["rnn"],
-    }
+    spec = _spec(cfg, train_traj, "pca")
     model = PCA(spec).to(dtype=getattr(torch, cfg["dtype"]))
     model.scaler.to(torch.float64)
     t0 = time.perf_counter()

@@ -14,8 +14,14 @@ from pathlib import Path
 from libmuscle import InstanceFlags, Message
 from ymmsl import Operator
 
-from ..decode import fill_macro_states
-from ..engine import load, members_of, micro_reference, new_coordinator, new_lift, summarize
+from ..engine import (
+    compare_after_run,
+    load,
+    members_of,
+    new_coordinator,
+    new_lift,
+    summarize,
+)
 from ..messages import Restricted, WindowRequest
 from ..output import write_run
 from .common import open_instance, received, run_guarded
@@ -60,11 +66,7 @@ def main() -> None:
                             "elapsed": elapsed + time.perf_counter() - start}  # fmt: skip
                     instance.save_snapshot(Message(coord.time, None, snap))
             wall = elapsed + time.perf_counter() - start
-            if settings.record == "latents" and settings.compare:
-                fill_macro_states(coord.recorder, lift)  # for the errors, after the clock
-            reference = ref_wall = None
-            if settings.compare:
-                reference, ref_wall = micro_reference(settings, members)
+            reference, ref_wall = compare_after_run(settings, coord, lift, members)
             result = summarize(settings, coord, wall, "muscle3", reference, ref_wall)
             out = output_dir()
             out.mkdir(parents=True, exist_ok=True)
