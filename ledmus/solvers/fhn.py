@@ -12,9 +12,19 @@ Scheme (eqs 30–39), populations ``f_i`` for velocities ``c_i in {-1, 0, +1}``:
     omega = 2 / (1 + 3 D dt/dx^2)
 
 whose macroscopic limit has diffusivity ``(2/3)(1/omega - 1/2) dx^2/dt = D``.
-Zero-flux walls are half-way bounce-back: a population leaving the end node comes back
-into it with the opposite velocity, which puts the walls half a link outside the end
-nodes (at ``-dx/2`` and ``length + dx/2``) and conserves mass exactly.
+Zero-flux walls (``walls``):
+
+- ``"nodes"`` (default): the walls are the end nodes, ``x = 0`` and ``x = length``, the
+  paper's domain.  Mirror (specular) boundary: the population entering an end node is the
+  mirror image of the one leaving its neighbour towards it,
+  ``f_+(x_0, t + dt) = f_-^*(x_1)`` and ``f_-(x_{N-1}, t + dt) = f_+^*(x_{N-2})``, i.e. the
+  lattice is the even extension of period ``2 length``.  Every cosine ``cos(pi m x/length)``
+  is an eigenmode, and the trapezoidal mass ``dx (rho_0/2 + rho_1 + … + rho_{N-1}/2)``
+  is conserved exactly (changed only by the reaction).
+- ``"halfway"``: half-way bounce-back; a population leaving the end node comes back into it
+  with the opposite velocity, which puts the walls half a link outside the end nodes (at
+  ``-dx/2`` and ``length + dx/2``: a domain of length ``length + dx``) and conserves the
+  plain sum ``dx sum_j rho_j`` exactly.  Releases before 0.3 used this placement.
 Lifting is the equal-weight rule of eqs 40–41, ``f_i = rho/3``.
 
 Internal state: populations ``(B, 2, 3, N)`` (species u, v; velocities -1, 0, +1).
@@ -31,6 +41,7 @@ import numpy as np
 from .base import Solver, check_int, check_positive
 
 IC_NAMES = tuple(f"y0{k}" for k in range(6))
+WALLS = ("nodes", "halfway")
 
 
 def load_fhn_ic(name: str) -> np.ndarray:
@@ -60,6 +71,7 @@ class FitzHughNagumoLB(Solver):
         dt: float = 0.005,
         dt_coarse: float = 1.0,
         reaction: bool = True,
+        walls: str = "nodes",
     ) -> None:
         super().__init__(dt=dt, dt_coarse=dt_coarse)
         self.length = check_positive("length", length)
@@ -74,6 +86,9 @@ class FitzHughNagumoLB(Solver):
         if not isinstance(reaction, (bool, np.bool_)):
             raise ValueError(f"reaction must be true or false, got {reaction!r}")
         self.reaction = bool(reaction)
+        if walls not in WALLS:
+            raise ValueError(f"walls must be one of {', '.join(WALLS)}, got {walls!r}")
+        self.walls = walls
         self.dx = self.length / (self.n_nodes - 1)
         self.omega = np.array([self.relaxation(d) for d in (self.d_u, self.d_v)])
         for sym, om in zip(("d_u", "d_v"), self.omega, strict=True):
@@ -82,15 +97,19 @@ class FitzHughNagumoLB(Solver):
         n = self.n_nodes
         self._keep = (1.0 - self.omega)[:, None, None]  # (2,1,1)
         self._feed = (self.omega / 3.0)[:, None]  # (2,1)
-        # Streaming with half-way bounce-back as one gather over the flat (3, N) axis:
+        # Streaming with the walls as one gather over the flat (3, N) axis:
         # index c*N + j, c = 0 (velocity -1), 1 (rest), 2 (velocity +1).
         j = np.arange(n)
         src = np.empty((3, n), dtype=np.intp)
         src[0, :-1] = 0 * n + j[1:]  # left movers come from the right neighbour
-        src[0, -1] = 2 * n + (n - 1)  # right mover at the right wall bounces back
         src[1] = 1 * n + j
         src[2, 1:] = 2 * n + j[:-1]
-        src[2, 0] = 0 * n + 0  # left mover at the left wall bounces back
+        if self.walls == "nodes":
+            src[0, -1] = 2 * n + (n - 2)  # mirror of the right mover leaving node N-2
+            src[2, 0] = 0 * n + 1  # mirror of the left mover leaving node 1
+        else:
+            src[0, -1] = 2 * n + (n - 1)  # right mover at the right wall bounces back
+            src[2, 0] = 0 * n + 0  # left mover at the left wall bounces back
         self._stream = src.ravel()
 
     def relaxation(self, diffusivity: float) -> float:
@@ -103,14 +122,15 @@ class FitzHughNagumoLB(Solver):
 
     @property
     def x(self) -> np.ndarray:
-        """Node coordinates ``j*dx``, shape ``(N,)``."""
+        """Node coordinates ``j*dx``, shape ``(N,)`` (walls at ``0`` and ``length`` for
+        ``walls="nodes"``, at ``-dx/2`` and ``length + dx/2`` for ``"halfway"``)."""
         return self.dx * np.arange(self.n_nodes)
 
     def params(self) -> dict[str, Any]:
         return dict(
             length=self.length, n_nodes=self.n_nodes, d_u=self.d_u, d_v=self.d_v,
             a0=self.a0, a1=self.a1, eps=self.eps, dt=self.dt, dt_coarse=self.dt_coarse,
-            reaction=self.reaction,
+            reaction=self.reaction, walls=self.walls,
         )  # fmt: skip
 
     def ic_names(self) -> tuple[str, ...]:
