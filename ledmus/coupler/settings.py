@@ -60,6 +60,7 @@ RUN_FIELDS = (
     Field("plots", as_bool, True, "true or false"),
     Field("schedule", as_choice(POLICIES), "fixed", f"one of {', '.join(POLICIES)}"),
     Field("record", as_choice(RECORDS), "states", "states or latents"),
+    Field("overwrite", as_bool, False, "true or false: replace the outputs of an earlier run"),
 )
 #: setting name -> description (both groups)
 SETTINGS = {f.name: f.doc for f in (*RUN_FIELDS, *MICRO_FIELDS)}
@@ -112,6 +113,7 @@ class RunSettings(MicroSettings):
     plots: bool = True
     schedule: str = "fixed"
     record: str = "states"
+    overwrite: bool = False
 
     @property
     def dt(self) -> float:
@@ -239,7 +241,7 @@ def validate(raw: Mapping[str, Any], *, search: list[Path] | None = None) -> Run
         resolve_device(values["device"])
     except ValueError as exc:
         raise ValueError(f"setting {exc}") from None
-    run = {k: values[k] for k in ("device", "compare", "plots", "schedule", "record")}
+    run = {k: values[k] for k in ("device", "compare", "plots", "schedule", "record", "overwrite")}
     return RunSettings(model=model, **times, **run, **micro)
 
 

@@ -23,6 +23,7 @@ from ..engine import (
     summarize,
 )
 from ..messages import Restricted, WindowRequest
+from ...rundir import prepare_run_dir
 from ..output import write_run
 from .common import open_instance, received, run_guarded
 
@@ -41,6 +42,11 @@ def main() -> None:
     def body() -> None:
         ports = {Operator.O_I: ["state_out"], Operator.S: ["state_in"]}
         instance, settings = open_instance(ports, InstanceFlags.USES_CHECKPOINT_API, box)
+        out = output_dir()
+        # before any compute: refuse an earlier run's outputs, check we can write (a resumed
+        # run gets a new run directory from muscle_manager, so this holds there too)
+        prepare_run_dir(out, overwrite=settings.overwrite, what="output folder",
+                        option="the setting overwrite: true")  # fmt: skip
         while instance.reuse_instance():
             model = load(settings)
             members = members_of(settings.ensemble, 0, 1)
@@ -68,8 +74,6 @@ def main() -> None:
             wall = elapsed + time.perf_counter() - start
             reference, ref_wall = compare_after_run(settings, coord, lift, members)
             result = summarize(settings, coord, wall, "muscle3", reference, ref_wall)
-            out = output_dir()
-            out.mkdir(parents=True, exist_ok=True)
             write_run(out, settings, coord.recorder, result, reference)
             if instance.should_save_final_snapshot():
                 snap = {"coordinator": coord.snapshot(), "elapsed": wall}
