@@ -19,7 +19,7 @@ import yaml
 
 from ledmus import metrics
 from ledmus.data import read_trajectory
-from ledmus.evaluation import _windows
+from ledmus.evaluation import _windows, window_array
 from ledmus.surrogates.checkpoint import load_model
 from ledmus.surrogates.config import resolve
 from ledmus.surrogates.led import LED
@@ -51,7 +51,9 @@ def main() -> None:
 
     base, payload = load_model(args.model, system="fhn")
     tr, va = (read_trajectory(f"{args.data}/{s}.h5") for s in ("train", "val"))
-    windows, horizon = _windows(read_trajectory(f"{args.data}/test.h5"), 60, args.horizon, None)
+    test = read_trajectory(f"{args.data}/test.h5")
+    index, horizon = _windows(test, 60, args.horizon, None)
+    windows = window_array(test, index, 0, 60 + horizon)
     z_tr, z_va = encode_sequences(base, tr.states), encode_sequences(base, va.states)
     print(
         f"| variant | seed | best epoch | free-run val MSE | MNAD u ({horizon} steps) | MNAD v | MNAD u (451) | train s |"

@@ -38,3 +38,39 @@ def write_json(path: str | os.PathLike, payload: Any) -> None:
     """Write ``payload`` as indented JSON, atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+
+def split_series(
+    payload: dict[str, Any], max_len: int = 64
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split a metrics dict into what ``metrics.json`` keeps (scalars, strings, small
+    lists and tables) and the per-step series (lists longer than ``max_len``), the latter
+    keyed by their path ``"errors/nad_t/u"``."""
+    series: dict[str, Any] = {}
+
+    def keep(value: Any, path: str) -> Any:
+        if isinstance(value, dict):
+            return {k: v for k, v in ((k, keep(v, f"{path}/{k}" if path else k))
+                                      for k, v in value.items()) if v is not _MOVED}  # fmt: skip
+        if isinstance(value, (list, tuple)) and len(value) > max_len:
+            series[path] = value
+            return _MOVED
+        return value
+
+    return keep(payload, ""), series
+
+
+_MOVED = object()
+
+
+def write_series(path: str | os.PathLike, series: dict[str, Any]) -> None:
+    """Write named series as HDF5 datasets (``"errors/nad_t/u"`` makes the groups),
+    atomically; nothing is written for no series."""
+    if not series:
+        return
+    import h5py
+    import numpy as np
+
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
+        for name, values in series.items():
+            h5.create_dataset(name, data=np.asarray(values))

@@ -57,9 +57,10 @@ def cmd_simulate(args: argparse.Namespace) -> None:
 
     if args.seed < 0:
         raise ValueError(f"--seed must be an integer >= 0, got {args.seed}")
+    from .rundir import prepare_output_file
+
     solver = systems.get(args.system).make(**parse_params(args.param))
-    if not Path(args.out).parent.is_dir():
-        raise ValueError(f"--out folder {str(Path(args.out).parent)!r} does not exist")
+    prepare_output_file(args.out, overwrite=args.overwrite)
     rng = np.random.default_rng(args.seed)
     ic = solver.initial_condition(_load_ic(args.ic), args.batch, rng)
     t, states = solver.rollout(ic, args.t_end, rng, discard=args.discard, progress=True)
@@ -96,9 +97,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     result = evaluate(args.model, args.data, out_dir=out_dir, t_warm=args.t_warm,
                       horizon=args.horizon, n_ics=args.n_ics, device=args.device)  # fmt: skip
     if args.json:
-        from .atomic import write_json
+        from .atomic import split_series, write_json
 
-        write_json(args.json, result)
+        write_json(args.json, split_series(result)[0])  # scalars; series: --out-dir
     summary = {k: v for k, v in result.items() if not isinstance(v, (list, dict))}
     print(json.dumps(summary, indent=2))
 
@@ -131,7 +132,9 @@ def cmd_run(args: argparse.Namespace) -> None:
             handler.setFormatter(logging.Formatter(f"[rank {rank}] %(name)s: %(message)s"))
     path = Path(args.ymmsl)
     raw = read_ymmsl_settings(path)
-    raw.update(parse_params(args.set))
+    raw.update(parse_settings(args.set))
+    if args.overwrite:
+        raw["overwrite"] = True
     settings = validate(
         raw, search=[Path.cwd(), path.resolve().parent, path.resolve().parent.parent]
     )
@@ -146,6 +149,26 @@ def cmd_run(args: argparse.Namespace) -> None:
             {k: v for k, v in result.get("errors", {}).items() if not isinstance(v, (list, dict))}
         )
         print(json.dumps(summary, indent=2))
+        log.info("outputs in %s: %s", run_dir, headline(result))
+
+
+def headline(result: dict[str, Any]) -> str:
+    """One line: wall time, speed-up and the scalar errors of a run's metrics."""
+    parts = [f"wall {result['wall_s']:.2f} s"]
+    if result.get("speedup") is not None:
+        parts.append(f"speed-up {result['speedup']:.2f}")
+    errors = result.get("errors", {})
+    parts += [f"{k} {v:.4g}" for k, v in errors.items() if isinstance(v, (int, float))]
+    return ", ".join(parts)
+
+
+def parse_settings(items: Sequence[str]) -> dict[str, Any]:
+    """``--set name=value`` items (YAML values), naming ``--set`` in errors."""
+    for item in items:
+        key, sep, _ = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set {item!r} must look like name=value")
+    return parse_params(items)
 
 
 def cmd_decode(args: argparse.Namespace) -> None:
@@ -179,12 +202,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"ledmus {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    # -q also after the subcommand; SUPPRESS keeps the value given before it
+    quiet = argparse.ArgumentParser(add_help=False)
+    quiet.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                       help="only warnings and errors")  # fmt: skip
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add = sub.add_parser
+
+    def sub_add_parser(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return add(name, parents=[quiet], **kwargs)
+
+    sub.add_parser = sub_add_parser  # type: ignore[method-assign]
 
     p = sub.add_parser("simulate", help="one micro-solver run written to HDF5")
     p.add_argument("system", help=f"one of: {', '.join(systems.names())}")
     p.add_argument("--t-end", type=float, required=True, help="simulated time (multiple of Δt)")
-    p.add_argument("--out", required=True, help="output .h5 file")
+    p.add_argument("--out", required=True, help="output .h5 file (new unless --overwrite)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.add_argument("--ic", help="initial condition: a name (e.g. y05 for fhn, random) or FILE.npy")
     p.add_argument("--batch", type=int, default=1, help="ensemble size B (default 1)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -219,7 +253,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run a coupled yMMSL model in one process (embedded engine)")
     p.add_argument("ymmsl", help="yMMSL v0.2 file (configs/led_fhn.ymmsl, ...)")
-    p.add_argument("--run-dir", help="output folder (default runs/NAME_TIMESTAMP)")
+    p.add_argument("--run-dir", help="output folder (default runs/NAME_TIMESTAMP); must be "
+                   "new or empty unless --overwrite")  # fmt: skip
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the contents of an existing run directory")  # fmt: skip
     p.add_argument("--set", action="append", default=[], metavar="K=V", help="override a setting")
     p.set_defaults(func=cmd_run)
 
@@ -233,20 +270,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def configure_logging(quiet: bool) -> None:
+    """Warnings from everything; ledmus's own INFO lines unless ``quiet``.  Libraries
+    (yatiml logs every YAML node it reads at INFO, libmuscle, matplotlib) stay quiet."""
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s", force=True)
+    logging.getLogger("ledmus").setLevel(logging.WARNING if quiet else logging.INFO)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO, format="%(name)s: %(message)s"
-    )
+    configure_logging(args.quiet)
+    from .rundir import terminate_as_exception
+
     try:
-        args.func(args)
+        with terminate_as_exception():  # SIGTERM unwinds: temporary files are removed
+            args.func(args)
     except (ValueError, FloatingPointError, OSError, RuntimeError) as exc:
         print(f"ledmus: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("ledmus: interrupted", file=sys.stderr)
+        print("ledmus: interrupted; no partial output was kept", file=sys.stderr)
         return 130
+    except SystemExit as exc:
+        if isinstance(exc.code, int) and exc.code > 128:  # a signal, see terminate_as_exception
+            print("ledmus: terminated; no partial output was kept", file=sys.stderr)
+        raise
     return 0
 
 

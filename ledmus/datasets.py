@@ -33,13 +33,15 @@ def make_dataset(
     scale: str = "paper",
     seed: int = 0,
     progress: bool = True,
+    splits: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
     """Generate the train/val/test splits of ``system`` into folder ``out``.
 
     Each split is ``out/<split>.h5``; its seed is ``seed + {train: 0, val: 1, test: 2}``
     (recorded in the file).  Test splits with evaluation windows also hold ``offsets``:
     random start indices such that ``offsets + window_length <= T``.  A ``manifest.json``
-    lists the files, shapes and seeds.  Returns the manifest.
+    lists the files, shapes and seeds.  ``splits``: generate only these (the others in
+    an existing manifest are kept).  Returns the manifest.
     """
     spec = systems.get(system)
     if spec.dataset is None:
@@ -57,6 +59,11 @@ def make_dataset(
             f"{system!r} dataset protocol has split(s) {', '.join(unknown)}; "
             f"allowed: {', '.join(SPLIT_SEED_OFFSET)}"
         )
+    if splits is not None and set(splits) - set(protocol.splits):
+        raise ValueError(
+            f"splits {', '.join(sorted(set(splits) - set(protocol.splits)))} unknown for "
+            f"{system!r}; allowed: {', '.join(protocol.splits)}"
+        )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     solver = spec.make(**protocol.params)
@@ -64,7 +71,14 @@ def make_dataset(
         "system": system, "scale": scale, "seed": seed, "description": protocol.description,
         "params": solver.params(), "ledmus_version": __version__, "splits": {},
     }  # fmt: skip
+    old = out / "manifest.json"
+    if splits is not None and old.is_file():
+        previous = json.loads(old.read_text())
+        if (previous.get("seed"), previous.get("scale")) == (seed, scale):
+            manifest["splits"].update(previous.get("splits", {}))
     for name, split in protocol.splits.items():
+        if splits is not None and name not in splits:
+            continue
         split_seed = seed + SPLIT_SEED_OFFSET[name]
         rng = np.random.default_rng(split_seed)
         if isinstance(split.ic, tuple):

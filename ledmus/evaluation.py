@@ -28,8 +28,9 @@ import numpy as np
 import torch
 
 from . import systems
-from .atomic import write_json
+from .atomic import split_series, write_json, write_series
 from .device import resolve_device
+from .rundir import check_writable
 from .surrogates.checkpoint import load_model
 from .systems.builtin import KS_LYAPUNOV
 from .trajectory import read_trajectory
@@ -39,8 +40,14 @@ log = logging.getLogger(__name__)
 __all__ = ["KS_LYAPUNOV", "evaluate", "latent_forecast", "plot_evaluation"]
 
 
-def _windows(traj, t_warm: int, horizon: int | None, n_ics: int | None) -> tuple[np.ndarray, int]:
-    """Reference windows ``(W, t_warm + horizon, *state_shape)``."""
+#: bytes of reference windows forecast together (the peak memory is a few times this)
+CHUNK_BYTES = 16 * 2**20
+
+
+def _windows(traj, t_warm: int, horizon: int | None, n_ics: int | None
+             ) -> tuple[list[tuple[int, int]], int]:  # fmt: skip
+    """The evaluation windows as ``(run, start)`` pairs and the horizon; each window is
+    ``states[run, start : start + t_warm + horizon]``."""
     states = traj.states
     if "offsets" in traj.extra:
         offsets = traj.extra["offsets"]
@@ -54,7 +61,7 @@ def _windows(traj, t_warm: int, horizon: int | None, n_ics: int | None) -> tuple
                 f"{offsets.max()} plus T_warm + horizon = {need}"
             )
         offsets = offsets[:n_ics] if n_ics else offsets
-        return np.stack([states[0, o : o + need] for o in offsets]), horizon
+        return [(0, int(o)) for o in offsets], horizon
     if horizon is None:
         horizon = states.shape[1] - t_warm
     need = t_warm + horizon
@@ -62,8 +69,42 @@ def _windows(traj, t_warm: int, horizon: int | None, n_ics: int | None) -> tuple
         raise ValueError(
             f"runs of {states.shape[1]} steps are shorter than T_warm + horizon = {need}"
         )
-    runs = states[:n_ics] if n_ics else states
-    return runs[:, :need], horizon
+    runs = range(states.shape[0])[:n_ics] if n_ics else range(states.shape[0])
+    return [(r, 0) for r in runs], horizon
+
+
+def window_array(traj, windows: list[tuple[int, int]], start: int, stop: int) -> np.ndarray:
+    """Steps ``start:stop`` of every window: ``(W, stop - start, *state_shape)``."""
+    return np.stack([traj.states[r, o + start : o + stop] for r, o in windows])
+
+
+def _chunk_size(traj, length: int) -> int:
+    """Windows per chunk so that one chunk of states is about :data:`CHUNK_BYTES`."""
+    per_window = length * int(np.prod(traj.states.shape[2:])) * traj.states.itemsize
+    return max(1, CHUNK_BYTES // max(per_window, 1))
+
+
+def test_split(data: Path, system: str, config: dict[str, Any]) -> Path:
+    """``data``, generating it first when it is the missing test split of the model's
+    dataset folder (deterministic: the dataset's seed, as ``ledmus dataset`` would)."""
+    if data.exists() or data.name != "test.h5":
+        return data
+    from .datasets import make_dataset
+
+    folder = data.parent
+    seed, scale = 0, "paper"
+    manifest = folder / "manifest.json"
+    if manifest.is_file():
+        import json
+
+        info = json.loads(manifest.read_text())
+        seed, scale = int(info.get("seed", 0)), info.get("scale", "paper")
+    log.info(
+        "test data %s is missing: generating the test split now, as `ledmus dataset %s "
+        "--out %s --seed %d --scale %s` would (deterministic)", data, system, folder, seed, scale,
+    )  # fmt: skip
+    make_dataset(system, folder, scale=scale, seed=seed, splits=("test",))
+    return data
 
 
 @torch.no_grad()
@@ -93,8 +134,12 @@ def evaluate(
     as ``metrics.json`` with plots into ``out_dir`` when given)."""
     model, payload = load_model(model_path, device=resolve_device(device))
     system = payload["system"]
+    if out_dir is not None:  # before any compute: the folder must be writable
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        check_writable(out_dir, "--out-dir")
     if data is None:
-        data = Path(payload["config"]["data"]) / "test.h5"
+        data = test_split(Path(payload["config"]["data"]) / "test.h5", system, payload["config"])
     traj = read_trajectory(data)
     if traj.system != system:
         raise ValueError(
@@ -104,20 +149,35 @@ def evaluate(
     t_warm = spec.evaluation.t_warm if t_warm is None else t_warm
     horizon = spec.evaluation.horizon if horizon is None else horizon
     windows, horizon = _windows(traj, t_warm, horizon, n_ics)
-    ref = windows[:, t_warm:]
-    pred, latents, wall = latent_forecast(model, windows, t_warm, horizon)
+    acc = spec.evaluator(traj.dt_coarse)
+    # the latent forecast of all windows in one batch (its cost is per step, not per
+    # window); decoding and metrics per chunk, so the decoded windows are never all in memory
+    start = time.perf_counter()
+    with torch.no_grad():
+        z = model.forecast_latent(window_array(traj, windows, 0, t_warm), horizon)
+    gen = torch.Generator(device=model.device).manual_seed(0)
+    wall, first, size = time.perf_counter() - start, None, _chunk_size(traj, horizon)
+    for i in range(0, len(windows), size):
+        start = time.perf_counter()
+        with torch.no_grad():
+            pred = model.decode_sequence(z[i : i + size], generator=gen)
+        wall += time.perf_counter() - start
+        ref = window_array(traj, windows[i : i + size], t_warm, t_warm + horizon)
+        acc.add(ref, pred)
+        if first is None:  # the first window, for the plots
+            first = (ref[:1], pred[:1], z[:1].cpu().numpy())
     result: dict[str, Any] = {
         "system": system, "model": str(model_path), "data": str(data), "t_warm": t_warm,
-        "horizon": horizon, "n_ics": int(windows.shape[0]), "dt_coarse": traj.dt_coarse,
+        "horizon": horizon, "n_ics": len(windows), "dt_coarse": traj.dt_coarse,
         "forecast_wall_s": wall,
     }  # fmt: skip
-    result.update(spec.evaluate(ref, pred, traj.dt_coarse))
+    result.update(acc.result())
     if out_dir is not None:
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        write_json(out_dir / "metrics.json", result)
+        scalars, series = split_series(result)
+        write_series(out_dir / "series.h5", series)
+        write_json(out_dir / "metrics.json", scalars)
         if plots:
-            plot_evaluation(spec, ref, pred, latents, result, out_dir, params=traj.params)
+            plot_evaluation(spec, *first, result, out_dir, params=traj.params)
     return result
 
 

@@ -210,6 +210,41 @@ def test_grid_mnad_is_normalised_by_the_reference_range():
     assert set(ks) >= {"valid_time_lyapunov", "wasserstein", "l1_histogram", "power_spectrum_error"}
 
 
+@pytest.mark.parametrize("name", ["ks", "fhn"])
+def test_chunked_grid_evaluation_equals_the_metrics_on_all_windows(name):
+    """``ledmus evaluate`` feeds the suite chunks of windows; the result must equal the
+    metrics computed directly on all windows at once (ledmus.metrics, not the suite)."""
+    from ledmus import metrics
+
+    rng = np.random.default_rng(4)
+    spec = systems.get(name)
+    c = len(spec.channels)
+    ref = rng.normal(size=(7, 30, c, 16))
+    pred = ref + 0.3 * rng.normal(size=ref.shape) * np.linspace(0, 1, 30)[None, :, None, None]
+    ev = spec.evaluator(0.25)
+    for i in (0, 3, 4):  # chunks of 3, 1 and 3 windows
+        ev.add(ref[i : i + (3 if i != 3 else 1)], pred[i : i + (3 if i != 3 else 1)])
+    out = ev.result()
+    nad = metrics.nad(ref.transpose(0, 2, 1, 3), pred.transpose(0, 2, 1, 3))  # (W, C, T)
+    key = "mnad" if c == 1 else "mnad_u"
+    # rtol 1e-12: the same sums, grouped by chunk
+    assert out[key] == pytest.approx(nad[:, 0].mean(), rel=1e-12)
+    if spec.lyapunov is not None:
+        vpt = metrics.valid_prediction_time(nad[:, 0], 0.25, 0.1, spec.lyapunov)
+        assert out["valid_time_lyapunov_per_ic"] == pytest.approx(vpt.tolist(), rel=1e-12)
+        assert out["wasserstein"] == pytest.approx(
+            metrics.wasserstein(ref.ravel(), pred.ravel()), rel=1e-12
+        )
+        assert out["l1_histogram"] == pytest.approx(
+            metrics.l1_histogram(ref.ravel(), pred.ravel()), rel=1e-12
+        )
+        assert out["power_spectrum_error"] == pytest.approx(
+            metrics.power_spectrum_error(ref[:, :, 0], pred[:, :, 0]), rel=1e-12
+        )
+    with pytest.raises(ValueError, match="no windows"):
+        spec.evaluator(0.25).result()
+
+
 def test_particle_wasserstein_of_shifted_samples():
     rng = np.random.default_rng(1)
     ref = rng.uniform(-0.4, 0.4, (2, 5, 300, 3))

@@ -9,6 +9,7 @@ the split run equal to the serial one.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,18 +18,21 @@ from typing import Any
 import numpy as np
 
 from .. import metrics
+from ..rundir import prepare_run_dir
 from ..surrogates.macro import MacroModel, load_macro_model
 from ..surrogates.training import resolve_device
 from .decode import fill_macro_states
 from .driver import Coordinator
 from .mappers import Lift, Restrict
 from .messages import MicroRequest, Restricted, WindowRequest
-from .micro import Micro, initial_condition
+from .micro import Micro, identical_members_warning, initial_condition
 from .mpi import split_slice
 from .output import run_errors, write_run
 from .recorder import Recorder, resident
 from .schedule import make_policy
 from .settings import MicroSettings, RunSettings
+
+log = logging.getLogger(__name__)
 
 
 def members_of(ensemble: int, rank: int, size: int) -> np.ndarray:
@@ -161,8 +165,21 @@ def run_embedded(settings: RunSettings, run_dir: str | Path | None = None, *, co
         )
     members = members_of(settings.ensemble, rank, size)
     run_dir = Path(run_dir) if run_dir is not None else None
-    if rank == 0 and run_dir is not None:
-        run_dir.mkdir(parents=True, exist_ok=True)
+    problem = None
+    if rank == 0 and run_dir is not None:  # before any compute (setting overwrite: replace)
+        try:
+            prepare_run_dir(run_dir, overwrite=settings.overwrite,
+                            option="--overwrite or the setting overwrite: true")  # fmt: skip
+        except ValueError as exc:
+            problem = str(exc)
+    if comm is not None:
+        problem = comm.bcast(problem, root=0)
+    if problem:
+        raise ValueError(problem)
+    warning = identical_members_warning(settings.solver, settings.ic, settings.seed,
+                                        settings.ensemble)  # fmt: skip
+    if warning and rank == 0:
+        log.warning(warning)
     failure = None
     try:
         parts = build(settings, members)

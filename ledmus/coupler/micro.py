@@ -42,6 +42,26 @@ def initial_condition(solver: Solver, ic: str, seed: int, members: np.ndarray,
     return np.concatenate(out)
 
 
+def identical_members_warning(solver: Solver, ic: str, seed: int, ensemble: int) -> str | None:
+    """A warning when every member of the ensemble would run the same trajectory: a
+    deterministic solver started from one initial condition for all (a named IC such as
+    ``y05``, or a ``.npy`` holding one state).  ``None`` otherwise."""
+    if ensemble < 2 or solver.stochastic:
+        return None
+    first = _initial_condition(solver, ic, seed, np.arange(2))
+    if not np.array_equal(first[0], first[1]):
+        return None
+    try:
+        solver.initial_condition("random", 1, np.random.default_rng(0))
+        fix = "ic: random or a .npy file with one state per member"
+    except ValueError:  # no random initial condition for this system
+        fix = "a .npy file with one state per member as ic"
+    return (
+        f"ensemble={ensemble} runs {ensemble} identical members: the {solver.system!r} "
+        f"solver is deterministic and ic={ic!r} gives every member the same state; use {fix}"
+    )
+
+
 def _initial_condition(solver: Solver, ic: str, seed: int, members: np.ndarray) -> np.ndarray:
     if ic.endswith(".npy"):
         arr = np.load(ic, allow_pickle=False)

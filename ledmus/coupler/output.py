@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .. import systems
-from ..atomic import write_json
+from ..atomic import split_series, write_json
 from ..trajectory import write_trajectory
 from .recorder import SOURCES, Recorder, source_runs
 from .settings import RunSettings
@@ -42,24 +42,28 @@ def run_errors(settings: RunSettings, rec: Recorder, reference: np.ndarray) -> d
 
 def write_run(run_dir: Path, settings: RunSettings, recorder: Recorder, result: dict[str, Any],
               reference: np.ndarray | None) -> None:  # fmt: skip
-    """``trajectory.h5`` (states, t, latents, source per index and per member),
-    ``metrics.json``, plots.  The metrics file is written last, so its presence marks a
+    """``trajectory.h5`` (states, t, latents, source per index and per member, and the
+    per-step error series such as ``errors/nad_t/u``), ``metrics.json`` (scalars and small
+    tables only), plots.  The metrics file is written last, so its presence marks a
     finished run."""
     solver = settings.solver
     t = solver.dt_coarse * np.arange(recorder.n_total)
     attrs = {"coupling": "ledmus", "model": str(settings.model), "record": settings.record,
              **{k: result["settings"][k] for k in ("t_warm", "t_macro", "t_micro")}}  # fmt: skip
+    scalars, series = split_series(result)
+    scalars["series"] = {"file": "trajectory.h5", "datasets": sorted(series)}
     write_trajectory(
         run_dir / "trajectory.h5", recorder.states, t, solver, settings.seed, attrs=attrs,
         extra={"latents": recorder.latents, "source": recorder.common_source(),
-               "source_members": recorder.source},
+               "source_members": recorder.source,
+               **{k: np.asarray(v, dtype=np.float64) for k, v in series.items()}},
     )  # fmt: skip
     if settings.plots:
         try:
             plot_run(run_dir, settings, recorder, result, reference)
         except Exception as exc:  # a plot must never lose the run
             log.warning("plots failed: %s", exc)
-    write_json(run_dir / "metrics.json", result)
+    write_json(run_dir / "metrics.json", scalars)
 
 
 def _shade_micro(ax: Any, source: np.ndarray, dt: float, label: bool = True) -> None:

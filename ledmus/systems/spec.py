@@ -187,3 +187,8 @@ class SystemSpec:
         """Latent-forecast metrics of ``prediction`` against ``reference``, both
         ``(W, T, *state_shape)`` (windows after the warm-up), sampled every ``dt``."""
         return suites.evaluate(self, reference, prediction, dt)
+
+    def evaluator(self, dt: float) -> Any:
+        """:meth:`evaluate` over windows given in chunks: ``add(reference, prediction)``
+        per chunk, then ``result()`` (grids stream; other kinds collect the chunks)."""
+        return suites.evaluator(self, dt)

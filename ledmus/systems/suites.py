@@ -77,36 +77,92 @@ def grid_errors(spec, reference: np.ndarray, prediction: np.ndarray, dt: float) 
 
 
 def grid_evaluate(spec, reference: np.ndarray, prediction: np.ndarray, dt: float) -> dict[str, Any]:
-    ref, pred = _check(reference, prediction, 4, "(W, T, C, N)")
-    names = _channels(spec, ref.shape[2])
-    spans = spec.evaluation.spans
-    out: dict[str, Any] = {}
-    if len(names) > 1:
-        nad_ct = metrics.nad(ref.transpose(0, 2, 1, 3), pred.transpose(0, 2, 1, 3))  # (W, C, T)
-        for c, name in enumerate(names):
-            out[f"mnad_{name}"] = float(nad_ct[:, c].mean())
+    ev = GridEvaluator(spec, dt)
+    ev.add(reference, prediction)
+    return ev.result()
+
+
+class GridEvaluator:
+    """:func:`grid_evaluate` over windows given in chunks (``add``), so the test windows
+    never have to be in memory together: it keeps the per-window NAD ``(W, C, T)`` and,
+    for chaotic systems, the first channel's values (distances of the value
+    distributions) and the summed power spectra.  The result equals one call on all
+    windows up to the order of floating-point sums."""
+
+    def __init__(self, spec, dt: float) -> None:
+        self.spec, self.dt = spec, dt
+        self.nad: list[np.ndarray] = []
+        self.values: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
+        self.spectra: np.ndarray | None = None  # (2, C, K): sums of reference, prediction
+        self.n_fields = 0
+
+    def add(self, reference: np.ndarray, prediction: np.ndarray) -> None:
+        ref, pred = _check(reference, prediction, 4, "(W, T, C, N)")
+        self.names = _channels(self.spec, ref.shape[2])
+        self.nad.append(metrics.nad(ref.transpose(0, 2, 1, 3), pred.transpose(0, 2, 1, 3)))
+        if self.spec.lyapunov is not None:
+            self.values[0].append(ref.ravel())
+            self.values[1].append(pred.ravel())
+            n = ref.shape[0] * ref.shape[1]  # fields per channel in this chunk
+            spectra = np.stack([[metrics.power_spectrum(a[:, :, c]) * n
+                                 for c in range(ref.shape[2])] for a in (ref, pred)])  # fmt: skip
+            self.spectra = spectra if self.spectra is None else self.spectra + spectra
+            self.n_fields += n
+
+    def result(self) -> dict[str, Any]:
+        if not self.nad:
+            raise ValueError("no windows were added")
+        nad_ct = np.concatenate(self.nad)  # (W, C, T)
+        names, spans = self.names, self.spec.evaluation.spans
+        out: dict[str, Any] = {}
+        if len(names) > 1:
+            for c, name in enumerate(names):
+                out[f"mnad_{name}"] = float(nad_ct[:, c].mean())
+                for span in spans:
+                    out[f"mnad_{name}_{span}"] = float(nad_ct[:, c, :span].mean())
+            nad_summary: Any = {n: nad_ct[:, c].mean(axis=0).tolist() for c, n in enumerate(names)}
+        else:
+            out["mnad"] = float(nad_ct[:, 0].mean())
             for span in spans:
-                out[f"mnad_{name}_{span}"] = float(nad_ct[:, c, :span].mean())
-        nad_t = nad_ct[:, 0]
-        nad_summary: Any = {n: nad_ct[:, c].mean(axis=0).tolist() for c, n in enumerate(names)}
-    else:
-        nad_t = metrics.nad(ref[:, :, 0], pred[:, :, 0])  # (W, T)
-        out["mnad"] = float(nad_t.mean())
-        for span in spans:
-            out[f"mnad_{span}"] = float(nad_t[:, :span].mean())
-        nad_summary = nad_t.mean(axis=0).tolist()
-    if spec.lyapunov is not None:
-        vpt = metrics.valid_prediction_time(nad_t, dt, VALID_TIME_THRESHOLD, spec.lyapunov)
-        pse = [metrics.power_spectrum_error(ref[:, :, c], pred[:, :, c]) for c in range(len(names))]
-        out.update(
-            valid_time_lyapunov=float(vpt.mean()),
-            valid_time_lyapunov_per_ic=vpt.tolist(),
-            wasserstein=metrics.wasserstein(ref.ravel(), pred.ravel()),
-            l1_histogram=metrics.l1_histogram(ref.ravel(), pred.ravel()),
-            power_spectrum_error=pse[0] if len(pse) == 1 else float(np.mean(pse)),
-        )
-    out["nad_t"] = nad_summary
-    return out
+                out[f"mnad_{span}"] = float(nad_ct[:, 0, :span].mean())
+            nad_summary = nad_ct[:, 0].mean(axis=0).tolist()
+        if self.spec.lyapunov is not None:
+            nad_t = nad_ct[:, 0]
+            vpt = metrics.valid_prediction_time(
+                nad_t, self.dt, VALID_TIME_THRESHOLD, self.spec.lyapunov
+            )
+            ref, pred = (np.concatenate(v) for v in self.values)
+            p, q = self.spectra / self.n_fields
+            tiny = 1e-300  # as metrics.power_spectrum_error
+            pse = np.abs(np.log10(q + tiny) - np.log10(p + tiny)).mean(axis=-1)  # (C,)
+            out.update(
+                valid_time_lyapunov=float(vpt.mean()),
+                valid_time_lyapunov_per_ic=vpt.tolist(),
+                wasserstein=metrics.wasserstein(ref, pred),
+                l1_histogram=metrics.l1_histogram(ref, pred),
+                power_spectrum_error=float(pse[0]) if len(pse) == 1 else float(np.mean(pse)),
+            )
+        out["nad_t"] = nad_summary
+        return out
+
+
+class CollectingEvaluator:
+    """Any evaluation suite over windows given in chunks: keeps the chunks and calls the
+    suite once on all of them (for suites whose statistics need every value)."""
+
+    def __init__(self, spec, dt: float) -> None:
+        self.spec, self.dt = spec, dt
+        self.parts: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
+
+    def add(self, reference: np.ndarray, prediction: np.ndarray) -> None:
+        self.parts[0].append(np.asarray(reference))
+        self.parts[1].append(np.asarray(prediction))
+
+    def result(self) -> dict[str, Any]:
+        if not self.parts[0]:
+            raise ValueError("no windows were added")
+        ref, pred = (np.concatenate(p) for p in self.parts)
+        return SUITES[self.spec.kind][1](self.spec, ref, pred, self.dt)
 
 
 # ------------------------------------------------------------------------- particles
@@ -182,3 +238,11 @@ def errors(spec, reference: np.ndarray, prediction: np.ndarray, dt: float) -> di
 def evaluate(spec, reference: np.ndarray, prediction: np.ndarray, dt: float) -> dict[str, Any]:
     """The latent-forecast evaluation suite of ``spec.kind``."""
     return SUITES[spec.kind][1](spec, reference, prediction, dt)
+
+
+def evaluator(spec, dt: float) -> GridEvaluator | CollectingEvaluator:
+    """An accumulator (``add(reference, prediction)`` per chunk of windows, then
+    ``result()``) equal to :func:`evaluate` on all windows; grids stream."""
+    if SUITES[spec.kind][1] is grid_evaluate:
+        return GridEvaluator(spec, dt)
+    return CollectingEvaluator(spec, dt)
