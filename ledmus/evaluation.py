@@ -177,17 +177,22 @@ def evaluate(
         write_series(out_dir / "series.h5", series)
         write_json(out_dir / "metrics.json", scalars)
         if plots:
-            plot_evaluation(spec, *first, result, out_dir, params=traj.params)
+            run, offset = windows[0]
+            where = f"test run {run}, steps {offset + t_warm} … {offset + t_warm + horizon - 1}"
+            plot_evaluation(spec, *first, result, out_dir, params=traj.params,
+                            window=f"window 1 of {len(windows)} ({where})")  # fmt: skip
     return result
 
 
 def plot_evaluation(spec: systems.SystemSpec, ref: np.ndarray, pred: np.ndarray,
                     latents: np.ndarray, result: dict[str, Any], out_dir: Path, *,
-                    params: dict[str, Any] | None = None) -> None:  # fmt: skip
+                    params: dict[str, Any] | None = None, window: str = "window 1") -> None:  # fmt: skip
     """Space-time contours (reference, prediction, error) of the first window against the
     physical coordinate, error versus time, and the latent trajectories (grids and
     histograms: ``contours.png``, ``error_vs_time.png``; particles: ``statistics.png``;
-    all: ``latents.png``).  ``params``: the solver parameters of the data (coordinates)."""
+    all: ``latents.png``).  ``params``: the solver parameters of the data (coordinates);
+    ``window``: which window the first-window panels show.  Time ``t`` counts from the
+    end of the warm-up."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -225,6 +230,8 @@ def plot_evaluation(spec: systems.SystemSpec, ref: np.ndarray, pred: np.ndarray,
                 ax.set_xlabel("t")
                 ax.set_ylabel(label)
                 fig.colorbar(im, ax=ax)
+        fig.suptitle(f"{spec.name}, {window}: t = 0 … {(span - 1) * dt:g} after the warm-up "
+                     f"(T_warm = {result['t_warm']} steps)", fontsize=10)  # fmt: skip
         fig.tight_layout()
         fig.savefig(out_dir / "contours.png", dpi=90)
         plt.close(fig)
@@ -266,11 +273,18 @@ def plot_evaluation(spec: systems.SystemSpec, ref: np.ndarray, pred: np.ndarray,
         fig.tight_layout()
         fig.savefig(out_dir / "statistics.png", dpi=90)
         plt.close(fig)
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = plt.subplots(figsize=(7, 3.8))
     span = min(latents.shape[1], 1000)
-    ax.plot(t[:span], latents[0, :span])
-    ax.set_xlabel("t")
-    ax.set_title("latent trajectory (first IC)")
+    for k in range(latents.shape[-1]):
+        ax.plot(t[:span], latents[0, :span, k], lw=1, label=f"z{k + 1}")
+    ax.axvline(0, color="k", lw=0.8, ls="--")
+    ax.annotate(f"end of warm-up ({result['t_warm']} steps teacher-forced)", (0, 1),
+                xycoords=("data", "axes fraction"), xytext=(4, -12), textcoords="offset points",
+                fontsize=8)  # fmt: skip
+    ax.set_xlabel("t after the warm-up")
+    ax.set_ylabel("latent state z (model units)")
+    ax.set_title(f"latent forecast, {window}", fontsize=9)
+    ax.legend(fontsize=7, ncol=2, loc="lower right")
     fig.tight_layout()
     fig.savefig(out_dir / "latents.png", dpi=90)
     plt.close(fig)

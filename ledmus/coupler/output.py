@@ -88,27 +88,50 @@ def plot_run(run_dir: Path, settings: RunSettings, recorder: Recorder, result: d
     span = min(n, 2000)
     t = dt * np.arange(n)
     states, source = recorder.states, recorder.source[0]
-    fig, ax = plt.subplots(figsize=(10, 4.2))
     if spec.kind == "grid":
         x = spec.coordinates(solver) if spec.coordinates else np.arange(states.shape[-1])
         field = states[0, :span, 0]
-        im = ax.imshow(field.T, aspect="auto", origin="lower", cmap="RdBu_r",
-                       extent=(0, span * dt, x[0], x[-1]))  # fmt: skip
-        fig.colorbar(im, ax=ax, label=spec.channels[0] if spec.channels else "state")
-        ax.set_ylabel(spec.coordinate_name)
+        panels = [(field, "coupled run (micro windows and decoded macro phases)")]
+        if reference is not None:
+            panels += [(reference[0, :span, 0], "micro-only reference"),
+                       (np.abs(field - reference[0, :span, 0]), "|coupled - reference|")]  # fmt: skip
+        fig, axes = plt.subplots(len(panels), 1, figsize=(10, 2.6 * len(panels) + 0.8),
+                                 sharex=True, squeeze=False)  # fmt: skip
+        lo, hi = np.nanmin(panels[0][0]), np.nanmax(panels[0][0])
+        if reference is not None:
+            lo, hi = reference[0, :span, 0].min(), reference[0, :span, 0].max()
+        channel = spec.channels[0] if spec.channels else "state"
+        for ax, (values, title) in zip(axes[:, 0], panels, strict=True):
+            error = title.startswith("|")
+            im = ax.imshow(values.T, aspect="auto", origin="lower",
+                           cmap="magma" if error else "RdBu_r",
+                           vmin=None if error else lo, vmax=None if error else hi,
+                           extent=(0, span * dt, x[0], x[-1]))  # fmt: skip
+            fig.colorbar(im, ax=ax, label=f"|error| of {channel}" if error else channel)
+            ax.set_ylabel(spec.coordinate_name)
+            ax.set_title(title, fontsize=9, loc="left")
+            for a, _b, src in source_runs(source[:span]):
+                if src == SOURCES["micro"]:
+                    ax.axvline(a * dt, color="tab:orange", lw=0.8, alpha=0.8)
+        ax = axes[-1, 0]
     else:
+        fig, ax = plt.subplots(figsize=(10, 4.2))
         axis_names = spec.channels or tuple(f"x{k}" for k in range(states.shape[-1]))
         for k in range(states.shape[-1]):
             label = axis_names[k] if k < len(axis_names) else f"x{k}"
             ax.plot(t[:span], states[0, :span, :, k].mean(axis=1), label=f"mean {label}")
+            if reference is not None:
+                ax.plot(t[:span], reference[0, :span, :, k].mean(axis=1), color=f"C{k}",
+                        ls=":", label=f"mean {label}, micro-only")  # fmt: skip
         ax.set_ylabel("mean position" if spec.kind == "particles" else "mean value")
-    for a, _b, src in source_runs(source[:span]):
-        if src == SOURCES["micro"]:
-            ax.axvline(a * dt, color="tab:orange", lw=0.8, alpha=0.8)
-    ax.set_title(f"{settings.system}, member 0: orange lines mark the starts of micro windows")
+        for a, _b, src in source_runs(source[:span]):
+            if src == SOURCES["micro"]:
+                ax.axvline(a * dt, color="tab:orange", lw=0.8, alpha=0.8)
+        ax.legend(loc="upper right", fontsize=8)
+    fig.suptitle(f"{settings.system}, member 0, t = 0 … {(span - 1) * dt:g}: orange lines mark "
+                 f"the starts of micro windows (T_warm {settings.t_warm:g}, T_m "
+                 f"{settings.t_macro:g}, T_mu {settings.t_micro:g})", fontsize=10)  # fmt: skip
     ax.set_xlabel("t")
-    if spec.kind != "grid":
-        ax.legend(loc="upper right")
     fig.tight_layout()
     fig.savefig(run_dir / "field.png", dpi=90)
     plt.close(fig)
