@@ -5,4 +5,4 @@ Subpackages: :mod:`ledmus.solvers` (micro solvers, pure numerics),
 engines).  Imports run one way: coupler -> surrogates, solvers.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

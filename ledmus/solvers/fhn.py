@@ -24,7 +24,7 @@ Zero-flux walls (``walls``):
 - ``"halfway"``: half-way bounce-back; a population leaving the end node comes back into it
   with the opposite velocity, which puts the walls half a link outside the end nodes (at
   ``-dx/2`` and ``length + dx/2``: a domain of length ``length + dx``) and conserves the
-  plain sum ``dx sum_j rho_j`` exactly.  Releases before 0.3 used this placement.
+  plain sum ``dx sum_j rho_j`` exactly.  Release 0.1 used this placement.
 Lifting is the equal-weight rule of eqs 40–41, ``f_i = rho/3``.
 
 Internal state: populations ``(B, 2, 3, N)`` (species u, v; velocities -1, 0, +1).
