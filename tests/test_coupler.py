@@ -334,8 +334,8 @@ SHORT = {  # each shipped yMMSL cut to a few cycles
 # planted defects a decoder returning zeros (KS: mnad_u 0.178, W1 0.96) or uniform noise
 # in the box (AD-3D: W1 0.067, M1 MAE 0.19) land far above them
 BOUNDS = {
-    "led_fhn": {"mnad_u": 0.0015, "mnad_v": 0.0016},  # measured 0.00093 / 0.00104
-    "pca_fhn": {"mnad_u": 0.018, "mnad_v": 0.011},  # measured 0.0118 / 0.0070
+    "led_fhn": {"mnad_u": 0.0041, "mnad_v": 0.0038},  # measured 0.00272 / 0.00253
+    "pca_fhn": {"mnad_u": 0.0114, "mnad_v": 0.0032},  # measured 0.00760 / 0.00209
     "led_ks": {"mnad_u": 0.14, "wasserstein": 0.06},  # measured 0.093 / 0.039
     "led_ad3d": {"wasserstein_all": 0.017, "m1_mae": 0.035},  # measured 0.0113 / 0.0227
 }
