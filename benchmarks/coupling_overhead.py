@@ -9,7 +9,13 @@ loop) / number of micro windows; each window is one round trip macro -> lift -> 
 restrict -> macro.
 
     python benchmarks/coupling_overhead.py [--t-macro 10 50 200] [--repeats 2] [--ensemble B]
-                                           [--profile all|none]
+                                           [--profile all|none] [--json PATH]
+
+Writes ``rows`` (one per T_m: ``ensemble``, ``t_macro``, ``t_micro``, ``windows``,
+``embedded_loop_s``, ``muscle3_loop_s``, ``ratio``, ``per_exchange_ms``,
+``embedded_command_s``, ``muscle3_command_s``), ``settings`` and ``provenance`` to
+``--json`` (default ``benchmarks/out/coupling_overhead.json`` for ensemble 1,
+``benchmarks/out/coupling_overhead_ens<B>.json`` otherwise, so both README runs are kept).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import time
 from pathlib import Path
 
 import yaml
+from _provenance import write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,7 +64,13 @@ def main() -> None:
         default="all",
         help="libmuscle's muscle_profile_level (profiling events to the manager)",
     )
+    ap.add_argument("--json", metavar="PATH",
+                    help="where to write the results (default benchmarks/out/coupling_overhead"
+                         ".json, or coupling_overhead_ens<B>.json for an ensemble B > 1)")  # fmt: skip
     args = ap.parse_args()
+    if args.json is None:
+        suffix = "" if args.ensemble == 1 else f"_ens{args.ensemble}"
+        args.json = f"benchmarks/out/coupling_overhead{suffix}.json"
     bindir = Path(sys.executable).parent
     env = dict(os.environ, OMP_NUM_THREADS="1", PATH=f"{bindir}{os.pathsep}{os.environ['PATH']}")
     tmp = Path(tempfile.mkdtemp())
@@ -97,7 +110,7 @@ def main() -> None:
                 windows = m["windows"]
             best[engine] = (min(loops), min(totals))
         (emb, emb_total), (m3, m3_total) = best["embedded"], best["muscle3"]
-        rows.append({"t_macro": t_m, "t_micro": 10.0, "windows": windows, "embedded_loop_s": emb,
+        rows.append({"ensemble": args.ensemble, "t_macro": t_m, "t_micro": 10.0, "windows": windows, "embedded_loop_s": emb,
                      "muscle3_loop_s": m3, "ratio": m3 / emb, "per_exchange_ms": 1e3 * (m3 - emb) / windows,
                      "embedded_command_s": emb_total, "muscle3_command_s": m3_total})  # fmt: skip
         print(json.dumps(rows[-1]))
@@ -108,6 +121,11 @@ def main() -> None:
     for r in rows:
         print(f"| {r['t_macro']:g} / 10 | {r['windows']} | {r['embedded_loop_s']:.2f} | {r['muscle3_loop_s']:.2f} "
               f"| {r['ratio']:.3f} | {r['per_exchange_ms']:.1f} | {r['embedded_command_s']:.1f} / {r['muscle3_command_s']:.1f} |")  # fmt: skip
+    out = write_result(args.json, {"benchmark": "coupling_overhead", "rows": rows,
+                                   "settings": {"t_macro": args.t_macro, "t_end": args.t_end,
+                                                "ensemble": args.ensemble, "repeats": args.repeats,
+                                                "profile": args.profile, "omp_num_threads": 1}})  # fmt: skip
+    print(f"# wrote {out}")
 
 
 if __name__ == "__main__":

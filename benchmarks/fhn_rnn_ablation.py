@@ -6,6 +6,12 @@ windows (100 ICs, T_warm = 60), all with the checkpoint's autoencoder.
     python benchmarks/fhn_rnn_ablation.py --model models/led_fhn.pt --data data/fhn \\
         --variant paper:residual=0,noise=0 --variant resid:residual=1,noise=0 \\
         --variant resid_n01_fr:residual=1,noise=0.01,validation=free_run --seeds 0 1
+
+Writes ``model``, ``data``, ``epochs``, ``horizon``, ``rows`` (one per variant and seed:
+``variant``, ``seed``, ``overrides``, ``residual``, ``noise``, ``validation``,
+``best_epoch``, ``free_run_val_mse``, ``mnad_u``, ``mnad_v``, ``mnad_u_451``,
+``train_wall_s``) and ``provenance`` to ``--json``
+(default ``benchmarks/out/fhn_rnn_ablation.json``).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import time
 
 import torch
 import yaml
+from _provenance import add_json_option, write_result
 
 from ledmus import metrics
 from ledmus.data import read_trajectory
@@ -47,6 +54,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--epochs", type=int, default=4000)
     ap.add_argument("--horizon", type=int, default=8000)
+    add_json_option(ap, "benchmarks/out/fhn_rnn_ablation.json")
     args = ap.parse_args()
 
     base, payload = load_model(args.model, system="fhn")
@@ -59,6 +67,7 @@ def main() -> None:
         f"| variant | seed | best epoch | free-run val MSE | MNAD u ({horizon} steps) | MNAD v | MNAD u (451) | train s |"
     )
     print("|---|---|---|---|---|---|---|---|")
+    rows = []
     for text in args.variant:
         name, rnn_over, train_over = parse_variant(text)
         for seed in args.seeds:
@@ -79,9 +88,21 @@ def main() -> None:
             z = model.forecast_latent(windows[:, :60], horizon)
             pred = model.decode_sequence(z)
             nad = metrics.nad(windows[:, 60:].transpose(0, 2, 1, 3), pred.transpose(0, 2, 1, 3))
-            print(f"| {name} | {seed} | {hist['best_epoch'][0]} | {free_run_loss(model, z_va, 30):.2e} | "
-                  f"{nad[:, 0].mean():.4f} | {nad[:, 1].mean():.4f} | {nad[:, 0, :451].mean():.4f} | {wall:.0f} |",
+            row = {"variant": name, "seed": seed, "overrides": {**rnn_over, **train_over},
+                   "residual": bool(spec["rnn"].get("residual", False)), "noise": cfg.get("noise"),
+                   "validation": cfg.get("validation"), "best_epoch": hist["best_epoch"][0],
+                   "free_run_val_mse": free_run_loss(model, z_va, 30),
+                   "mnad_u": float(nad[:, 0].mean()), "mnad_v": float(nad[:, 1].mean()),
+                   "mnad_u_451": float(nad[:, 0, :451].mean()), "train_wall_s": wall}  # fmt: skip
+            rows.append(row)
+            print(f"| {name} | {seed} | {row['best_epoch']} | {row['free_run_val_mse']:.2e} | "
+                  f"{row['mnad_u']:.4f} | {row['mnad_v']:.4f} | {row['mnad_u_451']:.4f} | {wall:.0f} |",
                   flush=True)  # fmt: skip
+    out = write_result(args.json, {"benchmark": "fhn_rnn_ablation", "model": args.model,
+                                   "data": args.data, "epochs": args.epochs,
+                                   "horizon": horizon, "n_windows": len(index), "warm": 60,
+                                   "rows": rows})  # fmt: skip
+    print(f"# wrote {out}")
 
 
 if __name__ == "__main__":

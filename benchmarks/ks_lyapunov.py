@@ -3,6 +3,11 @@
 Literature for L = 22: 0.043-0.048 (seed 001 uses 0.048, Lyapunov time 20.8).
 
     python benchmarks/ks_lyapunov.py [--t-end 2000] [--pairs 8] [--tau 1] [--seed 0]
+                                     [--json benchmarks/out/ks_lyapunov.json]
+
+Writes ``lambda1_mean``, ``lambda1_se``, ``lambda1_per_trajectory``, ``lyapunov_time``,
+``wall_s``, ``settings`` (t_end, pairs, tau, transient, seed, dt, L, nodes),
+``literature`` and ``provenance`` to ``--json``.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import argparse
 import time
 
 import numpy as np
+from _provenance import add_json_option, write_result
 
 from ledmus.solvers import make
 from ledmus.solvers.lyapunov import leading_lyapunov
@@ -23,6 +29,7 @@ def main() -> None:
     ap.add_argument("--tau", type=float, default=1.0, help="renormalisation interval")
     ap.add_argument("--transient", type=float, default=500.0)
     ap.add_argument("--seed", type=int, default=0)
+    add_json_option(ap, "benchmarks/out/ks_lyapunov.json")
     args = ap.parse_args()
 
     solver = make("ks")
@@ -41,6 +48,17 @@ def main() -> None:
     print(f"per trajectory: {np.array2string(lam, precision=4)}")
     print("literature: 0.043-0.048 (seed 001: 0.048)")
     print(f"wall time {elapsed:.1f} s")
+    params = solver.params()
+    out = write_result(args.json, {
+        "benchmark": "ks_lyapunov", "lambda1_mean": float(lam.mean()), "lambda1_se": float(se),
+        "lambda1_per_trajectory": [float(x) for x in lam], "lyapunov_time": float(1 / lam.mean()),
+        "wall_s": elapsed,
+        "settings": {"t_end": args.t_end, "pairs": args.pairs, "tau": args.tau,
+                     "transient": args.transient, "seed": args.seed, "dt": solver.dt,
+                     "length": params.get("length"), "nodes": params.get("n_nodes")},
+        "literature": {"range": [0.043, 0.048], "seed_001": 0.048, "seed_001_lyapunov_time": 20.8},
+    })  # fmt: skip
+    print(f"# wrote {out}")
 
 
 if __name__ == "__main__":

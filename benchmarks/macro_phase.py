@@ -4,23 +4,22 @@ the decoding of the latents (``LED.decode_sequence`` chunk sizes, and where the 
 
     OMP_NUM_THREADS=1 python benchmarks/macro_phase.py [--model models/led_fhn.pt]
 
-Prints tables and writes ``benchmarks/out/macro_phase.json``.  Timings are the minimum
-over ``--reps`` repetitions, old and new interleaved (shared machines are noisy).
+Prints tables and writes ``benchmarks/out/macro_phase.json`` (with ``provenance``).
+Timings are the minimum over ``--reps`` repetitions, old and new interleaved (shared
+machines are noisy).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from _provenance import git_commit
+from _provenance import git_commit, write_result
 
 from ledmus.solvers import make
 from ledmus.surrogates import LatentRNN, load_model
@@ -252,9 +251,7 @@ def main() -> None:
               "machine": platform.node(), "processor": platform.processor(), "arch": platform.machine(),
               "free_run": free, "teacher_forced_step": fwd, "decode_chunks": chunks,
               "decode_breakdown": breakdown, "sgemm_gflops": gemm}  # fmt: skip
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    out = write_result(args.out, result)
     print(f"\n# wrote {out}")
 
 

@@ -15,7 +15,8 @@ S = T_micro / T_ledmus, and its states are the reference of the MNAD (eqs 22-23)
         --t-micro 25 --t-macro 125 225 --n-ics 10
 
 (KS: T_mu = 8 coarse steps of 0.25; AD-3D: T_mu = 50 coarse steps of 0.5, T_m = 250, 450
-steps.)  Writes ``sweep.json`` and ``sweep.png`` into ``--out``.  Every S is printed
+steps.)  Writes ``sweep.json`` (settings, ``micro_only_wall_s``, ``runs``: one row per
+coupled run, and ``provenance``) and ``sweep.png`` into ``--out``.  Every S is printed
 beside its bound, the inverse of the micro share of the coupled run's coarse steps
 (the speed-up if the macro phases and the coupling cost nothing).  The Latent run is
 measured twice: decoding every state (``record: states``) and keeping the macro states
@@ -35,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _provenance import git_commit
+from _provenance import git_commit, write_result
 
 from ledmus import metrics
 from ledmus.coupler.decode import fill_macro_states
@@ -150,12 +151,13 @@ def main() -> None:
         rows.append(r)
         print(json.dumps({k: v for k, v in r.items()}, default=float))
     result = {"system": args.system, "n_ics": len(ics), "warm": args.warm, "horizon": args.horizon,
-              "t_micro": args.t_micro, "micro_only_wall_s": t_micro_only, "runs": rows,
+              "t_micro": args.t_micro, "dt_coarse": dt, "model": model,
+              "micro_only_wall_s": t_micro_only, "runs": rows,
               "torch_threads": torch.get_num_threads(), "commit": git_commit(),
               "command": " ".join(sys.argv), "machine": platform.node(),
               "processor": platform.processor() or platform.machine(),
               "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}  # fmt: skip
-    (out / "sweep.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
+    write_result(out / "sweep.json", result)
     key = {"fhn": "mnad", "ks": "wasserstein", "ad3d": "wasserstein_all"}[args.system]
     print(f"\n| run | rho | micro fraction | {key} | S | bound 1/micro fraction | S / bound |"
           "\n|---|---|---|---|---|---|---|")  # fmt: skip

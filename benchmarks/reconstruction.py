@@ -8,6 +8,11 @@ the networks see, and for PCA with the same number of modes fitted on the traini
 
     python benchmarks/reconstruction.py configs/fhn.yaml --data data/fhn --dims 1 2 4 8 16
     python benchmarks/reconstruction.py configs/ks.yaml --data data/ks --dims 8
+
+Writes ``system``, ``config``, ``data``, ``train_shape``, ``test_shape``, ``epochs``,
+``rows`` (one per d_z: ``latent_dim``, ``ae_mse``, ``pca_mse``, ``ae_epochs``,
+``ae_wall_s``) and ``provenance`` to ``--json`` (default
+``benchmarks/out/reconstruction_<system>.json``).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import time
 
 import numpy as np
 import torch
+from _provenance import write_result
 
 from ledmus.data import read_trajectory
 from ledmus.surrogates.config import load_config, resolve
@@ -40,6 +46,8 @@ def main() -> None:
     ap.add_argument("--dims", type=int, nargs="+", default=[1, 2, 4, 8, 16])
     ap.add_argument("--epochs", type=int, help="override train_autoencoder.epochs")
     ap.add_argument("--test-samples", type=int, default=20_000, help="evenly spaced test samples")
+    ap.add_argument("--json", metavar="PATH",
+                    help="where to write the results (default benchmarks/out/reconstruction_<system>.json)")  # fmt: skip
     args = ap.parse_args()
     raw = load_config(args.config)
     if args.data:
@@ -55,6 +63,7 @@ def main() -> None:
           f"MSE in scaled units (test set)")  # fmt: skip
     print("| d_z | autoencoder MSE | PCA MSE (same modes) | AE epochs | AE wall s |")
     print("|---|---|---|---|---|")
+    rows = []
     for dim in args.dims:
         spec = {"system": cfg["system"], "state_shape": list(flat["train"].shape[1:]), "box": None,
                 "autoencoder": {**copy.deepcopy(cfg["autoencoder"]), "latent_dim": dim}, "rnn": cfg["rnn"]}  # fmt: skip
@@ -77,6 +86,13 @@ def main() -> None:
         n = flat["train"][0].size
         pca = pca_mse(scaled["train"].reshape(-1, n), scaled["test"].reshape(-1, n), dim)
         print(f"| {dim} | {mse:.3e} | {pca:.3e} | {len(hist['train'])} | {wall:.0f} |", flush=True)
+        rows.append({"latent_dim": dim, "ae_mse": mse, "pca_mse": pca,
+                     "ae_epochs": len(hist["train"]), "ae_wall_s": wall})  # fmt: skip
+    out = write_result(args.json or f"benchmarks/out/reconstruction_{cfg['system']}.json", {
+        "benchmark": "reconstruction", "system": cfg["system"], "config": args.config,
+        "data": cfg["data"], "train_shape": flat["train"].shape, "test_shape": flat["test"].shape,
+        "epochs": cfg["train_autoencoder"].get("epochs"), "rows": rows})  # fmt: skip
+    print(f"# wrote {out}")
 
 
 if __name__ == "__main__":

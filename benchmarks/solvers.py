@@ -7,6 +7,11 @@ Member-steps/s = steps/s x batch.  Peak memory is the state plus what numpy allo
 chunk of steps (tracemalloc, measured in a separate untimed pass).
 
     python benchmarks/solvers.py [--seconds 2] [--batches 1 64] [--systems fhn ks ad3d rw]
+                                 [--json benchmarks/out/solvers.json]
+
+Writes the table's numbers to ``--json``: ``cases`` (one per system and batch:
+``system``, ``batch``, ``steps_per_s``, ``member_steps_per_s``, ``peak_mib``,
+``target_steps_per_s``, ``target_met``, ``dt``, ``label``), ``seconds``, ``provenance``.
 """
 
 from __future__ import annotations
@@ -18,10 +23,12 @@ import time
 import tracemalloc
 
 import numpy as np
+from _provenance import add_json_option, write_result
 
 from ledmus.solvers import make, names
 
 TARGETS = {"fhn": 20_000, "ks": 10_000, "ad3d": 10_000, "rw": 500}  # steps/s at batch 1
+LABELS = {"rw": "rw (250k particles)"}  # the README's name of the case
 
 
 def measure(system: str, batch: int, seconds: float) -> tuple[float, float]:
@@ -54,6 +61,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=2.0, help="timed wall time per case")
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 64])
     ap.add_argument("--systems", nargs="+", default=list(names()), choices=names())
+    add_json_option(ap, "benchmarks/out/solvers.json")
     args = ap.parse_args()
     print(
         f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
@@ -61,17 +69,26 @@ def main() -> None:
     )
     print("| system | batch | micro steps/s | member-steps/s | peak MiB | target (batch 1) |")
     print("|---|---|---|---|---|---|")
+    cases = []
     for system in args.systems:
         for batch in args.batches:
             rate, peak = measure(system, batch, args.seconds)
-            target = TARGETS.get(system)
+            target = TARGETS.get(system) if batch == 1 else None
             verdict = ""
-            if batch == 1 and target:
+            if target:
                 verdict = f">= {target:,}: {'met' if rate >= target else 'MISSED'}"
             print(
                 f"| {system} | {batch} | {rate:,.0f} | {rate * batch:,.0f} | {peak:.2f} | {verdict} |",
                 flush=True,
             )
+            cases.append({"system": system, "label": LABELS.get(system, system), "batch": batch,
+                          "dt": make(system).dt, "steps_per_s": rate,
+                          "member_steps_per_s": rate * batch, "peak_mib": peak,
+                          "target_steps_per_s": target,
+                          "target_met": None if target is None else rate >= target})  # fmt: skip
+    out = write_result(args.json, {"benchmark": "solvers", "seconds": args.seconds,
+                                   "batches": args.batches, "cases": cases})  # fmt: skip
+    print(f"# wrote {out}")
 
 
 if __name__ == "__main__":

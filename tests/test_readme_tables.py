@@ -1,0 +1,422 @@
+"""tools/readme_tables.py: each README block rendered from a small hand-written JSON, the
+marker replacement, ``--check``/``--strict``, and README.md in sync with benchmarks/out.
+No benchmark runs here."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load_tool():
+    spec = importlib.util.spec_from_file_location(
+        "readme_tables", ROOT / "tools" / "readme_tables.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["readme_tables"] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+rt = _load_tool()
+
+PROV = {"commit": "0123456789abcdef", "dirty": False, "command": "python benchmarks/x.py --a 1",
+        "machine": "vm", "threads": 1, "omp_num_threads": "1", "cpu_count": 2}  # fmt: skip
+
+
+def doc(**payload):
+    return {**payload, "provenance": PROV}
+
+
+# ---------------------------------------------------------------------------- renderers
+def test_solvers():
+    d = doc(cases=[
+        {"system": "fhn", "label": "fhn", "batch": 1, "steps_per_s": 43311.2, "member_steps_per_s": 43311.2,
+         "peak_mib": 0.0257, "target_steps_per_s": 20000, "target_met": True},
+        {"system": "rw", "label": "rw (250k particles)", "batch": 64, "steps_per_s": 12.4,
+         "member_steps_per_s": 792.1, "peak_mib": 320.5, "target_steps_per_s": None, "target_met": None},
+        {"system": "rw", "label": "rw", "batch": 1, "steps_per_s": 400.0, "member_steps_per_s": 400.0,
+         "peak_mib": 5.07, "target_steps_per_s": 500, "target_met": False}])  # fmt: skip
+    assert rt.render_solvers({"solvers.json": d}) == (
+        "| system | batch | micro steps/s | member-steps/s | peak MiB | target (batch 1) |\n"
+        "|---|---|---|---|---|---|\n"
+        "| fhn | 1 | 43,311 | 43,311 | 0.03 | ≥ 20,000: met |\n"
+        "| rw (250k particles) | 64 | 12 | 792 | 320.50 | |\n"
+        "| rw | 1 | 400 | 400 | 5.07 | ≥ 500: MISSED |"
+    )
+
+
+def test_ks_lyapunov():
+    d = doc(lambda1_mean=0.04721, lambda1_se=0.00139, lyapunov_time=21.18, wall_s=15.6,
+            settings={"pairs": 8, "t_end": 2000.0, "length": 22.0})  # fmt: skip
+    assert rt.render_ks_lyapunov({"ks_lyapunov.json": d}) == (
+        "λ₁ = 0.0472 ± 0.0014 (standard error over the 8 trajectories; Lyapunov time 21.2, "
+        "16 s wall). Literature for L = 22: 0.043–0.048 (seed 001: 0.048, Lyapunov time 20.8)."
+    )
+
+
+def test_dataset_times():
+    rows = [{"system": "fhn", "wall_s": 80.4}, {"system": "ad3d", "wall_s": 409.6}]
+    assert rt.render_dataset_times({"dataset_times.json": doc(scale="paper", systems=rows)}) == (
+        "fhn 80 s, ad3d 410 s."
+    )
+    small = rt.render_dataset_times({"dataset_times.json": doc(scale="small", systems=rows[:1])})
+    assert small == "fhn 80 s (scale small)."
+
+
+def test_latent_throughput_adds_a_device_column_only_for_gpus():
+    row = {"batch": 1024, "device": "cpu", "latent_steps_per_s": 1759.2, "led_member_dt_per_s": 1800897.0,
+           "micro_member_dt_per_s": 1398.4, "ratio": 1287.8}  # fmt: skip
+    assert rt.render_latent_throughput(
+        {"latent_throughput.json": doc(system="fhn", rows=[row])}
+    ) == (
+        "| batch | latent steps/s | member-Δt/s LED | member-Δt/s LB | ratio |\n"
+        "|---|---|---|---|---|\n"
+        "| 1024 | 1,759 | 1,800,897 | 1,398 | 1,288 |"
+    )
+    gpu = rt.render_latent_throughput(
+        {"latent_throughput.json": doc(system="ks", rows=[row, {**row, "device": "cuda"}])}
+    )
+    assert gpu.splitlines()[0] == (
+        "| batch | device | latent steps/s | member-Δt/s LED | member-Δt/s micro | ratio |"
+    )
+    assert gpu.splitlines()[3].startswith("| 1024 | cuda | 1,759 |")
+
+
+def test_coupling_overhead_merges_the_ensemble_runs():
+    row = {"t_macro": 10.0, "t_micro": 10.0, "windows": 98, "embedded_loop_s": 4.214, "muscle3_loop_s": 4.651,
+           "ratio": 1.1037, "per_exchange_ms": 4.46, "embedded_command_s": 6.21, "muscle3_command_s": 11.52}  # fmt: skip
+    docs = {"coupling_overhead.json": doc(settings={"ensemble": 1}, rows=[{**row, "t_macro": 50.0}, row]),
+            "coupling_overhead_ens20.json": doc(settings={"ensemble": 20}, rows=[row])}  # fmt: skip
+    lines = rt.render_coupling_overhead(docs).splitlines()
+    assert lines[0] == ("| ensemble | T_m / T_mu | windows | embedded loop | MUSCLE3 loop | ratio | "
+                        "per exchange | whole command, embedded / MUSCLE3 |")  # fmt: skip
+    assert lines[2] == "| 1 | 10 / 10 | 98 | 4.21 s | 4.65 s | 1.10 | 4.5 ms | 6.2 s / 11.5 s |"
+    assert [line.split(" | ")[:2] for line in lines[2:]] == [["| 1", "10 / 10"], ["| 1", "50 / 10"],
+                                                               ["| 20", "10 / 10"]]  # fmt: skip
+
+
+def test_reconstruction():
+    rows = [
+        {"latent_dim": 1, "ae_mse": 1.06e-3, "pca_mse": 0.185},
+        {"latent_dim": 8, "ae_mse": 1.8e-5, "pca_mse": 4.6e-7},
+    ]
+    docs = {"reconstruction_ks.json": doc(system="ks", rows=[{"latent_dim": 8, "ae_mse": 2.4e-3, "pca_mse": 0.033}]),
+            "reconstruction_fhn.json": doc(system="fhn", rows=rows)}  # fmt: skip
+    assert rt.render_reconstruction(docs) == (
+        "| system | d_z | autoencoder | PCA, same number of modes |\n"
+        "|---|---|---|---|\n"
+        "| FHN | 1 / 8 | 1.1e-3 / 1.8e-5 | 0.185 / 4.6e-7 |\n"
+        "| KS | 8 | 2.4e-3 | 0.033 |"
+    )
+
+
+FHN_EVAL = {"system": "fhn", "model": "models/led_fhn.pt", "horizon": 8000, "n_ics": 100, "t_warm": 60,
+            "mnad_u": 0.00391, "mnad_v": 0.00416, "mnad_u_451": 0.00268, "mnad_v_451": 0.00284}  # fmt: skip
+
+
+def test_evaluation_fhn():
+    assert rt.render_evaluation_fhn({"led_fhn_evaluate.json": FHN_EVAL}) == (
+        "| measure | ledmus | paper (seed 001) |\n"
+        "|---|---|---|\n"
+        '| MNAD u, horizon 8000 | 0.0039 | ≈ 0.04 (Fig. 34, "Latent") |\n'
+        "| MNAD v, horizon 8000 | 0.0042 | ≈ 0.04 |\n"
+        "| MNAD u, first 451 steps (CSPDE protocol) | 0.0027 | LED below all CSPDE variants (Fig. 31) |\n"
+        "| MNAD v, first 451 steps | 0.0028 | |"
+    )
+
+
+def test_pca_fhn():
+    pca = {
+        **FHN_EVAL,
+        "mnad_u": 0.05297,
+        "mnad_v": 0.03964,
+        "mnad_u_451": 0.01958,
+        "mnad_v_451": 0.01452,
+    }
+    docs = {"pca_fhn_evaluate.json": pca, "led_fhn_evaluate.json": FHN_EVAL}
+    assert rt.render_pca_fhn(docs) == (
+        "MNAD u / v 0.0530 / 0.0396 (first 451 steps 0.0196 / 0.0145), against the LED's "
+        "0.0039 / 0.0042."
+    )
+
+
+MODELS = doc(models=[
+    {"file": "models/led_ks.pt", "kb": 645.2, "kind": "led", "system": "ks", "rnn": {"cell": "gru"},
+     "training_wall_s": {"autoencoder": 29.7, "rnn": 179.4, "total": 209.1}, "restarts": 1,
+     "chosen_restart": 0, "threads": None},
+    {"file": "models/led_fhn.pt", "kb": 525.0, "kind": "led", "system": "fhn", "rnn": {"cell": "lstm"},
+     "training_wall_s": {"autoencoder": 69.4, "rnn": 899.1, "total": 968.5}, "restarts": 8,
+     "chosen_restart": 2, "threads": 1},
+    {"file": "models/led_ad3d.pt", "kb": 625.0, "kind": "led", "system": "ad3d", "rnn": {"cell": "lstm"},
+     "training_wall_s": {"autoencoder": 373.2, "rnn": 26.1, "total": 399.3}, "restarts": 1,
+     "chosen_restart": 0, "threads": None},
+    {"file": "models/led_ad1d.pt", "kb": 600.0, "kind": "led", "system": "ad1d", "rnn": {"cell": "lstm"},
+     "training_wall_s": {"autoencoder": 276.0, "rnn": 21.0, "total": 297.0}, "restarts": 1,
+     "chosen_restart": 0, "threads": None, "shipped": False}])  # fmt: skip
+
+
+def test_evaluation_ks_ad3d():
+    ks = {"system": "ks", "model": "models/led_ks.pt", "horizon": 3940, "n_ics": 100, "t_warm": 60,
+          "valid_time_lyapunov": 1.0912, "wasserstein": 0.01004, "l1_histogram": 0.0321,
+          "power_spectrum_error": 6.98, "lyapunov_exponent": 0.048}  # fmt: skip
+    ad = {"system": "ad3d", "model": "models/led_ad3d.pt", "horizon": 940, "n_ics": 10, "t_warm": 60,
+          "wasserstein_all": 0.0798, "wasserstein_last": 0.281, "l1_histogram_all": 0.309,
+          "m1_mae": 0.196, "m2_mae": 0.0201}  # fmt: skip
+    docs = {"led_ks_evaluate.json": ks, "led_ad3d_evaluate.json": ad, "models.json": MODELS,
+            "led_ad1d_evaluate.json": {**ad, "system": "ad1d", "model": "models/led_ad1d.pt"}}  # fmt: skip
+    assert rt.render_evaluation_ks_ad3d(docs) == (
+        "| system | training | measure | ledmus | paper |\n"
+        "|---|---|---|---|---|\n"
+        "| KS | 209 s (AE 30 s, GRU 179 s) | valid prediction time (NAD < 0.1), 100 ICs, T_warm 60 "
+        "| 1.09 Lyapunov times (λ₁ = 0.048) | ≥ 1 (Fig. 42) |\n"
+        "| KS | | state-value distribution over 3940 steps: W1 / L1 histogram | 0.010 / 0.032 "
+        '| "captured" (Fig. 41) |\n'
+        "| KS | | power-spectrum error (mean \\|Δlog10 P\\| over all wavenumbers) | 7.0 decades | |\n"
+        "| AD-3D | 399 s (AE 373 s, LSTM 26 s) | W1 of particle positions, all 940 steps, 10 test runs "
+        "| 0.080 | |\n"
+        "| AD-3D | | W1 at the last step / L1 histogram (all steps) | 0.28 / 0.31 | |\n"
+        "| AD-3D | | M1 (mean position) / M2 (variance): mean abs. error | 0.20 / 0.020 | |\n"
+        "| AD-1D | 297 s (AE 276 s, LSTM 21 s; not shipped) | W1 of particle positions, all 940 steps, 10 test runs | 0.080 | |\n"
+        "| AD-1D | | W1 at the last step / L1 histogram (all steps) | 0.28 / 0.31 | |\n"
+        "| AD-1D | | M1 (mean position) / M2 (variance): mean abs. error | 0.20 / 0.020 | |"
+    )
+
+
+def test_training_times():
+    assert rt.render_training_times({"models.json": MODELS}) == (
+        "Training wall times recorded in the checkpoints: `led_fhn.pt` (525 kB) 968 s "
+        "(AE 69 s, LSTM 899 s) [8 RNN restarts, index 2 chosen; 1 thread], `led_ks.pt` (645 kB) "
+        "209 s (AE 30 s, GRU 179 s), `led_ad1d.pt` (600 kB) 297 s (AE 276 s, LSTM 21 s; "
+        "not shipped) and `led_ad3d.pt` (625 kB) 399 s (AE 373 s, LSTM 26 s)."
+    )
+
+
+def run(label, rho, fraction, speedup, record="states", **errors):
+    return {"label": label, "rho": rho, "micro_fraction": fraction, "bound": 1 / fraction,
+            "speedup": speedup, "s_over_bound": speedup * fraction, "record": record, **errors}  # fmt: skip
+
+
+def test_fhn_sweep_pairs_states_and_latents_rows():
+    runs = [run("T_m=10", 1.0, 0.504, 1.92, mnad=[0.01228, 0.01324]),
+            run("T_m=1000", 100.0, 0.0161, 48.7, mnad=[0.00373, 0.00396]),
+            run("T_m=10 (latents recorded)", 1.0, 0.504, 2.04, "latents", mnad=[0.01228, 0.01324]),
+            run("Latent", None, 0.00744, 61.6, mnad=[0.00391, 0.00416]),
+            run("pca T_m=50", 5.0, 0.172, 5.70, mnad=[0.1616, 0.1775])]  # fmt: skip
+    d = doc(system="fhn", t_micro=10.0, dt_coarse=1.0, runs=runs)
+    assert rt.render_fhn_sweep({"fhn_sweep/sweep.json": d}) == (
+        "| run | ρ = T_m/T_mu | micro share | MNAD u / v | S (states recorded) | S (latents recorded) "
+        "| bound | S / bound (states / latents) | paper (Fig. 7) |\n"
+        "|---|---|---|---|---|---|---|---|---|\n"
+        "| T_m = 10 | 1 | 0.504 | 0.0123 / 0.0132 | 1.9 | 2.0 | 2.0 | 0.97 / 1.03 | MNAD ≈ 0.01, S ≈ 2 |\n"
+        "| T_m = 1000 | 100 | 0.016 | 0.0037 / 0.0040 | 48.7 | – | 62.1 | 0.78 | |\n"
+        "| Latent | – | 0.007 | 0.0039 / 0.0042 | 61.6 | – | 134.4 | 0.46 | MNAD ≈ 0.04 |\n"
+        "| PCA baseline, T_m = 50 | 5 | 0.172 | 0.1616 / 0.1775 | 5.7 | – | 5.8 | 0.98 | |"
+    )
+
+
+def test_ks_sweep_counts_t_m_in_coarse_steps():
+    runs = [run("T_m=2", 1.0, 0.507, 1.245, wasserstein=0.0055, l1_histogram=0.0247, valid_time_lyapunov=1.3613),
+            run("T_m=10", 5.0, 0.179, 2.104, wasserstein=0.00747, l1_histogram=0.029, valid_time_lyapunov=1.1003),
+            run("Latent (latents recorded)", None, 0.015, 3.5, "latents", wasserstein=0.0088,
+                l1_histogram=0.0328, valid_time_lyapunov=1.1048),
+            run("Latent", None, 0.015, 3.07, wasserstein=0.0088, l1_histogram=0.0328, valid_time_lyapunov=1.1048)]  # fmt: skip
+    d = doc(system="ks", t_micro=2.0, dt_coarse=0.25, runs=runs)
+    assert rt.render_ks_sweep({"ks_sweep/sweep.json": d}) == (
+        "| run | ρ | micro share | Wasserstein | L1 histogram | valid time (NAD < 0.1) | S |\n"
+        "|---|---|---|---|---|---|---|\n"
+        "| T_m = 8 steps | 1 | 0.51 | 0.0055 | 0.025 | 1.36 Lyapunov times | 1.2 |\n"
+        "| T_m = 40 | 5 | 0.18 | 0.0075 | 0.029 | 1.10 | 2.1 |\n"
+        "| Latent | – | 0.015 | 0.0088 | 0.033 | 1.10 | 3.1 |"
+    )
+
+
+def test_ad3d_sweep():
+    errs = {
+        "wasserstein_all": 0.02101,
+        "wasserstein_last": 0.07165,
+        "m1_mae": 0.08286,
+        "m2_mae": 0.01165,
+    }
+    d = doc(system="ad3d", t_micro=25.0, dt_coarse=0.5,
+            runs=[run("T_m=125", 5.0, 0.21, 3.626, **errs), run("Latent", None, 0.06, 11.81, **errs)])  # fmt: skip
+    assert rt.render_ad3d_sweep({"ad3d_sweep/sweep.json": d}) == (
+        "| run | ρ | micro share | W1 all steps | W1 last step | M1 / M2 error | S |\n"
+        "|---|---|---|---|---|---|---|\n"
+        "| T_m = 250 steps | 5 | 0.21 | 0.021 | 0.072 | 0.083 / 0.012 | 3.6 |\n"
+        "| Latent | – | 0.06 | 0.021 | 0.072 | 0.083 / 0.012 | 11.8 |"
+    )
+
+
+def mutation(target, modules, tests, killed, total, equivalent, commit, dirty=False):
+    return {"target": target, "modules": modules, "tests": tests, "killed": killed, "total": total,
+            "equivalent_count": equivalent, "score": killed / (total - equivalent),
+            "git_commit": commit, "git_dirty": dirty, "machine": {"node": "vm", "processor": ""}}  # fmt: skip
+
+
+def test_mutation_table_and_its_source_line():
+    docs = {"mutation_protocol.json": mutation("protocol", ["ledmus/surrogates/macro.py", "ledmus/surrogates/led_macro.py"],
+                                               ["tests/test_coupler_parts.py", "tests/test_pca.py"], 228, 235, 5, "bbbbbbbbb", True),
+            "mutation_metrics.json": mutation("metrics", ["ledmus/metrics.py"], ["tests/test_metrics.py"],
+                                              221, 232, 7, "aaaaaaaaa")}  # fmt: skip
+    assert rt.render_mutation(docs) == (
+        "| target | modules | tests | killed / mutants | equivalent | score |\n"
+        "|---|---|---|---|---|---|\n"
+        "| `metrics` | `metrics.py` | `test_metrics.py` | 221 / 232 | 7 | 98.2 % |\n"
+        "| `protocol` | `surrogates/macro.py`, `surrogates/led_macro.py` | `test_coupler_parts.py`, "
+        "`test_pca.py` | 228 / 235 | 5 | 99.1 % |"
+    )
+    assert rt.source_mutation(docs, lambda rel: f"out/{rel}") == (
+        "<sub>from out/mutation_metrics.json (commit aaaaaaa, machine vm): "
+        "`python tools/mutation.py metrics`; out/mutation_protocol.json (commit bbbbbbb-dirty, "
+        "machine vm): `python tools/mutation.py protocol`</sub>"
+    )
+
+
+def test_quickstart():
+    m3 = {"engine": "muscle3", "speedup": 4.38, "micro_only_wall_s": 10.31, "wall_s": 2.354, "command_wall_s": 22.4,
+          "mnad_u": 0.00271, "mnad_v": 0.00289, "metrics": {"settings": {"ensemble": 1}}}  # fmt: skip
+    emb = {**m3, "engine": "embedded", "speedup": 4.5, "wall_s": 2.29, "command_wall_s": 5.2}
+    d = doc(settings_overrides={}, runs=[m3, emb])
+    assert rt.render_quickstart({"quickstart.json": d}) == (
+        "Measured here: speed-up 4.4 (the micro-only run at batch 1 took 10.3 s, the coupled loop "
+        "2.35 s, recording included); the whole command takes 22 s including MUSCLE3 start-up; "
+        "MNAD u 0.0027, v 0.0029. Embedded (`ledmus run`): speed-up 4.5, coupled loop 2.29 s, "
+        "whole command 5 s; MNAD u 0.0027, v 0.0029."
+    )
+    smoke = rt.render_quickstart(
+        {"quickstart.json": doc(settings_overrides={"t_end": 200}, runs=[emb])}
+    )
+    assert smoke.startswith("Embedded") and smoke.endswith("(Settings changed: t_end=200.)")
+
+
+def test_ablation_groups_seeds_per_variant():
+    base = {"train_wall_s": 1.0, "best_epoch": 3, "mnad_v": 0.1}
+    rows = [{**base, "variant": "paper", "seed": 0, "residual": False, "noise": 0, "validation": "teacher_forced",
+             "mnad_u": 0.0731},
+            {**base, "variant": "fr", "seed": 0, "residual": True, "noise": 0.01, "validation": "free_run",
+             "mnad_u": 0.0903},
+            {**base, "variant": "fr", "seed": 1, "residual": True, "noise": 0.01, "validation": "free_run",
+             "mnad_u": 0.00452}]  # fmt: skip
+    assert rt.render_ablation({"fhn_rnn_ablation.json": doc(horizon=8000, rows=rows)}) == (
+        "| read-out | input noise | early stopping on | seed | MNAD u (8000) |\n"
+        "|---|---|---|---|---|\n"
+        "| eq 16, `z = W h` | 0 | one-step (teacher-forced) | 0 | 0.073 |\n"
+        "| increment `z + W h` | 1 % | free-run validation | 0 / 1 | 0.090 / 0.0045 |"
+    )
+
+
+def test_every_block_has_a_renderer_test():
+    tests = [name for name in globals() if name.startswith("test_")]
+    for block in rt.BLOCKS:
+        assert any(t == f"test_{block}" or t.startswith(f"test_{block}_") for t in tests), block
+
+
+# ---------------------------------------------------------------------------- provenance
+def test_source_line_from_provenance_and_from_older_top_level_keys():
+    new = {**PROV, "dirty": True, "threads": 2}
+    old = {"commit": "fedcba9876", "command": "benchmarks/multiscale_sweep.py fhn", "machine": "vm",
+           "torch_threads": 1}  # fmt: skip
+    docs = {
+        "a.json": {"provenance": new},
+        "b.json": {"provenance": new},
+        "c/sweep.json": old,
+        "d.json": {},
+    }
+    assert rt.default_source(docs, lambda rel: f"benchmarks/out/{rel}") == (
+        "<sub>from benchmarks/out/a.json, benchmarks/out/b.json (commit 0123456-dirty, 2 threads, "
+        "machine vm): `python benchmarks/x.py --a 1`; benchmarks/out/c/sweep.json (commit fedcba9, "
+        "1 thread, machine vm): `python benchmarks/multiscale_sweep.py fhn`; benchmarks/out/d.json "
+        "(commit not recorded)</sub>"
+    )
+    assert (
+        rt.describe({"commit": "abcdef012", "omp_num_threads": "1"})
+        == "commit abcdef0, OMP_NUM_THREADS=1"
+    )
+    assert (
+        rt.describe({"commit": "abcdef012", "cpu_count": 2})
+        == "commit abcdef0, threads not set, 2 cores"
+    )
+
+
+# ------------------------------------------------------------------- markers and --check
+README_TEXT = """# Title
+
+Prose with a number 4.4 that stays.
+
+<!-- table: dataset_times -->
+old text
+<!-- /table -->
+Between the blocks.
+<!-- table: ks_lyapunov -->
+λ₁ = stale.
+<!-- /table -->
+
+Tail | with a pipe.
+"""
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "dataset_times.json").write_text(json.dumps(
+        doc(scale="paper", systems=[{"system": "fhn", "wall_s": 80.0}])))  # fmt: skip
+    readme = tmp_path / "README.md"
+    readme.write_text(README_TEXT)
+    return readme, out
+
+
+def test_regenerate_replaces_only_between_markers(workspace):
+    readme, out = workspace
+    warnings = []
+    new, skipped = rt.regenerate(README_TEXT, out, warn=warnings.append)
+    assert skipped == ["ks_lyapunov"]
+    assert any("ks_lyapunov" in w and "ks_lyapunov.json" in w for w in warnings)
+    block = ("<!-- table: dataset_times -->\nfhn 80 s.\n\n<sub>from " + f"{out}/dataset_times.json "
+             "(commit 0123456, 1 thread, machine vm): `python benchmarks/x.py --a 1`</sub>\n<!-- /table -->")  # fmt: skip
+    assert new == README_TEXT.replace(
+        "<!-- table: dataset_times -->\nold text\n<!-- /table -->", block
+    )
+    again, _ = rt.regenerate(new, out, warn=lambda m: None)
+    assert again == new  # idempotent
+
+
+def test_check_reports_a_difference_and_rewriting_fixes_it(workspace, capsys):
+    readme, out = workspace
+    args = ["--readme", str(readme), "--out-dir", str(out)]
+    assert rt.main(["--check", *args]) == 1
+    captured = capsys.readouterr()
+    assert "-old text" in captured.out and "+fhn 80 s." in captured.out
+    assert readme.read_text() == README_TEXT  # --check writes nothing
+    assert rt.main(args) == 0
+    assert "fhn 80 s." in readme.read_text()
+    assert rt.main(["--check", *args]) == 0
+    assert rt.main(["--check", "--strict", *args]) == 1  # ks_lyapunov.json is missing
+    (out / "ks_lyapunov.json").write_text(json.dumps(
+        doc(lambda1_mean=0.047, lambda1_se=0.001, lyapunov_time=21.3, wall_s=16.0,
+            settings={"pairs": 8, "length": 22.0})))  # fmt: skip
+    assert rt.main(["--check", "--strict", *args]) == 1
+    assert rt.main(args) == 0
+    assert rt.main(["--check", "--strict", *args]) == 0
+    assert readme.read_text().startswith("# Title\n\nProse with a number 4.4 that stays.\n")
+
+
+def test_unknown_block_name_is_an_error(tmp_path):
+    with pytest.raises(SystemExit, match="nonsense"):
+        rt.regenerate(
+            "<!-- table: nonsense -->\nx\n<!-- /table -->\n", tmp_path, warn=lambda m: None
+        )
+
+
+def test_readme_is_in_sync_with_benchmarks_out(capsys):
+    """README blocks whose JSON exists in benchmarks/out equal what the JSON gives; after a
+    benchmark run: python tools/readme_tables.py"""
+    code = rt.main(["--check"])
+    assert code == 0, capsys.readouterr().out

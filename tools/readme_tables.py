@@ -1,0 +1,650 @@
+"""Regenerate the README's tables and measured sentences from the benchmark JSONs.
+
+README.md marks each generated block::
+
+    <!-- table: NAME -->
+    ...generated: a table or a short paragraph, then a line naming its source...
+    <!-- /table -->
+
+and this script replaces what lies between the markers by what the JSONs under
+``benchmarks/out/`` give (``BLOCKS`` below: which files feed which block).  Text outside
+the markers is never touched.  A block whose JSON is missing is left as it is (the
+script says so on stderr).
+
+    python tools/readme_tables.py                   # rewrite README.md in place (atomically)
+    python tools/readme_tables.py --check           # exit 1 and print a diff if README.md differs
+    python tools/readme_tables.py --check --strict  # ... or if a block's JSON is missing
+    python tools/readme_tables.py --out-dir /tmp/smoke --readme /tmp/README.md
+
+The last line of every block names its source files, the commit (``-dirty``: tracked files
+differed from it), the thread count and the machine from the JSON's ``provenance`` (or the
+older top-level keys ``commit``/``git_commit``, ``machine``, ``torch_threads``), and the
+command that wrote the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import glob
+import json
+import math
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+OUT_DIR = ROOT / "benchmarks" / "out"
+
+MARKER = re.compile(
+    r"^<!-- table: (?P<name>[\w-]+) -->\n(?P<body>.*?)^<!-- /table -->$", re.S | re.M
+)
+
+Docs = dict[str, dict[str, Any]]  # file (relative to the out dir) -> parsed JSON
+
+
+# ------------------------------------------------------------------------------ formats
+def fixed(x: float | None, digits: int) -> str:
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
+def sig(x: float | None, n: int = 2) -> str:
+    """``n`` significant digits in fixed notation, trailing zeros kept (0.080, 0.28, 7.0)."""
+    if x is None:
+        return "–"
+    if x == 0 or not math.isfinite(x):
+        return f"{x:g}"
+    digits = max(0, n - 1 - math.floor(math.log10(abs(x))))
+    return f"{x:.{digits}f}"
+
+
+def sci(x: float, n: int = 2) -> str:
+    """Small numbers as ``1.8e-5``, from 0.01 up as ``0.185``."""
+    if x >= 0.01:
+        return f"{x:.3g}"
+    mantissa, exponent = f"{x:.{n - 1}e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def count(x: float) -> str:
+    return f"{x:,.0f}"
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    out = ["| " + " | ".join(cells) + " |" for cells in (header, *rows)]
+    out.insert(1, "|" + "---|" * len(header))
+    return "\n".join(re.sub(r"\|  (?=\|)", "| ", line) for line in out)
+
+
+def join_words(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+# --------------------------------------------------------------------------- provenance
+def provenance_of(doc: dict[str, Any]) -> dict[str, Any]:
+    """The ``provenance`` block, or the same fields from older top-level keys."""
+    if isinstance(doc.get("provenance"), dict):
+        return doc["provenance"]
+    machine = doc.get("machine")
+    if isinstance(machine, dict):
+        machine = machine.get("node")
+    command = doc.get("command")
+    if command and command.split()[0].endswith(".py"):  # argv without the interpreter
+        command = f"python {command}"
+    threads = doc.get("threads", doc.get("torch_threads"))
+    return {"commit": doc.get("commit", doc.get("git_commit")),
+            "dirty": doc.get("dirty", doc.get("git_dirty")), "command": command,
+            "machine": machine if isinstance(machine, str) else None, "threads": threads,
+            "omp_num_threads": doc.get("omp_num_threads")}  # fmt: skip
+
+
+def describe(prov: dict[str, Any]) -> str:
+    """``commit abc1234, 1 thread, machine vm``."""
+    parts = []
+    commit = prov.get("commit")
+    if commit and commit != "unknown":
+        parts.append(f"commit {commit[:7]}{'-dirty' if prov.get('dirty') else ''}")
+    else:
+        parts.append("commit not recorded")
+    threads, omp = prov.get("threads"), prov.get("omp_num_threads")
+    if threads is not None:
+        parts.append(f"{threads} thread{'' if threads == 1 else 's'}")
+    elif omp:
+        parts.append(f"OMP_NUM_THREADS={omp}")
+    elif prov.get("cpu_count"):
+        parts.append(f"threads not set, {prov['cpu_count']} cores")
+    if prov.get("machine"):
+        parts.append(f"machine {prov['machine']}")
+    return ", ".join(parts)
+
+
+def source_line(entries: list[tuple[str, str, str | None]]) -> str:
+    """``<sub>from FILE (provenance): `command`; …</sub>``; ``entries``: (shown path,
+    provenance text, command); files with the same provenance and command are merged."""
+    groups: dict[tuple[str, str | None], list[str]] = {}
+    for path, desc, command in entries:
+        groups.setdefault((desc, command), []).append(path)
+    parts = []
+    for (desc, command), paths in groups.items():
+        text = f"{', '.join(paths)} ({desc})"
+        parts.append(f"{text}: `{command}`" if command else text)
+    return f"<sub>from {'; '.join(parts)}</sub>"
+
+
+def default_source(docs: Docs, shown: Callable[[str], str]) -> str:
+    entries = []
+    for rel, doc in docs.items():
+        prov = provenance_of(doc)
+        entries.append((shown(rel), describe(prov), prov.get("command")))
+    return source_line(entries)
+
+
+# ---------------------------------------------------------------------------- renderers
+def render_solvers(docs: Docs) -> str:
+    doc = docs["solvers.json"]
+    rows = []
+    for c in doc["cases"]:
+        target = c.get("target_steps_per_s")
+        verdict = f"≥ {target:,}: {'met' if c['target_met'] else 'MISSED'}" if target else ""
+        rows.append([c.get("label", c["system"]), str(c["batch"]), count(c["steps_per_s"]),
+                     count(c["member_steps_per_s"]), f"{c['peak_mib']:.2f}", verdict])  # fmt: skip
+    header = ["system", "batch", "micro steps/s", "member-steps/s", "peak MiB", "target (batch 1)"]
+    return table(header, rows)
+
+
+def render_ks_lyapunov(docs: Docs) -> str:
+    d = docs["ks_lyapunov.json"]
+    s = d["settings"]
+    lit = d.get("literature", {"range": [0.043, 0.048], "seed_001": 0.048,
+                               "seed_001_lyapunov_time": 20.8})  # fmt: skip
+    lo, hi = lit["range"]
+    return (f"λ₁ = {d['lambda1_mean']:.4f} ± {d['lambda1_se']:.4f} (standard error over the "
+            f"{s['pairs']} trajectories; Lyapunov time {d['lyapunov_time']:.1f}, "
+            f"{d['wall_s']:.0f} s wall). Literature for L = {s.get('length', 22):g}: {lo:g}–{hi:g} "
+            f"(seed 001: {lit['seed_001']:g}, Lyapunov time {lit['seed_001_lyapunov_time']:g}).")  # fmt: skip
+
+
+def render_dataset_times(docs: Docs) -> str:
+    d = docs["dataset_times.json"]
+    text = ", ".join(f"{r['system']} {r['wall_s']:.0f} s" for r in d["systems"])
+    return text + ("." if d.get("scale", "paper") == "paper" else f" (scale {d['scale']}).")
+
+
+def render_latent_throughput(docs: Docs) -> str:
+    d = docs["latent_throughput.json"]
+    devices = sorted({r["device"] for r in d["rows"]})
+    micro = "LB" if d.get("system") == "fhn" else "micro"
+    header = ["batch", "latent steps/s", "member-Δt/s LED", f"member-Δt/s {micro}", "ratio"]
+    if devices != ["cpu"]:
+        header.insert(1, "device")
+    rows = []
+    for r in d["rows"]:
+        cells = [str(r["batch"]), count(r["latent_steps_per_s"]), count(r["led_member_dt_per_s"]),
+                 count(r["micro_member_dt_per_s"]), count(r["ratio"])]  # fmt: skip
+        if devices != ["cpu"]:
+            cells.insert(1, r["device"])
+        rows.append(cells)
+    return table(header, rows)
+
+
+def render_coupling_overhead(docs: Docs) -> str:
+    rows = []
+    for doc in docs.values():
+        ensemble = doc.get("settings", {}).get("ensemble", 1)
+        rows += [{"ensemble": ensemble, **r} for r in doc["rows"]]
+    rows.sort(key=lambda r: (r["ensemble"], r["t_macro"]))
+    header = ["ensemble", "T_m / T_mu", "windows", "embedded loop", "MUSCLE3 loop", "ratio",
+              "per exchange", "whole command, embedded / MUSCLE3"]  # fmt: skip
+    return table(header, [[str(r["ensemble"]), f"{r['t_macro']:g} / {r.get('t_micro', 10):g}",
+                           str(r["windows"]), f"{r['embedded_loop_s']:.2f} s",
+                           f"{r['muscle3_loop_s']:.2f} s", f"{r['ratio']:.2f}",
+                           f"{r['per_exchange_ms']:.1f} ms",
+                           f"{r['embedded_command_s']:.1f} s / {r['muscle3_command_s']:.1f} s"]
+                          for r in rows])  # fmt: skip
+
+
+SYSTEM_NAMES = {"fhn": "FHN", "ks": "KS", "ad1d": "AD-1D", "ad3d": "AD-3D", "rw": "RW"}
+SYSTEM_ORDER = ["fhn", "ks", "ad1d", "ad3d", "rw"]
+
+
+def _system_key(system: str) -> tuple[int, str]:
+    return (SYSTEM_ORDER.index(system) if system in SYSTEM_ORDER else len(SYSTEM_ORDER), system)
+
+
+def render_reconstruction(docs: Docs) -> str:
+    rows = []
+    for doc in sorted(docs.values(), key=lambda d: _system_key(d["system"])):
+        r = doc["rows"]
+        rows.append([SYSTEM_NAMES.get(doc["system"], doc["system"]),
+                     " / ".join(str(x["latent_dim"]) for x in r),
+                     " / ".join(sci(x["ae_mse"]) for x in r),
+                     " / ".join(sci(x["pca_mse"]) for x in r)])  # fmt: skip
+    return table(["system", "d_z", "autoencoder", "PCA, same number of modes"], rows)
+
+
+def render_evaluation_fhn(docs: Docs) -> str:
+    d = docs["led_fhn_evaluate.json"]
+    span = _span(d)
+    rows = [[f"MNAD u, horizon {d['horizon']}", fixed(d["mnad_u"], 4), "≈ 0.04 (Fig. 34, \"Latent\")"],
+            [f"MNAD v, horizon {d['horizon']}", fixed(d["mnad_v"], 4), "≈ 0.04"]]  # fmt: skip
+    if span:
+        rows += [[f"MNAD u, first {span} steps (CSPDE protocol)", fixed(d[f"mnad_u_{span}"], 4),
+                  "LED below all CSPDE variants (Fig. 31)"],
+                 [f"MNAD v, first {span} steps", fixed(d[f"mnad_v_{span}"], 4), ""]]  # fmt: skip
+    return table(["measure", "ledmus", "paper (seed 001)"], rows)
+
+
+def _span(doc: dict[str, Any]) -> int | None:
+    spans = sorted(int(m.group(1)) for k in doc if (m := re.fullmatch(r"mnad_u_(\d+)", k)))
+    return spans[0] if spans else None
+
+
+def render_pca_fhn(docs: Docs) -> str:
+    pca, led = docs["pca_fhn_evaluate.json"], docs["led_fhn_evaluate.json"]
+    span = _span(pca)
+    first = (f" (first {span} steps {pca[f'mnad_u_{span}']:.4f} / {pca[f'mnad_v_{span}']:.4f})"
+             if span else "")  # fmt: skip
+    return (
+        f"MNAD u / v {pca['mnad_u']:.4f} / {pca['mnad_v']:.4f}{first}, against the LED's "
+        f"{led['mnad_u']:.4f} / {led['mnad_v']:.4f}."
+    )
+
+
+def _card(models: dict[str, Any], model_path: str) -> dict[str, Any] | None:
+    stem = Path(model_path).stem
+    return next((m for m in models["models"] if Path(m["file"]).stem == stem), None)
+
+
+STAGE_NAMES = {"autoencoder": "AE", "pca": "PCA"}
+
+
+def _training(card: dict[str, Any] | None, *, restarts: bool = True) -> str:
+    """``209 s (AE 30 s, GRU 179 s)``."""
+    if card is None:
+        return "not shipped"
+    wall = card["training_wall_s"]
+    note = "; not shipped" if card.get("shipped") is False else ""
+    cell = str((card.get("rnn") or {}).get("cell") or "rnn").upper()
+    stages = []
+    for stage, s in wall.items():
+        if stage == "total":
+            continue
+        name = cell if stage == "rnn" else STAGE_NAMES.get(stage, stage)
+        if stage == "rnn" and restarts and (card.get("restarts") or 1) > 1:
+            name = f"{name} {card['restarts']} restarts"
+        stages.append(f"{name} {s:.0f} s")
+    return f"{wall.get('total', sum(wall.values())):.0f} s ({', '.join(stages)}{note})"
+
+
+def _lyapunov(doc: dict[str, Any]) -> float | None:
+    if "lyapunov_exponent" in doc:
+        return doc["lyapunov_exponent"]
+    from ledmus.systems import get  # only for files written before the key existed
+
+    return get(doc["system"]).lyapunov
+
+
+def render_evaluation_ks_ad3d(docs: Docs) -> str:
+    ks, models = docs["led_ks_evaluate.json"], docs["models.json"]
+    lam = _lyapunov(ks)
+    rows = [["KS", _training(_card(models, ks["model"])),
+             f"valid prediction time (NAD < 0.1), {ks['n_ics']} ICs, T_warm {ks['t_warm']}",
+             f"{ks['valid_time_lyapunov']:.2f} Lyapunov times (λ₁ = {lam:g})", "≥ 1 (Fig. 42)"],
+            ["KS", "", f"state-value distribution over {ks['horizon']} steps: W1 / L1 histogram",
+             f"{sig(ks['wasserstein'])} / {sig(ks['l1_histogram'])}", "\"captured\" (Fig. 41)"],
+            ["KS", "", "power-spectrum error (mean \\|Δlog10 P\\| over all wavenumbers)",
+             f"{ks['power_spectrum_error']:.1f} decades", ""]]  # fmt: skip
+    for rel, name in (("led_ad3d_evaluate.json", "AD-3D"), ("led_ad1d_evaluate.json", "AD-1D")):
+        if rel not in docs:
+            continue
+        d = docs[rel]
+        rows += [[name, _training(_card(models, d["model"])),
+                  f"W1 of particle positions, all {d['horizon']} steps, {d['n_ics']} test runs",
+                  sig(d["wasserstein_all"]), ""],
+                 [name, "", "W1 at the last step / L1 histogram (all steps)",
+                  f"{sig(d['wasserstein_last'])} / {sig(d['l1_histogram_all'])}", ""],
+                 [name, "", "M1 (mean position) / M2 (variance): mean abs. error",
+                  f"{sig(d['m1_mae'])} / {sig(d['m2_mae'])}", ""]]  # fmt: skip
+    return table(["system", "training", "measure", "ledmus", "paper"], rows)
+
+
+def render_training_times(docs: Docs) -> str:
+    parts = []
+    models = sorted(docs["models.json"]["models"],
+                    key=lambda m: (_system_key(m["system"]), m["kind"] != "led", m["file"]))  # fmt: skip
+    for m in models:
+        extra = []
+        if (m.get("restarts") or 1) > 1:
+            extra.append(f"{m['restarts']} RNN restarts, index {m['chosen_restart']} chosen")
+        if m.get("threads") is not None:
+            extra.append(f"{m['threads']} thread{'' if m['threads'] == 1 else 's'}")
+        text = f"`{Path(m['file']).name}` ({m['kb']:.0f} kB) {_training(m, restarts=False)}"
+        parts.append(text + (f" [{'; '.join(extra)}]" if extra else ""))
+    return "Training wall times recorded in the checkpoints: " + join_words(parts) + "."
+
+
+def _sweep_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Coupled runs of a sweep, keyed by model label (None: the sweep's model), T_m (time
+    units; None: Latent) and what was recorded."""
+    out = []
+    for r in doc["runs"]:
+        label = r["label"]
+        record = r.get("record") or ("latents" if "(latents recorded)" in label else "states")
+        first = label.replace(" (latents recorded)", "").split(" ")[0]
+        extra = None if first.startswith("T_m=") or first == "Latent" else first
+        t_macro = None if r.get("rho") is None else r["rho"] * doc["t_micro"]
+        out.append({**r, "_extra": extra, "_record": record, "_t_macro": t_macro})
+    return out
+
+
+def _dt_coarse(doc: dict[str, Any]) -> float:
+    if "dt_coarse" in doc:
+        return doc["dt_coarse"]
+    from ledmus.solvers import make  # only for sweeps written before the key existed
+
+    return make(doc["system"]).dt_coarse
+
+
+def _run_label(extra: str | None, t_macro: float | None, dt: float, first: bool) -> str:
+    """``T_m = 40`` (coarse steps; ``first``: the first coupled row, which says "steps"
+    when a step is not one time unit), ``Latent``, ``PCA baseline, T_m = 50``."""
+    if t_macro is None:
+        base = "Latent"
+    else:
+        base = f"T_m = {t_macro / dt:g}" + (" steps" if first and dt != 1 else "")
+    return base if extra is None else f"{EXTRA_NAMES.get(extra, extra)}, {base}"
+
+
+EXTRA_NAMES = {"pca": "PCA baseline"}
+PAPER_FIG7 = {(None, 10.0): "MNAD ≈ 0.01, S ≈ 2", (None, None): "MNAD ≈ 0.04"}
+
+
+def _pairs(doc: dict[str, Any]) -> list[tuple[dict[str, Any] | None, dict[str, Any] | None]]:
+    """(states row, latents row) per (model, T_m), in the order of the sweep."""
+    pairs: dict[tuple, list] = {}
+    for r in _sweep_rows(doc):
+        slot = pairs.setdefault((r["_extra"], r["_t_macro"]), [None, None])
+        slot[r["_record"] == "latents"] = r
+    return [tuple(p) for p in pairs.values()]
+
+
+def render_fhn_sweep(docs: Docs) -> str:
+    doc = docs["fhn_sweep/sweep.json"]
+    dt, rows, first = _dt_coarse(doc), [], True
+    for states, latents in _pairs(doc):
+        base = states or latents
+        extra, t_macro = base["_extra"], base["_t_macro"]
+        s_b = [f"{r['s_over_bound']:.2f}" for r in (states, latents) if r is not None]
+        rows.append([_run_label(extra, t_macro, dt, first),
+                     "–" if base["rho"] is None else f"{base['rho']:g}",
+                     f"{base['micro_fraction']:.3f}",
+                     " / ".join(f"{x:.4f}" for x in base["mnad"]),
+                     f"{states['speedup']:.1f}" if states else "–",
+                     f"{latents['speedup']:.1f}" if latents else "–",
+                     f"{base['bound']:.1f}", " / ".join(s_b),
+                     PAPER_FIG7.get((extra, t_macro), "")])  # fmt: skip
+        first = first and t_macro is None
+    header = ["run", "ρ = T_m/T_mu", "micro share", "MNAD u / v", "S (states recorded)",
+              "S (latents recorded)", "bound", "S / bound (states / latents)", "paper (Fig. 7)"]  # fmt: skip
+    return table(header, rows)
+
+
+def _share(x: float) -> str:
+    return f"{x:.2f}" if x >= 0.095 else f"{x:.2g}"
+
+
+def _states_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for s, _ in _pairs(doc) if s is not None]
+
+
+def render_ks_sweep(docs: Docs) -> str:
+    doc = docs["ks_sweep/sweep.json"]
+    dt, rows, first = _dt_coarse(doc), [], True
+    for i, r in enumerate(_states_rows(doc)):
+        valid = f"{r['valid_time_lyapunov']:.2f}" + (" Lyapunov times" if i == 0 else "")
+        rows.append([_run_label(r["_extra"], r["_t_macro"], dt, first),
+                     "–" if r["rho"] is None else f"{r['rho']:g}", _share(r["micro_fraction"]),
+                     f"{r['wasserstein']:.4f}", f"{r['l1_histogram']:.3f}", valid,
+                     f"{r['speedup']:.1f}"])  # fmt: skip
+        first = first and r["_t_macro"] is None
+    header = [
+        "run",
+        "ρ",
+        "micro share",
+        "Wasserstein",
+        "L1 histogram",
+        "valid time (NAD < 0.1)",
+        "S",
+    ]
+    return table(header, rows)
+
+
+def render_ad3d_sweep(docs: Docs) -> str:
+    doc = docs["ad3d_sweep/sweep.json"]
+    dt, rows, first = _dt_coarse(doc), [], True
+    for r in _states_rows(doc):
+        rows.append([_run_label(r["_extra"], r["_t_macro"], dt, first),
+                     "–" if r["rho"] is None else f"{r['rho']:g}", _share(r["micro_fraction"]),
+                     f"{r['wasserstein_all']:.3f}", f"{r['wasserstein_last']:.3f}",
+                     f"{r['m1_mae']:.3f} / {r['m2_mae']:.3f}", f"{r['speedup']:.1f}"])  # fmt: skip
+        first = first and r["_t_macro"] is None
+    header = ["run", "ρ", "micro share", "W1 all steps", "W1 last step", "M1 / M2 error", "S"]
+    return table(header, rows)
+
+
+MUTATION_ORDER = ["metrics", "schedule", "mappers", "messages", "protocol"]
+
+
+def _mutation_docs(docs: Docs) -> list[dict[str, Any]]:
+    def key(d):
+        t = d["target"]
+        return (MUTATION_ORDER.index(t) if t in MUTATION_ORDER else len(MUTATION_ORDER), t)
+
+    return sorted(docs.values(), key=key)
+
+
+def render_mutation(docs: Docs) -> str:
+    rows = []
+    for d in _mutation_docs(docs):
+        modules = ", ".join(f"`{m.removeprefix('ledmus/')}`" for m in d["modules"])
+        tests = ", ".join(f"`{t.removeprefix('tests/')}`" for t in d["tests"])
+        rows.append([f"`{d['target']}`", modules, tests, f"{d['killed']} / {d['total']}",
+                     str(d["equivalent_count"]), f"{100 * d['score']:.1f} %"])  # fmt: skip
+    return table(["target", "modules", "tests", "killed / mutants", "equivalent", "score"], rows)
+
+
+def source_mutation(docs: Docs, shown: Callable[[str], str]) -> str:
+    """tools/mutation.py records no command line: it is ``python tools/mutation.py TARGET``."""
+    by_file = {id(d): rel for rel, d in docs.items()}
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for d in _mutation_docs(docs):
+        groups.setdefault(describe(provenance_of(d)), []).append(d)
+    entries = [(", ".join(shown(by_file[id(d)]) for d in ds), desc,
+                "python tools/mutation.py " + " ".join(d["target"] for d in ds))
+               for desc, ds in groups.items()]  # fmt: skip
+    return source_line(entries)
+
+
+def render_quickstart(docs: Docs) -> str:
+    d = docs["quickstart.json"]
+    runs = {r["engine"]: r for r in d["runs"]}
+    parts = []
+    if "muscle3" in runs:
+        r = runs["muscle3"]
+        batch = r.get("metrics", {}).get("settings", {}).get("ensemble", 1)
+        parts.append(f"Measured here: speed-up {r['speedup']:.1f} (the micro-only run at batch "
+                     f"{batch} took {r['micro_only_wall_s']:.1f} s, the coupled loop "
+                     f"{r['wall_s']:.2f} s, recording included); the whole command takes "
+                     f"{r['command_wall_s']:.0f} s including MUSCLE3 start-up; MNAD u "
+                     f"{r['mnad_u']:.4f}, v {r['mnad_v']:.4f}.")  # fmt: skip
+    if "embedded" in runs:
+        r = runs["embedded"]
+        parts.append(f"Embedded (`ledmus run`): speed-up {r['speedup']:.1f}, coupled loop "
+                     f"{r['wall_s']:.2f} s, whole command {r['command_wall_s']:.0f} s; MNAD u "
+                     f"{r['mnad_u']:.4f}, v {r['mnad_v']:.4f}.")  # fmt: skip
+    if d.get("settings_overrides"):
+        changed = ", ".join(f"{k}={v}" for k, v in d["settings_overrides"].items())
+        parts.append(f"(Settings changed: {changed}.)")
+    return " ".join(parts)
+
+
+READOUT = {True: "increment `z + W h`", False: "eq 16, `z = W h`"}
+VALIDATION = {"teacher_forced": "one-step (teacher-forced)", "free_run": "free-run validation"}
+
+
+def render_ablation(docs: Docs) -> str:
+    d = docs["fhn_rnn_ablation.json"]
+    variants: dict[str, list[dict[str, Any]]] = {}
+    for r in d["rows"]:
+        variants.setdefault(r["variant"], []).append(r)
+    rows = []
+    for rs in variants.values():
+        r = rs[0]
+        noise = r.get("noise") or 0
+        rows.append([READOUT[bool(r["residual"])], f"{100 * noise:g} %" if noise else "0",
+                     VALIDATION.get(r.get("validation"), str(r.get("validation"))),
+                     " / ".join(str(x["seed"]) for x in rs),
+                     " / ".join(sig(x["mnad_u"]) for x in rs)])  # fmt: skip
+    header = ["read-out", "input noise", "early stopping on", "seed", f"MNAD u ({d['horizon']})"]
+    return table(header, rows)
+
+
+# ------------------------------------------------------------------------------- blocks
+@dataclass
+class Block:
+    """Files (relative to the out dir; a ``*`` pattern needs one match or more) and the
+    renderer; ``optional`` files are used when present."""
+
+    files: list[str]
+    render: Callable[[Docs], str]
+    optional: list[str] = field(default_factory=list)
+    source: Callable[[Docs, Callable[[str], str]], str] = default_source
+
+
+BLOCKS: dict[str, Block] = {
+    "quickstart": Block(["quickstart.json"], render_quickstart),
+    "mutation": Block(["mutation_*.json"], render_mutation, source=source_mutation),
+    "solvers": Block(["solvers.json"], render_solvers),
+    "ks_lyapunov": Block(["ks_lyapunov.json"], render_ks_lyapunov),
+    "dataset_times": Block(["dataset_times.json"], render_dataset_times),
+    "pca_fhn": Block(["pca_fhn_evaluate.json", "led_fhn_evaluate.json"], render_pca_fhn),
+    "evaluation_fhn": Block(["led_fhn_evaluate.json"], render_evaluation_fhn),
+    "ablation": Block(["fhn_rnn_ablation.json"], render_ablation),
+    "evaluation_ks_ad3d": Block(
+        ["led_ks_evaluate.json", "led_ad3d_evaluate.json", "models.json"],
+        render_evaluation_ks_ad3d,
+        optional=["led_ad1d_evaluate.json"],
+    ),  # fmt: skip
+    "reconstruction": Block(["reconstruction_*.json"], render_reconstruction),
+    "latent_throughput": Block(["latent_throughput.json"], render_latent_throughput),
+    "training_times": Block(["models.json"], render_training_times),
+    "fhn_sweep": Block(["fhn_sweep/sweep.json"], render_fhn_sweep),
+    "coupling_overhead": Block(["coupling_overhead*.json"], render_coupling_overhead),
+    "ks_sweep": Block(["ks_sweep/sweep.json"], render_ks_sweep),
+    "ad3d_sweep": Block(["ad3d_sweep/sweep.json"], render_ad3d_sweep),
+}
+
+
+def load(block: Block, out_dir: Path) -> tuple[Docs | None, list[str]]:
+    """The block's JSONs, or None and the names of the missing ones."""
+    docs: Docs = {}
+    missing = []
+    for pattern in [*block.files, *block.optional]:
+        if "*" in pattern:
+            found = sorted(glob.glob(str(out_dir / pattern)))
+            rels = [Path(f).relative_to(out_dir).as_posix() for f in found]
+        else:
+            rels = [pattern] if (out_dir / pattern).is_file() else []
+        if not rels and pattern in block.files:
+            missing.append(pattern)
+        for rel in rels:
+            docs[rel] = json.loads((out_dir / rel).read_text())
+    return (None, missing) if missing else (docs, [])
+
+
+def shown_path(out_dir: Path) -> Callable[[str], str]:
+    """How a file is named in the source line: relative to the repository when inside it."""
+    try:
+        base = out_dir.resolve().relative_to(ROOT).as_posix()
+    except ValueError:
+        base = str(out_dir)
+    return lambda rel: f"{base}/{rel}"
+
+
+def render_block(name: str, docs: Docs, out_dir: Path = OUT_DIR) -> str:
+    """The generated text between a block's markers (ends with a newline)."""
+    block = BLOCKS[name]
+    return f"{block.render(docs)}\n\n{block.source(docs, shown_path(out_dir))}\n"
+
+
+def regenerate(
+    text: str, out_dir: Path, warn: Callable[[str], None] = print
+) -> tuple[str, list[str]]:
+    """``text`` with every marked block whose JSONs exist regenerated; returns the new text
+    and the names of the blocks left as they were (JSON missing)."""
+    skipped = []
+    found = set()
+
+    def replace(m: re.Match) -> str:
+        name = m.group("name")
+        found.add(name)
+        if name not in BLOCKS:
+            raise SystemExit(f"readme_tables: README block {name!r} has no renderer; "
+                             f"known: {', '.join(BLOCKS)}")  # fmt: skip
+        docs, missing = load(BLOCKS[name], out_dir)
+        if docs is None:
+            skipped.append(name)
+            warn(f"readme_tables: block {name!r} left as it is: {', '.join(missing)} "
+                 f"missing in {out_dir}")  # fmt: skip
+            return m.group(0)
+        return f"<!-- table: {name} -->\n{render_block(name, docs, out_dir)}<!-- /table -->"
+
+    new = MARKER.sub(replace, text)
+    for name in BLOCKS:
+        if name not in found:
+            warn(f"readme_tables: no markers for block {name!r} in the README")
+    return new, skipped
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--check", action="store_true",
+                    help="do not write; exit 1 with a diff when the README differs")  # fmt: skip
+    ap.add_argument("--strict", action="store_true",
+                    help="with --check, also fail when a block's JSON is missing")  # fmt: skip
+    ap.add_argument("--out-dir", type=Path, default=OUT_DIR, help="where the JSONs are")
+    ap.add_argument("--readme", type=Path, default=README)
+    args = ap.parse_args(argv)
+    text = args.readme.read_text()
+    new, skipped = regenerate(text, args.out_dir, warn=lambda m: print(m, file=sys.stderr))
+    if args.check:
+        diff = list(difflib.unified_diff(text.splitlines(keepends=True),
+                                         new.splitlines(keepends=True),
+                                         str(args.readme), f"{args.readme} (from the JSONs)"))  # fmt: skip
+        if diff:
+            sys.stdout.writelines(diff)
+            print(f"readme_tables: {args.readme} differs from the JSONs; run "
+                  f"python tools/readme_tables.py", file=sys.stderr)  # fmt: skip
+            return 1
+        if args.strict and skipped:
+            print(f"readme_tables: --strict: no JSON for {', '.join(skipped)}", file=sys.stderr)
+            return 1
+        return 0
+    if new != text:
+        from ledmus.atomic import atomic_path
+
+        with atomic_path(args.readme) as tmp:
+            tmp.write_text(new)
+            if args.readme.read_text() != text:  # edited meanwhile: do not overwrite that
+                raise SystemExit(f"readme_tables: {args.readme} changed while the tables were "
+                                 "generated; run it again")  # fmt: skip
+        print(f"readme_tables: rewrote {args.readme}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
