@@ -57,7 +57,7 @@ def test_ks_lyapunov():
             settings={"pairs": 8, "t_end": 2000.0, "length": 22.0})  # fmt: skip
     assert rt.render_ks_lyapunov({"ks_lyapunov.json": d}) == (
         "λ₁ = 0.0472 ± 0.0014 (standard error over the 8 trajectories; Lyapunov time 21.2, "
-        "16 s wall). Literature for L = 22: 0.043–0.048 (seed 001: 0.048, Lyapunov time 20.8)."
+        "16 s wall). Literature for L = 22: 0.043–0.048 ([1]: 0.048, Lyapunov time 20.8)."
     )
 
 
@@ -123,7 +123,7 @@ FHN_EVAL = {"system": "fhn", "model": "models/led_fhn.pt", "horizon": 8000, "n_i
 
 def test_evaluation_fhn():
     assert rt.render_evaluation_fhn({"led_fhn_evaluate.json": FHN_EVAL}) == (
-        "| measure | ledmus | paper (seed 001) |\n"
+        "| measure | ledmus | paper [1] |\n"
         "|---|---|---|\n"
         '| MNAD u, horizon 8000 | 0.0039 | ≈ 0.04 (Fig. 34, "Latent") |\n'
         "| MNAD v, horizon 8000 | 0.0042 | ≈ 0.04 |\n"

@@ -165,7 +165,7 @@ def render_ks_lyapunov(docs: Docs) -> str:
     return (f"λ₁ = {d['lambda1_mean']:.4f} ± {d['lambda1_se']:.4f} (standard error over the "
             f"{s['pairs']} trajectories; Lyapunov time {d['lyapunov_time']:.1f}, "
             f"{d['wall_s']:.0f} s wall). Literature for L = {s.get('length', 22):g}: {lo:g}–{hi:g} "
-            f"(seed 001: {lit['seed_001']:g}, Lyapunov time {lit['seed_001_lyapunov_time']:g}).")  # fmt: skip
+            f"([1]: {lit['seed_001']:g}, Lyapunov time {lit['seed_001_lyapunov_time']:g}).")  # fmt: skip
 
 
 def render_dataset_times(docs: Docs) -> str:
@@ -235,7 +235,7 @@ def render_evaluation_fhn(docs: Docs) -> str:
         rows += [[f"MNAD u, first {span} steps (CSPDE protocol)", fixed(d[f"mnad_u_{span}"], 4),
                   "LED below all CSPDE variants (Fig. 31)"],
                  [f"MNAD v, first {span} steps", fixed(d[f"mnad_v_{span}"], 4), ""]]  # fmt: skip
-    return table(["measure", "ledmus", "paper (seed 001)"], rows)
+    return table(["measure", "ledmus", "paper [1]"], rows)
 
 
 def _span(doc: dict[str, Any]) -> int | None:
