@@ -68,6 +68,7 @@ def card(path: Path) -> dict[str, Any]:
         "restart_free_run_val": [r.get("free_run_val") for r in restarts],
         "best_epoch": best,
         "device": history.get("device"),
+        "pca": {k: v for k, v in (history.get("pca") or {}).items() if not isinstance(v, list)},
         "threads": config.get("threads", history.get("threads")),
         "config_restarts": (config.get("train_rnn") or {}).get("restarts"),
         "ledmus_version": payload.get("ledmus_version"),
