@@ -171,6 +171,14 @@ def parse_settings(items: Sequence[str]) -> dict[str, Any]:
     return parse_params(items)
 
 
+def cmd_launch(args: argparse.Namespace) -> None:
+    """``ledmus launch X.ymmsl --run-dir D`` (:func:`main` hands it to
+    :mod:`ledmus.coupler.launch` before parsing; kept for ``ledmus --help``)."""
+    from .coupler.launch import main as launch_main
+
+    raise SystemExit(launch_main(args.rest))
+
+
 def cmd_decode(args: argparse.Namespace) -> None:
     from .coupler.decode import decode_run
 
@@ -260,6 +268,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="K=V", help="override a setting")
     p.set_defaults(func=cmd_run)
 
+    p = sub.add_parser("launch", add_help=False,
+                       help="run a yMMSL model under MUSCLE3 (muscle_manager --start-all) so "
+                       "that SIGTERM stops every process; see docs/muscle3_operations.md")  # fmt: skip
+    p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_launch)
+
     p = sub.add_parser("decode", help="fill the states of a run recorded with record: latents")
     p.add_argument("run_dir", help="run directory holding trajectory.h5")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
@@ -278,6 +292,11 @@ def configure_logging(quiet: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["launch"]:  # its own parser (options such as --help pass through)
+        from .coupler.launch import main as launch_main
+
+        return launch_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.quiet)

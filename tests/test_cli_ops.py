@@ -197,3 +197,11 @@ def test_identical_members_are_reported(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="ledmus"):
         run_embedded(validate(raw), tmp_path / "r")
     assert "ensemble=2 runs 2 identical members" in caplog.text
+
+
+def test_launch_subcommand_hands_its_arguments_to_the_wrapper(capsys, tmp_path):
+    assert main(["launch", str(tmp_path / "nope.ymmsl")]) == 2
+    assert "yMMSL file(s) not found" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:  # the wrapper's own --help, not ledmus's
+        main(["launch", "--help"])
+    assert exc.value.code == 0 and "usage: ledmus launch" in capsys.readouterr().out

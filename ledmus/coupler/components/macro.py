@@ -2,18 +2,30 @@
 
 Sends window requests on ``state_out`` (O_I) and receives the restricted micro trajectory
 on ``state_in`` (S).  Writes the run's ``trajectory.h5``, ``metrics.json`` and plots into
-``<run dir>/output``.  Saves a snapshot (position, model state, recorded trajectory)
+``<run dir>/output``, then ``summary.txt`` (where the outputs are, speed-up and MNAD per
+channel; also printed to this component's stdout).  A run that is stopped or fails while
+writing leaves no outputs.  Saves a snapshot (position, model state, recorded trajectory)
 whenever the yMMSL checkpoint rules ask.
 """
 
 from __future__ import annotations
 
+# the watchdog starts before the imports below, which take seconds (torch, libmuscle)
+from .common import start_watchdog
+
+if __name__ == "__main__":  # notice a manager killed while this process starts
+    start_watchdog("macro")
+
+import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 from libmuscle import InstanceFlags, Message
 from ymmsl import Operator
 
+from ...atomic import atomic_path
+from ...rundir import prepare_run_dir
 from ..engine import (
     compare_after_run,
     load,
@@ -23,9 +35,9 @@ from ..engine import (
     summarize,
 )
 from ..messages import Restricted, WindowRequest
-from ...rundir import prepare_run_dir
+from ..micro import identical_members_warning
 from ..output import write_run
-from .common import open_instance, received, run_guarded
+from .common import log, open_instance, received, run_guarded
 
 
 def output_dir() -> Path:
@@ -34,6 +46,37 @@ def output_dir() -> Path:
     if cwd.name == "workdir" and cwd.parent.parent.name == "instances":
         return cwd.parent.parent.parent / "output"
     return cwd / "output"
+
+
+def summary_text(result: dict[str, Any], out: Path) -> str:
+    """What ``summary.txt`` says: the headline numbers of a finished run (wall time,
+    speed-up and the MNAD per channel when the micro-only reference was run) and where
+    its outputs are."""
+    parts = [f"wall {result['wall_s']:.2f} s", f"{result['windows']} micro windows"]
+    if result.get("speedup") is not None:
+        parts.append(f"speed-up {result['speedup']:.2f}")
+    errors = {k: v for k, v in (result.get("errors") or {}).items()
+              if isinstance(v, (int, float)) and not isinstance(v, bool)}  # fmt: skip
+    headline = {k: v for k, v in errors.items() if k.startswith("mnad")} or errors
+    parts += [f"{k} {v:.4g}" for k, v in headline.items()]
+    if "speedup" not in result:
+        parts.append("no speed-up or errors (setting compare: false)")
+    files = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+    files = sorted({*files, "summary.txt"})
+    return (
+        f"ledmus: MUSCLE3 run of {result['system']} finished: {', '.join(parts)}\n"
+        f"ledmus: outputs in {out.resolve()}: {', '.join(files)}\n"
+    )
+
+
+def discard_outputs(out: Path) -> None:
+    """Empty ``out`` (``prepare_run_dir`` made it empty for this run, so everything in it
+    is this run's): used when writing the outputs did not finish."""
+    for path in out.iterdir() if out.is_dir() else ():
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def main() -> None:
@@ -47,6 +90,10 @@ def main() -> None:
         # run gets a new run directory from muscle_manager, so this holds there too)
         prepare_run_dir(out, overwrite=settings.overwrite, what="output folder",
                         option="the setting overwrite: true")  # fmt: skip
+        warning = identical_members_warning(settings.solver, settings.ic, settings.seed,
+                                            settings.ensemble)  # fmt: skip
+        if warning:  # WARNING reaches the manager log
+            log.warning(warning)
         while instance.reuse_instance():
             model = load(settings)
             members = members_of(settings.ensemble, 0, 1)
@@ -74,12 +121,20 @@ def main() -> None:
             wall = elapsed + time.perf_counter() - start
             reference, ref_wall = compare_after_run(settings, coord, lift, members)
             result = summarize(settings, coord, wall, "muscle3", reference, ref_wall)
-            write_run(out, settings, coord.recorder, result, reference)
+            try:  # a stop (SIGTERM, the manager gone) or failure here leaves no outputs
+                write_run(out, settings, coord.recorder, result, reference)
+                summary = summary_text(result, out)
+                with atomic_path(out / "summary.txt") as tmp:
+                    tmp.write_text(summary)
+            except BaseException:
+                discard_outputs(out)
+                raise
+            print(summary, end="", flush=True)
             if instance.should_save_final_snapshot():
                 snap = {"coordinator": coord.snapshot(), "elapsed": wall}
                 instance.save_final_snapshot(Message(coord.time, None, snap))
 
-    run_guarded("macro", body, box)
+    run_guarded("macro", body, box, cleanup=[output_dir()])
 
 
 if __name__ == "__main__":
