@@ -50,14 +50,16 @@ def split_series(
 
     def keep(value: Any, path: str) -> Any:
         if isinstance(value, dict):
-            return {k: v for k, v in ((k, keep(v, f"{path}/{k}" if path else k))
+            kept = {k: v for k, v in ((k, keep(v, f"{path}/{k}" if path else k))
                                       for k, v in value.items()) if v is not _MOVED}  # fmt: skip
+            return _MOVED if value and not kept else kept  # a table of series only: gone
         if isinstance(value, (list, tuple)) and len(value) > max_len:
             series[path] = value
             return _MOVED
         return value
 
-    return keep(payload, ""), series
+    kept = keep(payload, "")
+    return ({} if kept is _MOVED else kept), series
 
 
 _MOVED = object()

@@ -205,3 +205,15 @@ def test_launch_subcommand_hands_its_arguments_to_the_wrapper(capsys, tmp_path):
     with pytest.raises(SystemExit) as exc:  # the wrapper's own --help, not ledmus's
         main(["launch", "--help"])
     assert exc.value.code == 0 and "usage: ledmus launch" in capsys.readouterr().out
+
+
+def test_split_series_keeps_scalars_and_small_tables():
+    from ledmus.atomic import split_series
+
+    payload = {"wall_s": 1.5, "errors": {"mnad_u": 0.1, "nad_t": {"u": [0.0] * 65, "v": [1.0] * 65}},
+               "per_ic": [1, 2, 3], "long": list(range(100))}  # fmt: skip
+    scalars, series = split_series(payload)
+    # 64 elements is the limit: a per-IC list of 100 windows moves, 3 values stay
+    assert scalars == {"wall_s": 1.5, "errors": {"mnad_u": 0.1}, "per_ic": [1, 2, 3]}
+    assert sorted(series) == ["errors/nad_t/u", "errors/nad_t/v", "long"]
+    assert split_series({"a": list(range(65))}) == ({}, {"a": list(range(65))})
