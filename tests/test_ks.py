@@ -82,7 +82,8 @@ def test_leading_lyapunov_exponent_matches_literature(rng):
         solver, solver.initial_condition("random", 8, rng), 600.0, transient=200.0, rng=rng
     )
     se = lam.std(ddof=1) / np.sqrt(lam.size)
-    # literature 0.043-0.048 for L = 22; 8 x 600 time units give SE ~0.002 (measured
-    # 0.0484 +- 0.0015 with 8 x 1000 in benchmarks/ks_lyapunov.py); allow 3 SE either side
+    # literature 0.043-0.048 for L = 22; 8 x 600 time units give SE ~0.002 (the stored
+    # benchmark, 8 x 2000 in benchmarks/out/ks_lyapunov.json: 0.0472 +- 0.0014); allow
+    # 3 SE either side
     assert 0.043 - 3 * se < lam.mean() < 0.048 + 3 * se, (lam.mean(), se)
     assert se < 0.004
