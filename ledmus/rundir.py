@@ -94,23 +94,41 @@ def prepare_output_file(path: str | os.PathLike, *, overwrite: bool = False,
     return path
 
 
+_STOP = {"signum": 0}  # the first stop signal this process got (0: none yet)
+
+
+def stop_signal() -> int:
+    """The first signal :func:`terminate_as_exception` turned into ``SystemExit`` in this
+    process (``0``: none yet)."""
+    return _STOP["signum"]
+
+
 @contextmanager
-def terminate_as_exception() -> Iterator[None]:
-    """Within the block, SIGTERM (what ``kill`` and batch schedulers send) raises
-    ``SystemExit(143)`` instead of ending the process at once, so ``finally`` blocks and
-    :func:`ledmus.atomic.atomic_path` remove their temporary files.  SIGINT already raises
-    ``KeyboardInterrupt``.  Only in the main thread; elsewhere a no-op."""
+def terminate_as_exception(*signals: int) -> Iterator[None]:
+    """Within the block, the first of ``signals`` (default SIGTERM, what ``kill`` and batch
+    schedulers send; the MUSCLE3 components add SIGINT) raises ``SystemExit(128 + signum)``
+    instead of ending the process at once, so ``finally`` blocks and
+    :func:`ledmus.atomic.atomic_path` remove their temporary files; later signals are
+    ignored, so they cannot cut that unwinding short.  Without SIGINT in ``signals``,
+    Ctrl-C raises ``KeyboardInterrupt`` as usual.  Only in the main thread; elsewhere a
+    no-op."""
+    signals = signals or (signal.SIGTERM,)
     try:
-        previous = signal.getsignal(signal.SIGTERM)
-        signal.signal(signal.SIGTERM, _raise_exit)
+        previous = {s: signal.getsignal(s) for s in signals}
+        for s in signals:
+            signal.signal(s, _raise_exit_once)
     except ValueError:  # not the main thread
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
-def _raise_exit(signum: int, frame: object) -> None:
+def _raise_exit_once(signum: int, frame: object) -> None:
+    if _STOP["signum"]:  # already unwinding
+        return
+    _STOP["signum"] = signum
     raise SystemExit(128 + signum)

@@ -27,7 +27,7 @@ import yaml
 
 psutil = pytest.importorskip("psutil")  # a dependency of muscle3
 
-from ledmus.coupler.components import common  # noqa: E402
+from ledmus.coupler.components import watchdog  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FHN_MODEL = ROOT / "models" / "led_fhn.pt"
@@ -231,9 +231,9 @@ def test_watchdog_ends_a_component_that_does_not_unwind_and_removes_its_temp_fil
     manager.send_signal(signal.SIGTERM)
     manager.wait()
     # watchdog period 0.5 s + GRACE_S 3 s; 5 s more for a loaded machine
-    wait_for(lambda: not alive(component), common.GRACE_S + 5.5, "the component to end")
+    wait_for(lambda: not alive(component), watchdog.GRACE_S + 5.5, "the component to end")
     took = time.monotonic() - start
-    assert took >= common.GRACE_S  # it did wait for the main thread first
+    assert took >= watchdog.GRACE_S  # it did wait for the main thread first
     assert not list(out.glob("*.part")) and not (out / "metrics.json").exists()
     assert "did not stop within 3 s" in (out / "stderr.txt").read_text()
 
@@ -253,11 +253,11 @@ def test_watchdog_probes_a_manager_that_is_no_ancestor_over_tcp(tmp_path, leftov
     start = time.monotonic()
     # REMOTE_REFUSALS (3) probes REMOTE_POLL_S (2 s) apart, then the unwinding; 6 s more
     # for a loaded machine
-    limit = common.REMOTE_REFUSALS * common.REMOTE_POLL_S + 6.0
+    limit = watchdog.REMOTE_REFUSALS * watchdog.REMOTE_POLL_S + 6.0
     component.wait(timeout=limit)
     took = time.monotonic() - start
     assert component.returncode == 128 + signal.SIGTERM
-    assert took >= (common.REMOTE_REFUSALS - 1) * common.REMOTE_POLL_S  # not at once
+    assert took >= (watchdog.REMOTE_REFUSALS - 1) * watchdog.REMOTE_POLL_S  # not at once
     assert not list(out.glob("*.part")) and not (out / "metrics.json").exists()
     assert (
         f"the MUSCLE3 manager at tcp:127.0.0.1:{port} is gone" in (out / "stderr.txt").read_text()
@@ -267,10 +267,10 @@ def test_watchdog_probes_a_manager_that_is_no_ancestor_over_tcp(tmp_path, leftov
 def test_probe_tells_refused_from_unknown():
     server = socket.create_server(("127.0.0.1", 0))
     port = server.getsockname()[1]
-    assert common.probe_manager(f"tcp:127.0.0.1:{port}") is True
+    assert watchdog.probe_manager(f"tcp:127.0.0.1:{port}") is True
     server.close()
-    assert common.probe_manager(f"tcp:127.0.0.1:{port}") is False
-    assert common.probe_manager("unix:/nowhere") is None
+    assert watchdog.probe_manager(f"tcp:127.0.0.1:{port}") is False
+    assert watchdog.probe_manager("unix:/nowhere") is None
 
 
 # ------------------------------------------------------------ SIGTERM, real runs

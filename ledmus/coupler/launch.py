@@ -2,7 +2,7 @@
 
 ``muscle_manager`` dies at once on SIGTERM but leaves its forked instantiator, the
 libmuscle agent and the components behind (the components stop by themselves within
-seconds through :class:`ledmus.coupler.components.common.ManagerWatchdog`, but only
+seconds through :class:`ledmus.coupler.components.watchdog.ManagerWatchdog`, but only
 ledmus components have one).  This wrapper starts ::
 
     muscle_manager --start-all X.ymmsl [more.ymmsl ...] --run-dir D

@@ -4,7 +4,7 @@ macro model's lift; stochastic lifts sampled per member.  Stateless between wind
 from __future__ import annotations
 
 # the watchdog starts before the imports below, which take seconds (torch, libmuscle)
-from .common import start_watchdog
+from .watchdog import start_watchdog
 
 if __name__ == "__main__":  # notice a manager killed while this process starts
     start_watchdog("lift")

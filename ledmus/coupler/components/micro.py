@@ -15,7 +15,7 @@ stream), other systems split the ensemble members; states are gathered on rank 0
 from __future__ import annotations
 
 # the watchdog starts before the imports below, which take seconds (torch, libmuscle)
-from .common import start_watchdog
+from .watchdog import start_watchdog
 
 if __name__ == "__main__":  # notice a manager killed while this process starts
     start_watchdog("micro")

@@ -8,7 +8,7 @@ every state are split over the ranks and pooled with an ``Allreduce`` of per-ran
 from __future__ import annotations
 
 # the watchdog starts before the imports below, which take seconds (torch, libmuscle)
-from .common import start_watchdog
+from .watchdog import start_watchdog
 
 if __name__ == "__main__":  # notice a manager killed while this process starts
     start_watchdog("restrict")
