@@ -89,7 +89,7 @@ def run_one(settings, reference: np.ndarray) -> dict:
             "record_s": tm["record_s"], "lift_s": tm["lift_s"], "restrict_s": tm["restrict_s"],
             "coupling_s": wall - tm["micro_s"] - tm["macro_s"] - tm["record_s"],
             "micro_fraction": micro_fraction, "bound": 1.0 / micro_fraction,
-            "record": settings.record, **err}  # fmt: skip
+            "record": settings.record, "lifting_stats": coord.lifting.summary(), **err}  # fmt: skip
 
 
 def main() -> None:
@@ -107,6 +107,10 @@ def main() -> None:
     ap.add_argument("--extra-t-macro", type=float, nargs="*", default=[50])
     ap.add_argument("--latents-t-macro", type=float, nargs="*", default=[200],
                     help="T_m values also run recording macro states only (plus Latent)")  # fmt: skip
+    ap.add_argument("--liftings", nargs="+", default=[""], metavar="STRATEGY",
+                    help="run every coupled T_m with each of these lifting strategies "
+                    "(default: the system's; see ledmus.solvers.lifting)")  # fmt: skip
+    ap.add_argument("--no-latent", action="store_true", help="skip the Latent runs")
     ap.add_argument("--out", default="benchmarks/out/sweep")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -128,22 +132,28 @@ def main() -> None:
           f" x dt {dt:g}; micro solver dt {probe.dt:g}, batched over the ensemble")  # fmt: skip
     reference, t_micro_only = micro_reference(ref_settings, np.arange(len(ics)))
     print(f"micro solver alone: {t_micro_only:.1f} s")
-    plan = [("led", model, t_m, "states") for t_m in args.t_macro]
-    plan += [("led", model, t_m, "latents") for t_m in args.latents_t_macro]
-    plan += [("led", model, None, "states"), ("led", model, None, "latents")]
+    default = ref_settings.lifting
+    plan = [("led", model, t_m, "states", lift) for t_m in args.t_macro for lift in args.liftings]
+    plan += [("led", model, t_m, "latents", "") for t_m in args.latents_t_macro]
+    if not args.no_latent:
+        plan += [("led", model, None, "states", ""), ("led", model, None, "latents", "")]
     for spec in args.extra:
         label, path = spec.split("=", 1)
-        plan += [(label, path, t_m, "states") for t_m in args.extra_t_macro]
-        plan += [(label, path, None, "states")]
+        plan += [(label, path, t_m, "states", "") for t_m in args.extra_t_macro]
+        plan += [(label, path, None, "states", "")]
     rows = []
-    for label, path, t_m, record in plan:
+    for label, path, t_m, record, lifting in plan:
         t_macro, t_micro = (t_end, 0.0) if t_m is None else (float(t_m), args.t_micro)
         s = validate({**base, "model": path, "t_warm": t_warm, "t_macro": t_macro,
-                      "t_micro": t_micro, "t_end": t_end, "record": record})  # fmt: skip
+                      "t_micro": t_micro, "t_end": t_end, "record": record,
+                      "lifting": lifting})  # fmt: skip
         r = run_one(s, reference)
         name = "Latent" if t_m is None else f"T_m={t_m:g}"
         if record == "latents":
             name += " (latents recorded)"
+        if s.lifting != default:
+            name += f" [{s.lifting}]"
+        r["lifting"] = s.lifting
         r.update(label=name if label == "led" else f"{label} {name}", model=path,
                  rho=None if t_m is None else t_m / args.t_micro,
                  speedup=metrics.speedup(t_micro_only, r["wall_s"]))  # fmt: skip
@@ -153,6 +163,7 @@ def main() -> None:
     result = {"system": args.system, "n_ics": len(ics), "warm": args.warm, "horizon": args.horizon,
               "t_micro": args.t_micro, "dt_coarse": dt, "model": model,
               "micro_only_wall_s": t_micro_only, "runs": rows,
+              "reference_lifting": default,
               "torch_threads": torch.get_num_threads(), "commit": git_commit(),
               "command": " ".join(sys.argv), "machine": platform.node(),
               "processor": platform.processor() or platform.machine(),

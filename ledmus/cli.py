@@ -3,7 +3,7 @@
 Subcommands::
 
     ledmus simulate SYSTEM --t-end T --out FILE.h5 [--ic NAME|FILE.npy] [--batch B]
-                    [--seed S] [--discard T0] [--param k=v ...]
+                    [--seed S] [--discard T0] [--param k=v ...] [--lifting STRATEGY]
     ledmus dataset SYSTEM --out DIR [--scale paper|small] [--seed S]
     ledmus run MODEL.ymmsl [--run-dir DIR] [--set name=value ...]
     ledmus systems
@@ -58,12 +58,15 @@ def cmd_simulate(args: argparse.Namespace) -> None:
     if args.seed < 0:
         raise ValueError(f"--seed must be an integer >= 0, got {args.seed}")
     from .rundir import prepare_output_file
+    from .solvers.lifting import Lifting
 
     solver = systems.get(args.system).make(**parse_params(args.param))
     prepare_output_file(args.out, overwrite=args.overwrite)
     rng = np.random.default_rng(args.seed)
+    lifting = Lifting(args.lifting or systems.get(args.system).lifting).check(solver)
     ic = solver.initial_condition(_load_ic(args.ic), args.batch, rng)
-    t, states = solver.rollout(ic, args.t_end, rng, discard=args.discard, progress=True)
+    t, states = solver.rollout(ic, args.t_end, rng, discard=args.discard, progress=True,
+                               lifting=lifting)  # fmt: skip
     write_trajectory(args.out, states, t, solver, args.seed, attrs={"discard": args.discard})
     log.info("wrote %s: states %s, t = %g … %g", args.out, states.shape, t[0], t[-1])
 
@@ -232,6 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--discard", type=float, default=0.0, help="transient to run before recording")
     p.add_argument("--param", action="append", default=[], metavar="K=V", help="solver parameter")
+    p.add_argument("--lifting", help="how the initial condition becomes the solver's state: "
+                   "equilibrium, chapman_enskog, constrained_runs, newton_krylov (default: "
+                   "the system's)")  # fmt: skip
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("dataset", help="the paper's train/val/test splits")

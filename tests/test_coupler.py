@@ -80,6 +80,39 @@ def test_windows_alternate_as_scheduled(tmp_path):
     assert (tmp_path / "metrics.json").is_file()
 
 
+def test_lifting_setting_lifts_every_window_and_reports_the_iterations(tmp_path):
+    # T_m = 0 with the IC lifted by constrained runs: exactly the solver's rollout from
+    # the same lift (the micro state is continued, never re-lifted)
+    s = fhn_settings(t_macro=0.0, t_end=60.0, lifting="constrained_runs")
+    run_embedded(s, tmp_path / "micro")
+    _, ref = solvers.make("fhn").rollout(solvers.load_fhn_ic("y05"), 60.0,
+                                         lifting="constrained_runs")  # fmt: skip
+    np.testing.assert_allclose(states_of(tmp_path / "micro"), ref, rtol=0, atol=1e-13)
+    s = fhn_settings(t_end=259.0, lifting="constrained_runs", lifting_tol=1e-9)
+    result = run_embedded(s, tmp_path / "coupled")
+    lift = result["lifting"]
+    # the IC and the lifted state of each of the 3 windows after the warm-up
+    assert lift["strategy"] == "constrained_runs" and lift["lifts"] == result["windows"] == 4
+    # log(1e-9 / 0.03) / log(0.4545) = 22 iterations for u (measured 22-24)
+    assert 18 <= lift["iterations_mean"] <= 30 and lift["not_converged"] == 0
+    assert lift["residual_max"] <= 1e-9 and lift["micro_steps"] >= 4 * 18
+    default = run_embedded(fhn_settings(t_end=259.0), tmp_path / "default")
+    assert default["lifting"]["strategy"] == "equilibrium"
+    assert default["lifting"]["iterations_max"] == 0
+    # the lift changes the run, by about the re-lift drift (NAD ~1e-4), not more
+    diff = np.abs(states_of(tmp_path / "coupled") - states_of(tmp_path / "default")).max()
+    assert 0 < diff < 0.05
+
+
+def test_an_iteration_cap_warns_once_and_is_counted(tmp_path, caplog):
+    s = fhn_settings(t_end=259.0, lifting="constrained_runs", lifting_max_iter=2)
+    with caplog.at_level("WARNING", logger="ledmus"):
+        result = run_embedded(s, tmp_path)
+    warnings = [r for r in caplog.records if "lifting_max_iter=2" in r.getMessage()]
+    assert len(warnings) == 1
+    assert result["lifting"]["not_converged"] == 4 and result["lifting"]["iterations_max"] == 2
+
+
 def test_recording_latents_only_then_decoding_equals_recording_states(tmp_path):
     """record: latents keeps the macro indices at NaN; `ledmus decode` fills them with
     bitwise the states the run would have decoded (same chunks, same streams)."""
@@ -116,6 +149,9 @@ def test_recording_latents_only_then_decoding_equals_recording_states(tmp_path):
         ({"record": "fields"}, "setting record='fields' unknown; allowed: states, latents"),
         ({"schedule": "adaptiv"}, "setting schedule='adaptiv' unknown; allowed: fixed"),
         ({"plots": "yes"}, "setting plots must be true or false"),
+        ({"lifting": "cr"}, "setting lifting='cr' unknown; allowed: equilibrium, chapman_en"),
+        ({"lifting_tol": 0.0}, "setting lifting_tol must be a number > 0"),
+        ({"lifting_max_iter": 0}, "setting lifting_max_iter must be an integer >= 1"),
     ],
 )
 def test_bad_settings_name_the_setting(over, message):
@@ -174,7 +210,7 @@ muscle3 = pytest.mark.skipif(
 
 @muscle3
 def test_muscle3_run_equals_embedded_run(tmp_path):
-    ymmsl = short_ymmsl(tmp_path)
+    ymmsl = short_ymmsl(tmp_path, lifting="constrained_runs")  # the micro component's lift
     proc = muscle([ymmsl], tmp_path / "m3")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     settings = validate(read_ymmsl_settings(ymmsl))

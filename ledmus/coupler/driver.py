@@ -21,7 +21,7 @@ import numpy as np
 
 from ..surrogates.macro import MacroModel
 from .mappers import Lift
-from .messages import Restricted, WindowRequest
+from .messages import LiftTally, Restricted, WindowRequest
 from .recorder import Recorder
 from .schedule import FROM_IC, FROM_LIFT, MACRO, MICRO, RunState, SchedulePolicy, Step
 from .streams import RNG_RECORD
@@ -59,6 +59,7 @@ class Coordinator:
         self.last: str | None = None  # kind of the last step
         # record_s: storing states and accumulating errors (measurement, not simulation)
         self.timings = dict.fromkeys(TIMINGS, 0.0)
+        self.lifting = LiftTally()  # the micro solver's lifts (iterations, residuals)
 
     @property
     def done(self) -> bool:
@@ -88,6 +89,7 @@ class Coordinator:
         for key in ("micro_s", "lift_s", "restrict_s"):
             self.timings[key] += getattr(answer, key)
         self.micro_ranks = answer.micro_ranks
+        self.lifting.add(answer.lift_stats)
         start = time.perf_counter()
         self.model.assimilate(answer.m)
         self.timings["macro_s"] += time.perf_counter() - start

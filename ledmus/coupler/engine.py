@@ -72,7 +72,7 @@ def new_micro(settings: MicroSettings, members: np.ndarray) -> Micro:
     ic = initial_condition(
         settings.solver, settings.ic, settings.seed, members, settings.t_transient
     )
-    return Micro(settings.solver, ic, settings.seed, members)
+    return Micro(settings.solver, ic, settings.seed, members, lifting=settings.lifter)
 
 
 def build(settings: RunSettings, members: np.ndarray, model: MacroModel | None = None) -> Parts:
@@ -141,6 +141,11 @@ def summarize(settings: RunSettings, coord: Coordinator, wall: float, engine: st
         **{k: tm[k] for k in ("micro_s", "macro_s", "lift_s", "restrict_s", "record_s")},
         "coupling_s": max(0.0, wall - tm["micro_s"] - tm["macro_s"] - tm["record_s"]),
         "windows": coord.window,
+        "lifting": {
+            "strategy": settings.lifting,
+            "tol": settings.lifting_tol,
+            **coord.lifting.summary(),
+        },  # fmt: skip
     }
     if reference is not None:
         result["micro_only_wall_s"] = reference_wall

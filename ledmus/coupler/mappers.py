@@ -74,4 +74,5 @@ class Restrict:
             lift_s=result.lift_s,
             restrict_s=time.perf_counter() - start,
             micro_ranks=result.micro_ranks,
+            lift_stats=result.lift_stats,
         )

@@ -7,7 +7,8 @@ solver's time unit; ``steps`` counts coarse steps ``dt_coarse``::
 
     macro -> lift       WindowRequest   window, t0, steps, include_initial, m (B, d) | None
     lift -> micro       MicroRequest    window, t0, steps, include_initial, state (B, *shape) | None
-    micro -> restrict   MicroResult     window, states (B, n, *shape), micro_s, lift_s, micro_ranks
+    micro -> restrict   MicroResult     window, states (B, n, *shape), micro_s, lift_s, micro_ranks,
+                                        lift_stats
     restrict -> macro   Restricted      the MicroResult fields + m (B, n, d), restrict_s
 
 ``MicroRequest``/``MicroResult`` are the micro component's public format
@@ -74,6 +75,50 @@ def _convert(cls: str, name: str, kind: Any, value: Any, where: str) -> Any:
     return value
 
 
+#: entries of the ``lift_stats`` vector of :class:`MicroResult` and :class:`Restricted`:
+#: the solver lift that started the window (lifts = 1; iterations, micro steps spent,
+#: final residual, 1 when the iteration cap stopped it, seconds)
+LIFT_STATS = ("lifts", "iterations", "steps", "residual", "not_converged", "seconds")
+
+
+def lift_stats(report: Any) -> np.ndarray:
+    """A :class:`~ledmus.solvers.lifting.LiftReport` as the ``lift_stats`` vector."""
+    return np.array([1.0, report.iterations, report.steps, report.residual,
+                     0.0 if report.converged else 1.0, report.seconds])  # fmt: skip
+
+
+class LiftTally:
+    """The lifts of a run, summed from the windows' ``lift_stats``."""
+
+    def __init__(self) -> None:
+        self.lifts = self.iterations = self.steps = self.not_converged = 0
+        self.iterations_max = 0
+        self.residual_max = self.seconds = 0.0
+
+    def add(self, stats: np.ndarray | None) -> None:
+        if stats is None:
+            return
+        s = dict(zip(LIFT_STATS, np.asarray(stats, dtype=np.float64).tolist(), strict=True))
+        self.lifts += int(s["lifts"])
+        self.iterations += int(s["iterations"])
+        self.iterations_max = max(self.iterations_max, int(s["iterations"]))
+        self.steps += int(s["steps"])
+        self.not_converged += int(s["not_converged"])
+        self.residual_max = max(self.residual_max, s["residual"])
+        self.seconds += s["seconds"]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "lifts": self.lifts,
+            "iterations_mean": self.iterations / self.lifts if self.lifts else 0.0,
+            "iterations_max": self.iterations_max,
+            "micro_steps": self.steps,
+            "residual_max": self.residual_max,
+            "not_converged": self.not_converged,
+            "seconds": self.seconds,
+        }
+
+
 @dataclass
 class WindowRequest(Message):
     """Macro -> lift: run a micro window (``m``: the macro state to lift, or None)."""
@@ -107,6 +152,7 @@ class MicroResult(Message):
     micro_s: float = 0.0
     lift_s: float = 0.0
     micro_ranks: int = 1
+    lift_stats: np.ndarray | None = None
 
 
 @dataclass
@@ -120,3 +166,4 @@ class Restricted(Message):
     lift_s: float = 0.0
     restrict_s: float = 0.0
     micro_ranks: int = 1
+    lift_stats: np.ndarray | None = None

@@ -2,19 +2,24 @@
 
 :class:`Micro` holds the solver's internal state (LB populations, particles) between
 windows, so ``T_m = 0`` continues the micro solver exactly; a window that brings a state
-lifts it (the solver's own lift, per-member random streams for stochastic systems).
+lifts it with the run's :class:`~ledmus.solvers.lifting.Lifting` (per-member random
+streams for stochastic systems) and keeps the lift's report for the run summary.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 import numpy as np
 
 from ..solvers import Solver
-from .messages import MicroRequest, MicroResult
+from ..solvers.lifting import Lifting, LiftReport
+from .messages import MicroRequest, MicroResult, lift_stats
 from .streams import RNG_IC, RNG_LIFT_SOLVER, RNG_MICRO, RNG_TRANSIENT, member_rng
+
+log = logging.getLogger(__name__)
 
 
 def check_finite(who: str, arr: np.ndarray, window: int) -> np.ndarray:
@@ -84,12 +89,16 @@ class Micro:
     """The micro solver between windows.
 
     ``members``: global ensemble indices of the members this process runs; ``stream``: a
-    distinct random stream (an MPI rank holding part of every member's particles).
+    distinct random stream (an MPI rank holding part of every member's particles);
+    ``lifting``: how observed states become the solver's internal state.
     """
 
     def __init__(self, solver: Solver, ic: np.ndarray, seed: int, members: np.ndarray,
-                 stream: int | None = None) -> None:  # fmt: skip
+                 stream: int | None = None, lifting: Lifting | None = None) -> None:  # fmt: skip
         self.solver = solver
+        self.lifting = (lifting or Lifting()).check(solver)
+        self.last_lift: LiftReport | None = None
+        self._warned = False
         self.stream = stream
         self.ic = solver.check_observable(ic, name="ic")
         self.seed = int(seed)
@@ -100,21 +109,40 @@ class Micro:
     def _rng(self, member: int, window: int, purpose: int) -> np.random.Generator:
         return member_rng(self.seed, member, window, purpose, self.stream)
 
-    def _lift(self, obs: np.ndarray, window: int) -> Any:
+    def _lift(self, obs: np.ndarray, window: int, t: float) -> Any:
         if not self.solver.stochastic:
-            return self.solver.lift(obs)
+            internal, report = self.lifting.lift(self.solver, obs, None, t)
+            self._report(report, window)
+            return internal
         parts = [
-            self.solver.lift(obs[b : b + 1], self._rng(int(m), window, RNG_LIFT_SOLVER))
+            self.lifting.lift(self.solver, obs[b : b + 1],
+                              self._rng(int(m), window, RNG_LIFT_SOLVER), t)[0]
             for b, m in enumerate(self.members)
-        ]
+        ]  # fmt: skip
         return np.concatenate(parts)
+
+    def _report(self, report: LiftReport, window: int) -> None:
+        self.last_lift = report
+        if report.iterations:
+            log.debug("window %d: %s lift, %d iterations, residual %.3g", window,
+                      report.strategy, report.iterations, report.residual)  # fmt: skip
+        if not report.converged and not self._warned:
+            self._warned = True
+            log.warning(
+                "window %d: %s lifting stopped at lifting_max_iter=%d with residual %.3g > "
+                "lifting_tol=%g (raise lifting_max_iter; further misses are counted in "
+                "metrics.json)", window, report.strategy, self.lifting.max_iter,
+                report.residual, self.lifting.tol,
+            )  # fmt: skip
 
     def _start(self, request: MicroRequest) -> Any:
         """The internal state a window starts from."""
+        self.last_lift = None
         if request.state is not None:
-            return self._lift(np.array(request.state, dtype=np.float64), request.window)
+            state = np.array(request.state, dtype=np.float64)
+            return self._lift(state, request.window, request.t0)
         if self.internal is None:
-            return self._lift(self.ic, request.window)
+            return self._lift(self.ic, request.window, request.t0)
         if abs(self.t - request.t0) > 1e-9 * max(1.0, abs(request.t0)):
             raise ValueError(
                 f"micro: asked to continue at t={request.t0:g} but its state is at t={self.t:g}"
@@ -165,6 +193,7 @@ class Micro:
             states=states,
             micro_s=time.perf_counter() - start,
             lift_s=request.lift_s,
+            lift_stats=None if self.last_lift is None else lift_stats(self.last_lift),
         )
 
     # checkpoint = the internal state (random streams are derived per window)

@@ -14,6 +14,9 @@ from the file)::
     ic: y05                    # initial condition: a name of the solver or a .npy file
     t_transient: 0.0           # micro run from the IC before t = 0, not recorded      [time]
     seed: 0                    # RNG seed (micro noise, stochastic lifting, random ICs)
+    lifting: constrained_runs  # solver lifting of observed fields (default: the system's)
+    lifting_tol: 1.0e-10       # iterative liftings: max change of the unobserved part
+    lifting_max_iter: 200      # iterative liftings: iteration cap (then a warning)
     device: cpu                # cpu, cuda, cuda:N or auto (the macro model)
     compare: true              # also run the micro solver alone: speed-up and errors
     plots: true                # write field.png / error_vs_time.png
@@ -23,7 +26,10 @@ from the file)::
 
 All times are multiples of the solver's coarse step ``dt_coarse``.  The micro component
 alone needs only ``system`` (or ``model``), ``param_*``, ``ensemble``, ``ic``,
-``t_transient`` and ``seed`` (:func:`validate_micro`) and ignores the rest.
+``t_transient``, ``seed`` and the ``lifting*`` settings (:func:`validate_micro`) and
+ignores the rest.  ``lifting`` is one of the strategies the system's solver declares
+(:mod:`ledmus.solvers.lifting`: equilibrium, chapman_enskog, constrained_runs,
+newton_krylov); it lifts every state a window starts from, the initial condition too.
 """
 
 from __future__ import annotations
@@ -37,7 +43,17 @@ from typing import Any
 from .. import systems
 from ..solvers import Solver
 from ..solvers.base import steps_in
-from ..validation import Field, as_bool, as_choice, as_int, as_str, as_time, parse_fields
+from ..solvers.lifting import STRATEGIES, Lifting
+from ..validation import (
+    Field,
+    as_bool,
+    as_choice,
+    as_int,
+    as_number,
+    as_str,
+    as_time,
+    parse_fields,
+)
 from .schedule import POLICIES
 
 PARAM_PREFIX = "param_"
@@ -48,6 +64,9 @@ MICRO_FIELDS = (
     Field("ic", as_str, "", "initial-condition name or .npy file"),
     Field("t_transient", as_time, 0.0, "time >= 0 run before t = 0, not recorded"),
     Field("seed", as_int(0), 0, "integer >= 0"),
+    Field("lifting", as_str, "", f"one of {', '.join(STRATEGIES)} (default: the system's)"),
+    Field("lifting_tol", as_number(0.0, strict=True), 1e-10, "number > 0"),
+    Field("lifting_max_iter", as_int(1), 200, "integer >= 1"),
 )
 RUN_FIELDS = (
     Field("model", as_str, doc="path of a macro-model checkpoint (.pt)"),
@@ -95,8 +114,16 @@ class MicroSettings:
     ic: str
     t_transient: float
     seed: int
+    lifting: str = "equilibrium"
+    lifting_tol: float = 1e-10
+    lifting_max_iter: int = 200
     params: dict[str, Any] = field(default_factory=dict)
     solver: Solver | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def lifter(self) -> Lifting:
+        """The :class:`~ledmus.solvers.lifting.Lifting` these settings choose."""
+        return Lifting(self.lifting, self.lifting_tol, self.lifting_max_iter)
 
 
 @dataclass(frozen=True)
@@ -170,6 +197,12 @@ def _micro(values: dict[str, Any], params: dict[str, Any], search: list[Path]) -
     steps_in(
         values["t_transient"], solver.dt_coarse, "setting t_transient", "the solver's dt_coarse"
     )
+    lifting = values["lifting"] or systems.get(system).lifting
+    try:
+        Lifting(lifting, values["lifting_tol"], values["lifting_max_iter"]).check(solver)
+    except ValueError as exc:
+        raise ValueError(f"setting {exc}") from None
+    values = {**values, "lifting": lifting}
     ic = values["ic"]
     if ic.endswith(".npy"):
         ic = str(resolve_file(ic, "ic", search))

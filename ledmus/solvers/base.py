@@ -73,6 +73,10 @@ class Solver(ABC):
     name: ClassVar[str] = ""
     #: whether ``advance`` draws random numbers
     stochastic: ClassVar[bool] = False
+    #: lifting strategies this solver implements (:mod:`ledmus.solvers.lifting`);
+    #: ``chapman_enskog`` needs :meth:`_lift_chapman_enskog`, the iterative ones
+    #: :meth:`_unobserved` and :meth:`_with_unobserved`
+    liftings: ClassVar[tuple[str, ...]] = ("equilibrium",)
 
     def __init__(self, *, dt: float, dt_coarse: float) -> None:
         self.system = self.name  # registry name; make() sets presets such as "ad3d"
@@ -99,6 +103,18 @@ class Solver(ABC):
     @abstractmethod
     def _observe(self, internal: Any) -> np.ndarray:
         """Map the internal state to the observable ``(B, *state_shape)``."""
+
+    def _lift_chapman_enskog(self, obs: np.ndarray) -> Any:
+        """Equilibrium plus the first-order Chapman–Enskog non-equilibrium part."""
+        raise NotImplementedError(f"{self.name!r} has no Chapman–Enskog lifting")
+
+    def _unobserved(self, internal: Any) -> np.ndarray:
+        """The unobserved part ``w`` of the internal state, ``(B, C, ...)``."""
+        raise NotImplementedError(f"{self.name!r} has no unobserved moments")
+
+    def _with_unobserved(self, obs: np.ndarray, w: np.ndarray) -> Any:
+        """The internal state whose observable is ``obs`` and unobserved part ``w``."""
+        raise NotImplementedError(f"{self.name!r} has no unobserved moments")
 
     @abstractmethod
     def _step(self, internal: Any, t: float, rng: np.random.Generator | None) -> Any:
@@ -154,9 +170,20 @@ class Solver(ABC):
             raise ValueError(f"{name} contains NaN or infinite values")
         return arr
 
-    def lift(self, obs: Any, rng: np.random.Generator | None = None) -> Any:
-        """Observable ``(B, *state_shape)`` -> internal representation."""
-        return self._lift(self.check_observable(obs), rng)
+    def lift(self, obs: Any, rng: np.random.Generator | None = None, *,
+             lifting: Any = None, t: float = 0.0) -> Any:  # fmt: skip
+        """Observable ``(B, *state_shape)`` -> internal representation.
+
+        ``lifting``: a strategy name from :attr:`liftings` or a
+        :class:`~ledmus.solvers.lifting.Lifting` (default: equilibrium); ``t`` is the
+        time the micro steps of an iterative lifting run at.
+        """
+        if lifting is None or lifting == "equilibrium":
+            return self._lift(self.check_observable(obs), rng)
+        from .lifting import Lifting
+
+        lifting = lifting if isinstance(lifting, Lifting) else Lifting(lifting)
+        return lifting.lift(self, obs, rng, t)[0]
 
     def observe(self, internal: Any) -> np.ndarray:
         """Internal representation -> observable ``(B, *state_shape)`` (float64)."""
@@ -197,6 +224,7 @@ class Solver(ABC):
         t0: float = 0.0,
         discard: float = 0.0,
         progress: bool = False,
+        lifting: Any = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Run from the observable ``obs`` at ``t0``; record from ``t0 + discard`` on.
 
@@ -204,13 +232,14 @@ class Solver(ABC):
         run on the internal state and not recorded.  Returns ``(t, states)`` with ``t``
         shaped ``(T,)`` and ``states`` shaped ``(B, T, *state_shape)``, sampled every
         ``dt_coarse`` from ``t0 + discard`` to ``t0 + discard + t_end`` inclusive:
-        ``T = t_end/dt_coarse + 1``.
+        ``T = t_end/dt_coarse + 1``.  ``lifting``: how ``obs`` is lifted (see
+        :meth:`lift`).
         """
         n_coarse = steps_in(t_end, self.dt_coarse, "t_end", "dt_coarse")
         n_skip = steps_in(discard, self.dt_coarse, "discard", "dt_coarse")
         rng = self._need_rng(rng)
         obs = self.check_observable(obs)
-        internal = self._lift(obs, rng)
+        internal = self.lift(obs, rng, lifting=lifting, t=t0)
         states = np.empty((obs.shape[0], n_coarse + 1, *self.state_shape))
         bar = tqdm(
             total=n_skip + n_coarse, disable=not progress, desc=self.system, unit="Δt", leave=False

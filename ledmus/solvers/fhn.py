@@ -25,7 +25,13 @@ Zero-flux walls (``walls``):
   with the opposite velocity, which puts the walls half a link outside the end nodes (at
   ``-dx/2`` and ``length + dx/2``: a domain of length ``length + dx``) and conserves the
   plain sum ``dx sum_j rho_j`` exactly.  Release 0.1 used this placement.
-Lifting is the equal-weight rule of eqs 40–41, ``f_i = rho/3``.
+Lifting (:mod:`ledmus.solvers.lifting`): ``equilibrium`` is the equal-weight rule of
+eqs 40–41, ``f_i = rho/3``; ``chapman_enskog`` adds the first-order non-equilibrium part
+``f_i^(1) = -c_i dx d_x rho / (3 omega)`` (lattice units: ``-c_i (rho_{j+1} -
+rho_{j-1}) / (6 omega)``, the even extension at the walls); ``constrained_runs`` and
+``newton_krylov`` iterate on the unobserved moments per species and node,
+``j = f_+ - f_-`` (flux) and ``psi = f_+ + f_- - 2 rho/3`` (the non-equilibrium part of
+the second moment), with ``rho`` reset after every step.
 
 Internal state: populations ``(B, 2, 3, N)`` (species u, v; velocities -1, 0, +1).
 Observable: ``(B, 2, N)`` with channels u, v.
@@ -57,6 +63,7 @@ class FitzHughNagumoLB(Solver):
     """D1Q3 BGK lattice Boltzmann for the FitzHugh–Nagumo equations (paper defaults)."""
 
     name = "fhn"
+    liftings = ("equilibrium", "chapman_enskog", "constrained_runs", "newton_krylov")
 
     def __init__(
         self,
@@ -150,6 +157,28 @@ class FitzHughNagumoLB(Solver):
 
     def _observe(self, f: np.ndarray) -> np.ndarray:
         return f.sum(axis=2)
+
+    def _lift_chapman_enskog(self, obs: np.ndarray) -> np.ndarray:
+        # the lattice's even extension: about the end node ("nodes", rho_{-1} = rho_1) or
+        # about the half-way wall ("halfway", rho_{-1} = rho_0)
+        mode = "reflect" if self.walls == "nodes" else "symmetric"
+        padded = np.pad(obs, [(0, 0), (0, 0), (1, 1)], mode=mode)
+        grad = 0.5 * (padded[..., 2:] - padded[..., :-2])  # d rho / dx in lattice units
+        f1 = grad / (3.0 * self.omega[None, :, None])
+        f = self._lift(obs, None)
+        f[:, :, 0] += f1  # c = -1
+        f[:, :, 2] -= f1  # c = +1
+        return f
+
+    def _unobserved(self, f: np.ndarray) -> np.ndarray:
+        """``(B, 2, 2, N)``: per species the flux ``j`` and ``psi``."""
+        rho = f.sum(axis=2)
+        return np.stack([f[:, :, 2] - f[:, :, 0], f[:, :, 2] + f[:, :, 0] - rho * (2 / 3)], 2)
+
+    def _with_unobserved(self, obs: np.ndarray, w: np.ndarray) -> np.ndarray:
+        j, psi = w[:, :, 0], w[:, :, 1]
+        third = obs / 3.0
+        return np.stack([third + 0.5 * (psi - j), third - psi, third + 0.5 * (psi + j)], axis=2)
 
     def _step(self, f: np.ndarray, t: float, rng: np.random.Generator | None) -> np.ndarray:
         rho = f.sum(axis=2)  # (B, 2, N)

@@ -127,6 +127,14 @@ class SystemSpec:
     lyapunov: float | None = None
     monitors: tuple[Monitor, ...] = ()
     symmetries: tuple[Symmetry, ...] = ()
+    #: default lifting strategy of coupled runs (one of the solver's ``liftings``;
+    #: empty: the first, ``equilibrium``)
+    lifting: str = ""
+
+    @property
+    def liftings(self) -> tuple[str, ...]:
+        """The lifting strategies the solver implements (:mod:`ledmus.solvers.lifting`)."""
+        return tuple(self.solver.liftings)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip() or " " in self.name:
@@ -156,6 +164,13 @@ class SystemSpec:
                     f"system {self.name!r}: {name} must hold {typ.__name__} items, got {bad[0]!r}"
                 )
             object.__setattr__(self, name, value)
+        lifting = self.lifting or self.liftings[0]
+        if lifting not in self.liftings:
+            raise ValueError(
+                f"system {self.name!r}: lifting={self.lifting!r} is not implemented by its "
+                f"solver; allowed: {', '.join(self.liftings)}"
+            )
+        object.__setattr__(self, "lifting", lifting)
         if not isinstance(self.evaluation, Evaluation):
             raise ValueError(f"system {self.name!r}: evaluation must be an Evaluation")
         if self.lyapunov is not None and not (math.isfinite(self.lyapunov) and self.lyapunov > 0):

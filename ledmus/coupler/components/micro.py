@@ -1,7 +1,8 @@
 """MUSCLE3 micro component: any registered solver in a reuse loop, usable on its own.
 
 Settings: ``system`` (or a ``model`` whose system it takes), ``param_<name>``,
-``ensemble``, ``ic``, ``t_transient``, ``seed``; every other setting is left to the other
+``ensemble``, ``ic``, ``t_transient``, ``seed``, ``lifting``, ``lifting_tol``,
+``lifting_max_iter``; every other setting is left to the other
 components.  Each use receives a :class:`~ledmus.coupler.messages.MicroRequest` on
 ``init`` (F_INIT) and sends a :class:`~ledmus.coupler.messages.MicroResult` on ``final``
 (O_F); docs/micro_component.md documents the fields.  The internal state (LB
@@ -66,7 +67,8 @@ class MicroComponent:
                 **{**settings.params, "n_particles": local_n}
             )
         stream = rank if self.particles else None
-        self.micro = Micro(solver, ic[:, self.cut], settings.seed, self.members, stream)
+        self.micro = Micro(solver, ic[:, self.cut], settings.seed, self.members, stream,
+                           lifting=settings.lifter)  # fmt: skip
         # split axes: particles of the internal state (B, N, d) and of a window's states
         # (B, n, N, d); else members, axis 0 of both
         self.axis, self.states_axis = (1, 2) if self.particles else (0, 0)
@@ -93,6 +95,9 @@ class MicroComponent:
             parts = self.comm.gather(result.states, root=0)
             internals = self.comm.gather(snap.get("internal"), root=0)
             result.micro_s = self.comm.allreduce(result.micro_s, op=MPI.MAX)
+            stats = [s for s in self.comm.allgather(result.lift_stats) if s is not None]
+            if stats:  # the slowest rank's lift
+                result.lift_stats = np.max(stats, axis=0)
             if self.rank == 0:
                 result.states = np.concatenate(parts, axis=self.states_axis)
                 snap["internal"] = np.concatenate(internals, axis=self.axis)
