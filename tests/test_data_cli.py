@@ -46,6 +46,17 @@ def test_simulate_cli_writes_the_contract(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["y05.h5"]  # no temporary left behind
 
 
+def test_simulate_cli_lifts_the_initial_condition_as_asked(tmp_path):
+    out = tmp_path / "cr.h5"
+    args = ["-q", "simulate", "fhn", "--ic", "y05", "--t-end", "5", "--out", str(out)]
+    assert main([*args, "--lifting", "constrained_runs"]) == 0
+    solver = solvers.make("fhn")
+    _, cr = solver.rollout(solvers.load_fhn_ic("y05"), 5.0, lifting="constrained_runs")
+    _, eq = solver.rollout(solvers.load_fhn_ic("y05"), 5.0)
+    np.testing.assert_array_equal(read_trajectory(out).states, cr)
+    assert np.abs(cr - eq).max() > 1e-4  # the lift is visible after 5 time units
+
+
 def test_simulate_cli_npy_ic_params_and_batch(tmp_path):
     ic = np.zeros((4, 1000, 3))
     np.save(tmp_path / "ic.npy", ic)
@@ -66,6 +77,9 @@ def test_simulate_cli_npy_ic_params_and_batch(tmp_path):
      (["simulate", "fhn", "--t-end", "1", "--param", "d_u=-1"], "d_u must be"),
      (["simulate", "fhn", "--t-end", "1", "--ic", "nope.npy"], "--ic file"),
      (["simulate", "ks", "--t-end", "1", "--param", "n_nodes"], "name=value"),
+     (["simulate", "ks", "--t-end", "1", "--lifting", "constrained_runs"],
+      "lifting='constrained_runs' is not available for the 'ks' solver; allowed: equilibrium"),
+     (["simulate", "fhn", "--t-end", "1", "--lifting", "cr"], "lifting='cr' unknown; allowed"),
      (["dataset", "fhn", "--scale", "small", "--seed", "-1"], "seed")],
 )  # fmt: skip
 def test_cli_errors_are_one_line_without_traceback(tmp_path, args, message):

@@ -312,6 +312,43 @@ def test_ablation_groups_seeds_per_variant():
     )
 
 
+def test_lifting_drift_compares_each_strategy_with_equilibrium():
+    drift = [{"strategy": "equilibrium", "autoencoder": False, "nad_u_100": 1.7e-4, "nad_u_400": 7.1e-4},
+             {"strategy": "constrained_runs", "autoencoder": False, "nad_u_100": 4.4e-7,
+              "nad_u_400": 1.7e-6},
+             {"strategy": "constrained_runs", "autoencoder": True, "nad_u_100": 9.8e-4,
+              "nad_u_400": 0.0021}]  # fmt: skip
+    assert rt.render_lifting_drift({"lifting.json": doc(every=10, drift=drift)}) == (
+        "| lifting (re-lift every 10 Δt) | NAD u after 100 Δt | after 400 Δt | 400 Δt: smaller "
+        "than equilibrium | autoencoder in the loop: 100 / 400 Δt |\n"
+        "|---|---|---|---|---|\n"
+        "| `equilibrium` | 1.7e-4 | 7.1e-4 | 1 | – |\n"
+        "| `constrained_runs` | 4.4e-7 | 1.7e-6 | 418× | 9.8e-4 / 2.1e-3 |"
+    )
+
+
+def test_lifting_cost_in_ms_and_per_cent_of_a_window():
+    cost = [{"omega_u": 1.9632, "batch": 100, "strategy": "newton_krylov", "iterations": 4,
+             "micro_steps": 93, "residual": 2.4e-13, "lift_s": 0.1807, "window_s": 0.7755,
+             "lift_over_window": 0.233, "max_err_vs_manifold": 1.2e-5}]  # fmt: skip
+    assert rt.render_lifting_cost({"lifting.json": doc(cost=cost)}).splitlines()[-1] == (
+        "| 1.96 | 100 | `newton_krylov` | 4 | 93 | 2.4e-13 | 180.7 ms | 776 ms | 23.3 % | 1.2e-5 |"
+    )
+
+
+def test_fhn_lifting_sweep_puts_the_strategies_side_by_side():
+    run = {"rho": 1.0, "record": "states", "micro_fraction": 0.504, "bound": 1.98}
+    runs = [{**run, "lifting": "equilibrium", "mnad": [0.0558, 0.0616], "speedup": 1.9},
+            {**run, "lifting": "constrained_runs", "mnad": [0.0561, 0.062], "speedup": 1.8},
+            {"rho": None, "lifting": "equilibrium", "mnad": [0.02, 0.02], "speedup": 80}]  # fmt: skip
+    assert rt.render_fhn_lifting_sweep({"fhn_lifting_sweep/sweep.json": doc(runs=runs)}) == (
+        "| ρ | micro share | MNAD u / v, `equilibrium` | MNAD u / v, `constrained_runs` | "
+        "S, `equilibrium` | S, `constrained_runs` | bound |\n"
+        "|---|---|---|---|---|---|---|\n"
+        "| 1 | 0.504 | 0.0558 / 0.0616 | 0.0561 / 0.0620 | 1.9 | 1.8 | 2.0 |"
+    )
+
+
 def test_every_block_has_a_renderer_test():
     tests = [name for name in globals() if name.startswith("test_")]
     for block in rt.BLOCKS:

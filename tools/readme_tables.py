@@ -513,6 +513,65 @@ def render_ablation(docs: Docs) -> str:
     return table(header, rows)
 
 
+# ----------------------------------------------------------------------------- lifting
+def render_lifting_drift(docs: Docs) -> str:
+    doc = docs["lifting.json"]
+    rows = {(r["strategy"], r["autoencoder"]): r for r in doc["drift"]}
+    base = rows[("equilibrium", False)]["nad_u_400"]
+    out = []
+    for (name, ae), r in rows.items():
+        if ae:
+            continue
+        a = rows.get((name, True))
+        out.append([f"`{name}`", sci(r["nad_u_100"]), sci(r["nad_u_400"]),
+                    f"{base / r['nad_u_400']:.0f}×" if name != "equilibrium" else "1",
+                    f"{sci(a['nad_u_100'])} / {sci(a['nad_u_400'])}" if a else "–"])  # fmt: skip
+    every = doc["every"]
+    header = [f"lifting (re-lift every {every} Δt)", "NAD u after 100 Δt", "after 400 Δt",
+              "400 Δt: smaller than equilibrium",
+              "autoencoder in the loop: 100 / 400 Δt"]  # fmt: skip
+    return table(header, out)
+
+
+def render_lifting_cost(docs: Docs) -> str:
+    rows = []
+    for r in docs["lifting.json"]["cost"]:
+        rows.append([f"{r['omega_u']:.2f}", str(r["batch"]), f"`{r['strategy']}`",
+                     str(r["iterations"]), str(r["micro_steps"]),
+                     sci(r["residual"]) if r["micro_steps"] else "–",
+                     f"{1e3 * r['lift_s']:.1f} ms", f"{1e3 * r['window_s']:.0f} ms",
+                     f"{100 * r['lift_over_window']:.1f} %",
+                     sci(r["max_err_vs_manifold"])])  # fmt: skip
+    header = ["ω_u", "members", "lifting", "iterations", "micro steps", "residual",
+              "wall per lift", "one window (T_mu = 10 Δt)", "lift / window",
+              "max error vs relaxed f"]  # fmt: skip
+    return table(header, rows)
+
+
+def render_fhn_lifting_sweep(docs: Docs) -> str:
+    doc = docs["fhn_lifting_sweep/sweep.json"]
+    by_rho: dict[float, dict[str, dict[str, Any]]] = {}
+    liftings: list[str] = []
+    for r in doc["runs"]:
+        if r.get("rho") is None or r.get("record", "states") != "states":
+            continue
+        by_rho.setdefault(r["rho"], {})[r["lifting"]] = r
+        if r["lifting"] not in liftings:
+            liftings.append(r["lifting"])
+    rows = []
+    for rho, runs in by_rho.items():
+        first = next(iter(runs.values()))
+        row = [f"{rho:g}", f"{first['micro_fraction']:.3f}"]
+        row += [" / ".join(f"{x:.4f}" for x in runs[k]["mnad"]) if k in runs else "–"
+                for k in liftings]  # fmt: skip
+        row += [f"{runs[k]['speedup']:.1f}" if k in runs else "–" for k in liftings]
+        row += [f"{first['bound']:.1f}"]
+        rows.append(row)
+    header = ["ρ", "micro share", *[f"MNAD u / v, `{k}`" for k in liftings],
+              *[f"S, `{k}`" for k in liftings], "bound"]  # fmt: skip
+    return table(header, rows)
+
+
 # ------------------------------------------------------------------------------- blocks
 @dataclass
 class Block:
@@ -546,6 +605,9 @@ BLOCKS: dict[str, Block] = {
     "coupling_overhead": Block(["coupling_overhead*.json"], render_coupling_overhead),
     "ks_sweep": Block(["ks_sweep/sweep.json"], render_ks_sweep),
     "ad3d_sweep": Block(["ad3d_sweep/sweep.json"], render_ad3d_sweep),
+    "lifting_drift": Block(["lifting.json"], render_lifting_drift),
+    "lifting_cost": Block(["lifting.json"], render_lifting_cost),
+    "fhn_lifting_sweep": Block(["fhn_lifting_sweep/sweep.json"], render_fhn_lifting_sweep),
 }
 
 
