@@ -313,11 +313,10 @@ def test_ablation_groups_seeds_per_variant():
 
 
 def test_lifting_drift_compares_each_strategy_with_equilibrium():
-    drift = [{"strategy": "equilibrium", "autoencoder": False, "nad_u_100": 1.7e-4, "nad_u_400": 7.1e-4},
-             {"strategy": "constrained_runs", "autoencoder": False, "nad_u_100": 4.4e-7,
-              "nad_u_400": 1.7e-6},
-             {"strategy": "constrained_runs", "autoencoder": True, "nad_u_100": 9.8e-4,
-              "nad_u_400": 0.0021}]  # fmt: skip
+    keys = ("strategy", "autoencoder", "nad_u_100", "nad_u_400")
+    values = [("equilibrium", False, 1.7e-4, 7.1e-4), ("constrained_runs", False, 4.4e-7, 1.7e-6),
+              ("constrained_runs", True, 9.8e-4, 0.0021)]  # fmt: skip
+    drift = [dict(zip(keys, v, strict=True)) for v in values]
     assert rt.render_lifting_drift({"lifting.json": doc(every=10, drift=drift)}) == (
         "| lifting (re-lift every 10 Δt) | NAD u after 100 Δt | after 400 Δt | 400 Δt: smaller "
         "than equilibrium | autoencoder in the loop: 100 / 400 Δt |\n"

@@ -100,7 +100,8 @@ class Lifting:
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
             raise ValueError(f"lifting={self.strategy!r} unknown; allowed: {', '.join(STRATEGIES)}")
-        tol = float(self.tol) if isinstance(self.tol, (int, float)) else math.nan
+        number = isinstance(self.tol, (int, float)) and not isinstance(self.tol, bool)
+        tol = float(self.tol) if number else math.nan
         if not (math.isfinite(tol) and tol > 0):
             raise ValueError(f"lifting_tol must be a number > 0, got {self.tol!r}")
         if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, int):
@@ -116,6 +117,11 @@ class Lifting:
             raise ValueError(
                 f"lifting={self.strategy!r} is not available for the {solver.system!r} "
                 f"solver; allowed: {', '.join(allowed)}"
+            )
+        if self.strategy in ITERATIVE and getattr(solver, "stochastic", False):
+            raise ValueError(
+                f"lifting={self.strategy!r} needs a deterministic solver; {solver.system!r} "
+                "is stochastic"
             )
         if self.strategy == "newton_krylov" and (why := petsc_available()):
             raise ValueError(f"lifting=newton_krylov: {why}")
