@@ -15,7 +15,7 @@ import torch
 from ledmus.coupler import mappers
 from ledmus.coupler.driver import Coordinator
 from ledmus.coupler.mappers import Lift, Restrict
-from ledmus.coupler.messages import MicroRequest, MicroResult, Restricted, WindowRequest
+from ledmus.coupler.messages import LiftTally, MicroRequest, MicroResult, Restricted, WindowRequest
 from ledmus.coupler.micro import Micro
 from ledmus.coupler.recorder import Recorder
 from ledmus.coupler.schedule import FixedSchedule
@@ -181,6 +181,14 @@ def test_coordinator_snapshot_restore_continues_identically():
     coord2.run(exchange)
     np.testing.assert_array_equal(coord2.recorder.states, full.recorder.states)
     assert coord2.timings.keys() == full.timings.keys()
+    # the lift tally carries over (seconds differ between the runs)
+    counts = ("lifts", "iterations", "steps", "not_converged")
+    assert coord2.lifting.lifts == full.lifting.lifts > 0
+    assert [getattr(coord2.lifting, k) for k in counts] == [
+        getattr(full.lifting, k) for k in counts
+    ]
+    with pytest.raises(ValueError, match="lifting snapshot: unknown field 'x'"):
+        LiftTally.from_dict({"x": 1})
 
 
 # ----------------------------------------------------------------- messages

@@ -151,6 +151,7 @@ class Coordinator:
             "last": self.last or "",
             "model": self.model.snapshot(),
             "timings": dict(self.timings),
+            "lifting": dict(vars(self.lifting)),
             "recorder": self.recorder.snapshot(),
         }
 
@@ -159,4 +160,5 @@ class Coordinator:
         self.last = snap["last"] or None
         self.model.restore(snap["model"])
         self.timings = {k: float(v) for k, v in snap["timings"].items()}
+        self.lifting = LiftTally.from_dict(snap.get("lifting", {}))  # older snapshots: none
         self.recorder.restore(snap["recorder"])

@@ -107,6 +107,16 @@ class LiftTally:
         self.residual_max = max(self.residual_max, s["residual"])
         self.seconds += s["seconds"]
 
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> LiftTally:
+        """A tally from :func:`vars` of one (a snapshot); unknown keys are refused."""
+        tally = cls()
+        for key, value in values.items():
+            if key not in vars(tally):
+                raise ValueError(f"lifting snapshot: unknown field {key!r}")
+            setattr(tally, key, type(getattr(tally, key))(value))
+        return tally
+
     def summary(self) -> dict[str, Any]:
         return {
             "lifts": self.lifts,
