@@ -12,6 +12,13 @@ with ``p_right`` and stays otherwise, on the periodic lattice ``x_k = -1 + k ds`
 for the paper's values).  The coarse observable is the fraction of particles in each of
 ``n_bins`` equal bins of ``[-1, 1)`` (it sums to one, seed 003 eq 18).
 
+``advance`` over ``n`` micro steps draws each particle's numbers of left and right jumps
+at once, ``L ~ Binomial(n, p_left)``, ``R ~ Binomial(n - L, p_right / (1 - p_left))``, and
+moves it by ``R - L``: exactly the law of ``n`` independent steps (the intermediate
+positions are never observed), at the cost of two draws per particle instead of ``n``
+(one coarse step of the paper, ``n = 1600``: about 80 ms instead of 5 s for 250,000
+particles).  ``_step`` is the single-step law it replaces.
+
 Internal state: unwrapped integer lattice indices ``(B, N_particles)`` int64 (positions
 modulo M give the site; the unwrapped index keeps the displacement for drift and
 diffusion measurements).  Observable: ``(B, 1, n_bins)``.
@@ -23,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Solver, check_int, check_positive
+from .base import Solver, check_int, check_positive, steps_in
 
 
 class LatticeRandomWalk(Solver):
@@ -131,13 +138,40 @@ class LatticeRandomWalk(Solver):
         counts = np.bincount((bins + offset).ravel(), minlength=b * self.n_bins)
         return (counts.reshape(b, 1, self.n_bins) / self.n_particles).astype(np.float64)
 
+    def pde_fractions(self, fractions0: np.ndarray, t: float | np.ndarray) -> np.ndarray:
+        """Bin fractions at time(s) ``t`` of eq 16, ``rho_t + v rho_s = D rho_ss`` on the
+        periodic ``[-1, 1)``, solved exactly in Fourier space on the lattice's sites from
+        the density ``fractions0`` ``(..., n_bins)`` spread uniformly within each bin (as
+        :meth:`lift` places particles).  Returns ``(..., n_bins)`` for a scalar ``t``, else
+        ``(..., len(t), n_bins)``."""
+        f0 = np.asarray(fractions0, dtype=np.float64)
+        width = np.bincount(self._site_bin, minlength=self.n_bins)
+        p0 = f0[..., self._site_bin] / width[self._site_bin]  # (..., n_sites)
+        kappa = np.pi * np.fft.fftfreq(self.n_sites, d=1.0 / self.n_sites)  # 2 pi m / 2
+        times = np.atleast_1d(np.asarray(t, dtype=np.float64))
+        decay = np.exp(-(self.diffusivity * kappa**2 + 1j * self.velocity * kappa) * times[:, None])
+        p = np.fft.ifft(np.fft.fft(p0)[..., None, :] * decay, axis=-1).real  # (..., T, n_sites)
+        out = np.zeros((*p.shape[:-1], self.n_bins))
+        np.add.at(out, (..., self._site_bin), p)
+        return out[..., 0, :] if np.ndim(t) == 0 else out
+
     def positions(self, k: np.ndarray) -> np.ndarray:
         """Particle coordinates in [-1, 1) of the internal state ``k``."""
         return -1.0 + self.jump * np.mod(k, self.n_sites)
 
     def advance(self, internal: np.ndarray, t0: float, duration: float, rng=None) -> np.ndarray:
-        # _step updates in place for speed; work on a copy so the caller's state stays put.
-        return super().advance(np.array(internal, dtype=np.int64), t0, duration, rng)
+        """``duration/dt`` steps at once: binomial numbers of left and right jumps per
+        particle (the exact law of the sum of the steps); a new array."""
+        rng = self._need_rng(rng)
+        n = steps_in(duration, self.dt, "duration", "dt")
+        k = np.array(internal, dtype=np.int64)
+        if n == 0:
+            return k
+        left = rng.binomial(n, self.p_left, size=k.shape)
+        if self.p_left < 1.0:
+            k += rng.binomial(n - left, self.p_right / (1.0 - self.p_left))
+        k -= left
+        return k
 
     def _step(self, k: np.ndarray, t: float, rng: np.random.Generator | None) -> np.ndarray:
         u = rng.random(k.shape, dtype=np.float32)
