@@ -114,12 +114,15 @@ class Micro:
             internal, report = self.lifting.lift(self.solver, obs, None, t)
             self._report(report, window)
             return internal
-        parts = [
+        lifted = [
             self.lifting.lift(self.solver, obs[b : b + 1],
-                              self._rng(int(m), window, RNG_LIFT_SOLVER), t)[0]
+                              self._rng(int(m), window, RNG_LIFT_SOLVER), t)
             for b, m in enumerate(self.members)
         ]  # fmt: skip
-        return np.concatenate(parts)
+        report = lifted[0][1]  # stochastic solvers lift by equilibrium only (no iterations)
+        report.seconds = sum(r.seconds for _, r in lifted)
+        self._report(report, window)
+        return np.concatenate([internal for internal, _ in lifted])
 
     def _report(self, report: LiftReport, window: int) -> None:
         self.last_lift = report

@@ -24,9 +24,12 @@ from .pca import PCA, PCAMacro
 from .propagators import LatentRNN
 from .scalers import Scaler
 from .training import train_from_config
+from .vo import VirtualObservableCG
+from .vo_macro import VOMacro
 
 __all__ = [
     "LED", "LEDMacro", "MACRO_MODELS", "MacroModel", "load_macro_model", "register_macro_model", "ConvAutoencoder", "LatentRNN", "MLPAutoencoder", "MixtureDensityDecoder",
     "ParticleAutoencoder", "PermutationInvariantEncoder", "Scaler", "load_model",
     "read_checkpoint", "save_checkpoint", "train_from_config", "PCA", "PCAMacro",
+    "VirtualObservableCG", "VOMacro",
 ]  # fmt: skip

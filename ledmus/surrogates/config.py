@@ -31,7 +31,7 @@ from .scalers import SCALER_KINDS
 
 #: default of a field that has none: the key is in the resolved section only when given
 OPTIONAL: Any = object()
-KINDS = ("led", "pca")
+KINDS = ("led", "pca", "vo")
 DTYPES = ("float32", "float64")
 VALIDATIONS = ("teacher_forced", "free_run")
 
@@ -92,6 +92,20 @@ TRAIN_RNN_FIELDS = (
     Field("restarts", as_int(1), 1, "independent RNN initialisations, integer >= 1"),
 )  # fmt: skip
 PCA_FIELDS = (Field("components", as_int(1), 8, "principal components, integer >= 1"),)
+VO_FIELDS = (
+    Field("hidden", as_int(1), 25, "units per hidden layer of NN, integer >= 1"),
+    Field("layers", as_int(1), 2, "hidden layers of NN, integer >= 1"),
+    Field("sigma_c2", as_number(0, strict=True), 1e-9, "virtual-observable variance, number > 0"),
+    Field("virtual_observables", as_bool, True, "true or false (false: the ablation)"),
+    Field("samples", as_int(1), 100, "paths per member when coupled, integer >= 1"),
+)
+TRAIN_VO_FIELDS = (
+    Field("steps", as_int(1), 20000, "Adam steps, integer >= 1"),
+    LR,
+    Field("mc_samples", as_int(1), 4, "Monte Carlo samples per step, integer >= 1"),
+    Field("sequences", as_int(0), 0, "training sequences used (0: all), integer >= 0"),
+    Field("infer_steps", as_int(1), 4000, "Adam steps to infer a test sequence, integer >= 1"),
+)
 
 #: section -> its fields, in the order of the resolved config
 SECTION_FIELDS: dict[str, tuple[Field, ...]] = {
@@ -100,11 +114,13 @@ SECTION_FIELDS: dict[str, tuple[Field, ...]] = {
     "train_autoencoder": TRAIN_AUTOENCODER_FIELDS,
     "train_rnn": TRAIN_RNN_FIELDS,
     "pca": PCA_FIELDS,
+    "vo": VO_FIELDS,
+    "train_vo": TRAIN_VO_FIELDS,
 }
 SECTIONS = ("autoencoder", "rnn", "train_autoencoder", "train_rnn")
 TOP_KEYS = ("system", "data", "seed", "dtype", *SECTIONS)
 #: model family (``kind``, default ``led``) -> its config sections
-KIND_SECTIONS = {"led": SECTIONS, "pca": ("pca", "rnn", "train_rnn")}
+KIND_SECTIONS = {"led": SECTIONS, "pca": ("pca", "rnn", "train_rnn"), "vo": ("vo", "train_vo")}
 #: the defaults (fields with one), as a nested dict
 DEFAULTS: dict[str, Any] = {
     "seed": 0,
@@ -156,7 +172,7 @@ def _parse(fields: tuple[Field, ...], raw: dict[str, Any], prefix: str) -> dict[
 
 def resolve(raw: dict[str, Any]) -> dict[str, Any]:
     """Defaults filled in and every field checked; raises ValueError naming the field.
-    ``kind`` (``led``, the default, or ``pca``) picks the model family and its sections;
+    ``kind`` (``led``, the default, ``pca`` or ``vo``) picks the model family and its sections;
     the resolved config records it."""
     kind_field = TOP_FIELDS[0]
     kind = kind_field.parse("config kind", raw.get("kind", kind_field.default))
@@ -172,7 +188,7 @@ def resolve(raw: dict[str, Any]) -> dict[str, Any]:
         _check_keys(names, raw.get(section, {}), f" in {section}")
     top = _parse(TOP_FIELDS, {k: v for k, v in raw.items() if k not in sections}, "")
     parsed = {s: _parse(SECTION_FIELDS[s], raw.get(s, {}), f"{s}.") for s in sections}
-    tr = parsed["train_rnn"]
+    tr = parsed.get("train_rnn", {"hidden_propagation": 1, "sequence_length": 1})
     if tr["hidden_propagation"] < tr["sequence_length"]:
         raise ValueError(
             "config: train_rnn.hidden_propagation must be >= train_rnn.sequence_length, got "

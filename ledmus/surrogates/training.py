@@ -89,6 +89,10 @@ def train_from_config(
         )
     if cfg["kind"] == "pca":
         return train_pca(cfg, raw_config, out, dev, train_traj, val_traj, progress)
+    if cfg["kind"] == "vo":
+        from .vo_training import train_vo_from_config
+
+        return train_vo_from_config(cfg, raw_config, out, train_traj, progress)
 
     torch.manual_seed(cfg["seed"])
     gen = torch.Generator().manual_seed(cfg["seed"])
