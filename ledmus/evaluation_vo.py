@@ -55,7 +55,11 @@ def evaluate_vo(model_path: str | Path, data: str | Path | None, *, out_dir: Pat
     """Evaluate the checkpoint on the test run (default: the config's ``data/test.h5``)."""
     model, payload = load_model(model_path)
     cfg = payload["config"]
-    data = Path(data) if data is not None else Path(cfg["data"]) / "test.h5"
+    if data is None:  # the config's test split, generated first when missing
+        from .evaluation import test_split
+
+        data = test_split(Path(cfg["data"]) / "test.h5", model.system, cfg)
+    data = Path(data)
     traj = read_trajectory(data)
     if traj.system != model.system:
         raise ValueError(f"test data {data} is for system {traj.system!r}, the model for "

@@ -348,6 +348,26 @@ def test_fhn_lifting_sweep_puts_the_strategies_side_by_side():
     )
 
 
+def test_vo_rw_per_snapshot_and_a_summary_line():
+    d = doc(rel_l2={"15": 0.0089}, rel_l2_pde={"15": 0.0045}, micro_vs_pde={"15": 0.0083},
+            coverage95=0.9626, coverage95_inferred=0.988, mass_error_inferred=2.4e-4,
+            mass_error_inferred_train={"mean": 2.5e-4, "max": 3.2e-4},
+            mass_error_predicted=3.4e-4, samples=1000, predict_wall_s=7.1)  # fmt: skip
+    out = rt.render_vo_rw({"vo_rw_evaluate.json": d}).splitlines()
+    assert out[2] == "| 15 Δt | 0.89 % | 0.45 % | 0.83 % |"
+    assert out[4].startswith("95 % band coverage 0.963 on the predicted steps (0.988 on")
+    assert "2.4e-4 inferred (training sequences: mean 2.5e-4, max 3.2e-4), 3.4e-4" in out[4]
+
+
+def test_vo_ablation_rows_list_the_snapshots():
+    run = {"label": "8 sequences", "rel_l2": {"15": 0.02, "35": 0.04},
+           "rel_l2_pde": {"15": 0.01, "35": 0.03}, "coverage95": 0.9, "mass_error_inferred": 2e-4,
+           "mass_error_predicted": 0.0123, "train_wall_s": 101.2}  # fmt: skip
+    out = rt.render_vo_ablation({"vo_rw.json": doc(runs=[run])}).splitlines()
+    assert "(15, 35 Δt)" in out[0]
+    assert out[2] == "| 8 sequences | 2.0 / 4.0 | 1.0 / 3.0 | 0.900 | 2.0e-4 | 0.0123 | 101 s |"
+
+
 def test_every_block_has_a_renderer_test():
     tests = [name for name in globals() if name.startswith("test_")]
     for block in rt.BLOCKS:

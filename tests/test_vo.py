@@ -5,6 +5,7 @@ the advection-diffusion PDE, the macro-model protocol."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +16,8 @@ from ledmus import solvers
 from ledmus.surrogates.vo import LognormalPosterior, VirtualObservableCG
 from ledmus.surrogates.vo_macro import VOMacro
 from ledmus.surrogates.vo_training import fit
+
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "vo_rw.yaml"
 
 
 def spec(d=25, n_particles=250_000, **vo):
@@ -61,7 +64,7 @@ def test_lognormal_posterior_entropy_and_mean():
     np.testing.assert_allclose(post.mean().detach(), one.mean(), rtol=1e-12)
     draws = post.sample(20000, torch.Generator().manual_seed(0))
     # 20000 draws: the sample mean is within 4 SE (s = 0.3: SE 0.2 * 0.31 / 141 = 4.4e-4)
-    assert abs(float(draws.mean()) - one.mean()) < 4 * one.std() / math.sqrt(20000 * 6)
+    assert abs(draws.detach().mean().item() - one.mean()) < 4 * one.std() / math.sqrt(20000 * 6)
 
 
 def test_the_virtual_observable_sets_the_mass_to_one_plus_d_f_sigma_c2():
@@ -125,3 +128,50 @@ def test_macro_protocol_lifts_fractions_and_propagates_with_a_spread():
     macro.restore(snap)
     again, _ = macro.propagate(4)
     np.testing.assert_array_equal(mean, again)  # the generator state is in the snapshot
+
+
+def test_train_and_evaluate_commands_on_a_small_dataset(tmp_path):
+    import json
+
+    import yaml
+
+    from ledmus.cli import main
+    from ledmus.datasets import make_dataset
+
+    make_dataset("rw", tmp_path / "data", scale="small", seed=0, progress=False)
+    cfg = yaml.safe_load(open(CONFIG))
+    cfg["data"] = str(tmp_path / "data")
+    cfg["train_vo"].update(steps=300, infer_steps=200)
+    (tmp_path / "vo.yaml").write_text(yaml.safe_dump(cfg))
+    model = tmp_path / "vo.pt"
+    assert main(["-q", "train", str(tmp_path / "vo.yaml"), "--out", str(model)]) == 0
+    assert (tmp_path / "vo_loss.png").is_file() and (tmp_path / "vo_history.json").is_file()
+    out = tmp_path / "eval"
+    assert main(["-q", "evaluate", str(model), "--out-dir", str(out), "--json",
+                 str(tmp_path / "out.json")]) == 0  # fmt: skip
+    result = json.loads((tmp_path / "out.json").read_text())
+    # the small test run has 6 states: T = 3 inferred, the last one is the snapshot
+    assert result["t_infer"] == 3 and list(result["rel_l2"]) == ["5"]
+    for key in ("coverage95", "mass_error_inferred", "mass_error_predicted"):
+        assert 0 <= result[key] <= 1, key
+    # virtual observable with d_f = 20,000: the inferred mass is 1 + 2e-5 after training
+    assert result["mass_error_inferred"] < 1e-3
+    assert {p.name for p in out.iterdir()} >= {"metrics.json", "snapshots.png", "mass.png",
+                                               "spacetime.png"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [({"vo": {"sigma_c2": 0}}, "config vo.sigma_c2 must be a number > 0"),
+     ({"vo": {"width": 3}}, "unknown key"),
+     ({"train_vo": {"steps": 0}}, "config train_vo.steps must be an integer >= 1"),
+     ({"rnn": {}}, "unknown key")],
+)  # fmt: skip
+def test_vo_config_errors_name_the_field(change, message):
+    import yaml
+
+    from ledmus.surrogates.config import resolve
+
+    cfg = {**yaml.safe_load(open(CONFIG)), **change}
+    with pytest.raises(ValueError, match=message):
+        resolve(cfg)

@@ -572,6 +572,38 @@ def render_fhn_lifting_sweep(docs: Docs) -> str:
     return table(header, rows)
 
 
+# -------------------------------------------------------------------------- seed 003 (vo)
+def render_vo_rw(docs: Docs) -> str:
+    d = docs["vo_rw_evaluate.json"]
+    rows = [[f"{k} Δt", f"{100 * d['rel_l2'][k]:.2f} %", f"{100 * d['rel_l2_pde'][k]:.2f} %",
+             f"{100 * d['micro_vs_pde'][k]:.2f} %"] for k in d["rel_l2"]]  # fmt: skip
+    header = ["predicted snapshot", "rel. L2 of the predictive mean vs micro", "vs PDE (eq 16)",
+              "micro vs PDE (sampling noise)"]  # fmt: skip
+    train = d["mass_error_inferred_train"]
+    text = (
+        f"95 % band coverage {d['coverage95']:.3f} on the predicted steps "
+        f"({d['coverage95_inferred']:.3f} on the inferred ones); mass error |1 − Σ X| "
+        f"{sci(d['mass_error_inferred'])} inferred (training sequences: mean "
+        f"{sci(train['mean'])}, max {sci(train['max'])}), {sci(d['mass_error_predicted'])} "
+        f"predicted; Algorithm 1 with {d['samples']} samples took {d['predict_wall_s']:.1f} s."
+    )
+    return table(header, rows) + "\n\n" + text
+
+
+def render_vo_ablation(docs: Docs) -> str:
+    rows = []
+    for r in docs["vo_rw.json"]["runs"]:
+        rel = " / ".join(f"{100 * v:.1f}" for v in r["rel_l2"].values())
+        pde = " / ".join(f"{100 * v:.1f}" for v in r["rel_l2_pde"].values())
+        rows.append([r["label"], rel, pde, f"{r['coverage95']:.3f}",
+                     sci(r["mass_error_inferred"]), sci(r["mass_error_predicted"]),
+                     f"{r['train_wall_s']:.0f} s"])  # fmt: skip
+    snaps = ", ".join(next(iter(docs["vo_rw.json"]["runs"]))["rel_l2"])
+    header = ["training", f"rel. L2 vs micro, % ({snaps} Δt)", "vs PDE, %", "coverage 95 %",
+              "mass error inferred", "predicted", "training wall time"]  # fmt: skip
+    return table(header, rows)
+
+
 # ------------------------------------------------------------------------------- blocks
 @dataclass
 class Block:
@@ -608,6 +640,8 @@ BLOCKS: dict[str, Block] = {
     "lifting_drift": Block(["lifting.json"], render_lifting_drift),
     "lifting_cost": Block(["lifting.json"], render_lifting_cost),
     "fhn_lifting_sweep": Block(["fhn_lifting_sweep/sweep.json"], render_fhn_lifting_sweep),
+    "vo_rw": Block(["vo_rw_evaluate.json"], render_vo_rw),
+    "vo_ablation": Block(["vo_rw.json"], render_vo_ablation),
 }
 
 

@@ -88,7 +88,7 @@ def plot_run(run_dir: Path, settings: RunSettings, recorder: Recorder, result: d
     span = min(n, 2000)
     t = dt * np.arange(n)
     states, source = recorder.states, recorder.source[0]
-    if spec.kind == "grid":
+    if spec.kind in ("grid", "histogram"):  # a field over nodes or bins
         x = spec.coordinates(solver) if spec.coordinates else np.arange(states.shape[-1])
         field = states[0, :span, 0]
         panels = [(field, "coupled run (micro windows and decoded macro phases)")]
