@@ -6,7 +6,6 @@ units (float32 or float64 in, the model's dtype inside); latents ``(B, d_z)``.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import numpy as np
@@ -45,9 +44,7 @@ class LED(Forecaster):
 
     def __init__(self, spec: dict[str, Any]) -> None:
         super().__init__()
-        self.spec = copy.deepcopy(spec)
-        self.system = spec["system"]
-        self.state_shape = tuple(spec["state_shape"])
+        self.keep_spec(spec)
         ae = spec["autoencoder"]
         self.particles = ae.get("kind", "mlp") == "particles"
         if self.particles:

@@ -11,7 +11,6 @@ states (``D = prod(state_shape)``), ``mu`` ``(D,)`` their mean.  Grids only.
 
 from __future__ import annotations
 
-import copy
 import math
 from typing import Any
 
@@ -41,9 +40,7 @@ class PCA(Forecaster):
 
     def __init__(self, spec: dict[str, Any]) -> None:
         super().__init__()
-        self.spec = copy.deepcopy(spec)
-        self.system = spec["system"]
-        self.state_shape = tuple(spec["state_shape"])
+        self.keep_spec(spec)
         if spec.get("box") is not None or len(self.state_shape) != 2:
             raise ValueError(
                 f"pca: grid states (C, N) only, got state_shape {self.state_shape} "

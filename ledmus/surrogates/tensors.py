@@ -3,6 +3,7 @@ warm-up and iterated latent forecasting for networks with ``encode`` and ``rnn``
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,13 @@ from torch import nn
 
 class TensorModule(nn.Module):
     """An ``nn.Module`` whose inputs are converted to its parameters' dtype and device."""
+
+    def keep_spec(self, spec: dict[str, Any]) -> None:
+        """Keep a copy of the constructor ``spec`` (what a checkpoint records) and its
+        ``system`` and ``state_shape``."""
+        self.spec = copy.deepcopy(spec)
+        self.system = spec["system"]
+        self.state_shape = tuple(spec["state_shape"])
 
     @property
     def dtype(self) -> torch.dtype:

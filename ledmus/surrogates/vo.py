@@ -20,7 +20,6 @@ forward, then a multinomial draw of the ``d_f`` particles per sample and step.
 
 from __future__ import annotations
 
-import copy
 import math
 from typing import Any
 
@@ -29,13 +28,14 @@ import torch
 from torch import nn
 
 from .checkpoint import register_model_class
+from .tensors import TensorModule
 
 #: default model settings (config section ``vo``)
 VO_DEFAULTS = {"hidden": 25, "layers": 2, "sigma_c2": 1e-9, "virtual_observables": True,
                "samples": 100}  # fmt: skip
 
 
-class VirtualObservableCG(nn.Module):
+class VirtualObservableCG(TensorModule):
     """Transition law and likelihoods of seed 003.  ``spec``: ``system``, ``state_shape``
     ``(1, d)``, ``n_particles`` (``d_f``), ``dt_coarse`` and the ``vo`` section."""
 
@@ -44,9 +44,7 @@ class VirtualObservableCG(nn.Module):
 
     def __init__(self, spec: dict[str, Any]) -> None:
         super().__init__()
-        self.spec = copy.deepcopy(spec)
-        self.system = spec["system"]
-        self.state_shape = tuple(spec["state_shape"])
+        self.keep_spec(spec)
         if len(self.state_shape) != 2 or self.state_shape[0] != 1:
             raise ValueError(f"vo: histogram states (1, d) only, got {self.state_shape}")
         self.d = int(self.state_shape[1])
