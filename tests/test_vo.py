@@ -175,3 +175,19 @@ def test_vo_config_errors_name_the_field(change, message):
     cfg = {**yaml.safe_load(open(CONFIG)), **change}
     with pytest.raises(ValueError, match=message):
         resolve(cfg)
+
+
+def test_member_streams_make_a_split_ensemble_draw_what_the_whole_draws():
+    from ledmus.coupler.streams import RNG_MACRO, member_torch_generator
+
+    net = VirtualObservableCG(spec(d=5, samples=20))
+
+    def run(members):
+        macro = VOMacro(net)
+        macro.use_generators([member_torch_generator(3, m, 0, "cpu", RNG_MACRO) for m in members])
+        macro.assimilate(np.full((len(members), 1, 5), 0.2))
+        return macro.propagate(3)[0]
+
+    whole = run([0, 1, 2])
+    np.testing.assert_array_equal(np.concatenate([run([0]), run([1, 2])]), whole)
+    assert not np.array_equal(whole[0], whole[1])  # members draw different noise

@@ -31,6 +31,7 @@ from .output import run_errors, write_run
 from .recorder import Recorder, resident
 from .schedule import make_policy
 from .settings import MicroSettings, RunSettings
+from .streams import RNG_MACRO, member_torch_generator
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,8 @@ def new_coordinator(settings: RunSettings, model: MacroModel, lift: Lift, n_memb
                         model.macro_dim, keep_states=keep_states,
                         decode_macro=settings.record == "states",
                         grid_reference=grid_reference)  # fmt: skip
+    model.use_generators([member_torch_generator(settings.seed, int(m), 0, "cpu", RNG_MACRO)
+                          for m in lift.members])  # fmt: skip
     policy = make_policy(settings.schedule, n_warm=settings.n_warm, n_macro=settings.n_macro,
                          n_micro=settings.n_micro)  # fmt: skip
     return Coordinator(model, lift, policy, n_total=settings.n_total, dt=settings.dt,

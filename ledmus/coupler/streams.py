@@ -14,6 +14,7 @@ import torch
 
 # purposes of the per-member random streams
 RNG_LIFT_SOLVER, RNG_MICRO, RNG_IC, RNG_MDN, RNG_RECORD, RNG_TRANSIENT = 0, 1, 2, 3, 4, 5
+RNG_MACRO = 6  # a stochastic macro model's propagation (one stream per member for the run)
 
 
 def member_rng(

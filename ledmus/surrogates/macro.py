@@ -86,6 +86,12 @@ class MacroModel(ABC):
         raise NotImplementedError(f"{type(self).__name__} has no pooled restriction")
 
     # ------------------------------------------------------------------ propagation
+    def use_generators(self, generators: Sequence[torch.Generator]) -> None:
+        """Random streams for a stochastic :meth:`propagate`, one per member in member
+        order (the coupler keys them by run seed and global member, so a run split over
+        MPI ranks draws what the serial run draws); deterministic models ignore them."""
+        return None
+
     @abstractmethod
     def reset(self) -> None:
         """Forget the propagation state (a fresh run)."""

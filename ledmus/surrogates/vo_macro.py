@@ -10,8 +10,10 @@ the fractions).  The paths continue across consecutive macro phases; assimilatin
 states restarts them from the last one (``d_f = 250,000`` particles pin ``X`` to within
 about 1 % per bin, which the posterior would otherwise add).
 
-The noise comes from one ``torch.Generator`` per process seeded with ``seed`` (0), kept in
-snapshots: both engines and a resumed run draw the same paths.
+The noise comes from one ``torch.Generator`` per member, which the coupler keys by the
+run's seed and the global member index (:meth:`use_generators`; without it, one generator
+seeded 0 for all members), kept in snapshots: both engines, a resumed run and a run split
+over MPI ranks draw the same paths.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ class VOMacro(MacroModel):
         self.system = net.system
         self.state_shape = net.state_shape
         self.macro_dim = net.d
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generators: list[torch.Generator] | None = None
+        self.generator = torch.Generator().manual_seed(seed)  # without use_generators
         self.reset()
 
     @classmethod
@@ -57,6 +60,9 @@ class VOMacro(MacroModel):
         return x.reshape(*x.shape[:-1], *self.state_shape)
 
     # ------------------------------------------------------------------ propagation
+    def use_generators(self, generators: Sequence[torch.Generator]) -> None:
+        self.generators = list(generators)
+
     def reset(self) -> None:
         self.paths: torch.Tensor | None = None  # (B, S, d), the last state of each path
 
@@ -67,22 +73,36 @@ class VOMacro(MacroModel):
     def propagate(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         if self.paths is None:
             raise RuntimeError("propagate before any assimilate: no state to start from")
-        paths = self.net.propagate(self.paths, n, self.generator)  # (B, S, n, d)
+        if self.generators is None:
+            paths = self.net.propagate(self.paths, n, self.generator)  # (B, S, n, d)
+        else:
+            if len(self.generators) != len(self.paths):
+                raise ValueError(f"vo: {len(self.generators)} generators for "
+                                 f"{len(self.paths)} members")  # fmt: skip
+            paths = torch.stack([self.net.propagate(p, n, g)
+                                 for p, g in zip(self.paths, self.generators, strict=True)])  # fmt: skip
         self.paths = paths[:, :, -1]
         mean = paths.mean(dim=1).numpy().astype(np.float32)
         spread = paths.std(dim=1).mean(dim=-1).numpy()
         return mean, spread
 
     def snapshot(self) -> dict[str, Any]:
+        gens = [self.generator, *(self.generators or [])]
         return {
             "paths": None if self.paths is None else self.paths.numpy().copy(),
-            "generator": self.generator.get_state().numpy().copy(),
+            "generators": np.stack([g.get_state().numpy() for g in gens]),
         }
 
     def restore(self, snap: dict[str, Any]) -> None:
         paths = snap.get("paths")
         self.paths = None if paths is None else torch.as_tensor(np.array(paths))
-        self.generator.set_state(torch.as_tensor(np.array(snap["generator"], dtype=np.uint8)))
+        states = np.array(snap["generators"], dtype=np.uint8)
+        gens = [self.generator, *(self.generators or [])]
+        if len(states) != len(gens):
+            raise ValueError(f"vo snapshot: {len(states) - 1} member generators, this run has "
+                             f"{len(gens) - 1}")  # fmt: skip
+        for g, state in zip(gens, states, strict=True):
+            g.set_state(torch.as_tensor(state))
 
     # ------------------------------------------------------------------ weights
     def get_weights(self) -> dict[str, torch.Tensor]:
