@@ -97,14 +97,15 @@ class Coordinator:
         self.index += answer.states.shape[1]
         self.window += 1
 
-    def _record(self, states: np.ndarray | None, m: np.ndarray, source: str) -> None:
+    def _record(self, states: np.ndarray | None, m: np.ndarray, source: str,
+                uncertainty: np.ndarray | None = None) -> None:  # fmt: skip
         start = time.perf_counter()
-        self.recorder.add(self.index, states, m, source)
+        self.recorder.add(self.index, states, m, source, uncertainty=uncertainty)
         self.timings["record_s"] += time.perf_counter() - start
 
     def _macro_phase(self, steps: int) -> None:
         start = time.perf_counter()
-        m, _uncertainty = self.model.propagate(steps)
+        m, uncertainty = self.model.propagate(steps)
         self.timings["macro_s"] += time.perf_counter() - start
         size = decode_chunk(self.model, m.shape[0])
         for a in range(0, steps, size):
@@ -114,7 +115,8 @@ class Coordinator:
             if self.recorder.needs_states:
                 states = self.lifter.decode(chunk, self.index, RNG_RECORD)
             self.timings["macro_s"] += time.perf_counter() - start
-            self._record(states, chunk, MACRO)
+            spread = None if uncertainty is None else uncertainty[:, a : a + size]
+            self._record(states, chunk, MACRO, spread)
             self.index += chunk.shape[1]
 
     def step(self, exchange: Exchange) -> str | None:

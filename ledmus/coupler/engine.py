@@ -234,8 +234,10 @@ def _gather(comm: Any, arr: np.ndarray | None) -> np.ndarray | None:
 
 def _gather_recorder(comm: Any, rec: Recorder) -> None:
     latents, source = _gather(comm, rec.latents), _gather(comm, rec.source)
+    uncertainty = _gather(comm, rec.uncertainty)
     states = _gather(comm, rec.states) if rec.states is not None else None
     if comm.Get_rank() == 0:
         rec.latents, rec.source, rec.n_members = latents, source, latents.shape[0]
+        rec.uncertainty = uncertainty
         if states is not None:
             rec.states = states

@@ -42,7 +42,8 @@ def run_errors(settings: RunSettings, rec: Recorder, reference: np.ndarray) -> d
 
 def write_run(run_dir: Path, settings: RunSettings, recorder: Recorder, result: dict[str, Any],
               reference: np.ndarray | None) -> None:  # fmt: skip
-    """``trajectory.h5`` (states, t, latents, source per index and per member, and the
+    """``trajectory.h5`` (states, t, latents, source per index and per member, the macro
+    model's uncertainty per member and index (NaN where none), and the
     per-step error series such as ``errors/nad_t/u``), ``metrics.json`` (scalars and small
     tables only), plots.  The metrics file is written last, so its presence marks a
     finished run."""
@@ -55,7 +56,7 @@ def write_run(run_dir: Path, settings: RunSettings, recorder: Recorder, result: 
     write_trajectory(
         run_dir / "trajectory.h5", recorder.states, t, solver, settings.seed, attrs=attrs,
         extra={"latents": recorder.latents, "source": recorder.common_source(),
-               "source_members": recorder.source,
+               "source_members": recorder.source, "uncertainty": recorder.uncertainty,
                **{k: np.asarray(v, dtype=np.float64) for k, v in series.items()}},
     )  # fmt: skip
     if settings.plots:

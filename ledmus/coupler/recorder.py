@@ -27,8 +27,10 @@ def source_runs(source: np.ndarray) -> list[tuple[int, int, int]]:
 
 
 class Recorder:
-    """States ``(B, N, *shape)`` (when ``keep_states``), macro states ``(B, N, d)`` and
-    the source of every member and index ``(B, N)`` (0 micro, 1 macro, -1 not yet).
+    """States ``(B, N, *shape)`` (when ``keep_states``), macro states ``(B, N, d)``, the
+    source of every member and index ``(B, N)`` (0 micro, 1 macro, -1 not yet) and the
+    macro model's uncertainty ``(B, N)`` (NaN where it gave none: micro indices, models
+    without an estimate).
 
     ``grid_reference`` ``(B, N, C, N_x)``: also accumulate the spatial mean absolute
     error per member, index and channel, so grid errors need not keep the coupled states
@@ -47,6 +49,7 @@ class Recorder:
         self.states = resident((n_members, n_total, *state_shape), blank) if keep_states else None
         self.latents = resident((n_members, n_total, macro_dim), 0.0, np.float32)
         self.source = np.full((n_members, n_total), -1, dtype=np.int32)  # MUSCLE3: no int8
+        self.uncertainty = resident((n_members, n_total), np.nan, np.float32)
         self.reference = grid_reference
         self.abs_err = None
         if grid_reference is not None:
@@ -58,15 +61,19 @@ class Recorder:
         return self.decode_macro and (self.states is not None or self.abs_err is not None)
 
     def add(self, index: int, states: np.ndarray | None, latents: np.ndarray, source: str,
-            members: np.ndarray | None = None) -> None:  # fmt: skip
+            members: np.ndarray | None = None,
+            uncertainty: np.ndarray | None = None) -> None:  # fmt: skip
         """Record indices ``index … index + T - 1`` of ``members`` (a boolean mask; None:
-        all) from ``latents`` ``(b, T, d)`` and ``states`` ``(b, T, *shape)``."""
+        all) from ``latents`` ``(b, T, d)``, ``states`` ``(b, T, *shape)`` and the macro
+        model's ``uncertainty`` ``(b, T)``."""
         stop = index + latents.shape[1]
         if stop > self.n_total:
             raise ValueError(f"record of indices {index}..{stop - 1} beyond N = {self.n_total}")
         rows = slice(None) if members is None else np.flatnonzero(members)
         self.latents[rows, index:stop] = latents
         self.source[rows, index:stop] = SOURCES[source]
+        if uncertainty is not None:
+            self.uncertainty[rows, index:stop] = uncertainty
         if states is not None:
             self.put_states(index, states, members)
 
@@ -86,7 +93,7 @@ class Recorder:
         return np.where(same, self.source[0], 2).astype(np.int32)
 
     def snapshot(self) -> dict[str, Any]:
-        snap = {"latents": self.latents, "source": self.source}
+        snap = {"latents": self.latents, "source": self.source, "uncertainty": self.uncertainty}
         if self.states is not None:
             snap["states"] = self.states
         if self.abs_err is not None:
@@ -96,6 +103,8 @@ class Recorder:
     def restore(self, snap: dict[str, Any]) -> None:
         self.latents = np.array(snap["latents"])
         self.source = np.array(snap["source"])
+        if "uncertainty" in snap:  # snapshots of earlier releases have none
+            self.uncertainty = np.array(snap["uncertainty"])
         if "states" in snap:
             self.states = np.array(snap["states"])
         if "abs_err" in snap:
