@@ -20,7 +20,7 @@ import torch
 import yaml
 from _provenance import write_result
 
-from ledmus.evaluation_vo import evaluate_vo
+from ledmus.evaluation import evaluate
 from ledmus.surrogates.training import train_from_config
 
 VARIANTS = [
@@ -49,7 +49,7 @@ def main() -> None:
                 cfg[section] = {**cfg.get(section, {}), **values}
             path = Path(tmp) / f"vo_{i}.pt"
             train_from_config(cfg, path, progress=False)
-            result = evaluate_vo(path, Path(args.data) / "test.h5")
+            result = evaluate(path, Path(args.data) / "test.h5", plots=False)
             row = {"label": label, "change": change, **result}
             rows.append(row)
             print({k: row[k] for k in ("label", "rel_l2", "coverage95", "mass_error_inferred",

@@ -31,7 +31,7 @@ from . import systems
 from .atomic import split_series, write_json, write_series
 from .device import resolve_device
 from .rundir import check_writable
-from .surrogates.checkpoint import checkpoint_kind, load_model, read_checkpoint
+from .surrogates.checkpoint import checkpoint_kind, model_from_payload, read_checkpoint
 from .systems.builtin import KS_LYAPUNOV
 from .trajectory import read_trajectory
 
@@ -136,14 +136,16 @@ def evaluate(
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         check_writable(out_dir, "--out-dir")
-    if checkpoint_kind(read_checkpoint(model_path)) == "vo":  # seed 003: its own protocol
+    payload = read_checkpoint(model_path)
+    if checkpoint_kind(payload) == "vo":  # seed 003: its own protocol, on the CPU (float64)
         from .evaluation_vo import evaluate_vo
 
-        result = evaluate_vo(model_path, data, out_dir=out_dir, plots=plots)
+        model = model_from_payload(payload, model_path)
+        result = evaluate_vo(model, payload, model_path, data, out_dir=out_dir, plots=plots)
         if out_dir is not None:
             write_json(out_dir / "metrics.json", result)
         return result
-    model, payload = load_model(model_path, device=resolve_device(device))
+    model = model_from_payload(payload, model_path, device=resolve_device(device))
     system = payload["system"]
     if data is None:
         data = test_split(Path(payload["config"]["data"]) / "test.h5", system, payload["config"])

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from . import systems
-from .surrogates.checkpoint import load_model
+from .surrogates.config import DEFAULTS
 from .surrogates.vo_training import infer
 from .trajectory import read_trajectory
 
@@ -50,10 +50,12 @@ def predict(model: Any, observed: np.ndarray, n_total: int, cfg: dict[str, Any],
     return {"x": x, "fine": fine, "q_mean": post.mean().detach().numpy()[0]}
 
 
-def evaluate_vo(model_path: str | Path, data: str | Path | None, *, out_dir: Path | None = None,
-                plots: bool = True, samples: int = 1000, seed: int = 0) -> dict[str, Any]:  # fmt: skip
-    """Evaluate the checkpoint on the test run (default: the config's ``data/test.h5``)."""
-    model, payload = load_model(model_path)
+def evaluate_vo(model: Any, payload: dict[str, Any], model_path: str | Path,
+                data: str | Path | None, *, out_dir: Path | None = None, plots: bool = True,
+                samples: int = 1000, seed: int = 0) -> dict[str, Any]:  # fmt: skip
+    """Evaluate the model read from ``model_path`` (its checkpoint ``payload``) on the test
+    run (default: the config's ``data/test.h5``); :func:`ledmus.evaluation.evaluate`
+    dispatches here."""
     cfg = payload["config"]
     if data is None:  # the config's test split, generated first when missing
         from .evaluation import test_split
@@ -69,7 +71,7 @@ def evaluate_vo(model_path: str | Path, data: str | Path | None, *, out_dir: Pat
     if n_total <= t_infer + 1:
         raise ValueError(f"test data {data} holds {n_total} states; the model infers "
                          f"{t_infer + 1} and needs at least one more to predict")  # fmt: skip
-    train_cfg = {"lr": 1e-3, "mc_samples": 4, "infer_steps": 4000, **cfg.get("train_vo", {})}
+    train_cfg = {**DEFAULTS["train_vo"], **cfg.get("train_vo", {})}
     start = time.perf_counter()
     out = predict(model, traj.states[:1, : t_infer + 1], n_total, train_cfg, samples, seed)
     wall = time.perf_counter() - start

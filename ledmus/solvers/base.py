@@ -19,6 +19,8 @@ from typing import Any, ClassVar
 import numpy as np
 from tqdm.auto import tqdm
 
+from .lifting import Lifting
+
 
 def check_positive(name: str, value: float, *, allow_zero: bool = False) -> float:
     """Return ``float(value)`` or raise ``ValueError`` naming the parameter."""
@@ -178,11 +180,8 @@ class Solver(ABC):
         :class:`~ledmus.solvers.lifting.Lifting` (default: equilibrium); ``t`` is the
         time the micro steps of an iterative lifting run at.
         """
-        if lifting is None or lifting == "equilibrium":
-            return self._lift(self.check_observable(obs), rng)
-        from .lifting import Lifting
-
-        lifting = lifting if isinstance(lifting, Lifting) else Lifting(lifting)
+        if not isinstance(lifting, Lifting):
+            lifting = Lifting(lifting or "equilibrium")
         return lifting.lift(self, obs, rng, t)[0]
 
     def observe(self, internal: Any) -> np.ndarray:

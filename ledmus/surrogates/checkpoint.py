@@ -101,6 +101,13 @@ def load_model(
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
     """Rebuild the model from the file alone; returns ``(model, payload)``."""
     payload = read_checkpoint(path, system=system)
+    return model_from_payload(payload, path, device=device), payload
+
+
+def model_from_payload(
+    payload: dict[str, Any], path: str | os.PathLike, *, device: str | torch.device = "cpu"
+) -> torch.nn.Module:
+    """The model of a payload :func:`read_checkpoint` returned (``path`` for messages)."""
     kind = checkpoint_kind(payload)
     if kind not in MODEL_CLASSES:
         raise ValueError(
@@ -118,4 +125,4 @@ def load_model(
         raise ValueError(
             f"model file {path}: weights do not fit the recorded architecture ({exc})"
         ) from None
-    return model.to(device).eval(), payload
+    return model.to(device).eval()

@@ -28,11 +28,8 @@ import torch
 from torch import nn
 
 from .checkpoint import register_model_class
+from .config import DEFAULTS
 from .tensors import TensorModule
-
-#: default model settings (config section ``vo``)
-VO_DEFAULTS = {"hidden": 25, "layers": 2, "sigma_c2": 1e-9, "virtual_observables": True,
-               "samples": 100}  # fmt: skip
 
 
 class VirtualObservableCG(TensorModule):
@@ -49,7 +46,7 @@ class VirtualObservableCG(TensorModule):
             raise ValueError(f"vo: histogram states (1, d) only, got {self.state_shape}")
         self.d = int(self.state_shape[1])
         self.n_particles = int(spec["n_particles"])
-        cfg = {**VO_DEFAULTS, **spec.get("vo", {})}
+        cfg = {**DEFAULTS["vo"], **spec.get("vo", {})}  # the config section's defaults
         self.sigma_c2 = float(cfg["sigma_c2"])
         self.virtual_observables = bool(cfg["virtual_observables"])
         self.samples = int(cfg["samples"])
@@ -112,14 +109,20 @@ class VirtualObservableCG(TensorModule):
 
     def fine_grained(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Particle densities drawn by eq 17 from CG states ``(..., d)``: multinomial counts
-        of ``d_f`` particles over the probabilities ``max(X, 0) / sum``, divided by
+        of ``d_f`` particles over the probabilities :func:`fractions` ``(X)``, divided by
         ``d_f``."""
-        p = np.clip(np.asarray(x, dtype=np.float64), 0.0, None)
-        total = p.sum(axis=-1, keepdims=True)
-        p = np.where(total > 0, p / np.where(total > 0, total, 1.0), 1.0 / self.d)
+        p = fractions(x)
         flat = p.reshape(-1, self.d)
         counts = rng.multinomial(self.n_particles, flat)
         return (counts / self.n_particles).reshape(p.shape)
+
+
+def fractions(x: np.ndarray) -> np.ndarray:
+    """CG states ``(..., d)`` as bin fractions: negative entries clipped to 0, normalised to
+    sum 1 (uniform where nothing is left), float64."""
+    p = np.clip(np.asarray(x, dtype=np.float64), 0.0, None)
+    total = p.sum(axis=-1, keepdims=True)
+    return np.where(total > 0, p / np.where(total > 0, total, 1.0), 1.0 / p.shape[-1])
 
 
 register_model_class("vo", VirtualObservableCG)

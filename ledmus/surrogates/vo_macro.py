@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from .macro import MacroModel, register_macro_model
-from .vo import VirtualObservableCG
+from .vo import VirtualObservableCG, fractions
 
 
 @register_macro_model
@@ -54,9 +54,7 @@ class VOMacro(MacroModel):
 
     def lift(self, m: np.ndarray, generators: Sequence[torch.Generator] | None = None,
              n_particles: int | None = None) -> np.ndarray:  # fmt: skip
-        x = np.clip(np.asarray(m, dtype=np.float64), 0.0, None)
-        total = x.sum(axis=-1, keepdims=True)
-        x = np.where(total > 0, x / np.where(total > 0, total, 1.0), 1.0 / self.macro_dim)
+        x = fractions(m)
         return x.reshape(*x.shape[:-1], *self.state_shape)
 
     # ------------------------------------------------------------------ propagation

@@ -24,10 +24,6 @@ from tqdm.auto import tqdm
 
 from .vo import LognormalPosterior, VirtualObservableCG
 
-#: default training settings (config section ``train_vo``)
-TRAIN_VO_DEFAULTS = {"steps": 20000, "lr": 1e-3, "mc_samples": 4, "sequences": 0,
-                     "infer_steps": 4000}  # fmt: skip
-
 
 def counts_of(states: np.ndarray, n_particles: int) -> torch.Tensor:
     """Particle counts per bin ``(n, T+1, d)`` from bin fractions ``(n, T+1, 1, d)``."""
