@@ -73,7 +73,8 @@ def new_micro(settings: MicroSettings, members: np.ndarray) -> Micro:
     ic = initial_condition(
         settings.solver, settings.ic, settings.seed, members, settings.t_transient
     )
-    return Micro(settings.solver, ic, settings.seed, members, lifting=settings.lifter)
+    return Micro(settings.solver, ic, settings.seed, members, lifting=settings.lifter,
+                 schedule=settings.param_changes)  # fmt: skip
 
 
 def build(settings: RunSettings, members: np.ndarray, model: MacroModel | None = None) -> Parts:
@@ -93,10 +94,50 @@ def new_coordinator(settings: RunSettings, model: MacroModel, lift: Lift, n_memb
                         grid_reference=grid_reference)  # fmt: skip
     model.use_generators([member_torch_generator(settings.seed, int(m), 0, "cpu", RNG_MACRO)
                           for m in lift.members])  # fmt: skip
+    if gated(settings):
+        return _adaptive_coordinator(settings, model, lift, recorder)
     policy = make_policy(settings.schedule, n_warm=settings.n_warm, n_macro=settings.n_macro,
                          n_micro=settings.n_micro)  # fmt: skip
     return Coordinator(model, lift, policy, n_total=settings.n_total, dt=settings.dt,
                        recorder=recorder)  # fmt: skip
+
+
+def gated(settings: RunSettings) -> bool:
+    """Whether the run decides per member with the acceptance test: ``schedule:
+    adaptive``, or a fixed schedule whose micro parameters leave the model's training
+    values (the comparison window is then forced on, with the fixed T_m as the cap)."""
+    if settings.schedule == "adaptive":
+        return True
+    if not settings.out_of_training:
+        return False
+    ok = settings.n_micro > 0 and settings.n_macro % settings.n_micro == 0
+    if not ok:
+        log.warning("micro parameters %s leave the model's training values, but t_macro is "
+                    "not a multiple of t_micro: the comparison window cannot be forced on",
+                    sorted(settings.out_of_training))  # fmt: skip
+    return ok
+
+
+def _adaptive_coordinator(settings: RunSettings, model: MacroModel, lift: Lift,
+                          recorder: Recorder) -> Coordinator:  # fmt: skip
+    from .. import systems
+    from .adaptive import AdaptiveCoordinator
+
+    a, dt = settings.adaptive, settings.dt
+    fixed = settings.schedule != "adaptive"
+    if fixed:
+        log.warning("micro parameters %s leave the model's training values: comparison "
+                    "window forced on (macro phases only after the acceptance test)",
+                    settings.out_of_training)  # fmt: skip
+    policy = make_policy("adaptive", n_warm=settings.n_warm, n_macro=settings.n_macro,
+                         n_micro=settings.n_micro,
+                         n_macro_min=settings.n_macro if fixed else round(a.t_macro_min / dt),
+                         max_uncertainty=a.max_uncertainty, max_error=a.max_error,
+                         monitors=a.monitors, seed=settings.seed)  # fmt: skip
+    spec = systems.get(settings.system)
+    return AdaptiveCoordinator(model, lift, policy, n_total=settings.n_total, dt=dt,
+                               recorder=recorder, monitors=spec.monitors,
+                               members=lift.members, kind=spec.kind)  # fmt: skip
 
 
 def micro_reference(settings: RunSettings, members: np.ndarray) -> tuple[np.ndarray, float]:
@@ -144,6 +185,7 @@ def summarize(settings: RunSettings, coord: Coordinator, wall: float, engine: st
         **{k: tm[k] for k in ("micro_s", "macro_s", "lift_s", "restrict_s", "record_s")},
         "coupling_s": max(0.0, wall - tm["micro_s"] - tm["macro_s"] - tm["record_s"]),
         "windows": coord.window,
+        **concurrent_metrics(settings, coord),
         "lifting": {
             "strategy": settings.lifting,
             "tol": settings.lifting_tol,
@@ -155,6 +197,23 @@ def summarize(settings: RunSettings, coord: Coordinator, wall: float, engine: st
         result["speedup"] = metrics.speedup(reference_wall, wall) if wall > 0 else None
         result["errors"] = run_errors(settings, rec, reference)
     return result
+
+
+def concurrent_metrics(settings: RunSettings, coord: Coordinator) -> dict[str, Any]:
+    """``macro_fraction`` (overall and per ``t_report`` block, over members and indices),
+    ``interventions`` by cause, comparisons, and the parameters outside training."""
+    source = coord.recorder.source
+    block = max(1, round(settings.adaptive.t_report / settings.dt))
+    blocks = [
+        float((source[:, a : a + block] == 1).mean()) for a in range(0, source.shape[1], block)
+    ]
+    return {
+        "macro_fraction": float((source == 1).mean()),
+        "macro_fraction_blocks": blocks,
+        "interventions": dict(getattr(coord, "interventions", {})),
+        "comparisons": dict(getattr(coord, "comparisons", {})),
+        "out_of_training": settings.out_of_training,
+    }
 
 
 def _comm_info(comm: Any) -> tuple[int, int]:

@@ -26,14 +26,16 @@ class Lift:
         self.members = np.asarray(members, dtype=np.int64)
         self.n_particles = n_particles
 
-    def decode(self, m: np.ndarray, window: int, purpose: int = RNG_MDN) -> np.ndarray:
-        """``(B, d)`` or ``(B, T, d)`` -> float64 states ``(B, [T,] *shape)``."""
+    def decode(self, m: np.ndarray, window: int, purpose: int = RNG_MDN,
+               rows: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+        """``(B, d)`` or ``(B, T, d)`` -> float64 states ``(B, [T,] *shape)``
+        (``rows``: the positions of ``m``'s members among this mapper's, default all)."""
         gens = None
         if self.model.stochastic_lift:
             device = getattr(self.model, "device", "cpu")
+            members = self.members if rows is None else self.members[np.asarray(rows)]
             gens = [
-                member_torch_generator(self.seed, int(k), window, device, purpose)
-                for k in self.members
+                member_torch_generator(self.seed, int(k), window, device, purpose) for k in members
             ]
         return self.model.lift(m, gens, self.n_particles)
 
@@ -41,8 +43,11 @@ class Lift:
         start = time.perf_counter()
         state = None
         if request.m is not None:
+            rows = request.lift if request.members is not None else None
             state = check_finite(
-                "lift (decoder)", self.decode(request.m, request.window), request.window
+                "lift (decoder)",
+                self.decode(request.m, request.window, rows=rows),
+                request.window,
             )
         return MicroRequest(
             window=request.window,
@@ -51,6 +56,8 @@ class Lift:
             include_initial=request.include_initial,
             state=state,
             lift_s=time.perf_counter() - start,
+            members=request.members,
+            lift=request.lift,
         )
 
 

@@ -5,8 +5,10 @@ into plain dicts of numbers and numpy arrays (:meth:`to_payload`) only at the po
 back (:meth:`from_payload`, which names a missing or ill-typed field).  Times are in the
 solver's time unit; ``steps`` counts coarse steps ``dt_coarse``::
 
-    macro -> lift       WindowRequest   window, t0, steps, include_initial, m (B, d) | None
-    lift -> micro       MicroRequest    window, t0, steps, include_initial, state (B, *shape) | None
+    macro -> lift       WindowRequest   window, t0, steps, include_initial, m (B, d) | None,
+                                        members (b,) | None, lift (l,) | None
+    lift -> micro       MicroRequest    window, t0, steps, include_initial, state (B, *shape) | None,
+                                        members, lift
     micro -> restrict   MicroResult     window, states (B, n, *shape), micro_s, lift_s, micro_ranks,
                                         lift_stats
     restrict -> macro   Restricted      the MicroResult fields + m (B, n, d), restrict_s
@@ -15,6 +17,12 @@ solver's time unit; ``steps`` counts coarse steps ``dt_coarse``::
 (docs/micro_component.md): a request asks for ``steps`` coarse steps from time ``t0``,
 starting from ``state`` (lifted) or, when it is None, from the micro solver's own state (its
 initial condition at the first request); ``n = steps + include_initial`` states come back.
+
+Member subsets (the ``adaptive`` schedule): ``members`` lists the positions (in this
+process's block of the ensemble) of the members that run, ``lift`` those of them that start
+from a lifted state; ``m`` and ``state`` then hold only the lifted members' rows (in the
+order of ``lift``) and ``states``/``m`` come back for ``members`` only.  None: every member
+(and, with ``m``/``state`` given, every member lifted).
 """
 
 from __future__ import annotations
@@ -138,6 +146,8 @@ class WindowRequest(Message):
     steps: int
     include_initial: bool
     m: np.ndarray | None = None
+    members: np.ndarray | None = None
+    lift: np.ndarray | None = None
 
 
 @dataclass
@@ -151,6 +161,8 @@ class MicroRequest(Message):
     include_initial: bool = False
     state: np.ndarray | None = None
     lift_s: float = 0.0
+    members: np.ndarray | None = None
+    lift: np.ndarray | None = None
 
 
 @dataclass

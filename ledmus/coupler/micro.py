@@ -94,8 +94,10 @@ class Micro:
     """
 
     def __init__(self, solver: Solver, ic: np.ndarray, seed: int, members: np.ndarray,
-                 stream: int | None = None, lifting: Lifting | None = None) -> None:  # fmt: skip
+                 stream: int | None = None, lifting: Lifting | None = None,
+                 schedule: ParamSchedule | None = None) -> None:  # fmt: skip
         self.solver = solver
+        self.schedule = schedule
         self.lifting = (lifting or Lifting()).check(solver)
         self.last_lift: LiftReport | None = None
         self._warned = False
@@ -104,20 +106,34 @@ class Micro:
         self.seed = int(seed)
         self.members = np.asarray(members, dtype=np.int64)
         self.internal: Any = None
-        self.t: float | None = None
+        self.t_member = np.full(len(self.members), np.nan)  # time of each member's state
+
+    @property
+    def t(self) -> float | None:
+        """The time of the micro state when all members share one (else None)."""
+        if np.isnan(self.t_member).any() or not np.all(self.t_member == self.t_member[0]):
+            return None
+        return float(self.t_member[0])
+
+    def solver_at(self, t: float) -> Solver:
+        """The solver with the parameters in effect at ``t`` (``param_schedule``)."""
+        return self.solver if self.schedule is None else self.schedule.solver_at(t)
 
     def _rng(self, member: int, window: int, purpose: int) -> np.random.Generator:
         return member_rng(self.seed, member, window, purpose, self.stream)
 
-    def _lift(self, obs: np.ndarray, window: int, t: float) -> Any:
-        if not self.solver.stochastic:
-            internal, report = self.lifting.lift(self.solver, obs, None, t)
+    def _lift(self, obs: np.ndarray, window: int, t: float,
+              members: np.ndarray | None = None) -> Any:  # fmt: skip
+        solver = self.solver_at(t)
+        if not solver.stochastic:
+            internal, report = self.lifting.lift(solver, obs, None, t)
             self._report(report, window)
             return internal
+        members = self.members if members is None else members
         lifted = [
-            self.lifting.lift(self.solver, obs[b : b + 1],
+            self.lifting.lift(solver, obs[b : b + 1],
                               self._rng(int(m), window, RNG_LIFT_SOLVER), t)
-            for b, m in enumerate(self.members)
+            for b, m in enumerate(members)
         ]  # fmt: skip
         report = lifted[0][1]  # stochastic solvers lift by equilibrium only (no iterations)
         report.seconds = sum(r.seconds for _, r in lifted)
@@ -146,19 +162,23 @@ class Micro:
             return self._lift(state, request.window, request.t0)
         if self.internal is None:
             return self._lift(self.ic, request.window, request.t0)
-        if abs(self.t - request.t0) > 1e-9 * max(1.0, abs(request.t0)):
-            raise ValueError(
-                f"micro: asked to continue at t={request.t0:g} but its state is at t={self.t:g}"
-            )
+        self._check_time(np.arange(len(self.members)), request.t0)
         return self.internal
 
+    def _check_time(self, rows: np.ndarray, t0: float) -> None:
+        t = self.t_member[rows]
+        if np.any(np.isnan(t)) or np.any(np.abs(t - t0) > 1e-9 * max(1.0, abs(t0))):
+            raise ValueError(f"micro: asked to continue members {self.members[rows].tolist()} "
+                             f"at t={t0:g} but their states are at t={t.tolist()}")  # fmt: skip
+
     def _advance(self, internal: Any, t0: float, rngs: list | None) -> Any:
-        dt = self.solver.dt_coarse
+        solver = self.solver_at(t0)
+        dt = solver.dt_coarse
         if rngs is None:
-            return self.solver.advance(internal, t0, dt)
+            return solver.advance(internal, t0, dt)
         # one stream per member, so an ensemble split over ranks equals the serial run
         return np.concatenate(
-            [self.solver.advance(internal[b : b + 1], t0, dt, r) for b, r in enumerate(rngs)]
+            [solver.advance(internal[b : b + 1], t0, dt, r) for b, r in enumerate(rngs)]
         )
 
     def handle(self, request: MicroRequest, out: np.ndarray | None = None) -> MicroResult:
@@ -168,12 +188,18 @@ class Micro:
         window, t0, dt = request.window, request.t0, self.solver.dt_coarse
         if request.steps < 0:
             raise ValueError(f"micro: steps={request.steps} in window {window}; allowed: >= 0")
-        internal = self._start(request)
+        rows = None
+        if request.members is not None:
+            rows = self._rows(request.members)
+            internal = self._start_members(request, rows)
+        else:
+            internal = self._start(request)
+        members = self.members if rows is None else self.members[rows]
         rngs = None
         if self.solver.stochastic:
-            rngs = [self._rng(int(m), window, RNG_MICRO) for m in self.members]
+            rngs = [self._rng(int(m), window, RNG_MICRO) for m in members]
         n = request.steps + int(request.include_initial)
-        shape = (len(self.members), n, *self.ic.shape[1:])
+        shape = (len(members), n, *self.ic.shape[1:])
         if out is not None and out.shape != shape:
             raise ValueError(f"micro: out has shape {out.shape}, the window needs {shape}")
         states = np.empty(shape) if out is None else out
@@ -190,7 +216,12 @@ class Micro:
                     f"t={t0 + (j + 1) * dt:g} (window {window})"
                 )
             states[:, j0 + j] = obs
-        self.internal, self.t = internal, t0 + request.steps * dt
+        if rows is None:
+            self.internal = internal
+            self.t_member[:] = t0 + request.steps * dt
+        else:
+            self.internal[rows] = internal
+            self.t_member[rows] = t0 + request.steps * dt
         return MicroResult(
             window=window,
             states=states,
@@ -199,15 +230,65 @@ class Micro:
             lift_stats=None if self.last_lift is None else lift_stats(self.last_lift),
         )
 
+    def _rows(self, members: np.ndarray) -> np.ndarray:
+        rows = np.asarray(members, dtype=np.int64)
+        if rows.ndim != 1 or np.any(rows < 0) or np.any(rows >= len(self.members)) or len(
+                np.unique(rows)) != len(rows):  # fmt: skip
+            raise ValueError(f"micro: request members {rows.tolist()} are not distinct "
+                             f"positions in 0..{len(self.members) - 1}")  # fmt: skip
+        return rows
+
+    def _start_members(self, request: MicroRequest, rows: np.ndarray) -> Any:
+        """The internal states of the members at ``rows``: lifted (``request.lift``, rows
+        of ``request.state`` in that order) or continued."""
+        self.last_lift = None
+        lift = np.zeros(0, dtype=np.int64) if request.lift is None else self._rows(request.lift)
+        if not np.all(np.isin(lift, rows)):
+            raise ValueError(f"micro: lift positions {lift.tolist()} are not among the "
+                             f"request's members {rows.tolist()}")  # fmt: skip
+        if self.internal is None:
+            raise ValueError("micro: a member-subset request before the first window")
+        own = rows[~np.isin(rows, lift)]
+        self._check_time(own, request.t0)
+        internal = self.internal[rows].copy()
+        if len(lift):
+            state = np.array(request.state, dtype=np.float64)
+            lifted = self._lift(state, request.window, request.t0, self.members[lift])
+            internal[[int(np.flatnonzero(rows == r)[0]) for r in lift]] = lifted
+        return internal
+
     # checkpoint = the internal state (random streams are derived per window)
     def snapshot(self) -> dict[str, Any]:
         if self.internal is None:
             return {"started": False}
         if not isinstance(self.internal, np.ndarray):
             raise TypeError(f"micro: cannot snapshot a {type(self.internal).__name__} state")
-        return {"started": True, "internal": self.internal, "t": self.t}
+        return {"started": True, "internal": self.internal, "t": self.t_member.copy()}
 
     def restore(self, snap: dict[str, Any]) -> None:
         if snap.get("started"):
             self.internal = np.array(snap["internal"])
-            self.t = float(snap["t"])
+            self.t_member = np.broadcast_to(np.array(snap["t"], dtype=np.float64),
+                                            (len(self.members),)).copy()  # fmt: skip
+
+
+class ParamSchedule:
+    """Micro-solver parameters that change at given times (``param_schedule``): a
+    solver per entry, ``solver_at(t)`` the one of the last change at or before ``t``
+    (a coarse step from ``t`` runs with the parameters in effect at ``t``).
+
+    ``changes``: ``[(t_i, solver_i)]`` with increasing ``t_i``; before the first change
+    the run's base solver holds."""
+
+    def __init__(self, base: Solver, changes: list[tuple[float, Solver]]) -> None:
+        self.base = base
+        self.times = np.array([t for t, _ in changes], dtype=np.float64)
+        self.solvers = [s for _, s in changes]
+
+    def solver_at(self, t: float) -> Solver:
+        k = int(np.searchsorted(self.times, t + 1e-9 * max(1.0, abs(t)), side="right"))
+        return self.base if k == 0 else self.solvers[k - 1]
+
+    def regime(self, t: float) -> int:
+        """0 before the first change, ``k`` after the k-th."""
+        return int(np.searchsorted(self.times, t + 1e-9 * max(1.0, abs(t)), side="right"))

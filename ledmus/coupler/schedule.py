@@ -94,8 +94,14 @@ class FixedSchedule(SchedulePolicy):
         return Step(MICRO, min(self.n_micro, remaining), FROM_SELF)
 
 
+def _adaptive(**kw: Any) -> SchedulePolicy:
+    from .adaptive import AdaptivePolicy  # it imports the driver, which imports this module
+
+    return AdaptivePolicy(**kw)
+
+
 #: policy name -> factory taking the run settings' coarse-step counts as keywords
-POLICIES: dict[str, Callable[..., SchedulePolicy]] = {"fixed": FixedSchedule}
+POLICIES: dict[str, Callable[..., SchedulePolicy]] = {"fixed": FixedSchedule, "adaptive": _adaptive}
 
 
 def make_policy(name: str, **counts: Any) -> SchedulePolicy:

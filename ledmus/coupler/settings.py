@@ -54,6 +54,14 @@ from ..validation import (
     as_time,
     parse_fields,
 )
+from .adaptive_settings import (
+    ADAPTIVE_FIELDS,
+    AdaptiveSettings,
+    _check_adaptive,
+    out_of_training,
+    parse_adaptive,
+    parse_param_schedule,
+)
 from .schedule import POLICIES
 
 PARAM_PREFIX = "param_"
@@ -67,6 +75,7 @@ MICRO_FIELDS = (
     Field("lifting", as_str, "", f"one of {', '.join(STRATEGIES)} (default: the system's)"),
     Field("lifting_tol", as_number(0.0, strict=True), 1e-10, "number > 0"),
     Field("lifting_max_iter", as_int(1), 200, "integer >= 1"),
+    Field("param_schedule", as_str, "", "YAML mapping time -> {parameter: value} (micro)"),
 )
 RUN_FIELDS = (
     Field("model", as_str, doc="path of a macro-model checkpoint (.pt)"),
@@ -82,7 +91,7 @@ RUN_FIELDS = (
     Field("overwrite", as_bool, False, "true or false: replace the outputs of an earlier run"),
 )
 #: setting name -> description (both groups)
-SETTINGS = {f.name: f.doc for f in (*RUN_FIELDS, *MICRO_FIELDS)}
+SETTINGS = {f.name: f.doc for f in (*RUN_FIELDS, *MICRO_FIELDS, *ADAPTIVE_FIELDS)}
 
 
 def resolve_file(value: str, setting: str, search: list[Path]) -> Path:
@@ -117,8 +126,22 @@ class MicroSettings:
     lifting: str = "equilibrium"
     lifting_tol: float = 1e-10
     lifting_max_iter: int = 200
+    param_schedule: str = ""
     params: dict[str, Any] = field(default_factory=dict)
     solver: Solver | None = field(default=None, repr=False, compare=False)
+    #: ``[(t, solver)]`` built from ``param_schedule`` (validated)
+    schedule_solvers: tuple = field(default=(), repr=False, compare=False)
+
+    @property
+    def param_changes(self) -> Any:
+        """The :class:`~ledmus.coupler.micro.ParamSchedule`, or None without changes."""
+        from .micro import ParamSchedule
+
+        return (
+            ParamSchedule(self.solver, list(self.schedule_solvers))
+            if self.schedule_solvers
+            else None
+        )
 
     @property
     def lifter(self) -> Lifting:
@@ -141,6 +164,10 @@ class RunSettings(MicroSettings):
     schedule: str = "fixed"
     record: str = "states"
     overwrite: bool = False
+    adaptive: AdaptiveSettings = field(default_factory=AdaptiveSettings)
+    #: ``{parameter: {"run": value, "trained": value}}`` where the run leaves the model's
+    #: training parameters (``param_*`` or ``param_schedule``)
+    out_of_training: dict[str, Any] = field(default_factory=dict)
 
     @property
     def dt(self) -> float:
@@ -166,14 +193,19 @@ class RunSettings(MicroSettings):
     def as_dict(self) -> dict[str, Any]:
         out = {k: v for k, v in asdict(self).items() if k in SETTINGS}
         out["model"] = str(self.model)
+        out.update(self.adaptive.as_dict())
         out.update({PARAM_PREFIX + k: v for k, v in self.params.items()})
         return out
 
 
 def _split_params(raw: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     raw = {k: v for k, v in raw.items() if not str(k).startswith("muscle_")}  # libmuscle's own
-    params = {k[len(PARAM_PREFIX) :]: v for k, v in raw.items() if k.startswith(PARAM_PREFIX)}
-    return {k: v for k, v in raw.items() if not k.startswith(PARAM_PREFIX)}, params
+
+    def is_param(k: str) -> bool:
+        return k.startswith(PARAM_PREFIX) and k != "param_schedule"
+
+    params = {k[len(PARAM_PREFIX) :]: v for k, v in raw.items() if is_param(k)}
+    return {k: v for k, v in raw.items() if not is_param(k)}, params
 
 
 def _model_header(value: Any, search: list[Path]) -> tuple[Path, dict[str, Any]]:
@@ -203,6 +235,20 @@ def _micro(values: dict[str, Any], params: dict[str, Any], search: list[Path]) -
     except ValueError as exc:
         raise ValueError(f"setting {exc}") from None
     values = {**values, "lifting": lifting}
+    changes = []
+    for t, entry in parse_param_schedule(values["param_schedule"]):
+        steps_in(t, solver.dt_coarse, "setting param_schedule time", "the solver's dt_coarse")
+        try:
+            other = systems.get(system).make(**{**params, **dict(entry)})
+        except ValueError as exc:
+            raise ValueError(f"setting param_schedule at t={t:g}: {exc}") from None
+        if other.state_shape != solver.state_shape or other.dt_coarse != solver.dt_coarse:
+            raise ValueError(
+                f"setting param_schedule at t={t:g}: the parameters change the "
+                "state shape or dt_coarse; only physical parameters may change"
+            )
+        changes.append((t, other))
+    values["schedule_solvers"] = tuple(changes)
     ic = values["ic"]
     if ic.endswith(".npy"):
         ic = str(resolve_file(ic, "ic", search))
@@ -238,7 +284,7 @@ def validate(raw: Mapping[str, Any], *, search: list[Path] | None = None) -> Run
 
     search = search or [Path.cwd()]
     rest, params = _split_params(raw)
-    fields = (*RUN_FIELDS, *MICRO_FIELDS)
+    fields = (*RUN_FIELDS, *MICRO_FIELDS, *ADAPTIVE_FIELDS)
     values = parse_fields(fields, rest, extra=f"{PARAM_PREFIX}<solver parameter>")
     model, payload = _model_header(values["model"], search)
     system = payload["system"]
@@ -275,7 +321,13 @@ def validate(raw: Mapping[str, Any], *, search: list[Path] | None = None) -> Run
     except ValueError as exc:
         raise ValueError(f"setting {exc}") from None
     run = {k: values[k] for k in ("device", "compare", "plots", "schedule", "record", "overwrite")}
-    return RunSettings(model=model, **times, **run, **micro)
+    adaptive = parse_adaptive(values)
+    if values["schedule"] == "adaptive" or adaptive.t_macro_min:
+        _check_adaptive(times, adaptive, solver.dt_coarse)
+    entries = [dict(e) for _, e in parse_param_schedule(micro["param_schedule"])]
+    outside = out_of_training(system, payload, params, entries)
+    return RunSettings(model=model, **times, **run, **micro, adaptive=adaptive,
+                       out_of_training=outside)  # fmt: skip
 
 
 def read_ymmsl_settings(path: str | os.PathLike) -> dict[str, Any]:

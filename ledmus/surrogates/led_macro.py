@@ -21,15 +21,34 @@ class RNNPropagation:
 
     net: torch.nn.Module
 
+    #: member-subset operations (:meth:`propagate_members` and friends) are available
+    member_subsets = True
+
     def reset(self) -> None:
         self.hidden: Hidden | None = None
         self.z_next: torch.Tensor | None = None
         self.pending: torch.Tensor | None = None
+        #: per-member flags once member-subset operations ran (None: uniform state)
+        self.has_pending: np.ndarray | None = None
+        self.spread_next: np.ndarray | None = None  # uncertainty of z_next, (B,)
 
     def _tensor(self, x: Any) -> torch.Tensor:
         return self.net.as_tensor(x)
 
+    def _uniform(self) -> None:
+        """Back to the uniform state after member-subset operations (all members
+        pending or none); a mixed state cannot serve a whole-ensemble call."""
+        if self.has_pending is None:
+            return
+        if self.has_pending.all() or not self.has_pending.any():
+            if not self.has_pending.any():
+                self.pending = None
+            self.has_pending = None
+            return
+        raise RuntimeError("whole-ensemble call on a state whose members differ in pending")
+
     def assimilate(self, m_seq: np.ndarray) -> None:
+        self._uniform()
         with torch.no_grad():
             seq = self._tensor(m_seq)
             if self.pending is not None:
@@ -37,7 +56,10 @@ class RNNPropagation:
             pred, self.hidden = self.net.rnn(seq, self.hidden)
             self.z_next, self.pending = pred[:, -1], None
 
-    def propagate(self, n: int) -> tuple[np.ndarray, None]:
+    def propagate(self, n: int) -> tuple[np.ndarray, np.ndarray | None]:
+        self._uniform()
+        if hasattr(self.net.rnn, "free_run_spread"):  # an ensemble: with its uncertainty
+            return self.propagate_members(n, np.arange(self._n_members()))
         with torch.no_grad():
             if self.pending is not None:  # two macro phases in a row: feed the last one first
                 pred, self.hidden = self.net.rnn(self.pending[:, None], self.hidden)
@@ -48,17 +70,150 @@ class RNNPropagation:
             self.pending, self.z_next = z[:, -1], None
             return z.cpu().numpy(), None
 
+    # ------------------------------------------------------------------ member subsets
+    def _n_members(self) -> int:
+        for t in (self.z_next, self.pending):
+            if t is not None:
+                return t.shape[0]
+        if self.hidden is not None:
+            return (self.hidden[0] if isinstance(self.hidden, tuple) else self.hidden).shape[1]
+        raise RuntimeError("propagate before any assimilate: no state to start from")
+
+    def _full(self, b: int) -> None:
+        """Materialise the state as full ``(B, ...)`` tensors with per-member flags."""
+        like = self.z_next if self.z_next is not None else self.pending
+        if self.hidden is None:
+            if like is None:
+                raise RuntimeError("member operation before any assimilate")
+            self.hidden = self.net.rnn._zero_hidden(like) if hasattr(
+                self.net.rnn, "_zero_hidden") else None  # fmt: skip
+        if self.has_pending is None:
+            self.has_pending = np.full(b, self.pending is not None)
+        zeros = torch.zeros_like(like)
+        if self.pending is None:
+            self.pending = zeros.clone()
+        if self.z_next is None:
+            self.z_next = zeros.clone()
+        if self.spread_next is None:
+            self.spread_next = np.full(b, np.nan)
+
+    def _hidden_rows(self, idx: torch.Tensor) -> Hidden:
+        h = self.hidden
+        return tuple(x[:, idx] for x in h) if isinstance(h, tuple) else h[:, idx]
+
+    def _put_hidden(self, idx: torch.Tensor, new: Hidden) -> None:
+        if isinstance(self.hidden, tuple):
+            for full, part in zip(self.hidden, new, strict=True):
+                full[:, idx] = part
+        else:
+            self.hidden[:, idx] = new
+
+    def _feed(self, seq: torch.Tensor, hidden: Hidden) -> tuple[torch.Tensor, Hidden, np.ndarray]:
+        """Teacher-force ``seq`` ``(b, T, d)``: the prediction after its last step, the
+        hidden state and that prediction's uncertainty ``(b,)`` (NaN without one)."""
+        rnn = self.net.rnn
+        if hasattr(rnn, "forward_spread"):
+            pred, hidden, spread = rnn.forward_spread(seq, hidden)
+            return pred[:, -1], hidden, spread[:, -1].cpu().double().numpy()
+        pred, hidden = rnn(seq, hidden)
+        return pred[:, -1], hidden, np.full(seq.shape[0], np.nan)
+
+    def assimilate_members(self, m_seq: np.ndarray, members: np.ndarray) -> None:
+        """:meth:`assimilate` for the members ``members`` (indices) only: ``m_seq``
+        ``(len(members), T, d)``; the other members' state is untouched."""
+        members = np.asarray(members, dtype=np.int64)
+        with torch.no_grad():
+            seq = self._tensor(m_seq)
+            if self.hidden is None and self.z_next is None and self.pending is None:
+                # the first assimilation (the warm-up): all members at once
+                if len(members) != seq.shape[0]:
+                    raise RuntimeError("the first assimilation must include every member")
+                self.z_next, self.hidden, spread = self._feed(seq, None)
+                self.has_pending = np.zeros(len(members), dtype=bool)
+                self.pending = torch.zeros_like(self.z_next)
+                self.spread_next = spread
+                return
+            self._full(self._n_members())
+            for flag in (True, False):  # members with a pending state feed it first
+                rows = members[self.has_pending[members] == flag]
+                if len(rows) == 0:
+                    continue
+                sel = np.flatnonzero(np.isin(members, rows))
+                part = seq[torch.as_tensor(sel)]
+                idx = torch.as_tensor(rows)
+                if flag:
+                    part = torch.cat([self.pending[idx][:, None], part], dim=1)
+                z, hidden, spread = self._feed(part, self._hidden_rows(idx))
+                self._put_hidden(idx, hidden)
+                self.z_next[idx] = z
+                self.spread_next[rows] = spread
+            self.has_pending[members] = False
+
+    def propagate_members(
+        self, n: int, members: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`propagate` for ``members`` only: ``(len(members), n, d)`` and the
+        uncertainty ``(len(members), n)`` (None for a single propagator)."""
+        members = np.asarray(members, dtype=np.int64)
+        self._full(self._n_members())
+        idx = torch.as_tensor(members)
+        rnn = self.net.rnn
+        with torch.no_grad():
+            pend = members[self.has_pending[members]]
+            if len(pend):  # feed the last macro state of a previous phase first
+                pidx = torch.as_tensor(pend)
+                z, hidden, spread = self._feed(self.pending[pidx][:, None], self._hidden_rows(pidx))
+                self._put_hidden(pidx, hidden)
+                self.z_next[pidx] = z
+                self.spread_next[pend] = spread
+            start, hidden = self.z_next[idx], self._hidden_rows(idx)
+            if hasattr(rnn, "free_run_spread"):
+                z, hidden, spread = rnn.free_run_spread(start, hidden, n)
+                spread = spread.cpu().double().numpy()
+                spread[:, 0] = self.spread_next[members]
+            else:
+                z, hidden = rnn.free_run(start, hidden, n)
+                spread = None
+            if n > 1:
+                self._put_hidden(idx, hidden)
+            self.pending[idx] = z[:, -1]
+            self.has_pending[members] = True
+            return z.cpu().numpy(), spread
+
+    def revert_members(self, snap: dict[str, Any], members: np.ndarray) -> None:
+        """Put ``members`` back to their state in ``snap`` (a :meth:`snapshot`); the
+        other members keep their current state."""
+        members = np.asarray(members, dtype=np.int64)
+        current = self.snapshot()
+        self.restore(snap)
+        self._full(self._n_members())
+        old = (self._hidden_rows(torch.as_tensor(members)), self.z_next[members].clone(),
+               self.pending[members].clone(), self.has_pending[members].copy(),
+               self.spread_next[members].copy())  # fmt: skip
+        self.restore(current)
+        self._full(self._n_members())
+        idx = torch.as_tensor(members)
+        self._put_hidden(idx, tuple(h.clone() for h in old[0]) if isinstance(old[0], tuple)
+                         else old[0].clone())  # fmt: skip
+        self.z_next[idx], self.pending[idx] = old[1], old[2]
+        self.has_pending[members], self.spread_next[members] = old[3], old[4]
+
     def snapshot(self) -> dict[str, Any]:
         hidden = self.hidden
         if isinstance(hidden, tuple):
-            hidden_list = [h.cpu().numpy() for h in hidden]
+            hidden_list = [h.cpu().numpy().copy() for h in hidden]
         else:
-            hidden_list = [] if hidden is None else [hidden.cpu().numpy()]
+            hidden_list = [] if hidden is None else [hidden.cpu().numpy().copy()]
 
+        # copies: member-subset operations write into the state tensors in place
         def arr(t: torch.Tensor | None) -> np.ndarray | None:
-            return None if t is None else t.cpu().numpy()
+            return None if t is None else t.cpu().numpy().copy()
 
-        return {"hidden": hidden_list, "z_next": arr(self.z_next), "pending": arr(self.pending)}
+        snap = {"hidden": hidden_list, "z_next": arr(self.z_next), "pending": arr(self.pending)}
+        if self.has_pending is not None:
+            snap["has_pending"] = self.has_pending.astype(np.int32)
+            snap["spread_next"] = np.array(self.spread_next)
+        return snap
 
     def restore(self, snap: dict[str, Any]) -> None:
         def tensor(x: Any) -> torch.Tensor | None:
@@ -72,6 +227,10 @@ class RNNPropagation:
         else:
             self.hidden = hidden[0]
         self.z_next, self.pending = tensor(snap.get("z_next")), tensor(snap.get("pending"))
+        flags = snap.get("has_pending")
+        self.has_pending = None if flags is None else np.array(flags).astype(bool)
+        spread = snap.get("spread_next")
+        self.spread_next = None if spread is None else np.array(spread, dtype=np.float64)
 
     def get_weights(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().clone() for k, v in self.net.state_dict().items()}

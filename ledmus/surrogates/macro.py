@@ -10,6 +10,7 @@ Shapes (``B`` ensemble members, ``T`` coarse steps, ``d`` macro dimension)::
     lift(m (B, d) or (B, T, d), generators)          -> states (B, [T,] *state_shape) float64
     assimilate(m_seq (B, T, d))                      teacher forcing on restricted micro states
     propagate(n)                                     -> (B, n, d), uncertainty (B, n) or None
+    assimilate_members / propagate_members / revert_members    the same for a subset of members
     snapshot() / restore(snap)                       the propagation state (numpy arrays)
     get_weights() / set_weights(state_dict)          replace the weights while a run goes on
 
@@ -113,6 +114,27 @@ class MacroModel(ABC):
     @abstractmethod
     def restore(self, snap: dict[str, Any]) -> None:
         """Undo to a :meth:`snapshot`."""
+
+    # ------------------------------------------------------------------ member subsets
+    #: whether the member-subset operations below are available (the ``adaptive``
+    #: schedule decides per member and needs them)
+    member_subsets: ClassVar[bool] = False
+
+    def assimilate_members(self, m_seq: np.ndarray, members: np.ndarray) -> None:
+        """:meth:`assimilate` for the members with indices ``members`` only (``m_seq``
+        ``(len(members), T, d)``); the others keep their state."""
+        raise NotImplementedError(f"{type(self).__name__} has no member-subset operations")
+
+    def propagate_members(
+        self, n: int, members: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`propagate` for ``members`` only: ``(len(members), n, d)`` and
+        ``(len(members), n)`` or None."""
+        raise NotImplementedError(f"{type(self).__name__} has no member-subset operations")
+
+    def revert_members(self, snap: dict[str, Any], members: np.ndarray) -> None:
+        """Put ``members`` back to their state in ``snap`` (a :meth:`snapshot`)."""
+        raise NotImplementedError(f"{type(self).__name__} has no member-subset operations")
 
     # ------------------------------------------------------------------ weights
     @abstractmethod

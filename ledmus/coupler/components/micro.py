@@ -67,8 +67,11 @@ class MicroComponent:
                 **{**settings.params, "n_particles": local_n}
             )
         stream = rank if self.particles else None
+        if size > 1 and settings.schedule_solvers:
+            raise ValueError("setting param_schedule: not supported with an MPI micro "
+                             "component (run it with one process)")  # fmt: skip
         self.micro = Micro(solver, ic[:, self.cut], settings.seed, self.members, stream,
-                           lifting=settings.lifter)  # fmt: skip
+                           lifting=settings.lifter, schedule=settings.param_changes)  # fmt: skip
         # split axes: particles of the internal state (B, N, d) and of a window's states
         # (B, n, N, d); else members, axis 0 of both
         self.axis, self.states_axis = (1, 2) if self.particles else (0, 0)
@@ -85,6 +88,9 @@ class MicroComponent:
 
     def handle(self, request: MicroRequest) -> tuple[Any, dict[str, Any]]:
         """Run the window on every rank; rank 0 gets the whole result and snapshot."""
+        if request.members is not None and self.size > 1 and not self.particles:
+            raise ValueError("member-subset windows (schedule adaptive) need a micro "
+                             "component with one process or particles split over ranks")  # fmt: skip
         if request.state is not None:
             request.state = self.local(np.asarray(request.state))
         result = self.micro.handle(request)

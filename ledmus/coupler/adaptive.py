@@ -1,0 +1,297 @@
+"""The ``adaptive`` schedule: per-member macro/micro decisions from the macro model's
+ensemble uncertainty, a comparison against the micro solver and physics monitors.
+
+All members advance in lockstep by blocks of ``n_block`` coarse steps (``t_micro``).
+Each member is in one of three modes:
+
+* ``MICRO``: its micro solver continues its own state for the block; the macro model
+  propagates the same block side by side from its assimilated state (the comparison
+  window).  Accepted -> ``MACRO``.
+* ``LIFT``: after a macro phase, the micro solver restarts from the lifted last macro
+  state; the macro model continues its own trajectory side by side (comparison).
+  Accepted -> ``MACRO`` again, else ``MICRO``.
+* ``MACRO``: the macro model propagates the block; the decoded states go through the
+  system's monitors and the uncertainty through ``max_uncertainty``.  A violation throws
+  the block away for that member (never recorded), puts its model state back to the last
+  accepted one and reruns the block on the micro solver (from the lifted last accepted
+  macro state, or continuing the micro state when that was the last accepted one).  After
+  ``cap`` blocks (drawn per member and phase from ``[n_macro_min, n_macro]`` in blocks, so
+  members do not lock in phase) -> ``LIFT``.
+
+Acceptance: the block's largest uncertainty ``<= max_uncertainty`` (when set) and the
+comparison error ``<= max_error`` (when set): for grid states the NAD
+``max_c mean |macro - micro| / range_c``, ``range_c`` the member's micro range of channel
+``c`` seen so far.  Micro members run batched in one window (member subsets of
+:class:`~ledmus.coupler.messages.WindowRequest`); the model is re-synchronised on the
+micro states of every member that ran micro (teacher forcing).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .driver import Coordinator, Exchange
+from .messages import WindowRequest
+from .recorder import SOURCES
+from .schedule import MACRO, MICRO, SchedulePolicy, Step
+from .streams import RNG_RECORD, member_rng
+
+MODE_MICRO, MODE_LIFT, MODE_MACRO = 0, 1, 2
+RNG_CAP = 7  # purpose of the per-member streams that draw the macro caps
+
+
+@dataclass
+class AdaptivePolicy(SchedulePolicy):
+    """The settings of the adaptive schedule, in coarse steps (see the module)."""
+
+    n_warm: int
+    n_macro: int
+    n_micro: int
+    n_macro_min: int = 0
+    max_uncertainty: float = 0.0
+    max_error: float = 0.02
+    monitors: bool = True
+    seed: int = 0
+    name = "adaptive"
+
+    def __post_init__(self) -> None:
+        if self.n_micro <= 0:
+            raise ValueError("the adaptive schedule needs t_micro > 0 (its block length)")
+        if self.n_macro < self.n_micro:
+            raise ValueError("the adaptive schedule needs t_macro >= t_micro")
+        self.n_macro_min = self.n_macro_min or self.n_macro
+
+    def next(self, state: Any) -> Step | None:  # the coordinator decides per member
+        raise NotImplementedError("the adaptive policy is driven by AdaptiveCoordinator")
+
+    def cap(self, member: int, window: int) -> int:
+        """Blocks of the next macro phase of ``member`` (uniform in the cap range)."""
+        lo, hi = self.n_macro_min // self.n_micro, self.n_macro // self.n_micro
+        return int(member_rng(self.seed, member, window, RNG_CAP).integers(lo, hi + 1))
+
+
+class AdaptiveCoordinator(Coordinator):
+    """:class:`Coordinator` with per-member decisions (``policy``: :class:`AdaptivePolicy`).
+
+    ``monitors``: the system's :class:`~ledmus.systems.spec.Monitor` list; ``members``:
+    the global member indices (cap draws); ``kind``: the system's kind of state."""
+
+    def __init__(self, model: Any, lifter: Any, policy: AdaptivePolicy, *, n_total: int,
+                 dt: float, recorder: Any, monitors: tuple = (), members: np.ndarray,
+                 kind: str = "grid") -> None:  # fmt: skip
+        if not model.member_subsets:
+            raise ValueError(f"schedule adaptive needs a macro model with member-subset "
+                             f"operations; {type(model).__name__} has none")  # fmt: skip
+        super().__init__(model, lifter, policy, n_total=n_total, dt=dt, recorder=recorder)
+        b = recorder.n_members
+        self.members = np.asarray(members, dtype=np.int64)
+        self.monitors = tuple(monitors) if policy.monitors else ()
+        self.kind = kind
+        self.mode = np.zeros(b, dtype=np.int64)
+        self.cap_left = np.zeros(b, dtype=np.int64)
+        self.lo = np.full((b, recorder.state_shape[0]), np.inf)
+        self.hi = np.full((b, recorder.state_shape[0]), -np.inf)
+        self.interventions: dict[str, int] = {}
+        self.comparisons = {"accepted": 0, "rejected": 0}
+
+    # ------------------------------------------------------------------ helpers
+    def _count(self, cause: str, n: int = 1) -> None:
+        if n:
+            self.interventions[cause] = self.interventions.get(cause, 0) + int(n)
+
+    def _track_range(self, rows: np.ndarray, states: np.ndarray) -> None:
+        if self.kind == "particles":
+            return
+        self.lo[rows] = np.minimum(self.lo[rows], states.min(axis=(1, 3)))
+        self.hi[rows] = np.maximum(self.hi[rows], states.max(axis=(1, 3)))
+
+    def comparison_error(
+        self, rows: np.ndarray, macro: np.ndarray, micro: np.ndarray
+    ) -> np.ndarray:
+        """Per member of ``rows``: grid NAD ``max_c mean|macro - micro| / range_c``;
+        particles: ``max_axis (|d mean| + |d std|) / 1`` (box units)."""
+        if self.kind == "particles":
+            dm = np.abs(macro.mean(axis=2) - micro.mean(axis=2))
+            ds = np.abs(macro.std(axis=2) - micro.std(axis=2))
+            return (dm + ds).max(axis=(1, 2))
+        rng = self.hi[rows] - self.lo[rows]
+        rng = np.where(rng > 0, rng, 1.0)
+        err = np.abs(macro - micro).mean(axis=(1, 3)) / rng  # (b, C)
+        return err.max(axis=1)
+
+    def _violations(self, states: np.ndarray, uncertainty: np.ndarray | None) -> list[str | None]:
+        """The first violated safeguard of each member's block (None: none)."""
+        b, n = states.shape[:2]
+        causes: list[str | None] = [None] * b
+        finite = np.isfinite(states.reshape(b, -1)).all(axis=1)
+        for k in np.flatnonzero(~finite):
+            causes[k] = "non_finite"
+        flat = states.reshape(b * n, *states.shape[2:])
+        for mon in self.monitors:
+            ok = np.asarray(mon.check(flat), dtype=bool).reshape(b, n).all(axis=1)
+            for k in np.flatnonzero(~ok):
+                causes[k] = causes[k] or f"monitor:{mon.name}"
+        limit = self.policy.max_uncertainty
+        if limit > 0 and uncertainty is not None:
+            high = np.nan_to_num(uncertainty, nan=0.0).max(axis=1) > limit
+            for k in np.flatnonzero(high):
+                causes[k] = causes[k] or "uncertainty"
+        return causes
+
+    # ------------------------------------------------------------------ one block
+    def step(self, exchange: Exchange) -> str | None:
+        if self.done:
+            return None
+        if self.index == 0:
+            self._warm_up(exchange)
+            return MICRO
+        i, b = self.index, self.recorder.n_members
+        n = min(self.policy.n_micro, self.n_total - i)
+        compare = np.flatnonzero(self.mode != MODE_MACRO)
+        zc = uc = None
+        t = time.perf_counter()
+        if len(compare):  # side by side: propagate, then put the state back
+            snap = self.model.snapshot()
+            zc, uc = self.model.propagate_members(n, compare)
+            self.model.restore(snap)
+        self.timings["macro_s"] += time.perf_counter() - t
+        rejected = self._macro_block(i, n)
+        lift = np.flatnonzero(self.mode == MODE_LIFT)
+        # a rejected member lifts its last accepted macro state, or continues its micro
+        # state when the last accepted state was a micro one
+        lift = np.union1d(lift, rejected[self.recorder.source[rejected, i - 1] == SOURCES[MACRO]])
+        run = np.union1d(compare, rejected)
+        states = self._micro_block(exchange, i, n, run, lift)
+        if len(compare):
+            self._decide(compare, run, states, zc, uc, i)
+        self.mode[rejected] = MODE_MICRO
+        self.index += n
+        self.last = MACRO if len(run) == 0 else MICRO
+        return self.last
+
+    def _warm_up(self, exchange: Exchange) -> None:
+        b = self.recorder.n_members
+        request = WindowRequest(window=self.window, t0=0.0, steps=self.policy.n_warm,
+                                include_initial=True)  # fmt: skip
+        answer = self._exchange(exchange, request)
+        t = time.perf_counter()
+        self.model.assimilate_members(answer.m, np.arange(b))
+        self.timings["macro_s"] += time.perf_counter() - t
+        self._track_range(np.arange(b), answer.states)
+        self._record(answer.states, answer.m, MICRO)
+        self.index += answer.states.shape[1]
+        self.mode[:] = MODE_MICRO
+        self.last = MICRO
+
+    def _exchange(self, exchange: Exchange, request: WindowRequest) -> Any:
+        answer = exchange(request)
+        if answer.window != self.window:
+            raise RuntimeError(f"macro: expected window {self.window}, got {answer.window}")
+        for key in ("micro_s", "lift_s", "restrict_s"):
+            self.timings[key] += getattr(answer, key)
+        self.micro_ranks = answer.micro_ranks
+        self.lifting.add(answer.lift_stats)
+        self.window += 1
+        return answer
+
+    def _macro_block(self, i: int, n: int) -> np.ndarray:
+        """Propagate the macro members, check them, record the accepted ones; returns the
+        rejected members."""
+        rows = np.flatnonzero(self.mode == MODE_MACRO)
+        if len(rows) == 0:
+            return rows
+        t = time.perf_counter()
+        snap = self.model.snapshot()
+        z, unc = self.model.propagate_members(n, rows)
+        states = self.lifter.decode(z, i, RNG_RECORD, rows=rows)
+        causes = self._violations(states, unc)
+        bad = np.array([c is not None for c in causes])
+        for c in causes:
+            if c is not None:
+                self._count(c)
+        if bad.any():
+            self.model.revert_members(snap, rows[bad])
+        self.timings["macro_s"] += time.perf_counter() - t
+        good = ~bad
+        if good.any():
+            mask = np.zeros(self.recorder.n_members, dtype=bool)
+            mask[rows[good]] = True
+            t = time.perf_counter()
+            keep = states[good] if self.recorder.needs_states else None
+            self.recorder.add(i, keep, z[good], MACRO, members=mask,
+                              uncertainty=None if unc is None else unc[good])  # fmt: skip
+            self.timings["record_s"] += time.perf_counter() - t
+            done = rows[good][self.cap_left[rows[good]] <= 1]
+            self.cap_left[rows[good]] -= 1
+            self.mode[done] = MODE_LIFT
+        return rows[bad]
+
+    def _micro_block(self, exchange: Exchange, i: int, n: int, run: np.ndarray,
+                     lift: np.ndarray) -> np.ndarray | None:  # fmt: skip
+        if len(run) == 0:
+            return None
+        request = WindowRequest(
+            window=self.window, t0=(i - 1) * self.dt, steps=n, include_initial=False,
+            m=self.recorder.latents[lift, i - 1] if len(lift) else None,
+            members=run, lift=lift if len(lift) else None,
+        )  # fmt: skip
+        answer = self._exchange(exchange, request)
+        t = time.perf_counter()
+        self.model.assimilate_members(answer.m, run)
+        self.timings["macro_s"] += time.perf_counter() - t
+        self._track_range(run, answer.states)
+        mask = np.zeros(self.recorder.n_members, dtype=bool)
+        mask[run] = True
+        t = time.perf_counter()
+        self.recorder.add(i, answer.states, answer.m, MICRO, members=mask)
+        self.timings["record_s"] += time.perf_counter() - t
+        return answer.states
+
+    def _decide(self, compare: np.ndarray, run: np.ndarray, states: np.ndarray,
+                zc: np.ndarray, uc: np.ndarray | None, i: int) -> None:  # fmt: skip
+        """The acceptance test of the members compared in this block."""
+        t = time.perf_counter()
+        macro = self.lifter.decode(zc, i, RNG_RECORD, rows=compare)
+        pos = np.searchsorted(run, compare)
+        err = self.comparison_error(compare, macro, states[pos])
+        self.timings["macro_s"] += time.perf_counter() - t
+        pol = self.policy
+        ok = np.ones(len(compare), dtype=bool)
+        if pol.max_error > 0:
+            bad_err = ~(err <= pol.max_error)
+            self._count("comparison_error", int(bad_err.sum()))
+            ok &= ~bad_err
+        if pol.max_uncertainty > 0 and uc is not None:
+            bad_unc = np.nan_to_num(uc, nan=0.0).max(axis=1) > pol.max_uncertainty
+            self._count("comparison_uncertainty", int((bad_unc & ok).sum()))
+            ok &= ~bad_unc
+        self.comparisons["accepted"] += int(ok.sum())
+        self.comparisons["rejected"] += int((~ok).sum())
+        for k, member in enumerate(compare):
+            if ok[k]:
+                self.mode[member] = MODE_MACRO
+                self.cap_left[member] = pol.cap(int(self.members[member]), self.window)
+            else:
+                self.mode[member] = MODE_MICRO
+
+    # ------------------------------------------------------------------ checkpoints
+    def snapshot(self) -> dict[str, Any]:
+        snap = super().snapshot()
+        snap["adaptive"] = {
+            "mode": self.mode.copy(), "cap_left": self.cap_left.copy(),
+            "lo": self.lo.copy(), "hi": self.hi.copy(),
+            "interventions": dict(self.interventions), "comparisons": dict(self.comparisons),
+        }  # fmt: skip
+        return snap
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        super().restore(snap)
+        a = snap["adaptive"]
+        self.mode, self.cap_left = np.array(a["mode"]), np.array(a["cap_left"])
+        self.lo, self.hi = np.array(a["lo"]), np.array(a["hi"])
+        self.interventions = {k: int(v) for k, v in a["interventions"].items()}
+        self.comparisons = {k: int(v) for k, v in a["comparisons"].items()}

@@ -1,0 +1,141 @@
+"""Settings of concurrent learning: the ``adaptive`` schedule, physics safeguards,
+parameter schedules and online training (all in the yMMSL ``settings:`` section)::
+
+    schedule: adaptive         # decide per member from uncertainty, error and monitors
+    t_micro: 10.0              # block: micro window and comparison window length     [time]
+    t_macro: 200.0             # cap of one macro phase (upper end of the draw)        [time]
+    t_macro_min: 100.0         # lower end of the cap's uniform draw (0: = t_macro)    [time]
+    max_uncertainty: 0.05      # ensemble variance / latent variance; 0: not used      [1]
+    max_error: 0.02            # comparison NAD (|macro - micro| / channel range); 0: not used
+    monitors: true             # the system's constraint monitors on every macro state
+    t_report: 1000.0           # block length of macro_fraction_blocks in metrics.json [time]
+    param_schedule: "{5000: {d_u: 1.5}, 15000: {d_u: 1.0}}"   # micro parameters from a time on
+
+The acceptance test runs in the comparison window: the block of micro steps that
+follows a macro phase (from the lifted last macro state) or continues a micro stretch;
+the macro model propagates the same block side by side.  A member is accepted when the
+largest uncertainty of that block is below ``max_uncertainty`` and the comparison error
+below ``max_error``; it then runs macro for a cap drawn uniformly (per member and window)
+among the multiples of ``t_micro`` in ``[t_macro_min, t_macro]``, checked every block.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from .. import systems
+from ..validation import Field, as_bool, as_number, as_time
+
+ADAPTIVE_FIELDS = (
+    Field("t_macro_min", as_time, 0.0, "time >= 0: lower end of the macro cap (0: t_macro)"),
+    Field("max_uncertainty", as_number(0), 0.0,
+          "number >= 0: ensemble variance / latent variance (0: not used)"),
+    Field("max_error", as_number(0), 0.02,
+          "number >= 0: comparison NAD |macro - micro| / range (0: not used)"),
+    Field("monitors", as_bool, True, "true or false: the system's constraint monitors"),
+    Field("t_report", as_time, 1000.0, "time > 0: block of macro_fraction_blocks"),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class AdaptiveSettings:
+    """The validated concurrent-learning settings (see the module docstring)."""
+
+    t_macro_min: float = 0.0
+    max_uncertainty: float = 0.0
+    max_error: float = 0.02
+    monitors: bool = True
+    t_report: float = 1000.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in ADAPTIVE_FIELDS}
+
+
+def parse_param_schedule(text: str) -> tuple[tuple[float, tuple[tuple[str, Any], ...]], ...]:
+    """``"{5000: {d_u: 1.5}, 15000: {d_u: 1.0}}"`` -> ``((5000.0, (("d_u", 1.5),)), ...)``
+    sorted by time; ``ValueError`` naming the setting and the allowed form."""
+    form = "a YAML mapping time -> {parameter: value}, e.g. '{5000: {d_u: 1.5}}'"
+    if not text:
+        return ()
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"setting param_schedule: not YAML ({exc}); allowed: {form}") from None
+    if not isinstance(raw, Mapping) or not raw:
+        raise ValueError(f"setting param_schedule={text!r}; allowed: {form}")
+    out = []
+    for t, params in raw.items():
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or t <= 0:
+            raise ValueError(f"setting param_schedule: time {t!r} must be a number > 0")
+        if not isinstance(params, Mapping) or not params:
+            raise ValueError(f"setting param_schedule: entry {t!r} is {params!r}; allowed: {form}")
+        out.append((float(t), tuple(sorted((str(k), v) for k, v in params.items()))))
+    return tuple(sorted(out))
+
+
+def parse_adaptive(values: Mapping[str, Any]) -> AdaptiveSettings:
+    """The :class:`AdaptiveSettings` from parsed field values."""
+    if values["t_report"] <= 0:
+        raise ValueError(f"setting t_report={values['t_report']:g} must be > 0")
+    return AdaptiveSettings(**{f.name: values[f.name] for f in ADAPTIVE_FIELDS})
+
+
+def _check_adaptive(times: dict[str, float], adaptive: AdaptiveSettings, dt: float) -> None:
+    if times["t_micro"] <= 0:
+        raise ValueError("setting t_micro must be > 0 with schedule adaptive (it is the "
+                         "length of a micro and comparison window)")  # fmt: skip
+    block = round(times["t_micro"] / dt)
+    for name in ("t_macro", "t_macro_min"):
+        value = times.get(name, getattr(adaptive, name, 0.0))
+        if round(value / dt) % block:
+            raise ValueError(f"setting {name}={value:g} must be a multiple of t_micro="
+                             f"{times['t_micro']:g} with schedule adaptive")  # fmt: skip
+    if adaptive.t_macro_min > times["t_macro"]:
+        raise ValueError(f"setting t_macro_min={adaptive.t_macro_min:g} must be <= "
+                         f"t_macro={times['t_macro']:g}")  # fmt: skip
+
+
+def trained_params(system: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """The solver parameters the model's training data had: the checkpoint's
+    ``trained_params`` when it records them, else the system's preset with its paper
+    dataset protocol's parameters."""
+    if isinstance(payload.get("trained_params"), dict):
+        return dict(payload["trained_params"])
+    spec = systems.get(system)
+    params = dict(spec.preset)
+    if spec.dataset is not None:
+        params.update(spec.dataset("paper").params)
+    return params
+
+
+def out_of_training(system: str, payload: dict[str, Any], params: dict[str, Any],
+                    entries: list[dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
+    """Parameters of the run (``param_*`` and the ``param_schedule`` entries) that differ
+    from those the model was trained with: ``{name: {"run": [values], "trained": v}}``
+    (a parameter without a known training value counts as the solver's default)."""
+    trained = trained_params(system, payload)
+    defaults = {k: p.default for k, p in
+                inspect.signature(systems.get(system).solver.__init__).parameters.items()
+                if p.default is not inspect.Parameter.empty}  # fmt: skip
+    out: dict[str, Any] = {}
+    for run in [params] + [{**params, **e} for e in entries]:
+        for name, value in run.items():
+            base = trained.get(name, defaults.get(name))
+            if base is None or _same(value, base):
+                continue
+            entry = out.setdefault(name, {"run": [], "trained": base})
+            if value not in entry["run"]:
+                entry["run"].append(value)
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return abs(float(a) - float(b)) <= 1e-12 * max(1.0, abs(float(b)))
+    except (TypeError, ValueError):
+        return a == b
