@@ -149,9 +149,10 @@ class AdaptiveCoordinator(Coordinator):
         if self.index == 0:
             self._warm_up(exchange)
             return MICRO
-        i, b = self.index, self.recorder.n_members
+        i = self.index
         n = min(self.policy.n_micro, self.n_total - i)
         compare = np.flatnonzero(self.mode != MODE_MACRO)
+        lift = np.flatnonzero(self.mode == MODE_LIFT)  # before the macro block changes modes
         zc = uc = None
         t = time.perf_counter()
         if len(compare):  # side by side: propagate, then put the state back
@@ -160,7 +161,6 @@ class AdaptiveCoordinator(Coordinator):
             self.model.restore(snap)
         self.timings["macro_s"] += time.perf_counter() - t
         rejected = self._macro_block(i, n)
-        lift = np.flatnonzero(self.mode == MODE_LIFT)
         # a rejected member lifts its last accepted macro state, or continues its micro
         # state when the last accepted state was a micro one
         lift = np.union1d(lift, rejected[self.recorder.source[rejected, i - 1] == SOURCES[MACRO]])

@@ -113,11 +113,17 @@ def trained_params(system: str, payload: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
+#: numerical parameters (resolution, sample size) that do not change the physics the
+#: model learned; a run may set them freely
+NUMERICAL = ("dt", "dt_coarse", "n_particles")
+
+
 def out_of_training(system: str, payload: dict[str, Any], params: dict[str, Any],
                     entries: list[dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
     """Parameters of the run (``param_*`` and the ``param_schedule`` entries) that differ
     from those the model was trained with: ``{name: {"run": [values], "trained": v}}``
-    (a parameter without a known training value counts as the solver's default)."""
+    (a parameter without a known training value counts as the solver's default;
+    :data:`NUMERICAL` parameters are not compared)."""
     trained = trained_params(system, payload)
     defaults = {k: p.default for k, p in
                 inspect.signature(systems.get(system).solver.__init__).parameters.items()
@@ -125,6 +131,8 @@ def out_of_training(system: str, payload: dict[str, Any], params: dict[str, Any]
     out: dict[str, Any] = {}
     for run in [params] + [{**params, **e} for e in entries]:
         for name, value in run.items():
+            if name in NUMERICAL:
+                continue
             base = trained.get(name, defaults.get(name))
             if base is None or _same(value, base):
                 continue

@@ -108,7 +108,7 @@ def gated(settings: RunSettings) -> bool:
     values (the comparison window is then forced on, with the fixed T_m as the cap)."""
     if settings.schedule == "adaptive":
         return True
-    if not settings.out_of_training:
+    if not settings.out_of_training or settings.n_macro == 0:  # micro only: nothing to gate
         return False
     ok = settings.n_micro > 0 and settings.n_macro % settings.n_micro == 0
     if not ok:

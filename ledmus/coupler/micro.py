@@ -168,8 +168,9 @@ class Micro:
     def _check_time(self, rows: np.ndarray, t0: float) -> None:
         t = self.t_member[rows]
         if np.any(np.isnan(t)) or np.any(np.abs(t - t0) > 1e-9 * max(1.0, abs(t0))):
-            raise ValueError(f"micro: asked to continue members {self.members[rows].tolist()} "
-                             f"at t={t0:g} but their states are at t={t.tolist()}")  # fmt: skip
+            at = ", ".join(sorted({f"{v:g}" for v in t.tolist()}))
+            raise ValueError(f"micro: asked to continue at t={t0:g} but its state is at "
+                             f"t={at} (members {self.members[rows].tolist()})")  # fmt: skip
 
     def _advance(self, internal: Any, t0: float, rngs: list | None) -> Any:
         solver = self.solver_at(t0)
