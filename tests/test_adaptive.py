@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_coupler import muscle, muscle3, short_ymmsl, states_of
 
 from ledmus import systems
 from ledmus.coupler import engine
 from ledmus.coupler.engine import build, new_coordinator, run_embedded
 from ledmus.coupler.settings import read_ymmsl_settings, validate
-from test_coupler import muscle, muscle3, short_ymmsl, states_of
 
 ROOT = Path(__file__).resolve().parents[1]
 FHN_MODEL = ROOT / "models" / "led_fhn.pt"
@@ -207,3 +207,19 @@ def test_snapshot_restore_of_an_adaptive_run_continues_identically(tmp_path):
     again.run(parts2.exchange)
     np.testing.assert_array_equal(again.recorder.states, full.recorder.states)
     np.testing.assert_array_equal(again.recorder.source, full.recorder.source)
+
+
+def test_shipped_adaptive_ymmsl_runs_and_reports_its_decisions(tmp_path):
+    raw = read_ymmsl_settings(ROOT / "configs" / "adaptive_fhn.ymmsl")
+    raw.update(t_end=600.0, param_schedule="{300: {d_u: 1.5}}", compare=True, plots=False)
+    raw["model"] = str(ROOT / raw["model"])
+    result = run_embedded(validate(raw), tmp_path / "run")
+    blocks = result["macro_fraction_blocks"]
+    assert result["settings"]["max_error"] == 0.005 and len(blocks) == 1
+    assert result["out_of_training"] == {"d_u": {"run": [1.5], "trained": 1.0}}
+    # the model is accepted before the change and refused after it (measured: macro share
+    # 0.37, MNAD u 9.3e-4 over the 600 steps); the macro phase running at t = 300 ends
+    # there (without that rule: MNAD u 0.153, its macro states reach NAD 0.7)
+    assert result["interventions"]["param_change"] == 1
+    assert 0.2 < result["macro_fraction"] < 0.6
+    assert result["errors"]["mnad_u"] < 0.003

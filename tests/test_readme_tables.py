@@ -476,3 +476,15 @@ def test_readme_is_in_sync_with_benchmarks_out(capsys):
     benchmark run: python tools/readme_tables.py"""
     code = rt.main(["--check"])
     assert code == 0, capsys.readouterr().out
+
+
+def test_adaptive_fhn_rows_are_the_blocks_then_totals_and_speedup():
+    run = {"macro_fraction_blocks": [0.5, 0.0], "mnad_u_blocks": [0.001, 0.02],
+           "macro_fraction": 0.25, "mnad_u": 0.0105, "speedup": 1.5}  # fmt: skip
+    out = rt.render_adaptive_fhn({"adaptive_fhn.json": doc(runs={"fixed": run, "adaptive": run})})
+    lines = out.splitlines()
+    assert lines[0].startswith("| Δt | fixed: macro share | fixed: MNAD u | adaptive: macro share")
+    assert lines[2].startswith("| 0–1000 | 0.50 | 0.0010 | 0.50 | 0.0010")
+    assert lines[3].startswith("| 1000–2000 | 0.00 | 0.0200")
+    assert "| whole run | 0.25 | **0.0105** |" in lines[4]
+    assert lines[5].startswith("| speed-up S | 1.50 | | 1.50 |")

@@ -604,6 +604,28 @@ def render_vo_ablation(docs: Docs) -> str:
     return table(header, rows)
 
 
+def render_adaptive_fhn(docs: Docs) -> str:
+    """Per 1000-Δt block: macro utilisation and MNAD u of each run, then the totals."""
+    runs = docs["adaptive_fhn.json"]["runs"]
+    names = list(runs)
+    n = len(runs[names[0]]["macro_fraction_blocks"])
+    rows = []
+    for k in range(n):
+        row = [f"{1000 * k:g}–{1000 * (k + 1):g}"]
+        for name in names:
+            r = runs[name]
+            row += [f"{r['macro_fraction_blocks'][k]:.2f}", f"{r['mnad_u_blocks'][k]:.4f}"]
+        rows.append(row)
+    total = ["whole run"]
+    for name in names:
+        total += [f"{runs[name]['macro_fraction']:.2f}", f"**{runs[name]['mnad_u']:.4f}**"]
+    rows.append(total)
+    rows.append(["speed-up S"] + [x for name in names
+                                  for x in (f"{runs[name]['speedup']:.2f}", "")])  # fmt: skip
+    header = ["Δt"] + [f"{name}: {col}" for name in names for col in ("macro share", "MNAD u")]
+    return table(header, rows)
+
+
 # ------------------------------------------------------------------------------- blocks
 @dataclass
 class Block:
@@ -642,6 +664,7 @@ BLOCKS: dict[str, Block] = {
     "fhn_lifting_sweep": Block(["fhn_lifting_sweep/sweep.json"], render_fhn_lifting_sweep),
     "vo_rw": Block(["vo_rw_evaluate.json"], render_vo_rw),
     "vo_ablation": Block(["vo_rw.json"], render_vo_ablation),
+    "adaptive_fhn": Block(["adaptive_fhn.json"], render_adaptive_fhn),
 }
 
 

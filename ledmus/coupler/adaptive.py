@@ -16,7 +16,8 @@ Each member is in one of three modes:
   accepted one and reruns the block on the micro solver (from the lifted last accepted
   macro state, or continuing the micro state when that was the last accepted one).  After
   ``cap`` blocks (drawn per member and phase from ``[n_macro_min, n_macro]`` in blocks, so
-  members do not lock in phase) -> ``LIFT``.
+  members do not lock in phase) -> ``LIFT``; likewise before a block in which the micro
+  parameters change (``param_schedule``): the model was accepted under the old ones.
 
 Acceptance: the block's largest uncertainty ``<= max_uncertainty`` (when set) and the
 comparison error ``<= max_error`` (when set): for grid states the NAD
@@ -82,7 +83,7 @@ class AdaptiveCoordinator(Coordinator):
 
     def __init__(self, model: Any, lifter: Any, policy: AdaptivePolicy, *, n_total: int,
                  dt: float, recorder: Any, monitors: tuple = (), members: np.ndarray,
-                 kind: str = "grid") -> None:  # fmt: skip
+                 kind: str = "grid", change_times: tuple[float, ...] = ()) -> None:  # fmt: skip
         if not model.member_subsets:
             raise ValueError(f"schedule adaptive needs a macro model with member-subset "
                              f"operations; {type(model).__name__} has none")  # fmt: skip
@@ -91,6 +92,7 @@ class AdaptiveCoordinator(Coordinator):
         self.members = np.asarray(members, dtype=np.int64)
         self.monitors = tuple(monitors) if policy.monitors else ()
         self.kind = kind
+        self.change_times = np.asarray(change_times, dtype=np.float64)
         self.mode = np.zeros(b, dtype=np.int64)
         self.cap_left = np.zeros(b, dtype=np.int64)
         self.lo = np.full((b, recorder.state_shape[0]), np.inf)
@@ -151,6 +153,7 @@ class AdaptiveCoordinator(Coordinator):
             return MICRO
         i = self.index
         n = min(self.policy.n_micro, self.n_total - i)
+        self._end_macro_at_changes(i, n)
         compare = np.flatnonzero(self.mode != MODE_MACRO)
         lift = np.flatnonzero(self.mode == MODE_LIFT)  # before the macro block changes modes
         zc = uc = None
@@ -172,6 +175,17 @@ class AdaptiveCoordinator(Coordinator):
         self.index += n
         self.last = MACRO if len(run) == 0 else MICRO
         return self.last
+
+    def _end_macro_at_changes(self, i: int, n: int) -> None:
+        """A block that crosses a ``param_schedule`` change starts with a comparison for
+        every macro member: the model was accepted under the old parameters."""
+        t0, t1 = (i - 1) * self.dt, (i - 1 + n) * self.dt
+        eps = 1e-9 * max(1.0, t1)
+        if not np.any((self.change_times > t0 - eps) & (self.change_times < t1 - eps)):
+            return
+        macro = self.mode == MODE_MACRO
+        self._count("param_change", int(macro.sum()))
+        self.mode[macro] = MODE_LIFT
 
     def _warm_up(self, exchange: Exchange) -> None:
         b = self.recorder.n_members

@@ -137,7 +137,8 @@ def _adaptive_coordinator(settings: RunSettings, model: MacroModel, lift: Lift,
     spec = systems.get(settings.system)
     return AdaptiveCoordinator(model, lift, policy, n_total=settings.n_total, dt=dt,
                                recorder=recorder, monitors=spec.monitors,
-                               members=lift.members, kind=spec.kind)  # fmt: skip
+                               members=lift.members, kind=spec.kind,
+                               change_times=tuple(t for t, _ in settings.schedule_solvers))  # fmt: skip
 
 
 def micro_reference(settings: RunSettings, members: np.ndarray) -> tuple[np.ndarray, float]:

@@ -322,7 +322,7 @@ def validate(raw: Mapping[str, Any], *, search: list[Path] | None = None) -> Run
         raise ValueError(f"setting {exc}") from None
     run = {k: values[k] for k in ("device", "compare", "plots", "schedule", "record", "overwrite")}
     adaptive = parse_adaptive(values)
-    if values["schedule"] == "adaptive" or adaptive.t_macro_min:
+    if values["schedule"] == "adaptive":
         _check_adaptive(times, adaptive, solver.dt_coarse)
     entries = [dict(e) for _, e in parse_param_schedule(micro["param_schedule"])]
     outside = out_of_training(system, payload, params, entries)
