@@ -202,13 +202,7 @@ class AdaptiveCoordinator(Coordinator):
         self.last = MICRO
 
     def _exchange(self, exchange: Exchange, request: WindowRequest) -> Any:
-        answer = exchange(request)
-        if answer.window != self.window:
-            raise RuntimeError(f"macro: expected window {self.window}, got {answer.window}")
-        for key in ("micro_s", "lift_s", "restrict_s"):
-            self.timings[key] += getattr(answer, key)
-        self.micro_ranks = answer.micro_ranks
-        self.lifting.add(answer.lift_stats)
+        answer = self._ask(exchange, request)
         self.window += 1
         return answer
 

@@ -83,6 +83,16 @@ class Coordinator:
             # the last macro state, as recorded at index - 1
             m=self.recorder.latents[:, self.index - 1] if step.start == FROM_LIFT else None,
         )
+        answer = self._ask(exchange, request)
+        start = time.perf_counter()
+        self.model.assimilate(answer.m)
+        self.timings["macro_s"] += time.perf_counter() - start
+        self._record(answer.states, answer.m, MICRO)
+        self.index += answer.states.shape[1]
+        self.window += 1
+
+    def _ask(self, exchange: Exchange, request: WindowRequest) -> Restricted:
+        """Send a window, check its number and book its timings and lift report."""
         answer = exchange(request)
         if answer.window != self.window:
             raise RuntimeError(f"macro: expected window {self.window}, got {answer.window}")
@@ -90,12 +100,7 @@ class Coordinator:
             self.timings[key] += getattr(answer, key)
         self.micro_ranks = answer.micro_ranks
         self.lifting.add(answer.lift_stats)
-        start = time.perf_counter()
-        self.model.assimilate(answer.m)
-        self.timings["macro_s"] += time.perf_counter() - start
-        self._record(answer.states, answer.m, MICRO)
-        self.index += answer.states.shape[1]
-        self.window += 1
+        return answer
 
     def _record(self, states: np.ndarray | None, m: np.ndarray, source: str,
                 uncertainty: np.ndarray | None = None) -> None:  # fmt: skip
