@@ -29,7 +29,6 @@ micro states of every member that ran micro (teacher forcing).
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -157,12 +156,11 @@ class AdaptiveCoordinator(Coordinator):
         compare = np.flatnonzero(self.mode != MODE_MACRO)
         lift = np.flatnonzero(self.mode == MODE_LIFT)  # before the macro block changes modes
         zc = uc = None
-        t = time.perf_counter()
         if len(compare):  # side by side: propagate, then put the state back
-            snap = self.model.snapshot()
-            zc, uc = self.model.propagate_members(n, compare)
-            self.model.restore(snap)
-        self.timings["macro_s"] += time.perf_counter() - t
+            with self._timed("macro_s"):
+                snap = self.model.snapshot()
+                zc, uc = self.model.propagate_members(n, compare)
+                self.model.restore(snap)
         rejected = self._macro_block(i, n)
         # a rejected member lifts its last accepted macro state, or continues its micro
         # state when the last accepted state was a micro one
@@ -192,9 +190,8 @@ class AdaptiveCoordinator(Coordinator):
         request = WindowRequest(window=self.window, t0=0.0, steps=self.policy.n_warm,
                                 include_initial=True)  # fmt: skip
         answer = self._exchange(exchange, request)
-        t = time.perf_counter()
-        self.model.assimilate_members(answer.m, np.arange(b))
-        self.timings["macro_s"] += time.perf_counter() - t
+        with self._timed("macro_s"):
+            self.model.assimilate_members(answer.m, np.arange(b))
         self._track_range(np.arange(b), answer.states)
         self._record(answer.states, answer.m, MICRO)
         self.index += answer.states.shape[1]
@@ -212,27 +209,22 @@ class AdaptiveCoordinator(Coordinator):
         rows = np.flatnonzero(self.mode == MODE_MACRO)
         if len(rows) == 0:
             return rows
-        t = time.perf_counter()
-        snap = self.model.snapshot()
-        z, unc = self.model.propagate_members(n, rows)
-        states = self.lifter.decode(z, i, RNG_RECORD, rows=rows)
-        causes = self._violations(states, unc)
-        bad = np.array([c is not None for c in causes])
-        for c in causes:
-            if c is not None:
-                self._count(c)
-        if bad.any():
-            self.model.revert_members(snap, rows[bad])
-        self.timings["macro_s"] += time.perf_counter() - t
+        with self._timed("macro_s"):
+            snap = self.model.snapshot()
+            z, unc = self.model.propagate_members(n, rows)
+            states = self.lifter.decode(z, i, RNG_RECORD, rows=rows)
+            causes = self._violations(states, unc)
+            bad = np.array([c is not None for c in causes])
+            for c in causes:
+                if c is not None:
+                    self._count(c)
+            if bad.any():
+                self.model.revert_members(snap, rows[bad])
         good = ~bad
         if good.any():
-            mask = np.zeros(self.recorder.n_members, dtype=bool)
-            mask[rows[good]] = True
-            t = time.perf_counter()
             keep = states[good] if self.recorder.needs_states else None
-            self.recorder.add(i, keep, z[good], MACRO, members=mask,
-                              uncertainty=None if unc is None else unc[good])  # fmt: skip
-            self.timings["record_s"] += time.perf_counter() - t
+            self._record(keep, z[good], MACRO, None if unc is None else unc[good],
+                         members=rows[good])  # fmt: skip
             done = rows[good][self.cap_left[rows[good]] <= 1]
             self.cap_left[rows[good]] -= 1
             self.mode[done] = MODE_LIFT
@@ -248,25 +240,18 @@ class AdaptiveCoordinator(Coordinator):
             members=run, lift=lift if len(lift) else None,
         )  # fmt: skip
         answer = self._exchange(exchange, request)
-        t = time.perf_counter()
-        self.model.assimilate_members(answer.m, run)
-        self.timings["macro_s"] += time.perf_counter() - t
+        with self._timed("macro_s"):
+            self.model.assimilate_members(answer.m, run)
         self._track_range(run, answer.states)
-        mask = np.zeros(self.recorder.n_members, dtype=bool)
-        mask[run] = True
-        t = time.perf_counter()
-        self.recorder.add(i, answer.states, answer.m, MICRO, members=mask)
-        self.timings["record_s"] += time.perf_counter() - t
+        self._record(answer.states, answer.m, MICRO, members=run)
         return answer.states
 
     def _decide(self, compare: np.ndarray, run: np.ndarray, states: np.ndarray,
                 zc: np.ndarray, uc: np.ndarray | None, i: int) -> None:  # fmt: skip
         """The acceptance test of the members compared in this block."""
-        t = time.perf_counter()
-        macro = self.lifter.decode(zc, i, RNG_RECORD, rows=compare)
-        pos = np.searchsorted(run, compare)
-        err = self.comparison_error(compare, macro, states[pos])
-        self.timings["macro_s"] += time.perf_counter() - t
+        with self._timed("macro_s"):
+            macro = self.lifter.decode(zc, i, RNG_RECORD, rows=compare)
+            err = self.comparison_error(compare, macro, states[np.searchsorted(run, compare)])
         pol = self.policy
         ok = np.ones(len(compare), dtype=bool)
         if pol.max_error > 0:

@@ -85,7 +85,7 @@ def parse_adaptive(values: Mapping[str, Any]) -> AdaptiveSettings:
     return AdaptiveSettings(**{f.name: values[f.name] for f in ADAPTIVE_FIELDS})
 
 
-def _check_adaptive(times: dict[str, float], adaptive: AdaptiveSettings, dt: float) -> None:
+def check_adaptive(times: dict[str, float], adaptive: AdaptiveSettings, dt: float) -> None:
     if times["t_micro"] <= 0:
         raise ValueError("setting t_micro must be > 0 with schedule adaptive (it is the "
                          "length of a micro and comparison window)")  # fmt: skip

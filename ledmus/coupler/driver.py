@@ -14,7 +14,8 @@ model again (:meth:`MacroModel.assimilate`).  The coordinator knows only the
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -103,10 +104,25 @@ class Coordinator:
         return answer
 
     def _record(self, states: np.ndarray | None, m: np.ndarray, source: str,
-                uncertainty: np.ndarray | None = None) -> None:  # fmt: skip
+                uncertainty: np.ndarray | None = None,
+                members: np.ndarray | None = None) -> None:  # fmt: skip
+        """Record from ``self.index`` (``members``: indices of the rows given; None all)."""
+        mask = None
+        if members is not None:
+            mask = np.zeros(self.recorder.n_members, dtype=bool)
+            mask[members] = True
+        with self._timed("record_s"):
+            self.recorder.add(self.index, states, m, source, members=mask,
+                              uncertainty=uncertainty)  # fmt: skip
+
+    @contextmanager
+    def _timed(self, key: str) -> Iterator[None]:
+        """Add the wall time of the ``with`` body to ``timings[key]``."""
         start = time.perf_counter()
-        self.recorder.add(self.index, states, m, source, uncertainty=uncertainty)
-        self.timings["record_s"] += time.perf_counter() - start
+        try:
+            yield
+        finally:
+            self.timings[key] += time.perf_counter() - start
 
     def _macro_phase(self, steps: int) -> None:
         start = time.perf_counter()

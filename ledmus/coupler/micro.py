@@ -108,13 +108,6 @@ class Micro:
         self.internal: Any = None
         self.t_member = np.full(len(self.members), np.nan)  # time of each member's state
 
-    @property
-    def t(self) -> float | None:
-        """The time of the micro state when all members share one (else None)."""
-        if np.isnan(self.t_member).any() or not np.all(self.t_member == self.t_member[0]):
-            return None
-        return float(self.t_member[0])
-
     def solver_at(self, t: float) -> Solver:
         """The solver with the parameters in effect at ``t`` (``param_schedule``)."""
         return self.solver if self.schedule is None else self.schedule.solver_at(t)
@@ -289,7 +282,3 @@ class ParamSchedule:
     def solver_at(self, t: float) -> Solver:
         k = int(np.searchsorted(self.times, t + 1e-9 * max(1.0, abs(t)), side="right"))
         return self.base if k == 0 else self.solvers[k - 1]
-
-    def regime(self, t: float) -> int:
-        """0 before the first change, ``k`` after the k-th."""
-        return int(np.searchsorted(self.times, t + 1e-9 * max(1.0, abs(t)), side="right"))

@@ -57,7 +57,7 @@ from ..validation import (
 from .adaptive_settings import (
     ADAPTIVE_FIELDS,
     AdaptiveSettings,
-    _check_adaptive,
+    check_adaptive,
     out_of_training,
     parse_adaptive,
     parse_param_schedule,
@@ -323,7 +323,7 @@ def validate(raw: Mapping[str, Any], *, search: list[Path] | None = None) -> Run
     run = {k: values[k] for k in ("device", "compare", "plots", "schedule", "record", "overwrite")}
     adaptive = parse_adaptive(values)
     if values["schedule"] == "adaptive":
-        _check_adaptive(times, adaptive, solver.dt_coarse)
+        check_adaptive(times, adaptive, solver.dt_coarse)
     entries = [dict(e) for _, e in parse_param_schedule(micro["param_schedule"])]
     outside = out_of_training(system, payload, params, entries)
     return RunSettings(model=model, **times, **run, **micro, adaptive=adaptive,

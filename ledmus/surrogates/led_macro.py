@@ -85,8 +85,7 @@ class RNNPropagation:
         if self.hidden is None:
             if like is None:
                 raise RuntimeError("member operation before any assimilate")
-            self.hidden = self.net.rnn._zero_hidden(like) if hasattr(
-                self.net.rnn, "_zero_hidden") else None  # fmt: skip
+            self.hidden = self.net.rnn._zero_hidden(like)
         if self.has_pending is None:
             self.has_pending = np.full(b, self.pending is not None)
         zeros = torch.zeros_like(like)
