@@ -96,7 +96,9 @@ def test_registry_names_the_valid_policies(monkeypatch):
     policy = make_policy("fixed", n_warm=1, n_macro=2, n_micro=3)
     assert isinstance(policy, FixedSchedule)
     assert (policy.n_warm, policy.n_macro, policy.n_micro) == (1, 2, 3)
-    with pytest.raises(ValueError, match=r"^setting schedule='typo' unknown; allowed: fixed, adaptive$"):
+    with pytest.raises(
+        ValueError, match=r"^setting schedule='typo' unknown; allowed: fixed, adaptive$"
+    ):
         make_policy("typo", n_warm=1, n_macro=1, n_micro=1)
     # every registered name is listed, comma-separated
     monkeypatch.setitem(schedule.POLICIES, "other", FixedSchedule)
