@@ -24,6 +24,7 @@ from ..validation import (
     as_str,
     parse_fields,
 )
+from .ensemble import HEADS
 from .led import AUTOENCODERS
 from .networks import ACTIVATIONS
 from .propagators import CELLS
@@ -66,6 +67,10 @@ RNN_FIELDS = (
     Field("hidden", as_int(1), 50, "integer >= 1"),
     Field("layers", as_int(1), 1, "integer >= 1"),
     Field("residual", as_bool, False, "true or false"),
+    # optional so that configs without them resolve (and checkpoints record) as before;
+    # absent means ensemble 1 and head point: a plain LatentRNN (ensemble.build_rnn)
+    Field("ensemble", as_int(1), OPTIONAL, "propagators in the ensemble, integer >= 1 (default 1)"),
+    Field("head", as_choice(HEADS), OPTIONAL, f"read-out, {_one_of(HEADS)} (default point)"),
 )
 
 

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .ensemble import build_rnn, is_ensemble, prediction_loss
 from .led import LED
 from .networks import kl_standard_normal, reparameterise
-from .propagators import LatentRNN
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,8 @@ def rnn_sequence_loss(
     optimiser step per sub-sequence when ``opt`` is given.  In training, Gaussian noise
     of ``noise * scale`` (``scale``: the latents' standard deviation per dimension) is
     added to the inputs, so the learned dynamics pull perturbed latents back.  Returns
-    the mean MSE of the one-step predictions."""
+    the mean MSE of the one-step predictions (an ensemble: the members' mean loss,
+    :func:`~.ensemble.prediction_loss` divided by the number of members)."""
     seq = cfg["sequence_length"]
     hidden, total, count = None, 0.0, 0
     length = z.shape[1] - 1
@@ -163,8 +164,7 @@ def rnn_sequence_loss(
         inp, target = z[:, start:stop], z[:, start + 1 : stop + 1]
         if opt is not None and cfg["noise"] > 0:
             inp = inp + cfg["noise"] * scale * torch.randn_like(inp)
-        pred, hidden = model.rnn(inp, hidden)
-        loss = torch.mean((pred - target) ** 2)
+        loss, hidden = prediction_loss(model.rnn, inp, target, hidden)
         if opt is not None:
             opt.zero_grad()
             loss.backward()
@@ -172,7 +172,7 @@ def rnn_sequence_loss(
         hidden = model.rnn.detach(hidden)
         total += loss.item() * (stop - start)
         count += stop - start
-    return total / count
+    return total / count / getattr(model.rnn, "members", 1)
 
 
 @torch.no_grad()
@@ -185,6 +185,17 @@ def free_run_loss(model: LED, z: torch.Tensor, warmup: int) -> float:
     pred, hidden = model.rnn(z[:, :warmup])
     forecast, _ = model.rnn.free_run(pred[:, -1], hidden, z.shape[1] - warmup)
     return float(torch.mean((forecast - z[:, warmup:]) ** 2))
+
+
+@torch.no_grad()
+def member_free_run_loss(model: LED, z: torch.Tensor, warmup: int) -> list[float]:
+    """:func:`free_run_loss` of each member of an ensemble propagator run on its own
+    (fed its own predictions: :meth:`~.ensemble.EnsembleRNN.free_run_members`), ``(K,)``."""
+    warmup = min(warmup, z.shape[1] - 1)
+    pred, hidden = model.rnn.forward_members(z[:, :warmup])
+    forecast, _ = model.rnn.free_run_members(pred[:, -1], hidden, z.shape[1] - warmup)
+    err = (forecast - z[:, warmup:, None]) ** 2  # (B, T, K, d)
+    return err.mean(dim=(0, 1, 3)).tolist()
 
 
 def train_rnn(
@@ -221,11 +232,14 @@ def train_rnn_restarts(
     """Train ``cfg["restarts"]`` propagators from independent initialisations (seeds
     ``seed + r``) and keep the one with the lowest free-running validation error
     (:func:`free_run_loss`): long latent rollouts are sensitive to the initialisation,
-    and the free-run error on held-out sequences is what predicts their skill."""
+    and the free-run error on held-out sequences is what predicts their skill.
+    An ensemble propagator (``rnn.ensemble`` > 1): :func:`train_ensemble` instead."""
+    if is_ensemble(model.spec["rnn"]):
+        return train_ensemble(model, z_train, z_val, cfg, seed, progress)
     chosen, best_state, runs = 0, None, []
     for r in range(cfg["restarts"]):
         torch.manual_seed(seed + r)
-        model.rnn = LatentRNN(model.latent_dim, **model.spec["rnn"]).to(model.device, model.dtype)
+        model.rnn = build_rnn(model.latent_dim, model.spec["rnn"]).to(model.device, model.dtype)
         hist = train_rnn(
             model, z_train, z_val, cfg, progress, torch.Generator().manual_seed(seed + r)
         )
@@ -237,3 +251,27 @@ def train_rnn_restarts(
             chosen, best_state = r, copy.deepcopy(model.rnn.state_dict())
     model.rnn.load_state_dict(best_state)
     return {**runs[chosen], "chosen_restart": chosen, "restarts": runs}
+
+
+def train_ensemble(
+    model: LED, z_train: torch.Tensor, z_val: torch.Tensor, cfg: dict[str, Any], seed: int,
+    progress: bool = True,
+) -> dict[str, Any]:  # fmt: skip
+    """Train an :class:`~.ensemble.EnsembleRNN` once (member ``k`` initialised from seed
+    ``seed + k``; the members are the restarts, ``cfg["restarts"]`` is ignored), with
+    ``latent_var`` set to the training latents' variance per dimension.  Early stopping
+    follows ``cfg["validation"]`` (free_run: the ensemble mean's forecast).  The history
+    adds ``member_free_run_val`` ``(K,)``, each member's own free-run validation MSE."""
+    if cfg["restarts"] > 1:
+        log.info("rnn: ensemble propagator, restarts=%d ignored", cfg["restarts"])
+    torch.manual_seed(seed)
+    model.rnn = build_rnn(model.latent_dim, model.spec["rnn"], seed).to(model.device, model.dtype)
+    model.rnn.latent_var.copy_(z_train.var(dim=(0, 1)))
+    hist = train_rnn(model, z_train, z_val, cfg, progress, torch.Generator().manual_seed(seed))
+    model.eval()
+    score = free_run_loss(model, z_val, cfg["sequence_length"])
+    members = member_free_run_loss(model, z_val, cfg["sequence_length"])
+    log.info("rnn ensemble of %d: free-run validation MSE %.4e (members %s)",
+             len(members), score, ", ".join(f"{m:.3e}" for m in members))  # fmt: skip
+    run = {"seed": seed, "free_run_val": score, "member_free_run_val": members, **hist}
+    return {**run, "chosen_restart": 0, "restarts": [run]}

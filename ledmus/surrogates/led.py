@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .ensemble import build_rnn
 from .networks import ConvAutoencoder, MLPAutoencoder, ParticleAutoencoder
-from .propagators import LatentRNN
 from .scalers import Scaler
 from .tensors import Forecaster
 
@@ -55,8 +55,7 @@ class LED(Forecaster):
         self.scaler = Scaler(scaler_kind, n_channels, channel_axis)
         self.autoencoder = build_autoencoder(self.state_shape, ae)
         self.latent_dim = int(ae["latent_dim"])
-        rnn = dict(spec["rnn"])
-        self.rnn = LatentRNN(self.latent_dim, **rnn)
+        self.rnn = build_rnn(self.latent_dim, spec["rnn"])
 
     # ------------------------------------------------------------------ restriction / lifting
     def encode(self, states: Any) -> torch.Tensor:

@@ -53,8 +53,9 @@ class RNNPropagation:
             seq = self._tensor(m_seq)
             if self.pending is not None:
                 seq = torch.cat([self.pending[:, None], seq], dim=1)
-            pred, self.hidden = self.net.rnn(seq, self.hidden)
-            self.z_next, self.pending = pred[:, -1], None
+            self.z_next, self.hidden, spread = self._feed(seq, self.hidden)
+            self.pending = None
+            self.spread_next = None if np.isnan(spread).all() else spread
 
     def propagate(self, n: int) -> tuple[np.ndarray, np.ndarray | None]:
         self._uniform()

@@ -1,7 +1,8 @@
 """The PCA baseline of seed 001 (§3, "PCA" in Figs. 34-35): restriction and lifting are a
 linear projection onto the leading ``d`` principal components of the scaled state, and
-the same latent RNN as LED (:class:`~ledmus.surrogates.propagators.LatentRNN`) propagates
-the PCA coefficients.
+the same latent RNN as LED (:class:`~ledmus.surrogates.propagators.LatentRNN`, or an
+ensemble of them: :func:`~ledmus.surrogates.ensemble.build_rnn`) propagates the PCA
+coefficients.
 
     z = V (flat(scale(s)) - mu),     s = scale^-1(unflat(V^T z + mu))
 
@@ -18,9 +19,9 @@ import numpy as np
 import torch
 
 from .checkpoint import register_model_class
+from .ensemble import build_rnn
 from .led_macro import NetworkMacro
 from .macro import register_macro_model
-from .propagators import LatentRNN
 from .scalers import Scaler
 from .tensors import Forecaster
 
@@ -57,7 +58,7 @@ class PCA(Forecaster):
         self.register_buffer("mean", torch.zeros(n_features))
         self.register_buffer("components", torch.eye(self.latent_dim, n_features))
         self.register_buffer("explained_variance_ratio", torch.zeros(self.latent_dim))
-        self.rnn = LatentRNN(self.latent_dim, **dict(spec["rnn"]))
+        self.rnn = build_rnn(self.latent_dim, spec["rnn"])
 
     # ------------------------------------------------------------------ fit (stage 1)
     @torch.no_grad()

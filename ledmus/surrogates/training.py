@@ -1,6 +1,7 @@
 """Training drivers: a config in, a checkpoint plus ``<stem>_loss.png`` and
 ``<stem>_history.json`` out.  LED (seed 001 §6.6) trains in two stages, the autoencoder
-then the RNN (:mod:`.fitting`); the PCA baseline fits its components by SVD, then the
+then the RNN (:mod:`.fitting`; an ensemble propagator, ``rnn.ensemble`` > 1, is trained once:
+:func:`.fitting.train_ensemble`); the PCA baseline fits its components by SVD, then the
 same RNN stage.  The stage functions are re-exported here (their historical home).
 """
 
@@ -120,7 +121,8 @@ def train_from_config(
     t_rnn = time.perf_counter() - t1
     model.eval()
     history = {"autoencoder": hist_ae, "rnn": hist_rnn,
-               "wall_time_s": {"autoencoder": t_ae, "rnn": t_rnn}, "device": str(dev)}  # fmt: skip
+               "wall_time_s": {"autoencoder": t_ae, "rnn": t_rnn}, "device": str(dev),
+               "threads": torch.get_num_threads()}  # fmt: skip
     _write_outputs(out, model, raw_config, fingerprint(train_traj, val_traj), history)
     log.info(
         "trained %s in %.0f s (autoencoder %.0f s, rnn %.0f s): %s",
@@ -186,7 +188,8 @@ def train_pca(
     t_rnn = time.perf_counter() - t1
     model.eval()
     history = {"pca": hist_pca, "rnn": hist_rnn,
-               "wall_time_s": {"pca": t_pca, "rnn": t_rnn}, "device": str(dev)}  # fmt: skip
+               "wall_time_s": {"pca": t_pca, "rnn": t_rnn}, "device": str(dev),
+               "threads": torch.get_num_threads()}  # fmt: skip
     _write_outputs(out, model, raw_config, fingerprint(train_traj, val_traj), history)
     log.info("trained pca %s in %.0f s (pca %.1f s, rnn %.0f s): %s",
              cfg["system"], t_pca + t_rnn, t_pca, t_rnn, out)  # fmt: skip
