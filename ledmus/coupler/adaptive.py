@@ -82,7 +82,8 @@ class AdaptiveCoordinator(Coordinator):
 
     def __init__(self, model: Any, lifter: Any, policy: AdaptivePolicy, *, n_total: int,
                  dt: float, recorder: Any, monitors: tuple = (), members: np.ndarray,
-                 kind: str = "grid", change_times: tuple[float, ...] = ()) -> None:  # fmt: skip
+                 kind: str = "grid", change_times: tuple[float, ...] = (),
+                 learning: Any = None) -> None:  # fmt: skip
         if not model.member_subsets:
             raise ValueError(f"schedule adaptive needs a macro model with member-subset "
                              f"operations; {type(model).__name__} has none")  # fmt: skip
@@ -98,6 +99,8 @@ class AdaptiveCoordinator(Coordinator):
         self.hi = np.full((b, recorder.state_shape[0]), -np.inf)
         self.interventions: dict[str, int] = {}
         self.comparisons = {"accepted": 0, "rejected": 0}
+        #: online training (:class:`~.trainer.Learning`), or None
+        self.learning = learning
 
     # ------------------------------------------------------------------ helpers
     def _count(self, cause: str, n: int = 1) -> None:
@@ -172,6 +175,9 @@ class AdaptiveCoordinator(Coordinator):
         self.mode[rejected] = MODE_MICRO
         self.index += n
         self.last = MACRO if len(run) == 0 else MICRO
+        if self.learning is not None:  # new weights from here on
+            with self._timed("macro_s"):
+                self.learning.apply(self)
         return self.last
 
     def _end_macro_at_changes(self, i: int, n: int) -> None:
@@ -193,13 +199,19 @@ class AdaptiveCoordinator(Coordinator):
         with self._timed("macro_s"):
             self.model.assimilate_members(answer.m, np.arange(b))
         self._track_range(np.arange(b), answer.states)
+        if self.learning is not None:
+            self.learning.queue(np.arange(b), 0, answer.states)
         self._record(answer.states, answer.m, MICRO)
         self.index += answer.states.shape[1]
         self.mode[:] = MODE_MICRO
         self.last = MICRO
 
     def _exchange(self, exchange: Exchange, request: WindowRequest) -> Any:
+        if self.learning is not None:  # the trainer's exchange wraps the micro window's
+            self.learning.post(self.window, self.model)
         answer = self._ask(exchange, request)
+        if self.learning is not None:
+            self.learning.collect(self.window)
         self.window += 1
         return answer
 
@@ -243,6 +255,8 @@ class AdaptiveCoordinator(Coordinator):
         with self._timed("macro_s"):
             self.model.assimilate_members(answer.m, run)
         self._track_range(run, answer.states)
+        if self.learning is not None:
+            self.learning.queue(run, i, answer.states)
         self._record(answer.states, answer.m, MICRO, members=run)
         return answer.states
 
@@ -279,6 +293,8 @@ class AdaptiveCoordinator(Coordinator):
             "lo": self.lo.copy(), "hi": self.hi.copy(),
             "interventions": dict(self.interventions), "comparisons": dict(self.comparisons),
         }  # fmt: skip
+        if self.learning is not None:
+            snap["learning"] = self.learning.snapshot(self.model)
         return snap
 
     def restore(self, snap: dict[str, Any]) -> None:
@@ -288,3 +304,5 @@ class AdaptiveCoordinator(Coordinator):
         self.lo, self.hi = np.array(a["lo"]), np.array(a["hi"])
         self.interventions = {k: int(v) for k, v in a["interventions"].items()}
         self.comparisons = {k: int(v) for k, v in a["comparisons"].items()}
+        if self.learning is not None:
+            self.learning.restore(snap["learning"], self.model)

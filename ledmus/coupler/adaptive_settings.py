@@ -10,6 +10,15 @@ parameter schedules and online training (all in the yMMSL ``settings:`` section)
     monitors: true             # the system's constraint monitors on every macro state
     t_report: 1000.0           # block length of macro_fraction_blocks in metrics.json [time]
     param_schedule: "{5000: {d_u: 1.5}, 15000: {d_u: 1.0}}"   # micro parameters from a time on
+    online: asynchronous       # online training: off, asynchronous or deterministic
+    online_capacity: 2000      # replay buffer, sequences of online_seq_len states
+    online_seq_len: 31         # states per training sequence (30 one-step predictions)
+    online_keep: 0.25          # buffer share kept for earlier param_schedule regimes   [1]
+    online_steps: 20           # training steps per round (asynchronous: between publications)
+    online_every: 1            # deterministic: a round every this many micro windows
+    online_min_sequences: 16   # no training before the buffer holds this many
+    online_lr: 1.0e-4          # Adam learning rate of the fine-tuning
+    online_batch_size: 16      # sequences per training step
 
 The acceptance test runs in the comparison window: the block of micro steps that
 follows a macro phase (from the lifted last macro state) or continues a micro stretch;
@@ -29,7 +38,10 @@ from typing import Any
 import yaml
 
 from .. import systems
-from ..validation import Field, as_bool, as_number, as_time
+from ..validation import Field, as_bool, as_choice, as_int, as_number, as_time
+
+#: online training modes (``online`` setting)
+ONLINE_MODES = ("off", "asynchronous", "deterministic")
 
 ADAPTIVE_FIELDS = (
     Field("t_macro_min", as_time, 0.0, "time >= 0: lower end of the macro cap (0: t_macro)"),
@@ -39,6 +51,15 @@ ADAPTIVE_FIELDS = (
           "number >= 0: comparison NAD |macro - micro| / range (0: not used)"),
     Field("monitors", as_bool, True, "true or false: the system's constraint monitors"),
     Field("t_report", as_time, 1000.0, "time > 0: block of macro_fraction_blocks"),
+    Field("online", as_choice(ONLINE_MODES), "off", "off, asynchronous or deterministic"),
+    Field("online_capacity", as_int(1), 2000, "integer >= 1: replay buffer sequences"),
+    Field("online_seq_len", as_int(2), 31, "integer >= 2: states per training sequence"),
+    Field("online_keep", as_number(0), 0.25, "number in [0, 1]: share kept for earlier regimes"),
+    Field("online_steps", as_int(1), 20, "integer >= 1: training steps per round"),
+    Field("online_every", as_int(1), 1, "integer >= 1: micro windows between rounds"),
+    Field("online_min_sequences", as_int(1), 16, "integer >= 1: sequences before training"),
+    Field("online_lr", as_number(0, strict=True), 1e-4, "number > 0: Adam learning rate"),
+    Field("online_batch_size", as_int(1), 16, "integer >= 1: sequences per training step"),
 )  # fmt: skip
 
 
@@ -51,6 +72,15 @@ class AdaptiveSettings:
     max_error: float = 0.02
     monitors: bool = True
     t_report: float = 1000.0
+    online: str = "off"
+    online_capacity: int = 2000
+    online_seq_len: int = 31
+    online_keep: float = 0.25
+    online_steps: int = 20
+    online_every: int = 1
+    online_min_sequences: int = 16
+    online_lr: float = 1e-4
+    online_batch_size: int = 16
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in ADAPTIVE_FIELDS}
@@ -82,6 +112,8 @@ def parse_adaptive(values: Mapping[str, Any]) -> AdaptiveSettings:
     """The :class:`AdaptiveSettings` from parsed field values."""
     if values["t_report"] <= 0:
         raise ValueError(f"setting t_report={values['t_report']:g} must be > 0")
+    if values["online_keep"] > 1:
+        raise ValueError(f"setting online_keep={values['online_keep']:g} must be in [0, 1]")
     return AdaptiveSettings(**{f.name: values[f.name] for f in ADAPTIVE_FIELDS})
 
 
@@ -98,6 +130,23 @@ def check_adaptive(times: dict[str, float], adaptive: AdaptiveSettings, dt: floa
     if adaptive.t_macro_min > times["t_macro"]:
         raise ValueError(f"setting t_macro_min={adaptive.t_macro_min:g} must be <= "
                          f"t_macro={times['t_macro']:g}")  # fmt: skip
+
+
+def check_online(values: Mapping[str, Any], kind: str, particles: bool) -> None:
+    """Online training needs the adaptive schedule (its comparison windows decide when
+    the retrained model is used), recorded states (the RNN context is re-encoded from
+    them after an autoencoder update) and an LED checkpoint of a grid system."""
+    if values["online"] == "off":
+        return
+    need = {"schedule": "adaptive", "record": "states"}
+    for name, want in need.items():
+        if values[name] != want:
+            raise ValueError(f"setting online={values['online']} needs {name}: {want}, got "
+                             f"{name}={values[name]!r}")  # fmt: skip
+    if kind != "led" or particles:
+        what = "a particle LED" if kind == "led" else f"a {kind!r} checkpoint"
+        raise ValueError(f"setting online={values['online']}: online training fine-tunes "
+                         f"an LED of a grid system; setting model is {what}")  # fmt: skip
 
 
 def trained_params(system: str, payload: dict[str, Any]) -> dict[str, Any]:

@@ -84,10 +84,11 @@ def build(settings: RunSettings, members: np.ndarray, model: MacroModel | None =
 
 
 def new_coordinator(settings: RunSettings, model: MacroModel, lift: Lift, n_members: int, *,
-                    keep_states: bool = True,
-                    grid_reference: np.ndarray | None = None) -> Coordinator:  # fmt: skip
+                    keep_states: bool = True, grid_reference: np.ndarray | None = None,
+                    trainer_link: Any = None) -> Coordinator:  # fmt: skip
     """The coordinator with its recorder (``grid_reference``: accumulate grid errors on
-    the fly instead of keeping states)."""
+    the fly instead of keeping states); with ``online`` training, ``trainer_link``
+    reaches the trainer (None: a :class:`~.trainer.TrainerService` in this process)."""
     recorder = Recorder(n_members, settings.n_total, settings.solver.state_shape,
                         model.macro_dim, keep_states=keep_states,
                         decode_macro=settings.record == "states",
@@ -95,7 +96,7 @@ def new_coordinator(settings: RunSettings, model: MacroModel, lift: Lift, n_memb
     model.use_generators([member_torch_generator(settings.seed, int(m), 0, "cpu", RNG_MACRO)
                           for m in lift.members])  # fmt: skip
     if gated(settings):
-        return _adaptive_coordinator(settings, model, lift, recorder)
+        return _adaptive_coordinator(settings, model, lift, recorder, trainer_link)
     policy = make_policy(settings.schedule, n_warm=settings.n_warm, n_macro=settings.n_macro,
                          n_micro=settings.n_micro)  # fmt: skip
     return Coordinator(model, lift, policy, n_total=settings.n_total, dt=settings.dt,
@@ -119,9 +120,10 @@ def gated(settings: RunSettings) -> bool:
 
 
 def _adaptive_coordinator(settings: RunSettings, model: MacroModel, lift: Lift,
-                          recorder: Recorder) -> Coordinator:  # fmt: skip
+                          recorder: Recorder, trainer_link: Any = None) -> Coordinator:  # fmt: skip
     from .. import systems
     from .adaptive import AdaptiveCoordinator
+    from .trainer import Learning, LocalLink, TrainerService
 
     a, dt = settings.adaptive, settings.dt
     fixed = settings.schedule != "adaptive"
@@ -135,10 +137,18 @@ def _adaptive_coordinator(settings: RunSettings, model: MacroModel, lift: Lift,
                          max_uncertainty=a.max_uncertainty, max_error=a.max_error,
                          monitors=a.monitors, seed=settings.seed)  # fmt: skip
     spec = systems.get(settings.system)
+    changes = tuple(t for t, _ in settings.schedule_solvers)
+    learning = None
+    if a.online != "off":
+        if not recorder.needs_states or recorder.states is None:
+            raise ValueError("setting online: the run must keep its states (the RNN context "
+                             "is re-encoded from them after each weights update)")  # fmt: skip
+        link = trainer_link or LocalLink(TrainerService(model.net, a, settings.seed))
+        learning = Learning(link, lift.members, np.array(changes), dt)
     return AdaptiveCoordinator(model, lift, policy, n_total=settings.n_total, dt=dt,
                                recorder=recorder, monitors=spec.monitors,
-                               members=lift.members, kind=spec.kind,
-                               change_times=tuple(t for t, _ in settings.schedule_solvers))  # fmt: skip
+                               members=lift.members, kind=spec.kind, change_times=changes,
+                               learning=learning)  # fmt: skip
 
 
 def micro_reference(settings: RunSettings, members: np.ndarray) -> tuple[np.ndarray, float]:
@@ -214,7 +224,9 @@ def concurrent_metrics(settings: RunSettings, coord: Coordinator) -> dict[str, A
         "interventions": dict(getattr(coord, "interventions", {})),
         "comparisons": dict(getattr(coord, "comparisons", {})),
         "out_of_training": settings.out_of_training,
-    }
+        **({"trainer": {"mode": settings.adaptive.online, **coord.learning.summary()}}
+           if getattr(coord, "learning", None) is not None else {}),
+    }  # fmt: skip
 
 
 def _comm_info(comm: Any) -> tuple[int, int]:
@@ -231,6 +243,9 @@ def run_embedded(settings: RunSettings, run_dir: str | Path | None = None, *, co
         raise ValueError(
             f"setting ensemble={settings.ensemble} is smaller than the {size} MPI ranks"
         )
+    if settings.adaptive.online != "off" and size > 1:
+        raise ValueError(f"setting online={settings.adaptive.online}: online training runs "
+                         f"with one process (got {size} MPI ranks)")  # fmt: skip
     members = members_of(settings.ensemble, rank, size)
     run_dir = Path(run_dir) if run_dir is not None else None
     problem = None
@@ -254,7 +269,11 @@ def run_embedded(settings: RunSettings, run_dir: str | Path | None = None, *, co
         coord = new_coordinator(settings, parts.model, parts.lift, len(members),
                                 keep_states=keep_states)  # fmt: skip
         start = time.perf_counter()
-        coord.run(parts.exchange, progress=progress and rank == 0)
+        try:
+            coord.run(parts.exchange, progress=progress and rank == 0)
+        finally:
+            if getattr(coord, "learning", None) is not None:
+                coord.learning.close()
         wall = time.perf_counter() - start
         reference, ref_wall = compare_after_run(settings, coord, parts.lift, members)
     except Exception as exc:  # decided collectively below, so no rank waits forever

@@ -12,6 +12,12 @@ solver's time unit; ``steps`` counts coarse steps ``dt_coarse``::
     micro -> restrict   MicroResult     window, states (B, n, *shape), micro_s, lift_s, micro_ranks,
                                         lift_stats
     restrict -> macro   Restricted      the MicroResult fields + m (B, n, d), restrict_s
+    macro -> trainer    TrainRequest    window, start, states (b, n, *shape) | None, members (b,),
+                                        regime
+    trainer -> macro    TrainReply      window, version, weights | None, updates, failures, train_s,
+                                        buffered
+    macro -> lift,      Weights         version, weights | None (each window, online training)
+      restrict
 
 ``MicroRequest``/``MicroResult`` are the micro component's public format
 (docs/micro_component.md): a request asks for ``steps`` coarse steps from time ``t0``,
@@ -189,3 +195,41 @@ class Restricted(Message):
     restrict_s: float = 0.0
     micro_ranks: int = 1
     lift_stats: np.ndarray | None = None
+
+
+@dataclass
+class TrainRequest(Message):
+    """Macro -> trainer, once per micro window: the micro states of the previous window
+    (one window late: MUSCLE3 sends every O_I port before the S receives) of global
+    members ``members``, coarse indices ``start … start + n - 1``, parameter regime
+    ``regime`` (changes of ``param_schedule`` before them); ``states`` None: no data."""
+
+    window: int
+    start: int = 0
+    states: np.ndarray | None = None
+    members: np.ndarray | None = None
+    regime: int = 0
+
+
+@dataclass
+class TrainReply(Message):
+    """Trainer -> macro: ``weights`` (a :func:`~ledmus.surrogates.online_async.pack_weights`
+    payload) when a version newer than the last one sent exists, else None; the trainer's
+    counters (``failures``: failed training rounds; training stops at the first)."""
+
+    window: int
+    version: int = 0
+    weights: dict | None = None
+    updates: int = 0
+    failures: int = 0
+    train_s: float = 0.0
+    buffered: int = 0
+
+
+@dataclass
+class Weights(Message):
+    """Macro -> lift and restrict before each window: the weights version the window
+    uses and, when the mapper has not had it yet, the packed weights."""
+
+    version: int
+    weights: dict | None = None

@@ -58,6 +58,7 @@ from .adaptive_settings import (
     ADAPTIVE_FIELDS,
     AdaptiveSettings,
     check_adaptive,
+    check_online,
     out_of_training,
     parse_adaptive,
     parse_param_schedule,
@@ -322,6 +323,7 @@ def validate(raw: Mapping[str, Any], *, search: list[Path] | None = None) -> Run
         raise ValueError(f"setting {exc}") from None
     run = {k: values[k] for k in ("device", "compare", "plots", "schedule", "record", "overwrite")}
     adaptive = parse_adaptive(values)
+    check_online(values, checkpoint_kind(payload), particles)
     if values["schedule"] == "adaptive":
         check_adaptive(times, adaptive, solver.dt_coarse)
     entries = [dict(e) for _, e in parse_param_schedule(micro["param_schedule"])]

@@ -116,6 +116,7 @@ class AsyncTrainer:
         self.version = 0  #: version of the published weights (0: none yet)
         self._published: dict[str, Any] | None = None
         self._cond = threading.Condition()
+        self._step_lock = threading.Lock()  # held by the thread for each training step
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="ledmus-online", daemon=True)
         self._thread.start()
@@ -141,6 +142,12 @@ class AsyncTrainer:
         with self._cond:
             return {**self.trainer.stats, "version": self.version,
                     "failures": list(self.failures), "running": self._thread.is_alive()}  # fmt: skip
+
+    def between_steps(self, fn: Any) -> Any:
+        """``fn()`` while no training step runs and the buffer is not fed: a consistent
+        point for a snapshot of the trainer and the buffer."""
+        with self._step_lock, self._cond:
+            return fn()
 
     def stop(self, timeout: float | None = None) -> None:
         """Ask the thread to stop (after the step in progress) and join it."""
@@ -184,5 +191,6 @@ class AsyncTrainer:
                 if self._stopping:
                     return done
                 batch = self.trainer.draw(self.buffer)
-            self.trainer.update(batch)
+            with self._step_lock:
+                self.trainer.update(batch)
         return self.chunk_steps

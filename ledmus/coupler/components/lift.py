@@ -1,5 +1,7 @@
 """MUSCLE3 lifting mapper: macro state (from macro) -> observable state (to micro) by the
-macro model's lift; stochastic lifts sampled per member.  Stateless between windows."""
+macro model's lift; stochastic lifts sampled per member.  With online training its
+weights come from the macro component on ``weights`` before each window (after a resume
+the macro resends them, so the mapper needs no snapshot)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ from libmuscle import InstanceFlags, Message
 from ymmsl import Operator
 
 from ..engine import load, members_of, new_lift
-from ..messages import WindowRequest
+from ..messages import Weights, WindowRequest
+from ..trainer import MapperWeights
 from .common import open_instance, received, run_guarded
 
 
@@ -21,11 +24,17 @@ def main() -> None:
     box: list = [None]
 
     def body() -> None:
-        ports = {Operator.F_INIT: ["in"], Operator.O_F: ["out"]}
+        # weights: online training (the macro component sends them before each window)
+        ports = {Operator.F_INIT: ["in", "weights"], Operator.O_F: ["out"]}
         instance, settings = open_instance(ports, InstanceFlags.KEEPS_NO_STATE_FOR_NEXT_USE, box)
         # set up before the first message arrives (settings come with the registration)
-        lift = new_lift(settings, load(settings), members_of(settings.ensemble, 0, 1))
+        model = load(settings)
+        lift = new_lift(settings, model, members_of(settings.ensemble, 0, 1))
+        weights = MapperWeights(model)
         while instance.reuse_instance():
+            if instance.is_connected("weights"):
+                update = received(instance.receive("weights"))
+                weights.apply(Weights.from_payload(update, "lift: message on port weights"), "lift")
             msg = instance.receive("in")
             request = WindowRequest.from_payload(received(msg), "lift: message on port in")
             instance.send("out", Message(msg.timestamp, None, lift.handle(request).to_payload()))

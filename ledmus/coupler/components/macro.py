@@ -34,7 +34,7 @@ from ..engine import (
     new_lift,
     summarize,
 )
-from ..messages import Restricted, WindowRequest
+from ..messages import Restricted, TrainReply, TrainRequest, Weights, WindowRequest
 from ..micro import identical_members_warning
 from ..output import write_run
 from .common import log, open_instance, received, run_guarded
@@ -79,11 +79,47 @@ def discard_outputs(out: Path) -> None:
             path.unlink(missing_ok=True)
 
 
+class MuscleLink:
+    """The trainer component on the other end of ``train_out`` / ``weights_in`` (online
+    training); the mappers' weights go out on ``lift_weights`` / ``restrict_weights``."""
+
+    shares_model = False
+
+    def __init__(self, instance: Any, coord: Any = None) -> None:
+        self.instance, self.coord = instance, coord
+        missing = [p for p in ("train_out", "weights_in") if not instance.is_connected(p)]
+        if missing:
+            raise ValueError("setting online needs the trainer component: connect "
+                             "macro.train_out -> trainer.train_in and trainer.weights_out -> "
+                             f"macro.weights_in (not connected: {', '.join(missing)})")  # fmt: skip
+
+    def post(self, request: TrainRequest, mapper_weights: Weights) -> None:
+        t = self.coord.time
+        for port in ("lift_weights", "restrict_weights"):
+            if self.instance.is_connected(port):
+                self.instance.send(port, Message(t, None, mapper_weights.to_payload()))
+        self.instance.send("train_out", Message(t, None, request.to_payload()))
+
+    def collect(self) -> TrainReply:
+        msg = received(self.instance.receive("weights_in"))
+        return TrainReply.from_payload(msg, "macro: message on port weights_in")
+
+    def snapshot(self) -> dict[str, Any]:
+        return {}  # the trainer component saves its own state
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def main() -> None:
     box: list = [None]
 
     def body() -> None:
-        ports = {Operator.O_I: ["state_out"], Operator.S: ["state_in"]}
+        ports = {Operator.O_I: ["state_out", "train_out", "lift_weights", "restrict_weights"],
+                 Operator.S: ["state_in", "weights_in"]}  # fmt: skip
         instance, settings = open_instance(ports, InstanceFlags.USES_CHECKPOINT_API, box)
         out = output_dir()
         # before any compute: refuse an earlier run's outputs, check we can write (a resumed
@@ -98,7 +134,13 @@ def main() -> None:
             model = load(settings)
             members = members_of(settings.ensemble, 0, 1)
             lift = new_lift(settings, model, members)
-            coord = new_coordinator(settings, model, lift, len(members))
+            link = MuscleLink(instance) if settings.adaptive.online != "off" else None
+            if link is None and instance.is_connected("train_out"):
+                raise ValueError("macro.train_out is connected (a trainer component) but "
+                                 "setting online is off; allowed: asynchronous, deterministic")  # fmt: skip
+            coord = new_coordinator(settings, model, lift, len(members), trainer_link=link)
+            if link is not None:
+                link.coord = coord
             elapsed = 0.0
             if instance.resuming():
                 snap = received(instance.load_snapshot())

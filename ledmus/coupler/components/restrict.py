@@ -18,8 +18,9 @@ from ymmsl import Operator
 
 from ..engine import load
 from ..mappers import Restrict
-from ..messages import MicroResult
+from ..messages import MicroResult, Weights
 from ..mpi import distributed_restrict, lazy_bcast, split_slice
+from ..trainer import MapperWeights
 from .common import mpi_comm, open_instance, received, run_guarded
 
 
@@ -29,11 +30,13 @@ def main() -> None:
     rank = 0 if comm is None else comm.Get_rank()
 
     def body() -> None:
-        ports = {Operator.F_INIT: ["in"], Operator.O_F: ["out"]}
+        # weights: online training (the macro component sends them before each window)
+        ports = {Operator.F_INIT: ["in", "weights"], Operator.O_F: ["out"]}
         flags = InstanceFlags.KEEPS_NO_STATE_FOR_NEXT_USE
         instance, settings = open_instance(ports, flags, box, comm)
         model = load(settings)
         restrict = Restrict(model)
+        weights = MapperWeights(model)  # online training: the macro component sends them
         distributed = comm is not None and model.pooled
         while True:
             go = instance.reuse_instance() if rank == 0 else None
@@ -41,7 +44,14 @@ def main() -> None:
                 go = lazy_bcast(comm, go)
             if not go:
                 break
-            msg = result = None
+            msg = result = update = None
+            if rank == 0 and instance.is_connected("weights"):
+                update = received(instance.receive("weights"))
+                update = Weights.from_payload(update, "restrict: message on port weights")
+            if comm is not None:
+                update = lazy_bcast(comm, update)
+            if update is not None:
+                weights.apply(update, "restrict")
             if rank == 0:
                 msg = instance.receive("in")
                 result = MicroResult.from_payload(received(msg), "restrict: message on port in")
