@@ -213,3 +213,23 @@ def test_muscle3_deterministic_online_run_equals_the_embedded_run(tmp_path):
     keys = ("version", "applied", "updates", "failures", "buffered")
     assert {k: m3["trainer"][k] for k in keys} == {k: result["trainer"][k] for k in keys}
     assert result["trainer"]["version"] >= 15
+
+
+def test_augmentation_buffers_each_window_and_its_mirror_image():
+    from ledmus.coupler.engine import load
+    from ledmus.coupler.messages import TrainRequest
+    from ledmus.coupler.trainer import TrainerService
+
+    settings = online(online_augment=True, online_seq_len=5, online_min_sequences=100)
+    service = TrainerService(load(settings).net, settings.adaptive, seed=0)
+    states = np.random.default_rng(0).normal(size=(2, 5, 2, 101)).astype(np.float32)
+    service.handle(TrainRequest(window=1, start=61, states=states, members=np.array([0, 1])))
+    data = service.buffer.snapshot()["data"]
+    assert len(data) == 4  # two members, each as is and mirrored x -> L - x
+    for k in range(2):
+        assert any(np.array_equal(d, states[k]) for d in data)
+        assert any(np.array_equal(d, states[k][..., ::-1]) for d in data)
+    off = online(online_seq_len=5, online_min_sequences=100).adaptive
+    plain = TrainerService(load(settings).net, off, seed=0)
+    plain.handle(TrainRequest(window=1, start=61, states=states, members=np.array([0, 1])))
+    assert len(plain.buffer) == 2  # without online_augment: the windows as they are

@@ -19,6 +19,7 @@ parameter schedules and online training (all in the yMMSL ``settings:`` section)
     online_min_sequences: 16   # no training before the buffer holds this many
     online_lr: 1.0e-4          # Adam learning rate of the fine-tuning
     online_batch_size: 16      # sequences per training step
+    online_augment: false      # also buffer each window's images under the system's symmetries
 
 The acceptance test runs in the comparison window: the block of micro steps that
 follows a macro phase (from the lifted last macro state) or continues a micro stretch;
@@ -60,6 +61,7 @@ ADAPTIVE_FIELDS = (
     Field("online_min_sequences", as_int(1), 16, "integer >= 1: sequences before training"),
     Field("online_lr", as_number(0, strict=True), 1e-4, "number > 0: Adam learning rate"),
     Field("online_batch_size", as_int(1), 16, "integer >= 1: sequences per training step"),
+    Field("online_augment", as_bool, False, "true or false: buffer symmetry images too"),
 )  # fmt: skip
 
 
@@ -81,6 +83,7 @@ class AdaptiveSettings:
     online_min_sequences: int = 16
     online_lr: float = 1e-4
     online_batch_size: int = 16
+    online_augment: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in ADAPTIVE_FIELDS}

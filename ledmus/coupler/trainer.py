@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 
 #: purposes of the trainer's seeds (buffer replacement, minibatches and noise)
 SEED_BUFFER, SEED_TRAINER = 11, 12
+#: buffer member ids of symmetry images: member + k * IMAGE_OFFSET for the k-th symmetry
+IMAGE_OFFSET = 1 << 20
 
 
 def derived_seed(seed: int, purpose: int) -> int:
@@ -64,6 +66,13 @@ class TrainerService:
         self.sent = 0  # newest version sent to the macro side
         self.requests = 0
         self.failures: list[str] = []
+        #: with online_augment, the system's symmetries (each window is buffered as is and
+        #: as its image under each of them, a stream of its own per member)
+        self.symmetries = ()
+        if a.online_augment:
+            from .. import systems
+
+            self.symmetries = tuple(s.apply for s in systems.get(net.system).symmetries)
         self.worker: AsyncTrainer | None = None
         if self.mode == "asynchronous":
             self.worker = AsyncTrainer(self.trainer, self.buffer, self.min_sequences, self.steps)
@@ -74,6 +83,9 @@ class TrainerService:
             feed = self.worker.submit if self.worker is not None else self.buffer.feed
             for k, member in enumerate(np.asarray(request.members)):
                 feed(int(member), request.start, request.states[k], request.regime)
+                for j, image in enumerate(self.symmetries, start=1):
+                    feed(int(member) + j * IMAGE_OFFSET, request.start,
+                         image(request.states[k]), request.regime)  # fmt: skip
         self.requests += 1
         if self.worker is None:
             self._round()
