@@ -233,3 +233,38 @@ def test_augmentation_buffers_each_window_and_its_mirror_image():
     plain = TrainerService(load(settings).net, off, seed=0)
     plain.handle(TrainRequest(window=1, start=61, states=states, members=np.array([0, 1])))
     assert len(plain.buffer) == 2  # without online_augment: the windows as they are
+
+
+# ------------------------------------------------------------------ cold start
+def cold(**over):
+    return online(**{"model": "none", "training": str(ROOT / "configs" / "fhn.yaml"), **over})
+
+
+def test_cold_start_builds_the_same_untrained_model_everywhere_and_runs_micro(tmp_path):
+    from ledmus.coupler.engine import load
+
+    settings = cold(compare=True, t_end=200.0, param_schedule="")
+    a, b = load(settings).get_weights(), load(settings).get_weights()
+    assert all(torch.equal(a[k], b[k]) for k in a)  # each MUSCLE3 process builds it alone
+    other = load(cold(seed=1, param_schedule="")).get_weights()
+    assert not torch.equal(a["autoencoder.encoder.inp.0.weight"],
+                           other["autoencoder.encoder.inp.0.weight"])  # fmt: skip
+    result = run_embedded(settings, tmp_path / "run")
+    # an untrained model never passes the 1 % comparison: the run is the micro-only run
+    assert result["macro_fraction"] == 0.0 and result["errors"]["mnad_u"] == 0.0
+    assert result["trainer"]["version"] > 0  # yet it trains from the micro windows
+    assert result["settings"]["model"] == "none"
+
+
+@pytest.mark.parametrize(
+    "over,message",
+    [
+        ({"training": ""}, "setting model: none .cold start. needs setting training"),
+        ({"online": "off"}, "needs setting online: asynchronous or deterministic"),
+        ({"system": "ks"}, "setting training: .* is for system 'fhn', but setting system='ks'"),
+        ({"training": "nowhere.yaml"}, "setting training: file 'nowhere.yaml' not found"),
+    ],
+)
+def test_bad_cold_start_settings_name_the_setting(over, message):
+    with pytest.raises(ValueError, match=message):
+        cold(**over)

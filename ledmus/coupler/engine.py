@@ -59,6 +59,10 @@ class Parts:
 
 
 def load(settings: RunSettings) -> MacroModel:
+    if settings.cold_config is not None:  # model: none
+        from .cold import cold_model
+
+        return cold_model(settings)
     return load_macro_model(
         settings.model, system=settings.system, device=resolve_device(settings.device)
     )

@@ -63,6 +63,7 @@ from .adaptive_settings import (
     parse_adaptive,
     parse_param_schedule,
 )
+from .paths import resolve_file
 from .schedule import POLICIES
 
 PARAM_PREFIX = "param_"
@@ -79,7 +80,8 @@ MICRO_FIELDS = (
     Field("param_schedule", as_str, "", "YAML mapping time -> {parameter: value} (micro)"),
 )
 RUN_FIELDS = (
-    Field("model", as_str, doc="path of a macro-model checkpoint (.pt)"),
+    Field("model", as_str, doc="path of a macro-model checkpoint (.pt), or none (cold start)"),
+    Field("training", as_str, "", "training config (.yaml) of a cold start (model: none)"),
     Field("t_warm", as_time, doc="time >= 0"),
     Field("t_macro", as_time, doc="time >= 0"),
     Field("t_micro", as_time, doc="time >= 0"),
@@ -93,26 +95,6 @@ RUN_FIELDS = (
 )
 #: setting name -> description (both groups)
 SETTINGS = {f.name: f.doc for f in (*RUN_FIELDS, *MICRO_FIELDS, *ADAPTIVE_FIELDS)}
-
-
-def resolve_file(value: str, setting: str, search: list[Path]) -> Path:
-    """An existing file for ``value``: as given when absolute, else the first of
-    ``search`` (then the ``LEDMUS_BASE_DIR`` environment variable, then the source
-    checkout holding the ``ledmus`` package) that holds it; else ``ValueError``."""
-    path = Path(os.path.expanduser(value))
-    if path.is_absolute():
-        if path.is_file():
-            return path
-        raise ValueError(f"setting {setting}: file {value!r} does not exist")
-    roots: list[Path] = []
-    for root in [*search, os.environ.get("LEDMUS_BASE_DIR"), Path(__file__).resolve().parents[2]]:
-        if root and Path(root).resolve() not in roots:
-            roots.append(Path(root).resolve())
-    for root in roots:
-        if (root / path).is_file():
-            return (root / path).resolve()
-    looked = ", ".join(str(r) for r in roots)
-    raise ValueError(f"setting {setting}: file {value!r} not found (looked in: {looked})")
 
 
 @dataclass(frozen=True)
@@ -169,6 +151,9 @@ class RunSettings(MicroSettings):
     #: ``{parameter: {"run": value, "trained": value}}`` where the run leaves the model's
     #: training parameters (``param_*`` or ``param_schedule``)
     out_of_training: dict[str, Any] = field(default_factory=dict)
+    #: cold start (``model: none``): the training config the fresh LED is built from
+    training: str = ""
+    cold_config: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     @property
     def dt(self) -> float:
@@ -287,7 +272,13 @@ def validate(raw: Mapping[str, Any], *, search: list[Path] | None = None) -> Run
     rest, params = _split_params(raw)
     fields = (*RUN_FIELDS, *MICRO_FIELDS, *ADAPTIVE_FIELDS)
     values = parse_fields(fields, rest, extra=f"{PARAM_PREFIX}<solver parameter>")
-    model, payload = _model_header(values["model"], search)
+    cold = None
+    if values["model"] == "none":
+        from .cold import cold_header
+
+        model, payload, cold = cold_header(values, search)
+    else:
+        model, payload = _model_header(values["model"], search)
     system = payload["system"]
     if values["system"] and values["system"] != system:
         raise ValueError(
@@ -301,7 +292,10 @@ def validate(raw: Mapping[str, Any], *, search: list[Path] | None = None) -> Run
         cls = macro_model_class(checkpoint_kind(payload))
     except ValueError as exc:
         raise ValueError(f"setting model: {exc}") from None
-    trained, particles = cls.trained_state(payload["spec"])
+    if cold is None:
+        trained, particles = cls.trained_state(payload["spec"])
+    else:  # built for the solver's states
+        trained, particles = solver.state_shape, systems.get(system).kind == "particles"
     # particle models take any particle count N; only the dimension d must match
     if (trained[-1:] if particles else trained) != (
         solver.state_shape[-1:] if particles else solver.state_shape
@@ -324,12 +318,16 @@ def validate(raw: Mapping[str, Any], *, search: list[Path] | None = None) -> Run
     run = {k: values[k] for k in ("device", "compare", "plots", "schedule", "record", "overwrite")}
     adaptive = parse_adaptive(values)
     check_online(values, checkpoint_kind(payload), particles)
+    if cold is not None and values["online"] == "off":
+        raise ValueError("setting model: none (cold start) needs setting online: "
+                         "asynchronous or deterministic (the model is trained during the run)")  # fmt: skip
     if values["schedule"] == "adaptive":
         check_adaptive(times, adaptive, solver.dt_coarse)
     entries = [dict(e) for _, e in parse_param_schedule(micro["param_schedule"])]
     outside = out_of_training(system, payload, params, entries)
     return RunSettings(model=model, **times, **run, **micro, adaptive=adaptive,
-                       out_of_training=outside)  # fmt: skip
+                       out_of_training=outside if cold is None else {},
+                       training=values["training"], cold_config=cold)  # fmt: skip
 
 
 def read_ymmsl_settings(path: str | os.PathLike) -> dict[str, Any]:

@@ -194,6 +194,25 @@ ONLINE_FIELDS = (
 ONLINE_DEFAULTS: dict[str, Any] = {f.name: f.default for f in ONLINE_FIELDS}
 
 
+def fresh_led(raw_config: dict[str, Any], states: np.ndarray, system: str, seed: int) -> LED:
+    """An untrained LED built from a training config (the schema of ``configs/fhn.yaml``;
+    ``data`` may be left out) with weights drawn after ``torch.manual_seed(seed)`` (the
+    global generator's state is restored) and the scaler fitted on ``states``
+    ``(S, *state_shape)``: the same model in every process given the same arguments."""
+    resolved = resolve({"data": "-", "system": system, **raw_config})
+    if resolved["kind"] != "led" or resolved["system"] != system:
+        raise ValueError(f"cold start: an LED config for system {system!r} is needed, got "
+                         f"kind {resolved['kind']!r}, system {resolved['system']!r}")  # fmt: skip
+    states = np.asarray(states)
+    spec = {"system": system, "state_shape": list(states.shape[1:]), "box": None,
+            "autoencoder": resolved["autoencoder"], "rnn": resolved["rnn"]}  # fmt: skip
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = LED(spec).to(dtype=getattr(torch, resolved["dtype"]))
+    model.scaler.to(torch.float64).fit(states)
+    return model.eval()
+
+
 class OnlineTrainer:
     """Fine-tunes ``model.autoencoder`` and ``model.rnn`` (a LatentRNN or EnsembleRNN) on
     minibatches from a :class:`ReplayBuffer`; the scaler (fitted once) never changes.
@@ -233,22 +252,8 @@ class OnlineTrainer:
         cls, raw_config: dict[str, Any], states: np.ndarray, system: str, seed: int = 0,
         cfg: dict[str, Any] | None = None,
     ) -> OnlineTrainer:  # fmt: skip
-        """A trainer of a fresh LED built from a training config (the schema of
-        ``configs/fhn.yaml``; ``data`` may be left out) with weights drawn after
-        ``torch.manual_seed(seed)`` (the global generator's state is restored) and the
-        scaler fitted on ``states`` ``(S, *state_shape)``; ``cfg``: online settings."""
-        resolved = resolve({"data": "-", "system": system, **raw_config})
-        if resolved["kind"] != "led" or resolved["system"] != system:
-            raise ValueError(f"cold start: an LED config for system {system!r} is needed, got "
-                             f"kind {resolved['kind']!r}, system {resolved['system']!r}")  # fmt: skip
-        states = np.asarray(states)
-        spec = {"system": system, "state_shape": list(states.shape[1:]), "box": None,
-                "autoencoder": resolved["autoencoder"], "rnn": resolved["rnn"]}  # fmt: skip
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = LED(spec).to(dtype=getattr(torch, resolved["dtype"]))
-        model.scaler.to(torch.float64).fit(states)
-        return cls(model, cfg, seed)
+        """A trainer of :func:`fresh_led` (``cfg``: online settings)."""
+        return cls(fresh_led(raw_config, states, system, seed), cfg, seed)
 
     @property
     def stats(self) -> dict[str, Any]:
