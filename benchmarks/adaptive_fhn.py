@@ -1,11 +1,14 @@
-"""Demonstration (a) of issue 9 with the frozen shipped model: an FHN regime change.
+"""Demonstration (a) of issue 9: an FHN regime change, frozen model vs online training.
 
 From y05 over ``t_end`` Δt, the micro parameter d_u changes from 1 to ``--d-u`` at
-t = t_end/4 and back at 3 t_end/4 (``param_schedule``).  Three runs side by side in one
+t = t_end/4 and back at 3 t_end/4 (``param_schedule``).  Runs side by side in one
 process: the micro solver alone (the reference, timed), the fixed ρ = 5 run (T_m = 50,
-T_mu = 10) and the ``adaptive`` run (configs/adaptive_fhn.ymmsl settings).  Per block of
-1000 Δt: macro utilisation and MNAD u against the micro-only run; overall MNAD u and
-the speed-up S = reference wall / run wall (no training: the model is frozen).
+T_mu = 10) and the ``adaptive`` run with the frozen shipped model
+(configs/adaptive_fhn.ymmsl), then the adaptive run with online training, asynchronous
+(the default) and deterministic (configs/online_fhn.ymmsl; the trainer runs in this
+process, so its time is in the wall time and in S).  Per block of 1000 Δt: macro
+utilisation and MNAD u against the micro-only run; overall MNAD u, S = reference wall /
+run wall, and a plot of both per block (adaptive_fhn.png beside the JSON).
 
     OMP_NUM_THREADS=1 python benchmarks/adaptive_fhn.py --out benchmarks/out/adaptive_fhn.json
 """
@@ -31,12 +34,17 @@ def run(settings, members: np.ndarray, plain: bool = False) -> tuple[object, flo
     the training values (the frozen-model baseline; ``ledmus run`` would gate it)."""
     parts = build(settings, members)
     coord = new_coordinator(settings, parts.model, parts.lift, len(members))
+    learning = getattr(coord, "learning", None)
     if plain:
         policy = FixedSchedule(settings.n_warm, settings.n_macro, settings.n_micro)
         coord = Coordinator(parts.model, parts.lift, policy, n_total=settings.n_total,
                             dt=settings.dt, recorder=coord.recorder)  # fmt: skip
     start = time.perf_counter()
-    coord.run(parts.exchange)
+    try:
+        coord.run(parts.exchange)
+    finally:
+        if learning is not None:
+            learning.close()
     return coord, time.perf_counter() - start
 
 
@@ -67,12 +75,18 @@ def main() -> None:
     raw["model"] = str(ROOT / raw["model"])
     adaptive = validate(raw)
     fixed = validate({**raw, "schedule": "fixed", "t_macro": 50.0, "t_micro": 10.0})
+    online = read_ymmsl_settings(ROOT / "configs/online_fhn.ymmsl")
+    online.update(t_end=t_end, param_schedule=schedule, compare=False, plots=False,
+                  model=raw["model"])  # fmt: skip
+    runs = {"fixed_rho5": fixed, "adaptive": adaptive,
+            "online_async": validate(online),
+            "online_deterministic": validate({**online, "online": "deterministic"})}  # fmt: skip
     members = np.arange(1)
     ref, ref_wall = micro_reference(adaptive, members)
     out = {"t_end": t_end, "param_schedule": schedule, "micro_only_wall_s": ref_wall,
            "runs": {}}  # fmt: skip
     size = round(1000 / adaptive.dt)
-    for name, settings in (("fixed_rho5", fixed), ("adaptive", adaptive)):
+    for name, settings in runs.items():
         coord, wall = run(settings, members, plain=name == "fixed_rho5")
         rec = coord.recorder
         frac, err, total = blocks(rec.states, ref, rec.source, settings.n_warm + 1, size)
@@ -83,10 +97,38 @@ def main() -> None:
             "interventions": dict(getattr(coord, "interventions", {})),
             "comparisons": dict(getattr(coord, "comparisons", {})),
         }  # fmt: skip
+        if getattr(coord, "learning", None) is not None:
+            out["runs"][name]["trainer"] = coord.learning.summary()
         print(f"{name}: S {ref_wall / wall:.2f}, MNAD u {total:.4f}, macro "
               f"{out['runs'][name]['macro_fraction']:.3f}", flush=True)  # fmt: skip
     write_result(args.out, out)
+    plot(out, args.out.with_suffix(".png"))
     print(f"wrote {args.out}")
+
+
+def plot(out: dict, path: Path, changes: tuple | None = None) -> None:
+    """Macro share and MNAD u per block of every run (``changes``: times of the dashed
+    lines, default the regime changes at t_end/4 and 3 t_end/4)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    for name, r in out["runs"].items():
+        x = 1000 * (np.arange(len(r["macro_fraction_blocks"])) + 0.5)
+        a.plot(x, r["macro_fraction_blocks"], marker="o", label=name)
+        b.semilogy(x, np.maximum(r["mnad_u_blocks"], 1e-5), marker="o", label=name)
+    for ax in (a, b):
+        for t in (out["t_end"] / 4, 3 * out["t_end"] / 4) if changes is None else changes:
+            ax.axvline(t, color="grey", ls="--", lw=0.8)
+    a.set_ylabel("macro share per 1000 Δt")
+    b.set_ylabel("MNAD u per 1000 Δt")
+    b.set_xlabel("t (d_u changes at the dashed lines)")
+    a.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
