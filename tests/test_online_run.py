@@ -199,16 +199,28 @@ def online_ymmsl(tmp_path: Path, **settings) -> Path:
     return path
 
 
+def latents_of(run_dir: Path) -> np.ndarray:
+    import h5py
+
+    with h5py.File(run_dir / "trajectory.h5") as h5:
+        return h5["latents"][()]
+
+
 @muscle3
-def test_muscle3_deterministic_online_run_equals_the_embedded_run(tmp_path):
-    ymmsl = online_ymmsl(tmp_path)
+@pytest.mark.parametrize("start", ["checkpoint", "cold"])
+def test_muscle3_deterministic_online_run_equals_the_embedded_run(tmp_path, start):
+    extra = {"model": "none", "training": "configs/fhn.yaml"} if start == "cold" else {}
+    ymmsl = online_ymmsl(tmp_path, **extra)
     proc = muscle([ymmsl], tmp_path / "m3")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     result = run_embedded(validate(read_ymmsl_settings(ymmsl)), tmp_path / "emb")
     # five processes, same classes, one thread each: bitwise equal; the lift and restrict
-    # mappers use the weights the macro passed on (else their states would differ)
+    # mappers use the weights the macro passed on (else their states would differ); a
+    # cold start builds the same fresh model in each process (else the latents differ)
     np.testing.assert_array_equal(states_of(tmp_path / "m3" / "output"),
                                   states_of(tmp_path / "emb"))  # fmt: skip
+    np.testing.assert_array_equal(latents_of(tmp_path / "m3" / "output"),
+                                  latents_of(tmp_path / "emb"))  # fmt: skip
     m3 = yaml.safe_load((tmp_path / "m3" / "output" / "metrics.json").read_text())
     keys = ("version", "applied", "updates", "failures", "buffered")
     assert {k: m3["trainer"][k] for k in keys} == {k: result["trainer"][k] for k in keys}
