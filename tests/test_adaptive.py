@@ -265,3 +265,22 @@ def test_member_subset_operations_of_the_rnn_models():
     parts.assimilate_members(m[:, 25:], np.arange(2))
     np.testing.assert_array_equal(parts.propagate_members(4, np.arange(2))[0],
                                   whole.propagate(4)[0])  # fmt: skip
+
+
+def test_the_ensembles_uncertainty_alone_keeps_an_unseen_member_micro(tmp_path):
+    """models/led_fhn_ens.pt (K = 5): its spread over a 10-step comparison block, in units
+    of the latent variance, is 5e-7 on y05 and 2.4e-4 on the mirror image x -> L - x
+    (measured); max_uncertainty 5e-6 with the comparison error off (max_error 0)."""
+    settings = adaptive(model=str(ROOT / "models" / "led_fhn_ens.pt"), ensemble=2,
+                        ic=two_member_ic(tmp_path, mirror=True), max_error=0.0,
+                        max_uncertainty=5e-6)  # fmt: skip
+    coord, parts = coordinator(settings)
+    coord.run(parts.exchange)
+    src, unc = coord.recorder.source, coord.recorder.uncertainty
+    assert (src[1] == 0).all()  # the unseen member never passes
+    assert (src[0, 61:] == 1).mean() > 0.7  # measured 0.8
+    assert coord.interventions == {"comparison_uncertainty": coord.comparisons["rejected"]}
+    macro = src == 1
+    # recorded per macro index, finite from the first step (the spread of z_next) on
+    assert np.isfinite(unc[macro]).all() and unc[macro].max() <= 5e-6
+    assert np.isnan(unc[~macro]).all()
