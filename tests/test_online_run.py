@@ -280,3 +280,25 @@ def test_cold_start_builds_the_same_untrained_model_everywhere_and_runs_micro(tm
 def test_bad_cold_start_settings_name_the_setting(over, message):
     with pytest.raises(ValueError, match=message):
         cold(**over)
+
+
+def test_a_macro_phase_runs_on_the_weights_its_comparison_accepted():
+    coord, parts = coordinator(online(ensemble=2, t_end=600.0))
+    seen, apply = [], Learning.apply
+
+    def spy(self, c):  # called after the phases that waited too long were ended
+        seen.append((self.waited, c.interventions.get("weights_update", 0)))
+        apply(self, c)
+
+    Learning.apply = spy
+    try:
+        coord.run(parts.exchange)
+    finally:
+        Learning.apply = apply
+    assert len(seen) >= 10 and (coord.recorder.source == 1).any()
+    # deferred while a member was in a macro phase (waited > one 10-step block) ...
+    assert max(w for w, _ in seen) > 10
+    # ... and phases were ended for new weights only after waiting t_macro = 40 steps
+    counts = [0] + [c for _, c in seen]
+    for (waited, _), before, after in zip(seen, counts[:-1], counts[1:], strict=True):
+        assert after == before or waited >= 40

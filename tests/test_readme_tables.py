@@ -488,3 +488,13 @@ def test_adaptive_fhn_rows_are_the_blocks_then_totals_and_speedup():
     assert lines[3].startswith("| 1000–2000 | 0.00 | 0.0200")
     assert "| whole run | 0.25 | **0.0105** |" in lines[4]
     assert lines[5].startswith("| speed-up S | 1.50 | | 1.50 |")
+
+
+def test_cold_start_fhn_block_renders_its_own_json():
+    run = {"macro_fraction_blocks": [0.0, 0.75], "mnad_u_blocks": [0.0, 0.004],
+           "macro_fraction": 0.375, "mnad_u": 0.002, "speedup": 0.9}  # fmt: skip
+    out = rt.BLOCKS["cold_start_fhn"].render({"cold_start_fhn.json": doc(runs={"cold_start": run})})
+    lines = out.splitlines()
+    assert lines[0].startswith("| Δt | cold_start: macro share | cold_start: MNAD u |")
+    assert lines[3].startswith("| 1000–2000 | 0.75 | 0.0040 |")
+    assert "| whole run | 0.38 | **0.0020** |" in lines[4]

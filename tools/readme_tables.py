@@ -604,9 +604,9 @@ def render_vo_ablation(docs: Docs) -> str:
     return table(header, rows)
 
 
-def render_adaptive_fhn(docs: Docs) -> str:
+def render_adaptive_fhn(docs: Docs, name: str = "adaptive_fhn.json") -> str:
     """Per 1000-Δt block: macro utilisation and MNAD u of each run, then the totals."""
-    runs = docs["adaptive_fhn.json"]["runs"]
+    runs = docs[name]["runs"]
     names = list(runs)
     n = len(runs[names[0]]["macro_fraction_blocks"])
     rows = []
@@ -665,6 +665,9 @@ BLOCKS: dict[str, Block] = {
     "vo_rw": Block(["vo_rw_evaluate.json"], render_vo_rw),
     "vo_ablation": Block(["vo_rw.json"], render_vo_ablation),
     "adaptive_fhn": Block(["adaptive_fhn.json"], render_adaptive_fhn),
+    "cold_start_fhn": Block(
+        ["cold_start_fhn.json"], lambda docs: render_adaptive_fhn(docs, "cold_start_fhn.json")
+    ),
 }
 
 

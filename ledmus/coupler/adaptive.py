@@ -175,10 +175,21 @@ class AdaptiveCoordinator(Coordinator):
         self.mode[rejected] = MODE_MICRO
         self.index += n
         self.last = MACRO if len(run) == 0 else MICRO
-        if self.learning is not None:  # new weights from here on
-            with self._timed("macro_s"):
-                self.learning.apply(self)
+        if self.learning is not None and self.learning.incoming is not None:
+            self._new_weights(n)
         return self.last
+
+    def _new_weights(self, n: int) -> None:
+        """Apply waiting weights once no member is in a macro phase (a phase runs on
+        the weights its comparison accepted), or end the phases after ``n_macro`` steps."""
+        learning, busy = self.learning, self.mode == MODE_MACRO
+        learning.waited += n
+        if busy.any() and learning.waited < self.policy.n_macro:
+            return
+        self._count("weights_update", int(busy.sum()))
+        self.mode[busy] = MODE_LIFT
+        with self._timed("macro_s"):
+            learning.apply(self)
 
     def _end_macro_at_changes(self, i: int, n: int) -> None:
         """A block that crosses a ``param_schedule`` change starts with a comparison for

@@ -6,7 +6,10 @@ micro states of the *previous* window (MUSCLE3 0.11 wants every O_I port sent be
 an S port receives, so the data of window ``w`` can only leave with window ``w + 1``)
 and collects a :class:`~.messages.TrainReply`.  New weights are applied at the end of
 the block (after the acceptance test of the block, which decoded with the old ones):
-the macro model takes them and, since the autoencoder changed, its RNN context is
+a macro phase runs on the weights its comparison accepted, so new weights wait until no
+member is in a macro phase (at most ``t_macro``; after that the phases still running
+end, counted as intervention ``weights_update``); then the macro model takes them and,
+since the autoencoder changed, its RNN context is
 re-encoded: the propagation state is reset and teacher-forced over the last ``n_warm``
 recorded states (the recorded latent of the last index is re-encoded too, so a lift
 from it decodes with the new decoder).  Under MUSCLE3 the lift and restrict mappers get
@@ -190,6 +193,7 @@ class Learning:
         self.mapper_version = 0  # weights the mappers have (-1: unknown, after a resume)
         self.queued: dict[str, Any] | None = None
         self.incoming: TrainReply | None = None
+        self.waited = 0  # coarse steps the incoming weights have waited
         self.reply = TrainReply(window=-1)
         self.applied = 0
 
@@ -221,6 +225,8 @@ class Learning:
                         reply.failures, self.version)  # fmt: skip
         self.reply = reply
         if reply.weights is not None:
+            if self.incoming is None:
+                self.waited = 0
             self.incoming = reply
 
     def apply(self, coord: Any) -> None:
@@ -245,7 +251,7 @@ class Learning:
                 "failures": r.failures, "train_s": r.train_s, "buffered": r.buffered}  # fmt: skip
 
     def snapshot(self, model: Any) -> dict[str, Any]:
-        snap = {"version": self.version, "applied": self.applied,
+        snap = {"version": self.version, "applied": self.applied, "waited": self.waited,
                 "weights": pack_weights(model.get_weights(), self.version),
                 "queued": dict(self.queued) if self.queued else {},
                 "reply": self.reply.to_payload(), "link": self.link.snapshot()}  # fmt: skip
@@ -256,6 +262,7 @@ class Learning:
     def restore(self, snap: dict[str, Any], model: Any) -> None:
         model.set_weights(unpack_weights(snap["weights"], model.get_weights(), -1))
         self.version, self.applied = int(snap["version"]), int(snap["applied"])
+        self.waited = int(snap["waited"])
         self.mapper_version = -1  # a resumed run's mappers start from the checkpoint file
         self.queued = dict(snap["queued"]) or None
         self.reply = TrainReply.from_payload(snap["reply"], "snapshot: trainer reply")
