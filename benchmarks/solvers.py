@@ -6,7 +6,7 @@ micro steps per second of the whole batch (one step = every member advanced by d
 Member-steps/s = steps/s x batch.  Peak memory is the state plus what numpy allocates in one
 chunk of steps (tracemalloc, measured in a separate untimed pass).
 
-    python benchmarks/solvers.py [--seconds 2] [--batches 1 64] [--systems fhn ks ad3d rw]
+    python benchmarks/solvers.py [--seconds 2] [--batches 1 64] [--systems fhn ks ad3d rw bgk]
                                  [--json benchmarks/out/solvers.json]
 
 Writes the table's numbers to ``--json``: ``cases`` (one per system and batch:
@@ -28,7 +28,7 @@ from _provenance import add_json_option, write_result
 from ledmus.solvers import make, names
 
 TARGETS = {"fhn": 20_000, "ks": 10_000, "ad3d": 10_000, "rw": 500}  # steps/s at batch 1
-LABELS = {"rw": "rw (250k particles)"}  # the README's name of the case
+LABELS = {"rw": "rw (250k particles)", "bgk": "bgk (64 v x 100 cells)"}  # README names
 
 
 def measure(system: str, batch: int, seconds: float) -> tuple[float, float]:

@@ -67,7 +67,10 @@ def cmd_simulate(args: argparse.Namespace) -> None:
     ic = solver.initial_condition(_load_ic(args.ic), args.batch, rng)
     t, states = solver.rollout(ic, args.t_end, rng, discard=args.discard, progress=True,
                                lifting=lifting)  # fmt: skip
-    write_trajectory(args.out, states, t, solver, args.seed, attrs={"discard": args.discard})
+    extra = getattr(solver, "trajectory_attrs", dict)()  # e.g. bgk's velocity grid
+    write_trajectory(
+        args.out, states, t, solver, args.seed, attrs={"discard": args.discard, **extra}
+    )
     log.info("wrote %s: states %s, t = %g … %g", args.out, states.shape, t[0], t[-1])
 
 

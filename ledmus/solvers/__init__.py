@@ -16,6 +16,7 @@ from typing import Any
 
 from .ad import AdvectionDiffusionParticles
 from .base import Solver
+from .bgk import BGK
 from .fhn import FitzHughNagumoLB, load_fhn_ic
 from .ks import KuramotoSivashinsky
 from .rw import LatticeRandomWalk
@@ -30,6 +31,7 @@ REGISTRY: dict[str, tuple[type[Solver], dict[str, Any]]] = {
         dict(dim=3, amplitude=[1.0, 1.5, 0.0], frequency=[0.2, 1.0, 0.5]),
     ),
     "rw": (LatticeRandomWalk, {}),
+    "bgk": (BGK, {}),
 }
 
 
@@ -61,6 +63,6 @@ def make(name: str, **params: Any) -> Solver:
 
 
 __all__ = [
-    "REGISTRY", "AdvectionDiffusionParticles", "FitzHughNagumoLB", "KuramotoSivashinsky",
+    "BGK", "REGISTRY", "AdvectionDiffusionParticles", "FitzHughNagumoLB", "KuramotoSivashinsky",
     "LatticeRandomWalk", "Solver", "load_fhn_ic", "make", "names",
 ]  # fmt: skip

@@ -1,4 +1,4 @@
-"""The built-in systems: FHN, KS, AD-1D, AD-3D, RW (seed 001 §8, seed 003 §3).
+"""The built-in systems: FHN, KS, AD-1D, AD-3D, RW, BGK (seed 001 §8, 003 §3, 002 §5).
 
 Solver classes and presets are those of :data:`ledmus.solvers.REGISTRY`; the dataset
 protocols are the paper's (``scale="paper"``) or a quick small version (``"small"``).
@@ -14,6 +14,7 @@ from functools import partial
 import numpy as np
 
 from .. import solvers
+from .kinetic import BGK_POSITIVE_RTOL, flip_phase_space, kinetic_positive, kinetic_realisable
 from .spec import Evaluation, Monitor, Protocol, Split, Symmetry, SystemSpec
 
 #: leading Lyapunov exponent of KS at L = 22 (seed 001 §8.4)
@@ -228,10 +229,11 @@ def _particle_spec(name: str, description: str) -> SystemSpec:
 
 
 def builtin_specs() -> tuple[SystemSpec, ...]:
-    """The declarations of the five benchmark systems (not yet registered)."""
+    """The declarations of the built-in systems (not yet registered)."""
     fhn_cls, fhn_preset = solvers.REGISTRY["fhn"]
     ks_cls, ks_preset = solvers.REGISTRY["ks"]
     rw_cls, rw_preset = solvers.REGISTRY["rw"]
+    bgk_cls, bgk_preset = solvers.REGISTRY["bgk"]
     fhn = SystemSpec(
         "fhn",
         fhn_cls,
@@ -294,10 +296,36 @@ def builtin_specs() -> tuple[SystemSpec, ...]:
             Monitor("non_negative", non_negative, "bin fractions >= 0"),
         ),
     )
+    bgk = SystemSpec(
+        "bgk",
+        bgk_cls,
+        "kinetic",
+        "1-D BGK gas, discrete velocities, MUSCL + exponential relaxation (seed 002 §5)",
+        preset=bgk_preset,
+        # the state is f (nv, nx): one channel per velocity, named c0, c1, ... by the
+        # suites (the number of velocities is a parameter)
+        coordinates=node_positions,
+        monitors=(
+            Monitor(
+                "positive",
+                partial(kinetic_positive, rtol=BGK_POSITIVE_RTOL),
+                f"f finite and >= -{BGK_POSITIVE_RTOL:g} max f",
+            ),
+            Monitor("realisable", kinetic_realisable, "rho > 0 and T > 0 in every cell"),
+        ),
+        symmetries=(
+            Symmetry(
+                "reflection",
+                flip_phase_space,
+                "x -> L - x with v -> -v (both axes reversed; exact for either bc)",
+            ),
+        ),
+    )
     return (
         fhn,
         ks,
         _particle_spec("ad1d", "advection-diffusion, Brownian particles in [-0.5, 0.5] (seed 001 §8.1)"),
         _particle_spec("ad3d", "advection-diffusion, Brownian particles in [-0.5, 0.5]^3 (seed 001 §8.2)"),
         rw,
+        bgk,
     )  # fmt: skip
