@@ -178,7 +178,10 @@ def test_every_shipped_ymmsl_reads_valid_settings():
         doc = yaml.safe_load(path.read_text())
         assert doc["ymmsl_version"] == "v0.2"
         comps = doc["models"][next(iter(doc["models"]))]["components"]
-        assert set(comps) == {"macro", "lift", "micro", "restrict"}
+        settings = validate(raw, search=[ROOT])
+        # the four LED components, and the trainer exactly when online training is on
+        trainer = {"trainer"} if settings.adaptive.online != "off" else set()
+        assert set(comps) == {"macro", "lift", "micro", "restrict"} | trainer, path
         assert all(c["description"] for c in comps.values())
 
 
