@@ -50,15 +50,12 @@ def weights_of(model):
     return {k: v.clone() for k, v in model.get_weights().items()}
 
 
-def test_deterministic_online_run_trains_applies_and_repeats_bitwise():
-    coord, parts = coordinator(online())
-    before = weights_of(parts.model)
-    first_apply = []
+def run_watching_apply(coord, parts, watch) -> None:
+    """Run ``coord``, calling ``watch(learning, coord)`` before each weights update."""
     apply = Learning.apply
 
     def spy(self, c):
-        if self.incoming is not None and not first_apply:
-            first_apply.append(c.index)
+        watch(self, c)
         apply(self, c)
 
     Learning.apply = spy
@@ -66,6 +63,13 @@ def test_deterministic_online_run_trains_applies_and_repeats_bitwise():
         coord.run(parts.exchange)
     finally:
         Learning.apply = apply
+
+
+def test_deterministic_online_run_trains_applies_and_repeats_bitwise():
+    coord, parts = coordinator(online())
+    before = weights_of(parts.model)
+    first_apply = []
+    run_watching_apply(coord, parts, lambda learning, c: first_apply.append(c.index))
     summary = coord.learning.summary()
     # 300 steps: warm-up 61 then 24 blocks; the first round needs 2 sequences of 31
     # states (window 3's data, posted with window 4), then one version per window
@@ -284,17 +288,12 @@ def test_bad_cold_start_settings_name_the_setting(over, message):
 
 def test_a_macro_phase_runs_on_the_weights_its_comparison_accepted():
     coord, parts = coordinator(online(ensemble=2, t_end=600.0))
-    seen, apply = [], Learning.apply
+    seen = []  # watched after the phases that waited too long were ended
 
-    def spy(self, c):  # called after the phases that waited too long were ended
-        seen.append((self.waited, c.interventions.get("weights_update", 0)))
-        apply(self, c)
+    def watch(learning, c):
+        seen.append((learning.waited, c.interventions.get("weights_update", 0)))
 
-    Learning.apply = spy
-    try:
-        coord.run(parts.exchange)
-    finally:
-        Learning.apply = apply
+    run_watching_apply(coord, parts, watch)
     assert len(seen) >= 10 and (coord.recorder.source == 1).any()
     # deferred while a member was in a macro phase (waited > one 10-step block) ...
     assert max(w for w, _ in seen) > 10
