@@ -217,7 +217,7 @@ def test_training_an_ensemble_once(caplog):
     raw = {"system": "fhn", "data": "-", "train_rnn": {
         "epochs": 4, "sequence_length": 5, "hidden_propagation": 10, "restarts": 4,
         "validation": "free_run", "batch_size": 4}}  # fmt: skip
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.INFO, logger="ledmus"):
         hist = train_rnn_restarts(model, z, z[:2], resolve(raw)["train_rnn"], 7, False)
     assert "restarts=4 ignored" in caplog.text and len(hist["restarts"]) == 1
     assert len(hist["member_free_run_val"]) == 3 and len(hist["train"]) == 4

@@ -337,7 +337,7 @@ def test_async_trainer_survives_a_failure_and_keeps_the_last_good_weights(caplog
     good = tiny_trainer(0, batch_size=4)
     trainer = FailingTrainer(good.model, good.cfg, seed=0)
     at = AsyncTrainer(trainer, ReplayBuffer(40, 4, SHAPE), min_sequences=3, chunk_steps=3)
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.WARNING, logger="ledmus"):
         at.submit(0, 0, np.random.default_rng(0).normal(size=(10, *SHAPE)), 0)
         wait_for(lambda: not at.stats["running"])
     msg = "online training failed at update 6: RuntimeError: planted failure"

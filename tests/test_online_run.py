@@ -142,7 +142,7 @@ def test_a_failing_trainer_keeps_the_last_good_weights_and_the_run_goes_on(
         return update(self, batch)
 
     monkeypatch.setattr(OnlineTrainer, "update", flaky)
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.WARNING, logger="ledmus"):
         result = run_embedded(online(compare=True), tmp_path / "run")
     trainer = result["trainer"]
     assert trainer["failures"] == 1 and trainer["version"] == 2  # two good rounds
