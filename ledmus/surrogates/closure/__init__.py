@@ -1,0 +1,28 @@
+"""Moment-closure macro models of the 1V BGK kinetic model (seed 002 §5).
+
+- :mod:`.fv`: conservative second-order finite-volume solver :class:`FVSolver` for
+  ``∂tU + ∂x[F0(U) + F̃] = 0``, ``∂tW + ∂xG = R`` with a pluggable
+  :class:`MomentClosure` (the interface a learned closure implements).
+- :mod:`.classical`: :class:`Euler` (``q = 0``) and :class:`NavierStokes`
+  (Chapman–Enskog ``q = -(3/2) τ ρ T ∂xT`` of the 1V BGK model).
+- :mod:`.riemann`: exact Riemann solver of the Euler equations for any γ.
+
+Numpy only (no torch import here).
+"""
+
+from .classical import KAPPA_COEFF, Euler, NavierStokes
+from .fv import (
+    FVSolver,
+    MomentClosure,
+    check_state,
+    conserved,
+    euler_flux,
+    primitive,
+)
+from .riemann import StarState, exact_solution, sample, star_state
+
+__all__ = [
+    "KAPPA_COEFF", "Euler", "FVSolver", "MomentClosure", "NavierStokes", "StarState",
+    "check_state", "conserved", "euler_flux", "exact_solution", "primitive", "sample",
+    "star_state",
+]  # fmt: skip

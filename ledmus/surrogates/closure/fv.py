@@ -1,0 +1,336 @@
+"""Conservative second-order finite-volume solver for 1-D moment systems (seed 002 §5).
+
+Solves, on ``x ∈ [0, L)`` with ``nx`` cells of width ``dx = L/nx`` (centres
+``x_i = (i + ½) dx``), the moment system of the 1V kinetic model
+
+    ∂t U + ∂x [F0(U) + F̃(U, W; ε)] = 0,           U = (ρ, ρu, E),  E = ρu²/2 + p/(γ-1)
+    ∂t W + ∂x  G(U, W; ε)           = R(U, W; ε),   W ∈ R^M (extra moments)
+
+with ``F0(U) = (ρu, ρu² + p, (E + p)u)`` the exact Maxwellian (Euler) flux, ``p = ρT``,
+``γ = 3`` for the 1V model (``E = ρu²/2 + ρT/2``, sound speed ``c = √(γT)``).  Units are
+those of the kinetic model (``T`` is a squared velocity).  The state is one array
+``Q = [U; W]`` of shape ``(B, 3 + M, nx)``, float64, ``B`` an ensemble axis.
+
+Scheme: MUSCL reconstruction (primitive ``(ρ, u, p, W)`` or characteristic variables of
+the Euler block; limiters ``minmod``, ``vanleer``, ``mc``, ``none`` = unlimited central,
+``first`` = first order; a cell falls back to first order where a face value would have
+``ρ ≤ 0`` or ``p ≤ 0``), HLL (Davis wave speeds) or Rusanov face fluxes, an optional
+centred parabolic face flux, SSP-RK2 or SSP-RK3 time stepping with the source in the
+right-hand side, periodic or outflow (zero-gradient) boundaries, and the step
+
+    dt ≤ cfl / max_i ( a_i/dx + 2 χ_i/dx² + r_i )
+
+with ``a`` the largest |wave speed|, ``χ`` the diffusivity (x²/t) and ``r`` the source
+stiffness (1/t) of the closure.  Cell averages change only through face-flux
+differences, so ``Σ_i U_i dx`` is conserved to rounding on a periodic box.
+
+**Closure interface** (subclass :class:`MomentClosure`; every method takes and returns
+float64 numpy arrays, ``Q`` of shape ``(B, n_moments, m)`` where ``m`` is any number of
+points — cells, or left and right face states concatenated — so a learned closure
+evaluates one batch of ``B·m`` points per call, e.g. ``net(torch.from_numpy(Q)
+.permute(0, 2, 1).reshape(-1, n))`` and back):
+
+- ``n_moments``: int, ``3 + M``; ``gamma``: float (3 for the 1V model).
+- ``closure_flux(Q) -> (B, n_moments, m) | None``: rows 0–2 ``F̃`` (the correction to the
+  Euler flux; in 1V only row 2, the heat flux ``q``, is physical), rows 3.. the full
+  ``W`` flux ``G``.  ``None`` means zero.  Evaluated at reconstructed face states.
+- ``wave_speeds(Q) -> (s_min, s_max)`` each ``(B, m)``: bounds of the characteristic
+  speeds, default ``u ∓ c``; a closure whose W system is faster must widen them.
+- ``diffusive_flux(Q_left, Q_right, dx) -> (B, n_moments, nf) | None``: parabolic face
+  flux from the two cells adjacent to each face (gradient ``(Q_right - Q_left)/dx``),
+  added to the hyperbolic flux.  ``diffusivity(Q) -> (B, m) | None``: its largest
+  eigenvalue (x²/t) for the step choice.
+- ``source(Q) -> (B, M, m) | None``: ``R`` for the W rows (U has none, by
+  conservation), including its ``1/ε``.  ``stiffness(Q) -> (B, m) | None``: spectral
+  radius of ``∂R/∂W`` (1/t); the source is explicit, so it limits ``dt`` (``dt·r ≤ cfl``).
+- ``check(Q)``: extra validation of W (raise ``ValueError`` naming the field).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+LIMITERS = ("minmod", "vanleer", "mc", "none", "first")
+RECONSTRUCTIONS = ("primitive", "characteristic")
+RIEMANN = ("hll", "rusanov")
+STEPPERS = ("ssprk2", "ssprk3")
+BCS = ("periodic", "outflow")
+
+
+def primitive(Q: np.ndarray, gamma: float = 3.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(ρ, u, T)`` from ``Q[:, :3] = (ρ, ρu, E)``; ``T = p/ρ``, ``p = (γ-1)(E - ρu²/2)``."""
+    rho = Q[:, 0]
+    u = Q[:, 1] / rho
+    return rho, u, (gamma - 1.0) * (Q[:, 2] / rho - 0.5 * u * u)
+
+
+def conserved(rho, u, T, W=None, gamma: float = 3.0) -> np.ndarray:
+    """``Q = (ρ, ρu, E, W...)`` from primitives; ``rho, u, T``: ``(B, m)``, ``W``: ``(B, M, m)``."""
+    rho, u, T = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in (rho, u, T)))
+    U = np.stack([rho, rho * u, 0.5 * rho * u * u + rho * T / (gamma - 1.0)], axis=1)
+    return U if W is None else np.concatenate([U, np.asarray(W, dtype=np.float64)], axis=1)
+
+
+def euler_flux(Q: np.ndarray, gamma: float = 3.0) -> np.ndarray:
+    """Maxwellian flux ``F0 = (ρu, ρu² + p, (E + p)u)``, shape ``(B, 3, m)``."""
+    rho, u, T = primitive(Q, gamma)
+    p = rho * T
+    return np.stack([Q[:, 1], Q[:, 1] * u + p, (Q[:, 2] + p) * u], axis=1)
+
+
+class MomentClosure:
+    """The closure interface (see the module docstring); the base class is the Euler
+    system (``q = 0``, no W, no diffusion, no source)."""
+
+    n_moments: int = 3
+    gamma: float = 3.0
+
+    def closure_flux(self, Q: np.ndarray) -> np.ndarray | None:
+        return None
+
+    def flux(self, Q: np.ndarray) -> np.ndarray:
+        """Hyperbolic flux ``[F0(U) + F̃; G]``, shape ``(B, n_moments, m)``."""
+        F = np.zeros_like(Q)
+        F[:, :3] = euler_flux(Q, self.gamma)
+        extra = self.closure_flux(Q)
+        return F if extra is None else F + extra
+
+    def wave_speeds(self, Q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rho, u, T = primitive(Q, self.gamma)
+        c = np.sqrt(self.gamma * np.maximum(T, 0.0))
+        return u - c, u + c
+
+    def diffusive_flux(self, Q_left: np.ndarray, Q_right: np.ndarray, dx: float):
+        return None
+
+    def diffusivity(self, Q: np.ndarray) -> np.ndarray | None:
+        return None
+
+    def source(self, Q: np.ndarray) -> np.ndarray | None:
+        return None
+
+    def stiffness(self, Q: np.ndarray) -> np.ndarray | None:
+        return None
+
+    def check(self, Q: np.ndarray) -> None:
+        return None
+
+
+def check_state(Q, closure: MomentClosure, nx: int | None = None) -> np.ndarray:
+    """Validate ``Q`` (shape ``(B, n_moments, nx)``, finite, ``ρ > 0``, ``T > 0``); a float64 copy."""
+    Q = np.array(Q, dtype=np.float64)
+    n = closure.n_moments
+    if Q.ndim != 3 or Q.shape[1] != n or (nx is not None and Q.shape[2] != nx):
+        raise ValueError(f"U must have shape (B, {n}, {nx or 'nx'}), got {Q.shape}")
+    if not np.all(np.isfinite(Q)):
+        raise ValueError("U must be finite (found NaN or inf)")
+    rho, _, T = primitive(Q, closure.gamma)
+    if np.any(rho <= 0):
+        raise ValueError(f"density U[:, 0] must be > 0, min is {rho.min():.3g}")
+    if np.any(T <= 0):
+        raise ValueError(f"temperature T = (γ-1)(E/ρ - u²/2) must be > 0, min is {T.min():.3g}")
+    closure.check(Q)
+    return Q
+
+
+def _limit(a: np.ndarray, b: np.ndarray, kind: str) -> np.ndarray:
+    """Limited slope from the backward and forward differences ``a``, ``b``."""
+    if kind == "none":
+        return 0.5 * (a + b)
+    if kind == "first":
+        return np.zeros_like(a)
+    same = a * b > 0
+    if kind == "minmod":
+        s = np.sign(a) * np.minimum(np.abs(a), np.abs(b))
+    elif kind == "vanleer":
+        s = 2.0 * a * b / np.where(same, a + b, 1.0)
+    else:  # mc
+        s = np.sign(a) * np.minimum(np.minimum(2 * np.abs(a), 2 * np.abs(b)), 0.5 * np.abs(a + b))
+    return np.where(same, s, 0.0)
+
+
+class FVSolver:
+    """Batched finite-volume solver for a moment system given by ``closure``.
+
+    Parameters (keyword-only after ``closure``): ``nx`` cells on ``[0, length)``; ``bc``
+    ``"periodic"`` or ``"outflow"``; ``cfl`` in ``(0, 1]``; ``limiter`` one of
+    :data:`LIMITERS`; ``reconstruction`` ``"primitive"`` or ``"characteristic"``;
+    ``riemann`` ``"hll"`` or ``"rusanov"``; ``time_stepper`` ``"ssprk2"`` or ``"ssprk3"``.
+    """
+
+    def __init__(
+        self,
+        closure: MomentClosure,
+        *,
+        nx: int,
+        length: float = 1.0,
+        bc: str = "periodic",
+        cfl: float = 0.4,
+        limiter: str = "vanleer",
+        reconstruction: str = "primitive",
+        riemann: str = "hll",
+        time_stepper: str = "ssprk3",
+    ) -> None:
+        for name, value, allowed in (
+            ("bc", bc, BCS), ("limiter", limiter, LIMITERS),
+            ("reconstruction", reconstruction, RECONSTRUCTIONS), ("riemann", riemann, RIEMANN),
+            ("time_stepper", time_stepper, STEPPERS),
+        ):  # fmt: skip
+            if value not in allowed:
+                raise ValueError(f"unknown {name} {value!r}; allowed: {', '.join(allowed)}")
+        if isinstance(nx, bool) or int(nx) != nx or nx < 4:
+            raise ValueError(f"nx must be an integer >= 4, got {nx!r}")
+        if not (math.isfinite(length) and length > 0):
+            raise ValueError(f"length must be finite and > 0, got {length!r}")
+        if not (math.isfinite(cfl) and 0 < cfl <= 1):
+            raise ValueError(f"cfl must be in (0, 1], got {cfl!r}")
+        if int(closure.n_moments) < 3:
+            raise ValueError(f"closure.n_moments must be >= 3, got {closure.n_moments!r}")
+        self.closure, self.nx, self.length = closure, int(nx), float(length)
+        self.bc, self.cfl = bc, float(cfl)
+        self.limiter, self.reconstruction, self.riemann = limiter, reconstruction, riemann
+        self.time_stepper = time_stepper
+        self.dx = self.length / self.nx
+        self.x = (np.arange(self.nx) + 0.5) * self.dx
+
+    # ----------------------------------------------------------------- spatial operator
+    def _pad(self, Q: np.ndarray) -> np.ndarray:
+        mode = "wrap" if self.bc == "periodic" else "edge"
+        return np.pad(Q, ((0, 0), (0, 0), (2, 2)), mode=mode)
+
+    def _slopes(self, V: np.ndarray) -> np.ndarray:
+        """Limited slopes of ``V`` (B, n, nx+4) for padded cells 1..nx+2."""
+        a, b = V[:, :, 1:-1] - V[:, :, :-2], V[:, :, 2:] - V[:, :, 1:-1]
+        if self.reconstruction == "primitive" or self.limiter in ("none", "first"):
+            return _limit(a, b, self.limiter)
+        rho, p = V[:, 0, 1:-1], V[:, 2, 1:-1]
+        rc = rho * np.sqrt(self.closure.gamma * p / rho)  # ρc; c² = γp/ρ
+        c2 = rc * rc / (rho * rho)
+
+        def to_char(d):  # w = (dp - ρc du, dρ - dp/c², dp + ρc du)
+            return np.stack(
+                [d[:, 2] - rc * d[:, 1], d[:, 0] - d[:, 2] / c2, d[:, 2] + rc * d[:, 1]], 1
+            )
+
+        w = _limit(to_char(a[:, :3]), to_char(b[:, :3]), self.limiter)
+        dp = 0.5 * (w[:, 0] + w[:, 2])
+        s = _limit(a, b, self.limiter)
+        s[:, 0], s[:, 1], s[:, 2] = w[:, 1] + dp / c2, (w[:, 2] - w[:, 0]) / (2 * rc), dp
+        return s
+
+    def rhs(self, Q: np.ndarray) -> np.ndarray:
+        """Semi-discrete right-hand side ``dQ/dt``, shape ``(B, n_moments, nx)``."""
+        cl, g = self.closure, self.closure.gamma
+        P = self._pad(Q)
+        V = P.copy()  # primitive (ρ, u, p, W)
+        rho, u, T = primitive(P, g)
+        V[:, 1], V[:, 2] = u, rho * T
+        s = self._slopes(V)
+        Vc = V[:, :, 1:-1]
+        bad = np.any((Vc[:, (0, 2)] - 0.5 * np.abs(s[:, (0, 2)])) <= 0, axis=1)
+        s = np.where(bad[:, None, :], 0.0, s)
+        VL, VR = (Vc + 0.5 * s)[:, :, :-1], (Vc - 0.5 * s)[:, :, 1:]  # the nx+1 faces
+        faces = np.concatenate([VL, VR], axis=-1)
+        QF = conserved(faces[:, 0], faces[:, 1], faces[:, 2] / faces[:, 0], faces[:, 3:], g)
+        F = cl.flux(QF)
+        smin, smax = cl.wave_speeds(QF)
+        nf = self.nx + 1
+        FL, FR, QL, QR = F[..., :nf], F[..., nf:], QF[..., :nf], QF[..., nf:]
+        if self.riemann == "hll":
+            sl = np.minimum(np.minimum(smin[:, :nf], smin[:, nf:]), 0.0)[:, None]
+            sr = np.maximum(np.maximum(smax[:, :nf], smax[:, nf:]), 0.0)[:, None]
+            flux = (sr * FL - sl * FR + sl * sr * (QR - QL)) / (sr - sl)
+        else:
+            a = np.maximum(np.maximum(-smin, smax)[:, :nf], np.maximum(-smin, smax)[:, nf:])
+            flux = 0.5 * (FL + FR) - 0.5 * a[:, None] * (QR - QL)
+        dflux = cl.diffusive_flux(P[:, :, 1:-2], P[:, :, 2:-1], self.dx)
+        if dflux is not None:
+            flux = flux + dflux
+        out = -(flux[:, :, 1:] - flux[:, :, :-1]) / self.dx
+        src = cl.source(Q)
+        if src is not None:
+            out[:, 3:] += src
+        return out
+
+    # ------------------------------------------------------------------- time stepping
+    def dt_max(self, Q: np.ndarray) -> float:
+        """Largest stable step at state ``Q``: ``cfl / max(a/dx + 2χ/dx² + r)``."""
+        cl = self.closure
+        smin, smax = cl.wave_speeds(Q)
+        rate = np.maximum(np.abs(smin), np.abs(smax)) / self.dx
+        chi, r = cl.diffusivity(Q), cl.stiffness(Q)
+        if chi is not None:
+            rate = rate + 2.0 * chi / self.dx**2
+        if r is not None:
+            rate = rate + r
+        return self.cfl / float(np.max(rate))
+
+    def step(self, Q: np.ndarray, dt: float) -> np.ndarray:
+        """One SSP Runge–Kutta step of size ``dt`` (no stability check)."""
+        Q1 = Q + dt * self.rhs(Q)
+        if self.time_stepper == "ssprk2":
+            return 0.5 * (Q + Q1 + dt * self.rhs(Q1))
+        Q2 = 0.75 * Q + 0.25 * (Q1 + dt * self.rhs(Q1))
+        return Q / 3.0 + 2.0 / 3.0 * (Q2 + dt * self.rhs(Q2))
+
+    def _check_running(self, Q: np.ndarray, t: float) -> None:
+        rho, _, T = primitive(Q, self.closure.gamma)
+        if not (np.all(np.isfinite(Q)) and np.all(rho > 0) and np.all(T > 0)):
+            raise FloatingPointError(
+                f"state became unphysical at t={t:g} (non-finite, density or temperature <= 0)"
+            )
+
+    def advance(self, U: np.ndarray, duration: float, *, dt: float | None = None) -> np.ndarray:
+        """State after ``duration``; ``U``: ``(B, n_moments, nx)``.
+
+        ``dt=None``: adaptive, each step ``(remaining)/ceil(remaining/dt_max)``.  A given
+        ``dt`` must divide ``duration`` and satisfy ``dt <= dt_max`` at every step, else
+        ``ValueError`` naming ``dt`` (or ``duration``).
+        """
+        Q = check_state(U, self.closure, self.nx)
+        if not (math.isfinite(duration) and duration >= 0):
+            raise ValueError(f"duration must be finite and >= 0, got {duration!r}")
+        if dt is not None:
+            if not (math.isfinite(dt) and dt > 0):
+                raise ValueError(f"dt must be finite and > 0, got {dt!r}")
+            n = round(duration / dt)
+            if abs(duration / dt - n) > 1e-9 * max(1.0, n):
+                raise ValueError(f"duration={duration!r} is not a multiple of dt={dt!r}")
+            for k in range(n):
+                bound = self.dt_max(Q)
+                if dt > bound * (1 + 1e-12):
+                    raise ValueError(
+                        f"dt={dt:g} exceeds the stability bound dt_max={bound:g} "
+                        f"(cfl={self.cfl}) at step {k}"
+                    )
+                Q = self.step(Q, dt)
+                self._check_running(Q, (k + 1) * dt)
+            return Q
+        t = 0.0
+        while duration - t > 1e-14 * max(duration, 1.0):
+            remaining = duration - t
+            h = remaining / math.ceil(remaining / self.dt_max(Q) * (1 - 1e-12))
+            Q = self.step(Q, h)
+            t += h
+            self._check_running(Q, t)
+        return Q
+
+    def rollout(
+        self, U0: np.ndarray, t_end: float, dt_coarse: float, *, dt: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(t, states)``: ``t`` shaped ``(T,)`` = ``0, dt_coarse, …, t_end`` and states
+        ``(B, T, n_moments, nx)`` (``T = t_end/dt_coarse + 1``, initial state included)."""
+        if not (math.isfinite(dt_coarse) and dt_coarse > 0):
+            raise ValueError(f"dt_coarse must be finite and > 0, got {dt_coarse!r}")
+        n = round(t_end / dt_coarse)
+        if not math.isfinite(t_end) or t_end < 0 or abs(t_end / dt_coarse - n) > 1e-9 * max(1, n):
+            raise ValueError(f"t_end={t_end!r} must be a multiple >= 0 of dt_coarse={dt_coarse!r}")
+        Q = check_state(U0, self.closure, self.nx)
+        out = np.empty((Q.shape[0], n + 1, *Q.shape[1:]))
+        out[:, 0] = Q
+        for j in range(n):
+            Q = self.advance(Q, dt_coarse, dt=dt)
+            out[:, j + 1] = Q
+        return dt_coarse * np.arange(n + 1), out
