@@ -186,9 +186,11 @@ class AdaptiveCoordinator(Coordinator):
         learning.waited += n
         if busy.any() and learning.waited < self.policy.n_macro:
             return
-        self._count("weights_update", int(busy.sum()))
-        self.mode[busy] = MODE_LIFT
         with self._timed("macro_s"):
+            if not learning.acceptable(self):
+                return
+            self._count("weights_update", int(busy.sum()))
+            self.mode[busy] = MODE_LIFT
             learning.apply(self)
 
     def _end_macro_at_changes(self, i: int, n: int) -> None:

@@ -8,10 +8,12 @@ and collects a :class:`~.messages.TrainReply`.  New weights are applied at the e
 the block (after the acceptance test of the block, which decoded with the old ones):
 a macro phase runs on the weights its comparison accepted, so new weights wait until no
 member is in a macro phase (at most ``t_macro``; after that the phases still running
-end, counted as intervention ``weights_update``); then the macro model takes them and,
-since the autoencoder changed, its RNN context is
-re-encoded: the propagation state is reset and teacher-forced over the last ``n_warm``
-recorded states (the recorded latent of the last index is re-encoded too, so a lift
+end, counted as intervention ``weights_update``).  They are refused (intervention
+``weights_rejected``) when their autoencoder reconstructs the last ``n_warm`` recorded
+states worse than both the current one and ``max_error`` (comparison NAD).  Otherwise the
+macro model takes them and, since the autoencoder changed, its RNN context is
+re-encoded: the propagation state is reset and teacher-forced over those states (the
+recorded latent of the last index is re-encoded too, so a lift
 from it decodes with the new decoder).  Under MUSCLE3 the lift and restrict mappers get
 the weights before the next window (:class:`~.messages.Weights`).
 
@@ -39,6 +41,7 @@ import torch
 from ..surrogates.online import OnlineTrainer, ReplayBuffer
 from ..surrogates.online_async import AsyncTrainer, pack_weights, unpack_weights
 from .messages import TrainReply, TrainRequest, Weights
+from .streams import RNG_RECORD
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +197,7 @@ class Learning:
         self.queued: dict[str, Any] | None = None
         self.incoming: TrainReply | None = None
         self.waited = 0  # coarse steps the incoming weights have waited
+        self.rejected = 0  # versions refused: their autoencoder reconstructs worse
         self.reply = TrainReply(window=-1)
         self.applied = 0
 
@@ -229,29 +233,58 @@ class Learning:
                 self.waited = 0
             self.incoming = reply
 
+    def _context(self, coord: Any) -> np.ndarray:
+        """The last ``n_warm`` recorded states ``(B, c, *shape)``."""
+        i = coord.index
+        return coord.recorder.states[:, i - max(1, min(coord.policy.n_warm, i)) : i]
+
+    def acceptable(self, coord: Any) -> bool:
+        """Whether the waiting weights reconstruct the context no worse than the current
+        ones or than ``max_error``; if not they are dropped (``weights_rejected``)."""
+        model, reply = coord.model, self.incoming
+        old = model.get_weights()
+        state = unpack_weights(reply.weights, old, self.version)
+        ctx = self._context(coord)
+        before = self._reconstruction(coord, ctx)
+        model.set_weights(state)
+        after = self._reconstruction(coord, ctx)
+        model.set_weights(old)
+        if np.all(after <= np.maximum(coord.policy.max_error, before)):
+            return True
+        self.incoming, self.rejected = None, self.rejected + 1
+        coord._count("weights_rejected")
+        log.info("weights version %d rejected: reconstruction NAD %.3g > %.3g",
+                 reply.version, after.max(), max(coord.policy.max_error, before.max()))  # fmt: skip
+        return False
+
     def apply(self, coord: Any) -> None:
         """At the end of a block: new weights into the model, the RNN context re-encoded."""
         reply, self.incoming = self.incoming, None
         if reply is None:
             return
-        model, rec = coord.model, coord.recorder
-        state = unpack_weights(reply.weights, model.get_weights(), self.version)
-        model.set_weights(state)
+        model, rec, i = coord.model, coord.recorder, coord.index
+        model.set_weights(unpack_weights(reply.weights, model.get_weights(), self.version))
         self.version, self.applied = reply.version, self.applied + 1
-        i = coord.index
-        c = max(1, min(coord.policy.n_warm, i))
-        m = model.restrict(rec.states[:, i - c : i])
+        m = model.restrict(self._context(coord))
         model.reset()
         model.assimilate(m)
         rec.latents[:, i - 1] = m[:, -1]
 
+    @staticmethod
+    def _reconstruction(coord: Any, ctx: np.ndarray) -> np.ndarray:
+        """Per member: the comparison NAD of decode(encode(ctx)) against ``ctx``."""
+        decoded = coord.lifter.decode(coord.model.restrict(ctx), 0, RNG_RECORD)
+        return coord.comparison_error(np.arange(len(ctx)), decoded, ctx)
+
     def summary(self) -> dict[str, Any]:
         r = self.reply
-        return {"version": self.version, "applied": self.applied, "updates": r.updates,
+        return {"version": self.version, "applied": self.applied, "rejected": self.rejected,
+                "updates": r.updates,
                 "failures": r.failures, "train_s": r.train_s, "buffered": r.buffered}  # fmt: skip
 
     def snapshot(self, model: Any) -> dict[str, Any]:
         snap = {"version": self.version, "applied": self.applied, "waited": self.waited,
+                "rejected": self.rejected,
                 "weights": pack_weights(model.get_weights(), self.version),
                 "queued": dict(self.queued) if self.queued else {},
                 "reply": self.reply.to_payload(), "link": self.link.snapshot()}  # fmt: skip
@@ -262,7 +295,7 @@ class Learning:
     def restore(self, snap: dict[str, Any], model: Any) -> None:
         model.set_weights(unpack_weights(snap["weights"], model.get_weights(), -1))
         self.version, self.applied = int(snap["version"]), int(snap["applied"])
-        self.waited = int(snap["waited"])
+        self.waited, self.rejected = int(snap["waited"]), int(snap["rejected"])
         self.mapper_version = -1  # a resumed run's mappers start from the checkpoint file
         self.queued = dict(snap["queued"]) or None
         self.reply = TrainReply.from_payload(snap["reply"], "snapshot: trainer reply")
