@@ -132,9 +132,28 @@ def mpi_comm() -> Any:
     return MPI.COMM_WORLD
 
 
+#: array dtypes libmuscle sends as they are; others travel as bytes (:func:`portable`)
+WIRE_DTYPES = ("int32", "int64", "float32", "float64", "bool")
+
+
+def portable(value: Any) -> Any:
+    """``value`` with every array of another dtype (e.g. the ``uint64`` words of a
+    generator state) as ``{"__array__": dtype, "shape": [...], "data": bytes}``, which
+    :func:`received` turns back into the array."""
+    if isinstance(value, np.ndarray) and str(value.dtype) not in WIRE_DTYPES:
+        return {"__array__": value.dtype.str, "shape": list(value.shape),
+                "data": np.ascontiguousarray(value).tobytes()}  # fmt: skip
+    if isinstance(value, dict):
+        return {k: portable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [portable(v) for v in value]
+    return value
+
+
 def received(msg: Any) -> Any:
     """The data of a received message with libmuscle ``Grid`` values turned into
-    writable numpy arrays (received arrays are read-only)."""
+    writable numpy arrays (received arrays are read-only), and :func:`portable` arrays
+    restored."""
     from libmuscle import Grid
 
     def convert(value: Any) -> Any:
@@ -142,6 +161,9 @@ def received(msg: Any) -> Any:
             return np.array(value.array)
         if isinstance(value, np.ndarray):
             return np.array(value)
+        if isinstance(value, dict) and "__array__" in value:
+            arr = np.frombuffer(value["data"], dtype=np.dtype(value["__array__"]))
+            return arr.reshape(value["shape"]).copy()
         if isinstance(value, dict):
             return {k: convert(v) for k, v in value.items()}
         if isinstance(value, list):

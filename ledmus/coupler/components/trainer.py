@@ -21,7 +21,7 @@ from ymmsl import Operator
 from ..engine import load
 from ..messages import TrainRequest
 from ..trainer import TrainerService
-from .common import open_instance, received, run_guarded
+from .common import open_instance, portable, received, run_guarded
 
 
 def main() -> None:
@@ -46,7 +46,8 @@ def main() -> None:
                 reply = service.handle(request)
                 instance.send("weights_out", Message(msg.timestamp, None, reply.to_payload()))
                 if instance.should_save_final_snapshot():
-                    instance.save_final_snapshot(Message(msg.timestamp, None, service.snapshot()))
+                    snap = portable(service.snapshot())  # generator states are uint64
+                    instance.save_final_snapshot(Message(msg.timestamp, None, snap))
         finally:
             service.close()
 
