@@ -111,3 +111,13 @@ def test_allreduce_restriction_equals_the_full_encoder(tmp_path_factory):
     full = model.restrict(states)
     # a sum split into partial sums: float32 reassociation only
     np.testing.assert_allclose(z, full, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.mpi(min_size=2)
+def test_online_training_is_refused_on_several_ranks_by_every_rank(tmp_path_factory):
+    settings = validate({"model": str(FHN_MODEL), "t_warm": 60.0, "t_macro": 40.0,
+                         "t_micro": 10.0, "t_end": 200.0, "ic": "y05", "ensemble": 2,
+                         "schedule": "adaptive", "online": "deterministic", "plots": False})  # fmt: skip
+    # every rank raises the same message before any compute (no rank waits on the others)
+    with pytest.raises(ValueError, match="online training runs with one process"):
+        run_embedded(settings, shared_dir(tmp_path_factory) / "run", comm=comm())
