@@ -498,3 +498,12 @@ def test_cold_start_fhn_block_renders_its_own_json():
     assert lines[0].startswith("| Δt | cold_start: macro share | cold_start: MNAD u |")
     assert lines[3].startswith("| 1000–2000 | 0.75 | 0.0040 |")
     assert "| whole run | 0.38 | **0.0020** |" in lines[4]
+
+
+def test_ood_fhn_rows_are_the_initial_conditions():
+    run = {"mnad_u": 0.0123, "macro_fraction": 0.5, "speedup": 1.25}
+    case = {"fixed_rho5": {**run, "mnad_u": 0.3}, "adaptive": run, "online": run}
+    out = rt.render_ood_fhn({"ood_fhn.json": doc(cases={"mirror": case})})
+    lines = out.splitlines()
+    assert lines[0].startswith("| initial condition | fixed ρ = 5: MNAD u | adaptive: MNAD u")
+    assert lines[2] == "| mirror | 0.3000 | **0.0123** | **0.0123** | 0.50 | 0.50 | 1.25 | 1.25 |"

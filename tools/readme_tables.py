@@ -626,6 +626,20 @@ def render_adaptive_fhn(docs: Docs, name: str = "adaptive_fhn.json") -> str:
     return table(header, rows)
 
 
+def render_ood_fhn(docs: Docs) -> str:
+    """Per out-of-distribution initial condition: MNAD u of each run, macro shares, S."""
+    rows = []
+    for name, case in docs["ood_fhn.json"]["cases"].items():
+        f, a, o = case["fixed_rho5"], case["adaptive"], case["online"]
+        rows.append([name, f"{f['mnad_u']:.4f}", f"**{a['mnad_u']:.4f}**",
+                     f"**{o['mnad_u']:.4f}**", f"{a['macro_fraction']:.2f}",
+                     f"{o['macro_fraction']:.2f}", f"{a['speedup']:.2f}", f"{o['speedup']:.2f}"])  # fmt: skip
+    header = ["initial condition", "fixed ρ = 5: MNAD u", "adaptive: MNAD u",
+              "online: MNAD u", "adaptive: macro share", "online: macro share",
+              "adaptive: S", "online: S"]  # fmt: skip
+    return table(header, rows)
+
+
 # ------------------------------------------------------------------------------- blocks
 @dataclass
 class Block:
@@ -665,6 +679,7 @@ BLOCKS: dict[str, Block] = {
     "vo_rw": Block(["vo_rw_evaluate.json"], render_vo_rw),
     "vo_ablation": Block(["vo_rw.json"], render_vo_ablation),
     "adaptive_fhn": Block(["adaptive_fhn.json"], render_adaptive_fhn),
+    "ood_fhn": Block(["ood_fhn.json"], render_ood_fhn),
     "cold_start_fhn": Block(
         ["cold_start_fhn.json"], lambda docs: render_adaptive_fhn(docs, "cold_start_fhn.json")
     ),
