@@ -34,17 +34,19 @@ def main() -> None:
         "--lr", type=float, default=1e-3, help="online_lr (fresh weights: the offline rate)"
     )
     ap.add_argument("--max-error", type=float, default=0.01)
+    ap.add_argument("--error-budget", type=float, default=0.0, help="error_budget setting")
     args = ap.parse_args()
     torch.set_num_threads(1)
     raw = read_ymmsl_settings(ROOT / "configs/online_fhn.ymmsl")
     raw.update(t_end=args.t_end, param_schedule="", compare=False, plots=False, model="none",
                training=str(ROOT / "configs/fhn.yaml"), online=args.online, online_lr=args.lr,
-               max_error=args.max_error)  # fmt: skip
+               max_error=args.max_error, error_budget=args.error_budget)  # fmt: skip
     settings = validate(raw)
     members = np.arange(1)
     ref, ref_wall = micro_reference(settings, members)
     out = {"t_end": args.t_end, "online": args.online, "online_lr": args.lr,
-           "max_error": args.max_error, "micro_only_wall_s": ref_wall, "runs": {}}  # fmt: skip
+           "max_error": args.max_error, "error_budget": args.error_budget,
+           "micro_only_wall_s": ref_wall, "runs": {}}  # fmt: skip
     coord, wall = run(settings, members)
     rec = coord.recorder
     frac, err, total = blocks(

@@ -284,3 +284,25 @@ def test_the_ensembles_uncertainty_alone_keeps_an_unseen_member_micro(tmp_path):
     # recorded per macro index, finite from the first step (the spread of z_next) on
     assert np.isfinite(unc[macro]).all() and unc[macro].max() <= 5e-6
     assert np.isnan(unc[~macro]).all()
+
+
+def macro_runs(src: np.ndarray) -> list[int]:
+    """Lengths of the consecutive macro stretches of one member's sources."""
+    edges = np.flatnonzero(np.diff(np.r_[0, (src == 1).astype(int), 0]))
+    return list(np.diff(edges)[::2])
+
+
+def test_the_error_budget_shortens_the_macro_phases_of_an_imperfect_model():
+    free = coordinator(adaptive())[0:2]
+    free[0].run(free[1].exchange)
+    # the shipped model's 10-step comparison NAD on y05 is 5e-4 to 2e-3 (measured): with
+    # a budget of 1e-4 every phase is cut to one block; without one they reach t_macro = 40
+    coord, parts = coordinator(adaptive(error_budget=1e-4))
+    coord.run(parts.exchange)
+    assert max(macro_runs(free[0].recorder.source[0])) == 40
+    assert max(macro_runs(coord.recorder.source[0])) == 10
+    assert coord.comparisons["accepted"] > free[0].comparisons["accepted"]
+    # a budget of 0.01 (5 to 20 times the block error) allows phases of several blocks
+    loose, parts2 = coordinator(adaptive(error_budget=0.01))
+    loose.run(parts2.exchange)
+    assert 10 < max(macro_runs(loose.recorder.source[0])) <= 40

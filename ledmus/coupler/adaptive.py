@@ -54,6 +54,7 @@ class AdaptivePolicy(SchedulePolicy):
     n_macro_min: int = 0
     max_uncertainty: float = 0.0
     max_error: float = 0.02
+    error_budget: float = 0.0
     monitors: bool = True
     seed: int = 0
     name = "adaptive"
@@ -294,7 +295,10 @@ class AdaptiveCoordinator(Coordinator):
         for k, member in enumerate(compare):
             if ok[k]:
                 self.mode[member] = MODE_MACRO
-                self.cap_left[member] = pol.cap(int(self.members[member]), self.window)
+                cap = pol.cap(int(self.members[member]), self.window)
+                if pol.error_budget > 0 and err[k] > 0:  # about err accumulates per block
+                    cap = min(cap, max(1, int(pol.error_budget / err[k])))
+                self.cap_left[member] = cap
             else:
                 self.mode[member] = MODE_MICRO
 

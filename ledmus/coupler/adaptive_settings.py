@@ -7,6 +7,7 @@ parameter schedules and online training (all in the yMMSL ``settings:`` section)
     t_macro_min: 100.0         # lower end of the cap's uniform draw (0: = t_macro)    [time]
     max_uncertainty: 0.05      # ensemble variance / latent variance; 0: not used      [1]
     max_error: 0.02            # comparison NAD (|macro - micro| / channel range); 0: not used
+    error_budget: 0.0          # NAD a macro phase may accumulate: cap <= budget / block NAD; 0: off
     monitors: true             # the system's constraint monitors on every macro state
     t_report: 1000.0           # block length of macro_fraction_blocks in metrics.json [time]
     param_schedule: "{5000: {d_u: 1.5}, 15000: {d_u: 1.0}}"   # micro parameters from a time on
@@ -27,6 +28,10 @@ the macro model propagates the same block side by side.  A member is accepted wh
 largest uncertainty of that block is below ``max_uncertainty`` and the comparison error
 below ``max_error``; it then runs macro for a cap drawn uniformly (per member and window)
 among the multiples of ``t_micro`` in ``[t_macro_min, t_macro]``, checked every block.
+With ``error_budget`` > 0 the cap is also at most ``error_budget / NAD`` blocks (NAD: the
+accepted comparison's): errors made in a macro phase stay in the trajectory (the micro
+solver restarts from the lifted macro state), and a model whose block error is small but
+not zero, e.g. a pulse a little too fast, accumulates about NAD per block.
 """
 
 from __future__ import annotations
@@ -50,6 +55,8 @@ ADAPTIVE_FIELDS = (
           "number >= 0: ensemble variance / latent variance (0: not used)"),
     Field("max_error", as_number(0), 0.02,
           "number >= 0: comparison NAD |macro - micro| / range (0: not used)"),
+    Field("error_budget", as_number(0), 0.0,
+          "number >= 0: NAD a macro phase may accumulate (0: not used)"),
     Field("monitors", as_bool, True, "true or false: the system's constraint monitors"),
     Field("t_report", as_time, 1000.0, "time > 0: block of macro_fraction_blocks"),
     Field("online", as_choice(ONLINE_MODES), "off", "off, asynchronous or deterministic"),
@@ -72,6 +79,7 @@ class AdaptiveSettings:
     t_macro_min: float = 0.0
     max_uncertainty: float = 0.0
     max_error: float = 0.02
+    error_budget: float = 0.0
     monitors: bool = True
     t_report: float = 1000.0
     online: str = "off"

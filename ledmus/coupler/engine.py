@@ -139,6 +139,7 @@ def _adaptive_coordinator(settings: RunSettings, model: MacroModel, lift: Lift,
                          n_micro=settings.n_micro,
                          n_macro_min=settings.n_macro if fixed else round(a.t_macro_min / dt),
                          max_uncertainty=a.max_uncertainty, max_error=a.max_error,
+                         error_budget=a.error_budget,
                          monitors=a.monitors, seed=settings.seed)  # fmt: skip
     spec = systems.get(settings.system)
     changes = tuple(t for t, _ in settings.schedule_solvers)
