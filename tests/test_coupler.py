@@ -224,23 +224,26 @@ def test_muscle3_run_equals_embedded_run(tmp_path):
     np.testing.assert_array_equal(a, b)
 
 
-@muscle3
-def test_muscle3_resume_from_a_snapshot_equals_the_uninterrupted_run(tmp_path):
-    ymmsl = short_ymmsl(tmp_path, t_end=400.0)
+def run_and_resume(ymmsl: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """Run ``ymmsl`` with a snapshot every 100 time units, then resume from the last
+    workflow snapshot (mid-run); the two output folders."""
     doc = yaml.safe_load(ymmsl.read_text())
     doc["checkpoints"] = {"simulation_time": [{"every": 100}]}
     ymmsl.write_text(yaml.safe_dump(doc, sort_keys=False))
     proc = muscle([ymmsl], tmp_path / "full")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     snapshots = sorted((tmp_path / "full" / "snapshots").glob("*.ymmsl"))
-    assert len(snapshots) >= 2
-    # the last workflow snapshot: the macro mid-run with the recorded trajectory so far
+    assert len(snapshots) >= 2 and "Intermediate" in snapshots[-1].read_text()
     proc = muscle([ymmsl, snapshots[-1]], tmp_path / "resumed")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "Intermediate" in snapshots[-1].read_text()
-    np.testing.assert_array_equal(
-        states_of(tmp_path / "full" / "output"), states_of(tmp_path / "resumed" / "output")
-    )
+    return tmp_path / "full" / "output", tmp_path / "resumed" / "output"
+
+
+@muscle3
+def test_muscle3_resume_from_a_snapshot_equals_the_uninterrupted_run(tmp_path):
+    # the last workflow snapshot: the macro mid-run with the recorded trajectory so far
+    full, resumed = run_and_resume(short_ymmsl(tmp_path, t_end=400.0), tmp_path)
+    np.testing.assert_array_equal(states_of(full), states_of(resumed))
 
 
 @muscle3

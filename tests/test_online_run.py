@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from test_coupler import muscle, muscle3, states_of
+from test_coupler import muscle, muscle3, run_and_resume, states_of
 
 from ledmus.coupler.engine import build, new_coordinator, run_embedded
 from ledmus.coupler.settings import read_ymmsl_settings, validate
@@ -333,19 +333,9 @@ def test_weights_whose_autoencoder_reconstructs_worse_are_refused(monkeypatch):
 
 @muscle3
 def test_muscle3_resume_of_a_deterministic_online_run_equals_the_uninterrupted_run(tmp_path):
-    ymmsl = online_ymmsl(tmp_path)
-    doc = yaml.safe_load(ymmsl.read_text())
-    doc["checkpoints"] = {"simulation_time": [{"every": 100}]}
-    ymmsl.write_text(yaml.safe_dump(doc, sort_keys=False))
-    proc = muscle([ymmsl], tmp_path / "full")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    snapshots = sorted((tmp_path / "full" / "snapshots").glob("*.ymmsl"))
-    assert len(snapshots) >= 2
     # the last workflow snapshot is after the first weights updates (t = 200: the trainer
     # holds a buffer, Adam state and a version > 0; the mappers get the weights resent)
-    proc = muscle([ymmsl, snapshots[-1]], tmp_path / "resumed")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    full, resumed = tmp_path / "full" / "output", tmp_path / "resumed" / "output"
+    full, resumed = run_and_resume(online_ymmsl(tmp_path), tmp_path)
     np.testing.assert_array_equal(states_of(full), states_of(resumed))
     np.testing.assert_array_equal(latents_of(full), latents_of(resumed))
     a = yaml.safe_load((full / "metrics.json").read_text())["trainer"]
