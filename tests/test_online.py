@@ -22,13 +22,7 @@ TINY = {"autoencoder": {"latent_dim": 3, "layers": 1, "width": 8},
         "rnn": {"hidden": 6, "residual": True}}  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Bitwise reproducibility is promised at one torch thread (and it spares the cores)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_trainer(seed: int = 0, ensemble: int = 1, **cfg) -> OnlineTrainer:

@@ -22,13 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FHN_MODEL = ROOT / "models" / "led_fhn.pt"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Bitwise reproducibility of training needs one torch thread (as the components)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def online(**over):
