@@ -89,8 +89,13 @@ def cmd_train(args: argparse.Namespace) -> None:
     raw = load_config(args.config)
     if args.data:
         raw["data"] = args.data
-    kind = raw.get("kind", "led")  # led or pca: train_from_config dispatches on it
+    kind = raw.get("kind", "led")  # led, pca, vo: train_from_config dispatches on it
     out = Path(args.out or f"models/{kind}_{raw.get('system', 'model')}.pt")
+    if kind == "closure":  # no dataset: the BGK runs are generated in process
+        from .surrogates.closure.train import train_closure
+
+        train_closure(raw, out)
+        return
     train_from_config(raw, out, device=args.device, progress=not args.quiet)
 
 

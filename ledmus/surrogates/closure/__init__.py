@@ -6,6 +6,10 @@
 - :mod:`.classical`: :class:`Euler` (``q = 0``) and :class:`NavierStokes`
   (Chapman–Enskog ``q = -(3/2) τ ρ T ∂xT`` of the 1V BGK model).
 - :mod:`.riemann`: exact Riemann solver of the Euler equations for any γ.
+- :mod:`.ml` (torch, import it explicitly; importing it registers the
+  checkpoint kind ``closure``): the machine-learned moment closure
+  :class:`~.ml.MomentNet` and its :class:`~.ml.MLMomentClosure` adapter;
+  :mod:`.train`: :func:`~.train.train_closure` on in-process BGK data.
 
 Numpy only (no torch import here).
 """

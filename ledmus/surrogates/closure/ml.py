@@ -1,0 +1,284 @@
+"""Machine-learned moment closure of the 1V BGK model (Han, Ma, Ma & E 2019; seed 002 §5).
+
+**Moments.**  With ``ξ = (v - u)/√T`` and the learned weight functions ``w(ξ) ∈ R^M``
+(a small MLP of ``ξ``), the generalised moments are
+
+    W = (1/ρ) ∫ w(ξ) (f - M[f]) dv       (dimensionless; Galilean and scale invariant)
+
+with ``M[f]`` the Maxwellian of ``f`` (on a velocity grid the discrete one): ``W`` of any
+Maxwellian is 0 exactly, which is the constant ``(1/ρ)∫ w M dv = ⟨w⟩`` subtracted.
+**Normalisation**: ``w`` is the raw MLP output made Gaussian-orthogonal to the Hermite
+polynomials ``He0, He1, He2 = 1, ξ, ξ² - 1`` (they see nothing of ``f - M``, whose
+first three moments vanish) and scaled to ``⟨w_k²⟩ = 1``, ``⟨·⟩`` the average over the
+standard normal density (trapezoid quadrature on ``[-xi_max, xi_max]``).
+
+**Moment system** solved by :class:`~.fv.FVSolver` through :class:`MLMomentClosure`:
+state ``Q = (ρ, ρu, E, ρW_1..ρW_M)`` (the W rows are ``ρW``, density-weighted), and
+
+    ∂t U + ∂x [F0(U) + (0, 0, q)] = 0,        q = ρ T^{3/2} q̃(W, ε)
+    ∂t(ρW) + ∂x [ρuW + ρ√T g̃] = -ρW/ε - A ρ ∂x√T
+                               + ρ [y0 ∂x(ρT)/(ρ√T) + y1 ∂xq/(ρT) - y2 ∂x√T]
+
+Derivation, ``g = f - M`` (checked against BGK data to 5e-4, see the tests):
+``∂t(ρW) + ∂x∫v w g dv = ∫w(M - f)/ε dv - ∫w (∂t + v∂x)M dv + ∫w'(ξ) g (∂t + v∂x)ξ dv``
+with the exact 1V moment equations for ``∂t(ρ, u, T)``.  (i) The BGK source is
+*exactly* ``-ρW/ε`` (no network needed).  (ii) The flux ``∫v w g dv = ρuW + ρ√T g̃``,
+``g̃ = (1/ρ)∫ξ w g dv``.  (iii) The equilibrium forcing ``-∫w(∂t + v∂x)M dv = -ρA∂x√T``,
+``A = ⟨w He3⟩``, ``He3 = ξ³ - 3ξ`` (its ``∂xq`` part multiplies ``⟨w He2⟩ = 0``).
+(iv) The frame-change term: ``(∂t + v∂x)ξ = ∂x(ρT)/(ρ√T) + ξ ∂xq/(ρT) - ξ² ∂x√T``
+(the ``∂xu`` terms cancel), so it is ``ρ Σ_k y_k a_k`` with ``y_k = (1/ρ)∫ξ^k w'(ξ) g dv``.
+The non-conservative gradients of (iii), (iv) are centred differences in
+:meth:`MLMomentClosure.source`.  At small ε, ``ρW ≈ -ε ρ A ∂x√T`` and ``q`` is the
+Navier–Stokes heat flux ``-(3/2)ερT∂xT`` once ``q̃`` is linear in ``W``.  Learned (all
+dimensionless): ``q̃``, ``g̃`` and ``y_0..y_2`` as functions of ``(W, log10 ε)`` only,
+one MLP ``h`` with ``(q̃, g̃, y) = s(ε)[h(Ŵ, ε) - h(0, ε)]``, ``Ŵ = W/s(ε)``,
+``s(ε) = ε/(1 + ε/eps_ref)`` (``∝ ε`` at small ε, saturating at ``eps_ref``, default
+0.1, the time scale of the training data: for ``ε ≫ t`` the nonequilibrium grows like
+``t``, not ``ε``), so all vanish at ``W = 0`` **by construction** (the Euler limit
+is exact at ``W = 0``); ``F = F0(U) + F̃`` with the exact Euler flux ``F0``.
+
+No decoder ``h(v; U, W)`` (lifting) and no entropy term: left out.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..checkpoint import register_model_class
+from .fv import MomentClosure, primitive
+
+SPEC_DEFAULTS: dict[str, Any] = {
+    "n_moments": 4,  # M, number of generalised moments W
+    "width": 32,  # hidden width of the weight-function MLP w(ξ)
+    "depth": 2,  # hidden layers of w(ξ)
+    "closure_width": 64,  # hidden width of the closure MLP h(Ŵ, log10 ε)
+    "closure_depth": 2,  # hidden layers of h
+    "xi_max": 10.0,  # Gaussian quadrature on [-xi_max, xi_max] ...
+    "n_quad": 401,  # ... with this many trapezoid nodes
+    "eps_ref": 0.1,  # s(ε) = ε/(1 + ε/eps_ref), the scale of W, q̃, g̃, y
+}
+_INT_FIELDS = ("n_moments", "width", "depth", "closure_width", "closure_depth", "n_quad")
+
+
+def check_spec(spec: dict[str, Any] | None) -> dict[str, Any]:
+    """The full spec (defaults filled in); ``ValueError`` naming a bad or unknown field."""
+    spec = dict(spec or {})
+    unknown = sorted(set(spec) - set(SPEC_DEFAULTS))
+    if unknown:
+        raise ValueError(
+            f"unknown closure spec field {unknown[0]!r}; allowed: {', '.join(SPEC_DEFAULTS)}"
+        )
+    out = {**SPEC_DEFAULTS, **spec}
+    for name in _INT_FIELDS:
+        v = out[name]
+        lo = 3 if name == "n_quad" else 1
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+            raise ValueError(f"spec field {name} must be an integer >= {lo}, got {v!r}")
+        out[name] = int(v)
+    x = out["xi_max"]
+    if isinstance(x, bool) or not isinstance(x, (int, float)) or not (math.isfinite(x) and x >= 4):
+        raise ValueError(f"spec field xi_max must be a finite number >= 4, got {x!r}")
+    out["xi_max"] = float(x)
+    e = out["eps_ref"]
+    if isinstance(e, bool) or not isinstance(e, (int, float)) or not (math.isfinite(e) and e > 0):
+        raise ValueError(f"spec field eps_ref must be a finite number > 0, got {e!r}")
+    out["eps_ref"] = float(e)
+    return out
+
+
+def _mlp(n_in: int, width: int, depth: int, n_out: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for k in range(depth):
+        layers += [nn.Linear(n_in if k == 0 else width, width), nn.Tanh()]
+    layers.append(nn.Linear(width, n_out))
+    return nn.Sequential(*layers)
+
+
+def eps_scale(log_eps: torch.Tensor, eps_ref: float = 0.1) -> torch.Tensor:
+    """``s(ε) = ε/(1 + ε/eps_ref)``: the size of the nonequilibrium part."""
+    return eps_ref * torch.sigmoid(log_eps * math.log(10.0) - math.log(eps_ref))
+
+
+class MomentNet(nn.Module):
+    """Encoder weight functions ``w(ξ)`` and closure network ``h`` (see the module)."""
+
+    kind = "closure"
+    system = "bgk"
+
+    def __init__(self, spec: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.spec = check_spec(spec)
+        s = self.spec
+        self.M = s["n_moments"]
+        self.wnet = _mlp(1, s["width"], s["depth"], self.M)
+        self.hnet = _mlp(self.M + 1, s["closure_width"], s["closure_depth"], 1 + 4 * self.M)
+        xi = torch.linspace(-s["xi_max"], s["xi_max"], s["n_quad"], dtype=torch.float64)
+        rho = torch.exp(-0.5 * xi * xi)
+        rho[0] = rho[-1] = 0.5 * rho[0]  # trapezoid end weights
+        self.register_buffer("quad_xi", xi, persistent=False)
+        self.register_buffer("quad_w", rho / rho.sum(), persistent=False)
+
+    # ------------------------------------------------------------------ weight functions
+    def _stats(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Projection coefficients ``c`` (M, 3) on He0..He2, norms ``n`` (M,) and
+        forcing coefficients ``A = ⟨w He3⟩`` (M,) of the normalised ``w``."""
+        xi, qw = self.quad_xi.to(self.dtype), self.quad_w.to(self.dtype)
+        raw = self.wnet(xi[:, None])  # (nq, M)
+        he = torch.stack([torch.ones_like(xi), xi, xi * xi - 1.0], 1)  # (nq, 3)
+        c = (qw[:, None, None] * raw[:, :, None] * he[:, None, :]).sum(0) / torch.tensor(
+            [1.0, 1.0, 2.0], dtype=xi.dtype
+        )  # ⟨He_k²⟩ = 1, 1, 2
+        w = raw - he @ c.T
+        n = torch.sqrt((qw[:, None] * w * w).sum(0))
+        A = (qw[:, None] * (w / n) * (xi**3 - 3.0 * xi)[:, None]).sum(0)
+        return c, n, A
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.wnet[0].weight.dtype
+
+    def _raw(self, xi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw MLP ``w(ξ)`` and its ξ-derivative (forward-mode by hand), ``(*xi.shape, M)``."""
+        h, dh = xi[..., None], torch.ones_like(xi)[..., None]
+        for layer in self.wnet:
+            if isinstance(layer, nn.Linear):
+                h, dh = layer(h), dh @ layer.weight.T
+            else:
+                h = torch.tanh(h)
+                dh = dh * (1.0 - h * h)
+        return h, dh
+
+    def weights(self, xi: torch.Tensor, stats=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(w(ξ), w'(ξ))`` for ``ξ`` of any shape; each ``(*xi.shape, M)``."""
+        c, n, _ = self._stats() if stats is None else stats
+        raw, draw = self._raw(xi)
+        he = torch.stack([torch.ones_like(xi), xi, xi * xi - 1.0], -1)
+        dhe = torch.stack([torch.zeros_like(xi), torch.ones_like(xi), 2.0 * xi], -1)
+        return (raw - he @ c.T) / n, (draw - dhe @ c.T) / n
+
+    def forcing(self) -> torch.Tensor:
+        """``A = ⟨w He3⟩`` (M,): the equilibrium forcing ``-A ρ ∂x√T`` of ``ρW``."""
+        return self._stats()[2]
+
+    def encode(
+        self, xi: torch.Tensor, gdv: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(W, g̃, y)`` from ``ξ_j`` and ``(f_j - M_j) dv/ρ`` ``(N, nv)``: ``W = Σ
+        w(ξ_j) g_j dv/ρ`` ``(N, M)``, the exact flux target ``g̃ = Σ ξ_j w(ξ_j) g_j dv/ρ``
+        ``(N, M)`` and the exact targets ``y_k = Σ ξ_j^k w'(ξ_j) g_j dv/ρ``, ``k = 0, 1, 2``,
+        ``(N, 3, M)`` of the frame-change terms (see the module)."""
+        w, dw = self.weights(xi)  # (N, nv, M)
+        powers = torch.stack([gdv, xi * gdv, xi * xi * gdv], 1)  # (N, 3, nv)
+        return (
+            torch.einsum("njm,nj->nm", w, gdv),
+            torch.einsum("njm,nj->nm", w, xi * gdv),
+            torch.einsum("njm,nkj->nkm", dw, powers),
+        )
+
+    # ------------------------------------------------------------------------- closure
+    def forward(
+        self, W: torch.Tensor, log_eps: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(q̃, g̃, y)``, shapes ``(N,)``, ``(N, M)``, ``(N, 3, M)``, from ``W`` ``(N, M)``
+        and ``log10 ε`` ``(N,)``; all vanish at ``W = 0`` by construction."""
+        s = eps_scale(log_eps, self.spec["eps_ref"])[:, None]
+        e = log_eps[:, None]
+        out = self.hnet(torch.cat([W / s, e], 1)) - self.hnet(
+            torch.cat([torch.zeros_like(W), e], 1)
+        )
+        out = s * out
+        return out[:, 0], out[:, 1 : 1 + self.M], out[:, 1 + self.M :].reshape(-1, 3, self.M)
+
+
+register_model_class("closure", MomentNet)
+
+
+class MLMomentClosure(MomentClosure):
+    """The learned moment system as a :class:`~.fv.MomentClosure` (numpy in and out).
+
+    ``net``: a :class:`MomentNet` (evaluated under ``torch.no_grad`` in its dtype, one
+    batch of ``B·m`` points per call); ``kn``: ``ε`` (> 0), a float or shape ``(B,)``.
+    ``length``, ``bc``: the FV box, needed because :meth:`source` holds the forcing
+    ``-A ρ ∂x√T`` (centred differences on the cell array it is given, ``dx = length/m``,
+    periodic or zero-gradient ends) — so ``source`` must be called with the cells in
+    order, as :class:`~.fv.FVSolver` does.  Wave speeds ``u ∓ speed_factor·√(3T)``
+    (default factor 1.5: the learned W block is not analysed, so the HLL bounds are the
+    Euler ones widened by 50 %).  ``stiffness`` is ``1/ε`` (the source is explicit).
+    """
+
+    gamma = 3.0
+
+    def __init__(self, net: MomentNet, kn, *, length: float = 1.0, bc: str = "periodic",
+                 speed_factor: float = 1.5) -> None:  # fmt: skip
+        kn_arr = np.asarray(kn, dtype=np.float64)
+        if kn_arr.ndim > 1 or not np.all(np.isfinite(kn_arr)) or np.any(kn_arr <= 0):
+            raise ValueError(f"kn must be finite and > 0 (a float or shape (B,)), got {kn!r}")
+        if bc not in ("periodic", "outflow"):
+            raise ValueError(f"bc must be periodic or outflow, got {bc!r}")
+        if not (math.isfinite(length) and length > 0):
+            raise ValueError(f"length must be finite and > 0, got {length!r}")
+        if not (math.isfinite(speed_factor) and speed_factor >= 1):
+            raise ValueError(f"speed_factor must be >= 1, got {speed_factor!r}")
+        self.net, self.kn, self.length, self.bc = net.eval(), kn_arr, float(length), bc
+        self.speed_factor = float(speed_factor)
+        self.M = net.M
+        self.n_moments = 3 + net.M
+        with torch.no_grad():
+            self.A = net.forcing().double().numpy()
+
+    def _log_eps(self, B: int, m: int) -> np.ndarray:
+        return np.broadcast_to(np.log10(self.kn).reshape(-1, 1), (B, m))
+
+    def closure_terms(self, Q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(q̃, g̃, y)`` of the states ``Q`` ``(B, 3+M, m)``: shapes ``(B, m)``,
+        ``(B, M, m)``, ``(B, 3, M, m)``."""
+        B, _, m = Q.shape
+        W = Q[:, 3:] / Q[:, :1]
+        x = np.moveaxis(W, 1, 2).reshape(-1, self.M)
+        dt = self.net.dtype
+        with torch.no_grad():
+            q, g, y = self.net(torch.from_numpy(np.ascontiguousarray(x)).to(dt),
+                               torch.from_numpy(self._log_eps(B, m).reshape(-1).copy()).to(dt))  # fmt: skip
+        q = q.double().numpy().reshape(B, m)
+        g = np.moveaxis(g.double().numpy().reshape(B, m, self.M), 2, 1)
+        return q, g, np.moveaxis(y.double().numpy().reshape(B, m, 3, self.M), 1, 3)
+
+    def closure_flux(self, Q: np.ndarray) -> np.ndarray:
+        rho, u, T = primitive(Q, self.gamma)
+        q, g, _ = self.closure_terms(Q)
+        out = np.zeros_like(Q)
+        out[:, 2] = rho * T**1.5 * q
+        out[:, 3:] = u[:, None] * Q[:, 3:] + (rho * np.sqrt(T))[:, None] * g
+        return out
+
+    def wave_speeds(self, Q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        _, u, T = primitive(Q, self.gamma)
+        c = self.speed_factor * np.sqrt(3.0 * np.maximum(T, 0.0))
+        return u - c, u + c
+
+    def _ddx(self, a: np.ndarray) -> np.ndarray:
+        """Centred ``∂x`` of ``a`` ``(B, m)`` on the cell array (``dx = length/m``)."""
+        p = np.pad(a, ((0, 0), (1, 1)), mode="wrap" if self.bc == "periodic" else "edge")
+        return (p[:, 2:] - p[:, :-2]) / (2.0 * self.length / a.shape[-1])
+
+    def source(self, Q: np.ndarray) -> np.ndarray:
+        rho, _, T = primitive(Q, self.gamma)
+        q, _, y = self.closure_terms(Q)
+        sq = np.sqrt(T)
+        ds = self._ddx(sq)
+        a0 = self._ddx(rho * T) / (rho * sq)
+        a1 = self._ddx(rho * T**1.5 * q) / (rho * T)
+        frame = a0[:, None] * y[:, 0] + a1[:, None] * y[:, 1] - ds[:, None] * y[:, 2]
+        tau = self.kn.reshape(-1, 1, 1) if self.kn.ndim else self.kn
+        return -Q[:, 3:] / tau + rho[:, None] * (frame - self.A[None, :, None] * ds[:, None])
+
+    def stiffness(self, Q: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(1.0 / self.kn.reshape(-1, 1), Q[:, 0].shape).copy()
+
+    def __repr__(self) -> str:
+        return f"MLMomentClosure(M={self.M}, kn={self.kn!r}, bc={self.bc!r})"

@@ -1,0 +1,204 @@
+"""Training of the ML moment closure (:mod:`.ml`) on BGK data generated in-process.
+
+Config (``configs/closure_bgk.yaml``; every field optional, defaults in
+:data:`CONFIG_DEFAULTS`): ``kind: closure``, ``system: bgk``, ``seed``, ``dtype``
+(``float64``), ``spec`` (:data:`.ml.SPEC_DEFAULTS`), ``data`` (``runs`` BGK runs of
+``batch`` profiles each, ICs alternating ``waves``/``shocks``, periodic, ``nx`` cells,
+``ε`` log-uniform in ``[eps_min, eps_max]``, snapshots every ``every`` coarse steps of
+``dt_coarse`` = 0.005 up to ``t_end``), ``train`` (Adam: ``steps``, ``batch_size``
+cells, ``lr``).
+
+Targets per cell, from ``f`` on the BGK grid: ``q̃ = ½Σ(v-u)³f dv/(ρT^{3/2})`` (exact
+heat flux) and the encoder's own ``g̃ = Σ ξ w(ξ)(f - M[f]) dv/ρ`` and ``y_k = Σ ξ^k
+w'(ξ)(f - M[f]) dv/ρ`` (:meth:`.ml.MomentNet.encode`); the BGK source needs no target
+(it is exactly ``-ρW/ε``).  Loss = ``mean(((q̃_net - q̃)/s)²) + mean(|g̃_net - g̃|²/s²)
++ mean(|y_net - y|²/s²)``, ``s = s(ε)`` of :func:`.ml.eps_scale` (dimensionless, of order one at every ε).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ... import solvers
+from ..checkpoint import save_checkpoint
+from .fv import FVSolver, conserved, primitive
+from .ml import MLMomentClosure, MomentNet, eps_scale
+
+CONFIG_DEFAULTS: dict[str, Any] = {
+    "kind": "closure",
+    "system": "bgk",
+    "seed": 0,
+    "dtype": "float64",
+    "spec": {},
+    "data": {
+        "runs": 24,
+        "batch": 4,
+        "nx": 64,
+        "eps_min": 1e-3,
+        "eps_max": 10.0,
+        "t_end": 0.1,
+        "every": 4,
+    },  # fmt: skip
+    "train": {"steps": 2000, "batch_size": 512, "lr": 2e-3},
+}
+
+
+def resolve_config(raw: dict[str, Any]) -> dict[str, Any]:
+    """Defaults filled in; ``ValueError`` naming an unknown or bad field."""
+    cfg = copy.deepcopy(CONFIG_DEFAULTS)
+    for key, value in raw.items():
+        if key not in cfg:
+            raise ValueError(f"unknown closure config field {key!r}; allowed: {', '.join(cfg)}")
+        if isinstance(cfg[key], dict) and key != "spec":
+            if not isinstance(value, dict):
+                raise ValueError(f"config field {key} must be a mapping")
+            for k, v in value.items():
+                if k not in cfg[key]:
+                    raise ValueError(
+                        f"unknown config field {key}.{k}; allowed: {', '.join(cfg[key])}"
+                    )
+                cfg[key][k] = v
+        else:
+            cfg[key] = value
+    if cfg["kind"] != "closure" or cfg["system"] != "bgk":
+        raise ValueError("config fields kind/system must be 'closure'/'bgk'")
+    if cfg["dtype"] not in ("float32", "float64"):
+        raise ValueError(f"config field dtype must be float32 or float64, got {cfg['dtype']!r}")
+    d, t = cfg["data"], cfg["train"]
+    for name, v in (("data.runs", d["runs"]), ("data.batch", d["batch"]), ("data.nx", d["nx"]),
+                    ("data.every", d["every"]), ("train.steps", t["steps"]),
+                    ("train.batch_size", t["batch_size"])):  # fmt: skip
+        if isinstance(v, bool) or not isinstance(v, int) or v < (4 if name == "data.nx" else 1):
+            raise ValueError(f"config field {name} must be a positive integer, got {v!r}")
+    for name, v in (("data.eps_min", d["eps_min"]), ("data.eps_max", d["eps_max"]),
+                    ("data.t_end", d["t_end"]), ("train.lr", t["lr"])):  # fmt: skip
+        if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+            raise ValueError(f"config field {name} must be a finite number > 0, got {v!r}")
+    if d["eps_min"] > d["eps_max"]:
+        raise ValueError("config field data.eps_min must be <= data.eps_max")
+    return cfg
+
+
+def cell_data(bgk, f: np.ndarray, eps: float) -> dict[str, np.ndarray]:
+    """Per-cell arrays from ``f`` ``(K, nv, nx)``: ``xi``, ``gdv`` = ``(f - M) dv/ρ``
+    ``(N, nv)``, ``q`` (target ``q̃``), ``log_eps`` ``(N,)``, ``N = K·nx``."""
+    rho, u, T = np.moveaxis(bgk.primitives(f), -2, 0)  # (K, nx)
+    g = (f - bgk.equilibrium(f)) * bgk.dv / rho[:, None]
+    c = bgk.v[None, :, None] - u[:, None]
+    q = 0.5 * (c**3 * f).sum(1) * bgk.dv / (rho * T**1.5)
+    xi = c / np.sqrt(T)[:, None]
+
+    def cells(a):  # (K, nv, nx) -> (K nx, nv)
+        return np.moveaxis(a, 1, 2).reshape(-1, a.shape[1])
+
+    return {"xi": cells(xi), "gdv": cells(g), "q": q.reshape(-1),
+            "log_eps": np.full(q.size, math.log10(eps))}  # fmt: skip
+
+
+def generate(cfg: dict[str, Any]) -> dict[str, np.ndarray]:
+    """BGK training data (seeded by ``cfg['seed']``); see the module docstring."""
+    d = cfg["data"]
+    rng = np.random.default_rng(cfg["seed"])
+    parts = []
+    for r in range(d["runs"]):
+        eps = 10 ** rng.uniform(math.log10(d["eps_min"]), math.log10(d["eps_max"]))
+        bgk = solvers.make("bgk", kn=eps, nx=d["nx"], bc="periodic")
+        f0 = bgk.initial_condition(("waves", "shocks")[r % 2], d["batch"], rng)
+        _, f = bgk.rollout(f0, d["t_end"])
+        snaps = f[:, d["every"] :: d["every"]].reshape(-1, *f.shape[2:])
+        parts.append(cell_data(bgk, snaps, eps))
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def closure_loss(net: MomentNet, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The training loss on a batch of cells (see the module docstring)."""
+    W, g_target, y_target = net.encode(batch["xi"], batch["gdv"])
+    q, g, y = net(W, batch["log_eps"])
+    s = eps_scale(batch["log_eps"], net.spec["eps_ref"])
+    return (
+        (((q - batch["q"]) / s) ** 2).mean()
+        + (((g - g_target) / s[:, None]) ** 2).sum(1).mean()
+        + (((y - y_target) / s[:, None, None]) ** 2).sum((1, 2)).mean()
+    )
+
+
+def fit(net: MomentNet, data: dict[str, np.ndarray], *, steps: int, batch_size: int, lr: float,
+        seed: int = 0) -> list[float]:  # fmt: skip
+    """Adam on random cell batches; returns the loss per step."""
+    dt = net.dtype
+    tens = {k: torch.from_numpy(np.ascontiguousarray(v)).to(dt) for k, v in data.items()}
+    n = tens["q"].shape[0]
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=lr / 20)
+    history = []
+    net.train()
+    for _ in range(steps):
+        idx = torch.randint(0, n, (min(batch_size, n),), generator=gen)
+        loss = closure_loss(net, {k: v[idx] for k, v in tens.items()})
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        history.append(float(loss.detach()))
+    return history
+
+
+def train_closure(config: dict[str, Any], out: str | Path) -> Path:
+    """Generate BGK data, train a :class:`MomentNet`, write the checkpoint ``out``
+    (kind ``closure``, the spec and the raw config)."""
+    cfg = resolve_config(config)
+    out = Path(out)
+    if not out.parent.is_dir():
+        raise ValueError(f"--out folder {str(out.parent)!r} does not exist")
+    torch.manual_seed(cfg["seed"])
+    net = MomentNet(cfg["spec"]).to(getattr(torch, cfg["dtype"]))
+    data = generate(cfg)
+    t = cfg["train"]
+    hist = fit(
+        net, data, steps=t["steps"], batch_size=t["batch_size"], lr=t["lr"], seed=cfg["seed"]
+    )
+    fp = hashlib.sha256(b"".join(np.ascontiguousarray(data[k]).tobytes() for k in sorted(data)))
+    saved = {**config, "dtype": cfg["dtype"]}
+    return save_checkpoint(out, net.eval(), config=saved, fingerprint=fp.hexdigest(),
+                           history={"loss": hist})  # fmt: skip
+
+
+def profiles(nx: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A smooth periodic ``(ρ, u, T)`` profile ``(1, nx)`` (two random Fourier modes)."""
+    rng = np.random.default_rng(seed)
+    x = (np.arange(nx) + 0.5) / nx
+    out = []
+    for base, amp in ((1.0, 0.2), (0.0, 0.15), (1.0, 0.2)):
+        a, b, p1, p2 = rng.uniform(0.3, 1.0), rng.uniform(0.0, 0.5), *rng.uniform(0, 2 * np.pi, 2)
+        s = a * np.sin(2 * np.pi * x + p1) + b * np.sin(4 * np.pi * x + p2)
+        out.append(base + amp * s / np.abs(s).max())
+    return tuple(o[None] for o in out)
+
+
+def compare_to_bgk(closures: dict[str, Any], eps: float, seed: int, *, nx: int = 64,
+                   t_end: float = 0.1) -> dict[str, np.ndarray]:  # fmt: skip
+    """Relative L2 errors of ``(ρ, u, T)`` at ``t_end`` against BGK (periodic, from the
+    local Maxwellian of :func:`profiles`) for each ``name -> closure``."""
+    rho, u, T = profiles(nx, seed)
+    bgk = solvers.make("bgk", kn=eps, nx=nx, bc="periodic")
+    _, f = bgk.rollout(bgk.maxwellian(rho, u, T), t_end)
+    ref = bgk.primitives(f[:, -1])[0]
+    out = {}
+    for name, cl in closures.items():
+        W0 = np.zeros((1, cl.n_moments - 3, nx))
+        q = FVSolver(cl, nx=nx, bc="periodic").advance(conserved(rho, u, T, W0), t_end)
+        p = np.stack(primitive(q), axis=1)[0]
+        out[name] = np.linalg.norm(p - ref, axis=-1) / np.linalg.norm(ref, axis=-1)
+    return out
+
+
+__all__ = ["CONFIG_DEFAULTS", "MLMomentClosure", "closure_loss", "compare_to_bgk", "fit",
+           "generate", "resolve_config", "train_closure"]  # fmt: skip
