@@ -112,6 +112,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
         write_json(args.json, split_series(result)[0])  # scalars; series: --out-dir
     summary = {k: v for k, v in result.items() if not isinstance(v, (list, dict))}
+    if "rel_l2" in result and "models" in result:  # closure: max rel. L2 per model and ε
+        summary["rel_l2_max"] = {m: {e: round(r["max"], 5) for e, r in result["rel_l2"][m].items()}
+                                 for m in result["models"]}  # fmt: skip
     print(json.dumps(summary, indent=2))
 
 

@@ -137,6 +137,8 @@ def evaluate(
         out_dir.mkdir(parents=True, exist_ok=True)
         check_writable(out_dir, "--out-dir")
     payload = read_checkpoint(model_path)
+    if checkpoint_kind(payload) == "closure":  # seed 002: BGK runs generated in process
+        return _evaluate_closure(payload, model_path, data, out_dir=out_dir, plots=plots)
     if checkpoint_kind(payload) == "vo":  # seed 003: its own protocol, on the CPU (float64)
         from .evaluation_vo import evaluate_vo
 
@@ -297,3 +299,26 @@ def plot_evaluation(spec: systems.SystemSpec, ref: np.ndarray, pred: np.ndarray,
     fig.tight_layout()
     fig.savefig(out_dir / "latents.png", dpi=90)
     plt.close(fig)
+
+
+def _evaluate_closure(payload: dict[str, Any], model_path: str | Path, data: Any, *,
+                      out_dir: Path | None, plots: bool) -> dict[str, Any]:  # fmt: skip
+    """The moment-closure acceptance protocol (:mod:`.surrogates.closure.evaluate`):
+    per ε, ``rel_l2`` of ρ, u, T for ``ml``, ``euler`` and ``ns`` against BGK."""
+    if data is not None:
+        raise ValueError(
+            "--data is not used for a closure model: it is evaluated on BGK runs of the "
+            "held-out profiles generated in process"
+        )
+    from .surrogates.closure.evaluate import evaluate_closure
+
+    model = model_from_payload(payload, model_path)
+    result = evaluate_closure(model, progress=True)
+    if out_dir is not None:
+        write_json(out_dir / "metrics.json", result)
+        if plots:
+            from .surrogates.closure.plots import plot_errors, plot_weights
+
+            plot_errors(result, out_dir / "rel_l2.png")
+            plot_weights(model, out_dir / "weights.png")
+    return result

@@ -1,0 +1,189 @@
+"""Accuracy of moment closures against the BGK solver (issue 10 acceptance protocol).
+
+Held-out initial profiles, all in local equilibrium ``f0 = M[ρ0, u0, T0]`` (the moment
+models start from ``U0`` and ``W0 = 0``, which is exact for a Maxwellian):
+
+- ``smooth0`` … ``smooth9``: periodic two-mode profiles of :func:`.train.profiles`
+  (seeds 1000–1009; the training data are BGK ``waves``/``shocks`` profiles, a
+  different family and generator);
+- ``sod``: ``(ρ, u, T) = (1, 0, 1)`` left of ``L/2``, ``(0.125, 0, 0.8)`` right
+  (the BGK ``sod`` initial condition), outflow ends;
+- ``colliding``: ``ρ = T = 1``, ``u = +1`` left, ``-1`` right (two shocks running apart
+  from the centre, the BGK ``colliding`` initial condition), outflow;
+- ``colliding_asym``: ``(1, 0.75, 1)`` left, ``(0.6, -0.5, 1.25)`` right, outflow.
+
+For each ``ε`` (the BGK relaxation time ``τ = ε``) the BGK solver and each moment
+model run to ``t_end`` (0.1) on the same ``nx`` cells of ``[0, 1)``; the error of a
+field ``a ∈ {ρ, u, T}`` is ``‖a_model - a_BGK‖₂ / ‖a_BGK‖₂`` over the cells at
+``t_end``.  A model whose run breaks down (non-finite or non-positive state) gets
+``inf`` and the reason.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+
+from ... import solvers
+from .classical import Euler, NavierStokes
+from .fv import FVSolver, MomentClosure, conserved, primitive
+from .train import profiles
+
+EPS_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
+MODELS = ("ml", "euler", "ns")
+FIELDS = ("rho", "u", "T")
+N_SMOOTH = 10
+
+
+def cases(nx: int) -> list[tuple[str, str, tuple[np.ndarray, ...]]]:
+    """``(name, bc, (ρ, u, T))`` of the held-out profiles, each field ``(1, nx)``."""
+    out = [(f"smooth{i}", "periodic", profiles(nx, 1000 + i)) for i in range(N_SMOOTH)]
+    x = (np.arange(nx) + 0.5) / nx
+    left = (x < 0.5)[None]
+    for name, lv, rv in (
+        ("sod", (1.0, 0.0, 1.0), (0.125, 0.0, 0.8)),
+        ("colliding", (1.0, 1.0, 1.0), (1.0, -1.0, 1.0)),
+        ("colliding_asym", (1.0, 0.75, 1.0), (0.6, -0.5, 1.25)),
+    ):
+        out.append(
+            (name, "outflow", tuple(np.where(left, a, b) for a, b in zip(lv, rv, strict=True)))
+        )
+    return out
+
+
+def closures(net: Any, eps: float, bc: str,
+             models: tuple[str, ...] = MODELS) -> dict[str, MomentClosure]:  # fmt: skip
+    """The ``models`` at ``ε``: ``ml`` (``net`` a :class:`.ml.MomentNet`; left out when
+    ``net`` is None), ``euler``, ``ns``."""
+    bad = [m for m in models if m not in MODELS]
+    if bad:
+        raise ValueError(f"unknown model {bad[0]!r}; allowed: {', '.join(MODELS)}")
+    out: dict[str, MomentClosure] = {}
+    if net is not None and "ml" in models:
+        from .ml import MLMomentClosure
+
+        out["ml"] = MLMomentClosure(net, eps, bc=bc)
+    if "euler" in models:
+        out["euler"] = Euler()
+    if "ns" in models:
+        out["ns"] = NavierStokes(eps)
+    return out
+
+
+def _group(items: list, nx: int) -> dict[str, tuple[list[str], tuple[np.ndarray, ...]]]:
+    """Cases batched by boundary condition: ``bc -> (names, (ρ, u, T) (B, nx))``."""
+    groups: dict[str, tuple[list[str], list]] = {}
+    for name, bc, prim in items:
+        names, fields = groups.setdefault(bc, ([], []))
+        names.append(name)
+        fields.append(prim)
+    return {
+        bc: (n, tuple(np.concatenate(c) for c in zip(*f, strict=True)))
+        for bc, (n, f) in groups.items()
+    }
+
+
+def run_case_group(net: Any, eps: float, bc: str, prim: tuple[np.ndarray, ...], *, nx: int,
+                   t_end: float, times: tuple[float, ...] = (),
+                   models: tuple[str, ...] = MODELS) -> dict[str, Any]:  # fmt: skip
+    """BGK and every model from the profiles ``prim`` (batched ``(B, nx)``): primitives
+    at ``t_end`` (``(B, 3, nx)``), at ``times`` (``(len(times), B, 3, nx)``), wall
+    seconds, and the failure reason (``None``) per model; key ``bgk`` for the reference."""
+    rho, u, T = prim
+    bgk = solvers.make("bgk", kn=eps, nx=nx, bc=bc)
+    t0 = time.perf_counter()
+    _, f = bgk.rollout(bgk.maxwellian(rho, u, T), t_end)
+    wall = time.perf_counter() - t0
+    snap = [round(t / bgk.dt_coarse) for t in times]
+    out = {"bgk": {"final": bgk.primitives(f[:, -1]), "wall_s": wall, "error": None,
+                   "snapshots": np.stack([bgk.primitives(f[:, k]) for k in snap]) if snap else None}}  # fmt: skip
+    for name, cl in closures(net, eps, bc, models).items():
+        fv = FVSolver(cl, nx=nx, bc=bc)
+        Q = conserved(rho, u, T, np.zeros((rho.shape[0], cl.n_moments - 3, nx)))
+        t0 = time.perf_counter()
+        res: dict[str, Any] = {"error": None, "snapshots": None}
+        try:
+            marks = sorted({0.0, *times, t_end})
+            shots = {0.0: Q}
+            for a, b in zip(marks[:-1], marks[1:], strict=True):
+                Q = fv.advance(Q, b - a)
+                shots[b] = Q
+            res["final"] = np.stack(primitive(Q), axis=1)
+            if times:
+                res["snapshots"] = np.stack([np.stack(primitive(shots[t]), 1) for t in times])
+        except (FloatingPointError, ValueError) as exc:
+            res["final"], res["error"] = np.full((rho.shape[0], 3, nx), np.nan), str(exc)
+        res["wall_s"] = time.perf_counter() - t0
+        out[name] = res
+    return out
+
+
+def rel_l2(pred: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """``‖pred - ref‖₂/‖ref‖₂`` over the last axis; ``inf`` where ``pred`` is not finite."""
+    err = np.linalg.norm(pred - ref, axis=-1) / np.linalg.norm(ref, axis=-1)
+    return np.where(np.isfinite(err), err, np.inf)
+
+
+def evaluate_closure(net: Any, *, eps_grid: tuple[float, ...] = EPS_GRID, nx: int = 100,
+                     t_end: float = 0.1, models: tuple[str, ...] = MODELS,
+                     progress: bool = False) -> dict[str, Any]:  # fmt: skip
+    """The acceptance table: per ``ε`` and model, the relative L2 error of ``ρ, u, T`` at
+    ``t_end`` (the maximum and mean over the held-out cases, and per case), wall seconds
+    of BGK and each model over all cases, and failures.  ``net=None`` leaves ``ml`` out.
+
+    Returns ``{"eps": [...], "cases": [...], "nx", "t_end", "models",
+    "rel_l2": {model: {eps_key: {"rho", "u", "T", "max"}}},`` (max over cases)
+    ``"rel_l2_mean": {...}`` (same layout, mean over cases),
+    ``"rel_l2_cases": {model: {eps_key: {case: [ρ, u, T]}}}``,
+    ``"wall_s": {eps_key: {"bgk": s, model: s}}, "failures": [...]}`` with
+    ``eps_key = f"{ε:g}"``.
+    """
+    for e in eps_grid:
+        if not (isinstance(e, (int, float)) and math.isfinite(e) and e > 0):
+            raise ValueError(f"eps values must be finite and > 0, got {e!r}")
+    closures(None, 1.0, "periodic", tuple(models))  # validates the names
+    models = [m for m in models if m != "ml" or net is not None]
+    groups = _group(cases(nx), nx)
+    names = [n for names, _ in groups.values() for n in names]
+    out: dict[str, Any] = {"eps": list(eps_grid), "cases": names, "nx": nx, "t_end": t_end,
+                           "models": models, "rel_l2": {m: {} for m in models},
+                           "rel_l2_mean": {m: {} for m in models},
+                           "rel_l2_cases": {m: {} for m in models}, "wall_s": {},
+                           "failures": []}  # fmt: skip
+    todo = [(e, bc) for e in eps_grid for bc in groups]
+    if progress:
+        from tqdm import tqdm
+
+        todo = tqdm(todo, desc="closure evaluation", unit="run")
+    for eps, bc in todo:
+        key = f"{eps:g}"
+        case_names, prim = groups[bc]
+        res = run_case_group(net, eps, bc, prim, nx=nx, t_end=t_end, models=tuple(models))
+        walls = out["wall_s"].setdefault(key, {})
+        for name, r in res.items():
+            walls[name] = walls.get(name, 0.0) + r["wall_s"]
+        ref = res["bgk"]["final"]
+        for m in models:
+            err = rel_l2(res[m]["final"], ref)  # (B, 3)
+            per = out["rel_l2_cases"][m].setdefault(key, {})
+            per.update({n: [float(v) for v in e] for n, e in zip(case_names, err, strict=True)})
+            if res[m]["error"] is not None:
+                out["failures"].append({"model": m, "eps": eps, "bc": bc,
+                                        "reason": res[m]["error"]})  # fmt: skip
+    for m in models:
+        for key, per in out["rel_l2_cases"][m].items():
+            arr = np.array(list(per.values()))  # (cases, 3)
+            mx, mean = arr.max(0), arr.mean(0)
+            out["rel_l2"][m][key] = {
+                **dict(zip(FIELDS, map(float, mx), strict=True)),
+                "max": float(mx.max()),
+            }
+            out["rel_l2_mean"][m][key] = dict(zip(FIELDS, map(float, mean), strict=True))
+    return out
+
+
+__all__ = ["EPS_GRID", "FIELDS", "MODELS", "cases", "closures", "evaluate_closure", "rel_l2",
+           "run_case_group"]  # fmt: skip
