@@ -507,3 +507,37 @@ def test_ood_fhn_rows_are_the_initial_conditions():
     lines = out.splitlines()
     assert lines[0].startswith("| initial condition | fixed ρ = 5: MNAD u | adaptive: MNAD u")
     assert lines[2] == "| mirror | 0.3000 | **0.0123** | **0.0123** | 0.50 | 0.50 | 1.25 | 1.25 |"
+
+
+def test_ablation_fhn_rows_are_the_variants_and_columns_the_initial_conditions():
+    r = {"mnad_u": 0.0019, "macro_fraction": 0.92}
+    cases = {"y05": {"error_only": r, "online_augment_on": {**r, "macro_fraction": 0.5}},
+             "mirror": {"error_only": {**r, "mnad_u": 0.0}}}  # fmt: skip
+    lines = rt.render_ablation_fhn({"ablation_fhn.json": doc(cases=cases)}).splitlines()
+    assert lines[0] == "| variant: MNAD u (macro share) | y05 | mirror |"
+    assert lines[2] == "| error only | 0.0019 (0.92) | 0.0000 (0.92) |"
+    assert lines[3] == "| uncertainty only | – | – |"  # a variant not run on a case
+    assert lines[-1] == "| online, mirror augmentation | 0.0019 (0.50) | – |"
+
+
+def test_ad3d_adaptive_rows_are_the_adaptive_and_the_fixed_run():
+    err = {"W1": 0.0123, "M1_mae": 0.0067, "M2_mae": 0.0019}
+    run = {"macro_fraction": 0.4, "speedup": 1.5, "all": err, "before_change": err,
+           "after_change": {**err, "W1": 0.05}}  # fmt: skip
+    d = doc(runs={"adaptive": run, "fixed_same_share": run}, fixed_t_macro=16.5)
+    lines = rt.render_ad3d_adaptive({"ad3d_adaptive.json": d}).splitlines()
+    assert lines[0].startswith("| run | macro share | W1 before change | W1 after change |")
+    assert lines[2] == "| adaptive | 0.40 | 0.0123 | 0.0500 | 0.0067 | 0.0019 | 1.50 |"
+    assert lines[3].startswith("| fixed, T_m = 16.5 | 0.40 |")
+
+
+def test_closure_bgk_rows_are_the_models_then_their_speedups():
+    rel = {"0.001": {"max": 0.0129}, "10": {"max": 0.1214}}
+    d = doc(eps=[0.001, 10.0], models=["ml", "ns"], rel_l2={"ml": rel, "ns": rel},
+            speedup={"0.001": {"ml": 0.15, "ns": 7.0}, "10": {"ml": 0.5, "ns": 0.003}})  # fmt: skip
+    lines = rt.render_closure_bgk({"closure_bgk.json": d}).splitlines()
+    assert lines[0] == "| max rel. L2 of ρ, u, T at t = 0.1 / ε | 0.001 | 10 |"
+    assert lines[2] == "| ML closure | 1.29 % | 12.14 % |"
+    assert lines[3] == "| Navier–Stokes | 1.29 % | 12.14 % |"
+    assert lines[4] == "| ML closure: S | 0.15 | 0.50 |"
+    assert lines[5] == "| Navier–Stokes: S | 7.00 | 0.00 |"

@@ -640,6 +640,52 @@ def render_ood_fhn(docs: Docs) -> str:
     return table(header, rows)
 
 
+def render_ablation_fhn(docs: Docs) -> str:
+    """Issue 9 e: per initial condition, MNAD u (macro share) of each ablation variant."""
+    d = docs["ablation_fhn.json"]
+    names = {"error_only": "error only", "uncertainty_only": "uncertainty only",
+             "both_K5": "both, K = 5", "both_K3": "both, K = 3", "both_K1": "both, K = 1",
+             "online_augment_off": "online, no augmentation",
+             "online_augment_on": "online, mirror augmentation"}  # fmt: skip
+    cases = list(d["cases"])
+    rows = []
+    for key, label in names.items():
+        cells = []
+        for c in cases:
+            r = d["cases"][c].get(key)
+            cells.append("–" if r is None else f"{r['mnad_u']:.4f} ({r['macro_fraction']:.2f})")
+        rows.append([label, *cells])
+    return table(["variant: MNAD u (macro share)", *cases], rows)
+
+
+def render_ad3d_adaptive(docs: Docs) -> str:
+    """Issue 9 d: adaptive vs fixed at the same micro share, W1 and M1/M2 errors."""
+    d = docs["ad3d_adaptive.json"]
+    rows = []
+    for name, r in d["runs"].items():
+        label = "adaptive" if name == "adaptive" else f"fixed, T_m = {d['fixed_t_macro']:g}"
+        errs = (r["before_change"]["W1"], r["after_change"]["W1"], r["all"]["M1_mae"],
+                r["all"]["M2_mae"])  # fmt: skip
+        rows.append([label, f"{r['macro_fraction']:.2f}", *(f"{e:.4f}" for e in errs),
+                     f"{r['speedup']:.2f}"])  # fmt: skip
+    header = ["run", "macro share", "W1 before change", "W1 after change", "M1 error",
+              "M2 error", "S"]  # fmt: skip
+    return table(header, rows)
+
+
+def render_closure_bgk(docs: Docs) -> str:
+    """Issue 10: max relative L2 error over the held-out cases (ρ, u, T) per ε and model,
+    then the cost of each model against BGK."""
+    d = docs["closure_bgk.json"]
+    label = {"ml": "ML closure", "euler": "Euler", "ns": "Navier–Stokes"}
+    keys = [f"{e:g}" for e in d["eps"]]
+    rows = [[label[m], *(f"{100 * d['rel_l2'][m][k]['max']:.2f} %" for k in keys)]
+            for m in d["models"]]  # fmt: skip
+    rows += [[f"{label[m]}: S", *(f"{d['speedup'][k][m]:.2f}" for k in keys)]
+             for m in d["models"]]  # fmt: skip
+    return table(["max rel. L2 of ρ, u, T at t = 0.1 / ε", *keys], rows)
+
+
 # ------------------------------------------------------------------------------- blocks
 @dataclass
 class Block:
@@ -680,6 +726,9 @@ BLOCKS: dict[str, Block] = {
     "vo_ablation": Block(["vo_rw.json"], render_vo_ablation),
     "adaptive_fhn": Block(["adaptive_fhn.json"], render_adaptive_fhn),
     "ood_fhn": Block(["ood_fhn.json"], render_ood_fhn),
+    "ablation_fhn": Block(["ablation_fhn.json"], render_ablation_fhn),
+    "ad3d_adaptive": Block(["ad3d_adaptive.json"], render_ad3d_adaptive),
+    "closure_bgk": Block(["closure_bgk.json"], render_closure_bgk),
     "cold_start_fhn": Block(
         ["cold_start_fhn.json"], lambda docs: render_adaptive_fhn(docs, "cold_start_fhn.json")
     ),
