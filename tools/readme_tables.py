@@ -668,8 +668,8 @@ def render_ad3d_adaptive(docs: Docs) -> str:
                 r["all"]["M2_mae"])  # fmt: skip
         rows.append([label, f"{r['macro_fraction']:.2f}", *(f"{e:.4f}" for e in errs),
                      f"{r['speedup']:.2f}"])  # fmt: skip
-    header = ["run", "macro share", "W1 before change", "W1 after change", "M1 error",
-              "M2 error", "S"]  # fmt: skip
+    header = ["run", "macro share", "W1 before change", "W1 after change", "M1 error (run)",
+              "M2 error (run)", "S"]  # fmt: skip
     return table(header, rows)
 
 
