@@ -6,6 +6,9 @@
 - :mod:`.classical`: :class:`Euler` (``q = 0``) and :class:`NavierStokes`
   (Chapman–Enskog ``q = -(3/2) τ ρ T ∂xT`` of the 1V BGK model).
 - :mod:`.riemann`: exact Riemann solver of the Euler equations for any γ.
+- :mod:`.petsc_fv` (the ``petsc`` extra, imported lazily): :class:`PetscFVSolver`, the
+  same solver on a PETSc DMDA over MPI ranks with PETSc TS steps;
+  :func:`make_fv_solver` picks ``backend="numpy"`` or ``"petsc"``.
 - :mod:`.ml` (torch, import it explicitly; importing it registers the
   checkpoint kind ``closure``): the machine-learned moment closure
   :class:`~.ml.MomentNet` and its :class:`~.ml.MLMomentClosure` adapter;
@@ -23,10 +26,11 @@ from .fv import (
     euler_flux,
     primitive,
 )
+from .petsc_fv import PetscFVSolver, make_fv_solver, petsc_backend_available
 from .riemann import StarState, exact_solution, sample, star_state
 
 __all__ = [
-    "KAPPA_COEFF", "Euler", "FVSolver", "MomentClosure", "NavierStokes", "StarState",
-    "check_state", "conserved", "euler_flux", "exact_solution", "primitive", "sample",
-    "star_state",
+    "KAPPA_COEFF", "Euler", "FVSolver", "MomentClosure", "NavierStokes", "PetscFVSolver",
+    "StarState", "check_state", "conserved", "euler_flux", "exact_solution",
+    "make_fv_solver", "petsc_backend_available", "primitive", "sample", "star_state",
 ]  # fmt: skip

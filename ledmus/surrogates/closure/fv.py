@@ -40,9 +40,13 @@ evaluates one batch of ``B·m`` points per call, e.g. ``net(torch.from_numpy(Q)
   flux from the two cells adjacent to each face (gradient ``(Q_right - Q_left)/dx``),
   added to the hyperbolic flux.  ``diffusivity(Q) -> (B, m) | None``: its largest
   eigenvalue (x²/t) for the step choice.
-- ``source(Q) -> (B, M, m) | None``: ``R`` for the W rows (U has none, by
-  conservation), including its ``1/ε``.  ``stiffness(Q) -> (B, m) | None``: spectral
-  radius of ``∂R/∂W`` (1/t); the source is explicit, so it limits ``dt`` (``dt·r ≤ cfl``).
+- ``source(Q, ddx=None) -> (B, M, m) | None``: ``R`` for the W rows (U has none, by
+  conservation), including its ``1/ε``.  A source with x-derivatives takes them with
+  ``ddx`` (a ``(B, m) -> (B, m)`` centred difference) when given — a decomposed solver
+  passes ``Q`` with one ghost cell at each end and drops the source there
+  (:meth:`FVSolver.rhs_padded`) — else over ``Q`` as the whole box, cells in order.
+  ``stiffness(Q) -> (B, m) | None``: spectral radius of ``∂R/∂W`` (1/t); the source is
+  explicit, so it limits ``dt`` (``dt·r ≤ cfl``).
 - ``check(Q)``: extra validation of W (raise ``ValueError`` naming the field).
 """
 
@@ -51,6 +55,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+from .muscl import slopes
 
 LIMITERS = ("minmod", "vanleer", "mc", "none", "first")
 RECONSTRUCTIONS = ("primitive", "characteristic")
@@ -108,7 +114,7 @@ class MomentClosure:
     def diffusivity(self, Q: np.ndarray) -> np.ndarray | None:
         return None
 
-    def source(self, Q: np.ndarray) -> np.ndarray | None:
+    def source(self, Q: np.ndarray, ddx=None) -> np.ndarray | None:
         return None
 
     def stiffness(self, Q: np.ndarray) -> np.ndarray | None:
@@ -133,22 +139,6 @@ def check_state(Q, closure: MomentClosure, nx: int | None = None) -> np.ndarray:
         raise ValueError(f"temperature T = (γ-1)(E/ρ - u²/2) must be > 0, min is {T.min():.3g}")
     closure.check(Q)
     return Q
-
-
-def _limit(a: np.ndarray, b: np.ndarray, kind: str) -> np.ndarray:
-    """Limited slope from the backward and forward differences ``a``, ``b``."""
-    if kind == "none":
-        return 0.5 * (a + b)
-    if kind == "first":
-        return np.zeros_like(a)
-    same = a * b > 0
-    if kind == "minmod":
-        s = np.sign(a) * np.minimum(np.abs(a), np.abs(b))
-    elif kind == "vanleer":
-        s = 2.0 * a * b / np.where(same, a + b, 1.0)
-    else:  # mc
-        s = np.sign(a) * np.minimum(np.minimum(2 * np.abs(a), 2 * np.abs(b)), 0.5 * np.abs(a + b))
-    return np.where(same, s, 0.0)
 
 
 class FVSolver:
@@ -200,34 +190,40 @@ class FVSolver:
         mode = "wrap" if self.bc == "periodic" else "edge"
         return np.pad(Q, ((0, 0), (0, 0), (2, 2)), mode=mode)
 
-    def _slopes(self, V: np.ndarray) -> np.ndarray:
-        """Limited slopes of ``V`` (B, n, nx+4) for padded cells 1..nx+2."""
-        a, b = V[:, :, 1:-1] - V[:, :, :-2], V[:, :, 2:] - V[:, :, 1:-1]
-        if self.reconstruction == "primitive" or self.limiter in ("none", "first"):
-            return _limit(a, b, self.limiter)
-        rho, p = V[:, 0, 1:-1], V[:, 2, 1:-1]
-        rc = rho * np.sqrt(self.closure.gamma * p / rho)  # ρc; c² = γp/ρ
-        c2 = rc * rc / (rho * rho)
-
-        def to_char(d):  # w = (dp - ρc du, dρ - dp/c², dp + ρc du)
-            return np.stack(
-                [d[:, 2] - rc * d[:, 1], d[:, 0] - d[:, 2] / c2, d[:, 2] + rc * d[:, 1]], 1
-            )
-
-        w = _limit(to_char(a[:, :3]), to_char(b[:, :3]), self.limiter)
-        dp = 0.5 * (w[:, 0] + w[:, 2])
-        s = _limit(a, b, self.limiter)
-        s[:, 0], s[:, 1], s[:, 2] = w[:, 1] + dp / c2, (w[:, 2] - w[:, 0]) / (2 * rc), dp
-        return s
-
     def rhs(self, Q: np.ndarray) -> np.ndarray:
         """Semi-discrete right-hand side ``dQ/dt``, shape ``(B, n_moments, nx)``."""
+        out = self.flux_divergence(self._pad(Q))
+        src = self.closure.source(Q)
+        if src is not None:
+            out[:, 3:] += src
+        return out
+
+    def rhs_padded(self, P: np.ndarray) -> np.ndarray:
+        """``dQ/dt`` of the ``m`` cells inside ``P`` ``(B, n_moments, m + 4)``, whose two
+        ghost cells at each end the caller has filled (a neighbour's cells, periodic
+        copies or zero-gradient); the source gets ``ddx`` = centred differences over
+        ``P[..., 1:-1]`` (one-sided at its ends, whose source is dropped)."""
+        out, dx = self.flux_divergence(P), self.dx
+
+        def ddx(a: np.ndarray) -> np.ndarray:
+            d = np.empty_like(a)
+            d[:, 1:-1] = (a[:, 2:] - a[:, :-2]) / (2.0 * dx)
+            d[:, 0], d[:, -1] = (a[:, 1] - a[:, 0]) / dx, (a[:, -1] - a[:, -2]) / dx
+            return d
+
+        src = self.closure.source(P[:, :, 1:-1], ddx=ddx)
+        if src is not None:
+            out[:, 3:] += src[:, :, 1:-1]
+        return out
+
+    def flux_divergence(self, P: np.ndarray) -> np.ndarray:
+        """``-(F_{i+½} - F_{i-½})/dx`` (hyperbolic + parabolic face fluxes) of the ``m``
+        cells inside the ghosted ``P`` ``(B, n_moments, m + 4)``; shape ``(B, n_moments, m)``."""
         cl, g = self.closure, self.closure.gamma
-        P = self._pad(Q)
         V = P.copy()  # primitive (ρ, u, p, W)
         rho, u, T = primitive(P, g)
         V[:, 1], V[:, 2] = u, rho * T
-        s = self._slopes(V)
+        s = slopes(V, self.limiter, self.reconstruction, cl.gamma)
         Vc = V[:, :, 1:-1]
         bad = np.any((Vc[:, (0, 2)] - 0.5 * np.abs(s[:, (0, 2)])) <= 0, axis=1)
         s = np.where(bad[:, None, :], 0.0, s)
@@ -236,7 +232,7 @@ class FVSolver:
         QF = conserved(faces[:, 0], faces[:, 1], faces[:, 2] / faces[:, 0], faces[:, 3:], g)
         F = cl.flux(QF)
         smin, smax = cl.wave_speeds(QF)
-        nf = self.nx + 1
+        nf = P.shape[-1] - 3
         FL, FR, QL, QR = F[..., :nf], F[..., nf:], QF[..., :nf], QF[..., nf:]
         if self.riemann == "hll":
             sl = np.minimum(np.minimum(smin[:, :nf], smin[:, nf:]), 0.0)[:, None]
@@ -248,11 +244,7 @@ class FVSolver:
         dflux = cl.diffusive_flux(P[:, :, 1:-2], P[:, :, 2:-1], self.dx)
         if dflux is not None:
             flux = flux + dflux
-        out = -(flux[:, :, 1:] - flux[:, :, :-1]) / self.dx
-        src = cl.source(Q)
-        if src is not None:
-            out[:, 3:] += src
-        return out
+        return -(flux[:, :, 1:] - flux[:, :, :-1]) / self.dx
 
     # ------------------------------------------------------------------- time stepping
     def dt_max(self, Q: np.ndarray) -> float:
@@ -289,7 +281,11 @@ class FVSolver:
         ``dt`` must divide ``duration`` and satisfy ``dt <= dt_max`` at every step, else
         ``ValueError`` naming ``dt`` (or ``duration``).
         """
-        Q = check_state(U, self.closure, self.nx)
+        return self._march(check_state(U, self.closure, self.nx), duration, dt)
+
+    def _march(self, Q: np.ndarray, duration: float, dt: float | None) -> np.ndarray:
+        """The step loop of :meth:`advance` on a checked ``Q`` through the hooks
+        :meth:`step`, :meth:`dt_max` and ``_check_running`` (a distributed solver's)."""
         if not (math.isfinite(duration) and duration >= 0):
             raise ValueError(f"duration must be finite and >= 0, got {duration!r}")
         if dt is not None:

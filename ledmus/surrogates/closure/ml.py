@@ -206,9 +206,11 @@ class MLMomentClosure(MomentClosure):
     ``length``, ``bc``: the FV box, needed because :meth:`source` holds the forcing
     ``-A ρ ∂x√T`` (centred differences on the cell array it is given, ``dx = length/m``,
     periodic or zero-gradient ends) — so ``source`` must be called with the cells in
-    order, as :class:`~.fv.FVSolver` does.  Wave speeds ``u ∓ speed_factor·√(3T)``
-    (default factor 1.5: the learned W block is not analysed, so the HLL bounds are the
-    Euler ones widened by 50 %).  ``stiffness`` is ``1/ε`` (the source is explicit).
+    order, as :class:`~.fv.FVSolver` does, or be given the solver's ``ddx`` (a
+    domain-decomposed solver, :mod:`.petsc_fv`, whose ghost cells carry the neighbours).
+    Wave speeds ``u ∓ speed_factor·√(3T)`` (default factor 1.5: the learned W block is
+    not analysed, so the HLL bounds are the Euler ones widened by 50 %).  ``stiffness``
+    is ``1/ε`` (the source is explicit).
     """
 
     gamma = 3.0
@@ -266,13 +268,16 @@ class MLMomentClosure(MomentClosure):
         p = np.pad(a, ((0, 0), (1, 1)), mode="wrap" if self.bc == "periodic" else "edge")
         return (p[:, 2:] - p[:, :-2]) / (2.0 * self.length / a.shape[-1])
 
-    def source(self, Q: np.ndarray) -> np.ndarray:
+    def source(self, Q: np.ndarray, ddx=None) -> np.ndarray:
+        """``R`` of the ρW rows, ``(B, M, m)``; ``ddx``: the solver's ghost-aware centred
+        difference (:meth:`~.fv.FVSolver.rhs_padded`), default :meth:`_ddx` over ``Q``."""
+        d = self._ddx if ddx is None else ddx
         rho, _, T = primitive(Q, self.gamma)
         q, _, y = self.closure_terms(Q)
         sq = np.sqrt(T)
-        ds = self._ddx(sq)
-        a0 = self._ddx(rho * T) / (rho * sq)
-        a1 = self._ddx(rho * T**1.5 * q) / (rho * T)
+        ds = d(sq)
+        a0 = d(rho * T) / (rho * sq)
+        a1 = d(rho * T**1.5 * q) / (rho * T)
         frame = a0[:, None] * y[:, 0] + a1[:, None] * y[:, 1] - ds[:, None] * y[:, 2]
         tau = self.kn.reshape(-1, 1, 1) if self.kn.ndim else self.kn
         return -Q[:, 3:] / tau + rho[:, None] * (frame - self.A[None, :, None] * ds[:, None])
