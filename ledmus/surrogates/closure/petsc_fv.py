@@ -135,24 +135,8 @@ class PetscFVSolver(FVSolver):
     tableau cannot be registered (naming the allowed ``ssprk2``).
     """
 
-    def __init__(
-        self,
-        closure: MomentClosure,
-        *,
-        nx: int,
-        length: float = 1.0,
-        bc: str = "periodic",
-        cfl: float = 0.4,
-        limiter: str = "vanleer",
-        reconstruction: str = "primitive",
-        riemann: str = "hll",
-        time_stepper: str = "ssprk3",
-        comm: Any = None,
-    ) -> None:
-        super().__init__(
-            closure, nx=nx, length=length, bc=bc, cfl=cfl, limiter=limiter,
-            reconstruction=reconstruction, riemann=riemann, time_stepper=time_stepper,
-        )  # fmt: skip
+    def __init__(self, closure: MomentClosure, *, comm: Any = None, **options: Any) -> None:
+        super().__init__(closure, **options)  # nx, length, bc, cfl, ... as FVSolver
         PETSc = self._PETSc = _petsc()
         self.comm = PETSc.COMM_WORLD if comm is None else PETSc.Comm(comm)
         self.size = self.comm.getSize()
