@@ -155,13 +155,18 @@ class BGK(Solver):
         u = mom / rho
         return np.stack([rho, u, 2.0 * e / rho - u * u], axis=-2)
 
-    def maxwellian_of_moments(self, U: np.ndarray, *, discrete: bool = True) -> np.ndarray:
+    def maxwellian_of_moments(self, U: np.ndarray, *, discrete: bool = True,
+                              shape: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
         """Discrete Maxwellian ``(..., nv, nx)`` whose grid moments are ``U`` ``(..., 3, nx)``
-        (``discrete=False``: the sampled continuous Maxwellian, for comparisons)."""
+        (``discrete=False``: the sampled continuous Maxwellian, for comparisons).
+        ``shape`` ``(..., nv, nx)``: ``exp(a . (1, v, v²/2) + shape)`` with the grid
+        moments ``U`` instead (:class:`DiscreteMaxwellian`)."""
         U = np.asarray(U, dtype=np.float64)
         lead, n = U.shape[:-2], U.shape[-1]
         cells = np.moveaxis(U, -2, -1).reshape(-1, 3)
-        m = self._maxwellian(cells, discrete=discrete).reshape(*lead, n, self.nv)
+        if shape is not None:
+            shape = np.moveaxis(np.asarray(shape, dtype=np.float64), -2, -1).reshape(-1, self.nv)
+        m = self._maxwellian(cells, discrete=discrete, shape=shape).reshape(*lead, n, self.nv)
         return np.ascontiguousarray(np.moveaxis(m, -1, -2))
 
     def maxwellian(self, rho: Any, u: Any, T: Any) -> np.ndarray:

@@ -28,11 +28,12 @@ MAX_ITER = 60
 FAIL = 1e-9
 
 
-def _evaluate(a: np.ndarray, basis: np.ndarray, w5: np.ndarray, target: np.ndarray):
-    """``M = exp(a @ basis)`` ``(K, nv)``, its raw moments ``(K, 5)`` and the residual
-    ``target - (m0, m1, m2/2)`` ``(K, 3)``."""
+def _evaluate(a: np.ndarray, basis: np.ndarray, w5: np.ndarray, target: np.ndarray,
+              shape: np.ndarray | None = None):  # fmt: skip
+    """``M = exp(a @ basis + shape)`` ``(K, nv)``, its raw moments ``(K, 5)`` and the
+    residual ``target - (m0, m1, m2/2)`` ``(K, 3)``."""
     with np.errstate(over="ignore", under="ignore"):
-        m = np.exp(a @ basis)
+        m = np.exp(a @ basis if shape is None else a @ basis + shape)
     mom = m @ w5
     res = target - mom[:, :3] * (1.0, 1.0, 0.5)
     return m, mom, res
@@ -49,9 +50,12 @@ class DiscreteMaxwellian:
         self.basis = np.stack([np.ones_like(self.v), self.v, 0.5 * self.v**2])  # (3, nv)
         self.w5 = self.dv * self.v[:, None] ** np.arange(5)[None, :]  # (nv, 5): dv v^k
 
-    def __call__(self, U: np.ndarray, *, discrete: bool = True) -> np.ndarray:
+    def __call__(self, U: np.ndarray, *, discrete: bool = True,
+                 shape: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
         """``discrete=True``: the discrete entropic Maxwellian, whose grid moments equal
-        ``U`` to rounding.  ``discrete=False``: the continuous Maxwellian sampled on the
+        ``U`` to rounding.  ``shape`` ``(K, nv)``: the distribution ``exp(a . phi(v_j) +
+        shape_j)`` with those moments instead (the minimum relative entropy to the prior
+        ``exp(shape)``; positive, and conservative to rounding; a lift's decoder).  ``discrete=False``: the continuous Maxwellian sampled on the
         grid (moments off by the quadrature and truncation errors; for comparisons).
         Raises ``FloatingPointError`` for moments outside the realisable set (``rho <=
         0``, ``T <= 0``, non-finite, or not realisable on this grid)."""
@@ -68,7 +72,11 @@ class DiscreteMaxwellian:
                 f"T > 0 (first: rho={rho[k]:.6g}, rho u={mom[k]:.6g}, E={E[k]:.6g})"
             )
         a = np.stack([np.log(rho / np.sqrt(2 * np.pi * T)) - u * u / (2 * T), u / T, -1 / T], 1)
-        m, mom5, res = _evaluate(a, self.basis, self.w5, U)
+        if shape is not None:
+            shape = np.asarray(shape, dtype=np.float64)
+            if shape.shape != (U.shape[0], self.v.size) or not np.isfinite(shape).all():
+                raise ValueError(f"shape must be finite with shape {(U.shape[0], self.v.size)}")
+        m, mom5, res = _evaluate(a, self.basis, self.w5, U, shape)
         if not discrete:
             return m
         scale = np.stack([rho, np.sqrt(2.0 * rho * E), E], 1)
@@ -76,7 +84,7 @@ class DiscreteMaxwellian:
         active = np.flatnonzero(err > TOL)
         if active.size:
             with np.errstate(all="ignore"):  # a non-realisable cell fails below
-                _newton(a, m, mom5, res, err, active, scale, self.basis, self.w5, U)
+                _newton(a, m, mom5, res, err, active, scale, self.basis, self.w5, U, shape)
             bad = np.flatnonzero(~(err <= FAIL))
             if bad.size:
                 raise FloatingPointError(
@@ -95,7 +103,7 @@ def maxwellian_from_moments(
     return DiscreteMaxwellian(v, dv)(U, discrete=discrete)
 
 
-def _newton(a, m, mom5, res, err, active, scale, basis, w5, U) -> None:
+def _newton(a, m, mom5, res, err, active, scale, basis, w5, U, shape=None) -> None:
     """Damped Newton on the cells ``active``, updating ``a, m, mom5, res, err`` in place."""
     for _ in range(MAX_ITER):
         if active.size == 0:
@@ -117,7 +125,8 @@ def _newton(a, m, mom5, res, err, active, scale, basis, w5, U) -> None:
         todo = np.arange(active.size)  # cells still backtracking
         for _halving in range(40):
             ai = a[active[todo]] + s[todo, None] * step[todo]
-            mi, qi, ri = _evaluate(ai, basis, w5, U[active[todo]])
+            sh = None if shape is None else shape[active[todo]]
+            mi, qi, ri = _evaluate(ai, basis, w5, U[active[todo]], sh)
             norm1 = np.sqrt(((ri / sc[todo]) ** 2).sum(axis=1))
             better = np.isfinite(norm1) & (norm1 < norm0[todo])
             keep = active[todo[better]]

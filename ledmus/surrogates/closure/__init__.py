@@ -13,6 +13,10 @@
   checkpoint kind ``closure``): the machine-learned moment closure
   :class:`~.ml.MomentNet` and its :class:`~.ml.MLMomentClosure` adapter;
   :mod:`.train`: :func:`~.train.train_closure` on in-process BGK data.
+- :mod:`.lift` (torch): the decoder ``h(v; U, W)`` (:class:`~.lift.MomentDecoder`,
+  checkpoint kind ``closure_decoder``), ``lift`` (moments -> f, positive and
+  conservative) and ``restrict`` (f -> moments).
+- :mod:`.evaluate`: the acceptance protocol against BGK (``ledmus evaluate``).
 
 Numpy only (no torch import here).
 """

@@ -37,7 +37,7 @@ one MLP ``h`` with ``(q̃, g̃, y) = s(ε)[h(Ŵ, ε) - h(0, ε)]``, ``Ŵ = W/s(�
 ``t``, not ``ε``), so all vanish at ``W = 0`` **by construction** (the Euler limit
 is exact at ``W = 0``); ``F = F0(U) + F̃`` with the exact Euler flux ``F0``.
 
-No decoder ``h(v; U, W)`` (lifting) and no entropy term: left out.
+The decoder ``h(v; U, W)`` (lifting) and the entropy term are in :mod:`.lift`.
 """
 
 from __future__ import annotations

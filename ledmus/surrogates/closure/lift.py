@@ -1,0 +1,278 @@
+"""Decoder ``h(v; U, W)`` of the ML moment closure, lift and restrict (seed 002 §5).
+
+The seed's autoencoder: the encoder is ``W = (1/ρ) ∫ w(ξ)(f - M[f]) dv`` of
+:class:`.ml.MomentNet` (kept frozen: the closure was trained on its ``W``); the decoder
+rebuilds ``f`` from ``(U, W)``:
+
+    f_j = exp(a · (1, v_j, v_j²/2) + s(ξ_j; Ŵ, log10 ε)),     ξ_j = (v_j - u)/√T,
+    s(ξ; Ŵ, e) = σ(ξ, Ŵ, e) - σ(ξ, 0, e),                      Ŵ = W/s_ε(ε)
+
+with ``σ`` an MLP and ``a`` (3 numbers per cell) fixed by Newton so that the grid moments
+of ``f`` are ``U = (ρ, ρu, E)`` exactly (:class:`ledmus.solvers.bgk_maxwellian.
+DiscreteMaxwellian` with a ``shape``): the lifted ``f`` is positive, conserves mass,
+momentum and energy to rounding, and is the discrete Maxwellian for ``W = 0``.
+``s_ε(ε) = ε/(1 + ε/eps_ref)`` is :func:`.ml.eps_scale`.  The shape is a function of
+``ξ`` and ``W`` only (Galilean and scale invariant, like ``W``).
+
+**Entropy term** (the seed's ``λ_η (η(f) - h_η(U, W))²``): ``η_rel = (1/ρ) Σ_j f_j
+log(f_j/M_j) dv ≥ 0`` (the relative entropy to the discrete Maxwellian ``M[f]``,
+dimensionless), predicted as ``h_η = s_ε² [τ(Ŵ, e) - τ(0, e)]`` by a second MLP.
+
+**Training** (:func:`train_decoder`): on BGK snapshots, with the encoder frozen, Adam on
+
+    L = mean_cells ‖f - M[f] e^{s}‖² / ‖f‖² + λ_η mean_cells ((η_rel - h_η)/s_ε²)²
+        + λ_W mean_cells |W(M[f] e^{s}) - W|² / s_ε²
+
+(the last term makes restrict ∘ lift return ``W``: the encoder of the decoded state)
+
+(the moment-fixing Newton is applied at lifting only; the fit makes it a small change).
+The decoder is its own checkpoint kind ``closure_decoder`` (its config names the closure
+checkpoint and that checkpoint's fingerprint; :func:`load_decoder` refuses another).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ... import solvers
+from ..checkpoint import register_model_class
+from .ml import MomentNet, _mlp, eps_scale
+
+SPEC_DEFAULTS: dict[str, Any] = {"n_moments": 4, "width": 48, "depth": 3, "eps_ref": 0.1}
+
+
+class MomentDecoder(nn.Module):
+    """``σ(ξ, Ŵ, e)`` (shape) and ``τ(Ŵ, e)`` (entropy) MLPs; see the module docstring."""
+
+    kind = "closure_decoder"
+    system = "bgk"
+
+    def __init__(self, spec: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        unknown = sorted(set(spec or {}) - set(SPEC_DEFAULTS))
+        if unknown:
+            raise ValueError(f"unknown decoder spec field {unknown[0]!r}; allowed: "
+                             f"{', '.join(SPEC_DEFAULTS)}")  # fmt: skip
+        self.spec = {**SPEC_DEFAULTS, **(spec or {})}
+        M, w, d = self.spec["n_moments"], self.spec["width"], self.spec["depth"]
+        self.M = M
+        self.shape_net = _mlp(M + 2, w, d, 1)
+        self.entropy_net = _mlp(M + 1, w, d, 1)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.shape_net[0].weight.dtype
+
+    def shape(self, xi: torch.Tensor, W: torch.Tensor, log_eps: torch.Tensor) -> torch.Tensor:
+        """``s(ξ; W, ε)`` ``(N, nv)`` from ``xi`` ``(N, nv)``, ``W`` ``(N, M)``, ``log_eps``
+        ``(N,)``; zero at ``W = 0``."""
+        s = eps_scale(log_eps, self.spec["eps_ref"])[:, None]
+        nv = xi.shape[1]
+        feats = torch.cat([(W / s)[:, None, :].expand(-1, nv, -1),
+                           log_eps[:, None, None].expand(-1, nv, 1)], -1)  # fmt: skip
+        x = xi[..., None]
+        out = self.shape_net(torch.cat([x, feats], -1)) - self.shape_net(
+            torch.cat([x, torch.zeros_like(feats[..., :-1]), feats[..., -1:]], -1)
+        )
+        return out[..., 0]
+
+    def entropy(self, W: torch.Tensor, log_eps: torch.Tensor) -> torch.Tensor:
+        """``h_η`` ``(N,)``: predicted relative entropy ``(1/ρ) Σ f log(f/M) dv``."""
+        s = eps_scale(log_eps, self.spec["eps_ref"])[:, None]
+        e = log_eps[:, None]
+        t = self.entropy_net(torch.cat([W / s, e], 1)) - self.entropy_net(
+            torch.cat([torch.zeros_like(W), e], 1)
+        )
+        return (s * s * t)[:, 0]
+
+
+register_model_class("closure_decoder", MomentDecoder)
+
+
+# ------------------------------------------------------------------------- lift / restrict
+def _cells(a: np.ndarray) -> np.ndarray:
+    """``(B, n, nx)`` -> ``(B·nx, n)``."""
+    return np.moveaxis(a, 1, 2).reshape(-1, a.shape[1])
+
+
+def restrict(net: MomentNet, f: np.ndarray, bgk: Any) -> np.ndarray:
+    """Moments ``Q = (ρ, ρu, E, ρW)`` ``(B, 3+M, nx)`` of ``f`` ``(B, nv, nx)`` (the encoder
+    ``W`` of ``net``)."""
+    f = np.asarray(f, dtype=np.float64)
+    U = bgk.moments(f)
+    rho, u, T = np.moveaxis(bgk.primitives(f), -2, 0)
+    xi = (bgk.v[None, :, None] - u[:, None]) / np.sqrt(T)[:, None]
+    gdv = (f - bgk.maxwellian_of_moments(U)) * bgk.dv / rho[:, None]
+    dt = net.dtype
+    with torch.no_grad():
+        W = net.encode(torch.from_numpy(_cells(xi)).to(dt), torch.from_numpy(_cells(gdv)).to(dt))[0]
+    W = np.moveaxis(W.double().numpy().reshape(f.shape[0], -1, net.M), 2, 1)
+    return np.concatenate([U, rho[:, None] * W], axis=1)
+
+
+def lift(decoder: MomentDecoder, Q: np.ndarray, bgk: Any, eps: float) -> np.ndarray:
+    """``f`` ``(B, nv, nx)`` from ``Q = (ρ, ρu, E, ρW)`` ``(B, 3+M, nx)``: positive, with
+    grid moments ``Q[:, :3]`` to rounding; the discrete Maxwellian where ``W = 0``."""
+    Q = np.asarray(Q, dtype=np.float64)
+    if Q.ndim != 3 or Q.shape[1] != 3 + decoder.M:
+        raise ValueError(f"Q must have shape (B, {3 + decoder.M}, nx), got {Q.shape}")
+    if not (math.isfinite(eps) and eps > 0):
+        raise ValueError(f"eps must be finite and > 0, got {eps!r}")
+    B, _, nx = Q.shape
+    rho = Q[:, 0]
+    u = Q[:, 1] / rho
+    T = 2.0 * Q[:, 2] / rho - u * u
+    if not (np.all(rho > 0) and np.all(T > 0)):
+        raise ValueError("Q has cells with rho <= 0 or T <= 0: nothing to lift")
+    xi = (bgk.v[None, :, None] - u[:, None]) / np.sqrt(T)[:, None]
+    W = Q[:, 3:] / rho[:, None]
+    dt = decoder.dtype
+    with torch.no_grad():
+        s = decoder.shape(torch.from_numpy(_cells(xi)).to(dt), torch.from_numpy(_cells(W)).to(dt),
+                          torch.full((B * nx,), math.log10(eps), dtype=dt))  # fmt: skip
+    s = np.moveaxis(s.double().numpy().reshape(B, nx, -1), 2, 1)
+    return bgk.maxwellian_of_moments(Q[:, :3], shape=s)
+
+
+# ------------------------------------------------------------------------------ training
+def snapshots(runs: int, batch: int, nx: int, eps_range: tuple[float, float], t_end: float,
+              every: int, seed: int) -> list[tuple[float, np.ndarray]]:  # fmt: skip
+    """BGK snapshots ``(ε, f (K, nv, nx))`` as the closure's training data are made
+    (:func:`.train.generate`: ICs ``waves``/``shocks`` alternating, periodic)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for r in range(runs):
+        eps = 10 ** rng.uniform(*np.log10(eps_range))
+        bgk = solvers.make("bgk", kn=eps, nx=nx, bc="periodic")
+        _, f = bgk.rollout(bgk.initial_condition(("waves", "shocks")[r % 2], batch, rng), t_end)
+        out.append((eps, f[:, every::every].reshape(-1, *f.shape[2:])))
+    return out
+
+
+def cell_targets(net: MomentNet, snaps: list[tuple[float, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Per cell: ``xi``, ``f/ρ·√T`` (dimensionless), ``M/ρ·√T``, ``W``, ``eta`` (``η_rel``),
+    ``log_eps`` and ``w`` (the encoder's ``w(ξ_j) dξ``, ``(N, nv, M)``); each ``(N, ...)``."""
+    bgk = solvers.make("bgk", nx=snaps[0][1].shape[-1], bc="periodic")
+    parts: dict[str, list] = {k: [] for k in ("xi", "f", "m", "W", "eta", "log_eps", "w")}
+    for eps, f in snaps:
+        Q = restrict(net, f, bgk)
+        rho, u, T = np.moveaxis(bgk.primitives(f), -2, 0)
+        M = bgk.maxwellian_of_moments(Q[:, :3])
+        norm = (np.sqrt(T) / rho)[:, None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_ratio = np.where(f > 0, np.log(np.maximum(f, 1e-300) / M), 0.0)
+        parts["xi"].append(_cells((bgk.v[None, :, None] - u[:, None]) / np.sqrt(T)[:, None]))
+        parts["f"].append(_cells(f * norm))
+        parts["m"].append(_cells(M * norm))
+        parts["W"].append(_cells(Q[:, 3:] / rho[:, None]))
+        parts["eta"].append(((f * log_ratio).sum(1) * bgk.dv / rho).reshape(-1))
+        parts["log_eps"].append(np.full(rho.size, math.log10(eps)))
+        xi = torch.from_numpy(parts["xi"][-1]).to(net.dtype)
+        with torch.no_grad():  # encoder weights times dξ = dv/√T: W = Σ w (f - M)/ρ·√T dξ
+            w = net.weights(xi)[0].double().numpy()
+        parts["w"].append(w * (bgk.dv / np.sqrt(T)).reshape(-1)[:, None, None])
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def decoder_loss(dec: MomentDecoder, b: dict[str, torch.Tensor], lambda_eta: float,
+                 lambda_w: float = 1.0) -> tuple:  # fmt: skip
+    """``(loss, reconstruction, entropy, consistency)`` on a batch of cells (module
+    docstring; consistency: ``mean |W(f̂) - W|²/s_ε²``, the encoder of the decoded state)."""
+    fhat = b["m"] * torch.exp(dec.shape(b["xi"], b["W"], b["log_eps"]))
+    rec = (((fhat - b["f"]) ** 2).sum(1) / (b["f"] ** 2).sum(1)).mean()
+    s2 = eps_scale(b["log_eps"], dec.spec["eps_ref"]) ** 2
+    ent = (((dec.entropy(b["W"], b["log_eps"]) - b["eta"]) / s2) ** 2).mean()
+    w_hat = torch.einsum("njm,nj->nm", b["w"], fhat - b["m"])
+    con = (((w_hat - b["W"]) ** 2).sum(1) / s2).mean()
+    return rec + lambda_eta * ent + lambda_w * con, rec, ent, con
+
+
+def train_decoder(net: MomentNet, data: dict[str, np.ndarray], *, steps: int = 3000,
+                  batch_size: int = 256, lr: float = 2e-3, lambda_eta: float = 0.1,
+                  lambda_w: float = 0.1,
+                  spec: dict[str, Any] | None = None, seed: int = 0) -> tuple[MomentDecoder, dict]:  # fmt: skip
+    """Fit a :class:`MomentDecoder` to ``data`` (:func:`cell_targets`); returns it and the
+    history ``{"loss", "reconstruction", "entropy", "consistency", "wall_s"}``."""
+    torch.manual_seed(seed)
+    spec = {**(spec or {}), "n_moments": net.M, "eps_ref": net.spec["eps_ref"]}
+    dec = MomentDecoder(spec).to(torch.float64)
+    tens = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in data.items()}
+    n = tens["eta"].shape[0]
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(dec.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=lr / 20)
+    hist: dict[str, Any] = {"loss": [], "reconstruction": [], "entropy": [], "consistency": []}
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        idx = torch.randint(0, n, (min(batch_size, n),), generator=gen)
+        loss, rec, ent, con = decoder_loss(dec, {k: v[idx] for k, v in tens.items()}, lambda_eta,
+                                           lambda_w)  # fmt: skip
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        for k, v in (("loss", loss), ("reconstruction", rec), ("entropy", ent),
+                     ("consistency", con)):  # fmt: skip
+            hist[k].append(float(v.detach()))
+    hist["wall_s"] = time.perf_counter() - t0
+    return dec.eval(), hist
+
+
+def load_decoder(path: Any, closure_payload: dict[str, Any]) -> MomentDecoder:
+    """The decoder in ``path``; ``ValueError`` unless it was trained on the encoder of the
+    closure checkpoint whose payload is ``closure_payload`` (same fingerprint)."""
+    from ..checkpoint import load_model
+
+    dec, payload = load_model(path)
+    if payload.get("kind") != "closure_decoder":
+        raise ValueError(f"{path} is a {payload.get('kind')!r} checkpoint, not closure_decoder")
+    want = closure_payload.get("fingerprint")
+    if payload["config"].get("closure_fingerprint") != want:
+        raise ValueError(f"decoder {path} was trained for another closure checkpoint "
+                         f"({payload['config'].get('closure')!r}); retrain it for this one")  # fmt: skip
+    return dec
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m ledmus.surrogates.closure.lift CLOSURE.pt --out DECODER.pt``: train the
+    decoder on the frozen encoder of a closure checkpoint (BGK data made in process)."""
+    import argparse
+
+    from ..checkpoint import load_model, save_checkpoint
+
+    ap = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    ap.add_argument("closure")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--lambda-eta", type=float, default=0.1)
+    ap.add_argument("--lambda-w", type=float, default=0.1)
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    net, payload = load_model(args.closure)
+    data = cell_targets(net, snapshots(12, 4, 64, (1e-3, 10.0), 0.1, 4, seed=args.seed))
+    dec, hist = train_decoder(net, data, steps=args.steps, lambda_eta=args.lambda_eta,
+                              lambda_w=args.lambda_w, seed=args.seed)  # fmt: skip
+    config = {"closure": str(args.closure), "closure_fingerprint": payload["fingerprint"],
+              "steps": args.steps, "lambda_eta": args.lambda_eta, "lambda_w": args.lambda_w,
+              "seed": args.seed,
+              "data": {"runs": 12, "batch": 4, "nx": 64, "eps": [1e-3, 10.0], "t_end": 0.1,
+                       "every": 4}, "dtype": "float64"}  # fmt: skip
+    save_checkpoint(args.out, dec, config=config, fingerprint=payload["fingerprint"],
+                    history=hist)  # fmt: skip
+    print(f"wrote {args.out}: reconstruction {hist['reconstruction'][-1]:.3g}, "
+          f"{hist['wall_s']:.0f} s")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__ = ["MomentDecoder", "cell_targets", "decoder_loss", "lift", "load_decoder", "restrict",
+           "snapshots", "train_decoder"]  # fmt: skip
