@@ -99,6 +99,19 @@ def cmd_train(args: argparse.Namespace) -> None:
     train_from_config(raw, out, device=args.device, progress=not args.quiet)
 
 
+def cmd_learn(args: argparse.Namespace) -> None:
+    import json
+
+    from .surrogates.closure.learn import STRATEGIES, learn
+    from .surrogates.config import load_config
+
+    strategies = STRATEGIES if args.strategy == "both" else (args.strategy,)
+    result = learn(load_config(args.config), args.out, strategies, progress=not args.quiet)
+    last = {s: its[-1] for s, its in result["runs"].items() if its}
+    print(json.dumps({s: {k: e[k] for k in ("iteration", "accurate_ratio", "test_error")}
+                      for s, e in last.items()}, indent=2))  # fmt: skip
+
+
 def cmd_evaluate(args: argparse.Namespace) -> None:
     import json
 
@@ -264,6 +277,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="dataset folder (overrides the config's data)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("learn", help="concurrent learning of a moment closure (explore, "
+                       "label with BGK, train)")  # fmt: skip
+    p.add_argument("config", help="YAML config with a learn: section (configs/closure_bgk.yaml)")
+    p.add_argument("--out", required=True, help="folder for learn_log.json and learn.png")
+    p.add_argument("--strategy", choices=("deviation", "random", "both"), default="both",
+                   help="label by ensemble deviation, at random (baseline), or both")  # fmt: skip
+    p.set_defaults(func=cmd_learn)
 
     p = sub.add_parser("evaluate", help="latent forecasting on test data, paper protocol")
     p.add_argument("model", help="checkpoint .pt")

@@ -47,6 +47,7 @@ CONFIG_DEFAULTS: dict[str, Any] = {
         "every": 4,
     },  # fmt: skip
     "train": {"steps": 2000, "batch_size": 512, "lr": 2e-3},
+    "learn": {},  # concurrent learning (.learn.LEARN_DEFAULTS; checked there)
 }
 
 
@@ -56,7 +57,7 @@ def resolve_config(raw: dict[str, Any]) -> dict[str, Any]:
     for key, value in raw.items():
         if key not in cfg:
             raise ValueError(f"unknown closure config field {key!r}; allowed: {', '.join(cfg)}")
-        if isinstance(cfg[key], dict) and key != "spec":
+        if isinstance(cfg[key], dict) and key not in ("spec", "learn"):
             if not isinstance(value, dict):
                 raise ValueError(f"config field {key} must be a mapping")
             for k, v in value.items():
