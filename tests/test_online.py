@@ -14,8 +14,9 @@ import torch
 
 from ledmus.surrogates.config import load_config
 from ledmus.surrogates.ensemble import EnsembleRNN
-from ledmus.surrogates.online import ONLINE_DEFAULTS, OnlineTrainer, ReplayBuffer
+from ledmus.surrogates.online import ONLINE_DEFAULTS, OnlineTrainer
 from ledmus.surrogates.online_async import AsyncTrainer, pack_weights, unpack_weights
+from ledmus.surrogates.replay import ReplayBuffer
 
 SHAPE = (2, 5)
 TINY = {"autoencoder": {"latent_dim": 3, "layers": 1, "width": 8},

@@ -18,7 +18,7 @@ from it decodes with the new decoder).  Under MUSCLE3 the lift and restrict mapp
 the weights before the next window (:class:`~.messages.Weights`).
 
 :class:`TrainerService` is the trainer (in process for the embedded engine, the body
-of the MUSCLE3 ``trainer`` component): a :class:`~ledmus.surrogates.online.ReplayBuffer`
+of the MUSCLE3 ``trainer`` component): a :class:`~ledmus.surrogates.replay.ReplayBuffer`
 fed per member and an :class:`~ledmus.surrogates.online.OnlineTrainer` fine-tuning its
 own copy of the network.  Modes: ``deterministic``: ``online_steps`` steps every
 ``online_every`` requests once the buffer holds ``online_min_sequences`` sequences,
@@ -38,8 +38,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..surrogates.online import OnlineTrainer, ReplayBuffer
+from ..surrogates.online import OnlineTrainer
 from ..surrogates.online_async import AsyncTrainer, pack_weights, unpack_weights
+from ..surrogates.replay import ReplayBuffer
 from .messages import TrainReply, TrainRequest, Weights
 from .streams import RNG_RECORD
 

@@ -1,0 +1,95 @@
+"""The model subcommands of the ``ledmus`` command line (:mod:`ledmus.cli` builds the
+parser and handles errors)::
+
+    ledmus train CONFIG.yaml [--out MODEL.pt] [--data DIR] [--device D]
+    ledmus learn CONFIG.yaml --out DIR [--strategy deviation|random|both]
+    ledmus evaluate MODEL.pt [--data FILE.h5] [--json FILE] [--out-dir DIR] ...
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from .surrogates.config import load_config
+    from .surrogates.training import train_from_config
+
+    raw = load_config(args.config)
+    if args.data:
+        raw["data"] = args.data
+    kind = raw.get("kind", "led")  # led, pca, vo: train_from_config dispatches on it
+    out = Path(args.out or f"models/{kind}_{raw.get('system', 'model')}.pt")
+    if kind == "closure":  # no dataset: the BGK runs are generated in process
+        from .surrogates.closure.train import train_closure
+
+        train_closure(raw, out)
+        return
+    train_from_config(raw, out, device=args.device, progress=not args.quiet)
+
+
+def cmd_learn(args: argparse.Namespace) -> None:
+    import json
+
+    from .surrogates.closure.learn import STRATEGIES, learn
+    from .surrogates.config import load_config
+
+    strategies = STRATEGIES if args.strategy == "both" else (args.strategy,)
+    result = learn(load_config(args.config), args.out, strategies, progress=not args.quiet)
+    last = {s: its[-1] for s, its in result["runs"].items() if its}
+    print(json.dumps({s: {k: e[k] for k in ("iteration", "accurate_ratio", "test_error")}
+                      for s, e in last.items()}, indent=2))  # fmt: skip
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    import json
+
+    from .evaluation import evaluate
+
+    out_dir = Path(args.out_dir) if args.out_dir else None
+    result = evaluate(args.model, args.data, out_dir=out_dir, t_warm=args.t_warm,
+                      horizon=args.horizon, n_ics=args.n_ics, device=args.device)  # fmt: skip
+    if args.json:
+        from .atomic import split_series, write_json
+
+        write_json(args.json, split_series(result)[0])  # scalars; series: --out-dir
+    summary = {k: v for k, v in result.items() if not isinstance(v, (list, dict))}
+    if "rel_l2" in result and "models" in result:  # closure: max rel. L2 per model and ε
+        summary["rel_l2_max"] = {m: {e: round(r["max"], 5) for e, r in result["rel_l2"][m].items()}
+                                 for m in result["models"]}  # fmt: skip
+    print(json.dumps(summary, indent=2))
+
+
+def add_model_commands(sub: Any) -> None:
+    """Add ``train``, ``learn`` and ``evaluate`` to the subparsers ``sub``."""
+    p = sub.add_parser(
+        "train", help="train a model (kind: led, pca, vo, closure) from a YAML config"
+    )
+    p.add_argument("config", help="YAML config (configs/fhn.yaml, ...)")
+    p.add_argument("--out", help="checkpoint path (default models/KIND_SYSTEM.pt)")
+    p.add_argument("--data", help="dataset folder (overrides the config's data)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("learn", help="concurrent learning of a moment closure (explore, "
+                       "label with BGK, train)")  # fmt: skip
+    p.add_argument("config", help="YAML config with a learn: section (configs/closure_bgk.yaml)")
+    p.add_argument("--out", required=True, help="folder for learn_log.json and learn.png")
+    p.add_argument("--strategy", choices=("deviation", "random", "both"), default="both",
+                   help="label by ensemble deviation, at random (baseline), or both")  # fmt: skip
+    p.set_defaults(func=cmd_learn)
+
+    p = sub.add_parser(
+        "evaluate", help="latent forecasting on test data (paper protocol); closures: against BGK"
+    )
+    p.add_argument("model", help="checkpoint .pt")
+    p.add_argument("--data", help="test trajectory (default: the config's data/test.h5)")
+    p.add_argument("--json", help="write all metrics here as JSON")
+    p.add_argument("--out-dir", help="folder for metrics.json and plots")
+    p.add_argument("--t-warm", type=int, help="warm-up steps (default: the system's protocol)")
+    p.add_argument("--horizon", type=int, help="forecast steps (default: the system's protocol)")
+    p.add_argument("--n-ics", type=int, help="use only the first N windows")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    p.set_defaults(func=cmd_evaluate)
