@@ -43,6 +43,7 @@ from torch import nn
 from ... import solvers
 from ..checkpoint import register_model_class
 from .ml import MomentNet, _mlp, eps_scale
+from .train import bgk_runs, cells, kinetic_frame
 
 SPEC_DEFAULTS: dict[str, Any] = {"n_moments": 4, "width": 48, "depth": 3, "eps_ref": 0.1}
 
@@ -96,24 +97,20 @@ register_model_class("closure_decoder", MomentDecoder)
 
 
 # ------------------------------------------------------------------------- lift / restrict
-def _cells(a: np.ndarray) -> np.ndarray:
-    """``(B, n, nx)`` -> ``(B·nx, n)``."""
-    return np.moveaxis(a, 1, 2).reshape(-1, a.shape[1])
-
-
-def restrict(net: MomentNet, f: np.ndarray, bgk: Any) -> np.ndarray:
+def restrict(net: MomentNet, f: np.ndarray, bgk: Any, frame: dict | None = None) -> np.ndarray:
     """Moments ``Q = (ρ, ρu, E, ρW)`` ``(B, 3+M, nx)`` of ``f`` ``(B, nv, nx)`` (the encoder
-    ``W`` of ``net``)."""
+    ``W`` of ``net``); ``frame``: :func:`.train.kinetic_frame` of ``f`` if already made."""
     f = np.asarray(f, dtype=np.float64)
-    U = bgk.moments(f)
-    rho, u, T = np.moveaxis(bgk.primitives(f), -2, 0)
-    xi = (bgk.v[None, :, None] - u[:, None]) / np.sqrt(T)[:, None]
-    gdv = (f - bgk.maxwellian_of_moments(U)) * bgk.dv / rho[:, None]
+    fr = kinetic_frame(bgk, f) if frame is None else frame
+    rho = fr["rho"]
+    gdv = (f - fr["M"]) * bgk.dv / rho[:, None]
     dt = net.dtype
     with torch.no_grad():
-        W = net.encode(torch.from_numpy(_cells(xi)).to(dt), torch.from_numpy(_cells(gdv)).to(dt))[0]
+        W = net.encode(
+            torch.from_numpy(cells(fr["xi"])).to(dt), torch.from_numpy(cells(gdv)).to(dt)
+        )[0]
     W = np.moveaxis(W.double().numpy().reshape(f.shape[0], -1, net.M), 2, 1)
-    return np.concatenate([U, rho[:, None] * W], axis=1)
+    return np.concatenate([fr["U"], rho[:, None] * W], axis=1)
 
 
 def lift(decoder: MomentDecoder, Q: np.ndarray, bgk: Any, eps: float) -> np.ndarray:
@@ -134,7 +131,7 @@ def lift(decoder: MomentDecoder, Q: np.ndarray, bgk: Any, eps: float) -> np.ndar
     W = Q[:, 3:] / rho[:, None]
     dt = decoder.dtype
     with torch.no_grad():
-        s = decoder.shape(torch.from_numpy(_cells(xi)).to(dt), torch.from_numpy(_cells(W)).to(dt),
+        s = decoder.shape(torch.from_numpy(cells(xi)).to(dt), torch.from_numpy(cells(W)).to(dt),
                           torch.full((B * nx,), math.log10(eps), dtype=dt))  # fmt: skip
     s = np.moveaxis(s.double().numpy().reshape(B, nx, -1), 2, 1)
     return bgk.maxwellian_of_moments(Q[:, :3], shape=s)
@@ -143,16 +140,10 @@ def lift(decoder: MomentDecoder, Q: np.ndarray, bgk: Any, eps: float) -> np.ndar
 # ------------------------------------------------------------------------------ training
 def snapshots(runs: int, batch: int, nx: int, eps_range: tuple[float, float], t_end: float,
               every: int, seed: int) -> list[tuple[float, np.ndarray]]:  # fmt: skip
-    """BGK snapshots ``(ε, f (K, nv, nx))`` as the closure's training data are made
-    (:func:`.train.generate`: ICs ``waves``/``shocks`` alternating, periodic)."""
+    """BGK snapshots ``(ε, f (K, nv, nx))`` made as the closure's training data are
+    (:func:`.train.bgk_runs`: ICs ``waves``/``shocks`` alternating, periodic)."""
     rng = np.random.default_rng(seed)
-    out = []
-    for r in range(runs):
-        eps = 10 ** rng.uniform(*np.log10(eps_range))
-        bgk = solvers.make("bgk", kn=eps, nx=nx, bc="periodic")
-        _, f = bgk.rollout(bgk.initial_condition(("waves", "shocks")[r % 2], batch, rng), t_end)
-        out.append((eps, f[:, every::every].reshape(-1, *f.shape[2:])))
-    return out
+    return [(eps, f) for eps, _, f in bgk_runs(runs, batch, nx, *eps_range, t_end, every, rng)]
 
 
 def cell_targets(net: MomentNet, snaps: list[tuple[float, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -161,16 +152,16 @@ def cell_targets(net: MomentNet, snaps: list[tuple[float, np.ndarray]]) -> dict[
     bgk = solvers.make("bgk", nx=snaps[0][1].shape[-1], bc="periodic")
     parts: dict[str, list] = {k: [] for k in ("xi", "f", "m", "W", "eta", "log_eps", "w")}
     for eps, f in snaps:
-        Q = restrict(net, f, bgk)
-        rho, u, T = np.moveaxis(bgk.primitives(f), -2, 0)
-        M = bgk.maxwellian_of_moments(Q[:, :3])
+        fr = kinetic_frame(bgk, f)
+        Q = restrict(net, f, bgk, fr)
+        rho, T, M = fr["rho"], fr["T"], fr["M"]
         norm = (np.sqrt(T) / rho)[:, None]
         with np.errstate(divide="ignore", invalid="ignore"):
             log_ratio = np.where(f > 0, np.log(np.maximum(f, 1e-300) / M), 0.0)
-        parts["xi"].append(_cells((bgk.v[None, :, None] - u[:, None]) / np.sqrt(T)[:, None]))
-        parts["f"].append(_cells(f * norm))
-        parts["m"].append(_cells(M * norm))
-        parts["W"].append(_cells(Q[:, 3:] / rho[:, None]))
+        parts["xi"].append(cells(fr["xi"]))
+        parts["f"].append(cells(f * norm))
+        parts["m"].append(cells(M * norm))
+        parts["W"].append(cells(Q[:, 3:] / rho[:, None]))
         parts["eta"].append(((f * log_ratio).sum(1) * bgk.dv / rho).reshape(-1))
         parts["log_eps"].append(np.full(rho.size, math.log10(eps)))
         xi = torch.from_numpy(parts["xi"][-1]).to(net.dtype)

@@ -87,34 +87,52 @@ def resolve_config(raw: dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
+def cells(a: np.ndarray) -> np.ndarray:
+    """``(K, n, nx)`` -> ``(K·nx, n)``: one row per cell."""
+    return np.moveaxis(a, 1, 2).reshape(-1, a.shape[1])
+
+
+def kinetic_frame(bgk, f: np.ndarray) -> dict[str, np.ndarray]:
+    """The local frame of ``f`` ``(K, nv, nx)``: moments ``U`` ``(K, 3, nx)``; ``rho``,
+    ``u``, ``T`` ``(K, nx)``; peculiar velocity ``c = v - u`` and ``xi = c/√T``
+    ``(K, nv, nx)``; the discrete Maxwellian ``M = M[f]`` ``(K, nv, nx)``."""
+    U = bgk.moments(f)
+    rho, u, T = np.moveaxis(bgk.primitives(f), -2, 0)  # (K, nx)
+    c = bgk.v[None, :, None] - u[:, None]
+    return {"U": U, "rho": rho, "u": u, "T": T, "c": c, "xi": c / np.sqrt(T)[:, None],
+            "M": bgk.maxwellian_of_moments(U)}  # fmt: skip
+
+
 def cell_data(bgk, f: np.ndarray, eps: float) -> dict[str, np.ndarray]:
     """Per-cell arrays from ``f`` ``(K, nv, nx)``: ``xi``, ``gdv`` = ``(f - M) dv/ρ``
     ``(N, nv)``, ``q`` (target ``q̃``), ``log_eps`` ``(N,)``, ``N = K·nx``."""
-    rho, u, T = np.moveaxis(bgk.primitives(f), -2, 0)  # (K, nx)
-    g = (f - bgk.equilibrium(f)) * bgk.dv / rho[:, None]
-    c = bgk.v[None, :, None] - u[:, None]
+    fr = kinetic_frame(bgk, f)
+    rho, T, c = fr["rho"], fr["T"], fr["c"]
+    g = (f - fr["M"]) * bgk.dv / rho[:, None]
     q = 0.5 * (c**3 * f).sum(1) * bgk.dv / (rho * T**1.5)
-    xi = c / np.sqrt(T)[:, None]
-
-    def cells(a):  # (K, nv, nx) -> (K nx, nv)
-        return np.moveaxis(a, 1, 2).reshape(-1, a.shape[1])
-
-    return {"xi": cells(xi), "gdv": cells(g), "q": q.reshape(-1),
+    return {"xi": cells(fr["xi"]), "gdv": cells(g), "q": q.reshape(-1),
             "log_eps": np.full(q.size, math.log10(eps))}  # fmt: skip
+
+
+def bgk_runs(runs: int, batch: int, nx: int, eps_min: float, eps_max: float, t_end: float,
+             every: int, rng: np.random.Generator):  # fmt: skip
+    """Yields ``(ε, bgk, snapshots (K, nv, nx))`` of ``runs`` periodic BGK runs of
+    ``batch`` profiles (ICs ``waves``/``shocks`` alternating, ``ε`` log-uniform in
+    ``[eps_min, eps_max]``), every ``every``-th coarse state after the initial one."""
+    for r in range(runs):
+        eps = 10 ** rng.uniform(math.log10(eps_min), math.log10(eps_max))
+        bgk = solvers.make("bgk", kn=eps, nx=nx, bc="periodic")
+        f0 = bgk.initial_condition(("waves", "shocks")[r % 2], batch, rng)
+        _, f = bgk.rollout(f0, t_end)
+        yield eps, bgk, f[:, every::every].reshape(-1, *f.shape[2:])
 
 
 def generate(cfg: dict[str, Any]) -> dict[str, np.ndarray]:
     """BGK training data (seeded by ``cfg['seed']``); see the module docstring."""
     d = cfg["data"]
     rng = np.random.default_rng(cfg["seed"])
-    parts = []
-    for r in range(d["runs"]):
-        eps = 10 ** rng.uniform(math.log10(d["eps_min"]), math.log10(d["eps_max"]))
-        bgk = solvers.make("bgk", kn=eps, nx=d["nx"], bc="periodic")
-        f0 = bgk.initial_condition(("waves", "shocks")[r % 2], d["batch"], rng)
-        _, f = bgk.rollout(f0, d["t_end"])
-        snaps = f[:, d["every"] :: d["every"]].reshape(-1, *f.shape[2:])
-        parts.append(cell_data(bgk, snaps, eps))
+    parts = [cell_data(bgk, snaps, eps) for eps, bgk, snaps in bgk_runs(
+        d["runs"], d["batch"], d["nx"], d["eps_min"], d["eps_max"], d["t_end"], d["every"], rng)]  # fmt: skip
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
@@ -201,5 +219,6 @@ def compare_to_bgk(closures: dict[str, Any], eps: float, seed: int, *, nx: int =
     return out
 
 
-__all__ = ["CONFIG_DEFAULTS", "MLMomentClosure", "closure_loss", "compare_to_bgk", "fit",
-           "generate", "resolve_config", "train_closure"]  # fmt: skip
+__all__ = ["CONFIG_DEFAULTS", "MLMomentClosure", "bgk_runs", "cell_data", "cells", "closure_loss",
+           "compare_to_bgk", "fit", "generate", "kinetic_frame", "resolve_config",
+           "train_closure"]  # fmt: skip
