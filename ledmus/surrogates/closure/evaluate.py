@@ -73,7 +73,7 @@ def closures(net: Any, eps: float, bc: str,
     return out
 
 
-def _group(items: list, nx: int) -> dict[str, tuple[list[str], tuple[np.ndarray, ...]]]:
+def _group(items: list) -> dict[str, tuple[list[str], tuple[np.ndarray, ...]]]:
     """Cases batched by boundary condition: ``bc -> (names, (ρ, u, T) (B, nx))``."""
     groups: dict[str, tuple[list[str], list]] = {}
     for name, bc, prim in items:
@@ -89,9 +89,18 @@ def _group(items: list, nx: int) -> dict[str, tuple[list[str], tuple[np.ndarray,
 def run_case_group(net: Any, eps: float, bc: str, prim: tuple[np.ndarray, ...], *, nx: int,
                    t_end: float, times: tuple[float, ...] = (),
                    models: tuple[str, ...] = MODELS) -> dict[str, Any]:  # fmt: skip
-    """BGK and every model from the profiles ``prim`` (batched ``(B, nx)``): primitives
-    at ``t_end`` (``(B, 3, nx)``), at ``times`` (``(len(times), B, 3, nx)``), wall
-    seconds, and the failure reason (``None``) per model; key ``bgk`` for the reference."""
+    """:func:`run_closures` for the named ``models`` (:func:`closures`) at ``ε``."""
+    return run_closures(closures(net, eps, bc, models), eps, bc, prim, nx=nx, t_end=t_end,
+                        times=times)  # fmt: skip
+
+
+def run_closures(named: dict[str, MomentClosure], eps: float, bc: str,
+                 prim: tuple[np.ndarray, ...], *, nx: int, t_end: float,
+                 times: tuple[float, ...] = ()) -> dict[str, Any]:  # fmt: skip
+    """BGK and every closure of ``named`` from the profiles ``prim`` (batched ``(B, nx)``):
+    primitives at ``t_end`` (``(B, 3, nx)``; NaN for a run that broke down), at ``times``
+    (``(len(times), B, 3, nx)``), wall seconds, and the failure reason (``None``) per
+    closure; key ``bgk`` for the reference."""
     rho, u, T = prim
     bgk = solvers.make("bgk", kn=eps, nx=nx, bc=bc)
     t0 = time.perf_counter()
@@ -100,7 +109,7 @@ def run_case_group(net: Any, eps: float, bc: str, prim: tuple[np.ndarray, ...], 
     snap = [round(t / bgk.dt_coarse) for t in times]
     out = {"bgk": {"final": bgk.primitives(f[:, -1]), "wall_s": wall, "error": None,
                    "snapshots": np.stack([bgk.primitives(f[:, k]) for k in snap]) if snap else None}}  # fmt: skip
-    for name, cl in closures(net, eps, bc, models).items():
+    for name, cl in named.items():
         fv = FVSolver(cl, nx=nx, bc=bc)
         Q = conserved(rho, u, T, np.zeros((rho.shape[0], cl.n_moments - 3, nx)))
         t0 = time.perf_counter()
@@ -127,6 +136,16 @@ def rel_l2(pred: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(err), err, np.inf)
 
 
+def compare_to_bgk(named: dict[str, MomentClosure], eps: float, seed: int, *, nx: int = 64,
+                   t_end: float = 0.1) -> dict[str, np.ndarray]:  # fmt: skip
+    """Relative L2 errors of ``(ρ, u, T)`` ``(3,)`` at ``t_end`` against BGK for each
+    ``name -> closure``, from the periodic smooth profile :func:`.train.profiles`
+    ``(nx, seed)`` (``inf`` for a run that broke down)."""
+    res = run_closures(named, eps, "periodic", profiles(nx, seed), nx=nx, t_end=t_end)
+    ref = res["bgk"]["final"][0]
+    return {name: rel_l2(res[name]["final"][0], ref) for name in named}
+
+
 def evaluate_closure(net: Any, *, eps_grid: tuple[float, ...] = EPS_GRID, nx: int = 100,
                      t_end: float = 0.1, models: tuple[str, ...] = MODELS,
                      progress: bool = False) -> dict[str, Any]:  # fmt: skip
@@ -146,7 +165,7 @@ def evaluate_closure(net: Any, *, eps_grid: tuple[float, ...] = EPS_GRID, nx: in
             raise ValueError(f"eps values must be finite and > 0, got {e!r}")
     closures(None, 1.0, "periodic", tuple(models))  # validates the names
     models = [m for m in models if m != "ml" or net is not None]
-    groups = _group(cases(nx), nx)
+    groups = _group(cases(nx))
     names = [n for names, _ in groups.values() for n in names]
     out: dict[str, Any] = {"eps": list(eps_grid), "cases": names, "nx": nx, "t_end": t_end,
                            "models": models, "rel_l2": {m: {} for m in models},
@@ -185,5 +204,5 @@ def evaluate_closure(net: Any, *, eps_grid: tuple[float, ...] = EPS_GRID, nx: in
     return out
 
 
-__all__ = ["EPS_GRID", "FIELDS", "MODELS", "cases", "closures", "evaluate_closure", "rel_l2",
-           "run_case_group"]  # fmt: skip
+__all__ = ["EPS_GRID", "FIELDS", "MODELS", "cases", "closures", "compare_to_bgk",
+           "evaluate_closure", "rel_l2", "run_case_group", "run_closures"]  # fmt: skip

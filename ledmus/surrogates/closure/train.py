@@ -28,7 +28,6 @@ import torch
 
 from ... import solvers
 from ..checkpoint import save_checkpoint
-from .fv import FVSolver, conserved, primitive
 from .ml import MLMomentClosure, MomentNet, eps_scale
 
 CONFIG_DEFAULTS: dict[str, Any] = {
@@ -202,23 +201,6 @@ def profiles(nx: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return tuple(o[None] for o in out)
 
 
-def compare_to_bgk(closures: dict[str, Any], eps: float, seed: int, *, nx: int = 64,
-                   t_end: float = 0.1) -> dict[str, np.ndarray]:  # fmt: skip
-    """Relative L2 errors of ``(ρ, u, T)`` at ``t_end`` against BGK (periodic, from the
-    local Maxwellian of :func:`profiles`) for each ``name -> closure``."""
-    rho, u, T = profiles(nx, seed)
-    bgk = solvers.make("bgk", kn=eps, nx=nx, bc="periodic")
-    _, f = bgk.rollout(bgk.maxwellian(rho, u, T), t_end)
-    ref = bgk.primitives(f[:, -1])[0]
-    out = {}
-    for name, cl in closures.items():
-        W0 = np.zeros((1, cl.n_moments - 3, nx))
-        q = FVSolver(cl, nx=nx, bc="periodic").advance(conserved(rho, u, T, W0), t_end)
-        p = np.stack(primitive(q), axis=1)[0]
-        out[name] = np.linalg.norm(p - ref, axis=-1) / np.linalg.norm(ref, axis=-1)
-    return out
-
-
 __all__ = ["CONFIG_DEFAULTS", "MLMomentClosure", "bgk_runs", "cell_data", "cells", "closure_loss",
-           "compare_to_bgk", "fit", "generate", "kinetic_frame", "resolve_config",
+           "fit", "generate", "kinetic_frame", "resolve_config",
            "train_closure"]  # fmt: skip
