@@ -190,15 +190,16 @@ def run(base: MomentNet, decoder: Any, cfg: dict[str, Any], *, strategy: str = "
                  "failed_ratio": float((~np.isfinite(dev) | (dev >= cfg["hi"])).mean()),
                  "deviation_median": float(np.median(dev[np.isfinite(dev)])) if np.isfinite(dev).any() else None,
                  "labelled_deviation": [float(dev[i]) for i in chosen]}  # fmt: skip
-        if entry["accurate_ratio"] >= cfg["target"]:
-            entry.update(test_error=test_error(nets[0], cfg), cells=int(data["q"].size),
-                         wall_s=time.perf_counter() - t0, stopped="accurate ratio reached")  # fmt: skip
-            log.append(entry)
-            break
-        train_all()
+        done = entry["accurate_ratio"] >= cfg["target"]
+        if not done:
+            train_all()
         entry.update(test_error=test_error(nets[0], cfg), cells=int(data["q"].size),
                      wall_s=time.perf_counter() - t0)  # fmt: skip
+        if done:
+            entry["stopped"] = "accurate ratio reached"
         log.append(entry)
+        if done:
+            break
     return {"strategy": strategy, "config": cfg, "iterations": log}
 
 
@@ -234,14 +235,9 @@ def learn(config: dict[str, Any], out_dir: Any, strategies: tuple[str, ...] = ST
 
 def plot(result: dict[str, Any], path: Any) -> None:
     """Accurate ratio and test error per iteration, one line per strategy."""
-    import os
+    from .plots import pyplot, save_figure
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, (a, b) = pyplot().subplots(1, 2, figsize=(10, 3.6))
     for name, its in result["runs"].items():
         x = [e["iteration"] for e in its]
         a.plot(x, [e["accurate_ratio"] for e in its], marker="o", label=name)
@@ -251,10 +247,7 @@ def plot(result: dict[str, Any], path: Any) -> None:
     b.set(xlabel="iteration", ylabel="test error (max rel. L2, t = 0.1)")
     a.legend()
     fig.tight_layout()
-    tmp = str(path) + ".tmp.png"
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, path, dpi=100)
 
 
 __all__ = ["LEARN_DEFAULTS", "STRATEGIES", "deviation", "ensemble", "explore", "label",

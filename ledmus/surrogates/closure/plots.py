@@ -22,18 +22,20 @@ STYLE = {"bgk": ("k", "-", "BGK"), "ml": ("C0", "--", "ML closure"),
          "euler": ("C1", ":", "Euler"), "ns": ("C2", "-.", "Navier-Stokes")}  # fmt: skip
 
 
-def _save(fig: Any, path: str | Path) -> Path:
+def save_figure(fig: Any, path: str | Path, dpi: int = 110) -> Path:
+    """Write ``fig`` to ``path`` atomically (a temporary file renamed) and close it."""
     import matplotlib.pyplot as plt
 
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=110)
+    fig.savefig(tmp, dpi=dpi)
     plt.close(fig)
     os.replace(tmp, path)
     return path
 
 
-def _pyplot():
+def pyplot():
+    """``matplotlib.pyplot`` on the Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -44,7 +46,7 @@ def _pyplot():
 
 def plot_errors(result: dict[str, Any], path: str | Path) -> Path:
     """``result`` of :func:`.evaluate.evaluate_closure`; log-log error against ``ε``."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), sharey=True)
     eps = np.array(result["eps"], dtype=float)
     for ax, field in zip(axes, FIELDS, strict=True):
@@ -59,13 +61,13 @@ def plot_errors(result: dict[str, Any], path: str | Path) -> Path:
     axes[0].set_ylabel("relative L2 error")
     axes[0].legend(fontsize=8)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_profiles(x: np.ndarray, runs: dict[str, np.ndarray], times: tuple[float, ...],
                   title: str, path: str | Path) -> Path:  # fmt: skip
     """``runs``: name -> primitives ``(len(times), 3, nx)`` of one case."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(len(times), 3, figsize=(12, 2.6 * len(times)), sharex=True,
                              squeeze=False)  # fmt: skip
     for i, t in enumerate(times):
@@ -79,14 +81,14 @@ def plot_profiles(x: np.ndarray, runs: dict[str, np.ndarray], times: tuple[float
     axes[0, 0].legend(fontsize=7)
     fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_weights(net: Any, path: str | Path, xi_max: float = 4.0) -> Path:
     """The normalised weight functions ``w_k(ξ)`` of ``net`` on ``[-xi_max, xi_max]``."""
     import torch
 
-    plt = _pyplot()
+    plt = pyplot()
     xi = torch.linspace(-xi_max, xi_max, 401, dtype=net.dtype)
     with torch.no_grad():
         w = net.weights(xi)[0].double().numpy()  # (401, M)
@@ -98,7 +100,7 @@ def plot_weights(net: Any, path: str | Path, xi_max: float = 4.0) -> Path:
     ax.set(xlabel="ξ = (v - u)/√T", ylabel="w(ξ)", title="learned weight functions")
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-__all__ = ["plot_errors", "plot_profiles", "plot_weights"]
+__all__ = ["plot_errors", "plot_profiles", "plot_weights", "pyplot", "save_figure"]
