@@ -55,8 +55,9 @@ class DiscreteMaxwellian:
         """``discrete=True``: the discrete entropic Maxwellian, whose grid moments equal
         ``U`` to rounding.  ``shape`` ``(K, nv)``: the distribution ``exp(a . phi(v_j) +
         shape_j)`` with those moments instead (the minimum relative entropy to the prior
-        ``exp(shape)``; positive, and conservative to rounding; a lift's decoder).  ``discrete=False``: the continuous Maxwellian sampled on the
-        grid (moments off by the quadrature and truncation errors; for comparisons).
+        ``exp(shape)``; positive, and conservative to rounding; a lift's decoder).
+        ``discrete=False``: the continuous Maxwellian sampled on the grid (moments off by
+        the quadrature and truncation errors; for comparisons).
         Raises ``FloatingPointError`` for moments outside the realisable set (``rho <=
         0``, ``T <= 0``, non-finite, or not realisable on this grid)."""
         U = np.asarray(U, dtype=np.float64)
