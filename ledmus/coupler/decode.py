@@ -51,6 +51,7 @@ def decode_run(run_dir: str | Path, device: str = "cpu") -> Path:
     model = load_macro_model(str(traj.attrs["model"]), system=traj.system,
                              device=resolve_device(device))  # fmt: skip
     solver = systems.get(traj.system).make(**traj.params)
+    model.bind_micro(solver)
     members = np.arange(traj.states.shape[0])
     lift = Lift(model, traj.seed or 0, members, getattr(solver, "n_particles", None))
     source = traj.extra.get("source_members")

@@ -58,14 +58,18 @@ class Parts:
         return self.restrict.handle(self.micro.handle(self.lift.handle(request)))
 
 
-def load(settings: RunSettings) -> MacroModel:
+def load(settings: RunSettings, comm: Any = None) -> MacroModel:
+    """The run's macro model, bound to its micro solver (``comm``: the ranks a
+    space-parallel ``backend`` splits the grid over)."""
     if settings.cold_config is not None:  # model: none
         from .cold import cold_model
 
         return cold_model(settings)
-    return load_macro_model(
+    model = load_macro_model(
         settings.model, system=settings.system, device=resolve_device(settings.device)
     )
+    model.bind_micro(settings.solver, backend=settings.backend, comm=comm)
+    return model
 
 
 def new_lift(settings: RunSettings, model: MacroModel, members: np.ndarray) -> Lift:
@@ -81,8 +85,9 @@ def new_micro(settings: MicroSettings, members: np.ndarray) -> Micro:
                  schedule=settings.param_changes)  # fmt: skip
 
 
-def build(settings: RunSettings, members: np.ndarray, model: MacroModel | None = None) -> Parts:
-    model = model or load(settings)
+def build(settings: RunSettings, members: np.ndarray, model: MacroModel | None = None,
+          comm: Any = None) -> Parts:  # fmt: skip
+    model = model or load(settings, comm)
     return Parts(model, new_lift(settings, model, members), new_micro(settings, members),
                  Restrict(model))  # fmt: skip
 
@@ -96,7 +101,8 @@ def new_coordinator(settings: RunSettings, model: MacroModel, lift: Lift, n_memb
     recorder = Recorder(n_members, settings.n_total, settings.solver.state_shape,
                         model.macro_dim, keep_states=keep_states,
                         decode_macro=settings.record == "states",
-                        grid_reference=grid_reference)  # fmt: skip
+                        grid_reference=grid_reference,
+                        latent_dtype=model.macro_dtype)  # fmt: skip
     model.use_generators([member_torch_generator(settings.seed, int(m), 0, "cpu", RNG_MACRO)
                           for m in lift.members])  # fmt: skip
     if gated(settings):
@@ -244,14 +250,17 @@ def run_embedded(settings: RunSettings, run_dir: str | Path | None = None, *, co
     ranks).  Writes ``trajectory.h5``, ``metrics.json`` and plots to ``run_dir`` (rank 0)
     and returns the metrics (on every rank)."""
     rank, size = _comm_info(comm)
-    if settings.ensemble < size:
+    # a space-parallel backend splits the macro model's grid over the ranks: every rank
+    # then runs every member (the micro side is repeated, the same on every rank)
+    spatial = settings.backend != "numpy"
+    if settings.ensemble < size and not spatial:
         raise ValueError(
             f"setting ensemble={settings.ensemble} is smaller than the {size} MPI ranks"
         )
     if settings.adaptive.online != "off" and size > 1:
         raise ValueError(f"setting online={settings.adaptive.online}: online training runs "
                          f"with one process (got {size} MPI ranks)")  # fmt: skip
-    members = members_of(settings.ensemble, rank, size)
+    members = members_of(settings.ensemble, 0 if spatial else rank, 1 if spatial else size)
     run_dir = Path(run_dir) if run_dir is not None else None
     problem = None
     if rank == 0 and run_dir is not None:  # before any compute (setting overwrite: replace)
@@ -270,7 +279,7 @@ def run_embedded(settings: RunSettings, run_dir: str | Path | None = None, *, co
         log.warning(warning)
     failure = None
     try:
-        parts = build(settings, members)
+        parts = build(settings, members, comm=comm if spatial else None)
         coord = new_coordinator(settings, parts.model, parts.lift, len(members),
                                 keep_states=keep_states)  # fmt: skip
         start = time.perf_counter()
@@ -289,10 +298,11 @@ def run_embedded(settings: RunSettings, run_dir: str | Path | None = None, *, co
         failures = [f for f in comm.allgather(failure) if f]
         if failures:
             raise RuntimeError("; ".join(failures))
-        _gather_recorder(comm, coord.recorder)
+        if not spatial:
+            _gather_recorder(comm, coord.recorder)
         wall = comm.allreduce(wall, op=_max_op())
         coord.timings = {k: comm.allreduce(v, op=_max_op()) for k, v in coord.timings.items()}
-        if settings.compare:
+        if settings.compare and not spatial:
             reference = _gather(comm, reference)
             ref_wall = comm.allreduce(ref_wall, op=_max_op())
     result = None

@@ -41,13 +41,14 @@ class Recorder:
 
     def __init__(self, n_members: int, n_total: int, state_shape: tuple[int, ...],
                  macro_dim: int, *, keep_states: bool = True, decode_macro: bool = True,
-                 grid_reference: np.ndarray | None = None) -> None:  # fmt: skip
+                 grid_reference: np.ndarray | None = None,
+                 latent_dtype: type = np.float32) -> None:  # fmt: skip
         self.n_members, self.n_total = n_members, n_total
         self.state_shape = tuple(state_shape)
         self.decode_macro = decode_macro
         blank = 0.0 if decode_macro else np.nan
         self.states = resident((n_members, n_total, *state_shape), blank) if keep_states else None
-        self.latents = resident((n_members, n_total, macro_dim), 0.0, np.float32)
+        self.latents = resident((n_members, n_total, macro_dim), 0.0, latent_dtype)
         self.source = np.full((n_members, n_total), -1, dtype=np.int32)  # MUSCLE3: no int8
         self.uncertainty = resident((n_members, n_total), np.nan, np.float32)
         self.reference = grid_reference

@@ -22,6 +22,7 @@ from the file)::
     plots: true                # write field.png / error_vs_time.png
     schedule: fixed            # schedule policy (fixed: T_warm / T_m / T_mu)
     record: states             # states, or latents (macro states only; `ledmus decode`)
+    backend: numpy             # the macro model's own solver: numpy, or petsc (closures)
     param_<name>: value        # micro-solver parameter <name> (default: the paper's)
 
 All times are multiples of the solver's coarse step ``dt_coarse``.  The micro component
@@ -34,7 +35,6 @@ newton_krylov); it lifts every state a window starts from, the initial condition
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -63,11 +63,13 @@ from .adaptive_settings import (
     parse_adaptive,
     parse_param_schedule,
 )
+from .paths import read_ymmsl_settings as read_ymmsl_settings
 from .paths import resolve_file
 from .schedule import POLICIES
 
 PARAM_PREFIX = "param_"
 RECORDS = ("states", "latents")
+BACKENDS = ("numpy", "petsc")
 MICRO_FIELDS = (
     Field("system", as_str, "", "the micro system (registry name)"),
     Field("ensemble", as_int(1), 1, "integer >= 1"),
@@ -92,6 +94,8 @@ RUN_FIELDS = (
     Field("schedule", as_choice(POLICIES), "fixed", f"one of {', '.join(POLICIES)}"),
     Field("record", as_choice(RECORDS), "states", "states or latents"),
     Field("overwrite", as_bool, False, "true or false: replace the outputs of an earlier run"),
+    Field("backend", as_choice(BACKENDS), "numpy",
+          "numpy or petsc: the macro model's own solver (petsc: moment closures, MPI)"),
 )
 #: setting name -> description (both groups)
 SETTINGS = {f.name: f.doc for f in (*RUN_FIELDS, *MICRO_FIELDS, *ADAPTIVE_FIELDS)}
@@ -147,6 +151,7 @@ class RunSettings(MicroSettings):
     schedule: str = "fixed"
     record: str = "states"
     overwrite: bool = False
+    backend: str = "numpy"
     adaptive: AdaptiveSettings = field(default_factory=AdaptiveSettings)
     #: ``{parameter: {"run": value, "trained": value}}`` where the run leaves the model's
     #: training parameters (``param_*`` or ``param_schedule``)
@@ -315,7 +320,11 @@ def validate(raw: Mapping[str, Any], *, search: list[Path] | None = None) -> Run
         resolve_device(values["device"])
     except ValueError as exc:
         raise ValueError(f"setting {exc}") from None
-    run = {k: values[k] for k in ("device", "compare", "plots", "schedule", "record", "overwrite")}
+    if values["backend"] not in cls.backends:
+        raise ValueError(f"setting backend={values['backend']!r}: a {cls.kind!r} model runs on "
+                         f"{', '.join(cls.backends)}")  # fmt: skip
+    run = {k: values[k] for k in ("device", "compare", "plots", "schedule", "record", "overwrite",
+                                  "backend")}  # fmt: skip
     adaptive = parse_adaptive(values)
     check_online(values, checkpoint_kind(payload), particles)
     if cold is not None and values["online"] == "off":
@@ -324,26 +333,13 @@ def validate(raw: Mapping[str, Any], *, search: list[Path] | None = None) -> Run
     if values["schedule"] == "adaptive":
         check_adaptive(times, adaptive, solver.dt_coarse)
     entries = [dict(e) for _, e in parse_param_schedule(micro["param_schedule"])]
+    fixed = sorted({k for e in entries for k in e} & set(cls.input_params))
+    if fixed:
+        raise ValueError(f"setting param_schedule changes {fixed[0]}, an input of the "
+                         f"{cls.kind!r} model fixed at the start of a run; set it with "
+                         f"param_{fixed[0]} instead")  # fmt: skip
     outside = out_of_training(system, payload, params, entries)
+    outside = {k: v for k, v in outside.items() if k not in cls.input_params}
     return RunSettings(model=model, **times, **run, **micro, adaptive=adaptive,
                        out_of_training=outside if cold is None else {},
                        training=values["training"], cold_config=cold)  # fmt: skip
-
-
-def read_ymmsl_settings(path: str | os.PathLike) -> dict[str, Any]:
-    """The ``settings`` section of a yMMSL file as a plain dict (instance-specific
-    names such as ``micro.seed`` are folded onto the global name)."""
-    import ymmsl
-
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"yMMSL file {str(path)!r} does not exist")
-    try:
-        config = ymmsl.load(path)
-    except Exception as exc:  # ymmsl raises yatiml's RecognitionError and friends
-        raise ValueError(f"{path}: not a valid yMMSL file: {exc}") from None
-    out: dict[str, Any] = {}
-    for key, value in (config.settings or {}).items():
-        name = str(key).split(".")[-1]
-        out[name] = list(value) if isinstance(value, list) else value
-    return out

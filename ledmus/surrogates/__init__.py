@@ -10,6 +10,7 @@ Depends on torch and :mod:`ledmus.data`; never on :mod:`ledmus.coupler`.
 """
 
 from .checkpoint import load_model, read_checkpoint, save_checkpoint
+from .closure.macro import ClosureMacro
 from .led import LED
 from .led_macro import LEDMacro
 from .macro import MACRO_MODELS, MacroModel, load_macro_model, register_macro_model
@@ -31,5 +32,5 @@ __all__ = [
     "LED", "LEDMacro", "MACRO_MODELS", "MacroModel", "load_macro_model", "register_macro_model", "ConvAutoencoder", "LatentRNN", "MLPAutoencoder", "MixtureDensityDecoder",
     "ParticleAutoencoder", "PermutationInvariantEncoder", "Scaler", "load_model",
     "read_checkpoint", "save_checkpoint", "train_from_config", "PCA", "PCAMacro",
-    "VirtualObservableCG", "VOMacro",
+    "VirtualObservableCG", "VOMacro", "ClosureMacro",
 ]  # fmt: skip

@@ -6,13 +6,14 @@ it and registers its class under the ``kind`` recorded in its checkpoint.
 
 Shapes (``B`` ensemble members, ``T`` coarse steps, ``d`` macro dimension)::
 
-    restrict(states (B, T, *state_shape))            -> macro states (B, T, d)   float32
+    restrict(states (B, T, *state_shape))            -> macro states (B, T, d)   macro_dtype
     lift(m (B, d) or (B, T, d), generators)          -> states (B, [T,] *state_shape) float64
     assimilate(m_seq (B, T, d))                      teacher forcing on restricted micro states
     propagate(n)                                     -> (B, n, d), uncertainty (B, n) or None
     assimilate_members / propagate_members / revert_members    the same for a subset of members
     snapshot() / restore(snap)                       the propagation state (numpy arrays)
     get_weights() / set_weights(state_dict)          replace the weights while a run goes on
+    bind_micro(solver, backend=, comm=)              the run's micro solver (a closure's ε, grid)
 
 Propagation state: after :meth:`propagate` the last returned macro state is *pending*: it
 has not yet been fed to the propagator.  The next :meth:`assimilate` feeds the pending
@@ -47,6 +48,15 @@ class MacroModel(ABC):
     stochastic_lift: bool = False
     #: particle models accept any particle count; only the spatial dimension must match
     particles: bool = False
+    #: dtype of the macro states (recorded latents, messages)
+    macro_dtype: ClassVar[type] = np.float32
+    #: values of the ``backend`` setting the model runs on (its own solver's backend;
+    #: any but ``numpy`` splits the model's grid over the MPI ranks of an embedded run,
+    #: and every rank then runs every member)
+    backends: ClassVar[tuple[str, ...]] = ("numpy",)
+    #: micro-solver parameters that are inputs of the model (set per run, never "out of
+    #: training"; a moment closure takes ``kn`` = ε as an input)
+    input_params: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     @abstractmethod
@@ -59,10 +69,18 @@ class MacroModel(ABC):
         the model (settings are checked before any compute)."""
         return tuple(spec["state_shape"]), bool(spec.get("particles", False))
 
+    def bind_micro(self, solver: Any, *, backend: str = "numpy", comm: Any = None) -> None:
+        """Called once after loading with the run's micro solver (its parameters and
+        grids), the ``backend`` setting and the MPI communicator a space-parallel backend
+        splits its grid over (None: one process).  A moment closure takes ε, the grid and
+        the boundary from it; latent models need nothing."""
+        return None
+
     # ------------------------------------------------------------------ mappers
     @abstractmethod
     def restrict(self, states: np.ndarray) -> np.ndarray:
-        """Observed states ``(..., *state_shape)`` -> macro states ``(..., d)`` (float32)."""
+        """Observed states ``(..., *state_shape)`` -> macro states ``(..., d)``
+        (:attr:`macro_dtype`)."""
 
     @abstractmethod
     def lift(

@@ -18,6 +18,9 @@ Grid (and kinetic moment fields) ``(B, T, C, N)``:
            Lyapunov exponent (a chaotic system, compared statistically): also
            ``valid_time_lyapunov`` (+ ``_per_ic``), ``wasserstein``, ``l1_histogram``,
            ``power_spectrum_error``.
+Kinetic ``(B, T, nv, nx)`` (BGK ``f``): errors ``rel_l2_<m>`` (``_max``, ``_final``) of
+  the moments ``rho``, ``u``, ``T``, ``rel_l2_t`` {m: (T,)}, ``mnad_f``
+  (:func:`~.kinetic.kinetic_errors`); evaluate as grids.
 Particles ``(B, T, N_particles, d)``:
   errors   ``wasserstein_all``, ``wasserstein_last``, ``wasserstein_t`` (about 50 times),
            ``m1_mae``, ``m2_mae`` (mean and variance over particles per axis).
@@ -36,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from .. import metrics
+from .kinetic import kinetic_errors
 
 #: valid prediction time threshold on NAD (seed 001 §7)
 VALID_TIME_THRESHOLD = 0.1
@@ -224,7 +228,7 @@ def histogram_errors(
 
 SUITES = {
     "grid": (grid_errors, grid_evaluate),
-    "kinetic": (grid_errors, grid_evaluate),  # the observable moment fields on the grid
+    "kinetic": (kinetic_errors, grid_evaluate),  # errors: rho, u, T of f
     "particles": (particle_errors, particle_evaluate),
     "histogram": (histogram_errors, histogram_errors),
 }

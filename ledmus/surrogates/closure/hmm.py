@@ -1,0 +1,155 @@
+"""The checkpoint of the HMM coupling (issue 10 item 5): an ensemble of ML closures that
+share one encoder, and the decoder that lifts their moments.
+
+:class:`ClosureEnsemble` (checkpoint kind ``closure_hmm``) holds ``K`` :class:`~.ml.
+MomentNet` members with the same weight functions ``w(ξ)`` (the encoder of the shipped
+closure, frozen) and independently trained closure networks ``h``, plus the
+:class:`~.lift.MomentDecoder` trained on that encoder.  Member 0 is the shipped closure
+itself (it propagates); members ``1..K-1`` are re-initialised (``torch.manual_seed(seed
++ k)``, :func:`.learn.ensemble`) and trained on the same BGK data as member 0 (the
+closure checkpoint's config, :func:`.train.generate`), with its step count.  Their
+disagreement is the trust signal of :class:`~.macro.ClosureMacro`.
+
+Build (about 3 min per member on one core)::
+
+    python -m ledmus.surrogates.closure.hmm models/closure_bgk.pt \\
+        models/closure_bgk_decoder.pt --out models/closure_bgk_hmm.pt
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..checkpoint import register_model_class
+from .lift import MomentDecoder
+from .ml import MomentNet
+
+SPEC_DEFAULTS: dict[str, Any] = {
+    "members": 4,  # K closures (member 0 propagates)
+    "state_shape": [64, 100],  # (nv, nx) of the BGK states it is coupled to
+    "closure": {},  # MomentNet spec (.ml.SPEC_DEFAULTS)
+    "decoder": {},  # MomentDecoder spec (.lift.SPEC_DEFAULTS)
+}
+
+
+def check_spec(spec: dict[str, Any] | None) -> dict[str, Any]:
+    """The full spec; ``ValueError`` naming a bad or unknown field."""
+    spec = dict(spec or {})
+    unknown = sorted(set(spec) - set(SPEC_DEFAULTS))
+    if unknown:
+        raise ValueError(f"unknown closure_hmm spec field {unknown[0]!r}; allowed: "
+                         f"{', '.join(SPEC_DEFAULTS)}")  # fmt: skip
+    out = {**SPEC_DEFAULTS, **spec}
+    k = out["members"]
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2:
+        raise ValueError(f"closure_hmm spec field members must be an integer >= 2, got {k!r}")
+    shape = out["state_shape"]
+    if len(shape) != 2 or any(isinstance(n, bool) or int(n) != n or n < 4 for n in shape):
+        raise ValueError(f"closure_hmm spec field state_shape must be [nv, nx] (integers >= 4), "
+                         f"got {shape!r}")  # fmt: skip
+    out["members"], out["state_shape"] = int(k), [int(n) for n in shape]
+    return out
+
+
+class ClosureEnsemble(nn.Module):
+    """``K`` closures on one encoder, and the decoder (see the module)."""
+
+    kind = "closure_hmm"
+    system = "bgk"
+
+    def __init__(self, spec: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.spec = check_spec(spec)
+        self.members = nn.ModuleList(
+            MomentNet(self.spec["closure"]) for _ in range(self.spec["members"])
+        )
+        self.decoder = MomentDecoder(self.spec["decoder"])
+        if self.decoder.M != self.members[0].M:
+            raise ValueError(f"closure_hmm spec: the decoder has n_moments={self.decoder.M} "
+                             f"but the closures {self.members[0].M}")  # fmt: skip
+        self.state_shape = tuple(self.spec["state_shape"])
+
+    @property
+    def M(self) -> int:
+        return self.members[0].M
+
+
+register_model_class("closure_hmm", ClosureEnsemble)
+
+
+def build(closure: str | Path, decoder: str | Path, out: str | Path, *, members: int = 4,
+          steps: int | None = None, seed: int = 0, nx: int = 100,
+          progress: bool = False) -> Path:  # fmt: skip
+    """Train members ``1..members-1`` on the data of the closure checkpoint ``closure``
+    and write the ensemble with the decoder ``decoder`` to ``out`` (atomically)."""
+    from ... import solvers
+    from ..checkpoint import load_model, save_checkpoint
+    from .learn import ensemble
+    from .lift import load_decoder
+    from .train import fit, generate, resolve_config
+
+    out = Path(out)
+    if not out.parent.is_dir():
+        raise ValueError(f"--out folder {str(out.parent)!r} does not exist")
+    base, payload = load_model(closure)
+    if payload.get("kind") != "closure":
+        raise ValueError(f"{closure} is a {payload.get('kind')!r} checkpoint, not closure")
+    dec = load_decoder(decoder, payload)
+    cfg = resolve_config(payload["config"])
+    steps = int(steps or cfg["train"]["steps"])
+    t0 = time.perf_counter()
+    data = generate(cfg)
+    nets = ensemble(base, members, seed)
+    nets[0] = base
+    history: dict[str, Any] = {}
+    iters = range(1, members)
+    if progress:
+        from tqdm import tqdm
+
+        iters = tqdm(iters, desc="closure ensemble", unit="member")
+    for k in iters:
+        history[f"member{k}"] = fit(nets[k], data, steps=steps, batch_size=cfg["train"][
+            "batch_size"], lr=cfg["train"]["lr"], seed=seed + k)  # fmt: skip
+    nv = solvers.make("bgk", nx=nx).nv
+    ens = ClosureEnsemble({"members": members, "state_shape": [nv, nx],
+                           "closure": base.spec, "decoder": dec.spec}).double()  # fmt: skip
+    for k, net in enumerate(nets):
+        ens.members[k].load_state_dict(net.state_dict())
+    ens.decoder.load_state_dict(dec.state_dict())
+    history["wall_s"] = time.perf_counter() - t0
+    fp = hashlib.sha256(payload["fingerprint"].encode() + f"{members}-{steps}-{seed}".encode())
+    config = {"closure": str(closure), "decoder": str(decoder), "members": members,
+              "steps": steps, "seed": seed, "closure_fingerprint": payload["fingerprint"],
+              "dtype": "float64"}  # fmt: skip
+    return save_checkpoint(out, ens.eval(), config=config, fingerprint=fp.hexdigest(),
+                           history=history)  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m ledmus.surrogates.closure.hmm CLOSURE.pt DECODER.pt --out HMM.pt``."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Build the closure ensemble of the HMM coupling")
+    ap.add_argument("closure")
+    ap.add_argument("decoder")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--members", type=int, default=4)
+    ap.add_argument("--steps", type=int, default=None, help="default: the closure config's")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--nx", type=int, default=100, help="cells of the coupled BGK grid")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    path = build(args.closure, args.decoder, args.out, members=args.members, steps=args.steps,
+                 seed=args.seed, nx=args.nx, progress=True)  # fmt: skip
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
