@@ -94,8 +94,12 @@ RUN_FIELDS = (
     Field("schedule", as_choice(POLICIES), "fixed", f"one of {', '.join(POLICIES)}"),
     Field("record", as_choice(RECORDS), "states", "states or latents"),
     Field("overwrite", as_bool, False, "true or false: replace the outputs of an earlier run"),
-    Field("backend", as_choice(BACKENDS), "numpy",
-          "numpy or petsc: the macro model's own solver (petsc: moment closures, MPI)"),
+    Field(
+        "backend",
+        as_choice(BACKENDS),
+        "numpy",
+        "numpy or petsc: the macro model's own solver (petsc: moment closures, MPI)",
+    ),
 )
 #: setting name -> description (both groups)
 SETTINGS = {f.name: f.doc for f in (*RUN_FIELDS, *MICRO_FIELDS, *ADAPTIVE_FIELDS)}

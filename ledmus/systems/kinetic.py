@@ -70,7 +70,8 @@ def kinetic_errors(spec, reference: np.ndarray, prediction: np.ndarray, dt: floa
                          "(B, T, nv, nx)")  # fmt: skip
     out: dict = {}
     series = {}
-    for name, r, p in zip(("rho", "u", "T"), primitive_fields(ref), primitive_fields(pred)):
+    fields = zip(("rho", "u", "T"), primitive_fields(ref), primitive_fields(pred), strict=True)
+    for name, r, p in fields:
         err = np.linalg.norm(p - r, axis=-1) / np.maximum(np.linalg.norm(r, axis=-1), 1e-300)
         out[f"rel_l2_{name}"] = float(err.mean())
         out[f"rel_l2_{name}_max"] = float(err.max())

@@ -108,7 +108,7 @@ class ClosureMacro(MacroModel):
     # ------------------------------------------------------------------ mappers
     def restrict(self, states: np.ndarray) -> np.ndarray:
         f = np.asarray(states, dtype=np.float64)
-        lead = f.shape[: -2]
+        lead = f.shape[:-2]
         Q = restrict(self.net.members[0], f.reshape(-1, *self.state_shape), self._micro())
         return Q.reshape(*lead, self.macro_dim)
 
