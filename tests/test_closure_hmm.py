@@ -99,7 +99,8 @@ def test_trust_level_decides_between_closure_and_bgk(tmp_path):
     assert closure["macro_fraction"] > 0.5  # 0.62: all but the warm-up and first window
     # measured 0.0132 / 0.0876 / 0.0511 (rho, u, T at t = 0.1, eps = 0.5)
     assert 0.005 < closure["errors"]["rel_l2_rho_final"] < 0.02
-    hmm = run(tmp_path)
+    hmm = run(tmp_path, plots=True)
+    assert (tmp_path / "profiles.png").is_file()  # rho, u, T against x at three times
     assert 0.0 < hmm["macro_fraction"] < closure["macro_fraction"]  # 0.10 measured
     for m in ("rho", "u", "T"):  # measured 0.0057 / 0.0284 / 0.0153
         assert hmm["errors"][f"rel_l2_{m}_final"] < 0.6 * closure["errors"][f"rel_l2_{m}_final"]

@@ -106,3 +106,15 @@ def test_ledmus_learn_writes_the_log_and_the_plot(tmp_path):
     for its in log["runs"].values():
         assert {"explored", "labelled", "accurate_ratio", "test_error", "wall_s"} <= set(its[0])
     assert (tmp_path / "out" / "learn.png").is_file()
+    # the final ensemble is a closure_hmm checkpoint: the model of an HMM run
+    from ledmus.surrogates import load_macro_model
+
+    macro = load_macro_model(tmp_path / "out" / "ensemble_deviation.pt")
+    assert macro.kind == "closure_hmm" and len(macro.net.members) == TINY.get("members", 4)
+    base, _ = load_model(MODELS / "closure_bgk.pt")
+    # the encoder stays the shipped closure's (frozen); the closure networks were trained
+    for member in macro.net.members:
+        for a, b in zip(member.wnet.parameters(), base.wnet.parameters(), strict=True):
+            assert torch.equal(a, b)
+    h = [torch.cat([p.flatten() for p in m.hnet.parameters()]) for m in macro.net.members]
+    assert not torch.equal(h[0], h[1])

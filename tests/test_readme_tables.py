@@ -541,3 +541,17 @@ def test_closure_bgk_rows_are_the_models_then_their_speedups():
     assert lines[3] == "| Navier–Stokes | 1.29 % | 12.14 % |"
     assert lines[4] == "| ML closure: S | 0.15 | 0.50 |"
     assert lines[5] == "| Navier–Stokes: S | 7.00 | 0.00 |"
+
+
+def test_hmm_bgk_cells_are_the_worst_moment_error_the_macro_share_and_s():
+    rows = [{"case": "sod", "eps": 0.5, "trust": t, "macro_fraction": f, "speedup": s,
+             "rel_l2_rho": 0.01, "rel_l2_u": u, "rel_l2_T": 0.02}
+            for t, f, s, u in ((1e-12, 0.0, 0.9, 0.0), (0.1, 0.1, 0.17, 0.0284),
+                               (1e9, 0.62, 0.16, 0.0876))]  # fmt: skip
+    d = doc(rows=rows, trust=[1e-12, 0.1, 1e9], eps=[0.5])
+    lines = rt.render_hmm_bgk({"hmm_bgk.json": d}).splitlines()
+    assert lines[0] == "| case / trust level | 0 (BGK only) | 0.1 | ∞ (closure only) |"
+    assert (
+        lines[2]
+        == "| sod, ε = 0.5 | 2.00 % · 0.00 · 0.90 | 2.84 % · 0.10 · 0.17 | 8.76 % · 0.62 · 0.16 |"
+    )

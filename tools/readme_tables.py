@@ -686,6 +686,28 @@ def render_closure_bgk(docs: Docs) -> str:
     return table(["max rel. L2 of ρ, u, T at t = 0.1 / ε", *keys], rows)
 
 
+def render_hmm_bgk(docs: Docs) -> str:
+    """Issue 10 item 5: per case and ε, for each trust level, the largest relative L2 of
+    ρ, u, T at t = 0.1 against BGK, the macro share and S."""
+    d = docs["hmm_bgk.json"]
+
+    def level(t: float) -> str:
+        return "0 (BGK only)" if t < 1e-9 else "∞ (closure only)" if t > 1e6 else f"{t:g}"
+
+    cols = [level(t) for t in d["trust"]]
+    rows = []
+    for case in dict.fromkeys(r["case"] for r in d["rows"]):
+        for eps in d["eps"]:
+            cells = []
+            for t in d["trust"]:
+                (r,) = [r for r in d["rows"]
+                        if r["case"] == case and r["eps"] == eps and r["trust"] == t]  # fmt: skip
+                err = max(r[f"rel_l2_{m}"] for m in ("rho", "u", "T"))
+                cells.append(f"{100 * err:.2f} % · {r['macro_fraction']:.2f} · {r['speedup']:.2f}")
+            rows.append([f"{case}, ε = {eps:g}", *cells])
+    return table(["case / trust level", *cols], rows)
+
+
 # ------------------------------------------------------------------------------- blocks
 @dataclass
 class Block:
@@ -729,6 +751,7 @@ BLOCKS: dict[str, Block] = {
     "ablation_fhn": Block(["ablation_fhn.json"], render_ablation_fhn),
     "ad3d_adaptive": Block(["ad3d_adaptive.json"], render_ad3d_adaptive),
     "closure_bgk": Block(["closure_bgk.json"], render_closure_bgk),
+    "hmm_bgk": Block(["hmm_bgk.json"], render_hmm_bgk),
     "cold_start_fhn": Block(
         ["cold_start_fhn.json"], lambda docs: render_adaptive_fhn(docs, "cold_start_fhn.json")
     ),

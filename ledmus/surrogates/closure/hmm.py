@@ -89,8 +89,7 @@ def build(closure: str | Path, decoder: str | Path, out: str | Path, *, members:
           progress: bool = False) -> Path:  # fmt: skip
     """Train members ``1..members-1`` on the data of the closure checkpoint ``closure``
     and write the ensemble with the decoder ``decoder`` to ``out`` (atomically)."""
-    from ... import solvers
-    from ..checkpoint import load_model, save_checkpoint
+    from ..checkpoint import load_model
     from .learn import ensemble
     from .lift import load_decoder
     from .train import fit, generate, resolve_config
@@ -117,19 +116,32 @@ def build(closure: str | Path, decoder: str | Path, out: str | Path, *, members:
     for k in iters:
         history[f"member{k}"] = fit(nets[k], data, steps=steps, batch_size=cfg["train"][
             "batch_size"], lr=cfg["train"]["lr"], seed=seed + k)  # fmt: skip
+    history["wall_s"] = time.perf_counter() - t0
+    config = {"closure": str(closure), "decoder": str(decoder), "members": members,
+              "steps": steps, "seed": seed}  # fmt: skip
+    return save_ensemble(nets, dec, out, nx=nx, config=config,
+                         closure_fingerprint=payload["fingerprint"], history=history)  # fmt: skip
+
+
+def save_ensemble(nets: list[MomentNet], decoder: MomentDecoder, out: str | Path, *,
+                  nx: int = 100, config: dict[str, Any], closure_fingerprint: str,
+                  history: dict[str, Any] | None = None) -> Path:  # fmt: skip
+    """Write the closures ``nets`` (member 0 propagates) and ``decoder`` as a
+    ``closure_hmm`` checkpoint for BGK states of ``nx`` cells (atomically)."""
+    from ... import solvers
+    from ..checkpoint import save_checkpoint
+
     nv = solvers.make("bgk", nx=nx).nv
-    ens = ClosureEnsemble({"members": members, "state_shape": [nv, nx],
-                           "closure": base.spec, "decoder": dec.spec}).double()  # fmt: skip
+    ens = ClosureEnsemble({"members": len(nets), "state_shape": [nv, nx],
+                           "closure": nets[0].spec, "decoder": decoder.spec}).double()  # fmt: skip
     for k, net in enumerate(nets):
         ens.members[k].load_state_dict(net.state_dict())
-    ens.decoder.load_state_dict(dec.state_dict())
-    history["wall_s"] = time.perf_counter() - t0
-    fp = hashlib.sha256(payload["fingerprint"].encode() + f"{members}-{steps}-{seed}".encode())
-    config = {"closure": str(closure), "decoder": str(decoder), "members": members,
-              "steps": steps, "seed": seed, "closure_fingerprint": payload["fingerprint"],
-              "dtype": "float64"}  # fmt: skip
-    return save_checkpoint(out, ens.eval(), config=config, fingerprint=fp.hexdigest(),
-                           history=history)  # fmt: skip
+    ens.decoder.load_state_dict(decoder.state_dict())
+    weights = b"".join(v.detach().cpu().numpy().tobytes() for v in ens.state_dict().values())
+    config = {**config, "closure_fingerprint": closure_fingerprint, "dtype": "float64"}
+    return save_checkpoint(out, ens.eval(), config=config,
+                           fingerprint=hashlib.sha256(weights).hexdigest(),
+                           history=history or {})  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -200,7 +200,7 @@ def run(base: MomentNet, decoder: Any, cfg: dict[str, Any], *, strategy: str = "
         log.append(entry)
         if done:
             break
-    return {"strategy": strategy, "config": cfg, "iterations": log}
+    return {"strategy": strategy, "config": cfg, "iterations": log, "nets": nets}
 
 
 def learn(config: dict[str, Any], out_dir: Any, strategies: tuple[str, ...] = STRATEGIES,
@@ -213,6 +213,7 @@ def learn(config: dict[str, Any], out_dir: Any, strategies: tuple[str, ...] = ST
 
     from ...atomic import write_json
     from ..checkpoint import load_model
+    from .hmm import save_ensemble
     from .lift import load_decoder
     from .train import generate, resolve_config
 
@@ -226,9 +227,13 @@ def learn(config: dict[str, Any], out_dir: Any, strategies: tuple[str, ...] = ST
         "eps_max": cfg["eps_max"], "t_end": cfg["t_end"], "every": cfg["every"]}}))  # fmt: skip
     result = {"config": cfg, "runs": {}}
     for strategy in strategies:
-        result["runs"][strategy] = run(base, decoder, cfg, strategy=strategy, initial=init,
-                                       progress=progress)["iterations"]  # fmt: skip
+        r = run(base, decoder, cfg, strategy=strategy, initial=init, progress=progress)
+        result["runs"][strategy] = r["iterations"]
         write_json(out_dir / "learn_log.json", result)
+        save_ensemble(r["nets"], decoder, out_dir / f"ensemble_{strategy}.pt",
+                      config={"learn": cfg, "strategy": strategy},
+                      closure_fingerprint=payload["fingerprint"],
+                      history={"iterations": r["iterations"]})  # fmt: skip
     plot(result, out_dir / "learn.png")
     return result
 
