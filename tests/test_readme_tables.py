@@ -555,3 +555,15 @@ def test_hmm_bgk_cells_are_the_worst_moment_error_the_macro_share_and_s():
         lines[2]
         == "| sod, ε = 0.5 | 2.00 % · 0.00 · 0.90 | 2.84 % · 0.10 · 0.17 | 8.76 % · 0.62 · 0.16 |"
     )
+
+
+def test_closure_joint_rows_are_the_variants_with_closure_and_decoder_errors():
+    dec = [{"eps": 0.003, "f": 0.0015, "W": 0.15, "maxwellian": 0.005},
+           {"eps": 8.8, "f": 0.068, "W": 0.22, "maxwellian": 0.09}]  # fmt: skip
+    v = {"rel_l2_max": {"0.001": 0.0129, "10": 0.1214}, "decoder": dec}
+    d = doc(variants={"sequential": v, "joint": {**v, "rel_l2_max": {"0.001": 0.02, "10": 0.1}}})
+    lines = rt.render_closure_joint({"closure_joint.json": d}).splitlines()
+    assert lines[0] == ("| training / ε | 0.001 | 10 | decoder: rel. L2 of f | "
+                        "W after restrict∘lift |")  # fmt: skip
+    assert lines[2] == "| sequential | 1.29 % | 12.14 % | 0.0015 / 0.0680 | 0.15 / 0.22 |"
+    assert lines[3] == "| joint | 2.00 % | 10.00 % | 0.0015 / 0.0680 | 0.15 / 0.22 |"

@@ -708,6 +708,20 @@ def render_hmm_bgk(docs: Docs) -> str:
     return table(["case / trust level", *cols], rows)
 
 
+def render_closure_joint(docs: Docs) -> str:
+    """Issue 10 item 3: sequential against joint training: the closure's max relative L2
+    per ε, then the decoder's f error and W recovery on the held-out runs."""
+    d = docs["closure_joint.json"]["variants"]
+    keys = list(next(iter(d.values()))["rel_l2_max"])
+    rows = []
+    for name, v in d.items():
+        dec = v["decoder"]
+        rows.append([name, *(f"{100 * v['rel_l2_max'][k]:.2f} %" for k in keys),
+                     " / ".join(f"{e['f']:.4f}" for e in dec),
+                     " / ".join(f"{e['W']:.2f}" for e in dec)])  # fmt: skip
+    return table(["training / ε", *keys, "decoder: rel. L2 of f", "W after restrict∘lift"], rows)
+
+
 # ------------------------------------------------------------------------------- blocks
 @dataclass
 class Block:
@@ -752,6 +766,7 @@ BLOCKS: dict[str, Block] = {
     "ad3d_adaptive": Block(["ad3d_adaptive.json"], render_ad3d_adaptive),
     "closure_bgk": Block(["closure_bgk.json"], render_closure_bgk),
     "hmm_bgk": Block(["hmm_bgk.json"], render_hmm_bgk),
+    "closure_joint": Block(["closure_joint.json"], render_closure_joint),
     "cold_start_fhn": Block(
         ["cold_start_fhn.json"], lambda docs: render_adaptive_fhn(docs, "cold_start_fhn.json")
     ),

@@ -1,0 +1,154 @@
+"""Joint training of the encoder, the closure and the decoder (seed 002 §5: the
+generalised moments are learned by an autoencoder together with the decoder).
+
+The default pipeline trains the encoder ``w(ξ)`` with the closure network ``h``
+(:func:`.train.train_closure`, the closure loss only) and then the decoder on the frozen
+encoder (:func:`.lift.train_decoder`).  Here all three are trained at once on the same
+BGK cells, so ``W`` must also carry what the decoder needs to rebuild ``f``:
+
+    L = L_closure(w, h) + λ_rec [ rec(σ; W(w)) + λ_η ent + λ_W con ]
+
+with ``L_closure`` of :func:`.train.closure_loss` and the decoder terms of
+:func:`.lift.decoder_loss` (reconstruction of ``f``, the entropy head, restrict ∘ lift
+consistency), ``W`` and ``w(ξ) dξ`` computed by the encoder being trained.  Data: the
+closure config's BGK runs (:func:`.train.bgk_runs`, seeded by ``seed``).
+
+    python -m ledmus.surrogates.closure.joint configs/closure_bgk.yaml --out DIR
+
+writes ``DIR/closure.pt`` (kind ``closure``) and ``DIR/decoder.pt`` (kind
+``closure_decoder``, bound to that closure by its fingerprint), the pair the default
+pipeline writes as ``models/closure_bgk.pt`` and ``models/closure_bgk_decoder.pt``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..checkpoint import save_checkpoint
+from .lift import MomentDecoder
+from .ml import MomentNet, eps_scale
+from .train import bgk_runs, cells, kinetic_frame, resolve_config
+
+
+def joint_data(cfg: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Per cell: the closure's ``xi``, ``gdv``, ``q``, ``log_eps`` (:func:`.train.
+    cell_data`) and the decoder's ``f``, ``m`` (``f``, ``M[f]`` times ``√T/ρ``), ``eta``
+    (relative entropy) and ``dxi`` (``dv/√T``)."""
+    d = cfg["data"]
+    rng = np.random.default_rng(cfg["seed"])
+    parts: dict[str, list] = {}
+    for eps, bgk, f in bgk_runs(d["runs"], d["batch"], d["nx"], d["eps_min"], d["eps_max"],
+                                d["t_end"], d["every"], rng):  # fmt: skip
+        fr = kinetic_frame(bgk, f)
+        rho, T, c, M = fr["rho"], fr["T"], fr["c"], fr["M"]
+        norm = (np.sqrt(T) / rho)[:, None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_ratio = np.where(f > 0, np.log(np.maximum(f, 1e-300) / M), 0.0)
+        new = {"xi": cells(fr["xi"]), "gdv": cells((f - M) * bgk.dv / rho[:, None]),
+               "q": (0.5 * (c**3 * f).sum(1) * bgk.dv / (rho * T**1.5)).reshape(-1),
+               "log_eps": np.full(rho.size, math.log10(eps)),
+               "f": cells(f * norm), "m": cells(M * norm),
+               "eta": ((f * log_ratio).sum(1) * bgk.dv / rho).reshape(-1),
+               "dxi": (bgk.dv / np.sqrt(T)).reshape(-1)}  # fmt: skip
+        for k, v in new.items():
+            parts.setdefault(k, []).append(v)
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def joint_loss(net: MomentNet, dec: MomentDecoder, b: dict[str, torch.Tensor], *,
+               lambda_rec: float, lambda_eta: float, lambda_w: float) -> tuple:  # fmt: skip
+    """``(loss, closure, reconstruction, entropy, consistency)`` on a batch of cells."""
+    W, g_t, y_t = net.encode(b["xi"], b["gdv"])
+    q, g, y = net(W, b["log_eps"])
+    s = eps_scale(b["log_eps"], net.spec["eps_ref"])
+    closure = ((((q - b["q"]) / s) ** 2).mean() + (((g - g_t) / s[:, None]) ** 2).sum(1).mean()
+               + (((y - y_t) / s[:, None, None]) ** 2).sum((1, 2)).mean())  # fmt: skip
+    fhat = b["m"] * torch.exp(dec.shape(b["xi"], W, b["log_eps"]))
+    rec = (((fhat - b["f"]) ** 2).sum(1) / (b["f"] ** 2).sum(1)).mean()
+    ent = (((dec.entropy(W, b["log_eps"]) - b["eta"]) / s**2) ** 2).mean()
+    w = net.weights(b["xi"])[0] * b["dxi"][:, None, None]  # (N, nv, M): w(ξ_j) dξ
+    con = (((torch.einsum("njm,nj->nm", w, fhat - b["m"]) - W) ** 2).sum(1) / s**2).mean()
+    dec_loss = rec + lambda_eta * ent + lambda_w * con
+    return closure + lambda_rec * dec_loss, closure, rec, ent, con
+
+
+def train_joint(config: dict[str, Any], out_dir: str | Path, *, lambda_rec: float = 1.0,
+                lambda_eta: float = 0.1, lambda_w: float = 0.1,
+                progress: bool = False) -> tuple[Path, Path]:  # fmt: skip
+    """Train encoder, closure and decoder jointly (module docstring) with the data,
+    steps, batch size and learning rate of the closure config; writes
+    ``out_dir/closure.pt`` and ``out_dir/decoder.pt``."""
+    cfg = resolve_config(config)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg["seed"])
+    net = MomentNet(cfg["spec"]).double()
+    dec = MomentDecoder({"n_moments": net.M, "eps_ref": net.spec["eps_ref"]}).double()
+    t0 = time.perf_counter()
+    data = joint_data(cfg)
+    tens = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in data.items()}
+    t = cfg["train"]
+    steps, n = t["steps"], tens["q"].shape[0]
+    gen = torch.Generator().manual_seed(cfg["seed"])
+    opt = torch.optim.Adam([*net.parameters(), *dec.parameters()], lr=t["lr"])
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=t["lr"] / 20)
+    names = ("loss", "closure", "reconstruction", "entropy", "consistency")
+    hist: dict[str, Any] = {k: [] for k in names}
+    iters = range(steps)
+    if progress:
+        from tqdm import tqdm
+
+        iters = tqdm(iters, desc="joint training", unit="step")
+    for _ in iters:
+        idx = torch.randint(0, n, (min(t["batch_size"], n),), generator=gen)
+        terms = joint_loss(net, dec, {k: v[idx] for k, v in tens.items()}, lambda_rec=lambda_rec,
+                           lambda_eta=lambda_eta, lambda_w=lambda_w)  # fmt: skip
+        opt.zero_grad()
+        terms[0].backward()
+        opt.step()
+        sched.step()
+        for k, v in zip(names, terms, strict=True):
+            hist[k].append(float(v.detach()))
+    hist["wall_s"] = time.perf_counter() - t0
+    fp = hashlib.sha256(b"".join(np.ascontiguousarray(data[k]).tobytes() for k in sorted(data)))
+    lambdas = {"lambda_rec": lambda_rec, "lambda_eta": lambda_eta, "lambda_w": lambda_w}
+    closure = save_checkpoint(out_dir / "closure.pt", net.eval(),
+                              config={**config, "dtype": "float64", "joint": lambdas},
+                              fingerprint=fp.hexdigest(), history=hist)  # fmt: skip
+    decoder = save_checkpoint(out_dir / "decoder.pt", dec.eval(),
+                              config={"closure": str(closure), "closure_fingerprint": fp.hexdigest(),
+                                      "joint": lambdas, "dtype": "float64"},
+                              fingerprint=fp.hexdigest(), history={})  # fmt: skip
+    return closure, decoder
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m ledmus.surrogates.closure.joint CONFIG.yaml --out DIR``."""
+    import argparse
+
+    import yaml
+
+    ap = argparse.ArgumentParser(description="Train encoder, closure and decoder jointly")
+    ap.add_argument("config")
+    ap.add_argument("--out", required=True, help="folder for closure.pt and decoder.pt")
+    ap.add_argument("--lambda-rec", type=float, default=1.0)
+    ap.add_argument("--lambda-eta", type=float, default=0.1)
+    ap.add_argument("--lambda-w", type=float, default=0.1)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    config = yaml.safe_load(Path(args.config).read_text())
+    config.pop("learn", None)
+    paths = train_joint(config, args.out, lambda_rec=args.lambda_rec, lambda_eta=args.lambda_eta,
+                        lambda_w=args.lambda_w, progress=True)  # fmt: skip
+    print("wrote", *paths)
+
+
+if __name__ == "__main__":
+    main()
