@@ -77,7 +77,8 @@ def main() -> None:
         dec = load_decoder(dpath, payload)
         ev = evaluate_closure(net, models=("ml",), progress=True)
         result["variants"][name] = {
-            "closure": str(cpath), "decoder": str(dpath), "fingerprint": payload["fingerprint"],
+            "closure_path": str(cpath), "decoder_path": str(dpath),
+            "fingerprint": payload["fingerprint"],
             "train_config": payload["config"], "eps": ev["eps"],
             "rel_l2_max": {k: r["max"] for k, r in ev["rel_l2"]["ml"].items()},
             "rel_l2": ev["rel_l2"]["ml"], "failures": ev["failures"],
