@@ -15,29 +15,15 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from petsc_mpi import comm, needs_petsc  # tests/mpi/petsc_mpi.py
 
 from ledmus.coupler.engine import run_embedded
 from ledmus.coupler.settings import read_ymmsl_settings, validate
-from ledmus.surrogates.closure.petsc_fv import petsc_backend_available
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def comm():
-    from mpi4py import MPI
-
-    return MPI.COMM_WORLD
-
-
-def _n_ranks() -> int:
-    try:
-        return comm().Get_size()
-    except ImportError:
-        return 1
-
-
-WHY = petsc_backend_available(_n_ranks())
-pytestmark = pytest.mark.skipif(WHY is not None, reason=f"PETSc backend unavailable: {WHY}")
+pytestmark = needs_petsc
 
 
 def shared_dir(tmp_path_factory) -> Path:

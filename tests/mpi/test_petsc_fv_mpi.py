@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from petsc_mpi import comm, needs_petsc  # tests/mpi/petsc_mpi.py
 
 from ledmus.surrogates.closure import Euler, FVSolver, conserved
-from ledmus.surrogates.closure.petsc_fv import make_fv_solver, petsc_backend_available
+from ledmus.surrogates.closure.petsc_fv import make_fv_solver
 
 # the serial file's cases, loaded by path (it has this file's basename)
 _spec = importlib.util.spec_from_file_location(
@@ -31,21 +32,7 @@ _spec.loader.exec_module(_cases)
 CASES, case, rel_diff = _cases.CASES, _cases.case, _cases.rel_diff
 
 
-def comm():
-    from mpi4py import MPI
-
-    return MPI.COMM_WORLD
-
-
-def _n_ranks() -> int:
-    try:
-        return comm().Get_size()
-    except ImportError:
-        return 1
-
-
-WHY = petsc_backend_available(_n_ranks())
-pytestmark = pytest.mark.skipif(WHY is not None, reason=f"PETSc backend unavailable: {WHY}")
+pytestmark = needs_petsc
 
 
 def worst(x: float) -> float:
