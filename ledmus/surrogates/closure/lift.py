@@ -40,7 +40,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from ... import solvers
 from ..checkpoint import register_model_class
 from .ml import MomentNet, _mlp, eps_scale
 from .train import bgk_runs, cells, kinetic_frame
@@ -149,6 +148,8 @@ def snapshots(runs: int, batch: int, nx: int, eps_range: tuple[float, float], t_
 def cell_targets(net: MomentNet, snaps: list[tuple[float, np.ndarray]]) -> dict[str, np.ndarray]:
     """Per cell: ``xi``, ``f/ρ·√T`` (dimensionless), ``M/ρ·√T``, ``W``, ``eta`` (``η_rel``),
     ``log_eps`` and ``w`` (the encoder's ``w(ξ_j) dξ``, ``(N, nv, M)``); each ``(N, ...)``."""
+    from ... import solvers
+
     bgk = solvers.make("bgk", nx=snaps[0][1].shape[-1], bc="periodic")
     parts: dict[str, list] = {k: [] for k in ("xi", "f", "m", "W", "eta", "log_eps", "w")}
     for eps, f in snaps:

@@ -34,7 +34,6 @@ import torch
 
 from ..macro import MacroModel, register_macro_model
 from .hmm import ClosureEnsemble, check_spec
-from .learn import deviation
 from .lift import lift, restrict
 from .ml import MLMomentClosure
 
@@ -129,6 +128,8 @@ class ClosureMacro(MacroModel):
         """``n`` coarse steps of the states ``Q`` ``(b, 3+M, nx)``: states ``(b, n, d)``
         and deviations ``(b, n)``; a member whose state breaks down keeps its last state
         with deviation ``inf`` from there on (the coupler then rejects the block)."""
+        from .learn import deviation  # (learn imports the solvers: only when propagating)
+
         b, dt = Q.shape[0], self._micro().dt_coarse
         out = np.empty((b, n, self.macro_dim))
         dev = np.full((b, n), np.inf)

@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from ... import solvers
 from ..checkpoint import save_checkpoint
 from .ml import MLMomentClosure, MomentNet, eps_scale
 
@@ -118,6 +117,8 @@ def bgk_runs(runs: int, batch: int, nx: int, eps_min: float, eps_max: float, t_e
     """Yields ``(ε, bgk, snapshots (K, nv, nx))`` of ``runs`` periodic BGK runs of
     ``batch`` profiles (ICs ``waves``/``shocks`` alternating, ``ε`` log-uniform in
     ``[eps_min, eps_max]``), every ``every``-th coarse state after the initial one."""
+    from ... import solvers  # data generation only (importing surrogates loads no solver)
+
     for r in range(runs):
         eps = 10 ** rng.uniform(math.log10(eps_min), math.log10(eps_max))
         bgk = solvers.make("bgk", kn=eps, nx=nx, bc="periodic")
