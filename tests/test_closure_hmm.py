@@ -169,3 +169,14 @@ def test_muscle3_hmm_run_equals_the_embedded_run(tmp_path):
     m3 = states_of(tmp_path / "m3" / "output")
     assert np.all(np.isfinite(m3))
     np.testing.assert_array_equal(m3, states_of(tmp_path / "emb"))
+
+
+def test_the_ensemble_builder_refuses_a_foreign_checkpoint_in_one_line(tmp_path, capsys):
+    from ledmus.surrogates.closure.hmm import main
+
+    with pytest.raises(SystemExit) as exc:
+        main([str(ROOT / "models" / "led_fhn.pt"), str(ROOT / "models" / "closure_bgk_decoder.pt"),
+              "--out", str(tmp_path / "x.pt")])  # fmt: skip
+    assert exc.value.code == 2
+    assert "led_fhn.pt is a 'led' checkpoint, not closure" in capsys.readouterr().err
+    assert not (tmp_path / "x.pt").exists()

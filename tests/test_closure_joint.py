@@ -60,3 +60,15 @@ def test_train_joint_writes_a_closure_and_its_decoder(tmp_path):
     dec = load_decoder(decoder, payload)  # refuses a decoder of another closure
     assert payload["kind"] == "closure" and payload["config"]["joint"]["lambda_rec"] == 1.0
     assert len(payload["history"]["reconstruction"]) == 3 and dec.M == net.M
+
+
+def test_a_bad_config_field_is_one_line(tmp_path, capsys):
+    import pytest
+
+    from ledmus.surrogates.closure.joint import main
+
+    (tmp_path / "c.yaml").write_text("kind: closure\ndata: {runs: 0}\n")
+    with pytest.raises(SystemExit) as exc:
+        main([str(tmp_path / "c.yaml"), "--out", str(tmp_path / "out")])
+    assert exc.value.code == 2
+    assert "config field data.runs must be a positive integer" in capsys.readouterr().err

@@ -158,8 +158,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--nx", type=int, default=100, help="cells of the coupled BGK grid")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    path = build(args.closure, args.decoder, args.out, members=args.members, steps=args.steps,
-                 seed=args.seed, nx=args.nx, progress=True)  # fmt: skip
+    try:
+        path = build(args.closure, args.decoder, args.out, members=args.members,
+                     steps=args.steps, seed=args.seed, nx=args.nx, progress=True)  # fmt: skip
+    except ValueError as exc:  # a bad file or option: one line, no traceback
+        ap.error(str(exc))
     print(f"wrote {path}")
 
 

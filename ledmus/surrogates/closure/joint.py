@@ -143,10 +143,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--lambda-w", type=float, default=0.1)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
+    if not Path(args.config).is_file():
+        ap.error(f"config {args.config!r} does not exist")
     config = yaml.safe_load(Path(args.config).read_text())
     config.pop("learn", None)
-    paths = train_joint(config, args.out, lambda_rec=args.lambda_rec, lambda_eta=args.lambda_eta,
-                        lambda_w=args.lambda_w, progress=True)  # fmt: skip
+    try:
+        paths = train_joint(config, args.out, lambda_rec=args.lambda_rec,
+                            lambda_eta=args.lambda_eta, lambda_w=args.lambda_w,
+                            progress=True)  # fmt: skip
+    except ValueError as exc:  # a bad config field: one line, no traceback
+        ap.error(str(exc))
     print("wrote", *paths)
 
 
