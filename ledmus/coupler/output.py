@@ -177,12 +177,12 @@ def _kinetic_profiles(run_dir: Path, settings: RunSettings, states: np.ndarray,
     fig, axes = pyplot().subplots(1, 3, figsize=(12, 3.4))
     for c, j in enumerate(idx):
         what = "macro" if source[j] == SOURCES["macro"] else "micro"
-        for ax, name, a, k in zip(axes, ("ρ", "u", "T"), primitive_fields(states[0, j]),
-                                  scale, strict=True):  # fmt: skip
+        ref = primitive_fields(reference[0, j]) if reference is not None else (None,) * 3
+        for ax, name, a, r, k in zip(axes, ("ρ", "u", "T"), primitive_fields(states[0, j]), ref,
+                                     scale, strict=True):  # fmt: skip
             ax.plot(x, a * k, color=f"C{c}", label=f"t = {j * solver.dt_coarse:g} ({what})")
-            if reference is not None:
-                ref = primitive_fields(reference[0, j])[("ρ", "u", "T").index(name)] * k
-                ax.plot(x, ref, color=f"C{c}", ls=":")
+            if r is not None:
+                ax.plot(x, r * k, color=f"C{c}", ls=":")
             ax.set(xlabel="x", title=name)
     axes[0].legend(fontsize=8)
     fig.suptitle("member 0: coupled run (solid), micro-only reference (dotted)", fontsize=10)

@@ -23,7 +23,6 @@ pipeline writes as ``models/closure_bgk.pt`` and ``models/closure_bgk_decoder.pt
 from __future__ import annotations
 
 import hashlib
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -32,9 +31,9 @@ import numpy as np
 import torch
 
 from ..checkpoint import save_checkpoint
-from .lift import MomentDecoder
-from .ml import MomentNet, eps_scale
-from .train import bgk_runs, cells, kinetic_frame, resolve_config
+from .lift import MomentDecoder, decoder_loss, relative_entropy
+from .ml import MomentNet
+from .train import bgk_runs, cell_data, cells, closure_loss, kinetic_frame, resolve_config
 
 
 def joint_data(cfg: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -47,15 +46,10 @@ def joint_data(cfg: dict[str, Any]) -> dict[str, np.ndarray]:
     for eps, bgk, f in bgk_runs(d["runs"], d["batch"], d["nx"], d["eps_min"], d["eps_max"],
                                 d["t_end"], d["every"], rng):  # fmt: skip
         fr = kinetic_frame(bgk, f)
-        rho, T, c, M = fr["rho"], fr["T"], fr["c"], fr["M"]
+        rho, T, M = fr["rho"], fr["T"], fr["M"]
         norm = (np.sqrt(T) / rho)[:, None]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            log_ratio = np.where(f > 0, np.log(np.maximum(f, 1e-300) / M), 0.0)
-        new = {"xi": cells(fr["xi"]), "gdv": cells((f - M) * bgk.dv / rho[:, None]),
-               "q": (0.5 * (c**3 * f).sum(1) * bgk.dv / (rho * T**1.5)).reshape(-1),
-               "log_eps": np.full(rho.size, math.log10(eps)),
-               "f": cells(f * norm), "m": cells(M * norm),
-               "eta": ((f * log_ratio).sum(1) * bgk.dv / rho).reshape(-1),
+        new = {**cell_data(bgk, f, eps, fr), "f": cells(f * norm), "m": cells(M * norm),
+               "eta": relative_entropy(f, M, bgk.dv, rho),
                "dxi": (bgk.dv / np.sqrt(T)).reshape(-1)}  # fmt: skip
         for k, v in new.items():
             parts.setdefault(k, []).append(v)
@@ -65,17 +59,12 @@ def joint_data(cfg: dict[str, Any]) -> dict[str, np.ndarray]:
 def joint_loss(net: MomentNet, dec: MomentDecoder, b: dict[str, torch.Tensor], *,
                lambda_rec: float, lambda_eta: float, lambda_w: float) -> tuple:  # fmt: skip
     """``(loss, closure, reconstruction, entropy, consistency)`` on a batch of cells."""
-    W, g_t, y_t = net.encode(b["xi"], b["gdv"])
-    q, g, y = net(W, b["log_eps"])
-    s = eps_scale(b["log_eps"], net.spec["eps_ref"])
-    closure = ((((q - b["q"]) / s) ** 2).mean() + (((g - g_t) / s[:, None]) ** 2).sum(1).mean()
-               + (((y - y_t) / s[:, None, None]) ** 2).sum((1, 2)).mean())  # fmt: skip
-    fhat = b["m"] * torch.exp(dec.shape(b["xi"], W, b["log_eps"]))
-    rec = (((fhat - b["f"]) ** 2).sum(1) / (b["f"] ** 2).sum(1)).mean()
-    ent = (((dec.entropy(W, b["log_eps"]) - b["eta"]) / s**2) ** 2).mean()
+    encoded = net.encode(b["xi"], b["gdv"])
+    closure = closure_loss(net, b, encoded)
     w = net.weights(b["xi"])[0] * b["dxi"][:, None, None]  # (N, nv, M): w(ξ_j) dξ
-    con = (((torch.einsum("njm,nj->nm", w, fhat - b["m"]) - W) ** 2).sum(1) / s**2).mean()
-    dec_loss = rec + lambda_eta * ent + lambda_w * con
+    # the decoder's batch with W and w(ξ) dξ of the encoder being trained (not detached)
+    dec_loss, rec, ent, con = decoder_loss(dec, {**b, "W": encoded[0], "w": w}, lambda_eta,
+                                           lambda_w)  # fmt: skip
     return closure + lambda_rec * dec_loss, closure, rec, ent, con
 
 

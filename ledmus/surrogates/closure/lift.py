@@ -145,6 +145,14 @@ def snapshots(runs: int, batch: int, nx: int, eps_range: tuple[float, float], t_
     return [(eps, f) for eps, _, f in bgk_runs(runs, batch, nx, *eps_range, t_end, every, rng)]
 
 
+def relative_entropy(f: np.ndarray, M: np.ndarray, dv: float, rho: np.ndarray) -> np.ndarray:
+    """``η_rel = (1/ρ) Σ_j f_j log(f_j/M_j) dv`` per cell, flattened ``(K·nx,)``, of ``f``
+    and its Maxwellian ``M`` ``(K, nv, nx)`` (``f log f`` is 0 where ``f = 0``)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_ratio = np.where(f > 0, np.log(np.maximum(f, 1e-300) / M), 0.0)
+    return ((f * log_ratio).sum(1) * dv / rho).reshape(-1)
+
+
 def cell_targets(net: MomentNet, snaps: list[tuple[float, np.ndarray]]) -> dict[str, np.ndarray]:
     """Per cell: ``xi``, ``f/ρ·√T`` (dimensionless), ``M/ρ·√T``, ``W``, ``eta`` (``η_rel``),
     ``log_eps`` and ``w`` (the encoder's ``w(ξ_j) dξ``, ``(N, nv, M)``); each ``(N, ...)``."""
@@ -157,13 +165,11 @@ def cell_targets(net: MomentNet, snaps: list[tuple[float, np.ndarray]]) -> dict[
         Q = restrict(net, f, bgk, fr)
         rho, T, M = fr["rho"], fr["T"], fr["M"]
         norm = (np.sqrt(T) / rho)[:, None]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            log_ratio = np.where(f > 0, np.log(np.maximum(f, 1e-300) / M), 0.0)
         parts["xi"].append(cells(fr["xi"]))
         parts["f"].append(cells(f * norm))
         parts["m"].append(cells(M * norm))
         parts["W"].append(cells(Q[:, 3:] / rho[:, None]))
-        parts["eta"].append(((f * log_ratio).sum(1) * bgk.dv / rho).reshape(-1))
+        parts["eta"].append(relative_entropy(f, M, bgk.dv, rho))
         parts["log_eps"].append(np.full(rho.size, math.log10(eps)))
         xi = torch.from_numpy(parts["xi"][-1]).to(net.dtype)
         with torch.no_grad():  # encoder weights times dξ = dv/√T: W = Σ w (f - M)/ρ·√T dξ
@@ -266,5 +272,5 @@ if __name__ == "__main__":
     main()
 
 
-__all__ = ["MomentDecoder", "cell_targets", "decoder_loss", "lift", "load_decoder", "restrict",
+__all__ = ["MomentDecoder", "cell_targets", "decoder_loss", "lift", "load_decoder", "relative_entropy", "restrict",
            "snapshots", "train_decoder"]  # fmt: skip

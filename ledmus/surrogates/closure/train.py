@@ -101,10 +101,11 @@ def kinetic_frame(bgk, f: np.ndarray) -> dict[str, np.ndarray]:
             "M": bgk.maxwellian_of_moments(U)}  # fmt: skip
 
 
-def cell_data(bgk, f: np.ndarray, eps: float) -> dict[str, np.ndarray]:
+def cell_data(bgk, f: np.ndarray, eps: float, frame: dict | None = None) -> dict[str, np.ndarray]:
     """Per-cell arrays from ``f`` ``(K, nv, nx)``: ``xi``, ``gdv`` = ``(f - M) dv/ρ``
-    ``(N, nv)``, ``q`` (target ``q̃``), ``log_eps`` ``(N,)``, ``N = K·nx``."""
-    fr = kinetic_frame(bgk, f)
+    ``(N, nv)``, ``q`` (target ``q̃``), ``log_eps`` ``(N,)``, ``N = K·nx``; ``frame``:
+    :func:`kinetic_frame` of ``f`` if already made."""
+    fr = kinetic_frame(bgk, f) if frame is None else frame
     rho, T, c = fr["rho"], fr["T"], fr["c"]
     g = (f - fr["M"]) * bgk.dv / rho[:, None]
     q = 0.5 * (c**3 * f).sum(1) * bgk.dv / (rho * T**1.5)
@@ -136,9 +137,11 @@ def generate(cfg: dict[str, Any]) -> dict[str, np.ndarray]:
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-def closure_loss(net: MomentNet, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """The training loss on a batch of cells (see the module docstring)."""
-    W, g_target, y_target = net.encode(batch["xi"], batch["gdv"])
+def closure_loss(net: MomentNet, batch: dict[str, torch.Tensor],
+                 encoded: tuple[torch.Tensor, ...] | None = None) -> torch.Tensor:  # fmt: skip
+    """The training loss on a batch of cells (see the module docstring); ``encoded``:
+    ``net.encode(batch["xi"], batch["gdv"])`` if already made."""
+    W, g_target, y_target = net.encode(batch["xi"], batch["gdv"]) if encoded is None else encoded
     q, g, y = net(W, batch["log_eps"])
     s = eps_scale(batch["log_eps"], net.spec["eps_ref"])
     return (
