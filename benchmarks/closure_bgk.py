@@ -9,6 +9,10 @@ thread, all cases of one boundary condition batched in one run).  Writes
 ``closure_bgk_profiles_{case}_eps{ε}.png`` (ρ, u, T at t = 0, 0.05, 0.1 for BGK and the
 three models) and ``closure_bgk_weights.png`` (the learned w(ξ)).
 
+``speedup_bound``: BGK over the ML moment system with its network replaced by zeros
+(:class:`FreeClosure`, timed side by side with a fresh BGK run): the finite-volume work
+alone, so the largest S any closure of this size can reach on this scheme and grid.
+
     python benchmarks/closure_bgk.py            # about 7 minutes on one core
 """
 
@@ -22,10 +26,40 @@ import torch
 from _provenance import ROOT, write_result
 
 from ledmus.surrogates.checkpoint import load_model
-from ledmus.surrogates.closure.evaluate import EPS_GRID, cases, evaluate_closure, run_case_group
+from ledmus.surrogates.closure.evaluate import (
+    EPS_GRID,
+    cases,
+    evaluate_closure,
+    group_by_bc,
+    run_case_group,
+    run_closures,
+)
+from ledmus.surrogates.closure.ml import MLMomentClosure
 from ledmus.surrogates.closure.plots import plot_errors, plot_profiles, plot_weights
 
 TIMES = (0.0, 0.05, 0.1)
+
+
+class FreeClosure(MLMomentClosure):
+    """The ML moment system (same moments, wave speeds, stiffness and source form) with
+    ``q̃ = g̃ = y = 0`` and no network call: a timing bound, not a model."""
+
+    def closure_terms(self, Q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        B, _, m = Q.shape
+        return np.zeros((B, m)), np.zeros((B, self.M, m)), np.zeros((B, 3, self.M, m))
+
+
+def speedup_bound(net, nx: int) -> dict[str, float]:
+    """Per ε: BGK wall time over :class:`FreeClosure`'s, summed over the case groups."""
+    out = {}
+    for eps in EPS_GRID:
+        bgk = free = 0.0
+        for bc, (_, prim) in group_by_bc(cases(nx)).items():
+            res = run_closures({"free": FreeClosure(net, eps, bc=bc)}, eps, bc, prim, nx=nx,
+                               t_end=TIMES[-1])  # fmt: skip
+            bgk, free = bgk + res["bgk"]["wall_s"], free + res["free"]["wall_s"]
+        out[f"{eps:g}"] = bgk / free
+    return out
 
 
 def main() -> None:
@@ -39,6 +73,7 @@ def main() -> None:
     t0 = time.perf_counter()
     res = evaluate_closure(net, nx=args.nx, progress=True)
     speedup = {key: {m: w["bgk"] / w[m] for m in res["models"]} for key, w in res["wall_s"].items()}
+    bound = speedup_bound(net, args.nx)
     out_dir = ROOT / "benchmarks" / "out"
     plot_errors(res, out_dir / "closure_bgk_errors.png")
     plot_weights(net, out_dir / "closure_bgk_weights.png")
@@ -59,7 +94,7 @@ def main() -> None:
         "ml_meets_2pct_at_every_eps": bool(ml) and all(r["max"] <= 0.02 for r in ml.values()),
         "ml_speedup_min": min(s["ml"] for s in speedup.values()) if ml else None,
     }
-    payload_out = {**res, "speedup": speedup, "summary": summary, "plots": shown,
+    payload_out = {**res, "speedup": speedup, "speedup_bound": bound, "summary": summary, "plots": shown,
                    "model": {"path": args.model, "spec": payload.get("spec"),
                              "config": payload.get("config")},
                    "threads": torch.get_num_threads(), "wall_s_total": time.perf_counter() - t0}  # fmt: skip
@@ -71,6 +106,10 @@ def main() -> None:
         print(
             f"eps {key:>6s}: BGK/model wall time " + "  ".join(f"{m} {v:.2f}" for m, v in s.items())
         )
+    print(
+        "S bound (network replaced by zeros): "
+        + "  ".join(f"{k}: {v:.2f}" for k, v in bound.items())
+    )
     print(summary)
 
 

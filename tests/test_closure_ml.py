@@ -41,9 +41,15 @@ def test_maxwellians_have_zero_moments_and_the_closure_is_euler_there(net):
     for kn in (1e-3, 1.0, 10.0):
         cl = MLMomentClosure(net, kn)
         q, gt, yt = cl.closure_terms(Q)
-        assert np.all(q == 0) and np.all(gt == 0) and np.all(yt == 0)  # by construction
+        # h(Ŵ, ε) - h(0, ε) by construction, but h(0, ε) is cached from a one-row batch,
+        # which rounds differently from the 8-row one: a few ulp of |h| ~ 1 times
+        # s(ε) <= 0.1 (measured max 5.5e-20); a closure that does not vanish at W = 0
+        # gives O(s(ε)) >= 1e-3
+        assert max(np.abs(a).max() for a in (q, gt, yt)) < 1e-16
         F = cl.flux(Q)
-        assert np.array_equal(F[:, :3], euler_flux(Q)) and np.all(F[:, 3:] == 0)
+        # relative to |F| ~ 1 (the Euler flux): the closure's part is the rounding above
+        np.testing.assert_allclose(F[:, :3], euler_flux(Q), rtol=0, atol=1e-15)
+        assert np.abs(F[:, 3:]).max() < 1e-15
         uniform = conserved(
             np.ones((1, 8)), np.full((1, 8), 0.3), np.ones((1, 8)), np.zeros((1, 3, 8))
         )
@@ -130,6 +136,20 @@ def test_fv_solver_with_the_learned_closure_conserves_mass_momentum_energy(net):
     assert np.abs(Q[:, 3:] - Q0[:, 3:]).max() > 1e-3  # W does evolve: measured 0.145
     drift = np.abs(Q[:, :3].sum(-1) - Q0[:, :3].sum(-1)) / np.abs(Q0[:, :3]).sum(-1)
     assert drift.max() < 1e-13  # measured 1.1e-15
+
+
+def test_a_batch_with_one_kn_per_member_equals_the_members_one_by_one(net):
+    rng = np.random.default_rng(3)
+    nx, kns = 16, np.array([1e-3, 0.05, 2.0])
+    Q = conserved(rng.uniform(0.5, 1.5, (3, nx)), rng.uniform(-0.5, 0.5, (3, nx)),
+                  rng.uniform(0.5, 2.0, (3, nx)), rng.normal(0, 0.05, (3, 3, nx)))  # fmt: skip
+    together = MLMomentClosure(net, kns).closure_terms(Q)
+    for b, kn in enumerate(kns):
+        alone = MLMomentClosure(net, kn).closure_terms(Q[b : b + 1])
+        for a, c in zip(together, alone, strict=True):
+            # same network rows, batched 3x larger: rounding only (measured 5.6e-18);
+            # member 1 closed with member 0's ε differs by 1.3e-2
+            np.testing.assert_allclose(a[b : b + 1], c, rtol=0, atol=1e-14)
 
 
 def test_checkpoint_round_trip_is_bitwise(net, tmp_path):

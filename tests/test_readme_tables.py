@@ -541,6 +541,10 @@ def test_closure_bgk_rows_are_the_models_then_their_speedups():
     assert lines[3] == "| Navier–Stokes | 1.29 % | 12.14 % |"
     assert lines[4] == "| ML closure: S | 0.15 | 0.50 |"
     assert lines[5] == "| Navier–Stokes: S | 7.00 | 0.00 |"
+    assert len(lines) == 6  # no bound row in a JSON without one
+    d["speedup_bound"] = {"0.001": 0.62, "10": 1.85}
+    lines = rt.render_closure_bgk({"closure_bgk.json": d}).splitlines()
+    assert lines[6] == "| ML system, network replaced by zeros: S (bound) | 0.62 | 1.85 |"
 
 
 def test_hmm_bgk_cells_are_the_worst_moment_error_the_macro_share_and_s():

@@ -683,6 +683,9 @@ def render_closure_bgk(docs: Docs) -> str:
             for m in d["models"]]  # fmt: skip
     rows += [[f"{label[m]}: S", *(f"{d['speedup'][k][m]:.2f}" for k in keys)]
              for m in d["models"]]  # fmt: skip
+    if "speedup_bound" in d:
+        rows.append(["ML system, network replaced by zeros: S (bound)",
+                     *(f"{d['speedup_bound'][k]:.2f}" for k in keys)])  # fmt: skip
     return table(["max rel. L2 of ρ, u, T at t = 0.1 / ε", *keys], rows)
 
 

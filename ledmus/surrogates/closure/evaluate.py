@@ -73,7 +73,7 @@ def closures(net: Any, eps: float, bc: str,
     return out
 
 
-def _group(items: list) -> dict[str, tuple[list[str], tuple[np.ndarray, ...]]]:
+def group_by_bc(items: list) -> dict[str, tuple[list[str], tuple[np.ndarray, ...]]]:
     """Cases batched by boundary condition: ``bc -> (names, (ρ, u, T) (B, nx))``."""
     groups: dict[str, tuple[list[str], list]] = {}
     for name, bc, prim in items:
@@ -165,7 +165,7 @@ def evaluate_closure(net: Any, *, eps_grid: tuple[float, ...] = EPS_GRID, nx: in
             raise ValueError(f"eps values must be finite and > 0, got {e!r}")
     closures(None, 1.0, "periodic", tuple(models))  # validates the names
     models = [m for m in models if m != "ml" or net is not None]
-    groups = _group(cases(nx))
+    groups = group_by_bc(cases(nx))
     names = [n for names, _ in groups.values() for n in names]
     out: dict[str, Any] = {"eps": list(eps_grid), "cases": names, "nx": nx, "t_end": t_end,
                            "models": models, "rel_l2": {m: {} for m in models},
@@ -205,4 +205,4 @@ def evaluate_closure(net: Any, *, eps_grid: tuple[float, ...] = EPS_GRID, nx: in
 
 
 __all__ = ["EPS_GRID", "FIELDS", "MODELS", "cases", "closures", "compare_to_bgk",
-           "evaluate_closure", "rel_l2", "run_case_group", "run_closures"]  # fmt: skip
+           "evaluate_closure", "group_by_bc", "rel_l2", "run_case_group", "run_closures"]  # fmt: skip

@@ -35,7 +35,9 @@ one MLP ``h`` with ``(q̃, g̃, y) = s(ε)[h(Ŵ, ε) - h(0, ε)]``, ``Ŵ = W/s(�
 ``s(ε) = ε/(1 + ε/eps_ref)`` (``∝ ε`` at small ε, saturating at ``eps_ref``, default
 0.1, the time scale of the training data: for ``ε ≫ t`` the nonequilibrium grows like
 ``t``, not ``ε``), so all vanish at ``W = 0`` **by construction** (the Euler limit
-is exact at ``W = 0``); ``F = F0(U) + F̃`` with the exact Euler flux ``F0``.
+is exact at ``W = 0``; :class:`MLMomentClosure` computes ``h(0, ε)`` once per member,
+which leaves rounding of order 1e-19, the one-row and many-row batches rounding
+differently); ``F = F0(U) + F̃`` with the exact Euler flux ``F0``.
 
 The decoder ``h(v; U, W)`` (lifting) and the entropy term are in :mod:`.lift`.
 """
@@ -181,17 +183,23 @@ class MomentNet(nn.Module):
         )
 
     # ------------------------------------------------------------------------- closure
+    def baseline(self, log_eps: torch.Tensor) -> torch.Tensor:
+        """``h(0, ε)`` ``(N, n_out)`` for ``log10 ε`` ``(N,)``: what :meth:`forward`
+        subtracts; a caller with few distinct ``ε`` may compute it once and pass it."""
+        e = log_eps[:, None]
+        return self.hnet(torch.cat([e.new_zeros(e.shape[0], self.M), e], 1))
+
     def forward(
-        self, W: torch.Tensor, log_eps: torch.Tensor
+        self, W: torch.Tensor, log_eps: torch.Tensor, base: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(q̃, g̃, y)``, shapes ``(N,)``, ``(N, M)``, ``(N, 3, M)``, from ``W`` ``(N, M)``
-        and ``log10 ε`` ``(N,)``; all vanish at ``W = 0`` by construction."""
+        and ``log10 ε`` ``(N,)``; all vanish at ``W = 0`` by construction.  ``base``:
+        :meth:`baseline` of ``log_eps`` (``(N, n_out)`` or broadcastable), else computed."""
         s = eps_scale(log_eps, self.spec["eps_ref"])[:, None]
         e = log_eps[:, None]
-        out = self.hnet(torch.cat([W / s, e], 1)) - self.hnet(
-            torch.cat([torch.zeros_like(W), e], 1)
-        )
-        out = s * out
+        if base is None:
+            base = self.baseline(log_eps)
+        out = s * (self.hnet(torch.cat([W / s, e], 1)) - base)
         return out[:, 0], out[:, 1 : 1 + self.M], out[:, 1 + self.M :].reshape(-1, 3, self.M)
 
 
@@ -232,6 +240,8 @@ class MLMomentClosure(MomentClosure):
         self.n_moments = 3 + net.M
         with torch.no_grad():
             self.A = net.forcing().double().numpy()
+            # h(0, ε) depends on ε alone: once per member, not per cell and call
+            self._base = net.baseline(torch.from_numpy(np.log10(kn_arr).reshape(-1)).to(net.dtype))
 
     def _log_eps(self, B: int, m: int) -> np.ndarray:
         return np.broadcast_to(np.log10(self.kn).reshape(-1, 1), (B, m))
@@ -244,8 +254,11 @@ class MLMomentClosure(MomentClosure):
         x = np.moveaxis(W, 1, 2).reshape(-1, self.M)
         dt = self.net.dtype
         with torch.no_grad():
-            q, g, y = self.net(torch.from_numpy(np.ascontiguousarray(x)).to(dt),
-                               torch.from_numpy(self._log_eps(B, m).reshape(-1).copy()).to(dt))  # fmt: skip
+            log_eps = torch.from_numpy(self._log_eps(B, m).reshape(-1).copy()).to(dt)
+            base = self._base.to(dt)  # h(0, ε) per member, (1 or B, n_out)
+            if base.shape[0] > 1:
+                base = base.repeat_interleave(m, 0)
+            q, g, y = self.net(torch.from_numpy(np.ascontiguousarray(x)).to(dt), log_eps, base)
         q = q.double().numpy().reshape(B, m)
         g = np.moveaxis(g.double().numpy().reshape(B, m, self.M), 2, 1)
         return q, g, np.moveaxis(y.double().numpy().reshape(B, m, 3, self.M), 1, 3)
