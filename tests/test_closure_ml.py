@@ -178,10 +178,26 @@ def test_bad_spec_fields_raise_naming_the_field(spec, field):
         MomentNet(spec)
 
 
+def test_the_data_ics_field_chooses_the_bgk_initial_conditions():
+    from ledmus.surrogates.closure.train import bgk_runs
+
+    def density_ratio(ics):
+        ((_, bgk, f),) = bgk_runs(1, 8, 32, 0.1, 0.1, 0.005, 1, np.random.default_rng(0), ics)
+        rho = bgk.primitives(f)[:, 0]
+        return rho.max() / rho.min()
+
+    # waves keep rho in [0.5, 1.5] (ratio <= 3), shocks in [0.35, 1.65] (<= 4.7); riemann
+    # draws it from [0.1, 1.5] (<= 15): measured 2.5, 3.3 and 13.8 at t = 0.005
+    assert density_ratio(("waves",)) < 3 and density_ratio(("shocks",)) < 4.7
+    assert density_ratio(("riemann",)) > 10
+
+
 @pytest.mark.parametrize(
     "raw,field",
     [({"data": {"runs": 0}}, "data.runs"), ({"train": {"lr": -1}}, "train.lr"),
-     ({"data": {"eps": 1}}, "data.eps"), ({"optimiser": "sgd"}, "optimiser")],
+     ({"data": {"eps": 1}}, "data.eps"), ({"optimiser": "sgd"}, "optimiser"),
+     ({"data": {"ics": ["sod"]}}, "data.ics must be a non-empty list of waves, shocks, riemann"),
+     ({"data": {"ics": []}}, "data.ics"), ({"data": {"ics": "waves"}}, "data.ics")],
 )  # fmt: skip
 def test_bad_config_fields_raise_naming_the_field(raw, field):
     with pytest.raises(ValueError, match=field):

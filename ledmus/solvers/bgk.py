@@ -64,7 +64,7 @@ from .bgk_maxwellian import DiscreteMaxwellian
 #: Courant number of the default and the largest allowed ``dt`` (MUSCL + Heun)
 CFL = 0.5
 BCS = ("outflow", "periodic")
-IC_NAMES = ("sod", "waves", "shocks", "colliding")
+IC_NAMES = ("sod", "waves", "shocks", "colliding", "riemann")
 
 
 def _phi(lam: float) -> tuple[float, float, float]:
@@ -203,8 +203,19 @@ class BGK(Solver):
         ``[0, 0.5]`` (``rho, T`` in ``[0.5, 1.5]``, ``|u| <= 0.5``).  ``shocks``
         (seed 002's exploration): piecewise constant ``rho, u, T`` on 2 to 4 random
         intervals (``rho, T`` uniform in ``[0.5, 1.5]``, ``u`` in ``[-0.5, 0.5]``) plus
-        waves of amplitude ``A`` in ``[0, 0.15]``."""
+        waves of amplitude ``A`` in ``[0, 0.15]``.  ``riemann`` (strong shocks for the
+        closure's training data): two constant states, the left one on ``[c, c + L/2)``
+        with ``c`` uniform in ``[0, L/2)`` (periodic: two jumps), ``rho``
+        log-uniform in ``[0.1, 1.5]``, ``u`` uniform in ``[-1.2, 1.2]``, ``T`` uniform in
+        ``[0.5, 1.5]`` (density ratios up to 15, velocity jumps up to 2.4)."""
         x = np.broadcast_to(self.x / self.L, (batch, self.nx))
+        if name == "riemann":
+            c = rng.uniform(0.0, 0.5, (batch, 1))
+            left = (x - c) % 1.0 < 0.5
+            rho, u, T = (np.where(left, a[:, :1], a[:, 1:]) for a in (
+                10 ** rng.uniform(-1.0, math.log10(1.5), (batch, 2)),
+                rng.uniform(-1.2, 1.2, (batch, 2)), rng.uniform(0.5, 1.5, (batch, 2))))  # fmt: skip
+            return self.maxwellian(rho, u, T)
         if name in ("sod", "colliding"):
             left = x < 0.5
             if name == "sod":

@@ -44,7 +44,7 @@ def joint_data(cfg: dict[str, Any]) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(cfg["seed"])
     parts: dict[str, list] = {}
     for eps, bgk, f in bgk_runs(d["runs"], d["batch"], d["nx"], d["eps_min"], d["eps_max"],
-                                d["t_end"], d["every"], rng):  # fmt: skip
+                                d["t_end"], d["every"], rng, tuple(d["ics"])):  # fmt: skip
         fr = kinetic_frame(bgk, f)
         rho, T, M = fr["rho"], fr["T"], fr["M"]
         norm = (np.sqrt(T) / rho)[:, None]

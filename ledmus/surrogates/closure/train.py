@@ -3,7 +3,8 @@
 Config (``configs/closure_bgk.yaml``; every field optional, defaults in
 :data:`CONFIG_DEFAULTS`): ``kind: closure``, ``system: bgk``, ``seed``, ``dtype``
 (``float64``), ``spec`` (:data:`.ml.SPEC_DEFAULTS`), ``data`` (``runs`` BGK runs of
-``batch`` profiles each, ICs alternating ``waves``/``shocks``, periodic, ``nx`` cells,
+``batch`` profiles each, ICs cycling through ``ics`` (default ``waves``, ``shocks``;
+also ``riemann``), periodic, ``nx`` cells,
 ``ε`` log-uniform in ``[eps_min, eps_max]``, snapshots every ``every`` coarse steps of
 ``dt_coarse`` = 0.005 up to ``t_end``), ``train`` (Adam: ``steps``, ``batch_size``
 cells, ``lr``).
@@ -43,6 +44,7 @@ CONFIG_DEFAULTS: dict[str, Any] = {
         "eps_max": 10.0,
         "t_end": 0.1,
         "every": 4,
+        "ics": ["waves", "shocks"],
     },  # fmt: skip
     "train": {"steps": 2000, "batch_size": 512, "lr": 2e-3},
     "learn": {},  # concurrent learning (.learn.LEARN_DEFAULTS; checked there)
@@ -82,6 +84,13 @@ def resolve_config(raw: dict[str, Any]) -> dict[str, Any]:
             raise ValueError(f"config field {name} must be a finite number > 0, got {v!r}")
     if d["eps_min"] > d["eps_max"]:
         raise ValueError("config field data.eps_min must be <= data.eps_max")
+    allowed = ("waves", "shocks", "riemann")  # the periodic BGK initial conditions
+    ics = d["ics"]
+    if (not isinstance(ics, list) or not ics
+            or not all(isinstance(n, str) and n in allowed for n in ics)):  # fmt: skip
+        raise ValueError(
+            f"config field data.ics must be a non-empty list of {', '.join(allowed)}; got {ics!r}"
+        )
     return cfg
 
 
@@ -114,16 +123,17 @@ def cell_data(bgk, f: np.ndarray, eps: float, frame: dict | None = None) -> dict
 
 
 def bgk_runs(runs: int, batch: int, nx: int, eps_min: float, eps_max: float, t_end: float,
-             every: int, rng: np.random.Generator):  # fmt: skip
+             every: int, rng: np.random.Generator,
+             ics: tuple[str, ...] = ("waves", "shocks")):  # fmt: skip
     """Yields ``(ε, bgk, snapshots (K, nv, nx))`` of ``runs`` periodic BGK runs of
-    ``batch`` profiles (ICs ``waves``/``shocks`` alternating, ``ε`` log-uniform in
+    ``batch`` profiles (ICs cycling through ``ics``, ``ε`` log-uniform in
     ``[eps_min, eps_max]``), every ``every``-th coarse state after the initial one."""
     from ... import solvers  # data generation only (importing surrogates loads no solver)
 
     for r in range(runs):
         eps = 10 ** rng.uniform(math.log10(eps_min), math.log10(eps_max))
         bgk = solvers.make("bgk", kn=eps, nx=nx, bc="periodic")
-        f0 = bgk.initial_condition(("waves", "shocks")[r % 2], batch, rng)
+        f0 = bgk.initial_condition(ics[r % len(ics)], batch, rng)
         _, f = bgk.rollout(f0, t_end)
         yield eps, bgk, f[:, every::every].reshape(-1, *f.shape[2:])
 
@@ -133,7 +143,8 @@ def generate(cfg: dict[str, Any]) -> dict[str, np.ndarray]:
     d = cfg["data"]
     rng = np.random.default_rng(cfg["seed"])
     parts = [cell_data(bgk, snaps, eps) for eps, bgk, snaps in bgk_runs(
-        d["runs"], d["batch"], d["nx"], d["eps_min"], d["eps_max"], d["t_end"], d["every"], rng)]  # fmt: skip
+        d["runs"], d["batch"], d["nx"], d["eps_min"], d["eps_max"], d["t_end"], d["every"], rng,
+        tuple(d["ics"]))]  # fmt: skip
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
