@@ -571,3 +571,18 @@ def test_closure_joint_rows_are_the_variants_with_closure_and_decoder_errors():
                         "W after restrict∘lift |")  # fmt: skip
     assert lines[2] == "| sequential | 1.29 % | 12.14 % | 0.0015 / 0.0680 | 0.15 / 0.22 |"
     assert lines[3] == "| joint | 2.00 % | 10.00 % | 0.0015 / 0.0680 | 0.15 / 0.22 |"
+
+
+def test_closure_variants_rows_are_the_variants_then_the_speed_factors():
+    rel = {"0.1": {"smooth": 0.0277, "shock": 0.0774}, "10": {"smooth": 0.0416, "shock": 0.1214}}
+    bad = {"0.1": {"smooth": 0.0205, "shock": float("inf")}, "10": rel["10"]}
+    d = doc(eps=["0.1", "10"],
+            variants={"riemann": {"rel_l2": bad}, "shipped": {"rel_l2": rel}},
+            speed_factor={"4": {"rel_l2": rel, "wall_s": {"0.1": 20.2, "10": 21.4}},
+                          "12": {"rel_l2": rel, "wall_s": {"0.1": 1.0, "10": 1.0}}})  # fmt: skip
+    lines = rt.render_closure_variants({"closure_variants.json": d}).splitlines()
+    assert lines[0] == "| smooth / shock cases: max rel. L2 in % / ε | 0.1 | 10 |"
+    assert lines[2] == "| shipped | 2.77 / 7.74 | 4.16 / 12.14 |"  # shipped first
+    assert lines[3] == "| riemann | 2.05 / fails | 4.16 / 12.14 |"
+    assert lines[4] == "| shipped, HLL speeds u ∓ 4·√(3T) (42 s) | 2.77 / 7.74 | 4.16 / 12.14 |"
+    assert lines[5].startswith("| shipped, HLL speeds u ∓ 12·√(3T) (2 s) |")  # numeric order

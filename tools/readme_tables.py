@@ -725,6 +725,28 @@ def render_closure_joint(docs: Docs) -> str:
     return table(["training / ε", *keys, "decoder: rel. L2 of f", "W after restrict∘lift"], rows)
 
 
+def render_closure_variants(docs: Docs) -> str:
+    """Issue 10: max relative L2 (ρ, u, T at t = 0.1) over the smooth and over the shock
+    cases per ε, for each training variant, then for each HLL speed factor (and the time
+    of the ML runs)."""
+    d = docs["closure_variants.json"]
+    keys = d["eps"]
+
+    def cells(rel: dict) -> list[str]:
+        def pct(x: float) -> str:
+            return "fails" if not math.isfinite(x) else f"{100 * x:.2f}"
+
+        return [f"{pct(rel[k]['smooth'])} / {pct(rel[k]['shock'])}" for k in keys]
+
+    names = sorted(d["variants"], key=lambda n: (n != "shipped", n))
+    rows = [[name, *cells(d["variants"][name]["rel_l2"])] for name in names]
+    for k in sorted(d["speed_factor"], key=float):
+        v = d["speed_factor"][k]
+        rows.append([f"shipped, HLL speeds u ∓ {k}·√(3T) ({sum(v['wall_s'].values()):.0f} s)",
+                     *cells(v["rel_l2"])])  # fmt: skip
+    return table(["smooth / shock cases: max rel. L2 in % / ε", *keys], rows)
+
+
 # ------------------------------------------------------------------------------- blocks
 @dataclass
 class Block:
@@ -770,6 +792,7 @@ BLOCKS: dict[str, Block] = {
     "closure_bgk": Block(["closure_bgk.json"], render_closure_bgk),
     "hmm_bgk": Block(["hmm_bgk.json"], render_hmm_bgk),
     "closure_joint": Block(["closure_joint.json"], render_closure_joint),
+    "closure_variants": Block(["closure_variants.json"], render_closure_variants),
     "cold_start_fhn": Block(
         ["cold_start_fhn.json"], lambda docs: render_adaptive_fhn(docs, "cold_start_fhn.json")
     ),
