@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from ledmus.surrogates.checkpoint import load_model
@@ -24,9 +25,12 @@ def batch(n: int = 64) -> tuple[MomentNet, MomentDecoder, dict[str, torch.Tensor
     return net, dec, {k: torch.from_numpy(v[:n]) for k, v in data.items()}
 
 
-def test_joint_data_holds_the_closure_training_cells():
-    """The closure part of the joint data is the default pipeline's data, cell by cell."""
-    cfg = resolve_config(TINY)
+@pytest.mark.parametrize("ics", [None, ["riemann"]])
+def test_joint_data_holds_the_closure_training_cells(ics):
+    """The closure part of the joint data is the default pipeline's data, cell by cell
+    (with the config's choice of initial conditions too)."""
+    raw = TINY if ics is None else {**TINY, "data": {**TINY["data"], "ics": ics}}
+    cfg = resolve_config(raw)
     a, b = joint_data(cfg), generate(cfg)
     for k in b:
         np.testing.assert_array_equal(a[k], b[k])

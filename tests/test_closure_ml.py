@@ -41,11 +41,11 @@ def test_maxwellians_have_zero_moments_and_the_closure_is_euler_there(net):
     for kn in (1e-3, 1.0, 10.0):
         cl = MLMomentClosure(net, kn)
         q, gt, yt = cl.closure_terms(Q)
-        # h(Ŵ, ε) - h(0, ε) by construction, but h(0, ε) is cached from a one-row batch,
-        # which rounds differently from the 8-row one: a few ulp of |h| ~ 1 times
-        # s(ε) <= 0.1 (measured max 5.5e-20); a closure that does not vanish at W = 0
-        # gives O(s(ε)) >= 1e-3
-        assert max(np.abs(a).max() for a in (q, gt, yt)) < 1e-16
+        # h(Ŵ, ε) - h(0, ε) by construction, but h(0, ε) comes from a one-row batch, which
+        # rounds differently from the 8-row one: a few ulp of |h| ~ 1 times s(ε) <= 0.1
+        # (measured 5.5e-20 for this net, 8.9e-17 for the shipped one); a closure that
+        # does not vanish at W = 0 gives O(s(ε)) ~ 1e-3 at ε = 1e-3
+        assert max(np.abs(a).max() for a in (q, gt, yt)) < 1e-15
         F = cl.flux(Q)
         # relative to |F| ~ 1 (the Euler flux): the closure's part is the rounding above
         np.testing.assert_allclose(F[:, :3], euler_flux(Q), rtol=0, atol=1e-15)
@@ -187,9 +187,10 @@ def test_the_data_ics_field_chooses_the_bgk_initial_conditions():
         return rho.max() / rho.min()
 
     # waves keep rho in [0.5, 1.5] (ratio <= 3), shocks in [0.35, 1.65] (<= 4.7); riemann
-    # draws it from [0.1, 1.5] (<= 15): measured 2.5, 3.3 and 13.8 at t = 0.005
+    # draws it from [0.125, 1] (<= 8): measured 2.5, 3.3 and 7.3 at t = 0.005 (run 0 is
+    # waves when ics is ignored, so the riemann check is the one that can fail)
     assert density_ratio(("waves",)) < 3 and density_ratio(("shocks",)) < 4.7
-    assert density_ratio(("riemann",)) > 10
+    assert density_ratio(("riemann",)) > 5
 
 
 @pytest.mark.parametrize(

@@ -106,8 +106,9 @@ def deviation(nets: list[MomentNet], Q: np.ndarray, eps: float) -> np.ndarray:
 
 
 def explore(net: MomentNet, cfg: dict[str, Any], rng: np.random.Generator) -> list[tuple]:
-    """``(ε, Q (3+M, nx))`` states of member 0's moment system from new random profiles;
-    a run that breaks down contributes ``(ε, None)`` (failed)."""
+    """``(ε, Q (3+M, nx))`` states of member 0's moment system from new random profiles
+    (BGK ``waves``/``shocks`` alternating, as the default training data); a run that
+    breaks down contributes ``(ε, None)`` (failed)."""
     states = []
     for p in range(cfg["explore"]):
         eps = 10 ** rng.uniform(math.log10(cfg["eps_min"]), math.log10(cfg["eps_max"]))

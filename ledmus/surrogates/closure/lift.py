@@ -139,8 +139,9 @@ def lift(decoder: MomentDecoder, Q: np.ndarray, bgk: Any, eps: float) -> np.ndar
 # ------------------------------------------------------------------------------ training
 def snapshots(runs: int, batch: int, nx: int, eps_range: tuple[float, float], t_end: float,
               every: int, seed: int) -> list[tuple[float, np.ndarray]]:  # fmt: skip
-    """BGK snapshots ``(ε, f (K, nv, nx))`` made as the closure's training data are
-    (:func:`.train.bgk_runs`: ICs ``waves``/``shocks`` alternating, periodic)."""
+    """BGK snapshots ``(ε, f (K, nv, nx))`` made as the default closure training data are
+    (:func:`.train.bgk_runs`: ICs ``waves``/``shocks`` alternating, periodic; the closure
+    config's ``data.ics`` does not reach them)."""
     rng = np.random.default_rng(seed)
     return [(eps, f) for eps, _, f in bgk_runs(runs, batch, nx, *eps_range, t_end, every, rng)]
 
