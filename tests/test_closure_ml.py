@@ -43,7 +43,7 @@ def test_maxwellians_have_zero_moments_and_the_closure_is_euler_there(net):
         q, gt, yt = cl.closure_terms(Q)
         # h(Ŵ, ε) - h(0, ε) by construction, but h(0, ε) comes from a one-row batch, which
         # rounds differently from the 8-row one: a few ulp of |h| ~ 1 times s(ε) <= 0.1
-        # (measured 5.5e-20 for this net, 8.9e-17 for the shipped one); a closure that
+        # (measured 5.5e-20 for this net, 8.8e-17 for the shipped one); a closure that
         # does not vanish at W = 0 gives O(s(ε)) ~ 1e-3 at ε = 1e-3
         assert max(np.abs(a).max() for a in (q, gt, yt)) < 1e-15
         F = cl.flux(Q)
