@@ -22,7 +22,6 @@ pipeline writes as ``models/closure_bgk.pt`` and ``models/closure_bgk_decoder.pt
 
 from __future__ import annotations
 
-import hashlib
 import time
 from pathlib import Path
 from typing import Any
@@ -31,9 +30,18 @@ import numpy as np
 import torch
 
 from ..checkpoint import save_checkpoint
-from .lift import MomentDecoder, decoder_loss, relative_entropy
+from .lift import DECODER_TERMS, MomentDecoder, decoder_loss, relative_entropy
 from .ml import MomentNet
-from .train import bgk_runs, cell_data, cells, closure_loss, kinetic_frame, resolve_config
+from .train import (
+    adam_fit,
+    bgk_runs,
+    cell_data,
+    cells,
+    closure_loss,
+    data_fingerprint,
+    kinetic_frame,
+    resolve_config,
+)
 
 
 def joint_data(cfg: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -84,37 +92,23 @@ def train_joint(config: dict[str, Any], out_dir: str | Path, *, lambda_rec: floa
     data = joint_data(cfg)
     tens = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in data.items()}
     t = cfg["train"]
-    steps, n = t["steps"], tens["q"].shape[0]
-    gen = torch.Generator().manual_seed(cfg["seed"])
-    opt = torch.optim.Adam([*net.parameters(), *dec.parameters()], lr=t["lr"])
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=t["lr"] / 20)
-    names = ("loss", "closure", "reconstruction", "entropy", "consistency")
-    hist: dict[str, Any] = {k: [] for k in names}
-    iters = range(steps)
-    if progress:
-        from tqdm import tqdm
-
-        iters = tqdm(iters, desc="joint training", unit="step")
-    for _ in iters:
-        idx = torch.randint(0, n, (min(t["batch_size"], n),), generator=gen)
-        terms = joint_loss(net, dec, {k: v[idx] for k, v in tens.items()}, lambda_rec=lambda_rec,
-                           lambda_eta=lambda_eta, lambda_w=lambda_w)  # fmt: skip
-        opt.zero_grad()
-        terms[0].backward()
-        opt.step()
-        sched.step()
-        for k, v in zip(names, terms, strict=True):
-            hist[k].append(float(v.detach()))
+    hist: dict[str, Any] = adam_fit(
+        [*net.parameters(), *dec.parameters()], tens,
+        lambda b: joint_loss(net, dec, b, lambda_rec=lambda_rec, lambda_eta=lambda_eta,
+                             lambda_w=lambda_w),
+        steps=t["steps"], batch_size=t["batch_size"], lr=t["lr"], seed=cfg["seed"],
+        names=("loss", "closure", *DECODER_TERMS[1:]),
+        progress="joint training" if progress else None)  # fmt: skip
     hist["wall_s"] = time.perf_counter() - t0
-    fp = hashlib.sha256(b"".join(np.ascontiguousarray(data[k]).tobytes() for k in sorted(data)))
+    fp = data_fingerprint(data)
     lambdas = {"lambda_rec": lambda_rec, "lambda_eta": lambda_eta, "lambda_w": lambda_w}
     closure = save_checkpoint(out_dir / "closure.pt", net.eval(),
                               config={**config, "dtype": "float64", "joint": lambdas},
-                              fingerprint=fp.hexdigest(), history=hist)  # fmt: skip
+                              fingerprint=fp, history=hist)  # fmt: skip
     decoder = save_checkpoint(out_dir / "decoder.pt", dec.eval(),
-                              config={"closure": str(closure), "closure_fingerprint": fp.hexdigest(),
+                              config={"closure": str(closure), "closure_fingerprint": fp,
                                       "joint": lambdas, "dtype": "float64"},
-                              fingerprint=fp.hexdigest(), history={})  # fmt: skip
+                              fingerprint=fp, history={})  # fmt: skip
     return closure, decoder
 
 

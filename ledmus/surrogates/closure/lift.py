@@ -42,7 +42,7 @@ from torch import nn
 
 from ..checkpoint import register_model_class
 from .ml import MomentNet, _mlp, eps_scale
-from .train import bgk_runs, cells, kinetic_frame
+from .train import adam_fit, bgk_runs, cells, kinetic_frame
 
 SPEC_DEFAULTS: dict[str, Any] = {"n_moments": 4, "width": 48, "depth": 3, "eps_ref": 0.1}
 
@@ -179,6 +179,10 @@ def cell_targets(net: MomentNet, snaps: list[tuple[float, np.ndarray]]) -> dict[
     return {k: np.concatenate(v) for k, v in parts.items()}
 
 
+#: what :func:`decoder_loss` returns, in order (the training history's keys)
+DECODER_TERMS = ("loss", "reconstruction", "entropy", "consistency")
+
+
 def decoder_loss(dec: MomentDecoder, b: dict[str, torch.Tensor], lambda_eta: float,
                  lambda_w: float = 1.0) -> tuple:  # fmt: skip
     """``(loss, reconstruction, entropy, consistency)`` on a batch of cells (module
@@ -202,23 +206,17 @@ def train_decoder(net: MomentNet, data: dict[str, np.ndarray], *, steps: int = 3
     spec = {**(spec or {}), "n_moments": net.M, "eps_ref": net.spec["eps_ref"]}
     dec = MomentDecoder(spec).to(torch.float64)
     tens = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in data.items()}
-    n = tens["eta"].shape[0]
-    gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(dec.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=lr / 20)
-    hist: dict[str, Any] = {"loss": [], "reconstruction": [], "entropy": [], "consistency": []}
     t0 = time.perf_counter()
-    for _ in range(steps):
-        idx = torch.randint(0, n, (min(batch_size, n),), generator=gen)
-        loss, rec, ent, con = decoder_loss(dec, {k: v[idx] for k, v in tens.items()}, lambda_eta,
-                                           lambda_w)  # fmt: skip
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        for k, v in (("loss", loss), ("reconstruction", rec), ("entropy", ent),
-                     ("consistency", con)):  # fmt: skip
-            hist[k].append(float(v.detach()))
+    hist: dict[str, Any] = adam_fit(
+        dec.parameters(),
+        tens,
+        lambda b: decoder_loss(dec, b, lambda_eta, lambda_w),
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        names=DECODER_TERMS,
+    )
     hist["wall_s"] = time.perf_counter() - t0
     return dec.eval(), hist
 

@@ -153,8 +153,7 @@ class ClosureMacro(MacroModel):
     def propagate(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         if self.Q is None:
             raise RuntimeError("ClosureMacro: assimilate a restricted state before propagating")
-        out, dev = self._march(self.Q, n)
-        return out, dev
+        return self._march(self.Q, n)
 
     def snapshot(self) -> dict[str, Any]:
         return {"Q": np.empty(0) if self.Q is None else self.Q.copy()}

@@ -162,26 +162,52 @@ def closure_loss(net: MomentNet, batch: dict[str, torch.Tensor],
     )
 
 
-def fit(net: MomentNet, data: dict[str, np.ndarray], *, steps: int, batch_size: int, lr: float,
-        seed: int = 0) -> list[float]:  # fmt: skip
-    """Adam on random cell batches; returns the loss per step."""
-    dt = net.dtype
-    tens = {k: torch.from_numpy(np.ascontiguousarray(v)).to(dt) for k, v in data.items()}
-    n = tens["q"].shape[0]
+def adam_fit(params: Any, tens: dict[str, torch.Tensor], batch_loss: Any, *, steps: int,
+             batch_size: int, lr: float, seed: int, names: tuple[str, ...] = ("loss",),
+             progress: str | None = None) -> dict[str, list[float]]:  # fmt: skip
+    """The training loop of the closure, the decoder and joint training: Adam on
+    ``params`` (learning rate ``lr``, cosine decay to ``lr/20`` over ``steps``), each
+    step on ``batch_size`` rows of ``tens`` drawn with replacement (a generator seeded by
+    ``seed``).  ``batch_loss(batch)`` returns the loss, or a tuple led by the loss whose
+    entries are logged under ``names``; ``progress``: a tqdm label.  Returns
+    ``{name: [value per step]}``."""
+    n = next(iter(tens.values())).shape[0]
     gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    opt = torch.optim.Adam(list(params), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=lr / 20)
-    history = []
-    net.train()
-    for _ in range(steps):
+    hist: dict[str, list[float]] = {k: [] for k in names}
+    iters: Any = range(steps)
+    if progress:
+        from tqdm import tqdm
+
+        iters = tqdm(iters, desc=progress, unit="step")
+    for _ in iters:
         idx = torch.randint(0, n, (min(batch_size, n),), generator=gen)
-        loss = closure_loss(net, {k: v[idx] for k, v in tens.items()})
+        terms = batch_loss({k: v[idx] for k, v in tens.items()})
+        terms = terms if isinstance(terms, tuple) else (terms,)
         opt.zero_grad()
-        loss.backward()
+        terms[0].backward()
         opt.step()
         sched.step()
-        history.append(float(loss.detach()))
-    return history
+        for k, v in zip(names, terms, strict=True):
+            hist[k].append(float(v.detach()))
+    return hist
+
+
+def data_fingerprint(data: dict[str, np.ndarray]) -> str:
+    """SHA-256 of the arrays of ``data`` in key order (what binds a checkpoint to its data)."""
+    return hashlib.sha256(
+        b"".join(np.ascontiguousarray(data[k]).tobytes() for k in sorted(data))
+    ).hexdigest()
+
+
+def fit(net: MomentNet, data: dict[str, np.ndarray], *, steps: int, batch_size: int, lr: float,
+        seed: int = 0) -> list[float]:  # fmt: skip
+    """Adam on random cell batches (:func:`adam_fit`); returns the loss per step."""
+    tens = {k: torch.from_numpy(np.ascontiguousarray(v)).to(net.dtype) for k, v in data.items()}
+    net.train()
+    return adam_fit(net.parameters(), tens, lambda b: closure_loss(net, b), steps=steps,
+                    batch_size=batch_size, lr=lr, seed=seed)["loss"]  # fmt: skip
 
 
 def train_closure(config: dict[str, Any], out: str | Path) -> Path:
@@ -198,9 +224,8 @@ def train_closure(config: dict[str, Any], out: str | Path) -> Path:
     hist = fit(
         net, data, steps=t["steps"], batch_size=t["batch_size"], lr=t["lr"], seed=cfg["seed"]
     )
-    fp = hashlib.sha256(b"".join(np.ascontiguousarray(data[k]).tobytes() for k in sorted(data)))
     saved = {**config, "dtype": cfg["dtype"]}
-    return save_checkpoint(out, net.eval(), config=saved, fingerprint=fp.hexdigest(),
+    return save_checkpoint(out, net.eval(), config=saved, fingerprint=data_fingerprint(data),
                            history={"loss": hist})  # fmt: skip
 
 
@@ -216,6 +241,6 @@ def profiles(nx: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return tuple(o[None] for o in out)
 
 
-__all__ = ["CONFIG_DEFAULTS", "MLMomentClosure", "bgk_runs", "cell_data", "cells", "closure_loss",
-           "fit", "generate", "kinetic_frame", "resolve_config",
+__all__ = ["CONFIG_DEFAULTS", "MLMomentClosure", "adam_fit", "bgk_runs", "cell_data", "cells",
+           "closure_loss", "data_fingerprint", "fit", "generate", "kinetic_frame", "resolve_config",
            "train_closure"]  # fmt: skip
