@@ -9,6 +9,10 @@ chunk of steps (tracemalloc, measured in a separate untimed pass).
     python benchmarks/solvers.py [--seconds 2] [--batches 1 64] [--systems fhn ks ad3d rw bgk]
                                  [--json benchmarks/out/solvers.json]
 
+The boltzmann solver keeps its state in torch (tracemalloc does not see torch's memory, so
+its peak is the state alone); its cost at N = 16, 32, 48 and its BKW convergence table are
+in ``benchmarks/boltzmann.py`` (``benchmarks/out/boltzmann_cost.json``).
+
 Writes the table's numbers to ``--json``: ``cases`` (one per system and batch:
 ``system``, ``batch``, ``steps_per_s``, ``member_steps_per_s``, ``peak_mib``,
 ``target_steps_per_s``, ``target_met``, ``dt``, ``label``), ``seconds``, ``provenance``.
@@ -28,7 +32,8 @@ from _provenance import add_json_option, write_result
 from ledmus.solvers import make, names
 
 TARGETS = {"fhn": 20_000, "ks": 10_000, "ad3d": 10_000, "rw": 500}  # steps/s at batch 1
-LABELS = {"rw": "rw (250k particles)", "bgk": "bgk (64 v x 100 cells)"}  # README names
+LABELS = {"rw": "rw (250k particles)", "bgk": "bgk (64 v x 100 cells)",
+          "boltzmann": "boltzmann (32x32 v x 100 cells)"}  # README names  # fmt: skip
 
 
 def measure(system: str, batch: int, seconds: float) -> tuple[float, float]:

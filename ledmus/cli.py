@@ -27,21 +27,29 @@ import yaml
 
 from . import __version__, systems
 from .cli_models import add_model_commands
+from .validation import load_yaml
 
 log = logging.getLogger("ledmus")
 
 
-def parse_params(items: Sequence[str]) -> dict[str, Any]:
-    """``["d_u=2", "amplitude=[1,0,0]"]`` -> ``{"d_u": 2, "amplitude": [1, 0, 0]}`` (YAML values)."""
+def parse_params(items: Sequence[str], option: str = "--param") -> dict[str, Any]:
+    """``["d_u=2", "amplitude=[1,0,0]", "tol=1e-9"]`` -> ``{"d_u": 2, "amplitude": [1, 0, 0],
+    "tol": 1e-09}``: YAML values, numbers read as users write them (``1e-9``, ``.5``,
+    ``5.``; :func:`ledmus.validation.load_yaml`), mappings without extra quotes."""
     params: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"--param {item!r} must look like name=value")
+            raise ValueError(f"{option} {item!r} must look like name=value")
         try:
-            params[key.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError:
-            raise ValueError(f"--param {key}: cannot read value {value!r}") from None
+            params[key.strip()] = load_yaml(value)
+        except yaml.YAMLError as exc:
+            where = str(getattr(exc, "problem", "") or "not YAML")
+            raise ValueError(
+                f"{option} {key.strip()}: cannot read value {value!r} ({where}); write a "
+                f"mapping as {option} '{key.strip()}={{500: {{d_u: 1.5}}}}' (the whole item in "
+                "one pair of shell quotes), a list as [1, 2], a text with ':' or '#' as \"'...'\""
+            ) from None
     return params
 
 
@@ -67,7 +75,7 @@ def cmd_simulate(args: argparse.Namespace) -> None:
     rng = np.random.default_rng(args.seed)
     lifting = Lifting(args.lifting or systems.get(args.system).lifting).check(solver)
     ic = solver.initial_condition(_load_ic(args.ic), args.batch, rng)
-    t, states = solver.rollout(ic, args.t_end, rng, discard=args.discard, progress=True,
+    t, states = solver.rollout(ic, args.t_end, rng, discard=args.discard, progress=not args.quiet,
                                lifting=lifting)  # fmt: skip
     extra = getattr(solver, "trajectory_attrs", dict)()  # e.g. bgk's velocity grid
     write_trajectory(
@@ -148,7 +156,7 @@ def parse_settings(items: Sequence[str]) -> dict[str, Any]:
         key, sep, _ = item.partition("=")
         if not sep or not key.strip():
             raise ValueError(f"--set {item!r} must look like name=value")
-    return parse_params(items)
+    return parse_params(items, "--set")
 
 
 def cmd_launch(args: argparse.Namespace) -> None:
@@ -231,7 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", help="output folder (default runs/NAME_TIMESTAMP); must be "
                    "new or empty unless --overwrite")  # fmt: skip
     p.add_argument("--overwrite", action="store_true",
-                   help="replace the contents of an existing run directory")  # fmt: skip
+                   help="replace an earlier ledmus run in --run-dir: removes only what it "
+                   "wrote (its .ledmus-run.json names it); other folders are refused")  # fmt: skip
     p.add_argument("--set", action="append", default=[], metavar="K=V", help="override a setting")
     p.set_defaults(func=cmd_run)
 

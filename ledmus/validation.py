@@ -5,11 +5,68 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import yaml
+
 REQUIRED: Any = object()
+
+#: a number as people write it: ``1e-9``, ``1E-9``, ``.5``, ``5.``, ``-.5``, ``1e6``,
+#: ``1_000``, ``.inf`` (YAML 1.1, and so PyYAML, reads ``1e-9`` and ``1e6`` as strings)
+NUMBER_TEXT = re.compile(
+    r"""^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)?$"""
+    r"""|^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$"""
+)
+_INT_TEXT = re.compile(r"^[-+]?[0-9][0-9_]*$")
+#: YAML floats: every spelling of :data:`NUMBER_TEXT` that is not an integer
+_FLOAT_TEXT = re.compile(
+    r"""^(?:[-+]?(?:[0-9][0-9_]*\.[0-9_]*|\.[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)?"""
+    r"""|[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"""
+)
+
+
+class YamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader reading numbers as YAML 1.2 (and yMMSL) do: ``1e-9``,
+    ``1E-9`` and ``1e6`` are floats, not strings."""
+
+
+YamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:float"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+YamlLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_TEXT,
+                                 list("-+0123456789."))  # fmt: skip
+
+
+def load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` with numbers read as users write them (:class:`YamlLoader`):
+    the one YAML reader of settings given on the command line."""
+    return yaml.load(text, Loader=YamlLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def number_from_text(value: Any) -> Any:
+    """``value``, or the number a string spells (``"1e-9"`` -> ``1e-09``, ``"5"`` -> ``5``,
+    ``".5"`` -> ``0.5``): settings that reach a parser as text (PyYAML, quoted YAML)
+    count as the numbers they spell."""
+    if not isinstance(value, str) or not NUMBER_TEXT.match(value.strip()):
+        return value
+    text = value.strip()
+    if _INT_TEXT.match(text):
+        return int(text.replace("_", ""))
+    return float(load_yaml(text))
+
+
+def plain_numbers(value: Any) -> Any:
+    """``value`` with every string that spells a number replaced by the number, in lists
+    and mappings too (solver parameters, ``param_schedule`` entries)."""
+    if isinstance(value, Mapping):
+        return {k: plain_numbers(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain_numbers(v) for v in value)
+    return number_from_text(value)
 
 
 @dataclass(frozen=True)
@@ -31,6 +88,7 @@ def as_bool(label: str, value: Any) -> bool:
 
 def as_int(minimum: int) -> Callable[[str, Any], int]:
     def parse(label: str, value: Any) -> int:
+        value = number_from_text(value)
         ok = (
             not isinstance(value, bool)
             and isinstance(value, (int, float))
@@ -45,6 +103,7 @@ def as_int(minimum: int) -> Callable[[str, Any], int]:
 
 
 def as_time(label: str, value: Any) -> float:
+    value = number_from_text(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{label} must be a number (a time), got {value!r}")
     value = float(value)
@@ -59,6 +118,7 @@ def as_number(minimum: float, *, strict: bool = False) -> Callable[[str, Any], f
     relation = ">" if strict else ">="
 
     def parse(label: str, value: Any) -> float:
+        value = number_from_text(value)
         ok = (
             not isinstance(value, bool)
             and isinstance(value, (int, float))
@@ -76,6 +136,8 @@ def as_int_list(minimum: int) -> Callable[[str, Any], list[int] | tuple[int, ...
     """A non-empty list (or tuple) of integers ``>= minimum``, returned as given."""
 
     def parse(label: str, value: Any) -> list[int] | tuple[int, ...]:
+        if isinstance(value, (list, tuple)):
+            value = type(value)(number_from_text(v) for v in value)
         ok = (
             isinstance(value, (list, tuple))
             and len(value) > 0

@@ -47,16 +47,20 @@ def test_a_run_logs_only_ledmus_lines(tmp_path):
 def test_run_directory_policy(tmp_path, capsys):
     run = tmp_path / "r"
     assert main(["-q", "run", str(FHN_YMMSL), "--run-dir", str(run), *SHORT]) == 0
-    (run / "stale.png").write_bytes(b"old")
+    (run / "field.png").write_bytes(b"old")  # an output of an earlier run with plots
+    (run / "notes.txt").write_text("mine")  # the user's own file in the run directory
     before = (run / "metrics.json").stat().st_mtime_ns
     capsys.readouterr()
     assert main(["-q", "run", str(FHN_YMMSL), "--run-dir", str(run), *SHORT]) == 2
     err = capsys.readouterr().err
-    assert "is not empty (holds metrics.json, stale.png, trajectory.h5)" in err
+    assert "is not empty (holds an earlier ledmus run field.png, metrics.json, notes.txt, " in err
     assert "--overwrite" in err and (run / "metrics.json").stat().st_mtime_ns == before
     assert main(["-q", "run", str(FHN_YMMSL), "--run-dir", str(run), *SHORT, "--overwrite"]) == 0
-    assert sorted(p.name for p in run.iterdir()) == ["metrics.json", "trajectory.h5"]
-    capsys.readouterr()
+    # the stale plot is gone; the user's file is kept, and named in a warning
+    names = sorted(p.name for p in run.iterdir())
+    assert names == [".ledmus-run.json", "metrics.json", "notes.txt", "trajectory.h5"]
+    assert (run / "notes.txt").read_text() == "mine"
+    assert "kept 1 entry that no ledmus run wrote: notes.txt" in capsys.readouterr().err
     for bad, message in [(run / "metrics.json", "is a file; give a folder"),
                          (run / "metrics.json" / "x", "lies inside the file")]:  # fmt: skip
         assert main(["-q", "run", str(FHN_YMMSL), "--run-dir", str(bad), *SHORT]) == 2
@@ -164,9 +168,11 @@ def test_metrics_json_holds_scalars_and_the_series_go_to_hdf5(tmp_path):
 
     assert max(lists(metrics), default=0) <= 64
     assert metrics["series"] == {"file": "trajectory.h5",
-                                 "datasets": ["errors/nad_t/u", "errors/nad_t/v"]}  # fmt: skip
+                                 "datasets": ["errors/lag_t", "errors/nad_t/u", "errors/nad_t/v"]}  # fmt: skip
+    assert {"lag_final", "lag_mean", "shape_mnad"} <= set(metrics["errors"])
     with h5py.File(run / "trajectory.h5") as h5:
         assert h5["errors/nad_t/u"].shape == (400 - 60,)  # t = 61 … 400 after the warm-up
+        assert h5["errors/lag_t"].shape == (400 - 60,)
         nad_u = h5["errors/nad_t/u"][()]
     assert nad_u.mean() == pytest.approx(metrics["errors"]["mnad_u"], rel=1e-12)
 

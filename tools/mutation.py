@@ -6,11 +6,12 @@ Usage (from the repository root, in the project's venv)::
     python tools/mutation.py metrics         # named targets only
     python tools/mutation.py metrics -j 1 --fail-under 90
 
-A *target* is the module file(s) to mutate and the fast unit-test files that must kill
-their mutants; adding one is one line in ``TARGETS``.  For each target the script
+A *target* is the module file(s) to mutate (optionally only some of their functions:
+``Target.functions``, passed to ``mutmut run`` as mutant-name patterns) and the fast
+unit-test files that must kill their mutants; adding one is one line in ``TARGETS``.  For each target the script
 
 1. builds a private sandbox ``mutants/<target>/`` (git-ignored): a snapshot of ``ledmus/``,
-   ``tests/`` and the data they read (``models/``) from the working tree and a copy of
+   ``tests/`` and the data they read (``models/``, ``configs/``) from the working tree and a copy of
    ``pyproject.toml`` with a generated ``[tool.mutmut]`` section.  mutmut 3 reads its
    configuration only from the current directory (``[tool.mutmut]`` in ``pyproject.toml``,
    else ``[mutmut]`` in ``setup.cfg``) and writes its mutated tree to ``./mutants/``, so a
@@ -42,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import fnmatch
 import json
 import os
 import platform
@@ -58,16 +60,35 @@ SANDBOXES = ROOT / "mutants"
 OUT = ROOT / "benchmarks" / "out"
 PACKAGE = "ledmus"
 COPIED = (PACKAGE, "tests")  # snapshot into each sandbox (tests/: conftest.py, reference.py)
-DATA = ("models",)  # also snapshot, and copied on into mutmut's tree: the shipped checkpoints
+# also snapshot, and copied on into mutmut's tree: the shipped checkpoints and the configs
+# (yMMSL / YAML) the coupler's tests read (tests/test_adaptive.py: configs/adaptive_fhn.ymmsl)
+DATA = ("models", "configs")
 
 
 class Target(NamedTuple):
     modules: tuple[str, ...]  # files to mutate, relative to the repository root
     tests: tuple[str, ...]  # test files (pytest node ids) that must kill their mutants
+    # only these functions ("name" or "Class.method") of the modules; () every function
+    functions: tuple[str, ...] = ()
 
     @property
     def files(self) -> tuple[str, ...]:
         return (*self.modules, *(t.split("::")[0] for t in self.tests))
+
+    def patterns(self) -> list[str]:
+        """mutmut mutant-name patterns of :attr:`functions` (``mutmut run PATTERN...``):
+        ``pkg.mod.x_func__mutmut_*``, ``pkg.mod.xǁClassǁmethod__mutmut_*``."""
+        out = []
+        for module in self.modules:
+            dotted = module.removesuffix(".py").replace("/", ".")
+            for f in self.functions:
+                cls, _, name = f.rpartition(".")
+                mangled = f"xǁ{cls}ǁ{name}" if cls else f"x_{name}"
+                out.append(f"{dotted}.{mangled}__mutmut_*")
+        return out
+
+    def selects(self, mutant: str) -> bool:
+        return not self.functions or any(fnmatch.fnmatch(mutant, p) for p in self.patterns())
 
 
 _PARTS = "tests/test_coupler_parts.py"
@@ -79,6 +100,28 @@ TARGETS: dict[str, Target] = {
     "protocol": Target(
         ("ledmus/surrogates/macro.py", "ledmus/surrogates/led_macro.py"),
         (_PARTS, "tests/test_pca.py"),
+    ),
+    # the adaptive policy's decisions, by the stub-component tests (milliseconds a run)
+    "adaptive": Target(
+        ("ledmus/coupler/adaptive.py",),
+        ("tests/test_adaptive_decisions.py",),
+        (
+            "AdaptiveCoordinator.comparison_error",
+            "AdaptiveCoordinator._violations",
+            "AdaptiveCoordinator._decide",
+            "AdaptiveCoordinator._macro_block",
+            "AdaptivePolicy.cap",
+        ),
+    ),
+    "lifting": Target(
+        ("ledmus/solvers/lifting.py",),
+        ("tests/test_diagnostics.py", "tests/test_lifting.py"),
+    ),
+    # the closure ensemble's trust signal (the deviation) and the macro model's march
+    "closure_hmm": Target(
+        ("ledmus/surrogates/closure/learn.py", "ledmus/surrogates/closure/macro.py"),
+        ("tests/test_diagnostics.py",),
+        ("deviation", "ClosureMacro._march", "ClosureMacro.revert_members"),
     ),
 }
 
@@ -112,7 +155,33 @@ _DECODED = "return self.net.decode_sequence(z).astype(np.float64)"
 _PARTICLES = 'self.particles = bool(getattr(net, "particles", False))'
 _NONE_IS_FALSE = "bool(None) is bool(False): a spec without 'particles' is a grid either way"
 
+_OK = "ok &= ~bad_err"
+_UNC_DECIDE = "bad_unc = np.nan_to_num(uc, nan=0.0).max(axis=1) > pol.max_uncertainty"
+_UNC_VIOL = "high = np.nan_to_num(uncertainty, nan=0.0).max(axis=1) > limit"
+_NAN_DEFAULT = "nan=0.0 is numpy.nan_to_num's default"
+_FINITE = "finite = np.isfinite(states.reshape(b, -1)).all(axis=1)"
+_MONITOR = "ok = np.asarray(mon.check(flat), dtype=bool).reshape(b, n).all(axis=1)"
+_MONITOR_BOOL = (
+    "a Monitor's check returns a bool array (its contract); .all() tests any other dtype by "
+    "truthiness, as the cast to bool does (NaN is truthy either way)"
+)
+_CAPS = "lo, hi = self.n_macro_min // self.n_micro, self.n_macro // self.n_micro"
+_TRUNC = (
+    "Generator.integers truncates float bounds (positive here): integers(a/m, b/m + 1) draws "
+    "the stream's integers(a//m, b//m + 1), bitwise (checked with numpy 2.4)"
+)
+
 EQUIVALENT: dict[str, dict[str | tuple[str, str, str], str]] = {
+    "adaptive": {
+        _mutant("_decide", _OK, "&=", "="): "ok is all True before it: the same mask",
+        _mutant("_decide", _UNC_DECIDE, "nan=0.0)", ")"): _NAN_DEFAULT,
+        _mutant("_violations", _UNC_VIOL, "nan=0.0)", ")"): _NAN_DEFAULT,
+        _mutant("_violations", _FINITE, "(b, -1)", "(b, -2)"): _NEGATIVE,
+        _mutant("_violations", _MONITOR, "dtype=bool)", "dtype=None)"): _MONITOR_BOOL,
+        _mutant("_violations", _MONITOR, "dtype=bool)", ")"): _MONITOR_BOOL,
+        _mutant("cap", _CAPS, "n_macro_min // self", "n_macro_min / self"): _TRUNC,
+        _mutant("cap", _CAPS, "n_macro // self", "n_macro / self"): _TRUNC,
+    },
     "schedule": {
         _mutant("next", _SELF, ", FROM_SELF)", ", )"): "FROM_SELF is Step.start's default",
     },
@@ -201,12 +270,12 @@ def _mutmut() -> str:
     return str(exe) if exe.exists() else (shutil.which("mutmut") or "mutmut")
 
 
-def run_mutmut(box: Path, max_children: int) -> None:
+def run_mutmut(box: Path, max_children: int, patterns: list[str] | None = None) -> None:
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     log = box / "mutmut.log"
     with log.open("w") as f:
         proc = subprocess.run(
-            [_mutmut(), "run", "--max-children", str(max_children)],
+            [_mutmut(), "run", "--max-children", str(max_children), *(patterns or [])],
             cwd=box,
             env=env,
             stdout=f,
@@ -256,11 +325,17 @@ def evaluate(name: str, target: Target, max_children: int) -> dict:
     start = time.perf_counter()
     commit, dirty = git_commit(target)
     box = build_sandbox(name, target)
-    run_mutmut(box, max_children)
+    run_mutmut(box, max_children, target.patterns())
     status = {}
     for module in target.modules:  # one .meta per mutated file; mutant names are unique
         meta = json.loads((box / "mutants" / (module + ".meta")).read_text())
-        status.update({k: status_by_exit_code[v] for k, v in meta["exit_code_by_key"].items()})
+        status.update(
+            {
+                k: status_by_exit_code[v]
+                for k, v in meta["exit_code_by_key"].items()
+                if target.selects(k)
+            }
+        )
     counts = Counter(status.values())
     survivors = sorted(k for k, s in status.items() if s == "survived")
 
@@ -286,6 +361,7 @@ def evaluate(name: str, target: Target, max_children: int) -> dict:
     return {
         "target": name,
         "modules": list(target.modules),
+        "functions": list(target.functions),
         "tests": list(target.tests),
         "git_commit": commit,
         "git_dirty": dirty,  # target modules / tests differ from git_commit

@@ -21,6 +21,8 @@ parameter schedules and online training (all in the yMMSL ``settings:`` section)
     online_lr: 1.0e-4          # Adam learning rate of the fine-tuning
     online_batch_size: 16      # sequences per training step
     online_augment: false      # also buffer each window's images under the system's symmetries
+    online_restart_weight: 1.0 # weight of the restart loss (teacher-forced, then free run)
+    online_restart_warmup: 10  # teacher-forced states of a sequence before its free run
 
 The acceptance test runs in the comparison window: the block of micro steps that
 follows a macro phase (from the lifted last macro state) or continues a micro stretch;
@@ -44,7 +46,17 @@ from typing import Any
 import yaml
 
 from .. import systems
-from ..validation import Field, as_bool, as_choice, as_int, as_number, as_time
+from ..validation import (
+    Field,
+    as_bool,
+    as_choice,
+    as_int,
+    as_number,
+    as_time,
+    load_yaml,
+    number_from_text,
+    plain_numbers,
+)
 
 #: online training modes (``online`` setting)
 ONLINE_MODES = ("off", "asynchronous", "deterministic")
@@ -69,6 +81,10 @@ ADAPTIVE_FIELDS = (
     Field("online_lr", as_number(0, strict=True), 1e-4, "number > 0: Adam learning rate"),
     Field("online_batch_size", as_int(1), 16, "integer >= 1: sequences per training step"),
     Field("online_augment", as_bool, False, "true or false: buffer symmetry images too"),
+    Field("online_restart_weight", as_number(0), 0.0,
+          "number >= 0: weight of the restart loss in online training (0: one-step loss only)"),
+    Field("online_restart_warmup", as_int(1), 10,
+          "integer >= 1: teacher-forced states before the restart loss's free run"),
 )  # fmt: skip
 
 
@@ -92,6 +108,8 @@ class AdaptiveSettings:
     online_lr: float = 1e-4
     online_batch_size: int = 16
     online_augment: bool = False
+    online_restart_weight: float = 0.0
+    online_restart_warmup: int = 10
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in ADAPTIVE_FIELDS}
@@ -104,18 +122,20 @@ def parse_param_schedule(text: str) -> tuple[tuple[float, tuple[tuple[str, Any],
     if not text:
         return ()
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text)  # 1e6 is a number, as in yMMSL
     except yaml.YAMLError as exc:
         raise ValueError(f"setting param_schedule: not YAML ({exc}); allowed: {form}") from None
     if not isinstance(raw, Mapping) or not raw:
         raise ValueError(f"setting param_schedule={text!r}; allowed: {form}")
     out = []
     for t, params in raw.items():
+        t = number_from_text(t)
         if isinstance(t, bool) or not isinstance(t, (int, float)) or t <= 0:
             raise ValueError(f"setting param_schedule: time {t!r} must be a number > 0")
         if not isinstance(params, Mapping) or not params:
             raise ValueError(f"setting param_schedule: entry {t!r} is {params!r}; allowed: {form}")
-        out.append((float(t), tuple(sorted((str(k), v) for k, v in params.items()))))
+        entry = ((str(k), plain_numbers(v)) for k, v in params.items())
+        out.append((float(t), tuple(sorted(entry))))
     return tuple(sorted(out))
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .. import metrics
-from ..rundir import prepare_run_dir
+from ..rundir import discard_run, finish_run, prepare_run_dir
 from ..surrogates.macro import MacroModel, load_macro_model
 from ..surrogates.training import resolve_device
 from .decode import fill_macro_states
@@ -273,6 +273,18 @@ def run_embedded(settings: RunSettings, run_dir: str | Path | None = None, *, co
         problem = comm.bcast(problem, root=0)
     if problem:
         raise ValueError(problem)
+    try:
+        return _run(settings, run_dir, comm, progress, keep_states, members, spatial)
+    except BaseException:  # a failed or stopped run leaves nothing it wrote or created
+        if rank == 0 and run_dir is not None:
+            discard_run(run_dir)
+        raise
+
+
+def _run(settings: RunSettings, run_dir: Path | None, comm: Any, progress: bool,
+         keep_states: bool, members: np.ndarray, spatial: bool) -> dict[str, Any]:  # fmt: skip
+    """The body of :func:`run_embedded` once the run directory is prepared."""
+    rank, size = _comm_info(comm)
     warning = identical_members_warning(settings.solver, settings.ic, settings.seed,
                                         settings.ensemble)  # fmt: skip
     if warning and rank == 0:
@@ -310,6 +322,8 @@ def run_embedded(settings: RunSettings, run_dir: str | Path | None = None, *, co
         result = summarize(settings, coord, wall, "embedded", reference, ref_wall, size)
         if run_dir is not None and coord.recorder.states is not None:
             write_run(run_dir, settings, coord.recorder, result, reference)
+        if run_dir is not None:
+            finish_run(run_dir)
     if comm is not None:
         result = comm.bcast(result, root=0)
     return result

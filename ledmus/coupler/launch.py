@@ -143,15 +143,25 @@ def _is_running(proc: Any) -> bool:
 
 
 def launch(ymmsl: Path, run_dir: Path, *, extra_args: Sequence[str] = (),
-           grace: float = GRACE_S) -> int:  # fmt: skip
+           grace: float = GRACE_S, overwrite: bool = False) -> int:  # fmt: skip
     """Run ``muscle_manager --start-all ymmsl *extra_args --run-dir run_dir`` (extra yMMSL
     files, e.g. a snapshot to resume from, and manager options go in ``extra_args``) in
     its own process group; return its exit status, or 128 + signal number when stopped
-    by a signal (the whole run is then gone).  Creates ``run_dir``; the components find
-    this Python's ``python`` first on ``PATH``."""
+    by a signal (the whole run is then gone).  The components find this Python's
+    ``python`` first on ``PATH``.
+
+    Before the manager starts, ``run_dir`` is prepared (:func:`ledmus.rundir.
+    prepare_muscle3_run_dir`): created, or taken when empty; a folder holding an earlier
+    run is refused (``ValueError``: a rerun into it would make muscle_manager hang on the
+    existing instance folders and mix the two runs' records), or with ``overwrite``
+    cleared of what that ledmus run wrote; the new run's marker is written and its id
+    handed to the components."""
+    from ..rundir import RUN_ID_ENV, prepare_muscle3_run_dir
+
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_id = prepare_muscle3_run_dir(run_dir, overwrite=overwrite)
     env = dict(os.environ)
+    env[RUN_ID_ENV] = run_id
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     cmd = [muscle_manager_command(), "--start-all", str(ymmsl), *map(str, extra_args),
            "--run-dir", str(run_dir)]  # fmt: skip
@@ -218,6 +228,18 @@ def reported_errors(manager_log: Path) -> list[str]:
     return [f"{', '.join(names)}: {message}" for message, names in senders.items()]
 
 
+def overwrite_setting(files: Sequence[Path]) -> bool:
+    """The setting ``overwrite`` of the yMMSL files (later files override earlier ones),
+    checked as the components check it."""
+    from ..validation import as_bool
+    from .paths import read_ymmsl_settings
+
+    value: object = False
+    for path in files:
+        value = read_ymmsl_settings(path).get("overwrite", value)
+    return as_bool("setting overwrite", value)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m ledmus.coupler.launch X.ymmsl [more.ymmsl ...] [--run-dir D]
     [--log-level L]``."""
@@ -230,10 +252,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--run-dir", type=Path, default=None,
                         help="run directory (created; default runs/<first file>_<time>)")  # fmt: skip
     parser.add_argument("--log-level", default=None, help="muscle_manager --log-level")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier ledmus run in --run-dir (what it wrote "
+                        "only; as the setting overwrite: true)")  # fmt: skip
     args = parser.parse_args(argv)
     missing = [str(p) for p in args.ymmsl if not p.is_file()]
     if missing:
         print(f"ledmus: error: yMMSL file(s) not found: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    try:
+        overwrite = args.overwrite or overwrite_setting(args.ymmsl)
+    except ValueError as exc:
+        print(f"ledmus: error: {exc}", file=sys.stderr)
         return 2
     run_dir = args.run_dir or Path(
         f"runs/{args.ymmsl[0].stem}_{time.strftime('%Y%m%d_%H%M%S')}"
@@ -242,8 +272,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.log_level:
         extra += ["--log-level", args.log_level]
     try:
-        return launch(args.ymmsl[0], run_dir, extra_args=extra)
-    except (FileNotFoundError, OSError) as exc:
+        return launch(args.ymmsl[0], run_dir, extra_args=extra, overwrite=overwrite)
+    except (FileNotFoundError, OSError, ValueError) as exc:
         print(f"ledmus: error: {exc}", file=sys.stderr)
         return 2
 

@@ -25,7 +25,9 @@ from the file)::
     backend: numpy             # the macro model's own solver: numpy, or petsc (closures)
     param_<name>: value        # micro-solver parameter <name> (default: the paper's)
 
-All times are multiples of the solver's coarse step ``dt_coarse``.  The micro component
+All times are multiples of the solver's coarse step ``dt_coarse``.  Numbers may be written
+as people do (``1e-9``, ``1E-9``, ``.5``, ``5.``, ``1e6``) in the yMMSL file and in
+``--set``, whose mappings need no extra quotes (``--set 'param_schedule={500: {d_u: 1.5}}'``).  The micro component
 alone needs only ``system`` (or ``model``), ``param_*``, ``ensemble``, ``ic``,
 ``t_transient``, ``seed`` and the ``lifting*`` settings (:func:`validate_micro`) and
 ignores the rest.  ``lifting`` is one of the strategies the system's solver declares
@@ -53,6 +55,7 @@ from ..validation import (
     as_str,
     as_time,
     parse_fields,
+    plain_numbers,
 )
 from .adaptive_settings import (
     ADAPTIVE_FIELDS,
@@ -68,6 +71,18 @@ from .paths import resolve_file
 from .schedule import POLICIES
 
 PARAM_PREFIX = "param_"
+
+
+def as_schedule_text(label: str, value: Any) -> str:
+    """``param_schedule`` as YAML text: a string as written, or a mapping (``--set
+    param_schedule={500: {d_u: 1.5}}`` arrives parsed) written back as one line."""
+    if isinstance(value, Mapping):
+        import yaml
+
+        return yaml.safe_dump(dict(value), default_flow_style=True).strip()
+    return as_str(label, value)
+
+
 RECORDS = ("states", "latents")
 BACKENDS = ("numpy", "petsc")
 MICRO_FIELDS = (
@@ -79,7 +94,9 @@ MICRO_FIELDS = (
     Field("lifting", as_str, "", f"one of {', '.join(STRATEGIES)} (default: the system's)"),
     Field("lifting_tol", as_number(0.0, strict=True), 1e-10, "number > 0"),
     Field("lifting_max_iter", as_int(1), 200, "integer >= 1"),
-    Field("param_schedule", as_str, "", "YAML mapping time -> {parameter: value} (micro)"),
+    Field(
+        "param_schedule", as_schedule_text, "", "YAML mapping time -> {parameter: value} (micro)"
+    ),  # fmt: skip
 )
 RUN_FIELDS = (
     Field("model", as_str, doc="path of a macro-model checkpoint (.pt), or none (cold start)"),
@@ -199,7 +216,8 @@ def _split_params(raw: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any
     def is_param(k: str) -> bool:
         return k.startswith(PARAM_PREFIX) and k != "param_schedule"
 
-    params = {k[len(PARAM_PREFIX) :]: v for k, v in raw.items() if is_param(k)}
+    # "1e6" (PyYAML, a quoted value) is the number 1e6: checked and echoed as a number
+    params = {k[len(PARAM_PREFIX) :]: plain_numbers(v) for k, v in raw.items() if is_param(k)}
     return {k: v for k, v in raw.items() if not is_param(k)}, params
 
 

@@ -1,4 +1,7 @@
-"""Micro solvers: pure numerics (numpy/scipy), no torch, no libmuscle, no MPI.
+"""Micro solvers: pure numerics (numpy/scipy), no libmuscle, no MPI.  The one exception
+to numpy-only: the ``boltzmann`` solver (:mod:`ledmus.solvers.boltzmann`) uses torch for
+its batched FFTs (CPU or CUDA); torch is imported in that module only, and its public API
+is numpy in, numpy out like every other solver.
 
 Use :func:`make` to build one by name::
 
@@ -17,6 +20,7 @@ from typing import Any
 from .ad import AdvectionDiffusionParticles
 from .base import Solver
 from .bgk import BGK
+from .boltzmann import Boltzmann
 from .fhn import FitzHughNagumoLB, load_fhn_ic
 from .ks import KuramotoSivashinsky
 from .rw import LatticeRandomWalk
@@ -32,6 +36,7 @@ REGISTRY: dict[str, tuple[type[Solver], dict[str, Any]]] = {
     ),
     "rw": (LatticeRandomWalk, {}),
     "bgk": (BGK, {}),
+    "boltzmann": (Boltzmann, {}),
 }
 
 
@@ -63,6 +68,6 @@ def make(name: str, **params: Any) -> Solver:
 
 
 __all__ = [
-    "BGK", "REGISTRY", "AdvectionDiffusionParticles", "FitzHughNagumoLB", "KuramotoSivashinsky",
-    "LatticeRandomWalk", "Solver", "load_fhn_ic", "make", "names",
+    "BGK", "REGISTRY", "AdvectionDiffusionParticles", "Boltzmann", "FitzHughNagumoLB",
+    "KuramotoSivashinsky", "LatticeRandomWalk", "Solver", "load_fhn_ic", "make", "names",
 ]  # fmt: skip

@@ -12,14 +12,60 @@ Grids are ``(B, channels, N)``; particle systems ``(B, N_particles, d)``.
 
 from __future__ import annotations
 
+import logging
 import math
-from abc import ABC, abstractmethod
+from abc import ABC, ABCMeta, abstractmethod
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from .lifting import Lifting
+
+log = logging.getLogger("ledmus.solvers")
+_WARNED: set[str] = set()  # lines already logged in this process (warn once)
+
+
+def warn_once(message: str, key: str | None = None) -> None:
+    """Log ``message`` as one warning line, the first time only (per process) that
+    ``key`` (default: the message) comes."""
+    key = message if key is None else key
+    if key not in _WARNED:
+        _WARNED.add(key)
+        log.warning(message)
+
+
+@dataclass(frozen=True)
+class Validated:
+    """The range ``lo <= value <= hi`` in which a solver quantity (a parameter, or one
+    derived from several: an LB relaxation rate) is validated; ``why``: the test or
+    measurement that validates it; ``params``: the parameters it depends on (named in the
+    warning).  Outside it the solver still runs, with one logged warning: unstable values
+    are refused in the solver's ``__init__`` (``ValueError`` naming the parameter)."""
+
+    lo: float
+    hi: float
+    why: str
+    params: tuple[str, ...] = ()
+
+
+def check_stable(name: str, value: float, lo: float, hi: float, why: str) -> float:
+    """``value``, or ``ValueError`` naming ``name`` and the stable range ``(lo, hi]``."""
+    if not lo < value <= hi:
+        raise ValueError(f"{name}={value:g} is outside the stable range; allowed: "
+                         f"{lo:g} < {name} <= {hi:g} ({why})")  # fmt: skip
+    return value
+
+
+class _CheckedSolver(ABCMeta):
+    """Checks the validated ranges once the solver's ``__init__`` is done (one line of
+    warning per quantity outside its range), so a solver only declares them."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        obj = super().__call__(*args, **kwargs)
+        obj.check_validated()
+        return obj
 
 
 def check_positive(name: str, value: float, *, allow_zero: bool = False) -> float:
@@ -64,7 +110,7 @@ def steps_in(duration: float, step: float, name: str, step_name: str) -> int:
     return n
 
 
-class Solver(ABC):
+class Solver(ABC, metaclass=_CheckedSolver):
     """A batched, reproducible micro solver.
 
     Subclasses set :attr:`name`, call ``super().__init__(dt=..., dt_coarse=...)`` and
@@ -79,6 +125,9 @@ class Solver(ABC):
     #: ``chapman_enskog`` needs :meth:`_lift_chapman_enskog`, the iterative ones
     #: :meth:`_unobserved` and :meth:`_with_unobserved`
     liftings: ClassVar[tuple[str, ...]] = ("equilibrium",)
+    #: quantity -> the range it is validated in (:class:`Validated`); the value is the
+    #: attribute of that name (a property for derived quantities)
+    validated: ClassVar[dict[str, Validated]] = {}
 
     def __init__(self, *, dt: float, dt_coarse: float) -> None:
         self.system = self.name  # registry name; make() sets presets such as "ad3d"
@@ -87,6 +136,22 @@ class Solver(ABC):
         self.steps_per_coarse = steps_in(self.dt_coarse, self.dt, "dt_coarse", "dt")
         if self.steps_per_coarse < 1:
             raise ValueError(f"dt_coarse={dt_coarse!r} must be >= dt={dt!r}")
+
+    def check_validated(self) -> list[str]:
+        """The quantities outside their validated range, each logged once as one line
+        (``ledmus.solvers: fhn: omega_u=5e-06 (d_u=1e+06, dt=0.005) is outside ...``)."""
+        outside = []
+        for name, rng in self.validated.items():
+            value = float(getattr(self, name))
+            if rng.lo <= value <= rng.hi:
+                continue
+            outside.append(name)
+            deps = [p for p in rng.params if p != name]
+            via = f" ({', '.join(f'{p}={getattr(self, p):g}' for p in deps)})" if deps else ""
+            warn_once(f"{self.system}: {name}={value:.3g}{via} is outside the range the solver "
+                      f"is validated in, {rng.lo:g} <= {name} <= {rng.hi:g} ({rng.why}); "
+                      "the results are not validated")  # fmt: skip
+        return outside
 
     # ----------------------------------------------------------------- physics hooks
     @property
@@ -210,8 +275,18 @@ class Solver(ABC):
         """
         rng = self._need_rng(rng)
         n = steps_in(duration, self.dt, "duration", "dt")
-        for k in range(n):
-            internal = self._step(internal, t0 + k * self.dt, rng)
+        errors: list[str] = []
+        # numpy's floating-point warnings (overflow in u^3, ...) would print once per
+        # source line with its path; here they become one ledmus line per solver and kind
+        with np.errstate(over="call", invalid="call", divide="call", under="ignore",
+                         call=lambda kind, flag: errors.append(kind)):  # fmt: skip
+            for k in range(n):
+                internal = self._step(internal, t0 + k * self.dt, rng)
+        if errors:
+            warn_once(f"{self.system}: floating-point {errors[0]} in the time loop (first at "
+                      f"t = {t0:g} ... {t0 + n * self.dt:g}); the state may hold inf or NaN "
+                      f"(parameters {self.params()})",
+                      key=f"{self.system} {errors[0]} {self.params()}")  # fmt: skip
         return internal
 
     def rollout(

@@ -40,11 +40,11 @@ Observable: ``(B, 2, N)`` with channels u, v.
 from __future__ import annotations
 
 from importlib import resources
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from .base import Solver, check_int, check_positive
+from .base import Solver, Validated, check_int, check_positive, check_stable
 
 IC_NAMES = tuple(f"y0{k}" for k in range(6))
 WALLS = ("nodes", "halfway")
@@ -64,6 +64,23 @@ class FitzHughNagumoLB(Solver):
 
     name = "fhn"
     liftings = ("equilibrium", "chapman_enskog", "constrained_runs", "newton_krylov")
+    # The BGK relaxation rate omega = 2/(1 + 3 D dt/dx^2) of each species.  Any omega in
+    # (0, 2) is stable, but the scheme is a diffusion solver only while the relaxation time
+    # dt (1/omega - 1/2) is short: omega -> 0 (large D dt/dx^2) turns it into a telegraph
+    # equation, omega -> 2 leaves the non-equilibrium modes undamped (|1 - omega| per step).
+    # Lower bound: from y05, 200 coarse steps against dt = 0.005, MNAD u is 1e-4 at dt 0.01
+    # (omega_v 0.5), 5e-4 at 0.025 (omega_v 0.235), 2.2e-3 at 0.05 (0.125), 0.014 at 0.1,
+    # 0.22 at 0.5 (measured), so omega >= 0.2 keeps it below about 5e-4.  Upper bound: the
+    # tests run up to d_u = 0.05 (omega_u 1.963, tests/test_lifting.py).
+    validated: ClassVar[dict[str, Validated]] = {
+        f"omega_{c}": Validated(
+            0.2,
+            1.97,
+            "accurate LB diffusion; see FitzHughNagumoLB",
+            (f"omega_{c}", f"d_{c}", "dt", "dx"),
+        )  # fmt: skip
+        for c in "uv"
+    }
 
     def __init__(
         self,
@@ -81,6 +98,9 @@ class FitzHughNagumoLB(Solver):
         walls: str = "nodes",
     ) -> None:
         super().__init__(dt=dt, dt_coarse=dt_coarse)
+        # the reaction is explicit Euler: at the resting states u = +-1 (f'(u) = 1 - 3u^2 =
+        # -2) its factor per step is 1 - 2 dt, so a dt above 1 makes them unstable
+        check_stable("dt", self.dt, 0.0, 1.0, "the explicit reaction step at u = +-1")
         self.length = check_positive("length", length)
         self.n_nodes = check_int("n_nodes", n_nodes, minimum=3)
         self.d_u = check_positive("d_u", d_u)
@@ -118,6 +138,14 @@ class FitzHughNagumoLB(Solver):
             src[0, -1] = 2 * n + (n - 1)  # right mover at the right wall bounces back
             src[2, 0] = 0 * n + 0  # left mover at the left wall bounces back
         self._stream = src.ravel()
+
+    @property
+    def omega_u(self) -> float:
+        return float(self.omega[0])
+
+    @property
+    def omega_v(self) -> float:
+        return float(self.omega[1])
 
     def relaxation(self, diffusivity: float) -> float:
         """BGK relaxation ``omega = 2/(1 + 3 D dt/dx^2)`` (eq 39)."""

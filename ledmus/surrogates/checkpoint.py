@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -67,22 +68,52 @@ def save_checkpoint(
     return path
 
 
+def _unreadable_reason(path: Path, exc: BaseException) -> str:
+    """A short reason why ``torch.load(path, weights_only=True)`` failed, without
+    PyTorch's advice to load with ``weights_only=False`` (which would run any code an
+    untrusted file holds)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as err:
+        return f"cannot be read: {err.strerror}"
+    if not head:
+        return "empty file"
+    if zipfile.is_zipfile(path):
+        if isinstance(exc, pickle.UnpicklingError):
+            return ("a PyTorch file holding Python objects other than tensors and plain data, "
+                    "which are not loaded: loading them could run code")  # fmt: skip
+        return "corrupted or truncated PyTorch file"
+    if head[:1] == b"\x80":
+        return "a plain Python pickle, not a PyTorch file; not unpickled: that could run code"
+    if head[:2] == b"PK":
+        return "corrupted or truncated PyTorch file"
+    return "not a PyTorch file: corrupted, or a file of another format"
+
+
 def read_checkpoint(path: str | os.PathLike, *, system: str | None = None) -> dict[str, Any]:
     """The checkpoint's payload, checked: refuses a missing, corrupted or foreign file,
-    an incompatible format version and (when ``system`` is given) another system."""
+    an incompatible format version and (when ``system`` is given) another system.
+
+    Files are loaded with ``weights_only=True`` (tensors and plain data only; nothing in
+    the file can run code); every failure is one ``ValueError`` line ``FILE is not a
+    ledmus checkpoint (reason)``."""
     path = Path(path)
+    if not path.exists():
+        raise ValueError(f"{path} is not a ledmus checkpoint (file does not exist)")
     if not path.is_file():
-        raise ValueError(f"model file {str(path)!r} does not exist")
+        raise ValueError(f"{path} is not a ledmus checkpoint (a folder, not a file)")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError) as exc:
-        raise ValueError(
-            f"model file {path} is corrupted or not a ledmus checkpoint ({exc})"
-        ) from None
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": the reason says it
+            warnings.simplefilter("ignore", UserWarning)
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # UnpicklingError, RuntimeError, BadZipFile, EOFError, ...
+        reason = _unreadable_reason(path, exc)
+        raise ValueError(f"{path} is not a ledmus checkpoint ({reason})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(
-            f"model file {path} is not a ledmus checkpoint (format {FORMAT!r} expected)"
-        )
+        what = (f"a PyTorch file of a {type(payload).__name__}" if not isinstance(payload, dict)
+                else "a PyTorch file without the entry format: " + FORMAT)  # fmt: skip
+        raise ValueError(f"{path} is not a ledmus checkpoint ({what})")
     version = payload.get("format_version")
     if version != FORMAT_VERSION:
         raise ValueError(

@@ -28,13 +28,14 @@ from .ensemble import HEADS
 from .led import AUTOENCODERS
 from .networks import ACTIVATIONS
 from .propagators import CELLS
+from .restart import RESTART_DEFAULTS, as_restart
 from .scalers import SCALER_KINDS
 
 #: default of a field that has none: the key is in the resolved section only when given
 OPTIONAL: Any = object()
 KINDS = ("led", "pca", "vo")
 DTYPES = ("float32", "float64")
-VALIDATIONS = ("teacher_forced", "free_run")
+VALIDATIONS = ("teacher_forced", "free_run", "coupled")
 
 
 def _one_of(choices: Any) -> str:
@@ -95,6 +96,8 @@ TRAIN_RNN_FIELDS = (
     NOISE, PATIENCE, MIN_LR,
     Field("validation", as_choice(VALIDATIONS), "teacher_forced", _one_of(VALIDATIONS)),
     Field("restarts", as_int(1), 1, "independent RNN initialisations, integer >= 1"),
+    Field("restart", as_restart, OPTIONAL,
+          "the restart objective, a mapping of " + ", ".join(RESTART_DEFAULTS)),
 )  # fmt: skip
 PCA_FIELDS = (Field("components", as_int(1), 8, "principal components, integer >= 1"),)
 VO_FIELDS = (
@@ -198,6 +201,11 @@ def resolve(raw: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(
             "config: train_rnn.hidden_propagation must be >= train_rnn.sequence_length, got "
             f"{tr['hidden_propagation']} < {tr['sequence_length']}"
+        )
+    if tr.get("validation") == "coupled" and "restart" not in tr:
+        raise ValueError(
+            "config: train_rnn.validation=coupled scores restarts: it needs a "
+            "train_rnn.restart subsection (e.g. restart: {warmup: [10, 60], horizon: 50})"
         )
     # key order of the former merge: the defaulted keys, then the others as given, kind last
     values = {**top, **parsed}

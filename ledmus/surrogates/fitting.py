@@ -20,6 +20,14 @@ from tqdm.auto import tqdm
 from .ensemble import build_rnn, is_ensemble, prediction_loss
 from .led import LED
 from .networks import kl_standard_normal, reparameterise
+from .restart import (
+    check_lengths,
+    horizon_at,
+    member_restart_val_loss,
+    restart_loss,
+    restart_val_loss,
+    train_windows,
+)
 
 log = logging.getLogger(__name__)
 
@@ -203,39 +211,106 @@ def train_rnn(
     generator: torch.Generator | None = None,
 ) -> dict[str, list[float]]:  # fmt: skip
     """Fit the propagator on latent sequences ``(B, T, d_z)``: each epoch draws
-    ``batch_size`` windows of ``hidden_propagation + 1`` steps at random offsets."""
+    ``batch_size`` windows of ``hidden_propagation + 1`` steps at random offsets.
+
+    With a ``restart`` subsection (:mod:`.restart`) each epoch then takes one more Adam
+    step on ``weight * L_restart`` of ``restart.batch_size`` teacher-forced-then-free
+    windows (the history adds ``train_restart``), and validation ``coupled`` stops early
+    on :func:`coupled_score` (long free run plus ``select_weight`` times the restart
+    error)."""
     hp = min(cfg["hidden_propagation"], z_train.shape[1] - 1)
     if hp < 1:
         raise ValueError("train_rnn: training sequences need at least 2 time steps")
     n_seq, n_t = z_train.shape[:2]
     scale = z_train.std(dim=(0, 1))
+    rcfg = cfg.get("restart")
+    if rcfg is not None and rcfg.get("schedule", "joint") == "finetune":
+        return _train_rnn_finetune(model, z_train, z_val, cfg, progress, generator)
+    if rcfg is not None:
+        check_lengths(rcfg, n_t, "training")
+        check_lengths(rcfg, z_val.shape[1], "validation")
+    restart_hist: list[float] = []
 
     def epoch(opt: torch.optim.Optimizer) -> float:
         seq_idx = torch.randint(0, n_seq, (cfg["batch_size"],), generator=generator)
         start = torch.randint(0, n_t - hp, (cfg["batch_size"],), generator=generator)
         idx = start[:, None] + torch.arange(hp + 1)[None, :]
         windows = z_train[seq_idx[:, None].to(z_train.device), idx.to(z_train.device)]
-        return rnn_sequence_loss(model, windows, cfg, opt, scale)
+        loss = rnn_sequence_loss(model, windows, cfg, opt, scale)
+        if rcfg is not None and rcfg["weight"] > 0:
+            h = horizon_at(rcfg, len(restart_hist))
+            warm, target = train_windows(z_train, rcfg, h, cfg["noise"], scale, generator)
+            opt.zero_grad()
+            r = restart_loss(model.rnn, warm, target)
+            (rcfg["weight"] * r).backward()
+            opt.step()
+            restart_hist.append(r.item() / getattr(model.rnn, "members", 1))
+        return loss
 
     def val_loss() -> float:
+        if cfg["validation"] == "coupled":
+            return coupled_score(model, z_val, cfg)[0]
         if cfg["validation"] == "free_run":
             return free_run_loss(model, z_val, cfg["sequence_length"])
         return rnn_sequence_loss(model, z_val, cfg)
 
-    return _fit("rnn", list(model.rnn.parameters()), model.rnn, cfg, epoch, val_loss, progress)
+    hist = _fit("rnn", list(model.rnn.parameters()), model.rnn, cfg, epoch, val_loss, progress)
+    if rcfg is not None:
+        hist["train_restart"] = restart_hist
+    return hist
+
+
+def _train_rnn_finetune(
+    model: LED, z_train: torch.Tensor, z_val: torch.Tensor, cfg: dict[str, Any], progress: bool,
+    generator: torch.Generator | None,
+) -> dict[str, Any]:  # fmt: skip
+    """``restart.schedule: finetune``: the one-step stage as without a restart subsection
+    (validation ``coupled`` read as ``free_run``), then the joint objective from its best
+    weights; the history is the first stage's with the second under ``finetune``."""
+    rcfg = cfg["restart"]
+    check_lengths(rcfg, z_train.shape[1], "training")
+    check_lengths(rcfg, z_val.shape[1], "validation")
+    first = {k: v for k, v in cfg.items() if k != "restart"}
+    if first["validation"] == "coupled":
+        first["validation"] = "free_run"
+    hist = train_rnn(model, z_train, z_val, first, progress, generator)
+    second = {**cfg, "epochs": rcfg["finetune_epochs"], "lr": rcfg["finetune_lr"],
+              "patience": rcfg["finetune_patience"], "validation": "coupled",
+              "restart": {**rcfg, "schedule": "joint"}}  # fmt: skip
+    fine = train_rnn(model, z_train, z_val, second, progress, generator)
+    return {**hist, "train_restart": fine.pop("train_restart"), "finetune": fine}
+
+
+@torch.no_grad()
+def coupled_score(model: LED, z_val: torch.Tensor, cfg: dict[str, Any]) -> tuple[float, dict]:
+    """The selection score of a trained propagator on validation sequences ``z_val``:
+    ``free_run_val + select_weight * restart_val`` (both latent MSEs: the long free run
+    after a ``sequence_length`` warm-up, :func:`free_run_loss`, and the forecast after
+    teacher-forced restarts, :func:`.restart.restart_val_loss`); without a ``restart``
+    subsection the free-run error alone.  Returns ``(score, parts)``."""
+    parts = {"free_run_val": free_run_loss(model, z_val, cfg["sequence_length"])}
+    rcfg = cfg.get("restart")
+    if rcfg is None:
+        return parts["free_run_val"], parts
+    parts["restart_val"] = restart_val_loss(model.rnn, z_val, rcfg)
+    return parts["free_run_val"] + rcfg["select_weight"] * parts["restart_val"], parts
 
 
 def train_rnn_restarts(
     model: LED, z_train: torch.Tensor, z_val: torch.Tensor, cfg: dict[str, Any], seed: int,
-    progress: bool = True,
+    progress: bool = True, evaluate: Callable[[LED], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Train ``cfg["restarts"]`` propagators from independent initialisations (seeds
-    ``seed + r``) and keep the one with the lowest free-running validation error
-    (:func:`free_run_loss`): long latent rollouts are sensitive to the initialisation,
-    and the free-run error on held-out sequences is what predicts their skill.
-    An ensemble propagator (``rnn.ensemble`` > 1): :func:`train_ensemble` instead."""
+    ``seed + r``) and keep the one with the lowest :func:`coupled_score` on the
+    validation sequences: the free-running validation error (:func:`free_run_loss`),
+    plus, with a ``restart`` subsection, ``select_weight`` times the error after
+    teacher-forced restarts: long latent rollouts are sensitive to the initialisation,
+    and a coupled run uses the model only through restarts.  ``evaluate(model)`` adds
+    scores of each restart to its history entry (e.g. the physical NAD and phase lag
+    after restarts).  An ensemble propagator (``rnn.ensemble`` > 1):
+    :func:`train_ensemble` instead."""
     if is_ensemble(model.spec["rnn"]):
-        return train_ensemble(model, z_train, z_val, cfg, seed, progress)
+        return train_ensemble(model, z_train, z_val, cfg, seed, progress, evaluate)
     chosen, best_state, runs = 0, None, []
     for r in range(cfg["restarts"]):
         torch.manual_seed(seed + r)
@@ -244,10 +319,12 @@ def train_rnn_restarts(
             model, z_train, z_val, cfg, progress, torch.Generator().manual_seed(seed + r)
         )
         model.eval()
-        score = free_run_loss(model, z_val, cfg["sequence_length"])
-        runs.append({"seed": seed + r, "free_run_val": score, **hist})
-        log.info("rnn restart %d: free-run validation MSE %.4e", r, score)
-        if score < runs[chosen]["free_run_val"] or best_state is None:
+        score, parts = coupled_score(model, z_val, cfg)
+        extra = evaluate(model) if evaluate is not None else {}
+        runs.append({"seed": seed + r, **parts, "score": score, **extra, **hist})
+        log.info("rnn restart %d: score %.4e (%s)", r, score,
+                 ", ".join(f"{k} {v:.4e}" for k, v in parts.items()))  # fmt: skip
+        if score < runs[chosen]["score"] or best_state is None:
             chosen, best_state = r, copy.deepcopy(model.rnn.state_dict())
     model.rnn.load_state_dict(best_state)
     return {**runs[chosen], "chosen_restart": chosen, "restarts": runs}
@@ -255,7 +332,7 @@ def train_rnn_restarts(
 
 def train_ensemble(
     model: LED, z_train: torch.Tensor, z_val: torch.Tensor, cfg: dict[str, Any], seed: int,
-    progress: bool = True,
+    progress: bool = True, evaluate: Callable[[LED], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Train an :class:`~.ensemble.EnsembleRNN` once (member ``k`` initialised from seed
     ``seed + k``; the members are the restarts, ``cfg["restarts"]`` is ignored), with
@@ -269,9 +346,13 @@ def train_ensemble(
     model.rnn.latent_var.copy_(z_train.var(dim=(0, 1)))
     hist = train_rnn(model, z_train, z_val, cfg, progress, torch.Generator().manual_seed(seed))
     model.eval()
-    score = free_run_loss(model, z_val, cfg["sequence_length"])
+    score, parts = coupled_score(model, z_val, cfg)
     members = member_free_run_loss(model, z_val, cfg["sequence_length"])
     log.info("rnn ensemble of %d: free-run validation MSE %.4e (members %s)",
-             len(members), score, ", ".join(f"{m:.3e}" for m in members))  # fmt: skip
-    run = {"seed": seed, "free_run_val": score, "member_free_run_val": members, **hist}
+             len(members), parts["free_run_val"], ", ".join(f"{m:.3e}" for m in members))  # fmt: skip
+    run = {"seed": seed, **parts, "score": score, "member_free_run_val": members}
+    if cfg.get("restart") is not None:
+        run["member_restart_val"] = member_restart_val_loss(model.rnn, z_val, cfg["restart"])
+    run.update(evaluate(model) if evaluate is not None else {})
+    run.update(hist)
     return {**run, "chosen_restart": 0, "restarts": [run]}

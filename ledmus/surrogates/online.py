@@ -23,6 +23,7 @@ from .config import resolve
 from .ensemble import prediction_loss
 from .led import LED
 from .replay import ReplayBuffer, generator_state, set_generator_state
+from .restart import restart_loss
 
 # ---------------------------------------------------------------------- trainer
 ONLINE_FIELDS = (
@@ -31,6 +32,18 @@ ONLINE_FIELDS = (
     Field("ae_weight", as_number(0), 1.0, "autoencoder loss weight (0 freezes it), number >= 0"),
     Field("noise", as_number(0), 0.01, "RNN input noise, fraction of the latent std, number >= 0"),
     Field("warmup", as_int(0), 0, "teacher-forced steps before the RNN loss counts, integer >= 0"),
+    Field(
+        "restart_weight",
+        as_number(0),
+        0.0,
+        "weight of the restart loss (teacher-forced, then free run), number >= 0",
+    ),
+    Field(
+        "restart_warmup",
+        as_int(1),
+        10,
+        "teacher-forced states before the restart loss's free run, integer >= 1",
+    ),
 )
 #: online training settings and their defaults (see :class:`OnlineTrainer`)
 ONLINE_DEFAULTS: dict[str, Any] = {f.name: f.default for f in ONLINE_FIELDS}
@@ -68,6 +81,12 @@ class OnlineTrainer:
         z~_t  = sg(z_t) + ν σ ε_t,  σ = std over batch and time of sg(z) per dimension
         L_rnn = prediction_loss(rnn, z~_{W:L-1}, sg(z)_{W+1:L}, h_W)   (h_W: teacher-forced
                                                           over z~_{0:W} from a zero state)
+
+    and with ``restart_weight`` ``λ`` > 0 (the restart objective, :mod:`.restart`; ``R``:
+    ``restart_warmup``)::
+
+        L_rnn += λ · restart_loss(rnn, z~_{0:R}, sg(z)_{R:L})   (teacher-forced R states,
+                                                          then L - R free-run steps)
 
     (``sg``: stop-gradient, ``ε`` standard normal from the trainer's torch generator), one
     Adam step on each (separate optimisers; ``w = 0``: the autoencoder is left alone).
@@ -128,6 +147,13 @@ class OnlineTrainer:
         hidden = prediction_loss(rnn, inp[:, :w], target[:, :w], None)[1] if w > 0 else None
         loss_rnn, _ = prediction_loss(rnn, inp[:, w:], target[:, w:], hidden)
         losses = {"ae": loss_ae.item(), "rnn": loss_rnn.item() / getattr(rnn, "members", 1)}
+        if cfg["restart_weight"] > 0:
+            r = cfg["restart_warmup"]
+            if not r < length:
+                raise ValueError(f"online restart_warmup {r} must be < seq_len = {length}")
+            loss_restart = restart_loss(rnn, inp[:, :r], z[:, r:])
+            loss_rnn = loss_rnn + cfg["restart_weight"] * loss_restart
+            losses["restart"] = loss_restart.item() / getattr(rnn, "members", 1)
         if not all(np.isfinite(v) for v in losses.values()):
             raise FloatingPointError(f"online training: non-finite loss {losses} at update "
                                      f"{self.updates}")  # fmt: skip
@@ -150,7 +176,7 @@ class OnlineTrainer:
         out: dict[str, Any] = {"steps": int(steps), "ae": [], "rnn": []}
         for _ in range(int(steps)):
             for key, value in self.step(buffer).items():
-                out[key].append(value)
+                out.setdefault(key, []).append(value)
         return out
 
     # ------------------------------------------------------------------ snapshot

@@ -37,6 +37,7 @@ from .led import LED
 from .networks import kl_standard_normal, reparameterise  # noqa: F401  (re-exported)
 from .pca import PCA
 from .propagators import LatentRNN  # noqa: F401  (re-exported)
+from .restart import restart_scores
 from .training_plots import plot_history
 
 __all__ = [
@@ -117,7 +118,8 @@ def train_from_config(
     z_tr = encode_sequences(model, train_traj.states)
     z_va = encode_sequences(model, val_traj.states)
     t1 = time.perf_counter()
-    hist_rnn = train_rnn_restarts(model, z_tr, z_va, cfg["train_rnn"], cfg["seed"], progress)
+    hist_rnn = train_rnn_restarts(model, z_tr, z_va, cfg["train_rnn"], cfg["seed"], progress,
+                                  _restart_evaluator(cfg, model, val_traj))  # fmt: skip
     t_rnn = time.perf_counter() - t1
     model.eval()
     history = {"autoencoder": hist_ae, "rnn": hist_rnn,
@@ -133,6 +135,25 @@ def train_from_config(
         out,
     )
     return out
+
+
+def _restart_evaluator(cfg: dict[str, Any], model: torch.nn.Module, val: Trajectory):
+    """With a ``train_rnn.restart`` subsection and a grid model: a callback scoring each
+    trained propagator by the physical NAD (and, for travelling waves, the phase lag) after
+    teacher-forced restarts on the validation runs (:func:`.restart.restart_scores`)."""
+    rcfg = cfg["train_rnn"].get("restart")
+    if rcfg is None or getattr(model, "particles", False) or val.states.ndim != 4:
+        return None
+    from .. import systems
+
+    spec = systems.get(cfg["system"]) if cfg["system"] in systems.names() else None
+    phase = bool(spec is not None and spec.travelling_wave)
+    dt = float(val.t[1] - val.t[0]) if len(val.t) > 1 else 1.0
+
+    def evaluate(m: torch.nn.Module) -> dict[str, float]:
+        return restart_scores(m, val.states, rcfg, dt, phase)
+
+    return evaluate
 
 
 def _spec(cfg: dict[str, Any], traj: Trajectory, stage: str) -> dict[str, Any]:
@@ -184,7 +205,8 @@ def train_pca(
     z_tr = encode_sequences(model, train_traj.states)
     z_va = encode_sequences(model, val_traj.states)
     t1 = time.perf_counter()
-    hist_rnn = train_rnn_restarts(model, z_tr, z_va, cfg["train_rnn"], cfg["seed"], progress)
+    hist_rnn = train_rnn_restarts(model, z_tr, z_va, cfg["train_rnn"], cfg["seed"], progress,
+                                  _restart_evaluator(cfg, model, val_traj))  # fmt: skip
     t_rnn = time.perf_counter() - t1
     model.eval()
     history = {"pca": hist_pca, "rnn": hist_rnn,

@@ -1,4 +1,5 @@
-"""The built-in systems: FHN, KS, AD-1D, AD-3D, RW, BGK (seed 001 §8, 003 §3, 002 §5).
+"""The built-in systems: FHN, KS, AD-1D, AD-3D, RW, BGK (seed 001 §8, 003 §3, 002 §5) and
+the 2-D-velocity Boltzmann gas (issue 25).
 
 Solver classes and presets are those of :data:`ledmus.solvers.REGISTRY`; the dataset
 protocols are the paper's (``scale="paper"``) or a quick small version (``"small"``).
@@ -14,7 +15,16 @@ from functools import partial
 import numpy as np
 
 from .. import solvers
-from .kinetic import BGK_POSITIVE_RTOL, flip_phase_space, kinetic_positive, kinetic_realisable
+from .kinetic import (
+    BGK_POSITIVE_RTOL,
+    BOLTZMANN_POSITIVE_RTOL,
+    flip_phase_space,
+    flip_phase_space_2v,
+    kinetic_positive,
+    kinetic_realisable,
+    kinetic_realisable_2v,
+    reflect_vy,
+)
 from .spec import Evaluation, Monitor, Protocol, Split, Symmetry, SystemSpec
 
 #: leading Lyapunov exponent of KS at L = 22 (seed 001 §8.4)
@@ -234,6 +244,7 @@ def builtin_specs() -> tuple[SystemSpec, ...]:
     ks_cls, ks_preset = solvers.REGISTRY["ks"]
     rw_cls, rw_preset = solvers.REGISTRY["rw"]
     bgk_cls, bgk_preset = solvers.REGISTRY["bgk"]
+    boltzmann_cls, boltzmann_preset = solvers.REGISTRY["boltzmann"]
     fhn = SystemSpec(
         "fhn",
         fhn_cls,
@@ -256,6 +267,7 @@ def builtin_specs() -> tuple[SystemSpec, ...]:
         # decoded fields the coupled FHN sweep is as accurate or better with the paper's
         # equal-weight lift (README, "Lifting onto the slow manifold", table c)
         lifting="equilibrium",
+        travelling_wave=True,
     )
     ks = SystemSpec(
         "ks",
@@ -321,6 +333,31 @@ def builtin_specs() -> tuple[SystemSpec, ...]:
             ),
         ),
     )
+    boltzmann = SystemSpec(
+        "boltzmann",
+        boltzmann_cls,
+        "kinetic",
+        "Boltzmann gas, 1-D x, 2-D velocity, Maxwell molecules, fast spectral + IMEX penalisation",
+        preset=boltzmann_preset,
+        # the state is f (N*N, nx): one channel per velocity (v_x[i], v_y[j]), i*N + j
+        coordinates=node_positions,
+        monitors=(
+            Monitor(
+                "positive",
+                partial(kinetic_positive, rtol=BOLTZMANN_POSITIVE_RTOL),
+                f"f finite and >= -{BOLTZMANN_POSITIVE_RTOL:g} max f (spectral collisions)",
+            ),
+            Monitor("realisable", kinetic_realisable_2v, "rho > 0 and T > 0 in every cell"),
+        ),
+        symmetries=(
+            Symmetry(
+                "reflection",
+                flip_phase_space_2v,
+                "x -> L - x with v_x -> -v_x (exact for every bc with a symmetric eps)",
+            ),
+            Symmetry("reflect_vy", reflect_vy, "v_y -> -v_y (exact)"),
+        ),
+    )
     return (
         fhn,
         ks,
@@ -328,4 +365,5 @@ def builtin_specs() -> tuple[SystemSpec, ...]:
         _particle_spec("ad3d", "advection-diffusion, Brownian particles in [-0.5, 0.5]^3 (seed 001 §8.2)"),
         rw,
         bgk,
+        boltzmann,
     )  # fmt: skip

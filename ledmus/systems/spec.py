@@ -127,6 +127,9 @@ class SystemSpec:
     lyapunov: float | None = None
     monitors: tuple[Monitor, ...] = ()
     symmetries: tuple[Symmetry, ...] = ()
+    #: travelling waves (a phase is a neutral mode): runs and evaluations report the
+    #: phase lag and the shape error (:func:`ledmus.metrics.phase_shape`) of channel 0
+    travelling_wave: bool = False
     #: default lifting strategy of coupled runs (one of the solver's ``liftings``;
     #: empty: the first, ``equilibrium``)
     lifting: str = ""

@@ -64,6 +64,26 @@ def _channels(spec, n: int) -> tuple[str, ...]:
 
 
 # ----------------------------------------------------------------------------- grids
+#: reference steps searched either side for the phase lag (time units: times dt)
+PHASE_WINDOW = 20
+
+
+def phase_errors(reference: np.ndarray, prediction: np.ndarray, dt: float) -> dict[str, Any]:
+    """Phase lag and shape error of channel-0 fields ``(B, T, N)`` against the reference
+    (:func:`ledmus.metrics.phase_shape`, ±``PHASE_WINDOW`` steps): ``lag_final`` (member
+    mean at the last step, time units, negative: behind), ``lag_mean`` (mean over members
+    and steps), ``lag_t`` (member mean per step) and ``shape_mnad`` (NAD after the shift,
+    mean over members and steps)."""
+    lags, shapes = [], []
+    for r, p in zip(reference, prediction, strict=True):
+        lag, shape = metrics.phase_shape(r, p, dt, PHASE_WINDOW)
+        lags.append(lag)
+        shapes.append(shape)
+    lag_t = np.mean(lags, axis=0)
+    return {"lag_final": float(lag_t[-1]), "lag_mean": float(lag_t.mean()),
+            "shape_mnad": float(np.mean(shapes)), "lag_t": lag_t.tolist()}  # fmt: skip
+
+
 def grid_errors(spec, reference: np.ndarray, prediction: np.ndarray, dt: float) -> dict[str, Any]:
     ref, pred = _check(reference, prediction, 4, "(B, T, C, N)")
     names = _channels(spec, ref.shape[2])
@@ -73,6 +93,8 @@ def grid_errors(spec, reference: np.ndarray, prediction: np.ndarray, dt: float) 
         out[f"mnad_{name}"] = float(nad_t[:, c].mean())
     out["nad_t"] = {n: nad_t[:, c].mean(axis=0).tolist() for c, n in enumerate(names)}
     out["wasserstein"] = metrics.wasserstein(ref.ravel(), pred.ravel())
+    if spec.travelling_wave:
+        out.update(phase_errors(ref[:, :, 0], pred[:, :, 0], dt))
     if spec.lyapunov is not None:
         vpt = metrics.valid_prediction_time(nad_t[:, 0], dt, VALID_TIME_THRESHOLD, spec.lyapunov)
         out["valid_time_lyapunov"] = float(vpt.mean())
@@ -99,11 +121,18 @@ class GridEvaluator:
         self.values: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
         self.spectra: np.ndarray | None = None  # (2, C, K): sums of reference, prediction
         self.n_fields = 0
+        self.lags: list[np.ndarray] = []  # travelling waves: (W, T) per chunk
+        self.shapes: list[np.ndarray] = []
 
     def add(self, reference: np.ndarray, prediction: np.ndarray) -> None:
         ref, pred = _check(reference, prediction, 4, "(W, T, C, N)")
         self.names = _channels(self.spec, ref.shape[2])
         self.nad.append(metrics.nad(ref.transpose(0, 2, 1, 3), pred.transpose(0, 2, 1, 3)))
+        if self.spec.travelling_wave:
+            pairs = [metrics.phase_shape(r, p, self.dt, PHASE_WINDOW)
+                     for r, p in zip(ref[:, :, 0], pred[:, :, 0], strict=True)]  # fmt: skip
+            self.lags.append(np.stack([lag for lag, _ in pairs]))
+            self.shapes.append(np.stack([shape for _, shape in pairs]))
         if self.spec.lyapunov is not None:
             self.values[0].append(ref.ravel())
             self.values[1].append(pred.ravel())
@@ -130,6 +159,10 @@ class GridEvaluator:
             for span in spans:
                 out[f"mnad_{span}"] = float(nad_ct[:, 0, :span].mean())
             nad_summary = nad_ct[:, 0].mean(axis=0).tolist()
+        if self.lags:
+            lag_t = np.concatenate(self.lags).mean(axis=0)
+            out.update(lag_final=float(lag_t[-1]), lag_mean=float(lag_t.mean()),
+                       shape_mnad=float(np.concatenate(self.shapes).mean()))  # fmt: skip
         if self.spec.lyapunov is not None:
             nad_t = nad_ct[:, 0]
             vpt = metrics.valid_prediction_time(

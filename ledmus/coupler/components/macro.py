@@ -25,7 +25,7 @@ from libmuscle import InstanceFlags, Message
 from ymmsl import Operator
 
 from ...atomic import atomic_path
-from ...rundir import prepare_run_dir
+from ...rundir import claim_muscle3_run_dir, finish_run, prepare_run_dir
 from ..engine import (
     compare_after_run,
     load,
@@ -40,12 +40,18 @@ from ..output import write_run
 from .common import log, open_instance, received, run_guarded
 
 
-def output_dir() -> Path:
-    """``<run dir>/output`` (components run in ``<run dir>/instances/<name>/workdir``)."""
+def run_dir() -> Path | None:
+    """The MUSCLE3 run directory (components run in ``<run dir>/instances/<name>/workdir``),
+    or None when started elsewhere (by hand)."""
     cwd = Path.cwd()
     if cwd.name == "workdir" and cwd.parent.parent.name == "instances":
-        return cwd.parent.parent.parent / "output"
-    return cwd / "output"
+        return cwd.parent.parent.parent
+    return None
+
+
+def output_dir() -> Path:
+    """``<run dir>/output`` (``./output`` when started by hand)."""
+    return (run_dir() or Path.cwd()) / "output"
 
 
 def summary_text(result: dict[str, Any], out: Path) -> str:
@@ -121,11 +127,14 @@ def main() -> None:
         ports = {Operator.O_I: ["state_out", "train_out", "lift_weights", "restrict_weights"],
                  Operator.S: ["state_in", "weights_in"]}  # fmt: skip
         instance, settings = open_instance(ports, InstanceFlags.USES_CHECKPOINT_API, box)
-        out = output_dir()
-        # before any compute: refuse an earlier run's outputs, check we can write (a resumed
-        # run gets a new run directory from muscle_manager, so this holds there too)
+        out, root = output_dir(), run_dir()
+        # before any compute: refuse a run directory holding an earlier run (a rerun of
+        # muscle_manager into it), refuse an earlier run's outputs, check we can write (a
+        # resumed run gets a new run directory from muscle_manager, so this holds there too)
+        run_id = claim_muscle3_run_dir(root) if root is not None else None
         prepare_run_dir(out, overwrite=settings.overwrite, what="output folder",
-                        option="the setting overwrite: true")  # fmt: skip
+                        option="the setting overwrite: true", engine="muscle3",
+                        run_id=run_id)  # fmt: skip
         warning = identical_members_warning(settings.solver, settings.ic, settings.seed,
                                             settings.ensemble)  # fmt: skip
         if warning:  # WARNING reaches the manager log
@@ -168,6 +177,9 @@ def main() -> None:
                 summary = summary_text(result, out)
                 with atomic_path(out / "summary.txt") as tmp:
                     tmp.write_text(summary)
+                finish_run(out)
+                if root is not None:
+                    finish_run(root)
             except BaseException:
                 discard_outputs(out)
                 raise

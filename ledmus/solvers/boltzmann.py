@@ -1,0 +1,555 @@
+"""Boltzmann gas, 1-D in ``x``, 2-D in velocity, Maxwell molecules, fast spectral collisions.
+
+Equation, ``x`` in ``[0, L)``, ``v = (v_x, v_y)`` in ``R^2``::
+
+    f_t + v_x f_x = Q(f) / eps(x),
+    Q(f)(v) = int_{R^2} int_{S^1} b [f(v') f(v'_*) - f(v) f(v_*)] dsigma dv_*,
+    v' = (v + v_*)/2 + |v - v_*| sigma/2,   v'_* = (v + v_*)/2 - |v - v_*| sigma/2,
+
+with the **Maxwell-molecule kernel** ``b = 1/(2 pi)`` (``dsigma`` the arc length on the
+unit circle, total ``2 pi``), so the collision frequency is ``nu = int int b dsigma dv_* =
+rho`` for every ``v``.  This is the normalisation of the 2-D BKW solution (Bobylev;
+Krook & Wu; used by Pareschi & Russo 2000 and Mouhot & Pareschi 2006 as their test)::
+
+    K(t) = 1 - exp(-t/8)/2,   f(t, v) = exp(-|v|^2/(2K)) / (2 pi K^2)
+                                        * (2K - 1 + (1 - K)|v|^2/(2K)),
+
+(``rho = 1``, ``T = 1``, ``eps = 1``): the fourth moment obeys ``dM4/dt = (pi b/2)(8 -
+M4)`` and ``M4 = 16K - 8K^2`` gives ``K' = (pi b/4)(1 - K) = (1 - K)/8`` exactly for ``b =
+1/(2 pi)``.  Moments ``rho = int f``, ``rho u = int v f``, ``E = int |v|^2/2 f = rho|u|^2/2
++ rho T`` (``T`` per degree of freedom, ``p = rho T``, ``d = 2``: the Euler limit
+``eps -> 0`` is the ``gamma = (d + 2)/d = 2`` Euler system in ``x``, with ``u_y`` a
+passive scalar).  Units: ``x`` in units of ``L``, ``v`` in units of the reference
+thermal speed (``T = 1``), time in ``L`` over that speed.
+
+**Velocity grid.**  ``N x N`` cell centres ``v_j = -V + (j + 1/2) h``, ``h = 2V/N``, on
+the periodised box ``[-V, V]^2``; ``V`` (``v_box``) is by default the anti-aliasing
+bound of Pareschi & Russo for a distribution supported in the ball ``|v| <= S``
+(``v_support``): ``V = (3 + sqrt 2)/2 S`` with kernel truncation ``R = 2 S``.  Grid
+moments are midpoint sums (``h^2 sum``), spectrally accurate for smooth ``f``.
+
+**Fast spectral collisions** (Mouhot & Pareschi, Math. Comp. 75, 2006).  In the
+Carleman form ``Q(f)(v) = int int_{|x|, |y| <= R} B delta(x.y) [f(v+y) f(v+x) - f(v+x+y)
+f(v)] dx dy`` with ``B = 2^{d-1} b = 1/pi``.  With ``f(v) = sum_k fh_k e^{i pi k.v/V}``
+(``k`` in ``[-N/2, N/2)^2``) this is ``Qh_k = sum_{l+m=k} [Bh(l, m) - Bh(m, m)] fh_l
+fh_m`` with, writing ``x = r e_theta``, ``y = s e_theta^perp``,
+
+    Bh(l, m) = (1/pi) int_0^pi phi(l . e_theta) phi(m . e_theta^perp) dtheta,
+    phi(s) = int_{-R}^{R} e^{i pi r s / V} dr = 2 R sinc(R s / V)     (sinc(z) = sin(pi z)/(pi z)).
+
+For 2-D Maxwell molecules the integrand is a product of a function of ``l`` and one of
+``m`` (the decomposition is exact).  Turning ``theta`` by ``pi/2`` swaps ``e`` and
+``e^perp`` up to sign, and ``phi`` is even, so the gain integrand has period ``pi/2``:
+the ``theta`` integral is the trapezoidal rule on ``M`` (``n_directions``) angles
+``theta_p = (pi/2) p/M`` of the quarter circle (the same as ``2M`` equispaced angles on
+the half circle at half the cost; periodic integrand: spectrally accurate), weight
+``(1/pi)(pi/M) = 1/M``.  The **spectral weights** ``alpha_p(l)
+= phi(l . e_p)``, ``alpha'_p(l) = phi(l . e_p^perp)`` and the loss weights ``Bh(m, m) =
+(1/M) sum_p alpha_p(m) alpha'_p(m)`` are computed once per solver (Nyquist modes set to
+zero, so every multiplier is real and even and the products are real).  Then, with ``F``
+the discrete Fourier transform over the two velocity axes,
+
+    Q(f) = (1/M) sum_p F^-1[alpha_p F f] F^-1[alpha'_p F f] - f F^-1[Bh(m, m) F f],
+
+``2M + 2`` real FFTs of size ``N^2`` per cell, ``O(M N^2 log N)``, one batched call per
+direction chunk over all members and cells.  Mass is conserved exactly; momentum and
+energy only to spectral accuracy (Mouhot & Pareschi; Pareschi & Russo 2000 measure
+1e-6..1e-10 drifts).  ``conservative=True`` (default) adds the L2 projection of
+Gamba & Tharkabhushanam (2009) / Pareschi & Russo: ``Q <- Q - C^T (C C^T)^{-1} C Q``
+with ``C`` the ``4 x N^2`` matrix of the grid moments ``h^2 (1, v_x, v_y, |v|^2/2)``,
+after which every collision step conserves the four moments to rounding.
+
+**Equilibrium** ``M[f]``: the sampled Maxwellian of the moments of ``f``, projected the
+same way onto the exact grid moments (so ``C M[f] = C f`` to rounding; the correction is
+of the size of the midpoint-rule and tail-truncation error of the sampled Maxwellian).
+``Q(M)`` is not exactly zero (truncated kernel, spectral error): measured ``max|Q(M)| =
+1e-7 max M`` at the defaults.
+
+**Time stepping** (Filbet & Jin, JCP 229, 2010; Dimarco & Pareschi, SINUM 51, 2013).
+Penalisation by a BGK operator, ``Q = [Q - P] + P`` with ``P(f) = mu (M[f] - f)`` and
+``mu = rho`` per cell (the exact loss frequency of the untruncated Maxwell kernel, an
+upper bound of the truncated one).  ``E(f) = T(f) + (Q(f) - P(f))/eps`` (transport and
+the non-stiff remainder) is explicit, ``I(f) = P(f)/eps`` implicit.  Since ``P``
+conserves the moments, a stage ``F = R + a dt I(F)`` has the moments of ``R``, hence
+``M[F] = M[R]`` and ``F = (R + lam M[R])/(1 + lam)`` with ``lam = a dt mu/eps``: no
+iteration.  ``scheme="ars222"`` (default): the IMEX Runge-Kutta ARS(2,2,2) of Ascher,
+Ruuth & Spiteri (second order, implicit part L-stable and globally stiffly accurate, so
+``eps -> 0`` gives ``f = M`` after every step for well-prepared (near-equilibrium)
+data: second-order kinetic fluxes for the ``gamma = 2`` Euler equations), ``g = 1 - 1/sqrt 2``, ``d = 1 - 1/(2g)``::
+
+    R2 = f + g dt E(f);                      F2 = (R2 + lam_g M[R2]) / (1 + lam_g)
+    R3 = f + dt (d E(f) + (1-d) E(F2)) + (1-g) dt I(F2);  f^{n+1} = (R3 + lam_g M[R3]) / (1 + lam_g)
+
+``scheme="imex1"``: Filbet & Jin's first-order scheme, ``R = f + dt E(f)``, ``f^{n+1} =
+(R + lam M[R])/(1 + lam)``, ``lam = dt mu/eps``.  Both run at the transport CFL for any
+``eps > 0`` (tested at ``eps = 1e-4`` (Sod), ``1e-3..10`` and ``1e12``).  Known limits
+of the penalisation: data far from equilibrium at ``eps << dt`` relax over several
+steps at the rate ``a/mu`` of each linearised mode (``a`` its decay rate), not in one
+step (Filbet & Jin, §3); the named initial conditions are local equilibria.  Positivity
+of ``f`` is not guaranteed (spectral collision operators are not positive): measured
+``min f / max f`` at shocks ``-9e-6`` (Sod, ``N = 32``), ``-1.2e-4`` (``N = 24``),
+``-2.4e-3`` (``riemann``, ``N = 16``, too coarse a grid: ``h = 1.1``).
+
+**Transport** ``T(f) = -v_x f_x``: finite volumes, upwind per ``v_x``, MUSCL
+reconstruction with the ``minmod`` or monotonised-central (``mc``) limiter; ``dt <= 0.5
+dx / max|v_x|`` (``max|v_x| = V - h/2``).  Boundaries ``bc``: ``periodic``; ``outflow``
+(zero-gradient ghost cells); ``specular`` (walls at ``x = 0, L``: ghost cells are the
+mirror images ``f(-x, -v_x, v_y)``, so the wall fluxes of mass and energy vanish).
+
+**Knudsen number per cell** ``eps``: a number; ``"transition"``: ``log10 eps`` rises
+smoothly from ``-3`` at ``x = 0`` to ``1`` at ``x = L``, ``log10 eps(x) = -3 + 4 s(x)``,
+``s(x) = [tanh((x/L - 1/2)/w) + tanh(1/(2w))] / (2 tanh(1/(2w)))``, ``w = 0.1``
+(``eps(0) = 1e-3``, ``eps(L) = 10``, ``eps(L/2) = 0.1``); an array or the path of a
+``.npy`` file with ``nx`` values.
+
+State: the observable is ``f`` ``(B, N*N, nx)`` (channel ``i*N + j`` is the velocity
+``(v_x[i], v_y[j])``, as BGK's ``(B, nv, nx)``: channels = velocities); the internal
+state is a torch tensor ``(B, nx, N, N)`` on ``device`` in ``dtype``.  Out of scope: a
+3-D velocity space and MPI splitting of the cells.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import numpy as np
+import torch
+
+from .base import Solver, check_int, check_positive
+
+#: Courant number of the default and the largest allowed ``dt`` (MUSCL, explicit RK2)
+CFL = 0.5
+BCS = ("outflow", "periodic", "specular")
+LIMITERS = ("mc", "minmod")
+SCHEMES = ("ars222", "imex1")
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+IC_NAMES = ("sod", "waves", "shocks", "colliding", "riemann")
+#: Pareschi & Russo's anti-aliasing factor: ``V >= (3 + sqrt 2)/2 S``
+ALIAS_FACTOR = (3.0 + math.sqrt(2.0)) / 2.0
+#: width (fraction of L) of the tanh profile of ``eps="transition"``; its end values
+TRANSITION_WIDTH = 0.1
+TRANSITION_EPS = (1e-3, 10.0)
+#: bytes of the largest temporary of one batched direction chunk
+_CHUNK_BYTES = 64 * 2**20
+_G = 1.0 - 1.0 / math.sqrt(2.0)  # ARS(2,2,2)
+_D = 1.0 - 1.0 / (2.0 * _G)
+
+
+def _int(name: str, value: Any, *, minimum: int) -> int:
+    """:func:`check_int` that also names ``name`` for values that are not numbers."""
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}") from None
+    return check_int(name, value, minimum=minimum)
+
+
+def transition_eps(x: np.ndarray, length: float, width: float = TRANSITION_WIDTH) -> np.ndarray:
+    """``eps(x)``: ``log10 eps`` from ``-3`` at ``x = 0`` to ``1`` at ``x = length`` (tanh
+    profile of relative width ``width``; see the module docstring)."""
+    lo, hi = (math.log10(e) for e in TRANSITION_EPS)
+    h = math.tanh(0.5 / width)
+    s = (np.tanh((np.asarray(x) / length - 0.5) / width) + h) / (2.0 * h)
+    return 10.0 ** (lo + (hi - lo) * s)
+
+
+class Boltzmann(Solver):
+    """1-D-in-x, 2-D-velocity Boltzmann gas, Maxwell molecules, fast spectral method."""
+
+    name = "boltzmann"
+    #: dimension of the velocity space (the systems layer reads the state with it)
+    velocity_dims = 2
+
+    def __init__(
+        self,
+        *,
+        eps: float | str | Any = 0.01,
+        L: float = 1.0,
+        nx: int = 100,
+        N: int = 32,
+        v_support: float = 4.0,
+        v_box: float | None = None,
+        n_directions: int = 4,
+        dt: float | None = None,
+        dt_coarse: float = 0.005,
+        bc: str = "outflow",
+        limiter: str = "mc",
+        scheme: str = "ars222",
+        conservative: bool = True,
+        collisions: bool = True,
+        dtype: str = "float64",
+        device: str = "cpu",
+    ) -> None:
+        self.L = check_positive("L", L)
+        self.nx = _int("nx", nx, minimum=4)
+        self.N = _int("N", N, minimum=8)
+        if self.N % 2:
+            raise ValueError(f"N must be an even integer >= 8, got {N!r}")
+        self.v_support = check_positive("v_support", v_support)
+        bound = ALIAS_FACTOR * self.v_support
+        if v_box is None:
+            v_box = bound
+        self.v_box = check_positive("v_box", v_box)
+        if self.v_box < bound * (1 - 1e-12):
+            raise ValueError(
+                f"v_box={v_box!r} is below the anti-aliasing bound; allowed: v_box >= "
+                f"(3 + sqrt 2)/2 v_support = {bound:.6g}"
+            )
+        self.n_directions = _int("n_directions", n_directions, minimum=1)
+        for field, value, allowed in (("bc", bc, BCS), ("limiter", limiter, LIMITERS),
+                                      ("scheme", scheme, SCHEMES), ("dtype", dtype, tuple(DTYPES))):  # fmt: skip
+            if value not in allowed:
+                raise ValueError(f"{field} must be one of {', '.join(allowed)}, got {value!r}")
+        self.bc, self.limiter, self.scheme, self.dtype = bc, limiter, scheme, dtype
+        for field, value in (("conservative", conservative), ("collisions", collisions)):
+            if not isinstance(value, (bool, np.bool_)):
+                raise ValueError(f"{field} must be true or false, got {value!r}")
+        self.conservative, self.collisions = bool(conservative), bool(collisions)
+        if not isinstance(device, str) or device.split(":")[0] not in ("cpu", "cuda"):
+            raise ValueError(f"device must be 'cpu' or 'cuda' (or 'cuda:<k>'), got {device!r}")
+        self.device = device
+        use = device if device.startswith("cuda") and torch.cuda.is_available() else "cpu"
+        self._device = torch.device(use)
+        self._dtype = DTYPES[dtype]
+
+        self.dx = self.L / self.nx
+        self.x = (np.arange(self.nx) + 0.5) * self.dx
+        self.eps = eps if isinstance(eps, str) else None
+        self.eps_cells = self._eps_profile(eps)
+        self.h = 2.0 * self.v_box / self.N
+        self.v = -self.v_box + (np.arange(self.N) + 0.5) * self.h  # both axes
+        dt_coarse = check_positive("dt_coarse", dt_coarse)
+        self.dt_max = CFL * self.dx / np.abs(self.v).max()
+        if dt is None:
+            dt = dt_coarse / math.ceil(dt_coarse / self.dt_max - 1e-9)
+        dt = check_positive("dt", dt)
+        if dt > self.dt_max * (1 + 1e-12):
+            raise ValueError(
+                f"dt={dt!r} is above the transport CFL bound; allowed: 0 < dt <= "
+                f"{CFL} dx/max|v_x| = {self.dt_max:.6g} (dx = L/nx, max|v_x| = v_box - h/2)"
+            )
+        super().__init__(dt=dt, dt_coarse=dt_coarse)
+        self._setup_tensors()
+
+    # ------------------------------------------------------------------ construction
+    def _eps_profile(self, eps: Any) -> np.ndarray:
+        """``eps`` per cell ``(nx,)`` from a number, ``"transition"``, an array or a .npy."""
+        if isinstance(eps, str):
+            if eps == "transition":
+                return transition_eps(self.x, self.L)
+            if not eps.endswith(".npy") or not os.path.isfile(eps):
+                raise ValueError(
+                    f"eps={eps!r}: allowed: a number > 0, 'transition', an array or an existing "
+                    f".npy file with nx={self.nx} values"
+                )
+            eps = np.load(eps)
+        if np.ndim(eps) == 0:
+            return np.full(self.nx, check_positive("eps", eps))
+        try:
+            arr = np.asarray(eps, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"eps must be numbers, got {eps!r}") from None
+        if arr.shape != (self.nx,) or not (np.all(np.isfinite(arr)) and np.all(arr > 0)):
+            raise ValueError(
+                f"eps must hold nx={self.nx} finite values > 0 (one per cell), got shape "
+                f"{arr.shape} with min {np.min(arr) if arr.size else 'none'}"
+            )
+        return arr.copy()
+
+    def _tensor(self, a: Any) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(a), dtype=self._dtype, device=self._device)
+
+    def _setup_tensors(self) -> None:
+        """The spectral weights (once per solver), moment matrix and its projector."""
+        N, M, V = self.N, self.n_directions, self.v_box
+        R = 2.0 * self.v_support
+        kx = np.fft.fftfreq(N, 1.0 / N)[:, None]  # signed modes, (N, 1)
+        ky = np.fft.rfftfreq(N, 1.0 / N)[None, :]  # (1, N/2 + 1)
+        nyquist = (np.abs(kx) == N // 2) | (np.abs(ky) == N // 2)
+        theta = 0.5 * np.pi * np.arange(M) / M  # the integrand has period pi/2
+        c, s = np.cos(theta)[:, None, None], np.sin(theta)[:, None, None]
+        alpha = 2.0 * R * np.sinc(R * (kx * c + ky * s) / V)  # phi(l . e_p)
+        alpha_perp = 2.0 * R * np.sinc(R * (-kx * s + ky * c) / V)  # phi(l . e_p^perp)
+        alpha[:, nyquist] = 0.0
+        alpha_perp[:, nyquist] = 0.0
+        self._alpha = self._tensor(alpha)
+        self._alpha_perp = self._tensor(alpha_perp)
+        self._loss = self._tensor((alpha * alpha_perp).sum(axis=0) / M)
+        vx, vy = np.meshgrid(self.v, self.v, indexing="ij")
+        C = self.h**2 * np.stack([np.ones_like(vx), vx, vy, 0.5 * (vx**2 + vy**2)])
+        C = C.reshape(4, N * N)
+        self._C = self._tensor(C.T)  # (N^2, 4): f_flat @ C -> moments
+        self._P = self._tensor(C.T @ np.linalg.inv(C @ C.T))  # (N^2, 4)
+        self._vx = self._tensor(vx)
+        self._vy = self._tensor(vy)
+        self._v2 = self._tensor(vx**2 + vy**2)
+        self._eps_t = self._tensor(self.eps_cells)[:, None, None]  # (nx, 1, 1)
+        v = self._tensor(self.v)[:, None]  # (N, 1): v_x along axis -2
+        self._vpos = v > 0
+        self._v_dx = v / self.dx
+        self._chunk = max(1, int(_CHUNK_BYTES // (8 * N * (N // 2 + 1) * 2)))
+
+    @property
+    def state_shape(self) -> tuple[int, ...]:
+        return (self.N * self.N, self.nx)
+
+    def params(self) -> dict[str, Any]:
+        eps = self.eps if self.eps is not None else (
+            float(self.eps_cells[0]) if np.all(self.eps_cells == self.eps_cells[0])
+            else self.eps_cells.tolist())  # fmt: skip
+        return dict(eps=eps, L=self.L, nx=self.nx, N=self.N, v_support=self.v_support,
+                    v_box=self.v_box, n_directions=self.n_directions, dt=self.dt,
+                    dt_coarse=self.dt_coarse, bc=self.bc, limiter=self.limiter,
+                    scheme=self.scheme, conservative=self.conservative,
+                    collisions=self.collisions, dtype=self.dtype, device=self.device)  # fmt: skip
+
+    def trajectory_attrs(self) -> dict[str, Any]:
+        """Root attributes of trajectory files: the velocity grid ``v`` (both axes; state
+        channel ``i*N + j`` is ``(v[i], v[j])``), ``h``, and ``x``, ``dx``, ``eps``."""
+        return {"v": self.v, "h": self.h, "x": self.x, "dx": self.dx, "eps": self.eps_cells,
+                "state_axes": "velocity (v_x, v_y) flattened i*N + j, position x"}  # fmt: skip
+
+    # -------------------------------------------------------------- layout helpers
+    def to_internal(self, f: Any) -> torch.Tensor:
+        """Observable ``(B, N*N, nx)`` (numpy) -> internal ``(B, nx, N, N)`` tensor."""
+        f = self._tensor(f)
+        return f.reshape(f.shape[0], self.N, self.N, self.nx).permute(0, 3, 1, 2).contiguous()
+
+    def to_observable(self, f: torch.Tensor) -> np.ndarray:
+        """Internal ``(B, nx, N, N)`` -> observable ``(B, N*N, nx)`` float64 numpy."""
+        out = f.permute(0, 2, 3, 1).reshape(f.shape[0], self.N * self.N, self.nx)
+        return out.detach().to("cpu", torch.float64).numpy().copy()
+
+    # ------------------------------------------------------- velocity-space operators
+    def _collision(self, f: torch.Tensor) -> torch.Tensor:
+        """``Q(f)`` of ``f`` ``(..., N, N)`` (fast spectral method, see the module)."""
+        N = self.N
+        lead = f.shape[:-2]
+        f2 = f.reshape(-1, N, N)
+        fh = torch.fft.rfft2(f2)  # (n, N, N/2+1)
+        loss = f2 * torch.fft.irfft2(self._loss * fh, s=(N, N))
+        gain = torch.zeros_like(f2)
+        step = max(1, self._chunk // max(1, f2.shape[0]))
+        for p in range(0, self.n_directions, step):
+            a = torch.fft.irfft2(self._alpha[p : p + step] * fh[:, None], s=(N, N))
+            b = torch.fft.irfft2(self._alpha_perp[p : p + step] * fh[:, None], s=(N, N))
+            gain += (a * b).sum(dim=1)
+        q = gain / self.n_directions - loss
+        if self.conservative:
+            q = self._project(q, -self._moments(q))
+        return q.reshape(*lead, N, N)
+
+    def _moments(self, f: torch.Tensor) -> torch.Tensor:
+        """``(..., 4)``: ``rho, rho u_x, rho u_y, E`` of ``f`` ``(..., N, N)``."""
+        return f.reshape(*f.shape[:-2], self.N * self.N) @ self._C
+
+    def _project(self, f: torch.Tensor, dm: torch.Tensor) -> torch.Tensor:
+        """``f + C^T (C C^T)^{-1} dm``: the least-L2 change of ``f`` adding moments ``dm``."""
+        return f + (dm @ self._P.T).reshape(f.shape)
+
+    def _maxwellian(self, U: torch.Tensor) -> torch.Tensor:
+        """``(..., N, N)`` Maxwellian with grid moments ``U`` ``(..., 4)`` (projected)."""
+        rho = U[..., 0]
+        ux, uy = U[..., 1] / rho, U[..., 2] / rho
+        T = (U[..., 3] / rho - 0.5 * (ux * ux + uy * uy)).clamp_min(1e-300)
+        e = lambda a: a[..., None, None]  # noqa: E731
+        d2 = (self._vx - e(ux)) ** 2 + (self._vy - e(uy)) ** 2
+        m = e(rho / (2 * math.pi * T)) * torch.exp(-d2 / (2 * e(T)))
+        return self._project(m, U - self._moments(m))
+
+    def _transport(self, f: torch.Tensor) -> torch.Tensor:
+        """``T(f) = -v_x f_x`` ``(B, nx, N, N)``: MUSCL upwind finite volumes."""
+        if self.bc == "periodic":
+            fp = torch.cat([f[:, -2:], f, f[:, :2]], dim=1)
+        elif self.bc == "outflow":
+            fp = torch.cat([f[:, :1], f[:, :1], f, f[:, -1:], f[:, -1:]], dim=1)
+        else:  # specular: mirror images, v_x reversed (the v grid is symmetric)
+            left = torch.flip(f[:, :2], dims=(1, 2))
+            right = torch.flip(f[:, -2:], dims=(1, 2))
+            fp = torch.cat([left, f, right], dim=1)
+        d = fp[:, 1:] - fp[:, :-1]  # (nx + 3)
+        a, b = d[:, :-1], d[:, 1:]  # around padded cells 1 .. nx+2
+        sign = 0.5 * (torch.sign(a) + torch.sign(b))
+        if self.limiter == "minmod":
+            slope = sign * torch.minimum(a.abs(), b.abs())
+        else:
+            slope = sign * torch.minimum(0.5 * (a + b).abs(), 2 * torch.minimum(a.abs(), b.abs()))
+        n = self.nx
+        f_left = fp[:, 1 : n + 2] + 0.5 * slope[:, : n + 1]
+        f_right = fp[:, 2 : n + 3] - 0.5 * slope[:, 1 : n + 2]
+        flux = self._v_dx * torch.where(self._vpos, f_left, f_right)  # faces -1/2 .. n-1/2
+        return flux[:, :-1] - flux[:, 1:]
+
+    # ------------------------------------------------------------------------ moments
+    def velocity_moments(self, f: Any) -> np.ndarray:
+        """``(..., 4)``: ``rho``, ``rho u_x``, ``rho u_y``, ``E`` of ``f`` ``(..., N, N)``."""
+        return self._moments(self._tensor(f)).cpu().double().numpy()
+
+    def moments(self, f: Any) -> np.ndarray:
+        """``(..., 4, nx)``: ``rho``, ``rho u_x``, ``rho u_y``, ``E = int |v|^2/2 f`` of the
+        observable ``f`` ``(..., N*N, nx)`` (grid sums ``h^2 sum``)."""
+        f = np.asarray(f, dtype=np.float64)
+        vx, vy = np.meshgrid(self.v, self.v, indexing="ij")
+        w = self.h**2 * np.stack([np.ones(vx.size), vx.ravel(), vy.ravel(),
+                                  0.5 * (vx**2 + vy**2).ravel()])  # fmt: skip
+        return w @ f
+
+    def primitives(self, f: Any) -> np.ndarray:
+        """``(..., 4, nx)``: ``rho``, ``u_x``, ``u_y``, ``T`` (per degree of freedom, ``E =
+        rho|u|^2/2 + rho T``, ``p = rho T``) of the observable ``f`` ``(..., N*N, nx)``."""
+        rho, mx, my, e = np.moveaxis(self.moments(f), -2, 0)
+        ux, uy = mx / rho, my / rho
+        return np.stack([rho, ux, uy, e / rho - 0.5 * (ux * ux + uy * uy)], axis=-2)
+
+    def maxwellian(self, rho: Any, u: Any, T: Any, uy: Any = 0.0) -> np.ndarray:
+        """Observable ``(B, N*N, nx)`` Maxwellian of the fields ``rho``, ``u`` (= ``u_x``),
+        ``T``, ``uy`` ``(B, nx)`` (or broadcastable), ``rho/(2 pi T) exp(-|v - u|^2/(2T))``
+        projected so that its grid moments are exactly ``rho``, ``rho u``, ``rho|u|^2/2 +
+        rho T``."""
+        arrs = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in (rho, u, T, uy)))
+        rho, u, T, uy = (np.atleast_2d(a) for a in arrs)
+        for name, a in (("rho", rho), ("T", T)):
+            if not (np.all(np.isfinite(a)) and np.all(a > 0)):
+                raise ValueError(f"{name} must be finite and > 0 everywhere")
+        if not (np.all(np.isfinite(u)) and np.all(np.isfinite(uy))):
+            raise ValueError("u and uy must be finite")
+        if rho.shape[-1] != self.nx:
+            raise ValueError(f"fields have {rho.shape[-1]} cells but nx={self.nx}")
+        U = np.stack([rho, rho * u, rho * uy, rho * (0.5 * (u * u + uy * uy) + T)], axis=-1)
+        m = self._maxwellian(self._tensor(U))  # (B, nx, N, N)
+        return self.to_observable(m)
+
+    def equilibrium(self, f: Any) -> np.ndarray:
+        """``M[f]``: the (projected) Maxwellian with the grid moments of ``f`` ``(B, N*N, nx)``."""
+        g = self.to_internal(self.check_observable(f))
+        return self.to_observable(self._maxwellian(self._moments(g)))
+
+    def velocity_maxwellian(self, rho: float, ux: float, uy: float, T: float) -> np.ndarray:
+        """``(N, N)`` projected Maxwellian of one cell."""
+        U = [rho, rho * ux, rho * uy, rho * (0.5 * (ux * ux + uy * uy) + T)]
+        return self._maxwellian(self._tensor(U)).cpu().double().numpy()
+
+    def collision(self, f: Any) -> np.ndarray:
+        """``Q(f)`` ``(..., N, N)`` of velocity distributions ``f`` ``(..., N, N)``."""
+        return self._collision(self._tensor(f)).cpu().double().numpy()
+
+    def entropy(self, f: Any) -> np.ndarray:
+        """``H = h^2 sum f log f`` of ``f`` ``(..., N, N)`` (``0 log 0 = 0``; negative values,
+        which the spectral method allows in far tails, count as ``|f| log |f|``)."""
+        a = np.abs(np.asarray(f, dtype=np.float64))
+        return self.h**2 * np.sum(np.where(a > 0, a * np.log(np.where(a > 0, a, 1.0)), 0.0),
+                                  axis=(-2, -1))  # fmt: skip
+
+    def relax(self, f: Any, duration: float, dt: float, *, eps: float = 1.0,
+              method: str = "rk4") -> np.ndarray:  # fmt: skip
+        """Space-homogeneous ``f_t = Q(f)/eps`` for ``duration`` in steps ``dt``, ``f``
+        ``(..., N, N)``.  ``method``: ``"rk4"`` (classical Runge-Kutta on ``Q``),
+        ``"ars222"`` or ``"imex1"`` (the penalised schemes of :meth:`advance` without
+        transport)."""
+        eps = check_positive("eps", eps)
+        dt = check_positive("dt", dt)
+        if method not in ("rk4", *SCHEMES):
+            raise ValueError(f"method must be one of rk4, {', '.join(SCHEMES)}, got {method!r}")
+        n = round(check_positive("duration", duration, allow_zero=True) / dt)
+        g = self._tensor(f)
+        e = torch.as_tensor(eps, dtype=self._dtype, device=self._device)
+        for _ in range(n):
+            if method == "rk4":
+                k1 = self._collision(g) / eps
+                k2 = self._collision(g + 0.5 * dt * k1) / eps
+                k3 = self._collision(g + 0.5 * dt * k2) / eps
+                k4 = self._collision(g + dt * k3) / eps
+                g = g + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+            else:
+                g = self._imex(g, dt, e, transport=False, scheme=method)
+        return g.cpu().double().numpy()
+
+    # ---------------------------------------------------------------- time stepping
+    def _explicit(self, f: torch.Tensor, U: torch.Tensor, M: torch.Tensor,
+                  eps: torch.Tensor, transport: bool) -> torch.Tensor:  # fmt: skip
+        """``E(f) = T(f) + (Q(f) - mu (M - f))/eps`` with ``mu = rho``."""
+        mu = U[..., 0, None, None]
+        out = (self._collision(f) - mu * (M - f)) / eps
+        return out + self._transport(f) if transport else out
+
+    def _implicit(self, R: torch.Tensor, a: float, eps: torch.Tensor):
+        """Solve ``F = R + a I(F)``, ``I = rho (M[F] - F)/eps``: ``(F, I(F), U, M[F])``."""
+        U = self._moments(R)
+        M = self._maxwellian(U)
+        lam = a * U[..., 0, None, None] / eps
+        F = (R + lam * M) / (1.0 + lam)
+        return F, (F - R) / a, U, M
+
+    def _imex(self, f: torch.Tensor, dt: float, eps: torch.Tensor, transport: bool,
+              scheme: str | None = None) -> torch.Tensor:  # fmt: skip
+        U0 = self._moments(f)
+        M0 = self._maxwellian(U0)
+        e1 = self._explicit(f, U0, M0, eps, transport)
+        if (scheme or self.scheme) == "imex1":
+            return self._implicit(f + dt * e1, dt, eps)[0]
+        f2, i2, U2, M2 = self._implicit(f + _G * dt * e1, _G * dt, eps)
+        e2 = self._explicit(f2, U2, M2, eps, transport)
+        r3 = f + dt * (_D * e1 + (1.0 - _D) * e2) + (1.0 - _G) * dt * i2
+        return self._implicit(r3, _G * dt, eps)[0]
+
+    def _lift(self, obs: np.ndarray, rng: np.random.Generator | None) -> torch.Tensor:
+        return self.to_internal(obs)
+
+    def _observe(self, f: torch.Tensor) -> np.ndarray:
+        return self.to_observable(f)
+
+    def _step(self, f: torch.Tensor, t: float, rng: np.random.Generator | None) -> torch.Tensor:
+        if not self.collisions:  # free streaming: Heun (SSP-RK2) transport
+            d0 = self.dt * self._transport(f)
+            return f + 0.5 * (d0 + self.dt * self._transport(f + d0))
+        return self._imex(f, self.dt, self._eps_t, transport=True)
+
+    # ---------------------------------------------------------------- initial states
+    def ic_names(self) -> tuple[str, ...]:
+        return IC_NAMES
+
+    def _named_ic(self, name: str, batch: int, rng: np.random.Generator) -> np.ndarray:
+        """Local equilibria with ``u_y = 0``, as BGK's (:meth:`BGK._named_ic`).  ``sod``:
+        ``(rho, u, p) = (1, 0, 1)`` left of ``L/2``, ``(0.125, 0, 0.1)`` right.
+        ``colliding``: ``rho = T = 1``, ``u = +1`` left of ``L/2``, ``-1`` right.
+        ``waves`` (for ``bc="periodic"``): ``rho, u, T`` each ``base + A s(x)/max|s|``,
+        ``s`` the sum of the first three Fourier modes with N(0, 1) amplitudes, ``A``
+        uniform in ``[0, 0.5]``.  ``shocks``: 2-4 random constant pieces (``rho, T`` in
+        ``[0.5, 1.5]``, ``u`` in ``[-0.5, 0.5]``) plus waves of amplitude up to 0.15.
+        ``riemann``: two states, the left on ``[c, c + L/2)``, ``c`` uniform in ``[0,
+        L/2)``; ``rho`` log-uniform in ``[0.125, 1]``, ``u`` in ``[-0.6, 0.6]``, ``T`` in
+        ``[0.8, 1.25]``.  Initially ``|u| + 5 sqrt(T) <= 6.7 < v_box`` (default 8.83)."""
+        x = np.broadcast_to(self.x / self.L, (batch, self.nx))
+        if name == "riemann":
+            c = rng.uniform(0.0, 0.5, (batch, 1))
+            left = (x - c) % 1.0 < 0.5
+            rho, u, T = (np.where(left, a[:, :1], a[:, 1:]) for a in (
+                10 ** rng.uniform(math.log10(0.125), 0.0, (batch, 2)),
+                rng.uniform(-0.6, 0.6, (batch, 2)), rng.uniform(0.8, 1.25, (batch, 2))))  # fmt: skip
+            return self.maxwellian(rho, u, T)
+        if name in ("sod", "colliding"):
+            left = x < 0.5
+            if name == "sod":
+                rho, u, T = np.where(left, 1.0, 0.125), np.zeros_like(x), np.where(left, 1.0, 0.8)
+            else:
+                rho, u, T = np.ones_like(x), np.where(left, 1.0, -1.0), np.ones_like(x)
+            return self.maxwellian(rho, u, T)
+        amp = 0.5 if name == "waves" else 0.15
+        fields = []
+        for base in (1.0, 0.0, 1.0):
+            m = np.arange(1, 4)
+            a, b = rng.standard_normal((2, batch, m.size, 1))
+            arg = 2 * np.pi * m[:, None] * x[:, None]
+            s = (a * np.cos(arg) + b * np.sin(arg)).sum(axis=1)
+            s /= np.abs(s).max(axis=1, keepdims=True)
+            fields.append(base + rng.uniform(0, amp, (batch, 1)) * s)
+        if name == "shocks":
+            for k, (lo, hi) in enumerate(((0.5, 1.5), (-0.5, 0.5), (0.5, 1.5))):
+                pieces = np.empty((batch, self.nx))
+                for i in range(batch):
+                    cuts = np.sort(rng.uniform(0, self.L, rng.integers(1, 4)))
+                    pieces[i] = rng.uniform(lo, hi, cuts.size + 1)[np.searchsorted(cuts, self.x)]
+                fields[k] = fields[k] - (1.0 if k != 1 else 0.0) + pieces
+        return self.maxwellian(*fields)
