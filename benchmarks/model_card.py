@@ -6,7 +6,9 @@ history stored in the checkpoint; ``models/<stem>_history.json`` is the same his
 written beside it) and writes ``benchmarks/out/models.json``: ``models``, one per file,
 with ``file``, ``kb``, ``shipped`` (tracked by git), ``kind``, ``system``, ``latent_dim``, ``rnn`` (cell, hidden,
 residual), ``training_wall_s`` (per stage, and ``total``), ``restarts``,
-``chosen_restart``, ``free_run_val``, ``restart_free_run_val``, ``best_epoch`` per stage,
+``chosen_restart``, ``free_run_val``, ``restart_free_run_val``, with the restart objective
+``restart_val``, ``score``, ``restart_nad``, ``restart_lag_end`` (and the rest of the
+chosen run's restart scores) and ``restart_restart_val``, ``best_epoch`` per stage,
 ``device``, ``threads`` (the config's or the history's, if recorded; else null),
 ``config_restarts``, ``ledmus_version``, ``torch_version``, ``fingerprint``; plus
 ``provenance``.
@@ -66,6 +68,22 @@ def card(path: Path) -> dict[str, Any]:
         "chosen_restart": rnn_hist.get("chosen_restart"),
         "free_run_val": rnn_hist.get("free_run_val"),
         "restart_free_run_val": [r.get("free_run_val") for r in restarts],
+        # the restart objective's scores (train_rnn.restart): the error after teacher-forced
+        # restarts (latent MSE; physical NAD and phase lag of u) and the selection score
+        **{
+            key: rnn_hist.get(key)
+            for key in (
+                "restart_val",
+                "score",
+                "restart_nad",
+                "restart_nad_end",
+                "restart_lag_end",
+                "restart_lag_end_std",
+                "restart_shape_nad",
+            )
+            if key in rnn_hist
+        },
+        "restart_restart_val": [r.get("restart_val") for r in restarts],
         "best_epoch": best,
         "device": history.get("device"),
         "pca": {k: v for k, v in (history.get("pca") or {}).items() if not isinstance(v, list)},

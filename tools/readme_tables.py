@@ -759,7 +759,27 @@ class Block:
     source: Callable[[Docs, Callable[[str], str]], str] = default_source
 
 
+def render_restart(docs: Docs) -> str:
+    """One row per model and warm-up: lag and NAD of u after 1, 10 and H free steps."""
+    rows = docs["restart_fhn.json"]["rows"]
+    h = rows[0]["horizon"]
+    head = (f"| model | W | lag after 1 | lag after 10 | lag after {h} (all / moving) | "
+            f"NAD u after {h} | shape NAD |\n|---|---|---|---|---|---|---|")  # fmt: skip
+    lines = [head]
+    for r in rows:
+        last = r[f"after_{h}"]
+        moving = last.get("lag_mean_moving")
+        mv = "–" if moving is None else f"{moving:+.4f}"
+        lines.append(
+            f"| {r['model']} | {r['warmup']} | {r['after_1']['lag_mean']:+.4f} | "
+            f"{r['after_10']['lag_mean']:+.4f} | {last['lag_mean']:+.4f} ± {last['lag_std']:.3f}"
+            f" / {mv} | {last['nad_mean']:.5f} | {r['shape_nad_mean']:.5f} |"
+        )
+    return "\n".join(lines)
+
+
 BLOCKS: dict[str, Block] = {
+    "restart": Block(["restart_fhn.json"], render_restart),
     "quickstart": Block(["quickstart.json"], render_quickstart),
     "mutation": Block(["mutation_*.json"], render_mutation, source=source_mutation),
     "solvers": Block(["solvers.json"], render_solvers),

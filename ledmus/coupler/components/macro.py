@@ -139,54 +139,59 @@ def main() -> None:
                                             settings.ensemble)  # fmt: skip
         if warning:  # WARNING reaches the manager log
             log.warning(warning)
-        while instance.reuse_instance():
-            model = load(settings)
-            members = members_of(settings.ensemble, 0, 1)
-            lift = new_lift(settings, model, members)
-            link = MuscleLink(instance) if settings.adaptive.online != "off" else None
-            if link is None and instance.is_connected("train_out"):
-                raise ValueError("macro.train_out is connected (a trainer component) but "
-                                 "setting online is off; allowed: asynchronous, deterministic")  # fmt: skip
-            coord = new_coordinator(settings, model, lift, len(members), trainer_link=link)
-            if link is not None:
-                link.coord = coord
-            elapsed = 0.0
-            if instance.resuming():
-                snap = received(instance.load_snapshot())
-                coord.restore(snap["coordinator"])
-                elapsed = float(snap["elapsed"])
-            instance.should_init()  # libmuscle's API order; no F_INIT ports to receive on
+        try:  # a run that stops or fails before its outputs leaves output/ empty
+            while instance.reuse_instance():
+                model = load(settings)
+                members = members_of(settings.ensemble, 0, 1)
+                lift = new_lift(settings, model, members)
+                link = MuscleLink(instance) if settings.adaptive.online != "off" else None
+                if link is None and instance.is_connected("train_out"):
+                    raise ValueError("macro.train_out is connected (a trainer component) but "
+                                     "setting online is off; allowed: asynchronous, deterministic")  # fmt: skip
+                coord = new_coordinator(settings, model, lift, len(members), trainer_link=link)
+                if link is not None:
+                    link.coord = coord
+                elapsed = 0.0
+                if instance.resuming():
+                    snap = received(instance.load_snapshot())
+                    coord.restore(snap["coordinator"])
+                    elapsed = float(snap["elapsed"])
+                instance.should_init()  # libmuscle's API order; no F_INIT ports to receive on
 
-            def exchange(request: WindowRequest, coord=coord) -> Restricted:
-                instance.send("state_out", Message(coord.time, None, request.to_payload()))
-                answer = received(instance.receive("state_in"))
-                return Restricted.from_payload(answer, "macro: message on port state_in")
+                def exchange(request: WindowRequest, coord=coord) -> Restricted:
+                    instance.send("state_out", Message(coord.time, None, request.to_payload()))
+                    answer = received(instance.receive("state_in"))
+                    return Restricted.from_payload(answer, "macro: message on port state_in")
 
-            start = time.perf_counter()
-            while not coord.done:
-                coord.cycle(exchange)
-                if instance.should_save_snapshot(coord.time):
-                    snap = {"coordinator": coord.snapshot(),
-                            "elapsed": elapsed + time.perf_counter() - start}  # fmt: skip
-                    instance.save_snapshot(Message(coord.time, None, snap))
-            wall = elapsed + time.perf_counter() - start
-            reference, ref_wall = compare_after_run(settings, coord, lift, members)
-            result = summarize(settings, coord, wall, "muscle3", reference, ref_wall)
-            try:  # a stop (SIGTERM, the manager gone) or failure here leaves no outputs
-                write_run(out, settings, coord.recorder, result, reference)
-                summary = summary_text(result, out)
-                with atomic_path(out / "summary.txt") as tmp:
-                    tmp.write_text(summary)
-                finish_run(out)
-                if root is not None:
-                    finish_run(root)
-            except BaseException:
+                start = time.perf_counter()
+                while not coord.done:
+                    coord.cycle(exchange)
+                    if instance.should_save_snapshot(coord.time):
+                        snap = {"coordinator": coord.snapshot(),
+                                "elapsed": elapsed + time.perf_counter() - start}  # fmt: skip
+                        instance.save_snapshot(Message(coord.time, None, snap))
+                wall = elapsed + time.perf_counter() - start
+                reference, ref_wall = compare_after_run(settings, coord, lift, members)
+                result = summarize(settings, coord, wall, "muscle3", reference, ref_wall)
+                try:  # a stop (SIGTERM, the manager gone) or failure here leaves no outputs
+                    write_run(out, settings, coord.recorder, result, reference)
+                    summary = summary_text(result, out)
+                    with atomic_path(out / "summary.txt") as tmp:
+                        tmp.write_text(summary)
+                    finish_run(out)
+                    if root is not None:
+                        finish_run(root)
+                except BaseException:
+                    discard_outputs(out)
+                    raise
+                print(summary, end="", flush=True)
+                if instance.should_save_final_snapshot():
+                    snap = {"coordinator": coord.snapshot(), "elapsed": wall}
+                    instance.save_final_snapshot(Message(coord.time, None, snap))
+        except BaseException:
+            if not (out / "metrics.json").exists():
                 discard_outputs(out)
-                raise
-            print(summary, end="", flush=True)
-            if instance.should_save_final_snapshot():
-                snap = {"coordinator": coord.snapshot(), "elapsed": wall}
-                instance.save_final_snapshot(Message(coord.time, None, snap))
+            raise
 
     run_guarded("macro", body, box, cleanup=[output_dir()])
 
