@@ -175,15 +175,19 @@ def test_selection_weighs_the_restart_error_beside_the_long_free_run(monkeypatch
     assert hist["chosen_restart"] == 0
 
 
-def test_training_with_the_objective_records_its_losses_and_scores() -> None:
+def tiny_led_and_latents() -> tuple[torch.nn.Module, torch.Tensor]:
+    """A small FHN-shaped LED and smooth random latent sequences ``(2, 40, 3)``."""
     from ledmus.surrogates.led import LED
 
     torch.manual_seed(0)
     spec = {"system": "fhn", "state_shape": [2, 5], "box": None,
             "autoencoder": resolve(BASE)["autoencoder"] | {"latent_dim": 3, "width": 8},
             "rnn": {"cell": "lstm", "hidden": 6, "layers": 1, "residual": True}}  # fmt: skip
-    model = LED(spec)
-    z = torch.randn(2, 40, 3).cumsum(dim=1) * 0.1
+    return LED(spec), torch.randn(2, 40, 3).cumsum(dim=1) * 0.1
+
+
+def test_training_with_the_objective_records_its_losses_and_scores() -> None:
+    model, z = tiny_led_and_latents()
     cfg = resolve({**BASE, "train_rnn": {
         "epochs": 3, "hidden_propagation": 10, "sequence_length": 5, "validation": "coupled",
         "restarts": 1, "restart": {"warmup": [3, 6], "horizon": 8}}})["train_rnn"]  # fmt: skip
@@ -252,14 +256,7 @@ def test_fhn_runs_and_evaluations_report_lag_and_shape_against_the_reference() -
 
 
 def test_the_finetune_schedule_trains_one_step_first_then_both_losses() -> None:
-    from ledmus.surrogates.led import LED
-
-    torch.manual_seed(0)
-    spec = {"system": "fhn", "state_shape": [2, 5], "box": None,
-            "autoencoder": resolve(BASE)["autoencoder"] | {"latent_dim": 3, "width": 8},
-            "rnn": {"cell": "lstm", "hidden": 6, "layers": 1, "residual": True}}  # fmt: skip
-    model = LED(spec)
-    z = torch.randn(2, 40, 3).cumsum(dim=1) * 0.1
+    model, z = tiny_led_and_latents()
     cfg = resolve({**BASE, "train_rnn": {
         "epochs": 4, "hidden_propagation": 10, "sequence_length": 5, "validation": "coupled",
         "restart": {"warmup": [3, 6], "horizon": 8, "schedule": "finetune",
