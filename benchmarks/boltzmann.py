@@ -41,8 +41,16 @@ def cost(N: int, nx: int, t_end: float) -> dict:
     s.advance(f, 0.0, t_end)
     run = time.perf_counter() - start
     n = s.steps_per_coarse
-    return {"N": N, "nx": nx, "t_end": t_end, "dt": s.dt, "steps": n,
-            "n_directions": s.n_directions, "s_per_step": run / n, "s_per_run": run}  # fmt: skip
+    return {
+        "N": N,
+        "nx": nx,
+        "t_end": t_end,
+        "dt": s.dt,
+        "steps": n,
+        "n_directions": s.n_directions,
+        "s_per_step": run / n,
+        "s_per_run": run,
+    }
 
 
 def bkw_table() -> list[dict]:
@@ -51,8 +59,10 @@ def bkw_table() -> list[dict]:
         s = Boltzmann(N=N, nx=4)
         f1 = s.relax(bkw(s.v, 0.0), 1.0, 0.05)
         f5 = s.relax(f1, 4.0, 0.05)
-        err = [float(np.abs(f - bkw(s.v, t)).max() / bkw(s.v, t).max())
-               for f, t in ((f1, 1.0), (f5, 5.0))]  # fmt: skip
+        err = [
+            float(np.abs(f - bkw(s.v, t)).max() / bkw(s.v, t).max())
+            for f, t in ((f1, 1.0), (f5, 5.0))
+        ]
         rows.append({"N": N, "v_box": s.v_box, "h": s.h, "err_t1": err[0], "err_t5": err[1]})
     return rows
 
@@ -72,14 +82,18 @@ def main() -> None:
     for N in args.sizes:
         c = cost(N, args.nx, args.t_end)
         costs.append(c)
-        print(f"| {N} | {c['n_directions']} | {c['dt']:.3g} | {c['steps']} | "
-              f"{c['s_per_step']:.4f} | {c['s_per_run']:.2f} |", flush=True)  # fmt: skip
+        print(
+            f"| {N} | {c['n_directions']} | {c['dt']:.3g} | {c['steps']} | "
+            f"{c['s_per_step']:.4f} | {c['s_per_run']:.2f} |",
+            flush=True,
+        )
     print("\n| N | h | BKW err t=1 | BKW err t=5 |\n|---|---|---|---|")
     table = bkw_table()
     for r in table:
         print(f"| {r['N']} | {r['h']:.3f} | {r['err_t1']:.2e} | {r['err_t5']:.2e} |")
-    out = write_result(args.json, {"benchmark": "boltzmann", "threads": 1, "cost": costs,
-                                   "bkw": table})  # fmt: skip
+    out = write_result(
+        args.json, {"benchmark": "boltzmann", "threads": 1, "cost": costs, "bkw": table}
+    )
     print(f"# wrote {out}")
 
 

@@ -32,8 +32,11 @@ from _provenance import add_json_option, write_result
 from ledmus.solvers import make, names
 
 TARGETS = {"fhn": 20_000, "ks": 10_000, "ad3d": 10_000, "rw": 500}  # steps/s at batch 1
-LABELS = {"rw": "rw (250k particles)", "bgk": "bgk (64 v x 100 cells)",
-          "boltzmann": "boltzmann (32x32 v x 100 cells)"}  # README names  # fmt: skip
+LABELS = {
+    "rw": "rw (250k particles)",
+    "bgk": "bgk (64 v x 100 cells)",
+    "boltzmann": "boltzmann (32x32 v x 100 cells)",
+}  # README names
 
 
 def measure(system: str, batch: int, seconds: float) -> tuple[float, float]:

@@ -238,9 +238,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("ymmsl", help="yMMSL v0.2 file (configs/led_fhn.ymmsl, ...)")
     p.add_argument("--run-dir", help="output folder (default runs/NAME_TIMESTAMP); must be "
                    "new or empty unless --overwrite")  # fmt: skip
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace an earlier ledmus run in --run-dir: removes only what it "
-                   "wrote (its .ledmus-run.json names it); other folders are refused")  # fmt: skip
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier ledmus run in --run-dir: removes only what it "
+        "wrote (its .ledmus-run.json names it); other folders are refused",
+    )
     p.add_argument("--set", action="append", default=[], metavar="K=V", help="override a setting")
     p.set_defaults(func=cmd_run)
 

@@ -115,9 +115,12 @@ def speedup(t_micro: float, t_ledmus: float) -> float:
 
 
 def phase_shape(
-    reference: np.ndarray, prediction: np.ndarray, dt: float = 1.0, window: int = 10,
+    reference: np.ndarray,
+    prediction: np.ndarray,
+    dt: float = 1.0,
+    window: int = 10,
     index: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+) -> tuple[np.ndarray, np.ndarray]:
     """Phase lag and shape error of a travelling-wave forecast.
 
     ``reference`` ``(T_ref, *field)`` is a trajectory sampled every ``dt``; ``prediction``

@@ -37,8 +37,7 @@ YamlLoader.yaml_implicit_resolvers = {
     first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:float"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
-YamlLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_TEXT,
-                                 list("-+0123456789."))  # fmt: skip
+YamlLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_TEXT, list("-+0123456789."))
 
 
 def load_yaml(text: str) -> Any:

@@ -143,13 +143,24 @@ def system(
         x0[0, 1], delta[0, 1] = 0.25, 0.0
     model = StubModel(delta)
     micro = StubMicro(x0, delta, model)
-    pol = AdaptivePolicy(n_warm=N_WARM, n_micro=N_MICRO,
-                         **{"max_error": 0.01, "n_macro": N_MACRO, **policy})  # fmt: skip
-    recorder = Recorder(B, N_TOTAL, shape, int(np.prod(shape)), latent_dtype=np.float64,
-                        **(rec or {}))  # fmt: skip
+    pol = AdaptivePolicy(
+        n_warm=N_WARM, n_micro=N_MICRO, **{"max_error": 0.01, "n_macro": N_MACRO, **policy}
+    )
+    recorder = Recorder(
+        B, N_TOTAL, shape, int(np.prod(shape)), latent_dtype=np.float64, **(rec or {})
+    )
     lift = StubLift(shape)
-    coord = AdaptiveCoordinator(model, lift, pol, n_total=N_TOTAL, dt=1.0, recorder=recorder,
-                                monitors=mons, members=np.arange(B), kind=kind)  # fmt: skip
+    coord = AdaptiveCoordinator(
+        model,
+        lift,
+        pol,
+        n_total=N_TOTAL,
+        dt=1.0,
+        recorder=recorder,
+        monitors=mons,
+        members=np.arange(B),
+        kind=kind,
+    )
     model.coord = lift.coord = coord
     exact = x0[:, None] + np.arange(N_TOTAL)[None, :, None, None] * delta[:, None]
     return coord, model, micro, exact

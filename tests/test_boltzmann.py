@@ -66,8 +66,10 @@ def test_penalised_schemes_order(method):
     # 1.2e-2 (ratios 1.9: first order)
     s = Boltzmann(N=48, nx=4)
     ref = bkw(s.v, 1.0)
-    e = [np.abs(s.relax(bkw(s.v, 0.0), 1.0, dt, method=method) - ref).max() / ref.max()
-         for dt in (0.1, 0.05)]  # fmt: skip
+    e = [
+        np.abs(s.relax(bkw(s.v, 0.0), 1.0, dt, method=method) - ref).max() / ref.max()
+        for dt in (0.1, 0.05)
+    ]
     order = math.log2(e[0] / e[1])
     assert (1.8 < order < 2.3) if method == "ars222" else (0.8 < order < 1.3), e
 
@@ -199,12 +201,23 @@ def test_sod_euler_limit():
 # ------------------------------------------------------------------ API, registration
 @pytest.mark.parametrize(
     ("params", "field"),
-    [({"N": 7}, "N"), ({"N": 31}, "N"), ({"N": "x"}, "N"), ({"eps": -1.0}, "eps"),
-     ({"eps": "nope"}, "eps"), ({"eps": [1.0, 2.0]}, "eps"), ({"bc": "wall"}, "bc"),
-     ({"limiter": "vanleer"}, "limiter"), ({"scheme": "rk2"}, "scheme"),
-     ({"dtype": "float16"}, "dtype"), ({"v_box": 1.0}, "v_box"), ({"dt": 1.0}, "dt"),
-     ({"n_directions": 0}, "n_directions"), ({"device": "tpu"}, "device")],
-)  # fmt: skip
+    [
+        ({"N": 7}, "N"),
+        ({"N": 31}, "N"),
+        ({"N": "x"}, "N"),
+        ({"eps": -1.0}, "eps"),
+        ({"eps": "nope"}, "eps"),
+        ({"eps": [1.0, 2.0]}, "eps"),
+        ({"bc": "wall"}, "bc"),
+        ({"limiter": "vanleer"}, "limiter"),
+        ({"scheme": "rk2"}, "scheme"),
+        ({"dtype": "float16"}, "dtype"),
+        ({"v_box": 1.0}, "v_box"),
+        ({"dt": 1.0}, "dt"),
+        ({"n_directions": 0}, "n_directions"),
+        ({"device": "tpu"}, "device"),
+    ],
+)
 def test_parameter_errors_name_the_field(params, field):
     with pytest.raises(ValueError, match=rf"\b{field}\b"):
         Boltzmann(nx=8, **params)

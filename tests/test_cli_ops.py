@@ -167,8 +167,10 @@ def test_metrics_json_holds_scalars_and_the_series_go_to_hdf5(tmp_path):
         return [len(x)] if isinstance(x, list) else []
 
     assert max(lists(metrics), default=0) <= 64
-    assert metrics["series"] == {"file": "trajectory.h5",
-                                 "datasets": ["errors/lag_t", "errors/nad_t/u", "errors/nad_t/v"]}  # fmt: skip
+    assert metrics["series"] == {
+        "file": "trajectory.h5",
+        "datasets": ["errors/lag_t", "errors/nad_t/u", "errors/nad_t/v"],
+    }
     assert {"lag_final", "lag_mean", "shape_mnad"} <= set(metrics["errors"])
     with h5py.File(run / "trajectory.h5") as h5:
         assert h5["errors/nad_t/u"].shape == (400 - 60,)  # t = 61 … 400 after the warm-up

@@ -31,13 +31,17 @@ def test_coverage95_counts_the_predicted_steps_only(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     truth = rng.dirichlet(np.full(d, 50.0), size=n_total)  # densities (n_total, d)
     solver = systems.get("rw").make(n_particles=2000)
-    data = write_trajectory(tmp_path / "test.h5", truth[None, :, None], 4.0 * np.arange(n_total),
-                            solver, 0)  # fmt: skip
+    data = write_trajectory(
+        tmp_path / "test.h5", truth[None, :, None], 4.0 * np.arange(n_total), solver, 0
+    )
     # samples around the truth; on the predicted steps every third bin's band misses it
     samples = truth + 0.002 * rng.standard_normal((400, n_total, d))
     samples[:, t_infer + 1 :, ::3] += 0.05
-    monkeypatch.setattr(ev, "predict", lambda *a, **k: {"x": samples, "fine": samples,
-                                                        "q_mean": truth[: t_infer + 1]})  # fmt: skip
+    monkeypatch.setattr(
+        ev,
+        "predict",
+        lambda *a, **k: {"x": samples, "fine": samples, "q_mean": truth[: t_infer + 1]},
+    )
     result = ev.evaluate_vo(model, payload, path, data, plots=False, samples=400)
     # by hand: per predicted step and bin, is the truth within the 2.5 / 97.5 % quantiles
     inside = []

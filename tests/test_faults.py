@@ -91,10 +91,12 @@ FAULTS = [
 ]
 
 
-@pytest.mark.parametrize(("fault", "message", "foreign"), FAULTS,
-                         ids=[f.__name__[6:] for f, _, _ in FAULTS])  # fmt: skip
-def test_an_operator_fault_is_one_line_and_leaves_nothing(tmp_path, capsys, monkeypatch,
-                                                          fault, message, foreign):  # fmt: skip
+@pytest.mark.parametrize(
+    ("fault", "message", "foreign"), FAULTS, ids=[f.__name__[6:] for f, _, _ in FAULTS]
+)
+def test_an_operator_fault_is_one_line_and_leaves_nothing(
+    tmp_path, capsys, monkeypatch, fault, message, foreign
+):
     monkeypatch.chdir(ROOT)
     args, folder = fault(tmp_path)
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
@@ -126,11 +128,28 @@ def test_sigterm_to_a_run_leaves_no_output_and_no_process(tmp_path):
     """SIGTERM while computing: exit 143, one line, no run directory left."""
     run_dir = tmp_path / "new" / "r"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ledmus", "-q", "run", str(FHN_YMMSL), "--run-dir", str(run_dir),
-         "--set", "t_end=40000", "--set", "plots=false", "--set", "compare=false"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "ledmus",
+            "-q",
+            "run",
+            str(FHN_YMMSL),
+            "--run-dir",
+            str(run_dir),
+            "--set",
+            "t_end=40000",
+            "--set",
+            "plots=false",
+            "--set",
+            "compare=false",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )  # fmt: skip
+    )
     try:
         deadline = 120  # import of torch and the model on a loaded 2-core machine
         for _ in range(deadline * 10):

@@ -142,8 +142,15 @@ def test_buffer_snapshot_restore_continues_bitwise(tmp_path):
 
 # ---------------------------------------------------------------------- trainer
 def test_settings_and_cold_start_from_a_training_config():
-    assert ONLINE_DEFAULTS == {"lr": 1e-4, "batch_size": 16, "ae_weight": 1.0, "noise": 0.01,
-                               "warmup": 0, "restart_weight": 0.0, "restart_warmup": 10}  # fmt: skip
+    assert ONLINE_DEFAULTS == {
+        "lr": 1e-4,
+        "batch_size": 16,
+        "ae_weight": 1.0,
+        "noise": 0.01,
+        "warmup": 0,
+        "restart_weight": 0.0,
+        "restart_warmup": 10,
+    }
     raw = load_config(Path(__file__).parents[1] / "configs" / "fhn.yaml")
     states = np.random.default_rng(0).normal(1.0, 2.0, size=(30, 2, 11))
     rng_before = torch.get_rng_state()

@@ -589,11 +589,25 @@ def test_closure_variants_rows_are_the_variants_then_the_speed_factors():
 
 
 def test_restart():
-    step = {"lag_mean": -0.0123, "lag_std": 0.5, "nad_mean": 0.002, "nad_std": 0.001,
-            "lag_median": -0.01, "lag_mean_moving": 0.0031, "moving": 86}  # fmt: skip
-    row = {"model": "old", "warmup": 10, "horizon": 50, "after_1": step, "after_5": step,
-           "after_10": {**step, "lag_mean": -0.027}, "after_50": {**step, "lag_mean": 0.092},
-           "shape_nad_mean": 0.0011}  # fmt: skip
+    step = {
+        "lag_mean": -0.0123,
+        "lag_std": 0.5,
+        "nad_mean": 0.002,
+        "nad_std": 0.001,
+        "lag_median": -0.01,
+        "lag_mean_moving": 0.0031,
+        "moving": 86,
+    }
+    row = {
+        "model": "old",
+        "warmup": 10,
+        "horizon": 50,
+        "after_1": step,
+        "after_5": step,
+        "after_10": {**step, "lag_mean": -0.027},
+        "after_50": {**step, "lag_mean": 0.092},
+        "shape_nad_mean": 0.0011,
+    }
     out = rt.render_restart({"restart_fhn.json": doc(rows=[row])})
     assert out.splitlines()[2] == (
         "| old | 10 | -0.0123 | -0.0270 | +0.0920 ± 0.500 / +0.0031 | 0.00200 | 0.00110 |"

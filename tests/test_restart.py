@@ -163,8 +163,11 @@ def test_selection_weighs_the_restart_error_beside_the_long_free_run(monkeypatch
     monkeypatch.setattr(fitting, "train_rnn", lambda *a, **k: {"train": [0.0]})
     monkeypatch.setattr(fitting, "free_run_loss", lambda *a: next(free))
     monkeypatch.setattr(fitting, "restart_val_loss", lambda *a: next(restart))
-    cfg = {"restarts": 2, "sequence_length": 3,
-           "restart": {**RESTART_DEFAULTS, "select_weight": 4.0}}  # fmt: skip
+    cfg = {
+        "restarts": 2,
+        "sequence_length": 3,
+        "restart": {**RESTART_DEFAULTS, "select_weight": 4.0},
+    }
     z = torch.zeros(1, 5, 2)
     hist = fitting.train_rnn_restarts(_Net(), z, z, cfg, seed=0, progress=False)
     assert hist["chosen_restart"] == 1
@@ -180,17 +183,31 @@ def tiny_led_and_latents() -> tuple[torch.nn.Module, torch.Tensor]:
     from ledmus.surrogates.led import LED
 
     torch.manual_seed(0)
-    spec = {"system": "fhn", "state_shape": [2, 5], "box": None,
-            "autoencoder": resolve(BASE)["autoencoder"] | {"latent_dim": 3, "width": 8},
-            "rnn": {"cell": "lstm", "hidden": 6, "layers": 1, "residual": True}}  # fmt: skip
+    spec = {
+        "system": "fhn",
+        "state_shape": [2, 5],
+        "box": None,
+        "autoencoder": resolve(BASE)["autoencoder"] | {"latent_dim": 3, "width": 8},
+        "rnn": {"cell": "lstm", "hidden": 6, "layers": 1, "residual": True},
+    }
     return LED(spec), torch.randn(2, 40, 3).cumsum(dim=1) * 0.1
 
 
 def test_training_with_the_objective_records_its_losses_and_scores() -> None:
     model, z = tiny_led_and_latents()
-    cfg = resolve({**BASE, "train_rnn": {
-        "epochs": 3, "hidden_propagation": 10, "sequence_length": 5, "validation": "coupled",
-        "restarts": 1, "restart": {"warmup": [3, 6], "horizon": 8}}})["train_rnn"]  # fmt: skip
+    cfg = resolve(
+        {
+            **BASE,
+            "train_rnn": {
+                "epochs": 3,
+                "hidden_propagation": 10,
+                "sequence_length": 5,
+                "validation": "coupled",
+                "restarts": 1,
+                "restart": {"warmup": [3, 6], "horizon": 8},
+            },
+        }
+    )["train_rnn"]
     hist = fitting.train_rnn_restarts(model, z, z, cfg, seed=0, progress=False)
     assert len(hist["train_restart"]) == 3 and np.isfinite(hist["train_restart"]).all()
     # the score is free run + select_weight * restart, recomputed from the parts
@@ -202,8 +219,10 @@ def test_training_with_the_objective_records_its_losses_and_scores() -> None:
 
 # ----------------------------------------------------------------------- online
 def test_the_online_trainer_uses_the_restart_objective() -> None:
-    raw = {"autoencoder": {"latent_dim": 3, "layers": 1, "width": 8},
-           "rnn": {"hidden": 6, "residual": True}}  # fmt: skip
+    raw = {
+        "autoencoder": {"latent_dim": 3, "layers": 1, "width": 8},
+        "rnn": {"hidden": 6, "residual": True},
+    }
     states = np.random.default_rng(100).normal(size=(40, 2, 5))
     buf = ReplayBuffer(30, 8, (2, 5), seed=1)
     buf.add(np.random.default_rng(2).normal(size=(30, 8, 2, 5)).cumsum(axis=1) * 0.1, 0)
@@ -257,10 +276,24 @@ def test_fhn_runs_and_evaluations_report_lag_and_shape_against_the_reference() -
 
 def test_the_finetune_schedule_trains_one_step_first_then_both_losses() -> None:
     model, z = tiny_led_and_latents()
-    cfg = resolve({**BASE, "train_rnn": {
-        "epochs": 4, "hidden_propagation": 10, "sequence_length": 5, "validation": "coupled",
-        "restart": {"warmup": [3, 6], "horizon": 8, "schedule": "finetune",
-                    "finetune_epochs": 2, "finetune_lr": 1e-5}}})["train_rnn"]  # fmt: skip
+    cfg = resolve(
+        {
+            **BASE,
+            "train_rnn": {
+                "epochs": 4,
+                "hidden_propagation": 10,
+                "sequence_length": 5,
+                "validation": "coupled",
+                "restart": {
+                    "warmup": [3, 6],
+                    "horizon": 8,
+                    "schedule": "finetune",
+                    "finetune_epochs": 2,
+                    "finetune_lr": 1e-5,
+                },
+            },
+        }
+    )["train_rnn"]
     hist = fitting.train_rnn(model, z, z, cfg, progress=False)
     assert len(hist["train"]) == 4 and "train_restart" in hist  # stage 1: one-step only
     assert len(hist["finetune"]["train"]) == 2 == len(hist["train_restart"])

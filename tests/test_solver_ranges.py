@@ -88,10 +88,20 @@ def test_numpy_overflow_in_a_run_is_one_ledmus_line(caplog):
 
 
 def test_cli_quiet_shows_one_line_per_warning(tmp_path):
-    args = ["-q", "simulate", "fhn", "--t-end", "2", "--param", "d_u=1e6",
-            "--out", str(tmp_path / "x.h5")]  # fmt: skip
-    proc = subprocess.run([sys.executable, "-m", "ledmus", *args], capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
+    args = [
+        "-q",
+        "simulate",
+        "fhn",
+        "--t-end",
+        "2",
+        "--param",
+        "d_u=1e6",
+        "--out",
+        str(tmp_path / "x.h5"),
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-m", "ledmus", *args], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stderr.splitlines()
     assert len(lines) == 1, proc.stderr

@@ -763,8 +763,10 @@ def render_restart(docs: Docs) -> str:
     """One row per model and warm-up: lag and NAD of u after 1, 10 and H free steps."""
     rows = docs["restart_fhn.json"]["rows"]
     h = rows[0]["horizon"]
-    head = (f"| model | W | lag after 1 | lag after 10 | lag after {h} (all / moving) | "
-            f"NAD u after {h} | shape NAD |\n|---|---|---|---|---|---|---|")  # fmt: skip
+    head = (
+        f"| model | W | lag after 1 | lag after 10 | lag after {h} (all / moving) | "
+        f"NAD u after {h} | shape NAD |\n|---|---|---|---|---|---|---|"
+    )
     lines = [head]
     for r in rows:
         last = r[f"after_{h}"]

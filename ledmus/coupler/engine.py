@@ -281,8 +281,15 @@ def run_embedded(settings: RunSettings, run_dir: str | Path | None = None, *, co
         raise
 
 
-def _run(settings: RunSettings, run_dir: Path | None, comm: Any, progress: bool,
-         keep_states: bool, members: np.ndarray, spatial: bool) -> dict[str, Any]:  # fmt: skip
+def _run(
+    settings: RunSettings,
+    run_dir: Path | None,
+    comm: Any,
+    progress: bool,
+    keep_states: bool,
+    members: np.ndarray,
+    spatial: bool,
+) -> dict[str, Any]:
     """The body of :func:`run_embedded` once the run directory is prepared."""
     rank, size = _comm_info(comm)
     warning = identical_members_warning(settings.solver, settings.ic, settings.seed,

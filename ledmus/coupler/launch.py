@@ -142,8 +142,14 @@ def _is_running(proc: Any) -> bool:
         return False
 
 
-def launch(ymmsl: Path, run_dir: Path, *, extra_args: Sequence[str] = (),
-           grace: float = GRACE_S, overwrite: bool = False) -> int:  # fmt: skip
+def launch(
+    ymmsl: Path,
+    run_dir: Path,
+    *,
+    extra_args: Sequence[str] = (),
+    grace: float = GRACE_S,
+    overwrite: bool = False,
+) -> int:
     """Run ``muscle_manager --start-all ymmsl *extra_args --run-dir run_dir`` (extra yMMSL
     files, e.g. a snapshot to resume from, and manager options go in ``extra_args``) in
     its own process group; return its exit status, or 128 + signal number when stopped
@@ -252,9 +258,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--run-dir", type=Path, default=None,
                         help="run directory (created; default runs/<first file>_<time>)")  # fmt: skip
     parser.add_argument("--log-level", default=None, help="muscle_manager --log-level")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace an earlier ledmus run in --run-dir (what it wrote "
-                        "only; as the setting overwrite: true)")  # fmt: skip
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier ledmus run in --run-dir (what it wrote "
+        "only; as the setting overwrite: true)",
+    )
     args = parser.parse_args(argv)
     missing = [str(p) for p in args.ymmsl if not p.is_file()]
     if missing:

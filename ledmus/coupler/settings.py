@@ -96,7 +96,7 @@ MICRO_FIELDS = (
     Field("lifting_max_iter", as_int(1), 200, "integer >= 1"),
     Field(
         "param_schedule", as_schedule_text, "", "YAML mapping time -> {parameter: value} (micro)"
-    ),  # fmt: skip
+    ),
 )
 RUN_FIELDS = (
     Field("model", as_str, doc="path of a macro-model checkpoint (.pt), or none (cold start)"),

@@ -66,9 +66,12 @@ class TrainerService:
         self.net = copy.deepcopy(net)
         self.buffer = ReplayBuffer(a.online_capacity, a.online_seq_len, tuple(net.state_shape),
                                    a.online_keep, derived_seed(seed, SEED_BUFFER))  # fmt: skip
-        cfg = {"lr": a.online_lr, "batch_size": a.online_batch_size,
-               "restart_weight": a.online_restart_weight,
-               "restart_warmup": a.online_restart_warmup}  # fmt: skip
+        cfg = {
+            "lr": a.online_lr,
+            "batch_size": a.online_batch_size,
+            "restart_weight": a.online_restart_weight,
+            "restart_warmup": a.online_restart_warmup,
+        }
         self.trainer = OnlineTrainer(self.net, cfg, derived_seed(seed, SEED_TRAINER))
         self.steps, self.every, self.min_sequences = a.online_steps, a.online_every, a.online_min_sequences  # fmt: skip
         self.version = 0  # of the newest weights

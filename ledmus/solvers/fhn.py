@@ -78,7 +78,7 @@ class FitzHughNagumoLB(Solver):
             1.97,
             "accurate LB diffusion; see FitzHughNagumoLB",
             (f"omega_{c}", f"d_{c}", "dt", "dx"),
-        )  # fmt: skip
+        )
         for c in "uv"
     }
 

@@ -56,7 +56,7 @@ class KuramotoSivashinsky(Solver):
         "dt": Validated(0.0, 0.25, "ETDRK4 accuracy, tests/test_ks.py"),
         "dx": Validated(
             0.0, 0.8, "spectral resolution, tests/test_ks.py", ("dx", "length", "n_nodes")
-        ),  # fmt: skip
+        ),
     }
 
     def __init__(

@@ -81,8 +81,10 @@ def _unreadable_reason(path: Path, exc: BaseException) -> str:
         return "empty file"
     if zipfile.is_zipfile(path):
         if isinstance(exc, pickle.UnpicklingError):
-            return ("a PyTorch file holding Python objects other than tensors and plain data, "
-                    "which are not loaded: loading them could run code")  # fmt: skip
+            return (
+                "a PyTorch file holding Python objects other than tensors and plain data, "
+                "which are not loaded: loading them could run code"
+            )
         return "corrupted or truncated PyTorch file"
     if head[:1] == b"\x80":
         return "a plain Python pickle, not a PyTorch file; not unpickled: that could run code"
@@ -111,8 +113,11 @@ def read_checkpoint(path: str | os.PathLike, *, system: str | None = None) -> di
         reason = _unreadable_reason(path, exc)
         raise ValueError(f"{path} is not a ledmus checkpoint ({reason})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        what = (f"a PyTorch file of a {type(payload).__name__}" if not isinstance(payload, dict)
-                else "a PyTorch file without the entry format: " + FORMAT)  # fmt: skip
+        what = (
+            f"a PyTorch file of a {type(payload).__name__}"
+            if not isinstance(payload, dict)
+            else "a PyTorch file without the entry format: " + FORMAT
+        )
         raise ValueError(f"{path} is not a ledmus checkpoint ({what})")
     version = payload.get("format_version")
     if version != FORMAT_VERSION:
