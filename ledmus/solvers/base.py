@@ -53,8 +53,10 @@ class Validated:
 def check_stable(name: str, value: float, lo: float, hi: float, why: str) -> float:
     """``value``, or ``ValueError`` naming ``name`` and the stable range ``(lo, hi]``."""
     if not lo < value <= hi:
-        raise ValueError(f"{name}={value:g} is outside the stable range; allowed: "
-                         f"{lo:g} < {name} <= {hi:g} ({why})")  # fmt: skip
+        raise ValueError(
+            f"{name}={value:g} is outside the stable range; allowed: "
+            f"{lo:g} < {name} <= {hi:g} ({why})"
+        )
     return value
 
 
@@ -88,6 +90,23 @@ def check_int(name: str, value: Any, *, minimum: int) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
     return value
+
+
+def cfl_time_step(
+    dt: float | None, dt_coarse: float, dt_max: float, formula: str, where: str
+) -> float:
+    """The micro step of an explicit transport scheme: ``dt`` checked against the CFL
+    bound ``dt_max`` (named ``formula``, its symbols explained by ``where`` in the error),
+    or, when None, the largest step ``<= dt_max`` that divides ``dt_coarse``."""
+    if dt is None:
+        dt = dt_coarse / math.ceil(dt_coarse / dt_max - 1e-9)
+    dt = check_positive("dt", dt)
+    if dt > dt_max * (1 + 1e-12):
+        raise ValueError(
+            f"dt={dt!r} is above the transport CFL bound; allowed: 0 < dt <= "
+            f"{formula} = {dt_max:.6g} ({where})"
+        )
+    return dt
 
 
 def steps_in(duration: float, step: float, name: str, step_name: str) -> int:
@@ -148,9 +167,11 @@ class Solver(ABC, metaclass=_CheckedSolver):
             outside.append(name)
             deps = [p for p in rng.params if p != name]
             via = f" ({', '.join(f'{p}={getattr(self, p):g}' for p in deps)})" if deps else ""
-            warn_once(f"{self.system}: {name}={value:.3g}{via} is outside the range the solver "
-                      f"is validated in, {rng.lo:g} <= {name} <= {rng.hi:g} ({rng.why}); "
-                      "the results are not validated")  # fmt: skip
+            warn_once(
+                f"{self.system}: {name}={value:.3g}{via} is outside the range the solver "
+                f"is validated in, {rng.lo:g} <= {name} <= {rng.hi:g} ({rng.why}); "
+                "the results are not validated"
+            )
         return outside
 
     # ----------------------------------------------------------------- physics hooks
@@ -278,15 +299,22 @@ class Solver(ABC, metaclass=_CheckedSolver):
         errors: list[str] = []
         # numpy's floating-point warnings (overflow in u^3, ...) would print once per
         # source line with its path; here they become one ledmus line per solver and kind
-        with np.errstate(over="call", invalid="call", divide="call", under="ignore",
-                         call=lambda kind, flag: errors.append(kind)):  # fmt: skip
+        with np.errstate(
+            over="call",
+            invalid="call",
+            divide="call",
+            under="ignore",
+            call=lambda kind, flag: errors.append(kind),
+        ):
             for k in range(n):
                 internal = self._step(internal, t0 + k * self.dt, rng)
         if errors:
-            warn_once(f"{self.system}: floating-point {errors[0]} in the time loop (first at "
-                      f"t = {t0:g} ... {t0 + n * self.dt:g}); the state may hold inf or NaN "
-                      f"(parameters {self.params()})",
-                      key=f"{self.system} {errors[0]} {self.params()}")  # fmt: skip
+            warn_once(
+                f"{self.system}: floating-point {errors[0]} in the time loop (first at "
+                f"t = {t0:g} ... {t0 + n * self.dt:g}); the state may hold inf or NaN "
+                f"(parameters {self.params()})",
+                key=f"{self.system} {errors[0]} {self.params()}",
+            )
         return internal
 
     def rollout(

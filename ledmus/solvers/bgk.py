@@ -58,7 +58,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .base import Solver, Validated, check_int, check_positive
+from .base import Solver, Validated, cfl_time_step, check_int, check_positive
 from .bgk_maxwellian import DiscreteMaxwellian
 
 #: Courant number of the default and the largest allowed ``dt`` (MUSCL + Heun)
@@ -77,6 +77,72 @@ def _phi(lam: float) -> tuple[float, float, float]:
     return e, -math.expm1(-lam) / lam, (lam + math.expm1(-lam)) / lam**2
 
 
+def equilibrium_ic_fields(
+    name: str, x: np.ndarray, L: float, batch: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Primitive fields ``(rho, u, T)``, each ``(batch, nx)``, of the named initial
+    conditions on cell centres ``x`` ``(nx,)`` of ``[0, L]`` (BGK; the Boltzmann solver's
+    with ``u_y = 0``).  ``sod``: ``(rho, u, p) = (1, 0, 1)`` left of ``L/2``,
+    ``(0.125, 0, 0.1)`` right (for ``bc="outflow"``).  ``colliding``: two streams
+    ``rho = T = 1``, ``u = +1`` left of ``L/2`` and ``-1`` right (two shocks running apart
+    from the centre).  ``waves`` (periodic profiles, for ``bc="periodic"``): ``rho, u, T``
+    each ``base + A s(x)/max|s|`` with ``s`` the sum of the first three sine/cosine modes
+    with N(0, 1) amplitudes and ``A`` uniform in ``[0, 0.5]`` (``rho, T`` in
+    ``[0.5, 1.5]``, ``|u| <= 0.5``).  ``shocks`` (seed 002's exploration): piecewise
+    constant ``rho, u, T`` on 2 to 4 random intervals (``rho, T`` uniform in
+    ``[0.5, 1.5]``, ``u`` in ``[-0.5, 0.5]``) plus waves of amplitude ``A`` in
+    ``[0, 0.15]``.  ``riemann`` (strong shocks for the closure's training data): two
+    constant states, the left one on ``[c, c + L/2)`` with ``c`` uniform in ``[0, L/2)``
+    (periodic: two jumps), ``rho`` log-uniform in ``[0.125, 1]``, ``u`` uniform in
+    ``[-0.6, 0.6]``, ``T`` uniform in ``[0.8, 1.25]`` (density ratios up to 8 as Sod's,
+    velocity jumps up to 1.2; BGK runs reach ``T`` in about ``[0.29, 3.2]``, tails cut at
+    5 thermal speeds or more)."""
+    xi = np.broadcast_to(x / L, (batch, len(x)))
+    if name == "riemann":
+        c = rng.uniform(0.0, 0.5, (batch, 1))
+        left = (xi - c) % 1.0 < 0.5
+        rho, u, T = (
+            np.where(left, a[:, :1], a[:, 1:])
+            for a in (
+                10 ** rng.uniform(math.log10(0.125), 0.0, (batch, 2)),
+                rng.uniform(-0.6, 0.6, (batch, 2)),
+                rng.uniform(0.8, 1.25, (batch, 2)),
+            )
+        )
+        return rho, u, T
+    if name in ("sod", "colliding"):
+        left = xi < 0.5
+        if name == "sod":
+            return np.where(left, 1.0, 0.125), np.zeros_like(xi), np.where(left, 1.0, 0.8)
+        return np.ones_like(xi), np.where(left, 1.0, -1.0), np.ones_like(xi)
+    amp = 0.5 if name == "waves" else 0.15
+    fields = []
+    for base in (1.0, 0.0, 1.0):
+        m = np.arange(1, 4)
+        a, b = rng.standard_normal((2, batch, m.size, 1))
+        arg = 2 * np.pi * m[:, None] * xi[:, None]
+        s = (a * np.cos(arg) + b * np.sin(arg)).sum(axis=1)
+        s /= np.abs(s).max(axis=1, keepdims=True)
+        fields.append(base + rng.uniform(0, amp, (batch, 1)) * s)
+    if name == "shocks":
+        for k, (lo, hi) in enumerate(((0.5, 1.5), (-0.5, 0.5), (0.5, 1.5))):
+            fields[k] = fields[k] - (1.0 if k != 1 else 0.0) + _pieces(rng, batch, lo, hi, x, L)
+    return fields[0], fields[1], fields[2]
+
+
+def _pieces(
+    rng: np.random.Generator, batch: int, lo: float, hi: float, x: np.ndarray, L: float
+) -> np.ndarray:
+    """``(batch, nx)`` piecewise constant on cell centres ``x``: 2-4 pieces of ``[0, L]``,
+    values uniform in [lo, hi]."""
+    out = np.empty((batch, len(x)))
+    for b in range(batch):
+        cuts = np.sort(rng.uniform(0, L, rng.integers(1, 4)))
+        values = rng.uniform(lo, hi, cuts.size + 1)
+        out[b] = values[np.searchsorted(cuts, x)]
+    return out
+
+
 class BGK(Solver):
     """1-D BGK gas, discrete velocities, conservative discrete Maxwellian (see module)."""
 
@@ -90,7 +156,7 @@ class BGK(Solver):
         "v_max": Validated(5.0, math.inf, "Maxwellian tails, tests/test_bgk.py"),
         "dv": Validated(
             0.0, 0.625, "velocity resolution, tests/test_bgk.py", ("dv", "v_max", "nv")
-        ),  # fmt: skip
+        ),
     }
 
     def __init__(
@@ -123,14 +189,9 @@ class BGK(Solver):
         self.v = -self.v_max + (np.arange(self.nv) + 0.5) * self.dv
         dt_coarse = check_positive("dt_coarse", dt_coarse)
         self.dt_max = CFL * self.dx / np.abs(self.v).max()
-        if dt is None:
-            dt = dt_coarse / math.ceil(dt_coarse / self.dt_max - 1e-9)
-        dt = check_positive("dt", dt)
-        if dt > self.dt_max * (1 + 1e-12):
-            raise ValueError(
-                f"dt={dt!r} is above the transport CFL bound; allowed: 0 < dt <= "
-                f"{CFL} dx/max|v| = {self.dt_max:.6g} (dx = L/nx, max|v| = v_max - dv/2)"
-            )
+        dt = cfl_time_step(
+            dt, dt_coarse, self.dt_max, f"{CFL} dx/max|v|", "dx = L/nx, max|v| = v_max - dv/2"
+        )
         super().__init__(dt=dt, dt_coarse=dt_coarse)
         nu = self.dt / self.dx
         self._vp = (nu * np.maximum(self.v, 0.0))[:, None]
@@ -205,58 +266,8 @@ class BGK(Solver):
         return IC_NAMES
 
     def _named_ic(self, name: str, batch: int, rng: np.random.Generator) -> np.ndarray:
-        """All start in local equilibrium.  ``sod``: ``(rho, u, p) = (1, 0, 1)`` left of
-        ``L/2``, ``(0.125, 0, 0.1)`` right (for ``bc="outflow"``).  ``colliding``: two
-        streams ``rho = T = 1``, ``u = +1`` left of ``L/2`` and ``-1`` right (two shocks
-        running apart from the centre).  ``waves`` (periodic profiles, for
-        ``bc="periodic"``): ``rho, u, T`` each ``base + A s(x)/max|s|`` with ``s`` the sum
-        of the first three sine/cosine modes with N(0, 1) amplitudes and ``A`` uniform in
-        ``[0, 0.5]`` (``rho, T`` in ``[0.5, 1.5]``, ``|u| <= 0.5``).  ``shocks``
-        (seed 002's exploration): piecewise constant ``rho, u, T`` on 2 to 4 random
-        intervals (``rho, T`` uniform in ``[0.5, 1.5]``, ``u`` in ``[-0.5, 0.5]``) plus
-        waves of amplitude ``A`` in ``[0, 0.15]``.  ``riemann`` (strong shocks for the
-        closure's training data): two constant states, the left one on ``[c, c + L/2)``
-        with ``c`` uniform in ``[0, L/2)`` (periodic: two jumps), ``rho``
-        log-uniform in ``[0.125, 1]``, ``u`` uniform in ``[-0.6, 0.6]``, ``T`` uniform in
-        ``[0.8, 1.25]`` (density ratios up to 8 as Sod's, velocity jumps up to 1.2; runs
-        reach ``T`` in about ``[0.29, 3.2]``, tails cut at 5 thermal speeds or more)."""
-        x = np.broadcast_to(self.x / self.L, (batch, self.nx))
-        if name == "riemann":
-            c = rng.uniform(0.0, 0.5, (batch, 1))
-            left = (x - c) % 1.0 < 0.5
-            rho, u, T = (np.where(left, a[:, :1], a[:, 1:]) for a in (
-                10 ** rng.uniform(math.log10(0.125), 0.0, (batch, 2)),
-                rng.uniform(-0.6, 0.6, (batch, 2)), rng.uniform(0.8, 1.25, (batch, 2))))  # fmt: skip
-            return self.maxwellian(rho, u, T)
-        if name in ("sod", "colliding"):
-            left = x < 0.5
-            if name == "sod":
-                rho, u, T = np.where(left, 1.0, 0.125), np.zeros_like(x), np.where(left, 1.0, 0.8)
-            else:
-                rho, u, T = np.ones_like(x), np.where(left, 1.0, -1.0), np.ones_like(x)
-            return self.maxwellian(rho, u, T)
-        wave_amp = (0.5, 0.5, 0.5) if name == "waves" else (0.15, 0.15, 0.15)
-        fields = []
-        for base, amp in zip((1.0, 0.0, 1.0), wave_amp, strict=True):
-            m = np.arange(1, 4)
-            a, b = rng.standard_normal((2, batch, m.size, 1))
-            s = (a * np.cos(2 * np.pi * m[:, None] * x[:, None])
-                 + b * np.sin(2 * np.pi * m[:, None] * x[:, None])).sum(axis=1)  # fmt: skip
-            s /= np.abs(s).max(axis=1, keepdims=True)
-            fields.append(base + rng.uniform(0, amp, (batch, 1)) * s)
-        if name == "shocks":
-            for k, (lo, hi) in enumerate(((0.5, 1.5), (-0.5, 0.5), (0.5, 1.5))):
-                fields[k] = fields[k] - (1.0 if k != 1 else 0.0) + self._pieces(rng, batch, lo, hi)
-        return self.maxwellian(*fields)
-
-    def _pieces(self, rng: np.random.Generator, batch: int, lo: float, hi: float) -> np.ndarray:
-        """``(batch, nx)`` piecewise constant: 2-4 pieces, values uniform in [lo, hi]."""
-        out = np.empty((batch, self.nx))
-        for b in range(batch):
-            cuts = np.sort(rng.uniform(0, self.L, rng.integers(1, 4)))
-            values = rng.uniform(lo, hi, cuts.size + 1)
-            out[b] = values[np.searchsorted(cuts, self.x)]
-        return out
+        """All start in local equilibrium: :func:`equilibrium_ic_fields`."""
+        return self.maxwellian(*equilibrium_ic_fields(name, self.x, self.L, batch, rng))
 
     # ------------------------------------------------------------------------- solver
     def _lift(self, obs: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:

@@ -117,7 +117,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .base import Solver, check_int, check_positive
+from .base import Solver, cfl_time_step, check_int, check_positive
+from .bgk import equilibrium_ic_fields
 
 #: Courant number of the default and the largest allowed ``dt`` (MUSCL, explicit RK2)
 CFL = 0.5
@@ -198,8 +199,12 @@ class Boltzmann(Solver):
                 f"(3 + sqrt 2)/2 v_support = {bound:.6g}"
             )
         self.n_directions = _int("n_directions", n_directions, minimum=1)
-        for field, value, allowed in (("bc", bc, BCS), ("limiter", limiter, LIMITERS),
-                                      ("scheme", scheme, SCHEMES), ("dtype", dtype, tuple(DTYPES))):  # fmt: skip
+        for field, value, allowed in (
+            ("bc", bc, BCS),
+            ("limiter", limiter, LIMITERS),
+            ("scheme", scheme, SCHEMES),
+            ("dtype", dtype, tuple(DTYPES)),
+        ):
             if value not in allowed:
                 raise ValueError(f"{field} must be one of {', '.join(allowed)}, got {value!r}")
         self.bc, self.limiter, self.scheme, self.dtype = bc, limiter, scheme, dtype
@@ -222,14 +227,9 @@ class Boltzmann(Solver):
         self.v = -self.v_box + (np.arange(self.N) + 0.5) * self.h  # both axes
         dt_coarse = check_positive("dt_coarse", dt_coarse)
         self.dt_max = CFL * self.dx / np.abs(self.v).max()
-        if dt is None:
-            dt = dt_coarse / math.ceil(dt_coarse / self.dt_max - 1e-9)
-        dt = check_positive("dt", dt)
-        if dt > self.dt_max * (1 + 1e-12):
-            raise ValueError(
-                f"dt={dt!r} is above the transport CFL bound; allowed: 0 < dt <= "
-                f"{CFL} dx/max|v_x| = {self.dt_max:.6g} (dx = L/nx, max|v_x| = v_box - h/2)"
-            )
+        dt = cfl_time_step(
+            dt, dt_coarse, self.dt_max, f"{CFL} dx/max|v_x|", "dx = L/nx, max|v_x| = v_box - h/2"
+        )
         super().__init__(dt=dt, dt_coarse=dt_coarse)
         self._setup_tensors()
 
@@ -296,20 +296,45 @@ class Boltzmann(Solver):
         return (self.N * self.N, self.nx)
 
     def params(self) -> dict[str, Any]:
-        eps = self.eps if self.eps is not None else (
-            float(self.eps_cells[0]) if np.all(self.eps_cells == self.eps_cells[0])
-            else self.eps_cells.tolist())  # fmt: skip
-        return dict(eps=eps, L=self.L, nx=self.nx, N=self.N, v_support=self.v_support,
-                    v_box=self.v_box, n_directions=self.n_directions, dt=self.dt,
-                    dt_coarse=self.dt_coarse, bc=self.bc, limiter=self.limiter,
-                    scheme=self.scheme, conservative=self.conservative,
-                    collisions=self.collisions, dtype=self.dtype, device=self.device)  # fmt: skip
+        eps = (
+            self.eps
+            if self.eps is not None
+            else (
+                float(self.eps_cells[0])
+                if np.all(self.eps_cells == self.eps_cells[0])
+                else self.eps_cells.tolist()
+            )
+        )
+        return dict(
+            eps=eps,
+            L=self.L,
+            nx=self.nx,
+            N=self.N,
+            v_support=self.v_support,
+            v_box=self.v_box,
+            n_directions=self.n_directions,
+            dt=self.dt,
+            dt_coarse=self.dt_coarse,
+            bc=self.bc,
+            limiter=self.limiter,
+            scheme=self.scheme,
+            conservative=self.conservative,
+            collisions=self.collisions,
+            dtype=self.dtype,
+            device=self.device,
+        )
 
     def trajectory_attrs(self) -> dict[str, Any]:
         """Root attributes of trajectory files: the velocity grid ``v`` (both axes; state
         channel ``i*N + j`` is ``(v[i], v[j])``), ``h``, and ``x``, ``dx``, ``eps``."""
-        return {"v": self.v, "h": self.h, "x": self.x, "dx": self.dx, "eps": self.eps_cells,
-                "state_axes": "velocity (v_x, v_y) flattened i*N + j, position x"}  # fmt: skip
+        return {
+            "v": self.v,
+            "h": self.h,
+            "x": self.x,
+            "dx": self.dx,
+            "eps": self.eps_cells,
+            "state_axes": "velocity (v_x, v_y) flattened i*N + j, position x",
+        }
 
     # -------------------------------------------------------------- layout helpers
     def to_internal(self, f: Any) -> torch.Tensor:
@@ -392,8 +417,9 @@ class Boltzmann(Solver):
         observable ``f`` ``(..., N*N, nx)`` (grid sums ``h^2 sum``)."""
         f = np.asarray(f, dtype=np.float64)
         vx, vy = np.meshgrid(self.v, self.v, indexing="ij")
-        w = self.h**2 * np.stack([np.ones(vx.size), vx.ravel(), vy.ravel(),
-                                  0.5 * (vx**2 + vy**2).ravel()])  # fmt: skip
+        w = self.h**2 * np.stack(
+            [np.ones(vx.size), vx.ravel(), vy.ravel(), 0.5 * (vx**2 + vy**2).ravel()]
+        )
         return w @ f
 
     def primitives(self, f: Any) -> np.ndarray:
@@ -439,11 +465,13 @@ class Boltzmann(Solver):
         """``H = h^2 sum f log f`` of ``f`` ``(..., N, N)`` (``0 log 0 = 0``; negative values,
         which the spectral method allows in far tails, count as ``|f| log |f|``)."""
         a = np.abs(np.asarray(f, dtype=np.float64))
-        return self.h**2 * np.sum(np.where(a > 0, a * np.log(np.where(a > 0, a, 1.0)), 0.0),
-                                  axis=(-2, -1))  # fmt: skip
+        return self.h**2 * np.sum(
+            np.where(a > 0, a * np.log(np.where(a > 0, a, 1.0)), 0.0), axis=(-2, -1)
+        )
 
-    def relax(self, f: Any, duration: float, dt: float, *, eps: float = 1.0,
-              method: str = "rk4") -> np.ndarray:  # fmt: skip
+    def relax(
+        self, f: Any, duration: float, dt: float, *, eps: float = 1.0, method: str = "rk4"
+    ) -> np.ndarray:
         """Space-homogeneous ``f_t = Q(f)/eps`` for ``duration`` in steps ``dt``, ``f``
         ``(..., N, N)``.  ``method``: ``"rk4"`` (classical Runge-Kutta on ``Q``),
         ``"ars222"`` or ``"imex1"`` (the penalised schemes of :meth:`advance` without
@@ -467,8 +495,9 @@ class Boltzmann(Solver):
         return g.cpu().double().numpy()
 
     # ---------------------------------------------------------------- time stepping
-    def _explicit(self, f: torch.Tensor, U: torch.Tensor, M: torch.Tensor,
-                  eps: torch.Tensor, transport: bool) -> torch.Tensor:  # fmt: skip
+    def _explicit(
+        self, f: torch.Tensor, U: torch.Tensor, M: torch.Tensor, eps: torch.Tensor, transport: bool
+    ) -> torch.Tensor:
         """``E(f) = T(f) + (Q(f) - mu (M - f))/eps`` with ``mu = rho``."""
         mu = U[..., 0, None, None]
         out = (self._collision(f) - mu * (M - f)) / eps
@@ -482,8 +511,14 @@ class Boltzmann(Solver):
         F = (R + lam * M) / (1.0 + lam)
         return F, (F - R) / a, U, M
 
-    def _imex(self, f: torch.Tensor, dt: float, eps: torch.Tensor, transport: bool,
-              scheme: str | None = None) -> torch.Tensor:  # fmt: skip
+    def _imex(
+        self,
+        f: torch.Tensor,
+        dt: float,
+        eps: torch.Tensor,
+        transport: bool,
+        scheme: str | None = None,
+    ) -> torch.Tensor:
         U0 = self._moments(f)
         M0 = self._maxwellian(U0)
         e1 = self._explicit(f, U0, M0, eps, transport)
@@ -511,45 +546,7 @@ class Boltzmann(Solver):
         return IC_NAMES
 
     def _named_ic(self, name: str, batch: int, rng: np.random.Generator) -> np.ndarray:
-        """Local equilibria with ``u_y = 0``, as BGK's (:meth:`BGK._named_ic`).  ``sod``:
-        ``(rho, u, p) = (1, 0, 1)`` left of ``L/2``, ``(0.125, 0, 0.1)`` right.
-        ``colliding``: ``rho = T = 1``, ``u = +1`` left of ``L/2``, ``-1`` right.
-        ``waves`` (for ``bc="periodic"``): ``rho, u, T`` each ``base + A s(x)/max|s|``,
-        ``s`` the sum of the first three Fourier modes with N(0, 1) amplitudes, ``A``
-        uniform in ``[0, 0.5]``.  ``shocks``: 2-4 random constant pieces (``rho, T`` in
-        ``[0.5, 1.5]``, ``u`` in ``[-0.5, 0.5]``) plus waves of amplitude up to 0.15.
-        ``riemann``: two states, the left on ``[c, c + L/2)``, ``c`` uniform in ``[0,
-        L/2)``; ``rho`` log-uniform in ``[0.125, 1]``, ``u`` in ``[-0.6, 0.6]``, ``T`` in
-        ``[0.8, 1.25]``.  Initially ``|u| + 5 sqrt(T) <= 6.7 < v_box`` (default 8.83)."""
-        x = np.broadcast_to(self.x / self.L, (batch, self.nx))
-        if name == "riemann":
-            c = rng.uniform(0.0, 0.5, (batch, 1))
-            left = (x - c) % 1.0 < 0.5
-            rho, u, T = (np.where(left, a[:, :1], a[:, 1:]) for a in (
-                10 ** rng.uniform(math.log10(0.125), 0.0, (batch, 2)),
-                rng.uniform(-0.6, 0.6, (batch, 2)), rng.uniform(0.8, 1.25, (batch, 2))))  # fmt: skip
-            return self.maxwellian(rho, u, T)
-        if name in ("sod", "colliding"):
-            left = x < 0.5
-            if name == "sod":
-                rho, u, T = np.where(left, 1.0, 0.125), np.zeros_like(x), np.where(left, 1.0, 0.8)
-            else:
-                rho, u, T = np.ones_like(x), np.where(left, 1.0, -1.0), np.ones_like(x)
-            return self.maxwellian(rho, u, T)
-        amp = 0.5 if name == "waves" else 0.15
-        fields = []
-        for base in (1.0, 0.0, 1.0):
-            m = np.arange(1, 4)
-            a, b = rng.standard_normal((2, batch, m.size, 1))
-            arg = 2 * np.pi * m[:, None] * x[:, None]
-            s = (a * np.cos(arg) + b * np.sin(arg)).sum(axis=1)
-            s /= np.abs(s).max(axis=1, keepdims=True)
-            fields.append(base + rng.uniform(0, amp, (batch, 1)) * s)
-        if name == "shocks":
-            for k, (lo, hi) in enumerate(((0.5, 1.5), (-0.5, 0.5), (0.5, 1.5))):
-                pieces = np.empty((batch, self.nx))
-                for i in range(batch):
-                    cuts = np.sort(rng.uniform(0, self.L, rng.integers(1, 4)))
-                    pieces[i] = rng.uniform(lo, hi, cuts.size + 1)[np.searchsorted(cuts, self.x)]
-                fields[k] = fields[k] - (1.0 if k != 1 else 0.0) + pieces
-        return self.maxwellian(*fields)
+        """Local equilibria with ``u_y = 0`` and BGK's primitive fields
+        (:func:`~ledmus.solvers.bgk.equilibrium_ic_fields`).  ``riemann`` starts with
+        ``|u| + 5 sqrt(T) <= 6.7 < v_box`` (default 8.83)."""
+        return self.maxwellian(*equilibrium_ic_fields(name, self.x, self.L, batch, rng))
