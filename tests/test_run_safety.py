@@ -12,7 +12,6 @@ and named in a warning.
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import shutil
 import subprocess
@@ -24,6 +23,8 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from test_muscle3_ops import BIN, muscle3, ymmsl_copy
+from test_muscle3_ops import env as muscle3_env
 
 from ledmus.cli import main, parse_settings
 from ledmus.rundir import MARKER, prepare_run_dir
@@ -33,10 +34,18 @@ ROOT = Path(__file__).resolve().parents[1]
 FHN_YMMSL = ROOT / "configs" / "led_fhn.ymmsl"
 FHN_MODEL = ROOT / "models" / "led_fhn.pt"
 SHORT = ["--set", "t_end=120", "--set", "plots=false", "--set", "compare=false"]
-BIN = Path(sys.executable).parent
 
-SPELLINGS = [("1e-9", 1e-9), ("1E-9", 1e-9), (".5", 0.5), ("5.", 5.0), ("1e6", 1e6),
-             ("-.5", -0.5), ("+1e3", 1e3), ("1.0e-9", 1e-9), ("2", 2)]  # fmt: skip
+SPELLINGS = [
+    ("1e-9", 1e-9),
+    ("1E-9", 1e-9),
+    (".5", 0.5),
+    ("5.", 5.0),
+    ("1e6", 1e6),
+    ("-.5", -0.5),
+    ("+1e3", 1e3),
+    ("1.0e-9", 1e-9),
+    ("2", 2),
+]
 
 
 # ------------------------------------------------------------ numbers
@@ -65,8 +74,17 @@ def test_run_settings_accept_every_spelling_and_echo_numbers():
     from ledmus.coupler.settings import read_ymmsl_settings, validate
 
     raw = read_ymmsl_settings(FHN_YMMSL)
-    raw.update(parse_settings(["lifting_tol=1e-9", "t_end=1e3", "param_d_u=1e6",
-                               "param_schedule={500: {d_v: 5.}}", "max_error=.5"]))  # fmt: skip
+    raw.update(
+        parse_settings(
+            [
+                "lifting_tol=1e-9",
+                "t_end=1e3",
+                "param_d_u=1e6",
+                "param_schedule={500: {d_v: 5.}}",
+                "max_error=.5",
+            ]
+        )
+    )
     raw["model"] = str(FHN_MODEL)
     s = validate(raw)
     assert (s.lifting_tol, s.t_end, s.adaptive.max_error) == (1e-9, 1000.0, 0.5)
@@ -237,10 +255,6 @@ def test_read_checkpoint_names_the_file_and_a_short_reason(tmp_path, kind):
 
 
 # ------------------------------------------------------------ MUSCLE3 reruns
-muscle3 = pytest.mark.skipif(
-    not any(Path("/sys/class/net").glob("e*")) and not os.environ.get("LEDMUS_FORCE_MUSCLE3"),
-    reason="MUSCLE3 needs a non-loopback network interface (see README)",
-)
 #: a short MUSCLE3 run (warm-up 60 + one cycle) took 15-25 s on 2 loaded cores (imports of
 #: torch in four components); 150 s so that a hang (a rerun muscle_manager waits forever)
 #: fails the test, with room for a slower machine
@@ -250,25 +264,23 @@ RUN_TIMEOUT_S = 150
 REFUSE_WITHIN_S = 20.0
 
 
-def muscle3_env() -> dict[str, str]:
-    return dict(os.environ, OMP_NUM_THREADS="1", PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
-
-
 def short_ymmsl(tmp_path: Path, **settings) -> Path:
-    doc = yaml.safe_load(FHN_YMMSL.read_text())
-    doc["settings"].update({"model": str(FHN_MODEL), "compare": False, "plots": False,
-                            "t_end": 120.0, **settings})  # fmt: skip
-    path = tmp_path / "run.ymmsl"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
+    """The main job for 120 time units (warm-up 60 and one cycle), no comparison or plots."""
+    return ymmsl_copy(tmp_path, **{"t_end": 120.0, **settings})
 
 
 def bounded(cmd: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run ``cmd``; after :data:`RUN_TIMEOUT_S` kill it and every process below it (the
     manager, its instantiator, the agent, the components) and fail: a hang."""
     psutil = pytest.importorskip("psutil")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=ROOT, env=env or muscle3_env())  # fmt: skip
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=env or muscle3_env(),
+    )
     try:
         out, err = proc.communicate(timeout=RUN_TIMEOUT_S)
     except subprocess.TimeoutExpired:
@@ -310,8 +322,9 @@ def test_launch_refuses_a_previous_run_before_anything_starts(tmp_path):
     fake_previous_run(run_dir)
     before = sorted(p.relative_to(run_dir) for p in run_dir.rglob("*"))
     start = time.monotonic()
-    proc = bounded([sys.executable, "-m", "ledmus", "launch", str(FHN_YMMSL), "--run-dir",
-                    str(run_dir)])  # fmt: skip
+    proc = bounded(
+        [sys.executable, "-m", "ledmus", "launch", str(FHN_YMMSL), "--run-dir", str(run_dir)]
+    )
     assert proc.returncode == 2 and time.monotonic() - start < REFUSE_WITHIN_S
     assert proc.stderr.count("\n") == 1 and "holds an earlier ledmus run" in proc.stderr
     assert sorted(p.relative_to(run_dir) for p in run_dir.rglob("*")) == before
