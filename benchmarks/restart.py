@@ -26,12 +26,14 @@ from _provenance import write_result
 
 from ledmus import metrics
 from ledmus.surrogates import load_model
+from ledmus.surrogates.restart import forecast_after
 from ledmus.trajectory import read_trajectory
 
 
 @torch.no_grad()
-def restart_errors(net, states: np.ndarray, dt: float, starts: np.ndarray, warmup: int,
-                   horizon: int, window: int) -> dict:  # fmt: skip
+def restart_errors(
+    net, states: np.ndarray, dt: float, starts: np.ndarray, warmup: int, horizon: int, window: int
+) -> dict:
     """Lag and NAD of u per restart and free step: ``(R, horizon)`` arrays."""
     z = net.encode(states).reshape(len(states), -1)[None]  # (1, T, d)
     u = states[:, 0]  # (T, N)
@@ -39,8 +41,7 @@ def restart_errors(net, states: np.ndarray, dt: float, starts: np.ndarray, warmu
     lags, nads, shapes, speeds = [], [], [], []
     rate = np.abs(np.diff(u, axis=0)).mean(axis=-1) / span / dt  # (T-1,) NAD per time unit
     for s in starts:
-        pred, hidden = net.rnn(z[:, s : s + warmup])
-        zf, _ = net.rnn.free_run(pred[:, -1], hidden, horizon)
+        zf = forecast_after(net.rnn, z[:, s : s + warmup], horizon)
         x = np.asarray(net.decode_sequence(zf), dtype=np.float64)[0, :, 0]  # (H, N)
         idx = np.arange(s + warmup, s + warmup + horizon)
         lag, shape = metrics.phase_shape(u, x, dt, window, idx)
@@ -48,8 +49,12 @@ def restart_errors(net, states: np.ndarray, dt: float, starts: np.ndarray, warmu
         shapes.append(shape)
         nads.append(np.abs(x - u[idx]).mean(axis=-1) / span)
         speeds.append(rate[np.minimum(idx, len(rate) - 1)])
-    return {"lag": np.array(lags), "nad": np.array(nads), "shape": np.array(shapes),
-            "speed": np.array(speeds)}  # fmt: skip
+    return {
+        "lag": np.array(lags),
+        "nad": np.array(nads),
+        "shape": np.array(shapes),
+        "speed": np.array(speeds),
+    }
 
 
 def summarise(err: dict, steps: list[int], min_speed: float) -> dict:
@@ -61,11 +66,15 @@ def summarise(err: dict, steps: list[int], min_speed: float) -> dict:
     for k in steps:
         lag, nad = err["lag"][:, k - 1], err["nad"][:, k - 1]
         moving = err["speed"][:, k - 1] >= min_speed
-        out[f"after_{k}"] = {"lag_mean": float(lag.mean()), "lag_median": float(np.median(lag)),
-                             "lag_std": float(lag.std()),
-                             "lag_mean_moving": float(lag[moving].mean()) if moving.any() else None,
-                             "moving": int(moving.sum()),
-                             "nad_mean": float(nad.mean()), "nad_std": float(nad.std())}  # fmt: skip
+        out[f"after_{k}"] = {
+            "lag_mean": float(lag.mean()),
+            "lag_median": float(np.median(lag)),
+            "lag_std": float(lag.std()),
+            "lag_mean_moving": float(lag[moving].mean()) if moving.any() else None,
+            "moving": int(moving.sum()),
+            "nad_mean": float(nad.mean()),
+            "nad_std": float(nad.std()),
+        }
     out["shape_nad_mean"] = float(err["shape"].mean())
     out["nad_mean"] = float(err["nad"].mean())
     return out
@@ -104,16 +113,27 @@ def main() -> None:
             last = n_t - w - args.horizon - args.window
             starts = np.linspace(args.window, last, args.restarts).round().astype(int)
             err = restart_errors(net, states, dt, starts, w, args.horizon, args.window)
-            row = {"model": label, "path": str(path), "warmup": w, "horizon": args.horizon,
-                   "restarts": len(starts), "min_speed": args.min_speed, **summarise(err, steps, args.min_speed)}  # fmt: skip
+            row = {
+                "model": label,
+                "path": str(path),
+                "warmup": w,
+                "horizon": args.horizon,
+                "restarts": len(starts),
+                "min_speed": args.min_speed,
+                **summarise(err, steps, args.min_speed),
+            }
             rows.append(row)
             h = row[f"after_{args.horizon}"]
-            print(f"{label:20s} W={w:3d}  lag after {args.horizon}: {h['lag_mean']:+.4f} "
-                  f"± {h['lag_std']:.4f} (median {h['lag_median']:+.4f}, moving "
-                  f"{h['lag_mean_moving']:+.4f}, n={h['moving']})  NAD u {h['nad_mean']:.5f}  "
-                  f"(after 1: lag {row['after_1']['lag_mean']:+.4f})")  # fmt: skip
-    write_result(args.out, {"benchmark": "restart", "data": args.data, "dt": dt, "rows": rows,
-                            "window": args.window})  # fmt: skip
+            print(
+                f"{label:20s} W={w:3d}  lag after {args.horizon}: {h['lag_mean']:+.4f} "
+                f"± {h['lag_std']:.4f} (median {h['lag_median']:+.4f}, moving "
+                f"{h['lag_mean_moving']:+.4f}, n={h['moving']})  NAD u {h['nad_mean']:.5f}  "
+                f"(after 1: lag {row['after_1']['lag_mean']:+.4f})"
+            )
+    write_result(
+        args.out,
+        {"benchmark": "restart", "data": args.data, "dt": dt, "rows": rows, "window": args.window},
+    )
     print(f"wrote {args.out}")
 
 

@@ -22,6 +22,7 @@ from .led import LED
 from .networks import kl_standard_normal, reparameterise
 from .restart import (
     check_lengths,
+    forecast_after,
     horizon_at,
     member_restart_val_loss,
     restart_loss,
@@ -190,8 +191,7 @@ def free_run_loss(model: LED, z: torch.Tensor, warmup: int) -> float:
     return the mean squared error of the forecast (the long-horizon skill that
     one-step validation does not see)."""
     warmup = min(warmup, z.shape[1] - 1)
-    pred, hidden = model.rnn(z[:, :warmup])
-    forecast, _ = model.rnn.free_run(pred[:, -1], hidden, z.shape[1] - warmup)
+    forecast = forecast_after(model.rnn, z[:, :warmup], z.shape[1] - warmup)
     return float(torch.mean((forecast - z[:, warmup:]) ** 2))
 
 
@@ -261,9 +261,13 @@ def train_rnn(
 
 
 def _train_rnn_finetune(
-    model: LED, z_train: torch.Tensor, z_val: torch.Tensor, cfg: dict[str, Any], progress: bool,
+    model: LED,
+    z_train: torch.Tensor,
+    z_val: torch.Tensor,
+    cfg: dict[str, Any],
+    progress: bool,
     generator: torch.Generator | None,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """``restart.schedule: finetune``: the one-step stage as without a restart subsection
     (validation ``coupled`` read as ``free_run``), then the joint objective from its best
     weights; the history is the first stage's with the second under ``finetune``."""
@@ -274,9 +278,14 @@ def _train_rnn_finetune(
     if first["validation"] == "coupled":
         first["validation"] = "free_run"
     hist = train_rnn(model, z_train, z_val, first, progress, generator)
-    second = {**cfg, "epochs": rcfg["finetune_epochs"], "lr": rcfg["finetune_lr"],
-              "patience": rcfg["finetune_patience"], "validation": "coupled",
-              "restart": {**rcfg, "schedule": "joint"}}  # fmt: skip
+    second = {
+        **cfg,
+        "epochs": rcfg["finetune_epochs"],
+        "lr": rcfg["finetune_lr"],
+        "patience": rcfg["finetune_patience"],
+        "validation": "coupled",
+        "restart": {**rcfg, "schedule": "joint"},
+    }
     fine = train_rnn(model, z_train, z_val, second, progress, generator)
     return {**hist, "train_restart": fine.pop("train_restart"), "finetune": fine}
 
@@ -322,8 +331,12 @@ def train_rnn_restarts(
         score, parts = coupled_score(model, z_val, cfg)
         extra = evaluate(model) if evaluate is not None else {}
         runs.append({"seed": seed + r, **parts, "score": score, **extra, **hist})
-        log.info("rnn restart %d: score %.4e (%s)", r, score,
-                 ", ".join(f"{k} {v:.4e}" for k, v in parts.items()))  # fmt: skip
+        log.info(
+            "rnn restart %d: score %.4e (%s)",
+            r,
+            score,
+            ", ".join(f"{k} {v:.4e}" for k, v in parts.items()),
+        )
         if score < runs[chosen]["score"] or best_state is None:
             chosen, best_state = r, copy.deepcopy(model.rnn.state_dict())
     model.rnn.load_state_dict(best_state)
@@ -348,8 +361,12 @@ def train_ensemble(
     model.eval()
     score, parts = coupled_score(model, z_val, cfg)
     members = member_free_run_loss(model, z_val, cfg["sequence_length"])
-    log.info("rnn ensemble of %d: free-run validation MSE %.4e (members %s)",
-             len(members), parts["free_run_val"], ", ".join(f"{m:.3e}" for m in members))  # fmt: skip
+    log.info(
+        "rnn ensemble of %d: free-run validation MSE %.4e (members %s)",
+        len(members),
+        parts["free_run_val"],
+        ", ".join(f"{m:.3e}" for m in members),
+    )
     run = {"seed": seed, **parts, "score": score, "member_free_run_val": members}
     if cfg.get("restart") is not None:
         run["member_restart_val"] = member_restart_val_loss(model.rnn, z_val, cfg["restart"])

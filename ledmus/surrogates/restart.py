@@ -39,25 +39,53 @@ from .ensemble import EnsembleRNN
 #: when the restart loss enters training (``schedule``)
 SCHEDULES = ("joint", "finetune")
 RESTART_FIELDS = (
-    Field("weight", as_number(0), 1.0,
-          "weight of the restart loss beside the one-step loss, number >= 0"),
-    Field("warmup", as_int_list(1), [10, 60],
-          "[min, max] teacher-forced steps before the free run (T_mu .. T_warm), integers >= 1"),
+    Field(
+        "weight",
+        as_number(0),
+        1.0,
+        "weight of the restart loss beside the one-step loss, number >= 0",
+    ),
+    Field(
+        "warmup",
+        as_int_list(1),
+        [10, 60],
+        "[min, max] teacher-forced steps before the free run (T_mu .. T_warm), integers >= 1",
+    ),
     Field("horizon", as_int(1), 50, "free-run steps H with the loss (at least T_m), integer >= 1"),
-    Field("curriculum", as_int(0), 0,
-          "epochs over which H grows linearly from 1 to horizon (0: H from the start)"),
+    Field(
+        "curriculum",
+        as_int(0),
+        0,
+        "epochs over which H grows linearly from 1 to horizon (0: H from the start)",
+    ),
     Field("batch_size", as_int(1), 32, "restart windows per epoch, integer >= 1"),
-    Field("select_weight", as_number(0), 1.0,
-          "weight of the restart validation error in selection and early stopping, number >= 0"),
-    Field("schedule", as_choice(SCHEDULES), "joint",
-          "joint (restart loss from the first epoch) or finetune (one-step training to its "
-          "early stop, then the restart loss from those weights)"),
+    Field(
+        "select_weight",
+        as_number(0),
+        1.0,
+        "weight of the restart validation error in selection and early stopping, number >= 0",
+    ),
+    Field(
+        "schedule",
+        as_choice(SCHEDULES),
+        "joint",
+        "joint (restart loss from the first epoch) or finetune (one-step training to its "
+        "early stop, then the restart loss from those weights)",
+    ),
     Field("finetune_epochs", as_int(1), 400, "finetune: epochs of the second stage, integer >= 1"),
-    Field("finetune_lr", as_number(0, strict=True), 1e-4,
-          "finetune: Adam learning rate of the second stage, number > 0"),
-    Field("finetune_patience", as_int(1), 100,
-          "finetune: early-stopping epochs of the second stage, integer >= 1"),
-)  # fmt: skip
+    Field(
+        "finetune_lr",
+        as_number(0, strict=True),
+        1e-4,
+        "finetune: Adam learning rate of the second stage, number > 0",
+    ),
+    Field(
+        "finetune_patience",
+        as_int(1),
+        100,
+        "finetune: early-stopping epochs of the second stage, integer >= 1",
+    ),
+)
 #: restart settings and their defaults (the ``train_rnn.restart`` subsection)
 RESTART_DEFAULTS: dict[str, Any] = {f.name: f.default for f in RESTART_FIELDS}
 
@@ -74,6 +102,14 @@ def as_restart(label: str, value: Any) -> dict[str, Any]:
     return out
 
 
+def forecast_after(rnn: torch.nn.Module, warm: torch.Tensor, horizon: int) -> torch.Tensor:
+    """Teacher-force ``warm`` ``(B, W, d)`` from a zero hidden state, then run free:
+    the ``horizon`` latents ``(B, horizon, d)`` that follow the last forced state (the
+    first is the prediction after it).  Differentiable when grad mode is on."""
+    pred, hidden = rnn(warm)
+    return rnn.free_run(pred[:, -1], hidden, horizon)[0]
+
+
 def restart_loss(rnn: torch.nn.Module, warm: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """The restart loss (module docstring) of warm-up inputs ``warm`` ``(B, W, d)`` and the
     true latents of the free run ``target`` ``(B, H, d)`` (``target[:, 0]`` follows the
@@ -83,9 +119,7 @@ def restart_loss(rnn: torch.nn.Module, warm: torch.Tensor, target: torch.Tensor)
         mu, hidden = rnn.forward_members(warm)  # (B, W, K, d)
         z, _ = rnn.free_run_members(mu[:, -1], hidden, h)  # (B, H, K, d)
         return F.mse_loss(z, target[:, :, None].expand_as(z)) * rnn.members
-    pred, hidden = rnn(warm)
-    z, _ = rnn.free_run(pred[:, -1], hidden, h)
-    return torch.mean((z - target) ** 2)
+    return torch.mean((forecast_after(rnn, warm, h) - target) ** 2)
 
 
 def horizon_at(cfg: Mapping[str, Any], epoch: int) -> int:
@@ -108,9 +142,13 @@ def check_lengths(cfg: Mapping[str, Any], n_t: int, where: str) -> None:
 
 
 def train_windows(
-    z: torch.Tensor, cfg: Mapping[str, Any], horizon: int, noise: float,
-    scale: torch.Tensor | float, generator: torch.Generator | None,
-) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    z: torch.Tensor,
+    cfg: Mapping[str, Any],
+    horizon: int,
+    noise: float,
+    scale: torch.Tensor | float,
+    generator: torch.Generator | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """A random batch for :func:`restart_loss` from sequences ``z`` ``(B, T, d)``: one
     warm-up length ``W`` for the batch, ``batch_size`` windows at random sequences and
     offsets; the warm-up inputs get Gaussian noise ``noise * scale``.  Returns
@@ -153,8 +191,7 @@ def restart_val_loss(rnn: torch.nn.Module, z: torch.Tensor, cfg: Mapping[str, An
     total = 0.0
     windows = validation_windows(z.shape[1], cfg)
     for start, w in windows:
-        pred, hidden = rnn(z[:, start : start + w])
-        zf, _ = rnn.free_run(pred[:, -1], hidden, h)
+        zf = forecast_after(rnn, z[:, start : start + w], h)
         total += float(torch.mean((zf - z[:, start + w : start + w + h]) ** 2))
     return total / len(windows)
 
@@ -177,9 +214,13 @@ def member_restart_val_loss(
 
 @torch.no_grad()
 def restart_scores(
-    model: torch.nn.Module, states: np.ndarray, cfg: Mapping[str, Any], dt: float = 1.0,
-    phase: bool = False, window: int = 10,
-) -> dict[str, float]:  # fmt: skip
+    model: torch.nn.Module,
+    states: np.ndarray,
+    cfg: Mapping[str, Any],
+    dt: float = 1.0,
+    phase: bool = False,
+    window: int = 10,
+) -> dict[str, float]:
     """Physical scores of the restarts of :func:`restart_val_loss` for a grid LED/PCA
     ``model`` on sequences ``states`` ``(B, T, C, N)``: each window's true states are
     encoded, the first ``W`` teacher-forced, ``horizon`` steps run free and decoded, and
@@ -200,8 +241,7 @@ def restart_scores(
     span = np.where(span > 0, span, 1.0)
     nads, ends, lags, shapes = [], [], [], []
     for start, w in validation_windows(n_t, cfg):
-        pred, hidden = model.rnn(z[:, start : start + w])
-        zf, _ = model.rnn.free_run(pred[:, -1], hidden, h)
+        zf = forecast_after(model.rnn, z[:, start : start + w], h)
         x = np.asarray(model.decode_sequence(zf), dtype=np.float64)[:, :, 0]  # (B, H, N)
         truth = ref[:, start + w : start + w + h]
         nad_t = np.abs(x - truth).mean(axis=-1) / span[:, None]
@@ -215,6 +255,9 @@ def restart_scores(
                 shapes.append(shape.mean())
     out = {"restart_nad": float(np.mean(nads)), "restart_nad_end": float(np.mean(ends))}
     if phase:
-        out.update(restart_lag_end=float(np.mean(lags)), restart_lag_end_std=float(np.std(lags)),
-                   restart_shape_nad=float(np.mean(shapes)))  # fmt: skip
+        out.update(
+            restart_lag_end=float(np.mean(lags)),
+            restart_lag_end_std=float(np.std(lags)),
+            restart_shape_nad=float(np.mean(shapes)),
+        )
     return out

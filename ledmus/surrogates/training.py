@@ -115,13 +115,7 @@ def train_from_config(
     )
     t_ae = time.perf_counter() - t0
     model.eval()
-    z_tr = encode_sequences(model, train_traj.states)
-    z_va = encode_sequences(model, val_traj.states)
-    t1 = time.perf_counter()
-    hist_rnn = train_rnn_restarts(model, z_tr, z_va, cfg["train_rnn"], cfg["seed"], progress,
-                                  _restart_evaluator(cfg, model, val_traj))  # fmt: skip
-    t_rnn = time.perf_counter() - t1
-    model.eval()
+    hist_rnn, t_rnn = _train_propagator(cfg, model, train_traj, val_traj, progress)
     history = {"autoencoder": hist_ae, "rnn": hist_rnn,
                "wall_time_s": {"autoencoder": t_ae, "rnn": t_rnn}, "device": str(dev),
                "threads": torch.get_num_threads()}  # fmt: skip
@@ -135,6 +129,33 @@ def train_from_config(
         out,
     )
     return out
+
+
+def _train_propagator(
+    cfg: dict[str, Any],
+    model: torch.nn.Module,
+    train: Trajectory,
+    val: Trajectory,
+    progress: bool,
+) -> tuple[dict[str, Any], float]:
+    """The RNN stage on the encoded train and validation runs
+    (:func:`.fitting.train_rnn_restarts`, each restart scored by
+    :func:`_restart_evaluator`): its history and wall time."""
+    z_tr = encode_sequences(model, train.states)
+    z_va = encode_sequences(model, val.states)
+    t0 = time.perf_counter()
+    hist = train_rnn_restarts(
+        model,
+        z_tr,
+        z_va,
+        cfg["train_rnn"],
+        cfg["seed"],
+        progress,
+        _restart_evaluator(cfg, model, val),
+    )
+    seconds = time.perf_counter() - t0
+    model.eval()
+    return hist, seconds
 
 
 def _restart_evaluator(cfg: dict[str, Any], model: torch.nn.Module, val: Trajectory):
@@ -202,13 +223,7 @@ def train_pca(
     log.info("pca: %d components explain %.6f of the variance (validation MSE %.3e)",
              model.latent_dim, hist_pca["explained_variance_total"],
              hist_pca["reconstruction_mse_val"])  # fmt: skip
-    z_tr = encode_sequences(model, train_traj.states)
-    z_va = encode_sequences(model, val_traj.states)
-    t1 = time.perf_counter()
-    hist_rnn = train_rnn_restarts(model, z_tr, z_va, cfg["train_rnn"], cfg["seed"], progress,
-                                  _restart_evaluator(cfg, model, val_traj))  # fmt: skip
-    t_rnn = time.perf_counter() - t1
-    model.eval()
+    hist_rnn, t_rnn = _train_propagator(cfg, model, train_traj, val_traj, progress)
     history = {"pca": hist_pca, "rnn": hist_rnn,
                "wall_time_s": {"pca": t_pca, "rnn": t_rnn}, "device": str(dev),
                "threads": torch.get_num_threads()}  # fmt: skip

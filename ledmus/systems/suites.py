@@ -68,20 +68,31 @@ def _channels(spec, n: int) -> tuple[str, ...]:
 PHASE_WINDOW = 20
 
 
+def member_phases(
+    reference: np.ndarray, prediction: np.ndarray, dt: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Lag and shape NAD ``(B, T)`` of each member's channel-0 fields ``(B, T, N)``
+    against its reference (:func:`ledmus.metrics.phase_shape`, ±``PHASE_WINDOW`` steps)."""
+    pairs = [
+        metrics.phase_shape(r, p, dt, PHASE_WINDOW)
+        for r, p in zip(reference, prediction, strict=True)
+    ]
+    return np.stack([lag for lag, _ in pairs]), np.stack([shape for _, shape in pairs])
+
+
 def phase_errors(reference: np.ndarray, prediction: np.ndarray, dt: float) -> dict[str, Any]:
     """Phase lag and shape error of channel-0 fields ``(B, T, N)`` against the reference
-    (:func:`ledmus.metrics.phase_shape`, ±``PHASE_WINDOW`` steps): ``lag_final`` (member
-    mean at the last step, time units, negative: behind), ``lag_mean`` (mean over members
-    and steps), ``lag_t`` (member mean per step) and ``shape_mnad`` (NAD after the shift,
-    mean over members and steps)."""
-    lags, shapes = [], []
-    for r, p in zip(reference, prediction, strict=True):
-        lag, shape = metrics.phase_shape(r, p, dt, PHASE_WINDOW)
-        lags.append(lag)
-        shapes.append(shape)
-    lag_t = np.mean(lags, axis=0)
-    return {"lag_final": float(lag_t[-1]), "lag_mean": float(lag_t.mean()),
-            "shape_mnad": float(np.mean(shapes)), "lag_t": lag_t.tolist()}  # fmt: skip
+    (:func:`member_phases`): ``lag_final`` (member mean at the last step, time units,
+    negative: behind), ``lag_mean`` (mean over members and steps), ``lag_t`` (member mean
+    per step) and ``shape_mnad`` (NAD after the shift, mean over members and steps)."""
+    lags, shapes = member_phases(reference, prediction, dt)
+    lag_t = lags.mean(axis=0)
+    return {
+        "lag_final": float(lag_t[-1]),
+        "lag_mean": float(lag_t.mean()),
+        "shape_mnad": float(shapes.mean()),
+        "lag_t": lag_t.tolist(),
+    }
 
 
 def grid_errors(spec, reference: np.ndarray, prediction: np.ndarray, dt: float) -> dict[str, Any]:
@@ -129,10 +140,9 @@ class GridEvaluator:
         self.names = _channels(self.spec, ref.shape[2])
         self.nad.append(metrics.nad(ref.transpose(0, 2, 1, 3), pred.transpose(0, 2, 1, 3)))
         if self.spec.travelling_wave:
-            pairs = [metrics.phase_shape(r, p, self.dt, PHASE_WINDOW)
-                     for r, p in zip(ref[:, :, 0], pred[:, :, 0], strict=True)]  # fmt: skip
-            self.lags.append(np.stack([lag for lag, _ in pairs]))
-            self.shapes.append(np.stack([shape for _, shape in pairs]))
+            lags, shapes = member_phases(ref[:, :, 0], pred[:, :, 0], self.dt)
+            self.lags.append(lags)
+            self.shapes.append(shapes)
         if self.spec.lyapunov is not None:
             self.values[0].append(ref.ravel())
             self.values[1].append(pred.ravel())
@@ -161,8 +171,11 @@ class GridEvaluator:
             nad_summary = nad_ct[:, 0].mean(axis=0).tolist()
         if self.lags:
             lag_t = np.concatenate(self.lags).mean(axis=0)
-            out.update(lag_final=float(lag_t[-1]), lag_mean=float(lag_t.mean()),
-                       shape_mnad=float(np.concatenate(self.shapes).mean()))  # fmt: skip
+            out.update(
+                lag_final=float(lag_t[-1]),
+                lag_mean=float(lag_t.mean()),
+                shape_mnad=float(np.concatenate(self.shapes).mean()),
+            )
         if self.spec.lyapunov is not None:
             nad_t = nad_ct[:, 0]
             vpt = metrics.valid_prediction_time(
