@@ -53,11 +53,25 @@ MARKER = ".ledmus-run.json"
 MARKER_FORMAT = "ledmus-run"
 #: what runs write into a run directory (the embedded engine's files; a MUSCLE3 run's
 #: manager files and folders): ``--overwrite`` removes these and the marker's outputs
-RUN_OUTPUTS = ("trajectory.h5", "metrics.json", "field.png", "error_vs_time.png",
-               "profiles.png", "summary.txt")  # fmt: skip
-MUSCLE3_OUTPUTS = ("configuration.ymmsl", "muscle3_manager.log", "performance.sqlite",
-                   "performance.sqlite-journal", "performance.sqlite-wal",
-                   "performance.sqlite-shm", "instances", "output", "snapshots")  # fmt: skip
+RUN_OUTPUTS = (
+    "trajectory.h5",
+    "metrics.json",
+    "field.png",
+    "error_vs_time.png",
+    "profiles.png",
+    "summary.txt",
+)
+MUSCLE3_OUTPUTS = (
+    "configuration.ymmsl",
+    "muscle3_manager.log",
+    "performance.sqlite",
+    "performance.sqlite-journal",
+    "performance.sqlite-wal",
+    "performance.sqlite-shm",
+    "instances",
+    "output",
+    "snapshots",
+)
 #: environment variable naming the run id ``ledmus launch`` wrote into the marker (so
 #: the macro component tells its own run's marker from an earlier run's)
 RUN_ID_ENV = "LEDMUS_RUN_ID"
@@ -88,14 +102,22 @@ def write_marker(folder: str | os.PathLike, marker: dict) -> None:
     os.replace(tmp, path)
 
 
-def new_marker(engine: str, kept: Sequence[str] = (), run_id: str | None = None,
-               outputs: Sequence[str] = ()) -> dict:  # fmt: skip
+def new_marker(
+    engine: str, kept: Sequence[str] = (), run_id: str | None = None, outputs: Sequence[str] = ()
+) -> dict:
     from . import __version__
 
-    return {"format": MARKER_FORMAT, "run_id": run_id or uuid.uuid4().hex, "engine": engine,
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "ledmus_version": __version__,
-            "pid": os.getpid(), "outputs": sorted(outputs), "kept": sorted(kept),
-            "complete": False}  # fmt: skip
+    return {
+        "format": MARKER_FORMAT,
+        "run_id": run_id or uuid.uuid4().hex,
+        "engine": engine,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "ledmus_version": __version__,
+        "pid": os.getpid(),
+        "outputs": sorted(outputs),
+        "kept": sorted(kept),
+        "complete": False,
+    }
 
 
 def owned_names(marker: dict) -> set[str]:
@@ -116,11 +138,18 @@ def _refuse_working_dir(path: Path, what: str) -> None:
     directory: ``--overwrite`` would act on everything in it."""
     here, target = Path.cwd().resolve(), path.resolve()
     if target == here or target in here.parents or target == Path.home().resolve():
-        where = "the current working directory" if target == here else (
-            "the home folder" if target == Path.home().resolve() else
-            "a folder holding the current working directory")  # fmt: skip
-        raise ValueError(f"{what} {str(path)!r} is {where}; give a folder of its own, "
-                         "e.g. runs/NAME")  # fmt: skip
+        where = (
+            "the current working directory"
+            if target == here
+            else (
+                "the home folder"
+                if target == Path.home().resolve()
+                else "a folder holding the current working directory"
+            )
+        )
+        raise ValueError(
+            f"{what} {str(path)!r} is {where}; give a folder of its own, e.g. runs/NAME"
+        )
 
 
 def _remove(path: Path) -> None:
@@ -130,8 +159,9 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def clear_previous_run(path: Path, *, what: str = "run directory",
-                       option: str = "--overwrite") -> list[str]:  # fmt: skip
+def clear_previous_run(
+    path: Path, *, what: str = "run directory", option: str = "--overwrite"
+) -> list[str]:
     """Remove what an earlier ledmus run wrote into ``path`` (its marker names the run,
     :func:`owned_names` what it wrote); return the names of the entries kept (files no
     ledmus run wrote, named in a warning).  A non-empty folder without a marker is
@@ -152,14 +182,26 @@ def clear_previous_run(path: Path, *, what: str = "run directory",
     for name in removed:
         _remove(path / name)
     if kept:
-        log.warning("%s %s: kept %d entr%s that no ledmus run wrote: %s", what, path,
-                    len(kept), "y" if len(kept) == 1 else "ies", _shown(kept))  # fmt: skip
+        log.warning(
+            "%s %s: kept %d entr%s that no ledmus run wrote: %s",
+            what,
+            path,
+            len(kept),
+            "y" if len(kept) == 1 else "ies",
+            _shown(kept),
+        )
     return kept
 
 
-def prepare_run_dir(path: str | os.PathLike, *, overwrite: bool = False,
-                    what: str = "run directory", option: str = "--overwrite",
-                    engine: str = "embedded", run_id: str | None = None) -> Path:  # fmt: skip
+def prepare_run_dir(
+    path: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    what: str = "run directory",
+    option: str = "--overwrite",
+    engine: str = "embedded",
+    run_id: str | None = None,
+) -> Path:
     """Make ``path`` a writable folder for a new run before any compute, and write the
     run's marker (:data:`MARKER`) into it.
 
@@ -216,10 +258,11 @@ def finish_run(path: str | os.PathLike) -> None:
     write_marker(path, marker)
 
 
-def discard_run(path: str | os.PathLike) -> None:
+def discard_run(path: str | os.PathLike, *, keep_folders: bool = False) -> None:
     """After a failed or stopped run: remove what it wrote into ``path`` (all but the
-    entries it kept), its marker, and the folders it created when they are empty now.
-    Never raises (the run's own error is the one to report)."""
+    entries it kept), its marker, and (unless ``keep_folders``: the MUSCLE3 output
+    folder, which the manager's run directory holds) the folders it created when they
+    are empty now.  Never raises (the run's own error is the one to report)."""
     path = Path(path)
     try:
         marker = read_marker(path)
@@ -229,7 +272,8 @@ def discard_run(path: str | os.PathLike) -> None:
         for p in path.iterdir():
             if p.name not in kept:
                 _remove(p)
-        for folder in [path, *path.parents][: int(marker.get("created", 0))]:
+        created = 0 if keep_folders else int(marker.get("created", 0))
+        for folder in [path, *path.parents][:created]:
             folder.rmdir()  # only an empty folder; stops at the first that is not
     except OSError as exc:
         log.debug("discard_run %s: %s", path, exc)
@@ -252,8 +296,11 @@ def claim_muscle3_run_dir(root: str | os.PathLike) -> str:
         return read_marker(root)["run_id"]
     if run_id and marker.get("run_id") == run_id:
         return run_id
-    earlier = (f"ledmus run {marker.get('run_id', '?')[:8]} started {marker.get('started', '?')}"
-               if marker else f"an unreadable {MARKER}")  # fmt: skip
+    earlier = (
+        f"ledmus run {marker.get('run_id', '?')[:8]} started {marker.get('started', '?')}"
+        if marker
+        else f"an unreadable {MARKER}"
+    )
     raise ValueError(
         f"run directory {str(root)!r} holds an earlier MUSCLE3 run ({earlier}); this run "
         "would mix its records with it: give muscle_manager a new --run-dir, or replace the "
@@ -266,8 +313,12 @@ def prepare_muscle3_run_dir(run_dir: str | os.PathLike, *, overwrite: bool = Fal
     (``overwrite``) an earlier ledmus run's folder cleared of what it wrote; writes the
     marker of the new run and returns its id (handed to the components in
     :data:`RUN_ID_ENV`)."""
-    prepare_run_dir(run_dir, overwrite=overwrite, engine="muscle3",
-                    option="--overwrite or the setting overwrite: true")  # fmt: skip
+    prepare_run_dir(
+        run_dir,
+        overwrite=overwrite,
+        engine="muscle3",
+        option="--overwrite or the setting overwrite: true",
+    )
     marker = read_marker(run_dir)
     marker["outputs"] = sorted(MUSCLE3_OUTPUTS)
     write_marker(run_dir, marker)

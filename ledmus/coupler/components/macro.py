@@ -16,7 +16,6 @@ from .watchdog import start_watchdog
 if __name__ == "__main__":  # notice a manager killed while this process starts
     start_watchdog("macro")
 
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,13 @@ from libmuscle import InstanceFlags, Message
 from ymmsl import Operator
 
 from ...atomic import atomic_path
-from ...rundir import claim_muscle3_run_dir, finish_run, prepare_run_dir
+from ...rundir import (
+    claim_muscle3_run_dir,
+    discard_run,
+    finish_run,
+    prepare_run_dir,
+    read_marker,
+)
 from ..engine import (
     compare_after_run,
     load,
@@ -75,16 +80,6 @@ def summary_text(result: dict[str, Any], out: Path) -> str:
     )
 
 
-def discard_outputs(out: Path) -> None:
-    """Empty ``out`` (``prepare_run_dir`` made it empty for this run, so everything in it
-    is this run's): used when writing the outputs did not finish."""
-    for path in out.iterdir() if out.is_dir() else ():
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
-
-
 class MuscleLink:
     """The trainer component on the other end of ``train_out`` / ``weights_in`` (online
     training); the mappers' weights go out on ``lift_weights`` / ``restrict_weights``."""
@@ -132,22 +127,30 @@ def main() -> None:
         # muscle_manager into it), refuse an earlier run's outputs, check we can write (a
         # resumed run gets a new run directory from muscle_manager, so this holds there too)
         run_id = claim_muscle3_run_dir(root) if root is not None else None
-        prepare_run_dir(out, overwrite=settings.overwrite, what="output folder",
-                        option="the setting overwrite: true", engine="muscle3",
-                        run_id=run_id)  # fmt: skip
+        prepare_run_dir(
+            out,
+            overwrite=settings.overwrite,
+            what="output folder",
+            option="the setting overwrite: true",
+            engine="muscle3",
+            run_id=run_id,
+        )
         warning = identical_members_warning(settings.solver, settings.ic, settings.seed,
                                             settings.ensemble)  # fmt: skip
         if warning:  # WARNING reaches the manager log
             log.warning(warning)
-        try:  # a run that stops or fails before its outputs leaves output/ empty
+        try:  # a stop (SIGTERM, the manager gone) or failure before the run finished
+            # its outputs leaves none of them (files the folder kept stay)
             while instance.reuse_instance():
                 model = load(settings)
                 members = members_of(settings.ensemble, 0, 1)
                 lift = new_lift(settings, model, members)
                 link = MuscleLink(instance) if settings.adaptive.online != "off" else None
                 if link is None and instance.is_connected("train_out"):
-                    raise ValueError("macro.train_out is connected (a trainer component) but "
-                                     "setting online is off; allowed: asynchronous, deterministic")  # fmt: skip
+                    raise ValueError(
+                        "macro.train_out is connected (a trainer component) but "
+                        "setting online is off; allowed: asynchronous, deterministic"
+                    )
                 coord = new_coordinator(settings, model, lift, len(members), trainer_link=link)
                 if link is not None:
                     link.coord = coord
@@ -167,30 +170,28 @@ def main() -> None:
                 while not coord.done:
                     coord.cycle(exchange)
                     if instance.should_save_snapshot(coord.time):
-                        snap = {"coordinator": coord.snapshot(),
-                                "elapsed": elapsed + time.perf_counter() - start}  # fmt: skip
+                        snap = {
+                            "coordinator": coord.snapshot(),
+                            "elapsed": elapsed + time.perf_counter() - start,
+                        }
                         instance.save_snapshot(Message(coord.time, None, snap))
                 wall = elapsed + time.perf_counter() - start
                 reference, ref_wall = compare_after_run(settings, coord, lift, members)
                 result = summarize(settings, coord, wall, "muscle3", reference, ref_wall)
-                try:  # a stop (SIGTERM, the manager gone) or failure here leaves no outputs
-                    write_run(out, settings, coord.recorder, result, reference)
-                    summary = summary_text(result, out)
-                    with atomic_path(out / "summary.txt") as tmp:
-                        tmp.write_text(summary)
-                    finish_run(out)
-                    if root is not None:
-                        finish_run(root)
-                except BaseException:
-                    discard_outputs(out)
-                    raise
+                write_run(out, settings, coord.recorder, result, reference)
+                summary = summary_text(result, out)
+                with atomic_path(out / "summary.txt") as tmp:
+                    tmp.write_text(summary)
+                finish_run(out)
+                if root is not None:
+                    finish_run(root)
                 print(summary, end="", flush=True)
                 if instance.should_save_final_snapshot():
                     snap = {"coordinator": coord.snapshot(), "elapsed": wall}
                     instance.save_final_snapshot(Message(coord.time, None, snap))
         except BaseException:
-            if not (out / "metrics.json").exists():
-                discard_outputs(out)
+            if not (read_marker(out) or {}).get("complete"):
+                discard_run(out, keep_folders=True)
             raise
 
     run_guarded("macro", body, box, cleanup=[output_dir()])
