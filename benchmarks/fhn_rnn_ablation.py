@@ -25,12 +25,12 @@ import yaml
 from _provenance import add_json_option, write_result
 
 from ledmus import metrics
-from ledmus.data import read_trajectory
 from ledmus.evaluation import _windows, window_array
 from ledmus.surrogates.checkpoint import load_model
 from ledmus.surrogates.config import resolve
+from ledmus.surrogates.fitting import encode_sequences, free_run_loss, train_rnn
 from ledmus.surrogates.led import LED
-from ledmus.surrogates.training import encode_sequences, free_run_loss, train_rnn
+from ledmus.trajectory import read_trajectory
 
 
 def parse_variant(text: str) -> tuple[str, dict, dict]:

@@ -25,10 +25,10 @@ import numpy as np
 import torch
 from _provenance import write_result
 
-from ledmus.data import read_trajectory
 from ledmus.surrogates.config import load_config, resolve
+from ledmus.surrogates.fitting import train_autoencoder
 from ledmus.surrogates.led import LED
-from ledmus.surrogates.training import train_autoencoder
+from ledmus.trajectory import read_trajectory
 
 
 def pca_mse(train: np.ndarray, test: np.ndarray, modes: int) -> float:

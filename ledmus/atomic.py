@@ -50,8 +50,11 @@ def split_series(
 
     def keep(value: Any, path: str) -> Any:
         if isinstance(value, dict):
-            kept = {k: v for k, v in ((k, keep(v, f"{path}/{k}" if path else k))
-                                      for k, v in value.items()) if v is not _MOVED}  # fmt: skip
+            kept = {
+                k: v
+                for k, v in ((k, keep(v, f"{path}/{k}" if path else k)) for k, v in value.items())
+                if v is not _MOVED
+            }
             return _MOVED if value and not kept else kept  # a table of series only: gone
         if isinstance(value, (list, tuple)) and len(value) > max_len:
             series[path] = value

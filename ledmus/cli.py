@@ -75,8 +75,9 @@ def cmd_simulate(args: argparse.Namespace) -> None:
     rng = np.random.default_rng(args.seed)
     lifting = Lifting(args.lifting or systems.get(args.system).lifting).check(solver)
     ic = solver.initial_condition(_load_ic(args.ic), args.batch, rng)
-    t, states = solver.rollout(ic, args.t_end, rng, discard=args.discard, progress=not args.quiet,
-                               lifting=lifting)  # fmt: skip
+    t, states = solver.rollout(
+        ic, args.t_end, rng, discard=args.discard, progress=not args.quiet, lifting=lifting
+    )
     extra = getattr(solver, "trajectory_attrs", dict)()  # e.g. bgk's velocity grid
     write_trajectory(
         args.out, states, t, solver, args.seed, attrs={"discard": args.discard, **extra}
@@ -92,28 +93,15 @@ def cmd_dataset(args: argparse.Namespace) -> None:
         log.info("%s/%s: %s %s", args.out, split["file"], name, tuple(split["shape"]))
 
 
-def _mpi_comm() -> Any:
-    """COMM_WORLD when launched by mpiexec with more than one rank, else None."""
-    import os
-
-    size = max(
-        int(os.environ.get(k, "1")) for k in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS")
-    )
-    if size <= 1:
-        return None
-    from mpi4py import MPI
-
-    return MPI.COMM_WORLD if MPI.COMM_WORLD.Get_size() > 1 else None
-
-
 def cmd_run(args: argparse.Namespace) -> None:
     import json
     import time
 
     from .coupler.engine import run_embedded
+    from .coupler.mpi import world_comm
     from .coupler.settings import read_ymmsl_settings, validate
 
-    comm = _mpi_comm()
+    comm = world_comm()
     rank = 0 if comm is None else comm.Get_rank()
     if comm is not None:
         for handler in logging.getLogger().handlers:
@@ -167,6 +155,17 @@ def cmd_launch(args: argparse.Namespace) -> None:
     raise SystemExit(launch_main(args.rest))
 
 
+def cmd_run_dir(args: argparse.Namespace) -> None:
+    """``ledmus run-dir D [--overwrite]``: make ``D`` a run directory for a plain
+    ``muscle_manager --run-dir D`` started next (``&&``).  muscle_manager 0.11 hangs on a
+    folder holding an earlier run's ``instances/``; this refuses such a folder with one
+    line (exit 2, so the manager never starts) or, with ``--overwrite``, removes what
+    that ledmus run wrote (:func:`ledmus.rundir.prepare_muscle3_run_dir`)."""
+    from .rundir import prepare_muscle3_run_dir
+
+    prepare_muscle3_run_dir(args.path, overwrite=args.overwrite, for_muscle_manager=True)
+
+
 def cmd_decode(args: argparse.Namespace) -> None:
     from .coupler.decode import decode_run
 
@@ -181,8 +180,9 @@ def cmd_systems(args: argparse.Namespace) -> None:
         spec = systems.get(name)
         solver = spec.make()
         shape = "(" + ", ".join(map(str, solver.state_shape)) + ")"
-        rows.append((name, spec.kind, shape, f"{solver.dt:g}", f"{solver.dt_coarse:g}",
-                     spec.description))  # fmt: skip
+        rows.append(
+            (name, spec.kind, shape, f"{solver.dt:g}", f"{solver.dt_coarse:g}", spec.description)
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         print(
@@ -200,8 +200,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     # -q also after the subcommand; SUPPRESS keeps the value given before it
     quiet = argparse.ArgumentParser(add_help=False)
-    quiet.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
-                       help="only warnings and errors")  # fmt: skip
+    quiet.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="only warnings and errors",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add = sub.add_parser
 
@@ -220,9 +225,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--discard", type=float, default=0.0, help="transient to run before recording")
     p.add_argument("--param", action="append", default=[], metavar="K=V", help="solver parameter")
-    p.add_argument("--lifting", help="how the initial condition becomes the solver's state: "
-                   "equilibrium, chapman_enskog, constrained_runs, newton_krylov (default: "
-                   "the system's)")  # fmt: skip
+    p.add_argument(
+        "--lifting",
+        help="how the initial condition becomes the solver's state: "
+        "equilibrium, chapman_enskog, constrained_runs, newton_krylov (default: "
+        "the system's)",
+    )
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("dataset", help="the paper's train/val/test splits")
@@ -236,8 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run a coupled yMMSL model in one process (embedded engine)")
     p.add_argument("ymmsl", help="yMMSL v0.2 file (configs/led_fhn.ymmsl, ...)")
-    p.add_argument("--run-dir", help="output folder (default runs/NAME_TIMESTAMP); must be "
-                   "new or empty unless --overwrite")  # fmt: skip
+    p.add_argument(
+        "--run-dir",
+        help="output folder (default runs/NAME_TIMESTAMP); must be new or empty unless --overwrite",
+    )
     p.add_argument(
         "--overwrite",
         action="store_true",
@@ -247,11 +257,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="K=V", help="override a setting")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("launch", add_help=False,
-                       help="run a yMMSL model under MUSCLE3 (muscle_manager --start-all) so "
-                       "that SIGTERM stops every process; see docs/muscle3_operations.md")  # fmt: skip
+    p = sub.add_parser(
+        "launch",
+        add_help=False,
+        help="run a yMMSL model under MUSCLE3 (muscle_manager --start-all) so "
+        "that SIGTERM stops every process; see docs/muscle3_operations.md",
+    )
     p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_launch)
+
+    p = sub.add_parser(
+        "run-dir",
+        help="prepare a run directory for a plain muscle_manager "
+        "(ledmus run-dir D && muscle_manager --start-all X.ymmsl --run-dir D)",
+    )
+    p.add_argument("path", help="the run directory (created if new)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an earlier ledmus run in it (what it wrote only)",
+    )
+    p.set_defaults(func=cmd_run_dir)
 
     p = sub.add_parser("decode", help="fill the states of a run recorded with record: latents")
     p.add_argument("run_dir", help="run directory holding trajectory.h5")

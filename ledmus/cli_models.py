@@ -39,8 +39,15 @@ def cmd_learn(args: argparse.Namespace) -> None:
     strategies = STRATEGIES if args.strategy == "both" else (args.strategy,)
     result = learn(load_config(args.config), args.out, strategies, progress=not args.quiet)
     last = {s: its[-1] for s, its in result["runs"].items() if its}
-    print(json.dumps({s: {k: e[k] for k in ("iteration", "accurate_ratio", "test_error")}
-                      for s, e in last.items()}, indent=2))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                s: {k: e[k] for k in ("iteration", "accurate_ratio", "test_error")}
+                for s, e in last.items()
+            },
+            indent=2,
+        )
+    )
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -49,16 +56,25 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from .evaluation import evaluate
 
     out_dir = Path(args.out_dir) if args.out_dir else None
-    result = evaluate(args.model, args.data, out_dir=out_dir, t_warm=args.t_warm,
-                      horizon=args.horizon, n_ics=args.n_ics, device=args.device)  # fmt: skip
+    result = evaluate(
+        args.model,
+        args.data,
+        out_dir=out_dir,
+        t_warm=args.t_warm,
+        horizon=args.horizon,
+        n_ics=args.n_ics,
+        device=args.device,
+    )
     if args.json:
         from .atomic import split_series, write_json
 
         write_json(args.json, split_series(result)[0])  # scalars; series: --out-dir
     summary = {k: v for k, v in result.items() if not isinstance(v, (list, dict))}
     if "rel_l2" in result and "models" in result:  # closure: max rel. L2 per model and ε
-        summary["rel_l2_max"] = {m: {e: round(r["max"], 5) for e, r in result["rel_l2"][m].items()}
-                                 for m in result["models"]}  # fmt: skip
+        summary["rel_l2_max"] = {
+            m: {e: round(r["max"], 5) for e, r in result["rel_l2"][m].items()}
+            for m in result["models"]
+        }
     print(json.dumps(summary, indent=2))
 
 
@@ -73,12 +89,17 @@ def add_model_commands(sub: Any) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("learn", help="concurrent learning of a moment closure (explore, "
-                       "label with BGK, train)")  # fmt: skip
+    p = sub.add_parser(
+        "learn", help="concurrent learning of a moment closure (explore, label with BGK, train)"
+    )
     p.add_argument("config", help="YAML config with a learn: section (configs/closure_bgk.yaml)")
     p.add_argument("--out", required=True, help="folder for learn_log.json and learn.png")
-    p.add_argument("--strategy", choices=("deviation", "random", "both"), default="both",
-                   help="label by ensemble deviation, at random (baseline), or both")  # fmt: skip
+    p.add_argument(
+        "--strategy",
+        choices=("deviation", "random", "both"),
+        default="both",
+        help="label by ensemble deviation, at random (baseline), or both",
+    )
     p.set_defaults(func=cmd_learn)
 
     p = sub.add_parser(

@@ -68,9 +68,14 @@ def make_dataset(
     out.mkdir(parents=True, exist_ok=True)
     solver = spec.make(**protocol.params)
     manifest: dict[str, Any] = {
-        "system": system, "scale": scale, "seed": seed, "description": protocol.description,
-        "params": solver.params(), "ledmus_version": __version__, "splits": {},
-    }  # fmt: skip
+        "system": system,
+        "scale": scale,
+        "seed": seed,
+        "description": protocol.description,
+        "params": solver.params(),
+        "ledmus_version": __version__,
+        "splits": {},
+    }
     old = out / "manifest.json"
     if splits is not None and old.is_file():
         previous = json.loads(old.read_text())
@@ -100,9 +105,40 @@ def make_dataset(
             out / f"{name}.h5", states, t, solver, split_seed, attrs=attrs, extra=extra
         )
         manifest["splits"][name] = {
-            "file": path.name, "shape": list(states.shape), "seed": split_seed,
-            "t0": float(t[0]), "t_end": float(t[-1]), **({"windows": split.windows,
-            "window_length": split.window_length} if split.windows else {}),
-        }  # fmt: skip
+            "file": path.name,
+            "shape": list(states.shape),
+            "seed": split_seed,
+            "t0": float(t[0]),
+            "t_end": float(t[-1]),
+            **(
+                {"windows": split.windows, "window_length": split.window_length}
+                if split.windows
+                else {}
+            ),
+        }
     write_json(out / "manifest.json", manifest)
     return manifest
+
+
+def ensure_test_split(data: Path, system: str) -> Path:
+    """``data``, generating it first when it is the missing test split of the model's
+    dataset folder (deterministic: the dataset's seed, as ``ledmus dataset`` would)."""
+    if data.exists() or data.name != "test.h5":
+        return data
+    folder = data.parent
+    seed, scale = 0, "paper"
+    manifest = folder / "manifest.json"
+    if manifest.is_file():
+        info = json.loads(manifest.read_text())
+        seed, scale = int(info.get("seed", 0)), info.get("scale", "paper")
+    log.info(
+        "test data %s is missing: generating the test split now, as `ledmus dataset %s "
+        "--out %s --seed %d --scale %s` would (deterministic)",
+        data,
+        system,
+        folder,
+        seed,
+        scale,
+    )
+    make_dataset(system, folder, scale=scale, seed=seed, splits=("test",))
+    return data

@@ -29,23 +29,24 @@ import torch
 
 from . import systems
 from .atomic import split_series, write_json, write_series
+from .datasets import ensure_test_split
 from .device import resolve_device
 from .rundir import check_writable
 from .surrogates.checkpoint import checkpoint_kind, model_from_payload, read_checkpoint
-from .systems.builtin import KS_LYAPUNOV
 from .trajectory import read_trajectory
 
 log = logging.getLogger(__name__)
 
-__all__ = ["KS_LYAPUNOV", "evaluate", "latent_forecast", "plot_evaluation"]
+__all__ = ["evaluate", "latent_forecast", "plot_evaluation"]
 
 
 #: bytes of reference windows forecast together (the peak memory is a few times this)
 CHUNK_BYTES = 16 * 2**20
 
 
-def _windows(traj, t_warm: int, horizon: int | None, n_ics: int | None
-             ) -> tuple[list[tuple[int, int]], int]:  # fmt: skip
+def _windows(
+    traj, t_warm: int, horizon: int | None, n_ics: int | None
+) -> tuple[list[tuple[int, int]], int]:
     """The evaluation windows as ``(run, start)`` pairs and the horizon; each window is
     ``states[run, start : start + t_warm + horizon]``."""
     states = traj.states
@@ -82,29 +83,6 @@ def _chunk_size(traj, length: int) -> int:
     """Windows per chunk so that one chunk of states is about :data:`CHUNK_BYTES`."""
     per_window = length * int(np.prod(traj.states.shape[2:])) * traj.states.itemsize
     return max(1, CHUNK_BYTES // max(per_window, 1))
-
-
-def test_split(data: Path, system: str, config: dict[str, Any]) -> Path:
-    """``data``, generating it first when it is the missing test split of the model's
-    dataset folder (deterministic: the dataset's seed, as ``ledmus dataset`` would)."""
-    if data.exists() or data.name != "test.h5":
-        return data
-    from .datasets import make_dataset
-
-    folder = data.parent
-    seed, scale = 0, "paper"
-    manifest = folder / "manifest.json"
-    if manifest.is_file():
-        import json
-
-        info = json.loads(manifest.read_text())
-        seed, scale = int(info.get("seed", 0)), info.get("scale", "paper")
-    log.info(
-        "test data %s is missing: generating the test split now, as `ledmus dataset %s "
-        "--out %s --seed %d --scale %s` would (deterministic)", data, system, folder, seed, scale,
-    )  # fmt: skip
-    make_dataset(system, folder, scale=scale, seed=seed, splits=("test",))
-    return data
 
 
 @torch.no_grad()
@@ -150,7 +128,7 @@ def evaluate(
     model = model_from_payload(payload, model_path, device=resolve_device(device))
     system = payload["system"]
     if data is None:
-        data = test_split(Path(payload["config"]["data"]) / "test.h5", system, payload["config"])
+        data = ensure_test_split(Path(payload["config"]["data"]) / "test.h5", system)
     traj = read_trajectory(data)
     if traj.system != system:
         raise ValueError(
@@ -178,10 +156,15 @@ def evaluate(
         if first is None:  # the first window, for the plots
             first = (ref[:1], pred[:1], z[:1].cpu().numpy())
     result: dict[str, Any] = {
-        "system": system, "model": str(model_path), "data": str(data), "t_warm": t_warm,
-        "horizon": horizon, "n_ics": len(windows), "dt_coarse": traj.dt_coarse,
+        "system": system,
+        "model": str(model_path),
+        "data": str(data),
+        "t_warm": t_warm,
+        "horizon": horizon,
+        "n_ics": len(windows),
+        "dt_coarse": traj.dt_coarse,
         "forecast_wall_s": wall,
-    }  # fmt: skip
+    }
     result.update(acc.result())
     if out_dir is not None:
         scalars, series = split_series(result)
@@ -190,14 +173,28 @@ def evaluate(
         if plots:
             run, offset = windows[0]
             where = f"test run {run}, steps {offset + t_warm} … {offset + t_warm + horizon - 1}"
-            plot_evaluation(spec, *first, result, out_dir, params=traj.params,
-                            window=f"window 1 of {len(windows)} ({where})")  # fmt: skip
+            plot_evaluation(
+                spec,
+                *first,
+                result,
+                out_dir,
+                params=traj.params,
+                window=f"window 1 of {len(windows)} ({where})",
+            )
     return result
 
 
-def plot_evaluation(spec: systems.SystemSpec, ref: np.ndarray, pred: np.ndarray,
-                    latents: np.ndarray, result: dict[str, Any], out_dir: Path, *,
-                    params: dict[str, Any] | None = None, window: str = "window 1") -> None:  # fmt: skip
+def plot_evaluation(
+    spec: systems.SystemSpec,
+    ref: np.ndarray,
+    pred: np.ndarray,
+    latents: np.ndarray,
+    result: dict[str, Any],
+    out_dir: Path,
+    *,
+    params: dict[str, Any] | None = None,
+    window: str = "window 1",
+) -> None:
     """Space-time contours (reference, prediction, error) of the first window against the
     physical coordinate, error versus time, and the latent trajectories (grids and
     histograms: ``contours.png``, ``error_vs_time.png``; particles: ``statistics.png``;
@@ -232,17 +229,27 @@ def plot_evaluation(spec: systems.SystemSpec, ref: np.ndarray, pred: np.ndarray,
         for c, name in enumerate(channels):
             r, p = ref[0, :span, c], pred[0, :span, c]
             lo, hi = r.min(), r.max()
-            for ax, field, title in zip(axes[c], (r, p, np.abs(r - p)),
-                                        ("reference", "LED latent", "|error|"), strict=True):  # fmt: skip
-                im = ax.imshow(field.T, aspect="auto", origin="lower", extent=extent,
-                               vmin=None if title == "|error|" else lo, vmax=None if title == "|error|" else hi,
-                               cmap="magma" if title == "|error|" else "RdBu_r")  # fmt: skip
+            for ax, field, title in zip(
+                axes[c], (r, p, np.abs(r - p)), ("reference", "LED latent", "|error|"), strict=True
+            ):
+                im = ax.imshow(
+                    field.T,
+                    aspect="auto",
+                    origin="lower",
+                    extent=extent,
+                    vmin=None if title == "|error|" else lo,
+                    vmax=None if title == "|error|" else hi,
+                    cmap="magma" if title == "|error|" else "RdBu_r",
+                )
                 ax.set_title(f"{name}: {title}")
                 ax.set_xlabel("t")
                 ax.set_ylabel(label)
                 fig.colorbar(im, ax=ax)
-        fig.suptitle(f"{spec.name}, {window}: t = 0 … {(span - 1) * dt:g} after the warm-up "
-                     f"(T_warm = {result['t_warm']} steps)", fontsize=10)  # fmt: skip
+        fig.suptitle(
+            f"{spec.name}, {window}: t = 0 … {(span - 1) * dt:g} after the warm-up "
+            f"(T_warm = {result['t_warm']} steps)",
+            fontsize=10,
+        )
         fig.tight_layout()
         fig.savefig(out_dir / "contours.png", dpi=90)
         plt.close(fig)
@@ -289,9 +296,14 @@ def plot_evaluation(spec: systems.SystemSpec, ref: np.ndarray, pred: np.ndarray,
     for k in range(latents.shape[-1]):
         ax.plot(t[:span], latents[0, :span, k], lw=1, label=f"z{k + 1}")
     ax.axvline(0, color="k", lw=0.8, ls="--")
-    ax.annotate(f"end of warm-up ({result['t_warm']} steps teacher-forced)", (0, 1),
-                xycoords=("data", "axes fraction"), xytext=(4, -12), textcoords="offset points",
-                fontsize=8)  # fmt: skip
+    ax.annotate(
+        f"end of warm-up ({result['t_warm']} steps teacher-forced)",
+        (0, 1),
+        xycoords=("data", "axes fraction"),
+        xytext=(4, -12),
+        textcoords="offset points",
+        fontsize=8,
+    )
     ax.set_xlabel("t after the warm-up")
     ax.set_ylabel("latent state z (model units)")
     ax.set_title(f"latent forecast, {window}", fontsize=9)
@@ -301,8 +313,9 @@ def plot_evaluation(spec: systems.SystemSpec, ref: np.ndarray, pred: np.ndarray,
     plt.close(fig)
 
 
-def _evaluate_closure(payload: dict[str, Any], model_path: str | Path, data: Any, *,
-                      out_dir: Path | None, plots: bool) -> dict[str, Any]:  # fmt: skip
+def _evaluate_closure(
+    payload: dict[str, Any], model_path: str | Path, data: Any, *, out_dir: Path | None, plots: bool
+) -> dict[str, Any]:
     """The moment-closure acceptance protocol (:mod:`.surrogates.closure.evaluate`):
     per ε, ``rel_l2`` of ρ, u, T for ``ml``, ``euler`` and ``ns`` against BGK."""
     if data is not None:

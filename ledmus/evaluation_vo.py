@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from . import systems
+from .datasets import ensure_test_split
 from .surrogates.config import DEFAULTS
 from .surrogates.vo_training import infer
 from .trajectory import read_trajectory
@@ -36,8 +37,9 @@ SNAPSHOTS_INFERRED = (0, 5, 9)
 SNAPSHOTS_PREDICTED = (15, 20, 25, 35)
 
 
-def predict(model: Any, observed: np.ndarray, n_total: int, cfg: dict[str, Any],
-            samples: int, seed: int) -> dict[str, np.ndarray]:  # fmt: skip
+def predict(
+    model: Any, observed: np.ndarray, n_total: int, cfg: dict[str, Any], samples: int, seed: int
+) -> dict[str, np.ndarray]:
     """Algorithm 1 for one test run: ``observed`` ``(1, T+1, 1, d)`` fractions; returns
     CG samples ``x`` ``(S, n_total, d)`` and fine-grained densities ``fine`` (same shape)."""
     post = infer(model, observed, cfg, seed=seed)
@@ -50,27 +52,36 @@ def predict(model: Any, observed: np.ndarray, n_total: int, cfg: dict[str, Any],
     return {"x": x, "fine": fine, "q_mean": post.mean().detach().numpy()[0]}
 
 
-def evaluate_vo(model: Any, payload: dict[str, Any], model_path: str | Path,
-                data: str | Path | None, *, out_dir: Path | None = None, plots: bool = True,
-                samples: int = 1000, seed: int = 0) -> dict[str, Any]:  # fmt: skip
+def evaluate_vo(
+    model: Any,
+    payload: dict[str, Any],
+    model_path: str | Path,
+    data: str | Path | None,
+    *,
+    out_dir: Path | None = None,
+    plots: bool = True,
+    samples: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
     """Evaluate the model read from ``model_path`` (its checkpoint ``payload``) on the test
     run (default: the config's ``data/test.h5``); :func:`ledmus.evaluation.evaluate`
     dispatches here."""
     cfg = payload["config"]
     if data is None:  # the config's test split, generated first when missing
-        from .evaluation import test_split
-
-        data = test_split(Path(cfg["data"]) / "test.h5", model.system, cfg)
+        data = ensure_test_split(Path(cfg["data"]) / "test.h5", model.system)
     data = Path(data)
     traj = read_trajectory(data)
     if traj.system != model.system:
-        raise ValueError(f"test data {data} is for system {traj.system!r}, the model for "
-                         f"{model.system!r}")  # fmt: skip
+        raise ValueError(
+            f"test data {data} is for system {traj.system!r}, the model for {model.system!r}"
+        )
     t_infer = int(model.spec["t_infer"])
     n_total = traj.states.shape[1]
     if n_total <= t_infer + 1:
-        raise ValueError(f"test data {data} holds {n_total} states; the model infers "
-                         f"{t_infer + 1} and needs at least one more to predict")  # fmt: skip
+        raise ValueError(
+            f"test data {data} holds {n_total} states; the model infers "
+            f"{t_infer + 1} and needs at least one more to predict"
+        )
     train_cfg = {**DEFAULTS["train_vo"], **cfg.get("train_vo", {})}
     start = time.perf_counter()
     out = predict(model, traj.states[:1, : t_infer + 1], n_total, train_cfg, samples, seed)
@@ -89,8 +100,13 @@ def evaluate_vo(model: Any, payload: dict[str, Any], model_path: str | Path,
 
     x_mean = out["x"].mean(axis=0)
     result: dict[str, Any] = {
-        "system": model.system, "model": str(model_path), "data": str(data),
-        "t_infer": t_infer, "n_states": n_total, "samples": samples, "dt_coarse": traj.dt_coarse,
+        "system": model.system,
+        "model": str(model_path),
+        "data": str(data),
+        "t_infer": t_infer,
+        "n_states": n_total,
+        "samples": samples,
+        "dt_coarse": traj.dt_coarse,
         "rel_l2": {str(k): rel(mean[k], truth[k]) for k in snaps},
         "rel_l2_pde": {str(k): rel(mean[k], pde[k]) for k in snaps},
         "micro_vs_pde": {str(k): rel(truth[k], pde[k]) for k in snaps},
@@ -101,7 +117,7 @@ def evaluate_vo(model: Any, payload: dict[str, Any], model_path: str | Path,
         "mass_error_inferred_train": payload["history"].get("mass_error_inferred_train"),
         "train_wall_s": payload["history"].get("wall_time_s", {}).get("vo"),
         "predict_wall_s": wall,
-    }  # fmt: skip
+    }
     if out_dir is not None and plots:
         _plots(out_dir, truth, mean, lo, hi, out, t_infer, traj.dt_coarse, solver.bin_centres)
     return result
@@ -115,8 +131,9 @@ def _plots(out_dir: Path, truth, mean, lo, hi, out, t_infer, dt, x) -> None:  # 
 
     t = dt * np.arange(len(truth))
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
-    for ax, field, title in zip(axes, (truth, mean), ("micro (truth)", "predictive mean"),
-                                strict=True):  # fmt: skip
+    for ax, field, title in zip(
+        axes, (truth, mean), ("micro (truth)", "predictive mean"), strict=True
+    ):
         im = ax.pcolormesh(x, t, field, shading="nearest")
         ax.axhline(t[t_infer], color="r", lw=1)
         ax.set_title(title)

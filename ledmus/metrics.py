@@ -147,7 +147,7 @@ def phase_shape(
         raise ValueError(f"window must be an integer >= 1, got {window!r}")
     n_ref = ref.shape[0]
     r = ref.reshape(n_ref, -1)
-    p = pred.reshape(pred.shape[0], -1)
+    p = pred.reshape(pred.shape[0], r.shape[1])  # (0 steps: -1 could not be inferred)
     idx = np.arange(p.shape[0]) if index is None else np.asarray(index, dtype=np.int64)
     if idx.shape != (p.shape[0],) or idx.min(initial=0) < 0 or idx.max(initial=0) >= n_ref:
         raise ValueError(f"index must hold one reference index in [0, {n_ref}) per step")

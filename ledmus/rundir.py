@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import tempfile
 import time
 import uuid
@@ -69,12 +70,16 @@ MUSCLE3_OUTPUTS = (
     "performance.sqlite-wal",
     "performance.sqlite-shm",
     "instances",
+    "logs",
     "output",
     "snapshots",
 )
 #: environment variable naming the run id ``ledmus launch`` wrote into the marker (so
 #: the macro component tells its own run's marker from an earlier run's)
 RUN_ID_ENV = "LEDMUS_RUN_ID"
+#: marker key: prepared by ``ledmus run-dir`` for a plain ``muscle_manager``, not yet
+#: taken by that run's macro component
+UNCLAIMED = "unclaimed"
 
 
 def _shown(names: list[str]) -> str:
@@ -114,6 +119,7 @@ def new_marker(
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "ledmus_version": __version__,
         "pid": os.getpid(),
+        "host": socket.gethostname(),
         "outputs": sorted(outputs),
         "kept": sorted(kept),
         "complete": False,
@@ -159,6 +165,28 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def _still_running(marker: dict) -> str | None:
+    """``"pid N"`` when the run that wrote ``marker`` has not finished and its process
+    still runs on this host (a Python process: a reused pid of another program does not
+    count), else None.  A run on another host cannot be checked from here."""
+    pid = marker.get("pid")
+    if marker.get("complete") or marker.get("host") != socket.gethostname():
+        return None
+    if not isinstance(pid, int) or pid <= 0 or pid == os.getpid():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except OSError:  # exists, owned by another user
+        pass
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return f"pid {pid}"
+    return f"pid {pid}" if b"python" in cmdline or b"ledmus" in cmdline else None
+
+
 def clear_previous_run(
     path: Path, *, what: str = "run directory", option: str = "--overwrite"
 ) -> list[str]:
@@ -174,6 +202,13 @@ def clear_previous_run(
             f"{what} {str(path)!r} holds files that no ledmus run wrote ({_shown(held)}; "
             f"{why}); {option} only replaces an earlier ledmus run: choose a new folder, "
             "or move those files away yourself"
+        )
+    running = _still_running(marker)
+    if running:
+        raise ValueError(
+            f"{what} {str(path)!r} holds a ledmus run that is still running ({running}); "
+            f"{option} does not replace a run in progress: wait for it, stop it, or choose "
+            "a new folder"
         )
     owned = owned_names(marker)
     removed = [n for n in held if n in owned or _is_temporary(n)]
@@ -191,6 +226,13 @@ def clear_previous_run(
             _shown(kept),
         )
     return kept
+
+
+def _holds_a_run_or_files(path: Path) -> bool:
+    """Anything in ``path`` but an unclaimed marker (``ledmus run-dir`` ran, no run
+    started since)?"""
+    names = [p.name for p in path.iterdir()]
+    return bool(names) and not (names == [MARKER] and (read_marker(path) or {}).get(UNCLAIMED))
 
 
 def prepare_run_dir(
@@ -221,7 +263,7 @@ def prepare_run_dir(
         raise ValueError(f"{what} {str(path)!r} {where}; give a folder")
     _refuse_working_dir(path, what)
     kept: list[str] = []
-    if path.is_dir() and any(path.iterdir()):
+    if path.is_dir() and _holds_a_run_or_files(path):
         if not overwrite:
             held = sorted(p.name for p in path.iterdir() if p.name != MARKER)
             earlier = " an earlier ledmus run" if read_marker(path) else ""
@@ -296,6 +338,11 @@ def claim_muscle3_run_dir(root: str | os.PathLike) -> str:
         return read_marker(root)["run_id"]
     if run_id and marker.get("run_id") == run_id:
         return run_id
+    if marker.get(UNCLAIMED) and not run_id:  # `ledmus run-dir D && muscle_manager ...`
+        marker[UNCLAIMED] = False
+        marker["pid"] = os.getpid()
+        write_marker(root, marker)
+        return marker["run_id"]
     earlier = (
         f"ledmus run {marker.get('run_id', '?')[:8]} started {marker.get('started', '?')}"
         if marker
@@ -308,25 +355,33 @@ def claim_muscle3_run_dir(root: str | os.PathLike) -> str:
     )
 
 
-def prepare_muscle3_run_dir(run_dir: str | os.PathLike, *, overwrite: bool = False) -> str:
-    """For ``ledmus launch``, before the manager starts: ``run_dir`` new or empty, or
-    (``overwrite``) an earlier ledmus run's folder cleared of what it wrote; writes the
-    marker of the new run and returns its id (handed to the components in
-    :data:`RUN_ID_ENV`)."""
-    prepare_run_dir(
-        run_dir,
-        overwrite=overwrite,
-        engine="muscle3",
-        option="--overwrite or the setting overwrite: true",
-    )
+def prepare_muscle3_run_dir(
+    run_dir: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    for_muscle_manager: bool = False,
+) -> str:
+    """Before the manager starts: ``run_dir`` new or empty, or (``overwrite``) an earlier
+    ledmus run's folder cleared of what it wrote; writes the marker of the new run and
+    returns its id.
+
+    ``ledmus launch`` hands the id to the components in :data:`RUN_ID_ENV`.  For a plain
+    ``muscle_manager`` started next (``for_muscle_manager``: ``ledmus run-dir D``), the
+    marker is left unclaimed: the first macro component that starts without a run id
+    takes it (:func:`claim_muscle3_run_dir`), a later rerun finds it claimed."""
+    option = "--overwrite" if for_muscle_manager else "--overwrite or the setting overwrite: true"
+    prepare_run_dir(run_dir, overwrite=overwrite, engine="muscle3", option=option)
     marker = read_marker(run_dir)
     marker["outputs"] = sorted(MUSCLE3_OUTPUTS)
+    if for_muscle_manager:
+        marker[UNCLAIMED] = True
     write_marker(run_dir, marker)
     return marker["run_id"]
 
 
-def prepare_output_file(path: str | os.PathLike, *, overwrite: bool = False,
-                        option: str = "--overwrite") -> Path:  # fmt: skip
+def prepare_output_file(
+    path: str | os.PathLike, *, overwrite: bool = False, option: str = "--overwrite"
+) -> Path:
     """Check an output file's place before any compute: its folder exists (and is a
     folder), is writable, and the file does not exist unless ``overwrite``."""
     path = Path(path)

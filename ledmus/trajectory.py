@@ -1,6 +1,6 @@
 """Trajectory files (HDF5).
 
-File contract (DESIGN.md): dataset ``states`` shaped ``(B, T, *state_shape)``, dataset
+File contract: dataset ``states`` shaped ``(B, T, *state_shape)``, dataset
 ``t`` shaped ``(T,)``, root attributes ``system``, ``params`` (JSON), ``dt_coarse``,
 ``dt_micro``, ``seed``, ``ledmus_version``.  Every file is written atomically
 (:func:`ledmus.atomic.atomic_path`).
@@ -12,6 +12,7 @@ the solver attributes it records (``state_shape``, ``system``, ``params()``, ``d
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -119,3 +120,13 @@ def read_trajectory(path: str | os.PathLike) -> Trajectory:
             attrs=attrs,
             extra=extra,
         )
+
+
+def fingerprint(*trajectories: Trajectory) -> str:
+    """SHA-256 over the states, times and parameters of the given trajectories."""
+    h = hashlib.sha256()
+    for traj in trajectories:
+        h.update(np.ascontiguousarray(traj.states).tobytes())
+        h.update(np.ascontiguousarray(traj.t).tobytes())
+        h.update(json.dumps(traj.params, sort_keys=True).encode())
+    return h.hexdigest()

@@ -175,8 +175,14 @@ def as_choice(choices: Iterable[str]) -> Callable[[str, Any], str]:
     return parse
 
 
-def parse_fields(fields: Iterable[Field], raw: Mapping[str, Any], *, what: str = "setting",
-                 unknown: str = "error", extra: str = "") -> dict[str, Any]:  # fmt: skip
+def parse_fields(
+    fields: Iterable[Field],
+    raw: Mapping[str, Any],
+    *,
+    what: str = "setting",
+    unknown: str = "error",
+    extra: str = "",
+) -> dict[str, Any]:
     """Parse ``raw`` against ``fields``; returns every field's value (defaults filled).
 
     ``unknown``: ``"error"`` (name them and list the allowed fields, plus ``extra``) or

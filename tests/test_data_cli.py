@@ -10,7 +10,8 @@ import pytest
 
 from ledmus import __version__, solvers
 from ledmus.cli import main
-from ledmus.data import make_dataset, read_trajectory, write_trajectory
+from ledmus.datasets import make_dataset
+from ledmus.trajectory import read_trajectory, write_trajectory
 
 
 def test_unknown_system_lists_valid_names():

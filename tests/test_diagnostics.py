@@ -90,30 +90,110 @@ def test_lifting_residual_and_convergence_recomputed_on_the_returned_state(tol, 
 
 
 # ---------------------------------------------------------------- closure deviation
-def test_closure_ensemble_deviation_by_hand():
+def closure_model(eps: float = 0.5):
     from ledmus.surrogates import load_macro_model
-    from ledmus.surrogates.closure.ml import MLMomentClosure
 
     model = load_macro_model(ROOT / "models" / "closure_bgk_hmm.pt")
-    eps = 0.5
     model.bind_micro(solvers.make("bgk", kn=eps))
-    bgk = model.bgk
-    f0 = bgk.initial_condition("sod", 1, np.random.default_rng(0))
+    return model
+
+
+@pytest.mark.parametrize("eps_ref", [None, 0.37])  # as shipped (0.1), and another value
+def test_closure_ensemble_deviation_by_hand(eps_ref):
+    from ledmus.surrogates.closure.ml import MLMomentClosure
+
+    eps = 0.5
+    model = closure_model(eps)
+    members = list(model.net.members)
+    if eps_ref is not None:  # every member of an ensemble shares its spec
+        for net in members:
+            net.spec["eps_ref"] = eps_ref
+    eps_ref = members[0].spec["eps_ref"]
+    bgk, rng = model.bgk, np.random.default_rng(0)
+    f0 = np.concatenate([bgk.initial_condition(ic, 1, rng) for ic in ("sod", "waves")])
     model.reset()
     model.assimilate(model.restrict(f0[:, None]))
     out, dev = model.propagate(2)
-    members = list(model.net.members)
-    eps_ref = members[0].spec["eps_ref"]
+    assert dev.shape == (2, 2)
     for j in range(2):
-        Q = out[:, j].reshape(1, 3 + model.M, bgk.nx)
-        terms = []  # per member: q (1 row), g (M rows), y (3 M rows) per cell
-        for net in members:
-            q, g, y = MLMomentClosure(net, eps).closure_terms(Q)
-            terms.append(np.concatenate([q[0][None], g[0], y[0].reshape(-1, bgk.nx)]))
-        terms = np.array(terms)  # (K, 1 + 4M, nx)
-        mean = terms.sum(axis=0) / len(members)
-        std = np.sqrt(((terms - mean) ** 2).sum(axis=0) / len(members))  # population std
-        scale = eps / (1.0 + eps / eps_ref)  # s(eps) = eps / (1 + eps / eps_ref)
-        # the code evaluates s(eps) in float32 (relative 3e-8 measured; 1e-6 allows it)
-        assert dev[0, j] == pytest.approx(std.max() / scale, rel=1e-6)
-        assert math.isfinite(dev[0, j]) and dev[0, j] > 1e-4  # the members disagree
+        for b in range(2):
+            Q = out[b : b + 1, j].reshape(1, 3 + model.M, bgk.nx)
+            terms = []  # per member: q (1 row), g (M rows), y (3 M rows) per cell
+            for net in members:
+                q, g, y = MLMomentClosure(net, eps).closure_terms(Q)
+                terms.append(np.concatenate([q[0][None], g[0], y[0].reshape(-1, bgk.nx)]))
+            terms = np.array(terms)  # (K, 1 + 4M, nx)
+            mean = terms.sum(axis=0) / len(members)
+            std = np.sqrt(((terms - mean) ** 2).sum(axis=0) / len(members))  # population std
+            scale = eps / (1.0 + eps / eps_ref)  # s(eps) = eps / (1 + eps / eps_ref)
+            # the code evaluates s(eps) in float32 (relative 3e-8 measured; 1e-6 allows it)
+            assert dev[b, j] == pytest.approx(std.max() / scale, rel=1e-6)
+            # the members disagree: measured 5.1e-5 (waves) to 2e-3 (sod)
+            assert math.isfinite(dev[b, j]) and dev[b, j] > 1e-5
+    assert dev[0, 0] != pytest.approx(dev[1, 0], rel=1e-3)  # a deviation per state
+    from ledmus.surrogates.closure.learn import deviation
+
+    Q = out[:, 0].reshape(2, 3 + model.M, bgk.nx)
+    np.testing.assert_array_equal(deviation(members[:1], Q, eps), [0.0, 0.0])  # one member
+
+
+class BreakingFV:
+    """A stand-in finite-volume solver: ``Q + dt``, but a batch holding a state whose
+    first entry lies in ``(-dt, 0)`` raises (a breakdown), as does such a state alone."""
+
+    def __init__(self, dt: float) -> None:
+        self.dt, self.calls = dt, []
+
+    def advance(self, Q, dt):
+        assert dt == self.dt
+        self.calls.append(len(Q))
+        if ((Q[:, 0, 0] < 0) & (Q[:, 0, 0] > -dt)).any():
+            raise FloatingPointError("breakdown")
+        return Q + dt
+
+
+def test_a_closure_member_that_breaks_down_keeps_its_state_with_infinite_deviation(monkeypatch):
+    """Three members; the middle one breaks down at the second step: it keeps the state it
+    had, its deviation is inf from there on, the others march on with theirs."""
+    import ledmus.surrogates.closure.learn as learn
+
+    model = closure_model()
+    dt = model.bgk.dt_coarse
+    model._fv = fv = BreakingFV(dt)
+    monkeypatch.setattr(learn, "deviation", lambda nets, Q, eps: Q[:, 0, 0] * 1.0)
+    shape = (3 + model.M, model.nx)
+    Q = np.stack([np.full(shape, v) for v in (1.0, 2.0, 3.0)])
+    Q[1, 0, 0] = -1.5 * dt  # -0.5 dt after one step: the second breaks down
+    model.Q = Q.copy()
+    out, dev = model.propagate(3)
+    assert out.shape == (3, 3, model.macro_dim) and dev.shape == (3, 3)
+    expect = Q.reshape(3, -1)[:, None] + dt * np.arange(1, 4)[None, :, None]
+    for b in (0, 2):
+        np.testing.assert_allclose(out[b], expect[b], rtol=1e-15, atol=1e-15)
+        np.testing.assert_allclose(dev[b], expect[b][:, 0], rtol=1e-15)
+    # member 1: the first step (-1.5 dt -> -0.5 dt) went through; then it broke down
+    np.testing.assert_allclose(out[1, 0], expect[1, 0], rtol=1e-15)
+    np.testing.assert_allclose(out[1, 1], expect[1, 0], rtol=1e-15)
+    np.testing.assert_allclose(out[1, 2], expect[1, 0], rtol=1e-15)
+    assert dev[1, 0] == pytest.approx(-0.5 * dt) and np.isinf(dev[1, 1:]).all()
+    # batch of 3; then 3, 1, 1, 1 (the batch failed, each member alone); then the 2 alive
+    assert fv.calls == [3, 3, 1, 1, 1, 2]
+
+
+def test_reverting_one_closure_member_restores_it_alone(monkeypatch):
+    import ledmus.surrogates.closure.learn as learn
+
+    model = closure_model()
+    model._fv = BreakingFV(model.bgk.dt_coarse)
+    monkeypatch.setattr(learn, "deviation", lambda nets, Q, eps: Q[:, 0, 0] * 1.0)
+    Q = np.stack([np.full((3 + model.M, model.nx), v) for v in (1.0, 2.0, 3.0)])
+    model.Q = Q.copy()
+    snap = model.snapshot()
+    model.propagate(2)
+    moved = model.Q.copy()
+    model.revert_members(snap, np.array([1]))
+    np.testing.assert_array_equal(model.Q[1], Q[1])
+    np.testing.assert_array_equal(model.Q[[0, 2]], moved[[0, 2]])
+    assert not np.array_equal(moved[[0, 2]], Q[[0, 2]])
+    model.revert_members(snap, np.array([0, 2]))
+    np.testing.assert_array_equal(model.Q, Q)

@@ -1,9 +1,9 @@
-"""Operator faults of an embedded run (``ledmus run``), one table: each ends with one
-``ledmus: error: ...`` line (or the stop line of a signal) and its exit status, leaves no
-partial output and no folder the run created, and never touches a file it did not
-write.  The MUSCLE3 faults (SIGTERM to the launcher or the manager, a rerun into a
-MUSCLE3 run directory, a settings error in a component) are in tests/test_muscle3_ops.py
-and tests/test_run_safety.py, where their runs are started."""
+"""Operator faults, two tables: an embedded run (``ledmus run``) and a MUSCLE3 run
+(``ledmus launch``).  Each fault ends with one ``ledmus: error: ...`` line (or the stop
+line of a signal) and its exit status, leaves no partial output and no process of the
+run, and never touches a file the run did not write.  SIGTERM to the launcher or the
+manager and a settings error in a component are in tests/test_muscle3_ops.py; the
+README's ``ledmus run-dir D && muscle_manager ...`` rerun is in tests/test_run_safety.py."""
 
 from __future__ import annotations
 
@@ -15,7 +15,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
+from test_muscle3_ops import BIN, alive, muscle3, registered, run_processes, ymmsl_copy
+from test_muscle3_ops import env as muscle3_env
 
 from ledmus.cli import main
 
@@ -124,39 +127,48 @@ def test_a_read_only_run_directory_is_one_line(tmp_path, capsys, monkeypatch):
     assert err.count("\n") == 1 and "is not writable: Read-only file system" in err
 
 
+def start_long_run(run_dir: Path) -> subprocess.Popen:
+    """``ledmus run`` of the main job for 40000 time units (minutes) into ``run_dir``;
+    returns once its marker is written (it computes from then on)."""
+    long = ["--set", "t_end=40000", "--set", "plots=false", "--set", "compare=false"]
+    cmd = [sys.executable, "-m", "ledmus", "-q", "run", str(FHN_YMMSL), "--run-dir", str(run_dir)]
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([*cmd, *long], cwd=ROOT, env=env, **pipes)
+    deadline = time.monotonic() + 120  # import of torch and the model on a loaded machine
+    while not (run_dir / ".ledmus-run.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert (run_dir / ".ledmus-run.json").exists(), "the run did not start"
+    return proc
+
+
+def test_a_second_run_never_replaces_a_run_in_progress(tmp_path, capsys, monkeypatch):
+    """Two runs at once into one folder: the second is refused in one line, with
+    ``--overwrite`` too, and the first goes on untouched."""
+    monkeypatch.chdir(ROOT)
+    run_dir = tmp_path / "r"
+    first = start_long_run(run_dir)
+    try:
+        time.sleep(1.0)
+        before = sorted(p.name for p in run_dir.iterdir())
+        for extra in ([], ["--overwrite"]):
+            args = ["-q", "run", str(FHN_YMMSL), *SHORT, "--run-dir", str(run_dir), *extra]
+            assert main(args) == 2
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1 and err.startswith("ledmus: error: "), err
+        assert f"holds a ledmus run that is still running (pid {first.pid});" in err
+        assert sorted(p.name for p in run_dir.iterdir()) == before
+        assert first.poll() is None  # still computing
+    finally:
+        first.kill()
+        first.wait()
+
+
 def test_sigterm_to_a_run_leaves_no_output_and_no_process(tmp_path):
     """SIGTERM while computing: exit 143, one line, no run directory left."""
     run_dir = tmp_path / "new" / "r"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ledmus",
-            "-q",
-            "run",
-            str(FHN_YMMSL),
-            "--run-dir",
-            str(run_dir),
-            "--set",
-            "t_end=40000",
-            "--set",
-            "plots=false",
-            "--set",
-            "compare=false",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
+    proc = start_long_run(run_dir)
     try:
-        deadline = 120  # import of torch and the model on a loaded 2-core machine
-        for _ in range(deadline * 10):
-            if (run_dir / ".ledmus-run.json").exists():
-                break
-            time.sleep(0.1)
-        assert (run_dir / ".ledmus-run.json").exists(), "the run did not start"
         time.sleep(1.0)  # computing now (the marker is written just before the model loads)
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=5)  # unwinding only: well under a second
@@ -166,3 +178,114 @@ def test_sigterm_to_a_run_leaves_no_output_and_no_process(tmp_path):
     assert code == 128 + signal.SIGTERM
     assert err.strip() == "ledmus: terminated; no partial output was kept"
     assert not (tmp_path / "new").exists()
+
+
+# ------------------------------------------------------------ MUSCLE3 runs (ledmus launch)
+#: seconds after the launcher returned within which no process of the run may be left
+#: (the issue's bound; muscle_manager has SIGKILLed the rest when it returns)
+NO_PROCESS_AFTER_S = 5.0
+#: a whole faulty MUSCLE3 run: start-up (~8 s here) plus the fault; 150 s only so that a
+#: hang fails the test instead of stalling the suite
+MUSCLE3_RUN_TIMEOUT_S = 150
+
+
+def _muscle3_previous_run(tmp: Path) -> tuple[dict, Path]:
+    from test_run_safety import fake_previous_run
+
+    fake_previous_run(tmp / "d")
+    return {}, tmp / "d"
+
+
+def _muscle3_overwrite_foreign(tmp: Path) -> tuple[dict, Path]:
+    plant_foreign(tmp / "d")
+    return {"overwrite": True}, tmp / "d"
+
+
+def _muscle3_corrupt_checkpoint(tmp: Path) -> tuple[dict, Path]:
+    (tmp / "m.pt").write_bytes(np.random.default_rng(0).bytes(1000))
+    return {"model": str(tmp / "m.pt")}, tmp / "d"
+
+
+def _muscle3_kill(component: str):
+    def fault(tmp: Path) -> tuple[dict, Path]:
+        return {"t_end": 4000.0}, tmp / "d"  # long enough to be killed while running
+
+    fault.__name__ = f"_muscle3_kill_{component}"
+    fault.victim = component
+    return fault
+
+
+# fault, the text of the one error line, exit status
+MUSCLE3_FAULTS = [
+    (_muscle3_previous_run, "is not empty (holds an earlier ledmus run ", 2),
+    (_muscle3_overwrite_foreign, "holds files that no ledmus run wrote (sub, thesis.tex;", 2),
+    pytest.param(
+        _muscle3_corrupt_checkpoint,
+        "ValueError: setting model: {tmp}/m.pt is not a ledmus checkpoint (not a PyTorch",
+        1,
+        marks=pytest.mark.slow,  # four components start: ~10 s
+    ),
+    *[
+        pytest.param(
+            _muscle3_kill(c),
+            f"component {c} died first (killed by SIGKILL)",
+            1,
+            marks=pytest.mark.slow,  # ~15 s: started, killed, stopped
+        )
+        for c in ("micro", "restrict")
+    ],
+]
+
+
+def _component_processes(run_dir: Path, name: str) -> list:
+    found = []
+    for proc in psutil.process_iter(["cwd", "cmdline"]):
+        cwd, cmd = proc.info["cwd"] or "", " ".join(proc.info["cmdline"] or [])
+        if cwd.startswith(str(run_dir / "instances" / name)) and "python" in cmd:
+            found.append(proc)
+    return found
+
+
+@muscle3
+@pytest.mark.parametrize(
+    ("fault", "message", "status"),
+    MUSCLE3_FAULTS,
+    ids=["previous_run", "overwrite_foreign", "corrupt_checkpoint", "kill_micro", "kill_restrict"],
+)
+def test_a_muscle3_fault_is_one_line_and_leaves_no_process(tmp_path, fault, message, status):
+    settings, run_dir = fault(tmp_path)
+    ymmsl = ymmsl_copy(tmp_path, **{"t_end": 120.0, **settings})
+    before = {p.relative_to(tmp_path): p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
+    cmd = [str(BIN / "ledmus"), "launch", str(ymmsl), "--run-dir", str(run_dir)]
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=muscle3_env(), **pipes)
+    try:
+        victim = getattr(fault, "victim", None)
+        if victim:
+            deadline = time.monotonic() + MUSCLE3_RUN_TIMEOUT_S
+            while registered(run_dir) < 4 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            time.sleep(1.0)  # computing now
+            targets = _component_processes(run_dir, victim)
+            assert targets, f"no {victim} process found"
+            for target in targets:
+                target.kill()
+        out, err = proc.communicate(timeout=MUSCLE3_RUN_TIMEOUT_S)
+    finally:
+        if proc.poll() is None:
+            for child in psutil.Process(proc.pid).children(recursive=True):
+                child.kill()
+            proc.kill()
+    returned = time.monotonic()
+    while run_processes(run_dir, ymmsl) and time.monotonic() < returned + NO_PROCESS_AFTER_S:
+        time.sleep(0.1)
+    left = [p for p in run_processes(run_dir, ymmsl) if alive(p)]
+    assert not left, [" ".join(p.cmdline())[:100] for p in left]
+    assert proc.returncode == status, err
+    errors = [line for line in err.splitlines() if line.startswith("ledmus: error: ")]
+    assert len(errors) == 1 and message.format(tmp=tmp_path) in errors[0], err
+    assert "Traceback" not in out + err and "weights_only" not in err
+    assert not list(tmp_path.rglob("*.part"))
+    assert {p.relative_to(tmp_path) for p in tmp_path.rglob("metrics.json")} <= set(before)
+    for path, mtime in before.items():  # nothing that was there is gone or rewritten
+        assert (tmp_path / path).exists() and (tmp_path / path).stat().st_mtime_ns == mtime

@@ -268,3 +268,138 @@ def test_speedup_is_micro_time_over_ledmus_time():
     for bad in (0.0, -1.0):
         with pytest.raises(ValueError, match=r"^t_ledmus must be > 0$"):
             metrics.speedup(1.0, bad)
+
+
+# ----------------------------------------------------------------------- phase_shape
+def phase_shape_by_hand(ref, pred, dt=1.0, window=10, index=None):
+    """The docstring of :func:`metrics.phase_shape` step by step, in plain Python loops:
+    for each predicted state, every reference segment ``[k, k + 1]`` with
+    ``i - window <= k < i + window`` inside the reference, the best point on it, and the
+    segment whose point is nearest (the first one on a tie)."""
+    r = [np.ravel(x).astype(np.float64) for x in ref]
+    p = [np.ravel(x).astype(np.float64) for x in pred]
+    index = range(len(p)) if index is None else index
+    span = max(x.max() for x in r) - min(x.min() for x in r)
+    span = span if span > 0 else 1.0
+    lags, shapes = [], []
+    for pj, i in zip(p, index, strict=True):
+        if len(r) == 1:
+            lags.append(0.0)
+            shapes.append(float(np.mean(np.abs(pj - r[0]))) / span)
+            continue
+        best = None
+        for k in range(i - window, i + window):
+            if k < 0 or k + 1 > len(r) - 1:
+                continue
+            d, e = r[k + 1] - r[k], pj - r[k]
+            dd = float(d @ d)
+            a = min(max(float(e @ d) / (dd if dd > 0 else 1.0), 0.0), 1.0)
+            resid = e - a * d
+            dist = float(resid @ resid)
+            if best is None or dist < best[0]:
+                best = (dist, k, a, resid)
+        _, k, a, resid = best
+        lags.append((k + a - i) * dt)
+        shapes.append(float(np.mean(np.abs(resid))) / span)
+    return np.array(lags), np.array(shapes)
+
+
+@pytest.mark.parametrize(
+    ("n_ref", "field", "window", "dt", "index"),
+    [
+        (30, (2, 5), 3, 0.5, [0, 1, 14, 27, 29]),  # both ends of the reference
+        (30, (7,), 1, 2.0, None),  # the default index 0..T-1, the smallest window
+        (12, (2, 7000), 4, 1.0, [3, 0, 11, 6, 6]),  # chunks of one step (M = 14000)
+        (30, (2, 5), 3, 0.5, np.array([2.0, 9.0, 28.0])),  # integral float indices
+    ],
+)
+@pytest.mark.parametrize("scale", [1.0, 0.05])  # a reference range above and below 1
+def test_phase_shape_equals_the_search_by_hand(n_ref, field, window, dt, index, scale):
+    rng = np.random.default_rng(n_ref + window)
+    ref = (rng.normal(size=(n_ref, *field)) + 3.0) * scale
+    n = len(index) if index is not None else 20
+    pred = (rng.normal(size=(n, *field)) * 0.5 + 3.0) * scale
+    lag, shape = metrics.phase_shape(ref, pred, dt=dt, window=window, index=index)
+    if index is not None:
+        index = [int(i) for i in index]
+    want_lag, want_shape = phase_shape_by_hand(ref, pred, dt, window, index)
+    assert lag.shape == shape.shape == (n,)
+    # the same sums in another order (einsum against dot): a few ulp
+    np.testing.assert_allclose(lag, want_lag, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(shape, want_shape, rtol=1e-12)
+    assert np.any(lag != 0) and np.all(np.abs(lag) <= window * dt)
+
+
+def test_phase_shape_computes_in_float64_whatever_the_input_dtype():
+    rng = np.random.default_rng(5)
+    ref, pred = rng.normal(size=(20, 30)), rng.normal(size=(6, 30))
+    ref32, pred32 = ref.astype(np.float32), pred.astype(np.float32)
+    want = phase_shape_by_hand(ref32.astype(np.float64), pred32.astype(np.float64), 1.0, 3)
+    got = metrics.phase_shape(ref32, pred32, window=3)
+    # float64 sums in another order: a few ulp; float32 arithmetic would be ~1e-7 off
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-12)
+
+
+def test_phase_shape_default_window_is_ten_steps():
+    """A forecast 10.5 steps ahead of a reference moving at constant speed: the default
+    window (10 steps) reaches 10 steps at most."""
+    ref = np.arange(40.0)[:, None] * np.array([[1.0, -2.0, 0.5]])  # r_k = k v
+    pred = (12 + 10.5) * np.array([[1.0, -2.0, 0.5]])
+    lag, _ = metrics.phase_shape(ref, pred, index=[12])
+    assert lag.tolist() == [10.0]
+    lag, _ = metrics.phase_shape(ref, pred, window=11, index=[12])
+    assert lag.tolist() == [10.5]
+
+
+def test_phase_shape_does_not_extrapolate_beyond_the_reference():
+    """The nearest point on a segment lies on it (0 <= a <= 1): before the first and
+    after the last reference state the lag stops at the ends."""
+    v = np.array([[1.0, -2.0, 0.5]])
+    ref = np.arange(10.0)[:, None] * v
+    lag, shape = metrics.phase_shape(ref, np.vstack([-0.5 * v, 9.5 * v]), window=3, index=[0, 9])
+    assert lag.tolist() == [0.0, 0.0]
+    # half a step of v from the end state; the span is 9 - (-18) = 27
+    np.testing.assert_allclose(shape, 0.5 * np.abs(v).mean() / 27.0, rtol=1e-14)
+
+
+def test_phase_shape_of_no_steps_is_empty():
+    lag, shape = metrics.phase_shape(np.zeros((5, 4)), np.zeros((0, 4)), index=[])
+    assert lag.shape == shape.shape == (0,)
+
+
+def test_phase_shape_of_a_single_state_or_a_constant_reference():
+    lag, shape = metrics.phase_shape(np.array([[0.0, 2.0, 4.0]]), np.array([[1.0, 1.0, 1.0]]))
+    assert lag.tolist() == [0.0] and shape.tolist() == [(1.0 + 1.0 + 3.0) / 3 / 4.0]  # span 4
+    pred = np.array([[1.0, 2.0, 4.0]])
+    lag, shape = metrics.phase_shape(np.array([[1.0, 1.0, 1.0]]), pred)  # one reference state
+    assert lag.tolist() == [0.0] and shape.tolist() == [4.0 / 3.0]  # span 0 counts as 1
+    ref = np.array([[0.0, 1.0, 3.0], [2.0, 1.0, 3.0]])  # span 3
+    lag, shape = metrics.phase_shape(ref, np.array([[1.0, 1.0, 3.0]]), window=1)
+    assert lag.tolist() == [0.5] and shape.tolist() == [0.0]  # halfway along the segment
+    flat = np.ones((4, 3))  # every segment has zero length: a = 0, first segment
+    lag, shape = metrics.phase_shape(flat, pred, window=2, index=[2])
+    assert lag.tolist() == [-2.0] and shape.tolist() == pytest.approx([(0 + 1 + 3) / 3])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"index": [0, 5]}, r"index must hold one reference index in \[0, 5\) per step"),
+        ({"index": [-1, 0]}, r"index must hold one reference index in \[0, 5\) per step"),
+        ({"index": [0]}, r"index must hold one reference index in \[0, 5\) per step"),
+        ({"window": 0}, r"^window must be an integer >= 1, got 0$"),
+    ],
+)
+def test_phase_shape_refuses_bad_indices_and_windows(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        metrics.phase_shape(np.zeros((5, 4)), np.zeros((2, 4)), **kwargs)
+
+
+def test_phase_shape_refuses_a_reference_without_a_field_axis():
+    message = (
+        r"^reference \(5,\) and prediction \(2, 4\) must be \(T, \*field\) with the same "
+        r"field shape$"
+    )
+    with pytest.raises(ValueError, match=message):
+        metrics.phase_shape(np.zeros(5), np.zeros((2, 4)))

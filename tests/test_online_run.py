@@ -299,6 +299,10 @@ def test_a_macro_phase_runs_on_the_weights_its_comparison_accepted():
     counts = [0] + [c for _, c in seen]
     for (waited, _), before, after in zip(seen, counts[:-1], counts[1:], strict=True):
         assert after == before or waited >= 40
+    # ... at the first block end with 40 steps waited, not later (waits of 10 to 40 only)
+    assert max(w for w, _ in seen) == 40
+    # each end counts the members whose phase ended: measured twice both members
+    assert counts[-1] == coord.interventions["weights_update"] == 4
 
 
 def test_weights_whose_autoencoder_reconstructs_worse_are_refused(monkeypatch):
@@ -335,3 +339,46 @@ def test_muscle3_resume_of_a_deterministic_online_run_equals_the_uninterrupted_r
     a = yaml.safe_load((full / "metrics.json").read_text())["trainer"]
     b = yaml.safe_load((resumed / "metrics.json").read_text())["trainer"]
     assert a["version"] > 0 and {**a, "train_s": 0} == {**b, "train_s": 0}
+
+
+def test_a_rejected_macro_block_leaves_the_online_weights_and_the_member_state(monkeypatch):
+    """Issue 23 item 1: a violation planted on a member whose model runs on weights that
+    came online: the block is rejected, that member's propagation state is the one before
+    the block, the other member's is not, and the weights are untouched (new weights wait
+    for the end of the block)."""
+    from ledmus.coupler.adaptive import MODE_MACRO, AdaptiveCoordinator
+
+    violations, macro_block = AdaptiveCoordinator._violations, AdaptiveCoordinator._macro_block
+    checked = []
+
+    def planted(self, states, unc):  # the first macro row once online weights are in use
+        causes = violations(self, states, unc)
+        if self.learning.applied > 0:
+            causes[0] = causes[0] or "non_finite"
+        return causes
+
+    def watched(self, i, n):
+        rows = np.flatnonzero(self.mode == MODE_MACRO)
+        weights, before = weights_of(self.model), self.model.snapshot()
+        version, incoming = self.learning.version, self.learning.incoming
+        rejected = macro_block(self, i, n)
+        if len(rejected) and len(rows) == 2:
+            after = self.model.snapshot()
+            assert list(rejected) == [rows[0]]
+            now = self.model.get_weights()
+            assert all(torch.equal(weights[k], now[k]) for k in weights)
+            assert self.learning.version == version and self.learning.incoming is incoming
+            for k, (h0, h1) in enumerate(zip(before["hidden"], after["hidden"], strict=True)):
+                np.testing.assert_array_equal(h1[:, rows[0]], h0[:, rows[0]], err_msg=f"h{k}")
+            np.testing.assert_array_equal(after["z_next"][rows[0]], before["z_next"][rows[0]])
+            moved = after["hidden"][0][:, rows[1]], before["hidden"][0][:, rows[1]]
+            assert not np.array_equal(*moved)  # the accepted member propagated
+            checked.append(i)
+        return rejected
+
+    monkeypatch.setattr(AdaptiveCoordinator, "_violations", planted)
+    monkeypatch.setattr(AdaptiveCoordinator, "_macro_block", watched)
+    coord, parts = coordinator(online(ensemble=2, t_end=600.0, t_macro=20.0))
+    coord.run(parts.exchange)
+    assert coord.learning.applied >= 2 and len(checked) >= 1, (coord.learning.applied, checked)
+    assert coord.interventions["non_finite"] >= len(checked)

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from ledmus import solvers
-from ledmus.data import write_trajectory
 from ledmus.surrogates import PCA, PCAMacro, load_macro_model
 from ledmus.surrogates.checkpoint import load_model, save_checkpoint
 from ledmus.surrogates.config import resolve
 from ledmus.surrogates.training import train_from_config
+from ledmus.trajectory import write_trajectory
 
 SHAPE = (2, 6)  # (C, N): D = 12
 D = 12

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import pickle
-import shutil
 import subprocess
 import sys
 import time
@@ -317,20 +316,6 @@ def fake_previous_run(run_dir: Path) -> None:
     write_marker(run_dir, new_marker("muscle3", outputs=MUSCLE3_OUTPUTS))
 
 
-def test_launch_refuses_a_previous_run_before_anything_starts(tmp_path):
-    run_dir = tmp_path / "fhn"
-    fake_previous_run(run_dir)
-    before = sorted(p.relative_to(run_dir) for p in run_dir.rglob("*"))
-    start = time.monotonic()
-    proc = bounded(
-        [sys.executable, "-m", "ledmus", "launch", str(FHN_YMMSL), "--run-dir", str(run_dir)]
-    )
-    assert proc.returncode == 2 and time.monotonic() - start < REFUSE_WITHIN_S
-    assert proc.stderr.count("\n") == 1 and "holds an earlier ledmus run" in proc.stderr
-    assert sorted(p.relative_to(run_dir) for p in run_dir.rglob("*")) == before
-    assert (run_dir / "configuration.ymmsl").read_text() == "old"
-
-
 def test_the_macro_component_tells_its_run_from_an_earlier_one(tmp_path, monkeypatch):
     from ledmus.rundir import RUN_ID_ENV, claim_muscle3_run_dir, prepare_muscle3_run_dir
 
@@ -347,6 +332,11 @@ def test_the_macro_component_tells_its_run_from_an_earlier_one(tmp_path, monkeyp
     monkeypatch.setenv(RUN_ID_ENV, "another")
     with pytest.raises(ValueError, match="ledmus launch X.ymmsl --run-dir DIR --overwrite"):
         claim_muscle3_run_dir(tmp_path / "launched")
+    monkeypatch.delenv(RUN_ID_ENV)  # `ledmus run-dir D && muscle_manager ...`
+    prepared = prepare_muscle3_run_dir(tmp_path / "prepared", for_muscle_manager=True)
+    assert claim_muscle3_run_dir(tmp_path / "prepared") == prepared  # taken once
+    with pytest.raises(ValueError, match="holds an earlier MUSCLE3 run"):
+        claim_muscle3_run_dir(tmp_path / "prepared")  # the next run finds it claimed
 
 
 @muscle3
@@ -376,37 +366,65 @@ def test_launch_refuses_a_rerun_at_once_and_overwrite_replaces_it(tmp_path):
     )
 
 
-@muscle3
-def test_launch_with_the_overwrite_setting_refuses_a_foreign_folder(tmp_path):
-    ymmsl = short_ymmsl(tmp_path, overwrite=True)
-    folder = foreign_folder(tmp_path)
-    proc = launch(ymmsl, folder)
-    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
-    assert "holds files that no ledmus run wrote (sub, thesis.tex;" in proc.stderr
-    assert sorted(p.name for p in folder.rglob("*")) == ["data.csv", "sub", "thesis.tex"]
-
-
-@muscle3
-@pytest.mark.slow  # two MUSCLE3 runs (one stopped at its start): ~40 s on 2 cores
-def test_plain_muscle_manager_rerun_into_a_previous_run_stops_with_one_line(tmp_path):
-    """muscle_manager itself cannot rerun into a folder holding ``instances/`` (it hangs
-    before any ledmus code runs: see docs/muscle3_operations.md).  When the instance
-    folders are gone but the previous run's marker and outputs are left, the macro
-    component stops the run with one line instead of mixing the records."""
-    ymmsl, run_dir = short_ymmsl(tmp_path), tmp_path / "fhn"
-    run_dir.mkdir()
-    cmd = [str(BIN / "muscle_manager"), "--start-all", str(ymmsl), "--run-dir", str(run_dir)]
+def run_dir_then_manager(ymmsl: Path, run_dir: Path, *extra: str) -> subprocess.CompletedProcess:
+    """The README's main job line: ``ledmus run-dir D && muscle_manager --start-all X
+    --run-dir D`` (through a shell, as a user types it)."""
+    manager = f"{BIN / 'muscle_manager'} --start-all {ymmsl} --run-dir {run_dir}"
+    line = f"{BIN / 'ledmus'} run-dir {run_dir} {' '.join(extra)} && {manager}"
     env = muscle3_env()
-    env.pop("LEDMUS_RUN_ID", None)
-    first = bounded(cmd, env)
+    env.pop("LEDMUS_RUN_ID", None)  # a plain muscle_manager run, not ledmus launch
+    return bounded(["bash", "-c", line], env)
+
+
+@muscle3
+@pytest.mark.slow  # two short MUSCLE3 runs and one refused: ~30 s on 2 cores
+def test_the_readme_main_job_rerun_stops_at_once_and_overwrite_replaces_it(tmp_path):
+    """muscle_manager 0.11 hangs on a folder holding an earlier run's ``instances/`` before
+    any ledmus code runs; ``ledmus run-dir`` before it refuses that folder in one line."""
+    ymmsl, run_dir = short_ymmsl(tmp_path), tmp_path / "fhn"
+    first = run_dir_then_manager(ymmsl, run_dir)
     assert first.returncode == 0, first.stdout + first.stderr
-    assert json.loads((run_dir / MARKER).read_text())["engine"] == "muscle3"
+    marker = json.loads((run_dir / MARKER).read_text())
+    assert marker["complete"] and not marker["unclaimed"]  # the macro component took it
+    before = records(run_dir)
     summary = (run_dir / "output" / "summary.txt").read_text()
-    shutil.rmtree(run_dir / "instances")
-    again = bounded(cmd, env)
-    assert again.returncode != 0
-    log = (run_dir / "muscle3_manager.log").read_text()
-    reports = [line for line in log.splitlines() if " CRITICAL " in line]
-    assert len(reports) == 1 and "holds an earlier MUSCLE3 run" in reports[0], reports
-    assert "Traceback" not in again.stdout + again.stderr
-    assert (run_dir / "output" / "summary.txt").read_text() == summary  # not touched
+    start = time.monotonic()
+    again = run_dir_then_manager(ymmsl, run_dir)
+    assert again.returncode == 2 and time.monotonic() - start < REFUSE_WITHIN_S
+    assert again.stderr.count("\n") == 1, again.stderr
+    assert "is not empty (holds an earlier ledmus run " in again.stderr
+    assert records(run_dir) == before  # the manager never started: nothing rewritten
+    assert (run_dir / "output" / "summary.txt").read_text() == summary
+    (run_dir / "notes.txt").write_text("mine")
+    third = run_dir_then_manager(ymmsl, run_dir, "--overwrite")
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert (run_dir / "notes.txt").read_text() == "mine"
+    assert json.loads((run_dir / MARKER).read_text())["run_id"] != marker["run_id"]
+    assert (run_dir / "output" / "summary.txt").is_file()
+
+
+def test_run_dir_command_creates_refuses_and_replaces(tmp_path, capsys):
+    """``ledmus run-dir``: a new folder is created with an unclaimed marker; an earlier
+    run's folder and a foreign folder are refused in one line; ``--overwrite`` replaces
+    the earlier run only."""
+    run_dir = tmp_path / "a" / "fhn"
+    assert main(["-q", "run-dir", str(run_dir)]) == 0
+    marker = json.loads((run_dir / MARKER).read_text())
+    assert (
+        marker["unclaimed"] and marker["engine"] == "muscle3" and "instances" in marker["outputs"]
+    )
+    assert main(["-q", "run-dir", str(run_dir)]) == 0  # empty but for the marker: taken
+    fake_previous_run(tmp_path / "old")
+    assert main(["-q", "run-dir", str(tmp_path / "old")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is not empty (holds an earlier ledmus run " in err
+    assert (tmp_path / "old" / "configuration.ymmsl").read_text() == "old"
+    (tmp_path / "old" / "notes.txt").write_text("mine")
+    assert main(["-q", "run-dir", str(tmp_path / "old"), "--overwrite"]) == 0
+    assert sorted(p.name for p in (tmp_path / "old").iterdir()) == [MARKER, "notes.txt"]
+    assert "kept 1 entry that no ledmus run wrote: notes.txt" in capsys.readouterr().err
+    folder = foreign_folder(tmp_path)
+    assert main(["-q", "run-dir", str(folder), "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds files that no ledmus run wrote" in err
+    assert sorted(p.name for p in folder.rglob("*")) == ["data.csv", "sub", "thesis.tex"]

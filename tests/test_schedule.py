@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ledmus.coupler import schedule
+from ledmus.coupler import policies
+from ledmus.coupler.policies import make_policy
 from ledmus.coupler.schedule import (
     FROM_IC,
     FROM_LIFT,
@@ -14,7 +15,6 @@ from ledmus.coupler.schedule import (
     FixedSchedule,
     RunState,
     Step,
-    make_policy,
 )
 
 
@@ -101,6 +101,6 @@ def test_registry_names_the_valid_policies(monkeypatch):
     ):
         make_policy("typo", n_warm=1, n_macro=1, n_micro=1)
     # every registered name is listed, comma-separated
-    monkeypatch.setitem(schedule.POLICIES, "other", FixedSchedule)
+    monkeypatch.setitem(policies.POLICIES, "other", FixedSchedule)
     with pytest.raises(ValueError, match=r"allowed: fixed, adaptive, other$"):
         make_policy("typo", n_warm=1, n_macro=1, n_micro=1)

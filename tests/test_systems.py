@@ -114,11 +114,9 @@ def test_toy_system_runs_through_make_simulate_and_dataset(toy, tmp_path, capsys
     row = [line for line in capsys.readouterr().out.splitlines() if line.startswith("toy ")]
     assert len(row) == 1 and "grid" in row[0] and "(1, 16)" in row[0] and "exact decay" in row[0]
 
-    from ledmus.data import PROTOCOLS
+    from ledmus.datasets import with_dataset
 
-    assert PROTOCOLS["toy"] is toy_protocol and "toy" in list(PROTOCOLS)
-    with pytest.raises(TypeError):
-        PROTOCOLS["x"] = toy_protocol  # read-only
+    assert systems.get("toy").dataset is toy_protocol and "toy" in with_dataset()
 
 
 def test_unregister_and_system_without_dataset(toy):

@@ -9,7 +9,7 @@ import torch
 import yaml
 
 from ledmus.cli import main
-from ledmus.data import make_dataset
+from ledmus.datasets import make_dataset
 from ledmus.surrogates.checkpoint import load_model
 from ledmus.surrogates.config import resolve
 from ledmus.surrogates.training import train_from_config
@@ -61,8 +61,8 @@ def test_rnn_restarts_keep_the_best_free_run_validation(fhn_small, tmp_path):
     assert hist["chosen_restart"] == int(np.argmin(scores))
     assert len(set(scores)) == 3  # independent initialisations really differ
     # the saved propagator is the chosen one: its free-run score is reproduced exactly
-    from ledmus.data import read_trajectory
-    from ledmus.surrogates.training import encode_sequences, free_run_loss
+    from ledmus.surrogates.fitting import encode_sequences, free_run_loss
+    from ledmus.trajectory import read_trajectory
 
     z_val = encode_sequences(model, read_trajectory(fhn_small / "val.h5").states)
     assert free_run_loss(model, z_val, 10) == pytest.approx(min(scores), rel=1e-5)
@@ -152,7 +152,7 @@ def test_evaluate_generates_a_missing_test_split_deterministically(fhn_small, tm
     with caplog.at_level("INFO", logger="ledmus"):
         result = evaluate(model, t_warm=10, horizon=20)
     assert "generating the test split" in caplog.text
-    from ledmus.data import read_trajectory
+    from ledmus.trajectory import read_trajectory
 
     made, original = (read_trajectory(p / "test.h5") for p in (data, fhn_small))
     np.testing.assert_array_equal(made.states, original.states)  # same seed, same split

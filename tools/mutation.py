@@ -93,13 +93,13 @@ class Target(NamedTuple):
 
 _PARTS = "tests/test_coupler_parts.py"
 TARGETS: dict[str, Target] = {
-    "metrics": Target(("ledmus/metrics.py",), ("tests/test_metrics.py",)),
+    "metrics": Target(("ledmus/metrics.py",), ("tests/test_metrics.py", "tests/test_restart.py")),
     "schedule": Target(("ledmus/coupler/schedule.py",), ("tests/test_schedule.py",)),
-    "mappers": Target(("ledmus/coupler/mappers.py",), (_PARTS,)),
-    "messages": Target(("ledmus/coupler/messages.py",), (_PARTS,)),
+    "mappers": Target(("ledmus/coupler/mappers.py",), (_PARTS, "tests/test_lift_mapper.py")),
+    "messages": Target(("ledmus/coupler/messages.py",), (_PARTS, "tests/test_lift_tally.py")),
     "protocol": Target(
         ("ledmus/surrogates/macro.py", "ledmus/surrogates/led_macro.py"),
-        (_PARTS, "tests/test_pca.py"),
+        (_PARTS, "tests/test_pca.py", "tests/test_member_subsets.py"),
     ),
     # the adaptive policy's decisions, by the stub-component tests (milliseconds a run)
     "adaptive": Target(
@@ -115,7 +115,33 @@ TARGETS: dict[str, Target] = {
     ),
     "lifting": Target(
         ("ledmus/solvers/lifting.py",),
-        ("tests/test_diagnostics.py", "tests/test_lifting.py"),
+        ("tests/test_lifting_units.py", "tests/test_diagnostics.py", "tests/test_lifting.py"),
+    ),
+    # the online trainer's weight hand-off: what the macro side posts and takes, the
+    # acceptance by reconstruction, applying at a block's end, the mappers' side
+    "online_handoff": Target(
+        ("ledmus/coupler/trainer.py", "ledmus/coupler/adaptive.py"),
+        (
+            "tests/test_online_handoff.py",
+            *(
+                f"tests/test_online_run.py::{name}"
+                for name in (
+                    "test_a_weights_update_re_encodes_the_context_with_the_new_weights",
+                    "test_weights_whose_autoencoder_reconstructs_worse_are_refused",
+                    "test_a_macro_phase_runs_on_the_weights_its_comparison_accepted",
+                    "test_a_rejected_macro_block_leaves_the_online_weights_and_the_member_state",
+                )
+            ),
+        ),
+        (
+            "Learning.queue",
+            "Learning.post",
+            "Learning.collect",
+            "Learning.acceptable",
+            "Learning.apply",
+            "MapperWeights.apply",
+            "AdaptiveCoordinator._new_weights",
+        ),
     ),
     # the closure ensemble's trust signal (the deviation) and the macro model's march
     "closure_hmm": Target(
@@ -133,6 +159,40 @@ TARGETS: dict[str, Target] = {
 _COLUMNS = "return x.reshape(-1, 1) if x.ndim == 1 else x.reshape(-1, x.shape[-1])"
 _SPECTRUM = (
     "return (np.abs(np.fft.rfft(u, axis=-1)) ** 2 / n**2).reshape(-1, n // 2 + 1).mean(axis=0)"
+)
+_AS64 = "x = np.asarray(x, dtype=np.float64)"
+_SAMPLES64 = (
+    "both consumers compute in float64 whatever the samples' dtype (scipy's "
+    "wasserstein_distance casts, np.histogram on float64 edges): float32 samples give "
+    "bitwise the same distances (checked)"
+)
+_NAD64 = (
+    "y, y_hat = np.asarray(reference, dtype=np.float64), np.asarray(prediction, dtype=np.float64)"
+)
+_PROMOTE = "y is float64, so y - y_hat is computed in float64 whatever y_hat's dtype"
+_CHUNK = "chunk = max(1, 200_000 // (2 * window * r.shape[1]))  # ~1.6 MB per temporary"
+_CHUNKING = (
+    "the chunk size only bounds memory: each step is computed alone, so any chunking (or "
+    "overlapping chunks, recomputing a step) gives bitwise the same lag and shape"
+)
+_LOOP = "for c0 in range(0, p.shape[0], chunk):"
+_VALID = "valid = (k >= 0) & (k + 1 <= n_ref - 1)"
+_CLIP_K = "k = np.clip(k, 0, n_ref - 2)"
+_CLIPPED = (
+    "the clip maps each out-of-range segment onto an in-range one that is also searched "
+    "(the same distance, and the first of equal distances wins), and the mask excludes what "
+    "the clip leaves out of range: either guard alone finds the same segment"
+)
+_DD = 'dd = np.einsum("nkm,nkm->nk", d, d)'
+_A = 'a = np.clip(np.einsum("nkm,nkm->nk", e, d) / np.where(dd > 0, dd, 1.0), 0.0, 1.0)'
+_DIST = 'dist = np.where(valid, np.einsum("nkm,nkm->nk", resid, resid), np.inf)'
+_EINSUM = "einsum subscripts are names: upper-case letters are the same contraction"
+_SHAPE = "shape[c0 : c0 + chunk] = np.abs(resid[rows, best]).mean(axis=-1) / span"
+_ONE_REF = "return np.zeros(p.shape[0]), np.abs(p - r[0]).mean(axis=-1) / span"
+_TWO_D = "the array is 2-D (steps, field): axis +1 is axis -1"
+_R = "r = ref.reshape(n_ref, -1)"
+_IDX_CHECK = (
+    "if idx.shape != (p.shape[0],) or idx.min(initial=0) < 0 or idx.max(initial=0) >= n_ref:"
 )
 _EDGES = "edges = np.linspace(lo, hi if hi > lo else lo + 1.0, rice_bins(a.shape[0]) + 1)"
 _NEGATIVE = "numpy (2.4) takes any negative reshape size as the one inferred size, like -1"
@@ -155,6 +215,15 @@ _DECODED = "return self.net.decode_sequence(z).astype(np.float64)"
 _PARTICLES = 'self.particles = bool(getattr(net, "particles", False))'
 _NONE_IS_FALSE = "bool(None) is bool(False): a spec without 'particles' is a grid either way"
 
+_HIDDEN_B = "return (self.hidden[0] if isinstance(self.hidden, tuple) else self.hidden).shape[1]"
+_ZIP = "for full, part in zip(self.hidden, new, strict=True):"
+_ZIP_PAIRS = (
+    "self.hidden and new are the same RNN's hidden state, an LSTM's (h, c) pair whenever "
+    "self.hidden is a tuple (restore makes a tuple of two arrays only): never unequal lengths"
+)
+_BACKEND = 'def bind_micro(self, solver: Any, *, backend: str = "numpy", comm: Any = None) -> None:'
+_BIND = "the default bind_micro ignores its arguments (returns None); overrides have their own"
+
 _OK = "ok &= ~bad_err"
 _UNC_DECIDE = "bad_unc = np.nan_to_num(uc, nan=0.0).max(axis=1) > pol.max_uncertainty"
 _UNC_VIOL = "high = np.nan_to_num(uncertainty, nan=0.0).max(axis=1) > limit"
@@ -171,7 +240,34 @@ _TRUNC = (
     "the stream's integers(a//m, b//m + 1), bitwise (checked with numpy 2.4)"
 )
 
+_CH_MAX = "return np.abs(np.moveaxis(d, 1, 0)).reshape(d.shape[1], -1).max(axis=1)"
+_CH_RMS = "return np.sqrt(np.mean(np.moveaxis(d, 1, 0).reshape(d.shape[1], -1) ** 2, axis=1))"
+_TERMS = "outs.append(np.concatenate([q[:, None], g, y.reshape(y.shape[0], -1, y.shape[-1])], 1))"
+_STOCHASTIC = 'if self.strategy in ITERATIVE and getattr(solver, "stochastic", False):'
+_ALIVE = "alive = np.ones(b, dtype=bool)"
+_REVERT = 'self.Q[rows] = np.asarray(snap["Q"], dtype=np.float64)[rows]'
+_CAST = "self.Q is a float64 array: assigning rows into it casts whatever dtype they have"
+_ALIVE_FLOAT = (
+    "alive is only written with False and read by np.flatnonzero: a float array of ones "
+    "and zeros selects the same rows"
+)
+
 EQUIVALENT: dict[str, dict[str | tuple[str, str, str], str]] = {
+    "lifting": {
+        _mutant("check", _STOCHASTIC, "False)", "None)"): "None and False are both falsy",
+        _mutant("_channel_max", _CH_MAX, "-1)", "-2)"): _NEGATIVE,
+        _mutant("_channel_rms", _CH_RMS, "-1)", "-2)"): _NEGATIVE,
+    },
+    "closure_hmm": {
+        _mutant("deviation", _TERMS, "-1, y", "-2, y"): _NEGATIVE,
+        _mutant("_march", _ALIVE, "dtype=bool)", "dtype=None)"): _ALIVE_FLOAT,
+        _mutant("_march", _ALIVE, "dtype=bool)", ")"): _ALIVE_FLOAT,
+        _mutant("_march", "alive[r] = False", "False", "None"): "None stored in a bool "
+        "array is False",
+        _mutant("_march", "out[:, j] = Q.reshape(b, -1)", "-1)", "-2)"): _NEGATIVE,
+        _mutant("revert_members", _REVERT, "dtype=np.float64)", "dtype=None)"): _CAST,
+        _mutant("revert_members", _REVERT, "dtype=np.float64)", ")"): _CAST,
+    },
     "adaptive": {
         _mutant("_decide", _OK, "&=", "="): "ok is all True before it: the same mask",
         _mutant("_decide", _UNC_DECIDE, "nan=0.0)", ")"): _NAN_DEFAULT,
@@ -212,8 +308,55 @@ EQUIVALENT: dict[str, dict[str | tuple[str, str, str], str]] = {
         _mutant("__init__", _PARTICLES, '"particles", False)', '"particles", None)'): (
             _NONE_IS_FALSE
         ),
+        _mutant("_n_members", _HIDDEN_B, "hidden[0]", "hidden[1]"): (
+            "an LSTM's h and c have the same shape (layers, B, H)"
+        ),
+        _mutant("_put_hidden", _ZIP, "strict=True)", "strict=None)"): _ZIP_PAIRS,
+        _mutant("_put_hidden", _ZIP, "strict=True)", ")"): _ZIP_PAIRS,
+        _mutant("_put_hidden", _ZIP, "strict=True)", "strict=False)"): _ZIP_PAIRS,
+        _mutant(
+            "assimilate_members", "self.has_pending[members] = False", "False", "None"
+        ): "None stored in a bool array is False",
+        _mutant("propagate_members", "if n > 1:", ">", ">="): (
+            "for n == 1 free_run(_spread) returns the hidden rows it was given (a copy read "
+            "by _hidden_rows): writing them back changes nothing"
+        ),
+        _mutant("bind_micro", _BACKEND, '"numpy"', '"XXnumpyXX"'): _BIND,
+        _mutant("bind_micro", _BACKEND, '"numpy"', '"NUMPY"'): _BIND,
     },
     "metrics": {
+        _mutant("_columns", _AS64, "dtype=np.float64)", "dtype=None)"): _SAMPLES64,
+        _mutant("_columns", _AS64, "dtype=np.float64)", ")"): _SAMPLES64,
+        _mutant(
+            "nad", _NAD64, "(prediction, dtype=np.float64)", "(prediction, dtype=None)"
+        ): _PROMOTE,
+        _mutant("nad", _NAD64, "(prediction, dtype=np.float64)", "(prediction, )"): _PROMOTE,
+        _mutant("phase_shape", _CHUNK, "200_000 //", "200001 //"): _CHUNKING,
+        _mutant("phase_shape", _CHUNK, "(2 * window", "(3 * window"): _CHUNKING,
+        _mutant("phase_shape", _CHUNK, "max(1,", "max(2,"): _CHUNKING,
+        _mutant("phase_shape", _LOOP, ", chunk)", ", )"): _CHUNKING,
+        _mutant("phase_shape", _LOOP, "p.shape[0]", "p.shape[1]"): (
+            "a chunk shorter than the T steps needs 2 window M > 200000, so M > T whenever "
+            "T < 100000 / window: range(0, M, chunk) then covers range(0, T, chunk) and its "
+            "further chunks are empty slices"
+        ),
+        _mutant("phase_shape", _VALID, ") & (", ") | ("): _CLIPPED,
+        _mutant("phase_shape", _VALID, "(k + 1 <= n_ref - 1)", "(k - 1 <= n_ref - 1)"): _CLIPPED,
+        _mutant("phase_shape", _VALID, "(k + 1 <= n_ref - 1)", "(k + 1 <= n_ref + 1)"): _CLIPPED,
+        _mutant("phase_shape", _CLIP_K, "(k, 0,", "(k, None,"): _CLIPPED,
+        _mutant("phase_shape", _DD, '"nkm,nkm->nk"', '"NKM,NKM->NK"'): _EINSUM,
+        _mutant("phase_shape", _A, '"nkm,nkm->nk"', '"NKM,NKM->NK"'): _EINSUM,
+        _mutant("phase_shape", _DIST, '"nkm,nkm->nk"', '"NKM,NKM->NK"'): _EINSUM,
+        _mutant("phase_shape", _A, "dd, 1.0)", "dd, 2.0)"): (
+            "only where |d|^2 = 0, i.e. d = 0, where <e, d> = 0 too: a = 0 either way"
+        ),
+        _mutant("phase_shape", _SHAPE, "mean(axis=-1)", "mean(axis=+1)"): _TWO_D,
+        _mutant("phase_shape", _ONE_REF, "mean(axis=-1)", "mean(axis=+1)"): _TWO_D,
+        _mutant("phase_shape", _R, "-1)", "-2)"): _NEGATIVE,
+        _mutant("phase_shape", _IDX_CHECK, "idx.min(initial=0)", "idx.min(initial=1)"): (
+            "min(initial=1) differs from min(initial=0) only when every index is >= 1, where "
+            "both are >= 0"
+        ),
         _mutant("_columns", _COLUMNS, "reshape(-1, 1)", "reshape(-2, 1)"): _NEGATIVE,
         _mutant("_columns", _COLUMNS, "reshape(-1, x.", "reshape(-2, x."): _NEGATIVE,
         _mutant("power_spectrum", _SPECTRUM, "reshape(-1,", "reshape(-2,"): _NEGATIVE,

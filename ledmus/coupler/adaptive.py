@@ -81,13 +81,26 @@ class AdaptiveCoordinator(Coordinator):
     ``monitors``: the system's :class:`~ledmus.systems.spec.Monitor` list; ``members``:
     the global member indices (cap draws); ``kind``: the system's kind of state."""
 
-    def __init__(self, model: Any, lifter: Any, policy: AdaptivePolicy, *, n_total: int,
-                 dt: float, recorder: Any, monitors: tuple = (), members: np.ndarray,
-                 kind: str = "grid", change_times: tuple[float, ...] = (),
-                 learning: Any = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        model: Any,
+        lifter: Any,
+        policy: AdaptivePolicy,
+        *,
+        n_total: int,
+        dt: float,
+        recorder: Any,
+        monitors: tuple = (),
+        members: np.ndarray,
+        kind: str = "grid",
+        change_times: tuple[float, ...] = (),
+        learning: Any = None,
+    ) -> None:
         if not model.member_subsets:
-            raise ValueError(f"schedule adaptive needs a macro model with member-subset "
-                             f"operations; {type(model).__name__} has none")  # fmt: skip
+            raise ValueError(
+                f"schedule adaptive needs a macro model with member-subset "
+                f"operations; {type(model).__name__} has none"
+            )
         super().__init__(model, lifter, policy, n_total=n_total, dt=dt, recorder=recorder)
         b = recorder.n_members
         self.members = np.asarray(members, dtype=np.int64)
@@ -207,8 +220,9 @@ class AdaptiveCoordinator(Coordinator):
 
     def _warm_up(self, exchange: Exchange) -> None:
         b = self.recorder.n_members
-        request = WindowRequest(window=self.window, t0=0.0, steps=self.policy.n_warm,
-                                include_initial=True)  # fmt: skip
+        request = WindowRequest(
+            window=self.window, t0=0.0, steps=self.policy.n_warm, include_initial=True
+        )
         answer = self._exchange(exchange, request)
         with self._timed("macro_s"):
             self.model.assimilate_members(answer.m, np.arange(b))
@@ -249,22 +263,28 @@ class AdaptiveCoordinator(Coordinator):
         good = ~bad
         if good.any():
             keep = states[good] if self.recorder.needs_states else None
-            self._record(keep, z[good], MACRO, None if unc is None else unc[good],
-                         members=rows[good])  # fmt: skip
+            self._record(
+                keep, z[good], MACRO, None if unc is None else unc[good], members=rows[good]
+            )
             done = rows[good][self.cap_left[rows[good]] <= 1]
             self.cap_left[rows[good]] -= 1
             self.mode[done] = MODE_LIFT
         return rows[bad]
 
-    def _micro_block(self, exchange: Exchange, i: int, n: int, run: np.ndarray,
-                     lift: np.ndarray) -> np.ndarray | None:  # fmt: skip
+    def _micro_block(
+        self, exchange: Exchange, i: int, n: int, run: np.ndarray, lift: np.ndarray
+    ) -> np.ndarray | None:
         if len(run) == 0:
             return None
         request = WindowRequest(
-            window=self.window, t0=(i - 1) * self.dt, steps=n, include_initial=False,
+            window=self.window,
+            t0=(i - 1) * self.dt,
+            steps=n,
+            include_initial=False,
             m=self.recorder.latents[lift, i - 1] if len(lift) else None,
-            members=run, lift=lift if len(lift) else None,
-        )  # fmt: skip
+            members=run,
+            lift=lift if len(lift) else None,
+        )
         answer = self._exchange(exchange, request)
         with self._timed("macro_s"):
             self.model.assimilate_members(answer.m, run)
@@ -274,8 +294,15 @@ class AdaptiveCoordinator(Coordinator):
         self._record(answer.states, answer.m, MICRO, members=run)
         return answer.states
 
-    def _decide(self, compare: np.ndarray, run: np.ndarray, states: np.ndarray,
-                zc: np.ndarray, uc: np.ndarray | None, i: int) -> None:  # fmt: skip
+    def _decide(
+        self,
+        compare: np.ndarray,
+        run: np.ndarray,
+        states: np.ndarray,
+        zc: np.ndarray,
+        uc: np.ndarray | None,
+        i: int,
+    ) -> None:
         """The acceptance test of the members compared in this block."""
         with self._timed("macro_s"):
             macro = self.lifter.decode(zc, i, RNG_RECORD, rows=compare)
@@ -306,10 +333,13 @@ class AdaptiveCoordinator(Coordinator):
     def snapshot(self) -> dict[str, Any]:
         snap = super().snapshot()
         snap["adaptive"] = {
-            "mode": self.mode.copy(), "cap_left": self.cap_left.copy(),
-            "lo": self.lo.copy(), "hi": self.hi.copy(),
-            "interventions": dict(self.interventions), "comparisons": dict(self.comparisons),
-        }  # fmt: skip
+            "mode": self.mode.copy(),
+            "cap_left": self.cap_left.copy(),
+            "lo": self.lo.copy(),
+            "hi": self.hi.copy(),
+            "interventions": dict(self.interventions),
+            "comparisons": dict(self.comparisons),
+        }
         if self.learning is not None:
             snap["learning"] = self.learning.snapshot(self.model)
         return snap

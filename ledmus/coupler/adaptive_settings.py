@@ -63,12 +63,24 @@ ONLINE_MODES = ("off", "asynchronous", "deterministic")
 
 ADAPTIVE_FIELDS = (
     Field("t_macro_min", as_time, 0.0, "time >= 0: lower end of the macro cap (0: t_macro)"),
-    Field("max_uncertainty", as_number(0), 0.0,
-          "number >= 0: ensemble variance / latent variance (0: not used)"),
-    Field("max_error", as_number(0), 0.02,
-          "number >= 0: comparison NAD |macro - micro| / range (0: not used)"),
-    Field("error_budget", as_number(0), 0.0,
-          "number >= 0: NAD a macro phase may accumulate (0: not used)"),
+    Field(
+        "max_uncertainty",
+        as_number(0),
+        0.0,
+        "number >= 0: ensemble variance / latent variance (0: not used)",
+    ),
+    Field(
+        "max_error",
+        as_number(0),
+        0.02,
+        "number >= 0: comparison NAD |macro - micro| / range (0: not used)",
+    ),
+    Field(
+        "error_budget",
+        as_number(0),
+        0.0,
+        "number >= 0: NAD a macro phase may accumulate (0: not used)",
+    ),
     Field("monitors", as_bool, True, "true or false: the system's constraint monitors"),
     Field("t_report", as_time, 1000.0, "time > 0: block of macro_fraction_blocks"),
     Field("online", as_choice(ONLINE_MODES), "off", "off, asynchronous or deterministic"),
@@ -81,11 +93,19 @@ ADAPTIVE_FIELDS = (
     Field("online_lr", as_number(0, strict=True), 1e-4, "number > 0: Adam learning rate"),
     Field("online_batch_size", as_int(1), 16, "integer >= 1: sequences per training step"),
     Field("online_augment", as_bool, False, "true or false: buffer symmetry images too"),
-    Field("online_restart_weight", as_number(0), 0.0,
-          "number >= 0: weight of the restart loss in online training (0: one-step loss only)"),
-    Field("online_restart_warmup", as_int(1), 10,
-          "integer >= 1: teacher-forced states before the restart loss's free run"),
-)  # fmt: skip
+    Field(
+        "online_restart_weight",
+        as_number(0),
+        0.0,
+        "number >= 0: weight of the restart loss in online training (0: one-step loss only)",
+    ),
+    Field(
+        "online_restart_warmup",
+        as_int(1),
+        10,
+        "integer >= 1: teacher-forced states before the restart loss's free run",
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -150,17 +170,22 @@ def parse_adaptive(values: Mapping[str, Any]) -> AdaptiveSettings:
 
 def check_adaptive(times: dict[str, float], adaptive: AdaptiveSettings, dt: float) -> None:
     if times["t_micro"] <= 0:
-        raise ValueError("setting t_micro must be > 0 with schedule adaptive (it is the "
-                         "length of a micro and comparison window)")  # fmt: skip
+        raise ValueError(
+            "setting t_micro must be > 0 with schedule adaptive (it is the "
+            "length of a micro and comparison window)"
+        )
     block = round(times["t_micro"] / dt)
     for name in ("t_macro", "t_macro_min"):
         value = times.get(name, getattr(adaptive, name, 0.0))
         if round(value / dt) % block:
-            raise ValueError(f"setting {name}={value:g} must be a multiple of t_micro="
-                             f"{times['t_micro']:g} with schedule adaptive")  # fmt: skip
+            raise ValueError(
+                f"setting {name}={value:g} must be a multiple of t_micro="
+                f"{times['t_micro']:g} with schedule adaptive"
+            )
     if adaptive.t_macro_min > times["t_macro"]:
-        raise ValueError(f"setting t_macro_min={adaptive.t_macro_min:g} must be <= "
-                         f"t_macro={times['t_macro']:g}")  # fmt: skip
+        raise ValueError(
+            f"setting t_macro_min={adaptive.t_macro_min:g} must be <= t_macro={times['t_macro']:g}"
+        )
 
 
 def check_online(values: Mapping[str, Any], kind: str, particles: bool) -> None:
@@ -172,12 +197,16 @@ def check_online(values: Mapping[str, Any], kind: str, particles: bool) -> None:
     need = {"schedule": "adaptive", "record": "states"}
     for name, want in need.items():
         if values[name] != want:
-            raise ValueError(f"setting online={values['online']} needs {name}: {want}, got "
-                             f"{name}={values[name]!r}")  # fmt: skip
+            raise ValueError(
+                f"setting online={values['online']} needs {name}: {want}, got "
+                f"{name}={values[name]!r}"
+            )
     if kind != "led" or particles:
         what = "a particle LED" if kind == "led" else f"a {kind!r} checkpoint"
-        raise ValueError(f"setting online={values['online']}: online training fine-tunes "
-                         f"an LED of a grid system; setting model is {what}")  # fmt: skip
+        raise ValueError(
+            f"setting online={values['online']}: online training fine-tunes "
+            f"an LED of a grid system; setting model is {what}"
+        )
 
 
 def trained_params(system: str, payload: dict[str, Any]) -> dict[str, Any]:
@@ -198,16 +227,19 @@ def trained_params(system: str, payload: dict[str, Any]) -> dict[str, Any]:
 NUMERICAL = ("dt", "dt_coarse", "n_particles")
 
 
-def out_of_training(system: str, payload: dict[str, Any], params: dict[str, Any],
-                    entries: list[dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
+def out_of_training(
+    system: str, payload: dict[str, Any], params: dict[str, Any], entries: list[dict[str, Any]]
+) -> dict[str, Any]:
     """Parameters of the run (``param_*`` and the ``param_schedule`` entries) that differ
     from those the model was trained with: ``{name: {"run": [values], "trained": v}}``
     (a parameter without a known training value counts as the solver's default;
     :data:`NUMERICAL` parameters are not compared)."""
     trained = trained_params(system, payload)
-    defaults = {k: p.default for k, p in
-                inspect.signature(systems.get(system).solver.__init__).parameters.items()
-                if p.default is not inspect.Parameter.empty}  # fmt: skip
+    defaults = {
+        k: p.default
+        for k, p in inspect.signature(systems.get(system).solver.__init__).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
     out: dict[str, Any] = {}
     for run in [params] + [{**params, **e} for e in entries]:
         for name, value in run.items():

@@ -22,16 +22,20 @@ from .paths import resolve_file
 def cold_header(values: dict[str, Any], search: list[Path]) -> tuple[Path, dict, dict]:
     """``model: none``: the training config's system as the header; the config itself."""
     if not values["training"]:
-        raise ValueError("setting model: none (cold start) needs setting training: a training "
-                         "config (.yaml), e.g. configs/fhn.yaml")  # fmt: skip
+        raise ValueError(
+            "setting model: none (cold start) needs setting training: a training "
+            "config (.yaml), e.g. configs/fhn.yaml"
+        )
     path = resolve_file(values["training"], "training", search)
     config = yaml.safe_load(path.read_text())
     if not isinstance(config, dict):
         raise ValueError(f"setting training: {path} is not a YAML mapping")
     system = values["system"] or config.get("system", "")
     if config.get("system", system) != system:
-        raise ValueError(f"setting training: {path} is for system {config['system']!r}, "
-                         f"but setting system={system!r}")  # fmt: skip
+        raise ValueError(
+            f"setting training: {path} is for system {config['system']!r}, "
+            f"but setting system={system!r}"
+        )
     config = {k: v for k, v in config.items() if k != "data"}
     return Path("none"), {"system": system, "kind": "led", "spec": None}, config
 
@@ -43,7 +47,8 @@ def cold_model(settings: Any) -> Any:
     from .micro import initial_condition
 
     members = np.arange(settings.ensemble)
-    ic = initial_condition(settings.solver, settings.ic, settings.seed, members,
-                           settings.t_transient)  # fmt: skip
+    ic = initial_condition(
+        settings.solver, settings.ic, settings.seed, members, settings.t_transient
+    )
     net = fresh_led(settings.cold_config, ic, settings.system, settings.seed)
     return macro_model_class("led").from_network(net)

@@ -48,8 +48,9 @@ def decode_run(run_dir: str | Path, device: str = "cpu") -> Path:
         raise ValueError(f"{path} is not the trajectory of a coupled run (no latents/model)")
     if not np.isnan(traj.states).any():
         return path  # already decoded
-    model = load_macro_model(str(traj.attrs["model"]), system=traj.system,
-                             device=resolve_device(device))  # fmt: skip
+    model = load_macro_model(
+        str(traj.attrs["model"]), system=traj.system, device=resolve_device(device)
+    )
     solver = systems.get(traj.system).make(**traj.params)
     model.bind_micro(solver)
     members = np.arange(traj.states.shape[0])
@@ -64,5 +65,6 @@ def decode_run(run_dir: str | Path, device: str = "cpu") -> Path:
     recorder.states, recorder.latents, recorder.source = traj.states, traj.extra["latents"], source
     fill_macro_states(recorder, lift)
     attrs = {**traj.attrs, "record": "latents (decoded)"}
-    return write_trajectory(path, recorder.states, traj.t, solver, traj.seed, attrs=attrs,
-                            extra=traj.extra)  # fmt: skip
+    return write_trajectory(
+        path, recorder.states, traj.t, solver, traj.seed, attrs=attrs, extra=traj.extra
+    )

@@ -49,8 +49,16 @@ class Coordinator:
     """Drive with :meth:`run`, or :meth:`cycle` repeatedly (one macro phase and one
     micro window per cycle; the warm-up is the first)."""
 
-    def __init__(self, model: MacroModel, lifter: Lift, policy: SchedulePolicy, *,
-                 n_total: int, dt: float, recorder: Recorder) -> None:  # fmt: skip
+    def __init__(
+        self,
+        model: MacroModel,
+        lifter: Lift,
+        policy: SchedulePolicy,
+        *,
+        n_total: int,
+        dt: float,
+        recorder: Recorder,
+    ) -> None:
         self.model, self.lifter, self.policy = model, lifter, policy
         self.n_total, self.dt = n_total, float(dt)
         self.recorder = recorder
@@ -103,17 +111,21 @@ class Coordinator:
         self.lifting.add(answer.lift_stats)
         return answer
 
-    def _record(self, states: np.ndarray | None, m: np.ndarray, source: str,
-                uncertainty: np.ndarray | None = None,
-                members: np.ndarray | None = None) -> None:  # fmt: skip
+    def _record(
+        self,
+        states: np.ndarray | None,
+        m: np.ndarray,
+        source: str,
+        uncertainty: np.ndarray | None = None,
+        members: np.ndarray | None = None,
+    ) -> None:
         """Record from ``self.index`` (``members``: indices of the rows given; None all)."""
         mask = None
         if members is not None:
             mask = np.zeros(self.recorder.n_members, dtype=bool)
             mask[members] = True
         with self._timed("record_s"):
-            self.recorder.add(self.index, states, m, source, members=mask,
-                              uncertainty=uncertainty)  # fmt: skip
+            self.recorder.add(self.index, states, m, source, members=mask, uncertainty=uncertainty)
 
     @contextmanager
     def _timed(self, key: str) -> Iterator[None]:

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 
 from .. import metrics
+from ..device import resolve_device
 from ..rundir import discard_run, finish_run, prepare_run_dir
 from ..surrogates.macro import MacroModel, load_macro_model
-from ..surrogates.training import resolve_device
 from .decode import fill_macro_states
 from .driver import Coordinator
 from .mappers import Lift, Restrict
@@ -28,8 +28,8 @@ from .messages import MicroRequest, Restricted, WindowRequest
 from .micro import Micro, identical_members_warning, initial_condition
 from .mpi import split_slice
 from .output import run_errors, write_run
+from .policies import make_policy
 from .recorder import Recorder, resident
-from .schedule import make_policy
 from .settings import MicroSettings, RunSettings
 from .streams import RNG_MACRO, member_torch_generator
 
@@ -81,36 +81,62 @@ def new_micro(settings: MicroSettings, members: np.ndarray) -> Micro:
     ic = initial_condition(
         settings.solver, settings.ic, settings.seed, members, settings.t_transient
     )
-    return Micro(settings.solver, ic, settings.seed, members, lifting=settings.lifter,
-                 schedule=settings.param_changes)  # fmt: skip
+    return Micro(
+        settings.solver,
+        ic,
+        settings.seed,
+        members,
+        lifting=settings.lifter,
+        schedule=settings.param_changes,
+    )
 
 
-def build(settings: RunSettings, members: np.ndarray, model: MacroModel | None = None,
-          comm: Any = None) -> Parts:  # fmt: skip
+def build(
+    settings: RunSettings, members: np.ndarray, model: MacroModel | None = None, comm: Any = None
+) -> Parts:
     model = model or load(settings, comm)
-    return Parts(model, new_lift(settings, model, members), new_micro(settings, members),
-                 Restrict(model))  # fmt: skip
+    return Parts(
+        model, new_lift(settings, model, members), new_micro(settings, members), Restrict(model)
+    )
 
 
-def new_coordinator(settings: RunSettings, model: MacroModel, lift: Lift, n_members: int, *,
-                    keep_states: bool = True, grid_reference: np.ndarray | None = None,
-                    trainer_link: Any = None) -> Coordinator:  # fmt: skip
+def new_coordinator(
+    settings: RunSettings,
+    model: MacroModel,
+    lift: Lift,
+    n_members: int,
+    *,
+    keep_states: bool = True,
+    grid_reference: np.ndarray | None = None,
+    trainer_link: Any = None,
+) -> Coordinator:
     """The coordinator with its recorder (``grid_reference``: accumulate grid errors on
     the fly instead of keeping states); with ``online`` training, ``trainer_link``
     reaches the trainer (None: a :class:`~.trainer.TrainerService` in this process)."""
-    recorder = Recorder(n_members, settings.n_total, settings.solver.state_shape,
-                        model.macro_dim, keep_states=keep_states,
-                        decode_macro=settings.record == "states",
-                        grid_reference=grid_reference,
-                        latent_dtype=model.macro_dtype)  # fmt: skip
-    model.use_generators([member_torch_generator(settings.seed, int(m), 0, "cpu", RNG_MACRO)
-                          for m in lift.members])  # fmt: skip
+    recorder = Recorder(
+        n_members,
+        settings.n_total,
+        settings.solver.state_shape,
+        model.macro_dim,
+        keep_states=keep_states,
+        decode_macro=settings.record == "states",
+        grid_reference=grid_reference,
+        latent_dtype=model.macro_dtype,
+    )
+    model.use_generators(
+        [member_torch_generator(settings.seed, int(m), 0, "cpu", RNG_MACRO) for m in lift.members]
+    )
     if gated(settings):
         return _adaptive_coordinator(settings, model, lift, recorder, trainer_link)
-    policy = make_policy(settings.schedule, n_warm=settings.n_warm, n_macro=settings.n_macro,
-                         n_micro=settings.n_micro)  # fmt: skip
-    return Coordinator(model, lift, policy, n_total=settings.n_total, dt=settings.dt,
-                       recorder=recorder)  # fmt: skip
+    policy = make_policy(
+        settings.schedule,
+        n_warm=settings.n_warm,
+        n_macro=settings.n_macro,
+        n_micro=settings.n_micro,
+    )
+    return Coordinator(
+        model, lift, policy, n_total=settings.n_total, dt=settings.dt, recorder=recorder
+    )
 
 
 def gated(settings: RunSettings) -> bool:
@@ -123,14 +149,21 @@ def gated(settings: RunSettings) -> bool:
         return False
     ok = settings.n_micro > 0 and settings.n_macro % settings.n_micro == 0
     if not ok:
-        log.warning("micro parameters %s leave the model's training values, but t_macro is "
-                    "not a multiple of t_micro: the comparison window cannot be forced on",
-                    sorted(settings.out_of_training))  # fmt: skip
+        log.warning(
+            "micro parameters %s leave the model's training values, but t_macro is "
+            "not a multiple of t_micro: the comparison window cannot be forced on",
+            sorted(settings.out_of_training),
+        )
     return ok
 
 
-def _adaptive_coordinator(settings: RunSettings, model: MacroModel, lift: Lift,
-                          recorder: Recorder, trainer_link: Any = None) -> Coordinator:  # fmt: skip
+def _adaptive_coordinator(
+    settings: RunSettings,
+    model: MacroModel,
+    lift: Lift,
+    recorder: Recorder,
+    trainer_link: Any = None,
+) -> Coordinator:
     from .. import systems
     from .adaptive import AdaptiveCoordinator
     from .trainer import Learning, LocalLink, TrainerService
@@ -138,28 +171,47 @@ def _adaptive_coordinator(settings: RunSettings, model: MacroModel, lift: Lift,
     a, dt = settings.adaptive, settings.dt
     fixed = settings.schedule != "adaptive"
     if fixed:
-        log.warning("micro parameters %s leave the model's training values: comparison "
-                    "window forced on (macro phases only after the acceptance test)",
-                    settings.out_of_training)  # fmt: skip
-    policy = make_policy("adaptive", n_warm=settings.n_warm, n_macro=settings.n_macro,
-                         n_micro=settings.n_micro,
-                         n_macro_min=settings.n_macro if fixed else round(a.t_macro_min / dt),
-                         max_uncertainty=a.max_uncertainty, max_error=a.max_error,
-                         error_budget=a.error_budget,
-                         monitors=a.monitors, seed=settings.seed)  # fmt: skip
+        log.warning(
+            "micro parameters %s leave the model's training values: comparison "
+            "window forced on (macro phases only after the acceptance test)",
+            settings.out_of_training,
+        )
+    policy = make_policy(
+        "adaptive",
+        n_warm=settings.n_warm,
+        n_macro=settings.n_macro,
+        n_micro=settings.n_micro,
+        n_macro_min=settings.n_macro if fixed else round(a.t_macro_min / dt),
+        max_uncertainty=a.max_uncertainty,
+        max_error=a.max_error,
+        error_budget=a.error_budget,
+        monitors=a.monitors,
+        seed=settings.seed,
+    )
     spec = systems.get(settings.system)
     changes = tuple(t for t, _ in settings.schedule_solvers)
     learning = None
     if a.online != "off":
         if not recorder.needs_states or recorder.states is None:
-            raise ValueError("setting online: the run must keep its states (the RNN context "
-                             "is re-encoded from them after each weights update)")  # fmt: skip
+            raise ValueError(
+                "setting online: the run must keep its states (the RNN context "
+                "is re-encoded from them after each weights update)"
+            )
         link = trainer_link or LocalLink(TrainerService(model.net, a, settings.seed))
         learning = Learning(link, lift.members, np.array(changes), dt)
-    return AdaptiveCoordinator(model, lift, policy, n_total=settings.n_total, dt=dt,
-                               recorder=recorder, monitors=spec.monitors,
-                               members=lift.members, kind=spec.kind, change_times=changes,
-                               learning=learning)  # fmt: skip
+    return AdaptiveCoordinator(
+        model,
+        lift,
+        policy,
+        n_total=settings.n_total,
+        dt=dt,
+        recorder=recorder,
+        monitors=spec.monitors,
+        members=lift.members,
+        kind=spec.kind,
+        change_times=changes,
+        learning=learning,
+    )
 
 
 def micro_reference(settings: RunSettings, members: np.ndarray) -> tuple[np.ndarray, float]:
@@ -169,13 +221,15 @@ def micro_reference(settings: RunSettings, members: np.ndarray) -> tuple[np.ndar
     # its states buffer is in memory before the clock starts, as the coupled run's record
     buffer = resident((len(members), settings.n_total, *settings.solver.state_shape), 0.0)
     start = time.perf_counter()
-    out = micro.handle(MicroRequest(window=0, t0=0.0, steps=settings.n_total - 1,
-                                    include_initial=True), out=buffer)  # fmt: skip
+    out = micro.handle(
+        MicroRequest(window=0, t0=0.0, steps=settings.n_total - 1, include_initial=True), out=buffer
+    )
     return out.states, time.perf_counter() - start
 
 
-def compare_after_run(settings: RunSettings, coord: Coordinator, lift: Lift,
-                      members: np.ndarray) -> tuple[np.ndarray | None, float | None]:  # fmt: skip
+def compare_after_run(
+    settings: RunSettings, coord: Coordinator, lift: Lift, members: np.ndarray
+) -> tuple[np.ndarray | None, float | None]:
     """With ``compare``, after the coupled run's clock: decode the macro states a
     ``record: latents`` run skipped (for the errors) and run the micro-only reference;
     returns ``(reference states, reference wall s)`` or ``(None, None)``."""
@@ -187,9 +241,15 @@ def compare_after_run(settings: RunSettings, coord: Coordinator, lift: Lift,
     return micro_reference(settings, members)
 
 
-def summarize(settings: RunSettings, coord: Coordinator, wall: float, engine: str,
-              reference: np.ndarray | None = None, reference_wall: float | None = None,
-              n_ranks: int = 1) -> dict[str, Any]:  # fmt: skip
+def summarize(
+    settings: RunSettings,
+    coord: Coordinator,
+    wall: float,
+    engine: str,
+    reference: np.ndarray | None = None,
+    reference_wall: float | None = None,
+    n_ranks: int = 1,
+) -> dict[str, Any]:
     """The ``metrics.json`` payload: settings, wall-time split, speed-up and errors.
     ``wall`` includes recording, as the reference's wall includes keeping its states."""
     tm = coord.timings
@@ -212,7 +272,7 @@ def summarize(settings: RunSettings, coord: Coordinator, wall: float, engine: st
             "strategy": settings.lifting,
             "tol": settings.lifting_tol,
             **coord.lifting.summary(),
-        },  # fmt: skip
+        },
     }
     if reference is not None:
         result["micro_only_wall_s"] = reference_wall
@@ -235,17 +295,26 @@ def concurrent_metrics(settings: RunSettings, coord: Coordinator) -> dict[str, A
         "interventions": dict(getattr(coord, "interventions", {})),
         "comparisons": dict(getattr(coord, "comparisons", {})),
         "out_of_training": settings.out_of_training,
-        **({"trainer": {"mode": settings.adaptive.online, **coord.learning.summary()}}
-           if getattr(coord, "learning", None) is not None else {}),
-    }  # fmt: skip
+        **(
+            {"trainer": {"mode": settings.adaptive.online, **coord.learning.summary()}}
+            if getattr(coord, "learning", None) is not None
+            else {}
+        ),
+    }
 
 
 def _comm_info(comm: Any) -> tuple[int, int]:
     return (0, 1) if comm is None else (comm.Get_rank(), comm.Get_size())
 
 
-def run_embedded(settings: RunSettings, run_dir: str | Path | None = None, *, comm: Any = None,
-                 progress: bool = False, keep_states: bool = True) -> dict[str, Any]:  # fmt: skip
+def run_embedded(
+    settings: RunSettings,
+    run_dir: str | Path | None = None,
+    *,
+    comm: Any = None,
+    progress: bool = False,
+    keep_states: bool = True,
+) -> dict[str, Any]:
     """Run the coupled model in this process (``comm``: split the ensemble over its
     ranks).  Writes ``trajectory.h5``, ``metrics.json`` and plots to ``run_dir`` (rank 0)
     and returns the metrics (on every rank)."""
@@ -258,15 +327,20 @@ def run_embedded(settings: RunSettings, run_dir: str | Path | None = None, *, co
             f"setting ensemble={settings.ensemble} is smaller than the {size} MPI ranks"
         )
     if settings.adaptive.online != "off" and size > 1:
-        raise ValueError(f"setting online={settings.adaptive.online}: online training runs "
-                         f"with one process (got {size} MPI ranks)")  # fmt: skip
+        raise ValueError(
+            f"setting online={settings.adaptive.online}: online training runs "
+            f"with one process (got {size} MPI ranks)"
+        )
     members = members_of(settings.ensemble, 0 if spatial else rank, 1 if spatial else size)
     run_dir = Path(run_dir) if run_dir is not None else None
     problem = None
     if rank == 0 and run_dir is not None:  # before any compute (setting overwrite: replace)
         try:
-            prepare_run_dir(run_dir, overwrite=settings.overwrite,
-                            option="--overwrite or the setting overwrite: true")  # fmt: skip
+            prepare_run_dir(
+                run_dir,
+                overwrite=settings.overwrite,
+                option="--overwrite or the setting overwrite: true",
+            )
         except ValueError as exc:
             problem = str(exc)
     if comm is not None:
@@ -292,15 +366,17 @@ def _run(
 ) -> dict[str, Any]:
     """The body of :func:`run_embedded` once the run directory is prepared."""
     rank, size = _comm_info(comm)
-    warning = identical_members_warning(settings.solver, settings.ic, settings.seed,
-                                        settings.ensemble)  # fmt: skip
+    warning = identical_members_warning(
+        settings.solver, settings.ic, settings.seed, settings.ensemble
+    )
     if warning and rank == 0:
         log.warning(warning)
     failure = None
     try:
         parts = build(settings, members, comm=comm if spatial else None)
-        coord = new_coordinator(settings, parts.model, parts.lift, len(members),
-                                keep_states=keep_states)  # fmt: skip
+        coord = new_coordinator(
+            settings, parts.model, parts.lift, len(members), keep_states=keep_states
+        )
         start = time.perf_counter()
         try:
             coord.run(parts.exchange, progress=progress and rank == 0)

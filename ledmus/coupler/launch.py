@@ -169,8 +169,14 @@ def launch(
     env = dict(os.environ)
     env[RUN_ID_ENV] = run_id
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    cmd = [muscle_manager_command(), "--start-all", str(ymmsl), *map(str, extra_args),
-           "--run-dir", str(run_dir)]  # fmt: skip
+    cmd = [
+        muscle_manager_command(),
+        "--start-all",
+        str(ymmsl),
+        *map(str, extra_args),
+        "--run-dir",
+        str(run_dir),
+    ]
     run = _Run()
     previous = {s: signal.signal(s, run.on_signal) for s in STOP_SIGNALS}
     try:
@@ -190,8 +196,10 @@ def launch(
         if run.signum or leftovers:
             run.wait_stopped(grace)
         if leftovers and not run.signum:
-            print("ledmus: processes of the run outlived muscle_manager; stopped them",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                "ledmus: processes of the run outlived muscle_manager; stopped them",
+                file=sys.stderr,
+            )
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
@@ -203,16 +211,51 @@ def launch(
         name = signal.Signals(run.signum).name
         done = (run_dir / "output" / "metrics.json").exists()  # written before the signal
         outcome = "its outputs were complete before" if done else "no results were written"
-        print(f"ledmus: {name}: stopped the MUSCLE3 run in {took:.1f} s; {outcome} "
-              f"(see {run_dir})", file=sys.stderr)  # fmt: skip
+        print(
+            f"ledmus: {name}: stopped the MUSCLE3 run in {took:.1f} s; {outcome} (see {run_dir})",
+            file=sys.stderr,
+        )
         return 128 + run.signum
     summary = run_dir / "output" / "summary.txt"
     if run.proc.returncode == 0 and summary.is_file():
         print(summary.read_text(), end="", flush=True)
     elif run.proc.returncode != 0:
-        for line in reported_errors(run_dir / "muscle3_manager.log"):
+        manager_log = run_dir / "muscle3_manager.log"
+        lines = reported_errors(manager_log) or first_to_quit(manager_log)
+        for line in lines:
             print(f"ledmus: error: {line}", file=sys.stderr)
     return run.proc.returncode
+
+
+def first_to_quit(manager_log: Path) -> list[str]:
+    """For a run whose components reported no error (one was killed, e.g. ``kill -9`` or
+    the out-of-memory killer): which instance quit first and how, as one line.
+
+    muscle_manager lists the instances in the order it saw them end, and stops the rest
+    (SIGKILL) after the first failure, so each ends with ``exit code -9``: only the first
+    line of its list tells the cause from the consequences."""
+    try:
+        lines = manager_log.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    quits = []
+    for line in lines:
+        _, sep, rest = line.partition(": Instance ")
+        name, sep2, code = rest.partition(" quit with exit code ")
+        if sep and sep2 and code.strip().lstrip("-").isdigit():
+            quits.append((name, int(code)))
+    if not quits:
+        return []
+    (name, code), others = quits[0], [n for n, _ in quits[1:]]
+    if code < 0:
+        try:
+            how = f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            how = f"killed by signal {-code}"
+    else:
+        how = f"exit code {code}"
+    then = f"; muscle_manager then stopped {', '.join(others)}" if others else ""
+    return [f"component {name} died first ({how}){then} (see {manager_log})"]
 
 
 def reported_errors(manager_log: Path) -> list[str]:
@@ -253,10 +296,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="ledmus launch",
         description="Run muscle_manager --start-all so that SIGTERM/SIGINT stop the whole run.",
     )
-    parser.add_argument("ymmsl", nargs="+", type=Path,
-                        help="yMMSL file(s), as for muscle_manager (later ones override)")  # fmt: skip
-    parser.add_argument("--run-dir", type=Path, default=None,
-                        help="run directory (created; default runs/<first file>_<time>)")  # fmt: skip
+    parser.add_argument(
+        "ymmsl",
+        nargs="+",
+        type=Path,
+        help="yMMSL file(s), as for muscle_manager (later ones override)",
+    )
+    parser.add_argument(
+        "--run-dir",
+        type=Path,
+        default=None,
+        help="run directory (created; default runs/<first file>_<time>)",
+    )
     parser.add_argument("--log-level", default=None, help="muscle_manager --log-level")
     parser.add_argument(
         "--overwrite",
@@ -274,9 +325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"ledmus: error: {exc}", file=sys.stderr)
         return 2
-    run_dir = args.run_dir or Path(
-        f"runs/{args.ymmsl[0].stem}_{time.strftime('%Y%m%d_%H%M%S')}"
-    )  # fmt: skip
+    run_dir = args.run_dir or Path(f"runs/{args.ymmsl[0].stem}_{time.strftime('%Y%m%d_%H%M%S')}")
     extra = [str(p) for p in args.ymmsl[1:]]
     if args.log_level:
         extra += ["--log-level", args.log_level]

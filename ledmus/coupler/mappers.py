@@ -20,14 +20,16 @@ from .streams import RNG_MDN, member_torch_generator
 class Lift:
     """Macro states ``(B, d)`` -> observable states ``(B, *shape)``."""
 
-    def __init__(self, model: MacroModel, seed: int, members: np.ndarray,
-                 n_particles: int | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, model: MacroModel, seed: int, members: np.ndarray, n_particles: int | None = None
+    ) -> None:
         self.model, self.seed = model, int(seed)
         self.members = np.asarray(members, dtype=np.int64)
         self.n_particles = n_particles
 
-    def decode(self, m: np.ndarray, window: int, purpose: int = RNG_MDN,
-               rows: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    def decode(
+        self, m: np.ndarray, window: int, purpose: int = RNG_MDN, rows: np.ndarray | None = None
+    ) -> np.ndarray:
         """``(B, d)`` or ``(B, T, d)`` -> float64 states ``(B, [T,] *shape)``
         (``rows``: the positions of ``m``'s members among this mapper's, default all)."""
         gens = None

@@ -97,8 +97,16 @@ LIFT_STATS = ("lifts", "iterations", "steps", "residual", "not_converged", "seco
 
 def lift_stats(report: Any) -> np.ndarray:
     """A :class:`~ledmus.solvers.lifting.LiftReport` as the ``lift_stats`` vector."""
-    return np.array([1.0, report.iterations, report.steps, report.residual,
-                     0.0 if report.converged else 1.0, report.seconds])  # fmt: skip
+    return np.array(
+        [
+            1.0,
+            report.iterations,
+            report.steps,
+            report.residual,
+            0.0 if report.converged else 1.0,
+            report.seconds,
+        ]
+    )
 
 
 class LiftTally:

@@ -29,8 +29,9 @@ def check_finite(who: str, arr: np.ndarray, window: int) -> np.ndarray:
     return arr
 
 
-def initial_condition(solver: Solver, ic: str, seed: int, members: np.ndarray,
-                      transient: float = 0.0) -> np.ndarray:  # fmt: skip
+def initial_condition(
+    solver: Solver, ic: str, seed: int, members: np.ndarray, transient: float = 0.0
+) -> np.ndarray:
     """Observable initial conditions ``(len(members), *shape)``: a named IC of the solver
     (random ICs drawn per member), a ``.npy`` file with one state or one per member of the
     whole ensemble (indexed by global member number); then, when ``transient > 0``, the
@@ -93,9 +94,16 @@ class Micro:
     ``lifting``: how observed states become the solver's internal state.
     """
 
-    def __init__(self, solver: Solver, ic: np.ndarray, seed: int, members: np.ndarray,
-                 stream: int | None = None, lifting: Lifting | None = None,
-                 schedule: ParamSchedule | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        solver: Solver,
+        ic: np.ndarray,
+        seed: int,
+        members: np.ndarray,
+        stream: int | None = None,
+        lifting: Lifting | None = None,
+        schedule: ParamSchedule | None = None,
+    ) -> None:
         self.solver = solver
         self.schedule = schedule
         self.lifting = (lifting or Lifting()).check(solver)
@@ -115,8 +123,9 @@ class Micro:
     def _rng(self, member: int, window: int, purpose: int) -> np.random.Generator:
         return member_rng(self.seed, member, window, purpose, self.stream)
 
-    def _lift(self, obs: np.ndarray, window: int, t: float,
-              members: np.ndarray | None = None) -> Any:  # fmt: skip
+    def _lift(
+        self, obs: np.ndarray, window: int, t: float, members: np.ndarray | None = None
+    ) -> Any:
         solver = self.solver_at(t)
         if not solver.stochastic:
             internal, report = self.lifting.lift(solver, obs, None, t)
@@ -124,10 +133,9 @@ class Micro:
             return internal
         members = self.members if members is None else members
         lifted = [
-            self.lifting.lift(solver, obs[b : b + 1],
-                              self._rng(int(m), window, RNG_LIFT_SOLVER), t)
+            self.lifting.lift(solver, obs[b : b + 1], self._rng(int(m), window, RNG_LIFT_SOLVER), t)
             for b, m in enumerate(members)
-        ]  # fmt: skip
+        ]
         report = lifted[0][1]  # stochastic solvers lift by equilibrium only (no iterations)
         report.seconds = sum(r.seconds for _, r in lifted)
         self._report(report, window)
@@ -136,16 +144,25 @@ class Micro:
     def _report(self, report: LiftReport, window: int) -> None:
         self.last_lift = report
         if report.iterations:
-            log.debug("window %d: %s lift, %d iterations, residual %.3g", window,
-                      report.strategy, report.iterations, report.residual)  # fmt: skip
+            log.debug(
+                "window %d: %s lift, %d iterations, residual %.3g",
+                window,
+                report.strategy,
+                report.iterations,
+                report.residual,
+            )
         if not report.converged and not self._warned:
             self._warned = True
             log.warning(
                 "window %d: %s lifting stopped at lifting_max_iter=%d with residual %.3g > "
                 "lifting_tol=%g (raise lifting_max_iter; further misses are counted in "
-                "metrics.json)", window, report.strategy, self.lifting.max_iter,
-                report.residual, self.lifting.tol,
-            )  # fmt: skip
+                "metrics.json)",
+                window,
+                report.strategy,
+                self.lifting.max_iter,
+                report.residual,
+                self.lifting.tol,
+            )
 
     def _start(self, request: MicroRequest) -> Any:
         """The internal state a window starts from."""
@@ -162,8 +179,10 @@ class Micro:
         t = self.t_member[rows]
         if np.any(np.isnan(t)) or np.any(np.abs(t - t0) > 1e-9 * max(1.0, abs(t0))):
             at = ", ".join(sorted({f"{v:g}" for v in t.tolist()}))
-            raise ValueError(f"micro: asked to continue at t={t0:g} but its state is at "
-                             f"t={at} (members {self.members[rows].tolist()})")  # fmt: skip
+            raise ValueError(
+                f"micro: asked to continue at t={t0:g} but its state is at "
+                f"t={at} (members {self.members[rows].tolist()})"
+            )
 
     def _advance(self, internal: Any, t0: float, rngs: list | None) -> Any:
         solver = self.solver_at(t0)
@@ -226,10 +245,16 @@ class Micro:
 
     def _rows(self, members: np.ndarray) -> np.ndarray:
         rows = np.asarray(members, dtype=np.int64)
-        if rows.ndim != 1 or np.any(rows < 0) or np.any(rows >= len(self.members)) or len(
-                np.unique(rows)) != len(rows):  # fmt: skip
-            raise ValueError(f"micro: request members {rows.tolist()} are not distinct "
-                             f"positions in 0..{len(self.members) - 1}")  # fmt: skip
+        if (
+            rows.ndim != 1
+            or np.any(rows < 0)
+            or np.any(rows >= len(self.members))
+            or len(np.unique(rows)) != len(rows)
+        ):
+            raise ValueError(
+                f"micro: request members {rows.tolist()} are not distinct "
+                f"positions in 0..{len(self.members) - 1}"
+            )
         return rows
 
     def _start_members(self, request: MicroRequest, rows: np.ndarray) -> Any:
@@ -238,8 +263,10 @@ class Micro:
         self.last_lift = None
         lift = np.zeros(0, dtype=np.int64) if request.lift is None else self._rows(request.lift)
         if not np.all(np.isin(lift, rows)):
-            raise ValueError(f"micro: lift positions {lift.tolist()} are not among the "
-                             f"request's members {rows.tolist()}")  # fmt: skip
+            raise ValueError(
+                f"micro: lift positions {lift.tolist()} are not among the "
+                f"request's members {rows.tolist()}"
+            )
         if self.internal is None:
             raise ValueError("micro: a member-subset request before the first window")
         own = rows[~np.isin(rows, lift)]
@@ -262,8 +289,9 @@ class Micro:
     def restore(self, snap: dict[str, Any]) -> None:
         if snap.get("started"):
             self.internal = np.array(snap["internal"])
-            self.t_member = np.broadcast_to(np.array(snap["t"], dtype=np.float64),
-                                            (len(self.members),)).copy()  # fmt: skip
+            self.t_member = np.broadcast_to(
+                np.array(snap["t"], dtype=np.float64), (len(self.members),)
+            ).copy()
 
 
 class ParamSchedule:

@@ -8,12 +8,27 @@ number of particles.
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
 import numpy as np
 
 from ..surrogates.macro import MacroModel
+
+#: environment variables a launcher sets to the number of processes (MPICH/Hydra, Open MPI)
+_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS")
+
+
+def world_comm() -> Any:
+    """``MPI.COMM_WORLD`` when this process was started by ``mpiexec``/``mpirun`` with
+    more than one process, else None (mpi4py is then not even imported)."""
+    size = max(int(os.environ.get(k, "1")) for k in _SIZE_VARIABLES)
+    if size <= 1:
+        return None
+    from mpi4py import MPI
+
+    return MPI.COMM_WORLD if MPI.COMM_WORLD.Get_size() > 1 else None
 
 
 def split_slice(n: int, rank: int, size: int) -> slice:

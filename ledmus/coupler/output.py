@@ -40,8 +40,13 @@ def run_errors(settings: RunSettings, rec: Recorder, reference: np.ndarray) -> d
     return {f"mnad_{n}": float(g["mnad"][c]) for c, n in enumerate(spec.channels)}
 
 
-def write_run(run_dir: Path, settings: RunSettings, recorder: Recorder, result: dict[str, Any],
-              reference: np.ndarray | None) -> None:  # fmt: skip
+def write_run(
+    run_dir: Path,
+    settings: RunSettings,
+    recorder: Recorder,
+    result: dict[str, Any],
+    reference: np.ndarray | None,
+) -> None:
     """``trajectory.h5`` (states, t, latents, source per index and per member, the macro
     model's uncertainty per member and index (NaN where none), and the
     per-step error series such as ``errors/nad_t/u``), ``metrics.json`` (scalars and small
@@ -49,16 +54,29 @@ def write_run(run_dir: Path, settings: RunSettings, recorder: Recorder, result: 
     finished run."""
     solver = settings.solver
     t = solver.dt_coarse * np.arange(recorder.n_total)
-    attrs = {"coupling": "ledmus", "model": str(settings.model), "record": settings.record,
-             **{k: result["settings"][k] for k in ("t_warm", "t_macro", "t_micro")}}  # fmt: skip
+    attrs = {
+        "coupling": "ledmus",
+        "model": str(settings.model),
+        "record": settings.record,
+        **{k: result["settings"][k] for k in ("t_warm", "t_macro", "t_micro")},
+    }
     scalars, series = split_series(result)
     scalars["series"] = {"file": "trajectory.h5", "datasets": sorted(series)}
     write_trajectory(
-        run_dir / "trajectory.h5", recorder.states, t, solver, settings.seed, attrs=attrs,
-        extra={"latents": recorder.latents, "source": recorder.common_source(),
-               "source_members": recorder.source, "uncertainty": recorder.uncertainty,
-               **{k: np.asarray(v, dtype=np.float64) for k, v in series.items()}},
-    )  # fmt: skip
+        run_dir / "trajectory.h5",
+        recorder.states,
+        t,
+        solver,
+        settings.seed,
+        attrs=attrs,
+        extra={
+            "latents": recorder.latents,
+            "source": recorder.common_source(),
+            "source_members": recorder.source,
+            "uncertainty": recorder.uncertainty,
+            **{k: np.asarray(v, dtype=np.float64) for k, v in series.items()},
+        },
+    )
     if settings.plots:
         try:
             plot_run(run_dir, settings, recorder, result, reference)
@@ -70,13 +88,24 @@ def write_run(run_dir: Path, settings: RunSettings, recorder: Recorder, result: 
 def _shade_micro(ax: Any, source: np.ndarray, dt: float, label: bool = True) -> None:
     for a, b, src in source_runs(source):
         if src == SOURCES["micro"]:
-            ax.axvspan(a * dt, max(b - 1, a) * dt, color="tab:orange", alpha=0.15, lw=0,
-                       label="micro windows" if label else None)  # fmt: skip
+            ax.axvspan(
+                a * dt,
+                max(b - 1, a) * dt,
+                color="tab:orange",
+                alpha=0.15,
+                lw=0,
+                label="micro windows" if label else None,
+            )
             label = False
 
 
-def plot_run(run_dir: Path, settings: RunSettings, recorder: Recorder, result: dict[str, Any],
-             reference: np.ndarray | None) -> None:  # fmt: skip
+def plot_run(
+    run_dir: Path,
+    settings: RunSettings,
+    recorder: Recorder,
+    result: dict[str, Any],
+    reference: np.ndarray | None,
+) -> None:
     """Space-time field (grids, against x) or mean positions (particles) of member 0
     with the micro windows shaded, and the error over time when a reference was run."""
     import matplotlib
@@ -96,20 +125,28 @@ def plot_run(run_dir: Path, settings: RunSettings, recorder: Recorder, result: d
         field = states[0, :span, 0]
         panels = [(field, "coupled run (micro windows and decoded macro phases)")]
         if reference is not None:
-            panels += [(reference[0, :span, 0], "micro-only reference"),
-                       (np.abs(field - reference[0, :span, 0]), "|coupled - reference|")]  # fmt: skip
-        fig, axes = plt.subplots(len(panels), 1, figsize=(10, 2.6 * len(panels) + 0.8),
-                                 sharex=True, squeeze=False)  # fmt: skip
+            panels += [
+                (reference[0, :span, 0], "micro-only reference"),
+                (np.abs(field - reference[0, :span, 0]), "|coupled - reference|"),
+            ]
+        fig, axes = plt.subplots(
+            len(panels), 1, figsize=(10, 2.6 * len(panels) + 0.8), sharex=True, squeeze=False
+        )
         lo, hi = np.nanmin(panels[0][0]), np.nanmax(panels[0][0])
         if reference is not None:
             lo, hi = reference[0, :span, 0].min(), reference[0, :span, 0].max()
         channel = spec.channels[0] if spec.channels else "state"
         for ax, (values, title) in zip(axes[:, 0], panels, strict=True):
             error = title.startswith("|")
-            im = ax.imshow(values.T, aspect="auto", origin="lower",
-                           cmap="magma" if error else "RdBu_r",
-                           vmin=None if error else lo, vmax=None if error else hi,
-                           extent=(0, span * dt, x[0], x[-1]))  # fmt: skip
+            im = ax.imshow(
+                values.T,
+                aspect="auto",
+                origin="lower",
+                cmap="magma" if error else "RdBu_r",
+                vmin=None if error else lo,
+                vmax=None if error else hi,
+                extent=(0, span * dt, x[0], x[-1]),
+            )
             fig.colorbar(im, ax=ax, label=f"|error| of {channel}" if error else channel)
             ax.set_ylabel(spec.coordinate_name)
             ax.set_title(title, fontsize=9, loc="left")
@@ -119,8 +156,9 @@ def plot_run(run_dir: Path, settings: RunSettings, recorder: Recorder, result: d
         ax = axes[-1, 0]
     elif spec.kind == "kinetic":  # the profiles above; the macro share over time here
         fig, ax = plt.subplots(figsize=(10, 3.0))
-        ax.step(t[:span], (recorder.source[:, :span] == SOURCES["macro"]).mean(axis=0),
-                where="post")  # fmt: skip
+        ax.step(
+            t[:span], (recorder.source[:, :span] == SOURCES["macro"]).mean(axis=0), where="post"
+        )
         ax.set_ylabel("share of members macro")
     else:
         fig, ax = plt.subplots(figsize=(10, 4.2))
@@ -129,23 +167,34 @@ def plot_run(run_dir: Path, settings: RunSettings, recorder: Recorder, result: d
             label = axis_names[k] if k < len(axis_names) else f"x{k}"
             ax.plot(t[:span], states[0, :span, :, k].mean(axis=1), label=f"mean {label}")
             if reference is not None:
-                ax.plot(t[:span], reference[0, :span, :, k].mean(axis=1), color=f"C{k}",
-                        ls=":", label=f"mean {label}, micro-only")  # fmt: skip
+                ax.plot(
+                    t[:span],
+                    reference[0, :span, :, k].mean(axis=1),
+                    color=f"C{k}",
+                    ls=":",
+                    label=f"mean {label}, micro-only",
+                )
         ax.set_ylabel("mean position" if spec.kind == "particles" else "mean value")
         for a, _b, src in source_runs(source[:span]):
             if src == SOURCES["micro"]:
                 ax.axvline(a * dt, color="tab:orange", lw=0.8, alpha=0.8)
         ax.legend(loc="upper right", fontsize=8)
-    fig.suptitle(f"{settings.system}, member 0, t = 0 … {(span - 1) * dt:g}: orange lines mark "
-                 f"the starts of micro windows (T_warm {settings.t_warm:g}, T_m "
-                 f"{settings.t_macro:g}, T_mu {settings.t_micro:g})", fontsize=10)  # fmt: skip
+    fig.suptitle(
+        f"{settings.system}, member 0, t = 0 … {(span - 1) * dt:g}: orange lines mark "
+        f"the starts of micro windows (T_warm {settings.t_warm:g}, T_m "
+        f"{settings.t_macro:g}, T_mu {settings.t_micro:g})",
+        fontsize=10,
+    )
     ax.set_xlabel("t")
     fig.tight_layout()
     fig.savefig(run_dir / "field.png", dpi=90)
     plt.close(fig)
     err = result.get("errors", {})
-    series = (err.get("nad_t") or err.get("rel_l2_t")
-              or ({"W1": err["wasserstein_t"]} if "wasserstein_t" in err else None))  # fmt: skip
+    series = (
+        err.get("nad_t")
+        or err.get("rel_l2_t")
+        or ({"W1": err["wasserstein_t"]} if "wasserstein_t" in err else None)
+    )
     if reference is None or not series:
         return
     fig, ax = plt.subplots(figsize=(7, 3.5))
@@ -155,16 +204,26 @@ def plot_run(run_dir: Path, settings: RunSettings, recorder: Recorder, result: d
         ax.plot(t[start : start + len(values) * stride : stride], values, label=name)
     _shade_micro(ax, source, dt)
     ax.set_xlabel("t")
-    ax.set_ylabel("W1 vs micro-only run" if "W1" in series else
-                  "rel. L2 vs micro-only run" if "rel_l2_t" in err else "NAD vs micro-only run")  # fmt: skip
+    ax.set_ylabel(
+        "W1 vs micro-only run"
+        if "W1" in series
+        else "rel. L2 vs micro-only run"
+        if "rel_l2_t" in err
+        else "NAD vs micro-only run"
+    )
     ax.legend()
     fig.tight_layout()
     fig.savefig(run_dir / "error_vs_time.png", dpi=90)
     plt.close(fig)
 
 
-def _kinetic_profiles(run_dir: Path, settings: RunSettings, states: np.ndarray,
-                      reference: np.ndarray | None, source: np.ndarray) -> None:  # fmt: skip
+def _kinetic_profiles(
+    run_dir: Path,
+    settings: RunSettings,
+    states: np.ndarray,
+    reference: np.ndarray | None,
+    source: np.ndarray,
+) -> None:
     """``profiles.png``: ρ, u, T of member 0 against x at the first, middle and last
     recorded times (solid: coupled run, dotted: micro-only reference; the title says
     whether each state came from the macro model or the micro solver)."""
@@ -178,8 +237,9 @@ def _kinetic_profiles(run_dir: Path, settings: RunSettings, states: np.ndarray,
     for c, j in enumerate(idx):
         what = "macro" if source[j] == SOURCES["macro"] else "micro"
         ref = primitive_fields(reference[0, j]) if reference is not None else (None,) * 3
-        for ax, name, a, r, k in zip(axes, ("ρ", "u", "T"), primitive_fields(states[0, j]), ref,
-                                     scale, strict=True):  # fmt: skip
+        for ax, name, a, r, k in zip(
+            axes, ("ρ", "u", "T"), primitive_fields(states[0, j]), ref, scale, strict=True
+        ):
             ax.plot(x, a * k, color=f"C{c}", label=f"t = {j * solver.dt_coarse:g} ({what})")
             if r is not None:
                 ax.plot(x, r * k, color=f"C{c}", ls=":")

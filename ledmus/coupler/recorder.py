@@ -39,10 +39,18 @@ class Recorder:
     decode`` fills them from the trajectory file).
     """
 
-    def __init__(self, n_members: int, n_total: int, state_shape: tuple[int, ...],
-                 macro_dim: int, *, keep_states: bool = True, decode_macro: bool = True,
-                 grid_reference: np.ndarray | None = None,
-                 latent_dtype: type = np.float32) -> None:  # fmt: skip
+    def __init__(
+        self,
+        n_members: int,
+        n_total: int,
+        state_shape: tuple[int, ...],
+        macro_dim: int,
+        *,
+        keep_states: bool = True,
+        decode_macro: bool = True,
+        grid_reference: np.ndarray | None = None,
+        latent_dtype: type = np.float32,
+    ) -> None:
         self.n_members, self.n_total = n_members, n_total
         self.state_shape = tuple(state_shape)
         self.decode_macro = decode_macro
@@ -61,9 +69,15 @@ class Recorder:
         """Whether macro phases must decode their states for the record."""
         return self.decode_macro and (self.states is not None or self.abs_err is not None)
 
-    def add(self, index: int, states: np.ndarray | None, latents: np.ndarray, source: str,
-            members: np.ndarray | None = None,
-            uncertainty: np.ndarray | None = None) -> None:  # fmt: skip
+    def add(
+        self,
+        index: int,
+        states: np.ndarray | None,
+        latents: np.ndarray,
+        source: str,
+        members: np.ndarray | None = None,
+        uncertainty: np.ndarray | None = None,
+    ) -> None:
         """Record indices ``index … index + T - 1`` of ``members`` (a boolean mask; None:
         all) from ``latents`` ``(b, T, d)``, ``states`` ``(b, T, *shape)`` and the macro
         model's ``uncertainty`` ``(b, T)``."""

@@ -15,9 +15,7 @@ micro solver continue its own state ("micro only").
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -92,20 +90,3 @@ class FixedSchedule(SchedulePolicy):
         if self.n_macro > 0:
             return Step(MACRO, remaining if self.n_micro == 0 else min(self.n_macro, remaining))
         return Step(MICRO, min(self.n_micro, remaining), FROM_SELF)
-
-
-def _adaptive(**kw: Any) -> SchedulePolicy:
-    from .adaptive import AdaptivePolicy  # it imports the driver, which imports this module
-
-    return AdaptivePolicy(**kw)
-
-
-#: policy name -> factory taking the run settings' coarse-step counts as keywords
-POLICIES: dict[str, Callable[..., SchedulePolicy]] = {"fixed": FixedSchedule, "adaptive": _adaptive}
-
-
-def make_policy(name: str, **counts: Any) -> SchedulePolicy:
-    """The policy ``name`` (``ValueError`` listing the registered names)."""
-    if name not in POLICIES:
-        raise ValueError(f"setting schedule={name!r} unknown; allowed: {', '.join(POLICIES)}")
-    return POLICIES[name](**counts)

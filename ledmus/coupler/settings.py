@@ -68,7 +68,7 @@ from .adaptive_settings import (
 )
 from .paths import read_ymmsl_settings as read_ymmsl_settings
 from .paths import resolve_file
-from .schedule import POLICIES
+from .policies import POLICIES
 
 PARAM_PREFIX = "param_"
 
@@ -291,9 +291,9 @@ def validate(raw: Mapping[str, Any], *, search: list[Path] | None = None) -> Run
     """Check every setting of a run; ``ValueError`` naming the offending setting.  Reads
     the checkpoint header (not the weights) for the system and the trained state shape,
     builds the micro solver and checks the device."""
+    from ..device import resolve_device
     from ..surrogates.checkpoint import checkpoint_kind
     from ..surrogates.macro import macro_model_class
-    from ..surrogates.training import resolve_device
 
     search = search or [Path.cwd()]
     rest, params = _split_params(raw)
@@ -343,25 +343,40 @@ def validate(raw: Mapping[str, Any], *, search: list[Path] | None = None) -> Run
     except ValueError as exc:
         raise ValueError(f"setting {exc}") from None
     if values["backend"] not in cls.backends:
-        raise ValueError(f"setting backend={values['backend']!r}: a {cls.kind!r} model runs on "
-                         f"{', '.join(cls.backends)}")  # fmt: skip
-    run = {k: values[k] for k in ("device", "compare", "plots", "schedule", "record", "overwrite",
-                                  "backend")}  # fmt: skip
+        raise ValueError(
+            f"setting backend={values['backend']!r}: a {cls.kind!r} model runs on "
+            f"{', '.join(cls.backends)}"
+        )
+    run = {
+        k: values[k]
+        for k in ("device", "compare", "plots", "schedule", "record", "overwrite", "backend")
+    }
     adaptive = parse_adaptive(values)
     check_online(values, checkpoint_kind(payload), particles)
     if cold is not None and values["online"] == "off":
-        raise ValueError("setting model: none (cold start) needs setting online: "
-                         "asynchronous or deterministic (the model is trained during the run)")  # fmt: skip
+        raise ValueError(
+            "setting model: none (cold start) needs setting online: "
+            "asynchronous or deterministic (the model is trained during the run)"
+        )
     if values["schedule"] == "adaptive":
         check_adaptive(times, adaptive, solver.dt_coarse)
     entries = [dict(e) for _, e in parse_param_schedule(micro["param_schedule"])]
     fixed = sorted({k for e in entries for k in e} & set(cls.input_params))
     if fixed:
-        raise ValueError(f"setting param_schedule changes {fixed[0]}, an input of the "
-                         f"{cls.kind!r} model fixed at the start of a run; set it with "
-                         f"param_{fixed[0]} instead")  # fmt: skip
+        raise ValueError(
+            f"setting param_schedule changes {fixed[0]}, an input of the "
+            f"{cls.kind!r} model fixed at the start of a run; set it with "
+            f"param_{fixed[0]} instead"
+        )
     outside = out_of_training(system, payload, params, entries)
     outside = {k: v for k, v in outside.items() if k not in cls.input_params}
-    return RunSettings(model=model, **times, **run, **micro, adaptive=adaptive,
-                       out_of_training=outside if cold is None else {},
-                       training=values["training"], cold_config=cold)  # fmt: skip
+    return RunSettings(
+        model=model,
+        **times,
+        **run,
+        **micro,
+        adaptive=adaptive,
+        out_of_training=outside if cold is None else {},
+        training=values["training"],
+        cold_config=cold,
+    )

@@ -64,8 +64,13 @@ class TrainerService:
         a = settings
         self.mode = a.online
         self.net = copy.deepcopy(net)
-        self.buffer = ReplayBuffer(a.online_capacity, a.online_seq_len, tuple(net.state_shape),
-                                   a.online_keep, derived_seed(seed, SEED_BUFFER))  # fmt: skip
+        self.buffer = ReplayBuffer(
+            a.online_capacity,
+            a.online_seq_len,
+            tuple(net.state_shape),
+            a.online_keep,
+            derived_seed(seed, SEED_BUFFER),
+        )
         cfg = {
             "lr": a.online_lr,
             "batch_size": a.online_batch_size,
@@ -73,7 +78,11 @@ class TrainerService:
             "restart_warmup": a.online_restart_warmup,
         }
         self.trainer = OnlineTrainer(self.net, cfg, derived_seed(seed, SEED_TRAINER))
-        self.steps, self.every, self.min_sequences = a.online_steps, a.online_every, a.online_min_sequences  # fmt: skip
+        self.steps, self.every, self.min_sequences = (
+            a.online_steps,
+            a.online_every,
+            a.online_min_sequences,
+        )
         self.version = 0  # of the newest weights
         self.sent = 0  # newest version sent to the macro side
         self.requests = 0
@@ -96,8 +105,12 @@ class TrainerService:
             for k, member in enumerate(np.asarray(request.members)):
                 feed(int(member), request.start, request.states[k], request.regime)
                 for j, image in enumerate(self.symmetries, start=1):
-                    feed(int(member) + j * IMAGE_OFFSET, request.start,
-                         image(request.states[k]), request.regime)  # fmt: skip
+                    feed(
+                        int(member) + j * IMAGE_OFFSET,
+                        request.start,
+                        image(request.states[k]),
+                        request.regime,
+                    )
         self.requests += 1
         if self.worker is None:
             self._round()
@@ -111,9 +124,15 @@ class TrainerService:
             self.failures = list(self.worker.failures)
         if packed is not None:
             self.sent = self.version
-        return TrainReply(window=request.window, version=self.version, weights=packed,
-                          updates=self.trainer.updates, failures=len(self.failures),
-                          train_s=self.trainer.seconds, buffered=len(self.buffer))  # fmt: skip
+        return TrainReply(
+            window=request.window,
+            version=self.version,
+            weights=packed,
+            updates=self.trainer.updates,
+            failures=len(self.failures),
+            train_s=self.trainer.seconds,
+            buffered=len(self.buffer),
+        )
 
     def _round(self) -> None:
         ready = len(self.buffer) >= self.min_sequences and self.requests % self.every == 0
@@ -124,7 +143,7 @@ class TrainerService:
             self.trainer.train(self.buffer, self.steps)
         except Exception as exc:  # keep the last good weights, stop training
             self.net.load_state_dict(good)
-            msg = f"online training failed at update {self.trainer.updates}: {type(exc).__name__}: {exc}"  # fmt: skip
+            msg = f"online training failed at update {self.trainer.updates}: {type(exc).__name__}: {exc}"
             log.warning("%s (the weights of version %d stay; training stops)", msg, self.version)
             self.failures.append(msg)
             return
@@ -136,9 +155,14 @@ class TrainerService:
         between training steps."""
 
         def take() -> dict[str, Any]:
-            return {"buffer": self.buffer.snapshot(), "trainer": self.trainer.snapshot(),
-                    "version": self.version, "sent": self.sent, "requests": self.requests,
-                    "failures": list(self.failures)}  # fmt: skip
+            return {
+                "buffer": self.buffer.snapshot(),
+                "trainer": self.trainer.snapshot(),
+                "version": self.version,
+                "sent": self.sent,
+                "requests": self.requests,
+                "failures": list(self.failures),
+            }
 
         return take() if self.worker is None else self.worker.between_steps(take)
 
@@ -211,8 +235,12 @@ class Learning:
         """The micro states of this window's rows (coarse indices from ``start``)."""
         t0 = (start - 1) * self.dt
         regime = int(np.sum(self.change_times <= t0 + 1e-9 * max(1.0, abs(t0))))
-        self.queued = {"start": int(start), "states": np.asarray(states, np.float32),
-                       "members": self.members[rows], "regime": regime}  # fmt: skip
+        self.queued = {
+            "start": int(start),
+            "states": np.asarray(states, np.float32),
+            "members": self.members[rows],
+            "regime": regime,
+        }
 
     def post(self, window: int, model: Any) -> None:
         """Before window ``window``'s exchange: the queued data to the trainer and, under
@@ -228,11 +256,15 @@ class Learning:
     def collect(self, window: int) -> None:
         reply = self.link.collect()
         if reply.window != window:
-            raise RuntimeError(f"macro: expected the trainer's reply to window {window}, got "
-                               f"{reply.window}")  # fmt: skip
+            raise RuntimeError(
+                f"macro: expected the trainer's reply to window {window}, got {reply.window}"
+            )
         if reply.failures > self.reply.failures:
-            log.warning("online training failed (%d); the run goes on with weights version %d",
-                        reply.failures, self.version)  # fmt: skip
+            log.warning(
+                "online training failed (%d); the run goes on with weights version %d",
+                reply.failures,
+                self.version,
+            )
         self.reply = reply
         if reply.weights is not None:
             if self.incoming is None:
@@ -259,8 +291,12 @@ class Learning:
             return True
         self.incoming, self.rejected = None, self.rejected + 1
         coord._count("weights_rejected")
-        log.info("weights version %d rejected: reconstruction NAD %.3g > %.3g",
-                 reply.version, after.max(), max(coord.policy.max_error, before.max()))  # fmt: skip
+        log.info(
+            "weights version %d rejected: reconstruction NAD %.3g > %.3g",
+            reply.version,
+            after.max(),
+            max(coord.policy.max_error, before.max()),
+        )
         return False
 
     def apply(self, coord: Any) -> None:
@@ -284,16 +320,27 @@ class Learning:
 
     def summary(self) -> dict[str, Any]:
         r = self.reply
-        return {"version": self.version, "applied": self.applied, "rejected": self.rejected,
-                "updates": r.updates,
-                "failures": r.failures, "train_s": r.train_s, "buffered": r.buffered}  # fmt: skip
+        return {
+            "version": self.version,
+            "applied": self.applied,
+            "rejected": self.rejected,
+            "updates": r.updates,
+            "failures": r.failures,
+            "train_s": r.train_s,
+            "buffered": r.buffered,
+        }
 
     def snapshot(self, model: Any) -> dict[str, Any]:
-        snap = {"version": self.version, "applied": self.applied, "waited": self.waited,
-                "rejected": self.rejected,
-                "weights": pack_weights(model.get_weights(), self.version),
-                "queued": dict(self.queued) if self.queued else {},
-                "reply": self.reply.to_payload(), "link": self.link.snapshot()}  # fmt: skip
+        snap = {
+            "version": self.version,
+            "applied": self.applied,
+            "waited": self.waited,
+            "rejected": self.rejected,
+            "weights": pack_weights(model.get_weights(), self.version),
+            "queued": dict(self.queued) if self.queued else {},
+            "reply": self.reply.to_payload(),
+            "link": self.link.snapshot(),
+        }
         if self.incoming is not None:
             snap["incoming"] = self.incoming.to_payload()
         return snap
@@ -326,5 +373,7 @@ class MapperWeights:
             self.model.set_weights(unpack_weights(msg.weights, self.model.get_weights(), -1))
             self.version = msg.version
         elif msg.version != self.version:
-            raise RuntimeError(f"{who}: the window needs weights version {msg.version}, this "
-                               f"mapper has {self.version} and none came")  # fmt: skip
+            raise RuntimeError(
+                f"{who}: the window needs weights version {msg.version}, this "
+                f"mapper has {self.version} and none came"
+            )

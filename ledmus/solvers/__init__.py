@@ -54,8 +54,19 @@ def make(name: str, **params: Any) -> Solver:
     if name not in REGISTRY:
         raise ValueError(f"unknown system {name!r}; allowed: {', '.join(REGISTRY)}")
     cls, preset = REGISTRY[name]
+    return construct(cls, preset, name, params)
 
-    allowed = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+
+def constructor_parameters(cls: type) -> list[str]:
+    """Keyword parameters of ``cls.__init__`` (the solver's physical parameters)."""
+    return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+
+
+def construct(cls: type, preset: dict[str, Any], name: str, params: dict[str, Any]) -> Solver:
+    """``cls(**preset, **params)`` named ``name``; ``ValueError`` for a parameter the
+    solver does not take (listing those it does) or an invalid value.  The one place a
+    solver is built (:func:`make`, :meth:`ledmus.systems.SystemSpec.make`)."""
+    allowed = constructor_parameters(cls)
     unknown = sorted(set(params) - set(allowed))
     if unknown:
         raise ValueError(
@@ -68,6 +79,17 @@ def make(name: str, **params: Any) -> Solver:
 
 
 __all__ = [
-    "BGK", "REGISTRY", "AdvectionDiffusionParticles", "Boltzmann", "FitzHughNagumoLB",
-    "KuramotoSivashinsky", "LatticeRandomWalk", "Solver", "load_fhn_ic", "make", "names",
-]  # fmt: skip
+    "BGK",
+    "REGISTRY",
+    "AdvectionDiffusionParticles",
+    "Boltzmann",
+    "FitzHughNagumoLB",
+    "KuramotoSivashinsky",
+    "LatticeRandomWalk",
+    "Solver",
+    "construct",
+    "constructor_parameters",
+    "load_fhn_ic",
+    "make",
+    "names",
+]

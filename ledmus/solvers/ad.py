@@ -80,10 +80,16 @@ class AdvectionDiffusionParticles(Solver):
 
     def params(self) -> dict[str, Any]:
         return dict(
-            dim=self.dim, n_particles=self.n_particles, diffusion=self.diffusion,
-            amplitude=self.amplitude.tolist(), frequency=self.frequency.tolist(), box=self.box,
-            boundary=self.boundary, dt=self.dt, dt_coarse=self.dt_coarse,
-        )  # fmt: skip
+            dim=self.dim,
+            n_particles=self.n_particles,
+            diffusion=self.diffusion,
+            amplitude=self.amplitude.tolist(),
+            frequency=self.frequency.tolist(),
+            box=self.box,
+            boundary=self.boundary,
+            dt=self.dt,
+            dt_coarse=self.dt_coarse,
+        )
 
     def ic_names(self) -> tuple[str, ...]:
         return ("random", "origin", "uniform")

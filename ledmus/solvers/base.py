@@ -258,8 +258,14 @@ class Solver(ABC, metaclass=_CheckedSolver):
             raise ValueError(f"{name} contains NaN or infinite values")
         return arr
 
-    def lift(self, obs: Any, rng: np.random.Generator | None = None, *,
-             lifting: Any = None, t: float = 0.0) -> Any:  # fmt: skip
+    def lift(
+        self,
+        obs: Any,
+        rng: np.random.Generator | None = None,
+        *,
+        lifting: Any = None,
+        t: float = 0.0,
+    ) -> Any:
         """Observable ``(B, *state_shape)`` -> internal representation.
 
         ``lifting``: a strategy name from :attr:`liftings` or a

@@ -206,15 +206,28 @@ class BGK(Solver):
         return (self.nv, self.nx)
 
     def params(self) -> dict[str, Any]:
-        return dict(kn=self.kn, L=self.L, nx=self.nx, nv=self.nv, v_max=self.v_max,
-                    dt=self.dt, dt_coarse=self.dt_coarse, bc=self.bc,
-                    collisions=self.collisions)  # fmt: skip
+        return dict(
+            kn=self.kn,
+            L=self.L,
+            nx=self.nx,
+            nv=self.nv,
+            v_max=self.v_max,
+            dt=self.dt,
+            dt_coarse=self.dt_coarse,
+            bc=self.bc,
+            collisions=self.collisions,
+        )
 
     def trajectory_attrs(self) -> dict[str, Any]:
         """Root attributes of trajectory files (``ledmus simulate``): the grids ``v``,
         ``dv`` (state axis 1: velocity) and ``x``, ``dx`` (state axis 2: position)."""
-        return {"v": self.v, "dv": self.dv, "x": self.x, "dx": self.dx,
-                "state_axes": "velocity v, position x"}  # fmt: skip
+        return {
+            "v": self.v,
+            "dv": self.dv,
+            "x": self.x,
+            "dx": self.dx,
+            "state_axes": "velocity v, position x",
+        }
 
     # --------------------------------------------------------------------- moments
     def moments(self, f: np.ndarray) -> np.ndarray:
@@ -227,8 +240,9 @@ class BGK(Solver):
         u = mom / rho
         return np.stack([rho, u, 2.0 * e / rho - u * u], axis=-2)
 
-    def maxwellian_of_moments(self, U: np.ndarray, *, discrete: bool = True,
-                              shape: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    def maxwellian_of_moments(
+        self, U: np.ndarray, *, discrete: bool = True, shape: np.ndarray | None = None
+    ) -> np.ndarray:
         """Discrete Maxwellian ``(..., nv, nx)`` whose grid moments are ``U`` ``(..., 3, nx)``
         (``discrete=False``: the sampled continuous Maxwellian, for comparisons).
         ``shape`` ``(..., nv, nx)``: ``exp(a . (1, v, v²/2) + shape)`` with the grid

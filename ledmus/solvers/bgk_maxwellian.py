@@ -28,8 +28,13 @@ MAX_ITER = 60
 FAIL = 1e-9
 
 
-def _evaluate(a: np.ndarray, basis: np.ndarray, w5: np.ndarray, target: np.ndarray,
-              shape: np.ndarray | None = None):  # fmt: skip
+def _evaluate(
+    a: np.ndarray,
+    basis: np.ndarray,
+    w5: np.ndarray,
+    target: np.ndarray,
+    shape: np.ndarray | None = None,
+):
     """``M = exp(a @ basis + shape)`` ``(K, nv)``, its raw moments ``(K, 5)`` and the
     residual ``target - (m0, m1, m2/2)`` ``(K, 3)``."""
     with np.errstate(over="ignore", under="ignore"):
@@ -50,8 +55,9 @@ class DiscreteMaxwellian:
         self.basis = np.stack([np.ones_like(self.v), self.v, 0.5 * self.v**2])  # (3, nv)
         self.w5 = self.dv * self.v[:, None] ** np.arange(5)[None, :]  # (nv, 5): dv v^k
 
-    def __call__(self, U: np.ndarray, *, discrete: bool = True,
-                 shape: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    def __call__(
+        self, U: np.ndarray, *, discrete: bool = True, shape: np.ndarray | None = None
+    ) -> np.ndarray:
         """``discrete=True``: the discrete entropic Maxwellian, whose grid moments equal
         ``U`` to rounding.  ``shape`` ``(K, nv)``: the distribution ``exp(a . phi(v_j) +
         shape_j)`` with those moments instead (the minimum relative entropy to the prior

@@ -163,10 +163,18 @@ class FitzHughNagumoLB(Solver):
 
     def params(self) -> dict[str, Any]:
         return dict(
-            length=self.length, n_nodes=self.n_nodes, d_u=self.d_u, d_v=self.d_v,
-            a0=self.a0, a1=self.a1, eps=self.eps, dt=self.dt, dt_coarse=self.dt_coarse,
-            reaction=self.reaction, walls=self.walls,
-        )  # fmt: skip
+            length=self.length,
+            n_nodes=self.n_nodes,
+            d_u=self.d_u,
+            d_v=self.d_v,
+            a0=self.a0,
+            a1=self.a1,
+            eps=self.eps,
+            dt=self.dt,
+            dt_coarse=self.dt_coarse,
+            reaction=self.reaction,
+            walls=self.walls,
+        )
 
     def ic_names(self) -> tuple[str, ...]:
         return IC_NAMES

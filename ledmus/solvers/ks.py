@@ -97,8 +97,13 @@ class KuramotoSivashinsky(Solver):
         return self.length / self.n_nodes * np.arange(self.n_nodes)
 
     def params(self) -> dict[str, Any]:
-        return dict(length=self.length, n_nodes=self.n_nodes, dt=self.dt,
-                    dt_coarse=self.dt_coarse, n_contour=self.n_contour)  # fmt: skip
+        return dict(
+            length=self.length,
+            n_nodes=self.n_nodes,
+            dt=self.dt,
+            dt_coarse=self.dt_coarse,
+            n_contour=self.n_contour,
+        )
 
     def _named_ic(self, name: str, batch: int, rng: np.random.Generator) -> np.ndarray:
         """Random zero-mean field: the first 8 Fourier modes with N(0,1) amplitudes,

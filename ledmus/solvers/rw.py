@@ -95,9 +95,14 @@ class LatticeRandomWalk(Solver):
 
     def params(self) -> dict[str, Any]:
         return dict(
-            n_particles=self.n_particles, jump=self.jump, p_left=self.p_left,
-            p_right=self.p_right, n_bins=self.n_bins, dt=self.dt, dt_coarse=self.dt_coarse,
-        )  # fmt: skip
+            n_particles=self.n_particles,
+            jump=self.jump,
+            p_left=self.p_left,
+            p_right=self.p_right,
+            n_bins=self.n_bins,
+            dt=self.dt,
+            dt_coarse=self.dt_coarse,
+        )
 
     def _named_ic(self, name: str, batch: int, rng: np.random.Generator) -> np.ndarray:
         """A random smooth density ``1 + sum_{m<=3} a_m cos(pi m x) + b_m sin(pi m x)``,

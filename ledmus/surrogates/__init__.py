@@ -1,7 +1,8 @@
 """Learned surrogates (LED, seed 001 §6): autoencoders, mixture-density decoder, latent
 RNN propagators, two-stage training and checkpoints.
 
-Depends on torch and :mod:`ledmus.data`; never on :mod:`ledmus.coupler`.
+Depends on torch, :mod:`ledmus.solvers`, :mod:`ledmus.systems` and the shared utilities
+(:mod:`ledmus.trajectory`, ...); never on :mod:`ledmus.coupler`.
 
     from ledmus.surrogates import load_model
     model, payload = load_model("models/led_fhn.pt", system="fhn")
@@ -29,8 +30,26 @@ from .vo import VirtualObservableCG
 from .vo_macro import VOMacro
 
 __all__ = [
-    "LED", "LEDMacro", "MACRO_MODELS", "MacroModel", "load_macro_model", "register_macro_model", "ConvAutoencoder", "LatentRNN", "MLPAutoencoder", "MixtureDensityDecoder",
-    "ParticleAutoencoder", "PermutationInvariantEncoder", "Scaler", "load_model",
-    "read_checkpoint", "save_checkpoint", "train_from_config", "PCA", "PCAMacro",
-    "VirtualObservableCG", "VOMacro", "ClosureMacro",
-]  # fmt: skip
+    "LED",
+    "LEDMacro",
+    "MACRO_MODELS",
+    "MacroModel",
+    "load_macro_model",
+    "register_macro_model",
+    "ConvAutoencoder",
+    "LatentRNN",
+    "MLPAutoencoder",
+    "MixtureDensityDecoder",
+    "ParticleAutoencoder",
+    "PermutationInvariantEncoder",
+    "Scaler",
+    "load_model",
+    "read_checkpoint",
+    "save_checkpoint",
+    "train_from_config",
+    "PCA",
+    "PCAMacro",
+    "VirtualObservableCG",
+    "VOMacro",
+    "ClosureMacro",
+]

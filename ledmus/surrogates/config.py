@@ -84,21 +84,35 @@ NOISE = Field("noise", as_number(0), 0.0, "input noise, number >= 0")
 PATIENCE = Field("patience", as_int(1), 100, "early-stopping epochs, integer >= 1")
 MIN_LR = Field("min_lr", as_number(0), 1e-6, "number >= 0")
 TRAIN_AUTOENCODER_FIELDS = (
-    EPOCHS, BATCH_SIZE, LR, WEIGHT_DECAY, NOISE,
+    EPOCHS,
+    BATCH_SIZE,
+    LR,
+    WEIGHT_DECAY,
+    NOISE,
     Field("kl_weight", as_number(0), 1e-3, "VAE KL weight, number >= 0"),
-    PATIENCE, MIN_LR,
+    PATIENCE,
+    MIN_LR,
     Field("subsample", as_int(0), 0, "particles per sample (0: all), integer >= 0"),
-)  # fmt: skip
+)
 TRAIN_RNN_FIELDS = (
-    EPOCHS, BATCH_SIZE, LR, WEIGHT_DECAY,
+    EPOCHS,
+    BATCH_SIZE,
+    LR,
+    WEIGHT_DECAY,
     Field("sequence_length", as_int(1), 30, "BPTT steps, integer >= 1"),
     Field("hidden_propagation", as_int(1), 300, "window steps, integer >= sequence_length"),
-    NOISE, PATIENCE, MIN_LR,
+    NOISE,
+    PATIENCE,
+    MIN_LR,
     Field("validation", as_choice(VALIDATIONS), "teacher_forced", _one_of(VALIDATIONS)),
     Field("restarts", as_int(1), 1, "independent RNN initialisations, integer >= 1"),
-    Field("restart", as_restart, OPTIONAL,
-          "the restart objective, a mapping of " + ", ".join(RESTART_DEFAULTS)),
-)  # fmt: skip
+    Field(
+        "restart",
+        as_restart,
+        OPTIONAL,
+        "the restart objective, a mapping of " + ", ".join(RESTART_DEFAULTS),
+    ),
+)
 PCA_FIELDS = (Field("components", as_int(1), 8, "principal components, integer >= 1"),)
 VO_FIELDS = (
     Field("hidden", as_int(1), 25, "units per hidden layer of NN, integer >= 1"),

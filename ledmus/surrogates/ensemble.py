@@ -55,9 +55,16 @@ class EnsembleRNN(nn.Module):
     ``torch.manual_seed(seed + k)`` (None: drawn from the global generator)."""
 
     def __init__(
-        self, latent_dim: int, hidden: int = 50, cell: str = "lstm", layers: int = 1,
-        residual: bool = False, members: int = 5, head: str = "point", seed: int | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        latent_dim: int,
+        hidden: int = 50,
+        cell: str = "lstm",
+        layers: int = 1,
+        residual: bool = False,
+        members: int = 5,
+        head: str = "point",
+        seed: int | None = None,
+    ) -> None:
         super().__init__()
         if head not in HEADS or members < 1:
             raise ValueError(f"head={head!r} (allowed: {', '.join(HEADS)}), members={members} >= 1")
@@ -92,8 +99,10 @@ class EnsembleRNN(nn.Module):
             out.append((f"rnn.{name}", p, g, h, cols))
         out.append(("readout.weight", self.core.readout.weight, 1, d, h))
         if self.logvar is not None:
-            out += [("logvar.weight", self.logvar.weight, 1, d, h),
-                    ("logvar.bias", self.logvar.bias, 1, d, None)]  # fmt: skip
+            out += [
+                ("logvar.weight", self.logvar.weight, 1, d, h),
+                ("logvar.bias", self.logvar.bias, 1, d, None),
+            ]
         return out
 
     def _index(self, k: int, gates: int, size: int, cols: int | None) -> tuple:
@@ -237,8 +246,15 @@ class EnsembleRNN(nn.Module):
         """Free-run loop from ``z`` ``(B, 1, d)`` (``mean=False``: ``(B, 1, K d)``, each
         member fed its own prediction): latents, and spreads (every step or the last)."""
         m = self.core.rnn
-        args = (m._flat_weights, m.bias, m.num_layers, float(m.dropout), m.training,
-                m.bidirectional, True)  # fmt: skip
+        args = (
+            m._flat_weights,
+            m.bias,
+            m.num_layers,
+            float(m.dropout),
+            m.training,
+            m.bidirectional,
+            True,
+        )
         op = _VF.lstm if self.cell == "lstm" else _VF.gru
         out, spreads = [z], []
         for s in range(steps - 1):

@@ -110,9 +110,13 @@ def autoencoder_loss(model: LED, x: torch.Tensor, noise: float, kl_weight: float
 
 
 def train_autoencoder(
-    model: LED, train: np.ndarray, val: np.ndarray, cfg: dict[str, Any], progress: bool = True,
+    model: LED,
+    train: np.ndarray,
+    val: np.ndarray,
+    cfg: dict[str, Any],
+    progress: bool = True,
     generator: torch.Generator | None = None,
-) -> dict[str, list[float]]:  # fmt: skip
+) -> dict[str, list[float]]:
     """Fit the autoencoder on samples ``(S, *state_shape)`` (already physical units)."""
     x_tr = model.scaler.transform(model.as_tensor(train)).to(model.dtype)
     x_va = model.scaler.transform(model.as_tensor(val)).to(model.dtype)
@@ -137,9 +141,13 @@ def train_autoencoder(
 
     def val_loss() -> float:
         return float(
-            sum(autoencoder_loss(model, x_va[i : i + 1024], 0.0, cfg["kl_weight"]).item() * len(x_va[i : i + 1024])
-                for i in range(0, len(x_va), 1024)) / len(x_va)
-        )  # fmt: skip
+            sum(
+                autoencoder_loss(model, x_va[i : i + 1024], 0.0, cfg["kl_weight"]).item()
+                * len(x_va[i : i + 1024])
+                for i in range(0, len(x_va), 1024)
+            )
+            / len(x_va)
+        )
 
     params = list(model.autoencoder.parameters())
     return _fit("autoencoder", params, model.autoencoder, cfg, epoch, val_loss, progress)
@@ -207,9 +215,13 @@ def member_free_run_loss(model: LED, z: torch.Tensor, warmup: int) -> list[float
 
 
 def train_rnn(
-    model: LED, z_train: torch.Tensor, z_val: torch.Tensor, cfg: dict[str, Any], progress: bool = True,
+    model: LED,
+    z_train: torch.Tensor,
+    z_val: torch.Tensor,
+    cfg: dict[str, Any],
+    progress: bool = True,
     generator: torch.Generator | None = None,
-) -> dict[str, list[float]]:  # fmt: skip
+) -> dict[str, list[float]]:
     """Fit the propagator on latent sequences ``(B, T, d_z)``: each epoch draws
     ``batch_size`` windows of ``hidden_propagation + 1`` steps at random offsets.
 
@@ -306,9 +318,14 @@ def coupled_score(model: LED, z_val: torch.Tensor, cfg: dict[str, Any]) -> tuple
 
 
 def train_rnn_restarts(
-    model: LED, z_train: torch.Tensor, z_val: torch.Tensor, cfg: dict[str, Any], seed: int,
-    progress: bool = True, evaluate: Callable[[LED], dict[str, Any]] | None = None,
-) -> dict[str, Any]:  # fmt: skip
+    model: LED,
+    z_train: torch.Tensor,
+    z_val: torch.Tensor,
+    cfg: dict[str, Any],
+    seed: int,
+    progress: bool = True,
+    evaluate: Callable[[LED], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """Train ``cfg["restarts"]`` propagators from independent initialisations (seeds
     ``seed + r``) and keep the one with the lowest :func:`coupled_score` on the
     validation sequences: the free-running validation error (:func:`free_run_loss`),
@@ -344,9 +361,14 @@ def train_rnn_restarts(
 
 
 def train_ensemble(
-    model: LED, z_train: torch.Tensor, z_val: torch.Tensor, cfg: dict[str, Any], seed: int,
-    progress: bool = True, evaluate: Callable[[LED], dict[str, Any]] | None = None,
-) -> dict[str, Any]:  # fmt: skip
+    model: LED,
+    z_train: torch.Tensor,
+    z_val: torch.Tensor,
+    cfg: dict[str, Any],
+    seed: int,
+    progress: bool = True,
+    evaluate: Callable[[LED], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """Train an :class:`~.ensemble.EnsembleRNN` once (member ``k`` initialised from seed
     ``seed + k``; the members are the restarts, ``cfg["restarts"]`` is ignored), with
     ``latent_var`` set to the training latents' variance per dimension.  Early stopping

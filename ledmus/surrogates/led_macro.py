@@ -187,14 +187,19 @@ class RNNPropagation:
         current = self.snapshot()
         self.restore(snap)
         self._full(self._n_members())
-        old = (self._hidden_rows(torch.as_tensor(members)), self.z_next[members].clone(),
-               self.pending[members].clone(), self.has_pending[members].copy(),
-               self.spread_next[members].copy())  # fmt: skip
+        old = (
+            self._hidden_rows(torch.as_tensor(members)),
+            self.z_next[members].clone(),
+            self.pending[members].clone(),
+            self.has_pending[members].copy(),
+            self.spread_next[members].copy(),
+        )
         self.restore(current)
         self._full(self._n_members())
         idx = torch.as_tensor(members)
-        self._put_hidden(idx, tuple(h.clone() for h in old[0]) if isinstance(old[0], tuple)
-                         else old[0].clone())  # fmt: skip
+        self._put_hidden(
+            idx, tuple(h.clone() for h in old[0]) if isinstance(old[0], tuple) else old[0].clone()
+        )
         self.z_next[idx], self.pending[idx] = old[1], old[2]
         self.has_pending[members], self.spread_next[members] = old[3], old[4]
 
@@ -212,6 +217,7 @@ class RNNPropagation:
         snap = {"hidden": hidden_list, "z_next": arr(self.z_next), "pending": arr(self.pending)}
         if self.has_pending is not None:
             snap["has_pending"] = self.has_pending.astype(np.int32)
+        if self.spread_next is not None:  # the prediction's uncertainty, in either form
             snap["spread_next"] = np.array(self.spread_next)
         return snap
 

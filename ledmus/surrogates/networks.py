@@ -130,8 +130,11 @@ class ConvAutoencoder(_Encoding):
         enc, dec = [], []
         prev = c_in
         for c in channels:
-            enc += [nn.Conv1d(prev, c, kernel, padding=pad, padding_mode="circular"),
-                    make_activation(activation), nn.AvgPool1d(2)]  # fmt: skip
+            enc += [
+                nn.Conv1d(prev, c, kernel, padding=pad, padding_mode="circular"),
+                make_activation(activation),
+                nn.AvgPool1d(2),
+            ]
             prev = c
         self.features = nn.Sequential(*enc)
         self.coarse = (channels[-1], n // 2**depth)
@@ -142,8 +145,10 @@ class ConvAutoencoder(_Encoding):
         self.decoder_mlp = ResidualMLP(latent_dim, flat, layers, width, activation)
         rev = list(channels[::-1]) + [c_in]
         for i in range(depth):
-            dec += [nn.Upsample(scale_factor=2, mode="nearest"),
-                    nn.Conv1d(rev[i], rev[i + 1], kernel, padding=pad, padding_mode="circular")]  # fmt: skip
+            dec += [
+                nn.Upsample(scale_factor=2, mode="nearest"),
+                nn.Conv1d(rev[i], rev[i + 1], kernel, padding=pad, padding_mode="circular"),
+            ]
             if i < depth - 1:
                 dec.append(make_activation(activation))
         self.upsample = nn.Sequential(*dec)
@@ -165,8 +170,15 @@ class PermutationInvariantEncoder(nn.Module):
     ``phi``: residual MLP ``d_x -> d_p``; ``g``: residual MLP ``d_p -> latent``.
     """
 
-    def __init__(self, d_x: int, n_out: int, layers: int = 5, width: int = 100, d_p: int = 100,
-                 activation: str = "tanh") -> None:  # fmt: skip
+    def __init__(
+        self,
+        d_x: int,
+        n_out: int,
+        layers: int = 5,
+        width: int = 100,
+        d_p: int = 100,
+        activation: str = "tanh",
+    ) -> None:
         super().__init__()
         self.phi = ResidualMLP(d_x, d_p, layers, width, activation)
         self.g = ResidualMLP(d_p, n_out, layers, width, activation)
@@ -189,8 +201,15 @@ class MixtureDensityDecoder(nn.Module):
     draw given ``z``.
     """
 
-    def __init__(self, latent_dim: int, d_x: int, components: int = 5, layers: int = 5,
-                 width: int = 100, activation: str = "tanh") -> None:  # fmt: skip
+    def __init__(
+        self,
+        latent_dim: int,
+        d_x: int,
+        components: int = 5,
+        layers: int = 5,
+        width: int = 100,
+        activation: str = "tanh",
+    ) -> None:
         super().__init__()
         self.d_x, self.k = d_x, components
         self.n_tril = d_x * (d_x - 1) // 2
@@ -266,6 +285,10 @@ class ParticleAutoencoder(_Encoding):
     def encoder_out(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)
 
-    def decode(self, z: torch.Tensor, n_particles: int | None = None,
-               generator: torch.Generator | None = None) -> torch.Tensor:  # fmt: skip
+    def decode(
+        self,
+        z: torch.Tensor,
+        n_particles: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         return self.decoder.sample(z, n_particles or self.state_shape[0], generator)

@@ -56,11 +56,18 @@ def fresh_led(raw_config: dict[str, Any], states: np.ndarray, system: str, seed:
     ``(S, *state_shape)``: the same model in every process given the same arguments."""
     resolved = resolve({"data": "-", "system": system, **raw_config})
     if resolved["kind"] != "led" or resolved["system"] != system:
-        raise ValueError(f"cold start: an LED config for system {system!r} is needed, got "
-                         f"kind {resolved['kind']!r}, system {resolved['system']!r}")  # fmt: skip
+        raise ValueError(
+            f"cold start: an LED config for system {system!r} is needed, got "
+            f"kind {resolved['kind']!r}, system {resolved['system']!r}"
+        )
     states = np.asarray(states)
-    spec = {"system": system, "state_shape": list(states.shape[1:]), "box": None,
-            "autoencoder": resolved["autoencoder"], "rnn": resolved["rnn"]}  # fmt: skip
+    spec = {
+        "system": system,
+        "state_shape": list(states.shape[1:]),
+        "box": None,
+        "autoencoder": resolved["autoencoder"],
+        "rnn": resolved["rnn"],
+    }
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = LED(spec).to(dtype=getattr(torch, resolved["dtype"]))
@@ -110,9 +117,13 @@ class OnlineTrainer:
 
     @classmethod
     def cold_start(
-        cls, raw_config: dict[str, Any], states: np.ndarray, system: str, seed: int = 0,
+        cls,
+        raw_config: dict[str, Any],
+        states: np.ndarray,
+        system: str,
+        seed: int = 0,
         cfg: dict[str, Any] | None = None,
-    ) -> OnlineTrainer:  # fmt: skip
+    ) -> OnlineTrainer:
         """A trainer of :func:`fresh_led` (``cfg``: online settings)."""
         return cls(fresh_led(raw_config, states, system, seed), cfg, seed)
 
@@ -120,8 +131,12 @@ class OnlineTrainer:
     def stats(self) -> dict[str, Any]:
         """``updates`` (steps taken), ``samples`` (sequences seen), ``seconds`` (in steps),
         ``last_losses`` (``ae``, ``rnn`` of the last step; an ensemble: member mean)."""
-        return {"updates": self.updates, "samples": self.samples, "seconds": self.seconds,
-                "last_losses": dict(self.last_losses)}  # fmt: skip
+        return {
+            "updates": self.updates,
+            "samples": self.samples,
+            "seconds": self.seconds,
+            "last_losses": dict(self.last_losses),
+        }
 
     def draw(self, buffer: ReplayBuffer) -> np.ndarray:
         """The next minibatch ``(B, L, *state_shape)`` (the trainer's numpy generator)."""
@@ -155,8 +170,9 @@ class OnlineTrainer:
             loss_rnn = loss_rnn + cfg["restart_weight"] * loss_restart
             losses["restart"] = loss_restart.item() / getattr(rnn, "members", 1)
         if not all(np.isfinite(v) for v in losses.values()):
-            raise FloatingPointError(f"online training: non-finite loss {losses} at update "
-                                     f"{self.updates}")  # fmt: skip
+            raise FloatingPointError(
+                f"online training: non-finite loss {losses} at update {self.updates}"
+            )
         pairs = [(self.opt_ae, loss_ae)] * (cfg["ae_weight"] > 0) + [(self.opt_rnn, loss_rnn)]
         for opt, loss in pairs:
             opt.zero_grad()

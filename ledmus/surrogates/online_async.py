@@ -67,18 +67,24 @@ def unpack_weights(
     if names != list(like):
         missing = [n for n in like if n not in names]
         extra = [n for n in names if n not in like]
-        raise ValueError(f"weights version {version}: tensor names differ from the model's "
-                         f"(missing {missing}, unexpected {extra}, or another order)")  # fmt: skip
+        raise ValueError(
+            f"weights version {version}: tensor names differ from the model's "
+            f"(missing {missing}, unexpected {extra}, or another order)"
+        )
     arrays = []
     for i, name in enumerate(names):
         arr = np.asarray(payload.get(f"w{i}"))
         want_shape, want_dtype = tuple(like[name].shape), _numpy_dtype(like[name])
         if arr.shape != want_shape:
-            raise ValueError(f"weights version {version}: tensor {name!r} has shape "
-                             f"{arr.shape}, the model's is {want_shape}")  # fmt: skip
+            raise ValueError(
+                f"weights version {version}: tensor {name!r} has shape "
+                f"{arr.shape}, the model's is {want_shape}"
+            )
         if arr.dtype != want_dtype:
-            raise ValueError(f"weights version {version}: tensor {name!r} has dtype "
-                             f"{arr.dtype}, the model's is {want_dtype}")  # fmt: skip
+            raise ValueError(
+                f"weights version {version}: tensor {name!r} has dtype "
+                f"{arr.dtype}, the model's is {want_dtype}"
+            )
         arrays.append(arr)
     if _checksum(version, names, arrays) != payload["checksum"]:
         raise ValueError(f"weights version {version}: checksum mismatch (corrupted in transit)")
@@ -105,9 +111,12 @@ class AsyncTrainer:
     """
 
     def __init__(
-        self, trainer: OnlineTrainer, buffer: ReplayBuffer, min_sequences: int,
+        self,
+        trainer: OnlineTrainer,
+        buffer: ReplayBuffer,
+        min_sequences: int,
         chunk_steps: int = 20,
-    ) -> None:  # fmt: skip
+    ) -> None:
         if chunk_steps < 1:
             raise ValueError(f"AsyncTrainer: chunk_steps must be >= 1, got {chunk_steps}")
         self.trainer, self.buffer = trainer, buffer
@@ -140,8 +149,12 @@ class AsyncTrainer:
     def stats(self) -> dict[str, Any]:
         """:attr:`OnlineTrainer.stats` plus ``version``, ``failures`` and ``running``."""
         with self._cond:
-            return {**self.trainer.stats, "version": self.version,
-                    "failures": list(self.failures), "running": self._thread.is_alive()}  # fmt: skip
+            return {
+                **self.trainer.stats,
+                "version": self.version,
+                "failures": list(self.failures),
+                "running": self._thread.is_alive(),
+            }
 
     def between_steps(self, fn: Any) -> Any:
         """``fn()`` while no training step runs and the buffer is not fed: a consistent
@@ -173,8 +186,10 @@ class AsyncTrainer:
             try:
                 done = self._chunk()
             except Exception as exc:  # any failure: keep the last good weights
-                msg = (f"online training failed at update {self.trainer.updates}: "
-                       f"{type(exc).__name__}: {exc}")  # fmt: skip
+                msg = (
+                    f"online training failed at update {self.trainer.updates}: "
+                    f"{type(exc).__name__}: {exc}"
+                )
                 log.warning("%s (the last good weights, version %d, stay)", msg, self.version)
                 with self._cond:
                     self.failures.append(msg)

@@ -85,14 +85,28 @@ class LatentRNN(nn.Module):
         m = self.rnn
         if self.cell == "lstm":
             out = _VF.lstm(
-                z, hidden, m._flat_weights, m.bias, m.num_layers, float(m.dropout),
-                m.training, m.bidirectional, True,
-            )  # fmt: skip
+                z,
+                hidden,
+                m._flat_weights,
+                m.bias,
+                m.num_layers,
+                float(m.dropout),
+                m.training,
+                m.bidirectional,
+                True,
+            )
             return out[0], out[1:]
         out = _VF.gru(
-            z, hidden, m._flat_weights, m.bias, m.num_layers, float(m.dropout),
-            m.training, m.bidirectional, True,
-        )  # fmt: skip
+            z,
+            hidden,
+            m._flat_weights,
+            m.bias,
+            m.num_layers,
+            float(m.dropout),
+            m.training,
+            m.bidirectional,
+            True,
+        )
         return out[0], out[1]
 
     def _zero_hidden(self, z_next: torch.Tensor) -> Hidden:
@@ -108,9 +122,14 @@ class LatentRNN(nn.Module):
         W, b = self.readout.weight, self.readout.bias
         m = self.rnn
         args = (
-            m._flat_weights, m.bias, m.num_layers, float(m.dropout), m.training,
-            m.bidirectional, True,
-        )  # fmt: skip
+            m._flat_weights,
+            m.bias,
+            m.num_layers,
+            float(m.dropout),
+            m.training,
+            m.bidirectional,
+            True,
+        )
         residual = self.residual
         out = [z]
         if self.cell == "lstm":

@@ -48,12 +48,18 @@ class ReplayBuffer:
     """
 
     def __init__(
-        self, capacity: int, seq_len: int, state_shape: tuple[int, ...],
-        keep_fraction: float = 0.25, seed: int = 0,
-    ) -> None:  # fmt: skip
+        self,
+        capacity: int,
+        seq_len: int,
+        state_shape: tuple[int, ...],
+        keep_fraction: float = 0.25,
+        seed: int = 0,
+    ) -> None:
         if capacity < 1 or seq_len < 2 or not 0.0 <= keep_fraction <= 1.0:
-            raise ValueError(f"ReplayBuffer: capacity >= 1, seq_len >= 2, 0 <= keep_fraction <= 1 "
-                             f"needed, got {capacity}, {seq_len}, {keep_fraction}")  # fmt: skip
+            raise ValueError(
+                f"ReplayBuffer: capacity >= 1, seq_len >= 2, 0 <= keep_fraction <= 1 "
+                f"needed, got {capacity}, {seq_len}, {keep_fraction}"
+            )
         self.capacity, self.seq_len = int(capacity), int(seq_len)
         self.state_shape = tuple(int(s) for s in state_shape)
         self.keep_fraction = float(keep_fraction)
@@ -78,8 +84,10 @@ class ReplayBuffer:
         states = np.asarray(states, dtype=np.float32)
         shape = (self.seq_len, *self.state_shape)[2 - lead :]
         if states.ndim != lead + len(self.state_shape) or states.shape[1:] != shape:
-            raise ValueError(f"ReplayBuffer.{what}: shape (n, {', '.join(map(str, shape))}) "
-                             f"expected, got {states.shape}")  # fmt: skip
+            raise ValueError(
+                f"ReplayBuffer.{what}: shape (n, {', '.join(map(str, shape))}) "
+                f"expected, got {states.shape}"
+            )
         return states
 
     def feed(self, member: int, start_index: int, states: np.ndarray, regime: int) -> int:
@@ -138,10 +146,13 @@ class ReplayBuffer:
         pend = [self._pending[m] for m in members]
         size, empty = self._size, np.zeros((0, *self.state_shape), np.float32)
         return {
-            "capacity": self.capacity, "seq_len": self.seq_len, "seen": self.seen,
+            "capacity": self.capacity,
+            "seq_len": self.seq_len,
+            "seen": self.seen,
             "state_shape": np.array(self.state_shape, np.int64),
             "keep_fraction": np.array(self.keep_fraction),
-            "data": self._data[:size].copy(), "tags": self._tags[:size].copy(),
+            "data": self._data[:size].copy(),
+            "tags": self._tags[:size].copy(),
             "newest": np.array([] if self.newest is None else [self.newest], np.int64),
             "pending_member": np.array(members, np.int64),
             "pending_next": np.array([p[0] for p in pend], np.int64),
@@ -149,13 +160,15 @@ class ReplayBuffer:
             "pending_length": np.array([len(p[2]) for p in pend], np.int64),
             "pending_states": np.concatenate([empty, *(p[2] for p in pend)]),
             "rng_state": generator_state(self._rng),
-        }  # fmt: skip
+        }
 
     def restore(self, snap: dict[str, Any]) -> None:
         """Become the buffer :meth:`snapshot` described (settings included): it then
         continues bitwise like the original."""
         shape = tuple(int(s) for s in snap["state_shape"])
-        self.__init__(int(snap["capacity"]), int(snap["seq_len"]), shape, float(snap["keep_fraction"]))  # fmt: skip
+        self.__init__(
+            int(snap["capacity"]), int(snap["seq_len"]), shape, float(snap["keep_fraction"])
+        )
         self._size = len(snap["tags"])
         self._data[: self._size], self._tags[: self._size] = snap["data"], snap["tags"]
         self.seen = int(snap["seen"])

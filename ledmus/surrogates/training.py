@@ -7,8 +7,6 @@ same RNN stage.  The stage functions are re-exported here (their historical home
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from pathlib import Path
@@ -18,45 +16,23 @@ import numpy as np
 import torch
 
 from ..atomic import write_json
-from ..device import resolve_device  # re-exported: it used to live here
-from ..trajectory import Trajectory, read_trajectory
+from ..device import resolve_device
+from ..trajectory import Trajectory, fingerprint, read_trajectory
 from .checkpoint import save_checkpoint
 from .config import resolve
-from .fitting import (  # noqa: F401  (re-exported: they used to live here)
-    EarlyStopping,
-    _fit,
-    autoencoder_loss,
+from .fitting import (
     encode_sequences,
-    free_run_loss,
-    rnn_sequence_loss,
     train_autoencoder,
-    train_rnn,
     train_rnn_restarts,
 )
 from .led import LED
-from .networks import kl_standard_normal, reparameterise  # noqa: F401  (re-exported)
 from .pca import PCA
-from .propagators import LatentRNN  # noqa: F401  (re-exported)
 from .restart import restart_scores
 from .training_plots import plot_history
 
-__all__ = [
-    "EarlyStopping", "autoencoder_loss", "encode_sequences", "fingerprint", "free_run_loss",
-    "plot_history", "resolve_device", "rnn_sequence_loss", "train_autoencoder",
-    "train_from_config", "train_pca", "train_rnn", "train_rnn_restarts",
-]  # fmt: skip
+__all__ = ["train_from_config", "train_pca"]
 
 log = logging.getLogger(__name__)
-
-
-def fingerprint(*trajectories: Trajectory) -> str:
-    """SHA-256 over the states, times and parameters of the given trajectories."""
-    h = hashlib.sha256()
-    for traj in trajectories:
-        h.update(np.ascontiguousarray(traj.states).tobytes())
-        h.update(np.ascontiguousarray(traj.t).tobytes())
-        h.update(json.dumps(traj.params, sort_keys=True).encode())
-    return h.hexdigest()
 
 
 def _samples(traj: Trajectory) -> np.ndarray:
@@ -116,9 +92,13 @@ def train_from_config(
     t_ae = time.perf_counter() - t0
     model.eval()
     hist_rnn, t_rnn = _train_propagator(cfg, model, train_traj, val_traj, progress)
-    history = {"autoencoder": hist_ae, "rnn": hist_rnn,
-               "wall_time_s": {"autoencoder": t_ae, "rnn": t_rnn}, "device": str(dev),
-               "threads": torch.get_num_threads()}  # fmt: skip
+    history = {
+        "autoencoder": hist_ae,
+        "rnn": hist_rnn,
+        "wall_time_s": {"autoencoder": t_ae, "rnn": t_rnn},
+        "device": str(dev),
+        "threads": torch.get_num_threads(),
+    }
     _write_outputs(out, model, raw_config, fingerprint(train_traj, val_traj), history)
     log.info(
         "trained %s in %.0f s (autoencoder %.0f s, rnn %.0f s): %s",
@@ -190,9 +170,12 @@ def _spec(cfg: dict[str, Any], traj: Trajectory, stage: str) -> dict[str, Any]:
 
 
 def _write_outputs(
-    out: Path, model: torch.nn.Module, raw_config: dict[str, Any], fp: str,
+    out: Path,
+    model: torch.nn.Module,
+    raw_config: dict[str, Any],
+    fp: str,
     history: dict[str, Any],
-) -> None:  # fmt: skip
+) -> None:
     """Checkpoint, ``<stem>_loss.png`` and ``<stem>_history.json``."""
     save_checkpoint(out, model.cpu(), config=raw_config, fingerprint=fp, history=history)
     plot_history(history, out.with_name(out.stem + "_loss.png"))
@@ -200,9 +183,14 @@ def _write_outputs(
 
 
 def train_pca(
-    cfg: dict[str, Any], raw_config: dict[str, Any], out: Path, dev: torch.device,
-    train_traj: Trajectory, val_traj: Trajectory, progress: bool = True,
-) -> Path:  # fmt: skip
+    cfg: dict[str, Any],
+    raw_config: dict[str, Any],
+    out: Path,
+    dev: torch.device,
+    train_traj: Trajectory,
+    val_traj: Trajectory,
+    progress: bool = True,
+) -> Path:
     """The PCA baseline (``kind: pca``): stage 1 fits the scaler and the principal
     components (SVD, no gradient), stage 2 trains the latent RNN on the PCA
     coefficients exactly as for LED (:func:`train_rnn_restarts`)."""
@@ -220,14 +208,27 @@ def train_pca(
         "reconstruction_mse_train": model.scaled_reconstruction_mse(_samples(train_traj)),
         "reconstruction_mse_val": model.scaled_reconstruction_mse(_samples(val_traj)),
     }
-    log.info("pca: %d components explain %.6f of the variance (validation MSE %.3e)",
-             model.latent_dim, hist_pca["explained_variance_total"],
-             hist_pca["reconstruction_mse_val"])  # fmt: skip
+    log.info(
+        "pca: %d components explain %.6f of the variance (validation MSE %.3e)",
+        model.latent_dim,
+        hist_pca["explained_variance_total"],
+        hist_pca["reconstruction_mse_val"],
+    )
     hist_rnn, t_rnn = _train_propagator(cfg, model, train_traj, val_traj, progress)
-    history = {"pca": hist_pca, "rnn": hist_rnn,
-               "wall_time_s": {"pca": t_pca, "rnn": t_rnn}, "device": str(dev),
-               "threads": torch.get_num_threads()}  # fmt: skip
+    history = {
+        "pca": hist_pca,
+        "rnn": hist_rnn,
+        "wall_time_s": {"pca": t_pca, "rnn": t_rnn},
+        "device": str(dev),
+        "threads": torch.get_num_threads(),
+    }
     _write_outputs(out, model, raw_config, fingerprint(train_traj, val_traj), history)
-    log.info("trained pca %s in %.0f s (pca %.1f s, rnn %.0f s): %s",
-             cfg["system"], t_pca + t_rnn, t_pca, t_rnn, out)  # fmt: skip
+    log.info(
+        "trained pca %s in %.0f s (pca %.1f s, rnn %.0f s): %s",
+        cfg["system"],
+        t_pca + t_rnn,
+        t_pca,
+        t_rnn,
+        out,
+    )
     return out

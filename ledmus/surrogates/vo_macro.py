@@ -52,8 +52,12 @@ class VOMacro(MacroModel):
         arr = np.asarray(states)
         return arr.reshape(*arr.shape[:-2], self.macro_dim).astype(np.float32)
 
-    def lift(self, m: np.ndarray, generators: Sequence[torch.Generator] | None = None,
-             n_particles: int | None = None) -> np.ndarray:  # fmt: skip
+    def lift(
+        self,
+        m: np.ndarray,
+        generators: Sequence[torch.Generator] | None = None,
+        n_particles: int | None = None,
+    ) -> np.ndarray:
         x = fractions(m)
         return x.reshape(*x.shape[:-1], *self.state_shape)
 
@@ -75,10 +79,15 @@ class VOMacro(MacroModel):
             paths = self.net.propagate(self.paths, n, self.generator)  # (B, S, n, d)
         else:
             if len(self.generators) != len(self.paths):
-                raise ValueError(f"vo: {len(self.generators)} generators for "
-                                 f"{len(self.paths)} members")  # fmt: skip
-            paths = torch.stack([self.net.propagate(p, n, g)
-                                 for p, g in zip(self.paths, self.generators, strict=True)])  # fmt: skip
+                raise ValueError(
+                    f"vo: {len(self.generators)} generators for {len(self.paths)} members"
+                )
+            paths = torch.stack(
+                [
+                    self.net.propagate(p, n, g)
+                    for p, g in zip(self.paths, self.generators, strict=True)
+                ]
+            )
         self.paths = paths[:, :, -1]
         mean = paths.mean(dim=1).numpy().astype(np.float32)
         spread = paths.std(dim=1).mean(dim=-1).numpy()
@@ -97,8 +106,9 @@ class VOMacro(MacroModel):
         states = np.array(snap["generators"], dtype=np.uint8)
         gens = [self.generator, *(self.generators or [])]
         if len(states) != len(gens):
-            raise ValueError(f"vo snapshot: {len(states) - 1} member generators, this run has "
-                             f"{len(gens) - 1}")  # fmt: skip
+            raise ValueError(
+                f"vo snapshot: {len(states) - 1} member generators, this run has {len(gens) - 1}"
+            )
         for g, state in zip(gens, states, strict=True):
             g.set_state(torch.as_tensor(state))
 

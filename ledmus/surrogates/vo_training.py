@@ -30,8 +30,13 @@ def counts_of(states: np.ndarray, n_particles: int) -> torch.Tensor:
     return torch.as_tensor(np.rint(np.asarray(states)[:, :, 0] * n_particles), dtype=torch.float64)
 
 
-def elbo(model: VirtualObservableCG, post: LognormalPosterior, counts: torch.Tensor, mc: int,
-         generator: torch.Generator | None = None) -> torch.Tensor:  # fmt: skip
+def elbo(
+    model: VirtualObservableCG,
+    post: LognormalPosterior,
+    counts: torch.Tensor,
+    mc: int,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Monte Carlo ELBO per sequence, ``(n,)`` (nats)."""
     x = post.sample(mc, generator)
     log_lik = (
@@ -42,9 +47,18 @@ def elbo(model: VirtualObservableCG, post: LognormalPosterior, counts: torch.Ten
     return log_lik.mean(dim=0) + post.entropy()
 
 
-def fit(model: VirtualObservableCG, states: np.ndarray, *, steps: int, lr: float, mc: int,
-        seed: int, train_model: bool, progress: bool = False,
-        desc: str = "vo") -> tuple[LognormalPosterior, dict[str, Any]]:  # fmt: skip
+def fit(
+    model: VirtualObservableCG,
+    states: np.ndarray,
+    *,
+    steps: int,
+    lr: float,
+    mc: int,
+    seed: int,
+    train_model: bool,
+    progress: bool = False,
+    desc: str = "vo",
+) -> tuple[LognormalPosterior, dict[str, Any]]:
     """Maximise the ELBO of the sequences ``states`` ``(n, T+1, 1, d)`` (bin fractions);
     with ``train_model`` the model's weights too.  The learning rate decays by cosine to
     1 % of ``lr``.  Returns the posterior and the history (ELBO per nat and step, sigma_r,
@@ -78,47 +92,79 @@ def fit(model: VirtualObservableCG, states: np.ndarray, *, steps: int, lr: float
     return post, history
 
 
-def train_vo(model: VirtualObservableCG, states: np.ndarray, cfg: dict[str, Any],
-             progress: bool = False) -> tuple[LognormalPosterior, dict[str, Any]]:  # fmt: skip
+def train_vo(
+    model: VirtualObservableCG, states: np.ndarray, cfg: dict[str, Any], progress: bool = False
+) -> tuple[LognormalPosterior, dict[str, Any]]:
     """Train on the first ``sequences`` (0: all) of ``states`` ``(n, T+1, 1, d)``."""
     n = cfg["sequences"] or len(states)
     if n > len(states):
         raise ValueError(f"config train_vo.sequences={n} but the data hold {len(states)}")
-    return fit(model, states[:n], steps=cfg["steps"], lr=cfg["lr"], mc=cfg["mc_samples"],
-               seed=cfg.get("seed", 0), train_model=True, progress=progress)  # fmt: skip
+    return fit(
+        model,
+        states[:n],
+        steps=cfg["steps"],
+        lr=cfg["lr"],
+        mc=cfg["mc_samples"],
+        seed=cfg.get("seed", 0),
+        train_model=True,
+        progress=progress,
+    )
 
 
-def infer(model: VirtualObservableCG, states: np.ndarray, cfg: dict[str, Any],
-          seed: int = 0) -> LognormalPosterior:  # fmt: skip
+def infer(
+    model: VirtualObservableCG, states: np.ndarray, cfg: dict[str, Any], seed: int = 0
+) -> LognormalPosterior:
     """The posterior of new sequences with the model fixed (a copy is optimised)."""
     frozen = copy.deepcopy(model)
-    post, _ = fit(frozen, states, steps=cfg["infer_steps"], lr=cfg["lr"], mc=cfg["mc_samples"],
-                  seed=seed, train_model=False)  # fmt: skip
+    post, _ = fit(
+        frozen,
+        states,
+        steps=cfg["infer_steps"],
+        lr=cfg["lr"],
+        mc=cfg["mc_samples"],
+        seed=seed,
+        train_model=False,
+    )
     return post
 
 
-def train_vo_from_config(cfg: dict[str, Any], raw_config: dict[str, Any], out: Any, traj: Any,
-                         progress: bool = True) -> Any:  # fmt: skip
+def train_vo_from_config(
+    cfg: dict[str, Any], raw_config: dict[str, Any], out: Any, traj: Any, progress: bool = True
+) -> Any:
     """``kind: vo``: build the model from the data (state shape, ``d_f`` = the solver's
     ``n_particles``), train it, write the checkpoint (float64), ``<stem>_loss.png`` (ELBO
     and sigma_r per step) and ``<stem>_history.json``."""
     from ..atomic import write_json
+    from ..trajectory import fingerprint
     from .checkpoint import save_checkpoint
-    from .training import fingerprint
 
     if "n_particles" not in traj.params:
         raise ValueError(f"kind vo needs particle data (n_particles); {cfg['system']!r} has none")
-    spec = {"system": cfg["system"], "state_shape": list(traj.states.shape[2:]),
-            "n_particles": int(traj.params["n_particles"]), "dt_coarse": float(traj.dt_coarse),
-            "t_infer": int(traj.states.shape[1]) - 1, "vo": dict(cfg["vo"])}  # fmt: skip
+    spec = {
+        "system": cfg["system"],
+        "state_shape": list(traj.states.shape[2:]),
+        "n_particles": int(traj.params["n_particles"]),
+        "dt_coarse": float(traj.dt_coarse),
+        "t_infer": int(traj.states.shape[1]) - 1,
+        "vo": dict(cfg["vo"]),
+    }
     model = VirtualObservableCG(spec)
     post, hist = train_vo(model, traj.states, {**cfg["train_vo"], "seed": cfg["seed"]}, progress)
     mass = (1.0 - post.mean().detach().sum(dim=-1)).abs()
-    history = {"vo": hist, "wall_time_s": {"vo": hist["wall_s"]}, "sequences": int(len(mass)),
-               "mass_error_inferred_train": {"mean": float(mass.mean()), "max": float(mass.max())},
-               "sigma_r": model.sigma_r.item()}  # fmt: skip
-    save_checkpoint(out, model, config={**raw_config, "dtype": "float64"},
-                    fingerprint=fingerprint(traj), history=history)  # fmt: skip
+    history = {
+        "vo": hist,
+        "wall_time_s": {"vo": hist["wall_s"]},
+        "sequences": int(len(mass)),
+        "mass_error_inferred_train": {"mean": float(mass.mean()), "max": float(mass.max())},
+        "sigma_r": model.sigma_r.item(),
+    }
+    save_checkpoint(
+        out,
+        model,
+        config={**raw_config, "dtype": "float64"},
+        fingerprint=fingerprint(traj),
+        history=history,
+    )
     _plot_history(hist, out.with_name(out.stem + "_loss.png"))
     write_json(out.with_name(out.stem + "_history.json"), history)
     return out

@@ -1,4 +1,4 @@
-"""The system registry: one declaration per system (see DESIGN.md "Extension points").
+"""The system registry: one declaration per system (README, "Coupled runs": *Systems*).
 
 ::
 
@@ -25,6 +25,15 @@ for _spec in builtin_specs():
 del _spec
 
 __all__ = [
-    "KINDS", "Evaluation", "Monitor", "Protocol", "Split", "Symmetry", "SystemSpec", "get",
-    "names", "register", "unregister",
-]  # fmt: skip
+    "KINDS",
+    "Evaluation",
+    "Monitor",
+    "Protocol",
+    "Split",
+    "Symmetry",
+    "SystemSpec",
+    "get",
+    "names",
+    "register",
+    "unregister",
+]

@@ -361,9 +361,13 @@ def builtin_specs() -> tuple[SystemSpec, ...]:
     return (
         fhn,
         ks,
-        _particle_spec("ad1d", "advection-diffusion, Brownian particles in [-0.5, 0.5] (seed 001 §8.1)"),
-        _particle_spec("ad3d", "advection-diffusion, Brownian particles in [-0.5, 0.5]^3 (seed 001 §8.2)"),
+        _particle_spec(
+            "ad1d", "advection-diffusion, Brownian particles in [-0.5, 0.5] (seed 001 §8.1)"
+        ),
+        _particle_spec(
+            "ad3d", "advection-diffusion, Brownian particles in [-0.5, 0.5]^3 (seed 001 §8.2)"
+        ),
         rw,
         bgk,
         boltzmann,
-    )  # fmt: skip
+    )

@@ -116,8 +116,9 @@ def kinetic_errors(spec, reference: np.ndarray, prediction: np.ndarray, dt: floa
 
     ref, pred = np.asarray(reference), np.asarray(prediction)
     if ref.shape != pred.shape or ref.ndim != 4:
-        raise ValueError(f"reference {ref.shape} and prediction {pred.shape} must match, "
-                         "(B, T, nv, nx)")  # fmt: skip
+        raise ValueError(
+            f"reference {ref.shape} and prediction {pred.shape} must match, (B, T, nv, nx)"
+        )
     out: dict = {}
     series = {}
     prim = (

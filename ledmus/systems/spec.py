@@ -9,7 +9,6 @@ state axis, the dataset and evaluation protocols, the metric suite (by kind, in
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ..solvers import construct, constructor_parameters
 from ..solvers.base import Solver
 from . import suites
 
@@ -96,11 +96,6 @@ class FrozenMapping(Mapping[str, Any]):
 
     def __repr__(self) -> str:
         return repr(self._data)
-
-
-def constructor_parameters(cls: type) -> list[str]:
-    """Keyword parameters of ``cls.__init__`` (the solver's physical parameters)."""
-    return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
 
 
 @dataclass(frozen=True)
@@ -185,16 +180,7 @@ class SystemSpec:
         Raises ``ValueError`` for an unknown parameter (listing the solver's parameters)
         or an invalid value.
         """
-        allowed = constructor_parameters(self.solver)
-        unknown = sorted(set(params) - set(allowed))
-        if unknown:
-            raise ValueError(
-                f"unknown parameter(s) {', '.join(unknown)} for system {self.name!r}; "
-                f"allowed: {', '.join(allowed)}"
-            )
-        solver = self.solver(**{**self.preset, **params})
-        solver.system = self.name
-        return solver
+        return construct(self.solver, self.preset, self.name, params)
 
     def errors(self, reference: np.ndarray, prediction: np.ndarray, dt: float) -> dict[str, Any]:
         """Coupled-run errors of ``prediction`` against the micro-only ``reference``,

@@ -147,8 +147,12 @@ class GridEvaluator:
             self.values[0].append(ref.ravel())
             self.values[1].append(pred.ravel())
             n = ref.shape[0] * ref.shape[1]  # fields per channel in this chunk
-            spectra = np.stack([[metrics.power_spectrum(a[:, :, c]) * n
-                                 for c in range(ref.shape[2])] for a in (ref, pred)])  # fmt: skip
+            spectra = np.stack(
+                [
+                    [metrics.power_spectrum(a[:, :, c]) * n for c in range(ref.shape[2])]
+                    for a in (ref, pred)
+                ]
+            )
             self.spectra = spectra if self.spectra is None else self.spectra + spectra
             self.n_fields += n
 

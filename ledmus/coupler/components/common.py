@@ -74,8 +74,9 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
 
 
-def run_guarded(component: str, main: Callable[[], None], instance_box: list,
-                cleanup: Sequence[Path] = ()) -> None:  # fmt: skip
+def run_guarded(
+    component: str, main: Callable[[], None], instance_box: list, cleanup: Sequence[Path] = ()
+) -> None:
     """Run ``main`` (in the main thread) under a :class:`ManagerWatchdog`.
 
     * An exception shuts the whole MUSCLE3 run down with one line: ``<Type>: <message>``
@@ -120,18 +121,6 @@ def run_guarded(component: str, main: Callable[[], None], instance_box: list,
         sys.exit(1)
 
 
-def mpi_comm() -> Any:
-    """COMM_WORLD when this component was started with more than one MPI process."""
-    import os
-
-    size = max(int(os.environ.get(k, "1")) for k in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE"))
-    if size <= 1:
-        return None
-    from mpi4py import MPI
-
-    return MPI.COMM_WORLD
-
-
 #: array dtypes libmuscle sends as they are; others travel as bytes (:func:`portable`)
 WIRE_DTYPES = ("int32", "int64", "float32", "float64", "bool")
 
@@ -141,8 +130,11 @@ def portable(value: Any) -> Any:
     generator state) as ``{"__array__": dtype, "shape": [...], "data": bytes}``, which
     :func:`received` turns back into the array."""
     if isinstance(value, np.ndarray) and str(value.dtype) not in WIRE_DTYPES:
-        return {"__array__": value.dtype.str, "shape": list(value.shape),
-                "data": np.ascontiguousarray(value).tobytes()}  # fmt: skip
+        return {
+            "__array__": value.dtype.str,
+            "shape": list(value.shape),
+            "data": np.ascontiguousarray(value).tobytes(),
+        }
     if isinstance(value, dict):
         return {k: portable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -173,8 +165,9 @@ def received(msg: Any) -> Any:
     return convert(msg.data)
 
 
-def open_instance(ports: dict, flags: Any, box: list, comm: Any = None,
-                  micro_only: bool = False) -> tuple[Any, Any]:  # fmt: skip
+def open_instance(
+    ports: dict, flags: Any, box: list, comm: Any = None, micro_only: bool = False
+) -> tuple[Any, Any]:
     """Create the libmuscle ``Instance`` (on rank 0 only when ``comm`` is given: the
     Python API has no MPI support) and return it with the validated settings (the whole
     run's, or with ``micro_only`` the micro component's), which rank 0 reads and the

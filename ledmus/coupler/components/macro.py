@@ -66,8 +66,11 @@ def summary_text(result: dict[str, Any], out: Path) -> str:
     parts = [f"wall {result['wall_s']:.2f} s", f"{result['windows']} micro windows"]
     if result.get("speedup") is not None:
         parts.append(f"speed-up {result['speedup']:.2f}")
-    errors = {k: v for k, v in (result.get("errors") or {}).items()
-              if isinstance(v, (int, float)) and not isinstance(v, bool)}  # fmt: skip
+    errors = {
+        k: v
+        for k, v in (result.get("errors") or {}).items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
     headline = {k: v for k, v in errors.items() if k.startswith("mnad")} or errors
     parts += [f"{k} {v:.4g}" for k, v in headline.items()]
     if "speedup" not in result:
@@ -90,9 +93,11 @@ class MuscleLink:
         self.instance, self.coord = instance, coord
         missing = [p for p in ("train_out", "weights_in") if not instance.is_connected(p)]
         if missing:
-            raise ValueError("setting online needs the trainer component: connect "
-                             "macro.train_out -> trainer.train_in and trainer.weights_out -> "
-                             f"macro.weights_in (not connected: {', '.join(missing)})")  # fmt: skip
+            raise ValueError(
+                "setting online needs the trainer component: connect "
+                "macro.train_out -> trainer.train_in and trainer.weights_out -> "
+                f"macro.weights_in (not connected: {', '.join(missing)})"
+            )
 
     def post(self, request: TrainRequest, mapper_weights: Weights) -> None:
         t = self.coord.time
@@ -119,8 +124,10 @@ def main() -> None:
     box: list = [None]
 
     def body() -> None:
-        ports = {Operator.O_I: ["state_out", "train_out", "lift_weights", "restrict_weights"],
-                 Operator.S: ["state_in", "weights_in"]}  # fmt: skip
+        ports = {
+            Operator.O_I: ["state_out", "train_out", "lift_weights", "restrict_weights"],
+            Operator.S: ["state_in", "weights_in"],
+        }
         instance, settings = open_instance(ports, InstanceFlags.USES_CHECKPOINT_API, box)
         out, root = output_dir(), run_dir()
         # before any compute: refuse a run directory holding an earlier run (a rerun of
@@ -135,8 +142,9 @@ def main() -> None:
             engine="muscle3",
             run_id=run_id,
         )
-        warning = identical_members_warning(settings.solver, settings.ic, settings.seed,
-                                            settings.ensemble)  # fmt: skip
+        warning = identical_members_warning(
+            settings.solver, settings.ic, settings.seed, settings.ensemble
+        )
         if warning:  # WARNING reaches the manager log
             log.warning(warning)
         try:  # a stop (SIGTERM, the manager gone) or failure before the run finished

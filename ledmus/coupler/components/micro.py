@@ -31,8 +31,8 @@ from ... import systems
 from ..engine import members_of
 from ..messages import MicroRequest
 from ..micro import Micro, initial_condition
-from ..mpi import lazy_bcast, split_slice
-from .common import mpi_comm, open_instance, received, run_guarded
+from ..mpi import lazy_bcast, split_slice, world_comm
+from .common import open_instance, received, run_guarded
 
 
 class MicroComponent:
@@ -58,8 +58,9 @@ class MicroComponent:
                 raise ValueError(
                     f"setting ensemble={settings.ensemble} is smaller than {size} MPI ranks"
                 )
-        ic = initial_condition(solver, settings.ic, settings.seed, self.members,
-                               settings.t_transient)  # fmt: skip
+        ic = initial_condition(
+            solver, settings.ic, settings.seed, self.members, settings.t_transient
+        )
         self.cut = split_slice(ic.shape[1], rank, size) if self.particles else slice(None)
         if self.particles:  # a solver for this rank's share of every member's particles
             local_n = self.cut.stop - self.cut.start
@@ -68,10 +69,19 @@ class MicroComponent:
             )
         stream = rank if self.particles else None
         if size > 1 and settings.schedule_solvers:
-            raise ValueError("setting param_schedule: not supported with an MPI micro "
-                             "component (run it with one process)")  # fmt: skip
-        self.micro = Micro(solver, ic[:, self.cut], settings.seed, self.members, stream,
-                           lifting=settings.lifter, schedule=settings.param_changes)  # fmt: skip
+            raise ValueError(
+                "setting param_schedule: not supported with an MPI micro "
+                "component (run it with one process)"
+            )
+        self.micro = Micro(
+            solver,
+            ic[:, self.cut],
+            settings.seed,
+            self.members,
+            stream,
+            lifting=settings.lifter,
+            schedule=settings.param_changes,
+        )
         # split axes: particles of the internal state (B, N, d) and of a window's states
         # (B, n, N, d); else members, axis 0 of both
         self.axis, self.states_axis = (1, 2) if self.particles else (0, 0)
@@ -89,8 +99,10 @@ class MicroComponent:
     def handle(self, request: MicroRequest) -> tuple[Any, dict[str, Any]]:
         """Run the window on every rank; rank 0 gets the whole result and snapshot."""
         if request.members is not None and self.size > 1 and not self.particles:
-            raise ValueError("member-subset windows (schedule adaptive) need a micro "
-                             "component with one process or particles split over ranks")  # fmt: skip
+            raise ValueError(
+                "member-subset windows (schedule adaptive) need a micro "
+                "component with one process or particles split over ranks"
+            )
         if request.state is not None:
             request.state = self.local(np.asarray(request.state))
         result = self.micro.handle(request)
@@ -132,7 +144,7 @@ class MicroComponent:
 
 def main() -> None:
     box: list = [None]
-    component = MicroComponent(mpi_comm())
+    component = MicroComponent(world_comm())
 
     def body() -> None:
         ports = {Operator.F_INIT: ["init"], Operator.O_F: ["final"]}

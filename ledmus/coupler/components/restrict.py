@@ -19,14 +19,14 @@ from ymmsl import Operator
 from ..engine import load
 from ..mappers import Restrict
 from ..messages import MicroResult, Weights
-from ..mpi import distributed_restrict, lazy_bcast, split_slice
+from ..mpi import distributed_restrict, lazy_bcast, split_slice, world_comm
 from ..trainer import MapperWeights
-from .common import mpi_comm, open_instance, received, run_guarded
+from .common import open_instance, received, run_guarded
 
 
 def main() -> None:
     box: list = [None]
-    comm = mpi_comm()
+    comm = world_comm()
     rank = 0 if comm is None else comm.Get_rank()
 
     def body() -> None:

@@ -31,8 +31,10 @@ def main() -> None:
         ports = {Operator.F_INIT: ["train_in"], Operator.O_F: ["weights_out"]}
         instance, settings = open_instance(ports, InstanceFlags.USES_CHECKPOINT_API, box)
         if settings.adaptive.online == "off":
-            raise ValueError("the trainer component needs setting online: asynchronous or "
-                             "deterministic (it is off)")  # fmt: skip
+            raise ValueError(
+                "the trainer component needs setting online: asynchronous or "
+                "deterministic (it is off)"
+            )
         service = TrainerService(load(settings).net, settings.adaptive, settings.seed)
         try:
             while instance.reuse_instance():

@@ -222,8 +222,9 @@ class ManagerWatchdog:
     ``os._exit(143)``.
     """
 
-    def __init__(self, component: str, cleanup: Sequence[Path] = (),
-                 handler: logging.Handler | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, component: str, cleanup: Sequence[Path] = (), handler: logging.Handler | None = None
+    ) -> None:
         self.component = component
         self.cleanup = list(cleanup)
         self.handler = handler
@@ -260,14 +261,23 @@ class ManagerWatchdog:
             interval, needed, seen = REMOTE_POLL_S, REMOTE_REFUSALS, kind == "agent"
         self.what = f"{kind}: {what.replace(' is gone', '')}, helpers {[p.pid for p in helpers]}"
         self._thread = threading.Thread(
-            target=self._watch, args=(check, interval, needed, seen, what, helpers),
-            name="ledmus-manager-watchdog", daemon=True,
-        )  # fmt: skip
+            target=self._watch,
+            args=(check, interval, needed, seen, what, helpers),
+            name="ledmus-manager-watchdog",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
-    def _watch(self, check: Callable[[], bool | None], interval: float, needed: int,
-               seen: bool, what: str, helpers: list[Any]) -> None:  # fmt: skip
+    def _watch(
+        self,
+        check: Callable[[], bool | None],
+        interval: float,
+        needed: int,
+        seen: bool,
+        what: str,
+        helpers: list[Any],
+    ) -> None:
         misses = 0
         while not self.fired.wait(interval):
             state = check()
@@ -298,8 +308,10 @@ class ManagerWatchdog:
                 pass
         time.sleep(GRACE_S)  # still here: the main thread did not unwind
         removed = remove_temp_files(self.cleanup)
-        _say(f"{self.component}: did not stop within {GRACE_S:g} s of the request; "
-             f"ending now (removed {len(removed)} temporary file(s))")  # fmt: skip
+        _say(
+            f"{self.component}: did not stop within {GRACE_S:g} s of the request; "
+            f"ending now (removed {len(removed)} temporary file(s))"
+        )
         _exit_now(TERMINATED, self.handler)
 
 

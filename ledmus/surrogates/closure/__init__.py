@@ -34,7 +34,20 @@ from .petsc_fv import PetscFVSolver, make_fv_solver, petsc_backend_available
 from .riemann import StarState, exact_solution, sample, star_state
 
 __all__ = [
-    "KAPPA_COEFF", "Euler", "FVSolver", "MomentClosure", "NavierStokes", "PetscFVSolver",
-    "StarState", "check_state", "conserved", "euler_flux", "exact_solution",
-    "make_fv_solver", "petsc_backend_available", "primitive", "sample", "star_state",
-]  # fmt: skip
+    "KAPPA_COEFF",
+    "Euler",
+    "FVSolver",
+    "MomentClosure",
+    "NavierStokes",
+    "PetscFVSolver",
+    "StarState",
+    "check_state",
+    "conserved",
+    "euler_flux",
+    "exact_solution",
+    "make_fv_solver",
+    "petsc_backend_available",
+    "primitive",
+    "sample",
+    "star_state",
+]

@@ -54,8 +54,9 @@ def cases(nx: int) -> list[tuple[str, str, tuple[np.ndarray, ...]]]:
     return out
 
 
-def closures(net: Any, eps: float, bc: str,
-             models: tuple[str, ...] = MODELS) -> dict[str, MomentClosure]:  # fmt: skip
+def closures(
+    net: Any, eps: float, bc: str, models: tuple[str, ...] = MODELS
+) -> dict[str, MomentClosure]:
     """The ``models`` at ``ε``: ``ml`` (``net`` a :class:`.ml.MomentNet`; left out when
     ``net`` is None), ``euler``, ``ns``."""
     bad = [m for m in models if m not in MODELS]
@@ -86,17 +87,33 @@ def group_by_bc(items: list) -> dict[str, tuple[list[str], tuple[np.ndarray, ...
     }
 
 
-def run_case_group(net: Any, eps: float, bc: str, prim: tuple[np.ndarray, ...], *, nx: int,
-                   t_end: float, times: tuple[float, ...] = (),
-                   models: tuple[str, ...] = MODELS) -> dict[str, Any]:  # fmt: skip
+def run_case_group(
+    net: Any,
+    eps: float,
+    bc: str,
+    prim: tuple[np.ndarray, ...],
+    *,
+    nx: int,
+    t_end: float,
+    times: tuple[float, ...] = (),
+    models: tuple[str, ...] = MODELS,
+) -> dict[str, Any]:
     """:func:`run_closures` for the named ``models`` (:func:`closures`) at ``ε``."""
-    return run_closures(closures(net, eps, bc, models), eps, bc, prim, nx=nx, t_end=t_end,
-                        times=times)  # fmt: skip
+    return run_closures(
+        closures(net, eps, bc, models), eps, bc, prim, nx=nx, t_end=t_end, times=times
+    )
 
 
-def run_closures(named: dict[str, MomentClosure], eps: float, bc: str,
-                 prim: tuple[np.ndarray, ...], *, nx: int, t_end: float,
-                 times: tuple[float, ...] = ()) -> dict[str, Any]:  # fmt: skip
+def run_closures(
+    named: dict[str, MomentClosure],
+    eps: float,
+    bc: str,
+    prim: tuple[np.ndarray, ...],
+    *,
+    nx: int,
+    t_end: float,
+    times: tuple[float, ...] = (),
+) -> dict[str, Any]:
     """BGK and every closure of ``named`` from the profiles ``prim`` (batched ``(B, nx)``):
     primitives at ``t_end`` (``(B, 3, nx)``; NaN for a run that broke down), at ``times``
     (``(len(times), B, 3, nx)``), wall seconds, and the failure reason (``None``) per
@@ -107,8 +124,14 @@ def run_closures(named: dict[str, MomentClosure], eps: float, bc: str,
     _, f = bgk.rollout(bgk.maxwellian(rho, u, T), t_end)
     wall = time.perf_counter() - t0
     snap = [round(t / bgk.dt_coarse) for t in times]
-    out = {"bgk": {"final": bgk.primitives(f[:, -1]), "wall_s": wall, "error": None,
-                   "snapshots": np.stack([bgk.primitives(f[:, k]) for k in snap]) if snap else None}}  # fmt: skip
+    out = {
+        "bgk": {
+            "final": bgk.primitives(f[:, -1]),
+            "wall_s": wall,
+            "error": None,
+            "snapshots": np.stack([bgk.primitives(f[:, k]) for k in snap]) if snap else None,
+        }
+    }
     for name, cl in named.items():
         fv = FVSolver(cl, nx=nx, bc=bc)
         Q = conserved(rho, u, T, np.zeros((rho.shape[0], cl.n_moments - 3, nx)))
@@ -136,8 +159,9 @@ def rel_l2(pred: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(err), err, np.inf)
 
 
-def compare_to_bgk(named: dict[str, MomentClosure], eps: float, seed: int, *, nx: int = 64,
-                   t_end: float = 0.1) -> dict[str, np.ndarray]:  # fmt: skip
+def compare_to_bgk(
+    named: dict[str, MomentClosure], eps: float, seed: int, *, nx: int = 64, t_end: float = 0.1
+) -> dict[str, np.ndarray]:
     """Relative L2 errors of ``(ρ, u, T)`` ``(3,)`` at ``t_end`` against BGK for each
     ``name -> closure``, from the periodic smooth profile :func:`.train.profiles`
     ``(nx, seed)`` (``inf`` for a run that broke down)."""
@@ -146,9 +170,15 @@ def compare_to_bgk(named: dict[str, MomentClosure], eps: float, seed: int, *, nx
     return {name: rel_l2(res[name]["final"][0], ref) for name in named}
 
 
-def evaluate_closure(net: Any, *, eps_grid: tuple[float, ...] = EPS_GRID, nx: int = 100,
-                     t_end: float = 0.1, models: tuple[str, ...] = MODELS,
-                     progress: bool = False) -> dict[str, Any]:  # fmt: skip
+def evaluate_closure(
+    net: Any,
+    *,
+    eps_grid: tuple[float, ...] = EPS_GRID,
+    nx: int = 100,
+    t_end: float = 0.1,
+    models: tuple[str, ...] = MODELS,
+    progress: bool = False,
+) -> dict[str, Any]:
     """The acceptance table: per ``ε`` and model, the relative L2 error of ``ρ, u, T`` at
     ``t_end`` (the maximum and mean over the held-out cases, and per case), wall seconds
     of BGK and each model over all cases, and failures.  ``net=None`` leaves ``ml`` out.
@@ -167,11 +197,18 @@ def evaluate_closure(net: Any, *, eps_grid: tuple[float, ...] = EPS_GRID, nx: in
     models = [m for m in models if m != "ml" or net is not None]
     groups = group_by_bc(cases(nx))
     names = [n for names, _ in groups.values() for n in names]
-    out: dict[str, Any] = {"eps": list(eps_grid), "cases": names, "nx": nx, "t_end": t_end,
-                           "models": models, "rel_l2": {m: {} for m in models},
-                           "rel_l2_mean": {m: {} for m in models},
-                           "rel_l2_cases": {m: {} for m in models}, "wall_s": {},
-                           "failures": []}  # fmt: skip
+    out: dict[str, Any] = {
+        "eps": list(eps_grid),
+        "cases": names,
+        "nx": nx,
+        "t_end": t_end,
+        "models": models,
+        "rel_l2": {m: {} for m in models},
+        "rel_l2_mean": {m: {} for m in models},
+        "rel_l2_cases": {m: {} for m in models},
+        "wall_s": {},
+        "failures": [],
+    }
     todo = [(e, bc) for e in eps_grid for bc in groups]
     if progress:
         from tqdm import tqdm
@@ -190,8 +227,9 @@ def evaluate_closure(net: Any, *, eps_grid: tuple[float, ...] = EPS_GRID, nx: in
             per = out["rel_l2_cases"][m].setdefault(key, {})
             per.update({n: [float(v) for v in e] for n, e in zip(case_names, err, strict=True)})
             if res[m]["error"] is not None:
-                out["failures"].append({"model": m, "eps": eps, "bc": bc,
-                                        "reason": res[m]["error"]})  # fmt: skip
+                out["failures"].append(
+                    {"model": m, "eps": eps, "bc": bc, "reason": res[m]["error"]}
+                )
     for m in models:
         for key, per in out["rel_l2_cases"][m].items():
             arr = np.array(list(per.values()))  # (cases, 3)
@@ -204,5 +242,16 @@ def evaluate_closure(net: Any, *, eps_grid: tuple[float, ...] = EPS_GRID, nx: in
     return out
 
 
-__all__ = ["EPS_GRID", "FIELDS", "MODELS", "cases", "closures", "compare_to_bgk",
-           "evaluate_closure", "group_by_bc", "rel_l2", "run_case_group", "run_closures"]  # fmt: skip
+__all__ = [
+    "EPS_GRID",
+    "FIELDS",
+    "MODELS",
+    "cases",
+    "closures",
+    "compare_to_bgk",
+    "evaluate_closure",
+    "group_by_bc",
+    "rel_l2",
+    "run_case_group",
+    "run_closures",
+]

@@ -164,10 +164,12 @@ class FVSolver:
         time_stepper: str = "ssprk3",
     ) -> None:
         for name, value, allowed in (
-            ("bc", bc, BCS), ("limiter", limiter, LIMITERS),
-            ("reconstruction", reconstruction, RECONSTRUCTIONS), ("riemann", riemann, RIEMANN),
+            ("bc", bc, BCS),
+            ("limiter", limiter, LIMITERS),
+            ("reconstruction", reconstruction, RECONSTRUCTIONS),
+            ("riemann", riemann, RIEMANN),
             ("time_stepper", time_stepper, STEPPERS),
-        ):  # fmt: skip
+        ):
             if value not in allowed:
                 raise ValueError(f"unknown {name} {value!r}; allowed: {', '.join(allowed)}")
         if isinstance(nx, bool) or int(nx) != nx or nx < 4:

@@ -6,7 +6,7 @@ MomentNet` members with the same weight functions ``w(ξ)`` (the encoder of the 
 closure, frozen) and independently trained closure networks ``h``, plus the
 :class:`~.lift.MomentDecoder` trained on that encoder.  Member 0 is the shipped closure
 itself (it propagates); members ``1..K-1`` are re-initialised (``torch.manual_seed(seed
-+ k)``, :func:`.learn.ensemble`) and trained on the same BGK data as member 0 (the
++ k)``, :func:`ensemble`) and trained on the same BGK data as member 0 (the
 closure checkpoint's config, :func:`.train.generate`), with its step count.  Their
 disagreement is the trust signal of :class:`~.macro.ClosureMacro`.
 
@@ -18,6 +18,7 @@ Build (about 3 min per member on one core)::
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import time
 from pathlib import Path
@@ -44,16 +45,18 @@ def check_spec(spec: dict[str, Any] | None) -> dict[str, Any]:
     spec = dict(spec or {})
     unknown = sorted(set(spec) - set(SPEC_DEFAULTS))
     if unknown:
-        raise ValueError(f"unknown closure_hmm spec field {unknown[0]!r}; allowed: "
-                         f"{', '.join(SPEC_DEFAULTS)}")  # fmt: skip
+        raise ValueError(
+            f"unknown closure_hmm spec field {unknown[0]!r}; allowed: {', '.join(SPEC_DEFAULTS)}"
+        )
     out = {**SPEC_DEFAULTS, **spec}
     k = out["members"]
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2:
         raise ValueError(f"closure_hmm spec field members must be an integer >= 2, got {k!r}")
     shape = out["state_shape"]
     if len(shape) != 2 or any(isinstance(n, bool) or int(n) != n or n < 4 for n in shape):
-        raise ValueError(f"closure_hmm spec field state_shape must be [nv, nx] (integers >= 4), "
-                         f"got {shape!r}")  # fmt: skip
+        raise ValueError(
+            f"closure_hmm spec field state_shape must be [nv, nx] (integers >= 4), got {shape!r}"
+        )
     out["members"], out["state_shape"] = int(k), [int(n) for n in shape]
     return out
 
@@ -72,8 +75,10 @@ class ClosureEnsemble(nn.Module):
         )
         self.decoder = MomentDecoder(self.spec["decoder"])
         if self.decoder.M != self.members[0].M:
-            raise ValueError(f"closure_hmm spec: the decoder has n_moments={self.decoder.M} "
-                             f"but the closures {self.members[0].M}")  # fmt: skip
+            raise ValueError(
+                f"closure_hmm spec: the decoder has n_moments={self.decoder.M} "
+                f"but the closures {self.members[0].M}"
+            )
         self.state_shape = tuple(self.spec["state_shape"])
 
     @property
@@ -84,13 +89,36 @@ class ClosureEnsemble(nn.Module):
 register_model_class("closure_hmm", ClosureEnsemble)
 
 
-def build(closure: str | Path, decoder: str | Path, out: str | Path, *, members: int = 4,
-          steps: int | None = None, seed: int = 0, nx: int = 100,
-          progress: bool = False) -> Path:  # fmt: skip
+def ensemble(base: MomentNet, members: int, seed: int) -> list[MomentNet]:
+    """``members`` copies of ``base`` with the encoder frozen and the closure network
+    re-initialised (member ``k`` from ``torch.manual_seed(seed + k)``)."""
+    out = []
+    for k in range(members):
+        net = copy.deepcopy(base)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed + k)
+            for layer in net.hnet:
+                if hasattr(layer, "reset_parameters"):
+                    layer.reset_parameters()
+        net.wnet.requires_grad_(False)
+        out.append(net.train())
+    return out
+
+
+def build(
+    closure: str | Path,
+    decoder: str | Path,
+    out: str | Path,
+    *,
+    members: int = 4,
+    steps: int | None = None,
+    seed: int = 0,
+    nx: int = 100,
+    progress: bool = False,
+) -> Path:
     """Train members ``1..members-1`` on the data of the closure checkpoint ``closure``
     and write the ensemble with the decoder ``decoder`` to ``out`` (atomically)."""
     from ..checkpoint import load_model
-    from .learn import ensemble
     from .lift import load_decoder
     from .train import fit, generate, resolve_config
 
@@ -114,34 +142,69 @@ def build(closure: str | Path, decoder: str | Path, out: str | Path, *, members:
 
         iters = tqdm(iters, desc="closure ensemble", unit="member")
     for k in iters:
-        history[f"member{k}"] = fit(nets[k], data, steps=steps, batch_size=cfg["train"][
-            "batch_size"], lr=cfg["train"]["lr"], seed=seed + k)  # fmt: skip
+        history[f"member{k}"] = fit(
+            nets[k],
+            data,
+            steps=steps,
+            batch_size=cfg["train"]["batch_size"],
+            lr=cfg["train"]["lr"],
+            seed=seed + k,
+        )
     history["wall_s"] = time.perf_counter() - t0
-    config = {"closure": str(closure), "decoder": str(decoder), "members": members,
-              "steps": steps, "seed": seed}  # fmt: skip
-    return save_ensemble(nets, dec, out, nx=nx, config=config,
-                         closure_fingerprint=payload["fingerprint"], history=history)  # fmt: skip
+    config = {
+        "closure": str(closure),
+        "decoder": str(decoder),
+        "members": members,
+        "steps": steps,
+        "seed": seed,
+    }
+    return save_ensemble(
+        nets,
+        dec,
+        out,
+        nx=nx,
+        config=config,
+        closure_fingerprint=payload["fingerprint"],
+        history=history,
+    )
 
 
-def save_ensemble(nets: list[MomentNet], decoder: MomentDecoder, out: str | Path, *,
-                  nx: int = 100, config: dict[str, Any], closure_fingerprint: str,
-                  history: dict[str, Any] | None = None) -> Path:  # fmt: skip
+def save_ensemble(
+    nets: list[MomentNet],
+    decoder: MomentDecoder,
+    out: str | Path,
+    *,
+    nx: int = 100,
+    config: dict[str, Any],
+    closure_fingerprint: str,
+    history: dict[str, Any] | None = None,
+) -> Path:
     """Write the closures ``nets`` (member 0 propagates) and ``decoder`` as a
     ``closure_hmm`` checkpoint for BGK states of ``nx`` cells (atomically)."""
     from ... import solvers
     from ..checkpoint import save_checkpoint
 
     nv = solvers.make("bgk", nx=nx).nv
-    ens = ClosureEnsemble({"members": len(nets), "state_shape": [nv, nx],
-                           "closure": nets[0].spec, "decoder": decoder.spec}).double()  # fmt: skip
+    ens = ClosureEnsemble(
+        {
+            "members": len(nets),
+            "state_shape": [nv, nx],
+            "closure": nets[0].spec,
+            "decoder": decoder.spec,
+        }
+    ).double()
     for k, net in enumerate(nets):
         ens.members[k].load_state_dict(net.state_dict())
     ens.decoder.load_state_dict(decoder.state_dict())
     weights = b"".join(v.detach().cpu().numpy().tobytes() for v in ens.state_dict().values())
     config = {**config, "closure_fingerprint": closure_fingerprint, "dtype": "float64"}
-    return save_checkpoint(out, ens.eval(), config=config,
-                           fingerprint=hashlib.sha256(weights).hexdigest(),
-                           history=history or {})  # fmt: skip
+    return save_checkpoint(
+        out,
+        ens.eval(),
+        config=config,
+        fingerprint=hashlib.sha256(weights).hexdigest(),
+        history=history or {},
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -159,8 +222,16 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     try:
-        path = build(args.closure, args.decoder, args.out, members=args.members,
-                     steps=args.steps, seed=args.seed, nx=args.nx, progress=True)  # fmt: skip
+        path = build(
+            args.closure,
+            args.decoder,
+            args.out,
+            members=args.members,
+            steps=args.steps,
+            seed=args.seed,
+            nx=args.nx,
+            progress=True,
+        )
     except ValueError as exc:  # a bad file or option: one line, no traceback
         ap.error(str(exc))
     print(f"wrote {path}")

@@ -51,34 +51,61 @@ def joint_data(cfg: dict[str, Any]) -> dict[str, np.ndarray]:
     d = cfg["data"]
     rng = np.random.default_rng(cfg["seed"])
     parts: dict[str, list] = {}
-    for eps, bgk, f in bgk_runs(d["runs"], d["batch"], d["nx"], d["eps_min"], d["eps_max"],
-                                d["t_end"], d["every"], rng, tuple(d["ics"])):  # fmt: skip
+    for eps, bgk, f in bgk_runs(
+        d["runs"],
+        d["batch"],
+        d["nx"],
+        d["eps_min"],
+        d["eps_max"],
+        d["t_end"],
+        d["every"],
+        rng,
+        tuple(d["ics"]),
+    ):
         fr = kinetic_frame(bgk, f)
         rho, T, M = fr["rho"], fr["T"], fr["M"]
         norm = (np.sqrt(T) / rho)[:, None]
-        new = {**cell_data(bgk, f, eps, fr), "f": cells(f * norm), "m": cells(M * norm),
-               "eta": relative_entropy(f, M, bgk.dv, rho),
-               "dxi": (bgk.dv / np.sqrt(T)).reshape(-1)}  # fmt: skip
+        new = {
+            **cell_data(bgk, f, eps, fr),
+            "f": cells(f * norm),
+            "m": cells(M * norm),
+            "eta": relative_entropy(f, M, bgk.dv, rho),
+            "dxi": (bgk.dv / np.sqrt(T)).reshape(-1),
+        }
         for k, v in new.items():
             parts.setdefault(k, []).append(v)
     return {k: np.concatenate(v) for k, v in parts.items()}
 
 
-def joint_loss(net: MomentNet, dec: MomentDecoder, b: dict[str, torch.Tensor], *,
-               lambda_rec: float, lambda_eta: float, lambda_w: float) -> tuple:  # fmt: skip
+def joint_loss(
+    net: MomentNet,
+    dec: MomentDecoder,
+    b: dict[str, torch.Tensor],
+    *,
+    lambda_rec: float,
+    lambda_eta: float,
+    lambda_w: float,
+) -> tuple:
     """``(loss, closure, reconstruction, entropy, consistency)`` on a batch of cells."""
     encoded = net.encode(b["xi"], b["gdv"])
     closure = closure_loss(net, b, encoded)
     w = net.weights(b["xi"])[0] * b["dxi"][:, None, None]  # (N, nv, M): w(ξ_j) dξ
     # the decoder's batch with W and w(ξ) dξ of the encoder being trained (not detached)
-    dec_loss, rec, ent, con = decoder_loss(dec, {**b, "W": encoded[0], "w": w}, lambda_eta,
-                                           lambda_w)  # fmt: skip
+    dec_loss, rec, ent, con = decoder_loss(
+        dec, {**b, "W": encoded[0], "w": w}, lambda_eta, lambda_w
+    )
     return closure + lambda_rec * dec_loss, closure, rec, ent, con
 
 
-def train_joint(config: dict[str, Any], out_dir: str | Path, *, lambda_rec: float = 1.0,
-                lambda_eta: float = 0.1, lambda_w: float = 0.1,
-                progress: bool = False) -> tuple[Path, Path]:  # fmt: skip
+def train_joint(
+    config: dict[str, Any],
+    out_dir: str | Path,
+    *,
+    lambda_rec: float = 1.0,
+    lambda_eta: float = 0.1,
+    lambda_w: float = 0.1,
+    progress: bool = False,
+) -> tuple[Path, Path]:
     """Train encoder, closure and decoder jointly (module docstring) with the data,
     steps, batch size and learning rate of the closure config; writes
     ``out_dir/closure.pt`` and ``out_dir/decoder.pt``."""
@@ -93,22 +120,40 @@ def train_joint(config: dict[str, Any], out_dir: str | Path, *, lambda_rec: floa
     tens = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in data.items()}
     t = cfg["train"]
     hist: dict[str, Any] = adam_fit(
-        [*net.parameters(), *dec.parameters()], tens,
-        lambda b: joint_loss(net, dec, b, lambda_rec=lambda_rec, lambda_eta=lambda_eta,
-                             lambda_w=lambda_w),
-        steps=t["steps"], batch_size=t["batch_size"], lr=t["lr"], seed=cfg["seed"],
+        [*net.parameters(), *dec.parameters()],
+        tens,
+        lambda b: joint_loss(
+            net, dec, b, lambda_rec=lambda_rec, lambda_eta=lambda_eta, lambda_w=lambda_w
+        ),
+        steps=t["steps"],
+        batch_size=t["batch_size"],
+        lr=t["lr"],
+        seed=cfg["seed"],
         names=("loss", "closure", *DECODER_TERMS[1:]),
-        progress="joint training" if progress else None)  # fmt: skip
+        progress="joint training" if progress else None,
+    )
     hist["wall_s"] = time.perf_counter() - t0
     fp = data_fingerprint(data)
     lambdas = {"lambda_rec": lambda_rec, "lambda_eta": lambda_eta, "lambda_w": lambda_w}
-    closure = save_checkpoint(out_dir / "closure.pt", net.eval(),
-                              config={**config, "dtype": "float64", "joint": lambdas},
-                              fingerprint=fp, history=hist)  # fmt: skip
-    decoder = save_checkpoint(out_dir / "decoder.pt", dec.eval(),
-                              config={"closure": str(closure), "closure_fingerprint": fp,
-                                      "joint": lambdas, "dtype": "float64"},
-                              fingerprint=fp, history={})  # fmt: skip
+    closure = save_checkpoint(
+        out_dir / "closure.pt",
+        net.eval(),
+        config={**config, "dtype": "float64", "joint": lambdas},
+        fingerprint=fp,
+        history=hist,
+    )
+    decoder = save_checkpoint(
+        out_dir / "decoder.pt",
+        dec.eval(),
+        config={
+            "closure": str(closure),
+            "closure_fingerprint": fp,
+            "joint": lambdas,
+            "dtype": "float64",
+        },
+        fingerprint=fp,
+        history={},
+    )
     return closure, decoder
 
 
@@ -131,9 +176,14 @@ def main(argv: list[str] | None = None) -> None:
     config = yaml.safe_load(Path(args.config).read_text())
     config.pop("learn", None)
     try:
-        paths = train_joint(config, args.out, lambda_rec=args.lambda_rec,
-                            lambda_eta=args.lambda_eta, lambda_w=args.lambda_w,
-                            progress=True)  # fmt: skip
+        paths = train_joint(
+            config,
+            args.out,
+            lambda_rec=args.lambda_rec,
+            lambda_eta=args.lambda_eta,
+            lambda_w=args.lambda_w,
+            progress=True,
+        )
     except ValueError as exc:  # a bad config field: one line, no traceback
         ap.error(str(exc))
     print("wrote", *paths)

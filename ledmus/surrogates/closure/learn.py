@@ -39,17 +39,35 @@ import torch
 from ... import solvers
 from .evaluate import compare_to_bgk
 from .fv import FVSolver
+from .hmm import ensemble, save_ensemble
 from .lift import lift, restrict
 from .ml import MLMomentClosure, MomentNet, eps_scale
 from .train import cell_data, fit
 
 LEARN_DEFAULTS: dict[str, Any] = {
-    "members": 4, "lo": 0.05, "hi": 1.0, "iterations": 5, "target": 0.9, "explore": 8,
-    "label_cap": 4, "burst": 0.02, "retrain_steps": 400, "init_runs": 2, "nx": 32,
-    "t_end": 0.1, "every": 4, "batch_size": 256, "lr": 1e-3, "test_eps": [1e-3, 0.1, 10.0],
-    "test_profiles": 2, "seed": 0, "eps_min": 1e-3, "eps_max": 10.0,
-    "closure": "models/closure_bgk.pt", "decoder": "models/closure_bgk_decoder.pt",
-}  # fmt: skip
+    "members": 4,
+    "lo": 0.05,
+    "hi": 1.0,
+    "iterations": 5,
+    "target": 0.9,
+    "explore": 8,
+    "label_cap": 4,
+    "burst": 0.02,
+    "retrain_steps": 400,
+    "init_runs": 2,
+    "nx": 32,
+    "t_end": 0.1,
+    "every": 4,
+    "batch_size": 256,
+    "lr": 1e-3,
+    "test_eps": [1e-3, 0.1, 10.0],
+    "test_profiles": 2,
+    "seed": 0,
+    "eps_min": 1e-3,
+    "eps_max": 10.0,
+    "closure": "models/closure_bgk.pt",
+    "decoder": "models/closure_bgk_decoder.pt",
+}
 STRATEGIES = ("deviation", "random")
 
 
@@ -60,12 +78,23 @@ def resolve_learn(raw: dict[str, Any] | None) -> dict[str, Any]:
         if k not in cfg:
             raise ValueError(f"unknown config field learn.{k}; allowed: {', '.join(cfg)}")
         cfg[k] = v
-    for k in ("members", "iterations", "explore", "label_cap", "retrain_steps", "nx", "every",
-              "batch_size", "test_profiles"):  # fmt: skip
+    for k in (
+        "members",
+        "iterations",
+        "explore",
+        "label_cap",
+        "retrain_steps",
+        "nx",
+        "every",
+        "batch_size",
+        "test_profiles",
+    ):
         v = cfg[k]
         if isinstance(v, bool) or not isinstance(v, int) or v < (2 if k == "members" else 1):
-            raise ValueError(f"config field learn.{k} must be an integer >= "
-                             f"{2 if k == 'members' else 1}, got {v!r}")  # fmt: skip
+            raise ValueError(
+                f"config field learn.{k} must be an integer >= "
+                f"{2 if k == 'members' else 1}, got {v!r}"
+            )
     for k in ("lo", "hi", "burst", "t_end", "lr", "eps_min", "eps_max"):
         if not (isinstance(cfg[k], (int, float)) and math.isfinite(cfg[k]) and cfg[k] > 0):
             raise ValueError(f"config field learn.{k} must be a finite number > 0, got {cfg[k]!r}")
@@ -76,22 +105,6 @@ def resolve_learn(raw: dict[str, Any] | None) -> dict[str, Any]:
     if not 0 < cfg["target"] <= 1:
         raise ValueError(f"config field learn.target must be in (0, 1], got {cfg['target']!r}")
     return cfg
-
-
-def ensemble(base: MomentNet, members: int, seed: int) -> list[MomentNet]:
-    """``members`` copies of ``base`` with the encoder frozen and the closure network
-    re-initialised (member ``k`` from ``torch.manual_seed(seed + k)``)."""
-    out = []
-    for k in range(members):
-        net = copy.deepcopy(base)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed + k)
-            for layer in net.hnet:
-                if hasattr(layer, "reset_parameters"):
-                    layer.reset_parameters()
-        net.wnet.requires_grad_(False)
-        out.append(net.train())
-    return out
 
 
 def deviation(nets: list[MomentNet], Q: np.ndarray, eps: float) -> np.ndarray:
@@ -143,15 +156,23 @@ def test_error(net: MomentNet, cfg: dict[str, Any]) -> float:
     worst = 0.0  # a run that broke down counts inf
     for eps in cfg["test_eps"]:
         for k in range(cfg["test_profiles"]):
-            err = compare_to_bgk({"ml": MLMomentClosure(net.eval(), eps)}, eps, 2000 + k,
-                                 nx=cfg["nx"])["ml"]  # fmt: skip
+            err = compare_to_bgk(
+                {"ml": MLMomentClosure(net.eval(), eps)}, eps, 2000 + k, nx=cfg["nx"]
+            )["ml"]
             worst = max(worst, float(np.max(err)))
     net.train()
     return worst
 
 
-def run(base: MomentNet, decoder: Any, cfg: dict[str, Any], *, strategy: str = "deviation",
-        initial: dict[str, np.ndarray], progress: bool = False) -> dict[str, Any]:  # fmt: skip
+def run(
+    base: MomentNet,
+    decoder: Any,
+    cfg: dict[str, Any],
+    *,
+    strategy: str = "deviation",
+    initial: dict[str, np.ndarray],
+    progress: bool = False,
+) -> dict[str, Any]:
     """The loop (module docstring) from the initial data ``initial`` (:func:`.train.
     cell_data` arrays); returns ``{"strategy", "config", "iterations": [...]}``."""
     if strategy not in STRATEGIES:
@@ -162,8 +183,14 @@ def run(base: MomentNet, decoder: Any, cfg: dict[str, Any], *, strategy: str = "
 
     def train_all() -> None:
         for k, net in enumerate(nets):
-            fit(net, data, steps=cfg["retrain_steps"], batch_size=cfg["batch_size"],
-                lr=cfg["lr"], seed=cfg["seed"] + 100 * k + len(log))  # fmt: skip
+            fit(
+                net,
+                data,
+                steps=cfg["retrain_steps"],
+                batch_size=cfg["batch_size"],
+                lr=cfg["lr"],
+                seed=cfg["seed"] + 100 * k + len(log),
+            )
 
     log: list[dict[str, Any]] = []
     train_all()
@@ -175,8 +202,7 @@ def run(base: MomentNet, decoder: Any, cfg: dict[str, Any], *, strategy: str = "
     for it in iters:
         t0 = time.perf_counter()
         states = explore(nets[0], cfg, rng)
-        dev = np.array([np.inf if Q is None else deviation(nets, Q[None], e)[0]
-                        for e, Q in states])  # fmt: skip
+        dev = np.array([np.inf if Q is None else deviation(nets, Q[None], e)[0] for e, Q in states])
         accurate, band = dev < cfg["lo"], (dev >= cfg["lo"]) & (dev < cfg["hi"])
         if strategy == "deviation":
             idx = np.flatnonzero(band)
@@ -186,16 +212,26 @@ def run(base: MomentNet, decoder: Any, cfg: dict[str, Any], *, strategy: str = "
             chosen = rng.choice(ok, size=min(cfg["label_cap"], ok.size), replace=False)
         for i in chosen:
             data = _merge(data, label(decoder, nets[0], states[i], cfg["burst"]))
-        entry = {"iteration": it, "explored": len(states), "labelled": int(len(chosen)),
-                 "accurate_ratio": float(accurate.mean()), "candidate_ratio": float(band.mean()),
-                 "failed_ratio": float((~np.isfinite(dev) | (dev >= cfg["hi"])).mean()),
-                 "deviation_median": float(np.median(dev[np.isfinite(dev)])) if np.isfinite(dev).any() else None,
-                 "labelled_deviation": [float(dev[i]) for i in chosen]}  # fmt: skip
+        entry = {
+            "iteration": it,
+            "explored": len(states),
+            "labelled": int(len(chosen)),
+            "accurate_ratio": float(accurate.mean()),
+            "candidate_ratio": float(band.mean()),
+            "failed_ratio": float((~np.isfinite(dev) | (dev >= cfg["hi"])).mean()),
+            "deviation_median": float(np.median(dev[np.isfinite(dev)]))
+            if np.isfinite(dev).any()
+            else None,
+            "labelled_deviation": [float(dev[i]) for i in chosen],
+        }
         done = entry["accurate_ratio"] >= cfg["target"]
         if not done:
             train_all()
-        entry.update(test_error=test_error(nets[0], cfg), cells=int(data["q"].size),
-                     wall_s=time.perf_counter() - t0)  # fmt: skip
+        entry.update(
+            test_error=test_error(nets[0], cfg),
+            cells=int(data["q"].size),
+            wall_s=time.perf_counter() - t0,
+        )
         if done:
             entry["stopped"] = "accurate ratio reached"
         log.append(entry)
@@ -204,8 +240,12 @@ def run(base: MomentNet, decoder: Any, cfg: dict[str, Any], *, strategy: str = "
     return {"strategy": strategy, "config": cfg, "iterations": log, "nets": nets}
 
 
-def learn(config: dict[str, Any], out_dir: Any, strategies: tuple[str, ...] = STRATEGIES,
-          progress: bool = True) -> dict[str, Any]:  # fmt: skip
+def learn(
+    config: dict[str, Any],
+    out_dir: Any,
+    strategies: tuple[str, ...] = STRATEGIES,
+    progress: bool = True,
+) -> dict[str, Any]:
     """``ledmus learn``: the loop for each strategy from the same initial data (``learn.
     init_runs`` BGK runs of :func:`.train.generate`); writes ``learn_log.json`` and
     ``learn.png`` into ``out_dir`` (paths in ``learn.closure``/``learn.decoder`` are
@@ -214,7 +254,6 @@ def learn(config: dict[str, Any], out_dir: Any, strategies: tuple[str, ...] = ST
 
     from ...atomic import write_json
     from ..checkpoint import load_model
-    from .hmm import save_ensemble
     from .lift import load_decoder
     from .train import generate, resolve_config
 
@@ -223,18 +262,35 @@ def learn(config: dict[str, Any], out_dir: Any, strategies: tuple[str, ...] = ST
     out_dir.mkdir(parents=True, exist_ok=True)
     base, payload = load_model(cfg["closure"])
     decoder = load_decoder(cfg["decoder"], payload)
-    init = generate(resolve_config({"seed": cfg["seed"], "data": {
-        "runs": cfg["init_runs"], "batch": 2, "nx": cfg["nx"], "eps_min": cfg["eps_min"],
-        "eps_max": cfg["eps_max"], "t_end": cfg["t_end"], "every": cfg["every"]}}))  # fmt: skip
+    init = generate(
+        resolve_config(
+            {
+                "seed": cfg["seed"],
+                "data": {
+                    "runs": cfg["init_runs"],
+                    "batch": 2,
+                    "nx": cfg["nx"],
+                    "eps_min": cfg["eps_min"],
+                    "eps_max": cfg["eps_max"],
+                    "t_end": cfg["t_end"],
+                    "every": cfg["every"],
+                },
+            }
+        )
+    )
     result = {"config": cfg, "runs": {}}
     for strategy in strategies:
         r = run(base, decoder, cfg, strategy=strategy, initial=init, progress=progress)
         result["runs"][strategy] = r["iterations"]
         write_json(out_dir / "learn_log.json", result)
-        save_ensemble(r["nets"], decoder, out_dir / f"ensemble_{strategy}.pt",
-                      config={"learn": cfg, "strategy": strategy},
-                      closure_fingerprint=payload["fingerprint"],
-                      history={"iterations": r["iterations"]})  # fmt: skip
+        save_ensemble(
+            r["nets"],
+            decoder,
+            out_dir / f"ensemble_{strategy}.pt",
+            config={"learn": cfg, "strategy": strategy},
+            closure_fingerprint=payload["fingerprint"],
+            history={"iterations": r["iterations"]},
+        )
     plot(result, out_dir / "learn.png")
     return result
 
@@ -256,5 +312,16 @@ def plot(result: dict[str, Any], path: Any) -> None:
     save_figure(fig, path, dpi=100)
 
 
-__all__ = ["LEARN_DEFAULTS", "STRATEGIES", "deviation", "ensemble", "explore", "label",
-           "learn", "plot", "resolve_learn", "run", "test_error"]  # fmt: skip
+__all__ = [
+    "LEARN_DEFAULTS",
+    "STRATEGIES",
+    "deviation",
+    "ensemble",
+    "explore",
+    "label",
+    "learn",
+    "plot",
+    "resolve_learn",
+    "run",
+    "test_error",
+]

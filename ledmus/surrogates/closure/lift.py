@@ -57,8 +57,9 @@ class MomentDecoder(nn.Module):
         super().__init__()
         unknown = sorted(set(spec or {}) - set(SPEC_DEFAULTS))
         if unknown:
-            raise ValueError(f"unknown decoder spec field {unknown[0]!r}; allowed: "
-                             f"{', '.join(SPEC_DEFAULTS)}")  # fmt: skip
+            raise ValueError(
+                f"unknown decoder spec field {unknown[0]!r}; allowed: {', '.join(SPEC_DEFAULTS)}"
+            )
         self.spec = {**SPEC_DEFAULTS, **(spec or {})}
         M, w, d = self.spec["n_moments"], self.spec["width"], self.spec["depth"]
         self.M = M
@@ -74,8 +75,9 @@ class MomentDecoder(nn.Module):
         ``(N,)``; zero at ``W = 0``."""
         s = eps_scale(log_eps, self.spec["eps_ref"])[:, None]
         nv = xi.shape[1]
-        feats = torch.cat([(W / s)[:, None, :].expand(-1, nv, -1),
-                           log_eps[:, None, None].expand(-1, nv, 1)], -1)  # fmt: skip
+        feats = torch.cat(
+            [(W / s)[:, None, :].expand(-1, nv, -1), log_eps[:, None, None].expand(-1, nv, 1)], -1
+        )
         x = xi[..., None]
         out = self.shape_net(torch.cat([x, feats], -1)) - self.shape_net(
             torch.cat([x, torch.zeros_like(feats[..., :-1]), feats[..., -1:]], -1)
@@ -130,15 +132,25 @@ def lift(decoder: MomentDecoder, Q: np.ndarray, bgk: Any, eps: float) -> np.ndar
     W = Q[:, 3:] / rho[:, None]
     dt = decoder.dtype
     with torch.no_grad():
-        s = decoder.shape(torch.from_numpy(cells(xi)).to(dt), torch.from_numpy(cells(W)).to(dt),
-                          torch.full((B * nx,), math.log10(eps), dtype=dt))  # fmt: skip
+        s = decoder.shape(
+            torch.from_numpy(cells(xi)).to(dt),
+            torch.from_numpy(cells(W)).to(dt),
+            torch.full((B * nx,), math.log10(eps), dtype=dt),
+        )
     s = np.moveaxis(s.double().numpy().reshape(B, nx, -1), 2, 1)
     return bgk.maxwellian_of_moments(Q[:, :3], shape=s)
 
 
 # ------------------------------------------------------------------------------ training
-def snapshots(runs: int, batch: int, nx: int, eps_range: tuple[float, float], t_end: float,
-              every: int, seed: int) -> list[tuple[float, np.ndarray]]:  # fmt: skip
+def snapshots(
+    runs: int,
+    batch: int,
+    nx: int,
+    eps_range: tuple[float, float],
+    t_end: float,
+    every: int,
+    seed: int,
+) -> list[tuple[float, np.ndarray]]:
     """BGK snapshots ``(ε, f (K, nv, nx))`` made as the default closure training data are
     (:func:`.train.bgk_runs`: ICs ``waves``/``shocks`` alternating, periodic; the closure
     config's ``data.ics`` does not reach them)."""
@@ -183,8 +195,9 @@ def cell_targets(net: MomentNet, snaps: list[tuple[float, np.ndarray]]) -> dict[
 DECODER_TERMS = ("loss", "reconstruction", "entropy", "consistency")
 
 
-def decoder_loss(dec: MomentDecoder, b: dict[str, torch.Tensor], lambda_eta: float,
-                 lambda_w: float = 1.0) -> tuple:  # fmt: skip
+def decoder_loss(
+    dec: MomentDecoder, b: dict[str, torch.Tensor], lambda_eta: float, lambda_w: float = 1.0
+) -> tuple:
     """``(loss, reconstruction, entropy, consistency)`` on a batch of cells (module
     docstring; consistency: ``mean |W(f̂) - W|²/s_ε²``, the encoder of the decoded state)."""
     fhat = b["m"] * torch.exp(dec.shape(b["xi"], b["W"], b["log_eps"]))
@@ -196,10 +209,18 @@ def decoder_loss(dec: MomentDecoder, b: dict[str, torch.Tensor], lambda_eta: flo
     return rec + lambda_eta * ent + lambda_w * con, rec, ent, con
 
 
-def train_decoder(net: MomentNet, data: dict[str, np.ndarray], *, steps: int = 3000,
-                  batch_size: int = 256, lr: float = 2e-3, lambda_eta: float = 0.1,
-                  lambda_w: float = 0.1,
-                  spec: dict[str, Any] | None = None, seed: int = 0) -> tuple[MomentDecoder, dict]:  # fmt: skip
+def train_decoder(
+    net: MomentNet,
+    data: dict[str, np.ndarray],
+    *,
+    steps: int = 3000,
+    batch_size: int = 256,
+    lr: float = 2e-3,
+    lambda_eta: float = 0.1,
+    lambda_w: float = 0.1,
+    spec: dict[str, Any] | None = None,
+    seed: int = 0,
+) -> tuple[MomentDecoder, dict]:
     """Fit a :class:`MomentDecoder` to ``data`` (:func:`cell_targets`); returns it and the
     history ``{"loss", "reconstruction", "entropy", "consistency", "wall_s"}``."""
     torch.manual_seed(seed)
@@ -231,8 +252,10 @@ def load_decoder(path: Any, closure_payload: dict[str, Any]) -> MomentDecoder:
         raise ValueError(f"{path} is a {payload.get('kind')!r} checkpoint, not closure_decoder")
     want = closure_payload.get("fingerprint")
     if payload["config"].get("closure_fingerprint") != want:
-        raise ValueError(f"decoder {path} was trained for another closure checkpoint "
-                         f"({payload['config'].get('closure')!r}); retrain it for this one")  # fmt: skip
+        raise ValueError(
+            f"decoder {path} was trained for another closure checkpoint "
+            f"({payload['config'].get('closure')!r}); retrain it for this one"
+        )
     return dec
 
 
@@ -254,22 +277,42 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     net, payload = load_model(args.closure)
     data = cell_targets(net, snapshots(12, 4, 64, (1e-3, 10.0), 0.1, 4, seed=args.seed))
-    dec, hist = train_decoder(net, data, steps=args.steps, lambda_eta=args.lambda_eta,
-                              lambda_w=args.lambda_w, seed=args.seed)  # fmt: skip
-    config = {"closure": str(args.closure), "closure_fingerprint": payload["fingerprint"],
-              "steps": args.steps, "lambda_eta": args.lambda_eta, "lambda_w": args.lambda_w,
-              "seed": args.seed,
-              "data": {"runs": 12, "batch": 4, "nx": 64, "eps": [1e-3, 10.0], "t_end": 0.1,
-                       "every": 4}, "dtype": "float64"}  # fmt: skip
-    save_checkpoint(args.out, dec, config=config, fingerprint=payload["fingerprint"],
-                    history=hist)  # fmt: skip
-    print(f"wrote {args.out}: reconstruction {hist['reconstruction'][-1]:.3g}, "
-          f"{hist['wall_s']:.0f} s")  # fmt: skip
+    dec, hist = train_decoder(
+        net,
+        data,
+        steps=args.steps,
+        lambda_eta=args.lambda_eta,
+        lambda_w=args.lambda_w,
+        seed=args.seed,
+    )
+    config = {
+        "closure": str(args.closure),
+        "closure_fingerprint": payload["fingerprint"],
+        "steps": args.steps,
+        "lambda_eta": args.lambda_eta,
+        "lambda_w": args.lambda_w,
+        "seed": args.seed,
+        "data": {"runs": 12, "batch": 4, "nx": 64, "eps": [1e-3, 10.0], "t_end": 0.1, "every": 4},
+        "dtype": "float64",
+    }
+    save_checkpoint(args.out, dec, config=config, fingerprint=payload["fingerprint"], history=hist)
+    print(
+        f"wrote {args.out}: reconstruction {hist['reconstruction'][-1]:.3g}, {hist['wall_s']:.0f} s"
+    )
 
 
 if __name__ == "__main__":
     main()
 
 
-__all__ = ["MomentDecoder", "cell_targets", "decoder_loss", "lift", "load_decoder", "relative_entropy", "restrict",
-           "snapshots", "train_decoder"]  # fmt: skip
+__all__ = [
+    "MomentDecoder",
+    "cell_targets",
+    "decoder_loss",
+    "lift",
+    "load_decoder",
+    "relative_entropy",
+    "restrict",
+    "snapshots",
+    "train_decoder",
+]

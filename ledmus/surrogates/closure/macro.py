@@ -74,11 +74,15 @@ class ClosureMacro(MacroModel):
 
     def bind_micro(self, solver: Any, *, backend: str = "numpy", comm: Any = None) -> None:
         if getattr(solver, "name", None) != "bgk":
-            raise ValueError(f"the closure_hmm model couples to the bgk solver, not "
-                             f"{getattr(solver, 'name', solver)!r}")  # fmt: skip
+            raise ValueError(
+                f"the closure_hmm model couples to the bgk solver, not "
+                f"{getattr(solver, 'name', solver)!r}"
+            )
         if tuple(solver.state_shape) != self.state_shape:
-            raise ValueError(f"the closure_hmm model was built for BGK states {self.state_shape}"
-                             f", the solver has {solver.state_shape}")  # fmt: skip
+            raise ValueError(
+                f"the closure_hmm model was built for BGK states {self.state_shape}"
+                f", the solver has {solver.state_shape}"
+            )
         if backend not in self.backends:
             raise ValueError(f"setting backend={backend!r}; allowed: {', '.join(self.backends)}")
         self.bgk, self.eps, self.backend, self.comm = solver, float(solver.kn), backend, comm
@@ -100,8 +104,9 @@ class ClosureMacro(MacroModel):
 
             bgk = self._micro()
             closure = MLMomentClosure(self.net.members[0], self.eps, length=bgk.L, bc=bgk.bc)
-            self._fv = make_fv_solver(closure, backend=self.backend, comm=self.comm,
-                                      nx=bgk.nx, length=bgk.L, bc=bgk.bc)  # fmt: skip
+            self._fv = make_fv_solver(
+                closure, backend=self.backend, comm=self.comm, nx=bgk.nx, length=bgk.L, bc=bgk.bc
+            )
         return self._fv
 
     # ------------------------------------------------------------------ mappers
@@ -111,8 +116,12 @@ class ClosureMacro(MacroModel):
         Q = restrict(self.net.members[0], f.reshape(-1, *self.state_shape), self._micro())
         return Q.reshape(*lead, self.macro_dim)
 
-    def lift(self, m: np.ndarray, generators: Sequence[torch.Generator] | None = None,
-             n_particles: int | None = None) -> np.ndarray:  # fmt: skip
+    def lift(
+        self,
+        m: np.ndarray,
+        generators: Sequence[torch.Generator] | None = None,
+        n_particles: int | None = None,
+    ) -> np.ndarray:
         m = np.asarray(m)
         f = lift(self.net.decoder, self._q(m), self._micro(), self.eps)
         return f.reshape(*m.shape[:-1], *self.state_shape)

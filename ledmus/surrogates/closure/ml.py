@@ -224,8 +224,15 @@ class MLMomentClosure(MomentClosure):
 
     gamma = 3.0
 
-    def __init__(self, net: MomentNet, kn, *, length: float = 1.0, bc: str = "periodic",
-                 speed_factor: float = 1.5) -> None:  # fmt: skip
+    def __init__(
+        self,
+        net: MomentNet,
+        kn,
+        *,
+        length: float = 1.0,
+        bc: str = "periodic",
+        speed_factor: float = 1.5,
+    ) -> None:
         kn_arr = np.asarray(kn, dtype=np.float64)
         if kn_arr.ndim > 1 or not np.all(np.isfinite(kn_arr)) or np.any(kn_arr <= 0):
             raise ValueError(f"kn must be finite and > 0 (a float or shape (B,)), got {kn!r}")

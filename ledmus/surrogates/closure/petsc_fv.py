@@ -161,9 +161,14 @@ class PetscFVSolver(FVSolver):
 
     def _dmda(self, dof: int) -> Any:
         return self._PETSc.DMDA().create(
-            dim=1, sizes=(self.nx,), dof=dof, stencil_width=2, boundary_type=(self._bt,),
-            stencil_type=self._PETSc.DMDA.StencilType.BOX, comm=self.comm,
-        )  # fmt: skip
+            dim=1,
+            sizes=(self.nx,),
+            dof=dof,
+            stencil_width=2,
+            boundary_type=(self._bt,),
+            stencil_type=self._PETSc.DMDA.StencilType.BOX,
+            comm=self.comm,
+        )
 
     def _setup(self, B: int) -> None:
         """DMDA, vectors, TS and scatter-to-all for ``B`` ensemble members (cached)."""

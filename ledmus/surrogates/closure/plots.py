@@ -18,8 +18,12 @@ import numpy as np
 
 from .evaluate import FIELDS
 
-STYLE = {"bgk": ("k", "-", "BGK"), "ml": ("C0", "--", "ML closure"),
-         "euler": ("C1", ":", "Euler"), "ns": ("C2", "-.", "Navier-Stokes")}  # fmt: skip
+STYLE = {
+    "bgk": ("k", "-", "BGK"),
+    "ml": ("C0", "--", "ML closure"),
+    "euler": ("C1", ":", "Euler"),
+    "ns": ("C2", "-.", "Navier-Stokes"),
+}
 
 
 def save_figure(fig: Any, path: str | Path, dpi: int = 110) -> Path:
@@ -64,12 +68,18 @@ def plot_errors(result: dict[str, Any], path: str | Path) -> Path:
     return save_figure(fig, path)
 
 
-def plot_profiles(x: np.ndarray, runs: dict[str, np.ndarray], times: tuple[float, ...],
-                  title: str, path: str | Path) -> Path:  # fmt: skip
+def plot_profiles(
+    x: np.ndarray,
+    runs: dict[str, np.ndarray],
+    times: tuple[float, ...],
+    title: str,
+    path: str | Path,
+) -> Path:
     """``runs``: name -> primitives ``(len(times), 3, nx)`` of one case."""
     plt = pyplot()
-    fig, axes = plt.subplots(len(times), 3, figsize=(12, 2.6 * len(times)), sharex=True,
-                             squeeze=False)  # fmt: skip
+    fig, axes = plt.subplots(
+        len(times), 3, figsize=(12, 2.6 * len(times)), sharex=True, squeeze=False
+    )
     for i, t in enumerate(times):
         for j, field in enumerate(FIELDS):
             ax = axes[i, j]

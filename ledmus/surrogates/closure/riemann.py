@@ -102,9 +102,13 @@ def star_state(left, right, gamma: float = 3.0, *, tol: float = 1e-14) -> StarSt
         return rho * (p / pk) ** (1.0 / g)  # isentrope (Toro 4.53)
 
     return StarState(
-        p, u, rho_star(rl, pl), rho_star(rr, pr),
-        "shock" if p > pl else "rarefaction", "shock" if p > pr else "rarefaction",
-    )  # fmt: skip
+        p,
+        u,
+        rho_star(rl, pl),
+        rho_star(rr, pr),
+        "shock" if p > pl else "rarefaction",
+        "shock" if p > pr else "rarefaction",
+    )
 
 
 def sample(left, right, xi, gamma: float = 3.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

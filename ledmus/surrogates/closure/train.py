@@ -45,7 +45,7 @@ CONFIG_DEFAULTS: dict[str, Any] = {
         "t_end": 0.1,
         "every": 4,
         "ics": ["waves", "shocks"],
-    },  # fmt: skip
+    },
     "train": {"steps": 2000, "batch_size": 512, "lr": 2e-3},
     "learn": {},  # concurrent learning (.learn.LEARN_DEFAULTS; checked there)
 }
@@ -73,21 +73,33 @@ def resolve_config(raw: dict[str, Any]) -> dict[str, Any]:
     if cfg["dtype"] not in ("float32", "float64"):
         raise ValueError(f"config field dtype must be float32 or float64, got {cfg['dtype']!r}")
     d, t = cfg["data"], cfg["train"]
-    for name, v in (("data.runs", d["runs"]), ("data.batch", d["batch"]), ("data.nx", d["nx"]),
-                    ("data.every", d["every"]), ("train.steps", t["steps"]),
-                    ("train.batch_size", t["batch_size"])):  # fmt: skip
+    for name, v in (
+        ("data.runs", d["runs"]),
+        ("data.batch", d["batch"]),
+        ("data.nx", d["nx"]),
+        ("data.every", d["every"]),
+        ("train.steps", t["steps"]),
+        ("train.batch_size", t["batch_size"]),
+    ):
         if isinstance(v, bool) or not isinstance(v, int) or v < (4 if name == "data.nx" else 1):
             raise ValueError(f"config field {name} must be a positive integer, got {v!r}")
-    for name, v in (("data.eps_min", d["eps_min"]), ("data.eps_max", d["eps_max"]),
-                    ("data.t_end", d["t_end"]), ("train.lr", t["lr"])):  # fmt: skip
+    for name, v in (
+        ("data.eps_min", d["eps_min"]),
+        ("data.eps_max", d["eps_max"]),
+        ("data.t_end", d["t_end"]),
+        ("train.lr", t["lr"]),
+    ):
         if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
             raise ValueError(f"config field {name} must be a finite number > 0, got {v!r}")
     if d["eps_min"] > d["eps_max"]:
         raise ValueError("config field data.eps_min must be <= data.eps_max")
     allowed = ("waves", "shocks", "riemann")  # the periodic BGK initial conditions
     ics = d["ics"]
-    if (not isinstance(ics, list) or not ics
-            or not all(isinstance(n, str) and n in allowed for n in ics)):  # fmt: skip
+    if (
+        not isinstance(ics, list)
+        or not ics
+        or not all(isinstance(n, str) and n in allowed for n in ics)
+    ):
         raise ValueError(
             f"config field data.ics must be a non-empty list of {', '.join(allowed)}; got {ics!r}"
         )
@@ -106,8 +118,15 @@ def kinetic_frame(bgk, f: np.ndarray) -> dict[str, np.ndarray]:
     U = bgk.moments(f)
     rho, u, T = np.moveaxis(bgk.primitives(f), -2, 0)  # (K, nx)
     c = bgk.v[None, :, None] - u[:, None]
-    return {"U": U, "rho": rho, "u": u, "T": T, "c": c, "xi": c / np.sqrt(T)[:, None],
-            "M": bgk.maxwellian_of_moments(U)}  # fmt: skip
+    return {
+        "U": U,
+        "rho": rho,
+        "u": u,
+        "T": T,
+        "c": c,
+        "xi": c / np.sqrt(T)[:, None],
+        "M": bgk.maxwellian_of_moments(U),
+    }
 
 
 def cell_data(bgk, f: np.ndarray, eps: float, frame: dict | None = None) -> dict[str, np.ndarray]:
@@ -118,13 +137,25 @@ def cell_data(bgk, f: np.ndarray, eps: float, frame: dict | None = None) -> dict
     rho, T, c = fr["rho"], fr["T"], fr["c"]
     g = (f - fr["M"]) * bgk.dv / rho[:, None]
     q = 0.5 * (c**3 * f).sum(1) * bgk.dv / (rho * T**1.5)
-    return {"xi": cells(fr["xi"]), "gdv": cells(g), "q": q.reshape(-1),
-            "log_eps": np.full(q.size, math.log10(eps))}  # fmt: skip
+    return {
+        "xi": cells(fr["xi"]),
+        "gdv": cells(g),
+        "q": q.reshape(-1),
+        "log_eps": np.full(q.size, math.log10(eps)),
+    }
 
 
-def bgk_runs(runs: int, batch: int, nx: int, eps_min: float, eps_max: float, t_end: float,
-             every: int, rng: np.random.Generator,
-             ics: tuple[str, ...] = ("waves", "shocks")):  # fmt: skip
+def bgk_runs(
+    runs: int,
+    batch: int,
+    nx: int,
+    eps_min: float,
+    eps_max: float,
+    t_end: float,
+    every: int,
+    rng: np.random.Generator,
+    ics: tuple[str, ...] = ("waves", "shocks"),
+):
     """Yields ``(ε, bgk, snapshots (K, nv, nx))`` of ``runs`` periodic BGK runs of
     ``batch`` profiles (ICs cycling through ``ics``, ``ε`` log-uniform in
     ``[eps_min, eps_max]``), every ``every``-th coarse state after the initial one."""
@@ -142,14 +173,26 @@ def generate(cfg: dict[str, Any]) -> dict[str, np.ndarray]:
     """BGK training data (seeded by ``cfg['seed']``); see the module docstring."""
     d = cfg["data"]
     rng = np.random.default_rng(cfg["seed"])
-    parts = [cell_data(bgk, snaps, eps) for eps, bgk, snaps in bgk_runs(
-        d["runs"], d["batch"], d["nx"], d["eps_min"], d["eps_max"], d["t_end"], d["every"], rng,
-        tuple(d["ics"]))]  # fmt: skip
+    parts = [
+        cell_data(bgk, snaps, eps)
+        for eps, bgk, snaps in bgk_runs(
+            d["runs"],
+            d["batch"],
+            d["nx"],
+            d["eps_min"],
+            d["eps_max"],
+            d["t_end"],
+            d["every"],
+            rng,
+            tuple(d["ics"]),
+        )
+    ]
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-def closure_loss(net: MomentNet, batch: dict[str, torch.Tensor],
-                 encoded: tuple[torch.Tensor, ...] | None = None) -> torch.Tensor:  # fmt: skip
+def closure_loss(
+    net: MomentNet, batch: dict[str, torch.Tensor], encoded: tuple[torch.Tensor, ...] | None = None
+) -> torch.Tensor:
     """The training loss on a batch of cells (see the module docstring); ``encoded``:
     ``net.encode(batch["xi"], batch["gdv"])`` if already made."""
     W, g_target, y_target = net.encode(batch["xi"], batch["gdv"]) if encoded is None else encoded
@@ -162,9 +205,18 @@ def closure_loss(net: MomentNet, batch: dict[str, torch.Tensor],
     )
 
 
-def adam_fit(params: Any, tens: dict[str, torch.Tensor], batch_loss: Any, *, steps: int,
-             batch_size: int, lr: float, seed: int, names: tuple[str, ...] = ("loss",),
-             progress: str | None = None) -> dict[str, list[float]]:  # fmt: skip
+def adam_fit(
+    params: Any,
+    tens: dict[str, torch.Tensor],
+    batch_loss: Any,
+    *,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    names: tuple[str, ...] = ("loss",),
+    progress: str | None = None,
+) -> dict[str, list[float]]:
     """The training loop of the closure, the decoder and joint training: Adam on
     ``params`` (learning rate ``lr``, cosine decay to ``lr/20`` over ``steps``), each
     step on ``batch_size`` rows of ``tens`` drawn with replacement (a generator seeded by
@@ -201,13 +253,27 @@ def data_fingerprint(data: dict[str, np.ndarray]) -> str:
     ).hexdigest()
 
 
-def fit(net: MomentNet, data: dict[str, np.ndarray], *, steps: int, batch_size: int, lr: float,
-        seed: int = 0) -> list[float]:  # fmt: skip
+def fit(
+    net: MomentNet,
+    data: dict[str, np.ndarray],
+    *,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    seed: int = 0,
+) -> list[float]:
     """Adam on random cell batches (:func:`adam_fit`); returns the loss per step."""
     tens = {k: torch.from_numpy(np.ascontiguousarray(v)).to(net.dtype) for k, v in data.items()}
     net.train()
-    return adam_fit(net.parameters(), tens, lambda b: closure_loss(net, b), steps=steps,
-                    batch_size=batch_size, lr=lr, seed=seed)["loss"]  # fmt: skip
+    return adam_fit(
+        net.parameters(),
+        tens,
+        lambda b: closure_loss(net, b),
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+    )["loss"]
 
 
 def train_closure(config: dict[str, Any], out: str | Path) -> Path:
@@ -225,8 +291,9 @@ def train_closure(config: dict[str, Any], out: str | Path) -> Path:
         net, data, steps=t["steps"], batch_size=t["batch_size"], lr=t["lr"], seed=cfg["seed"]
     )
     saved = {**config, "dtype": cfg["dtype"]}
-    return save_checkpoint(out, net.eval(), config=saved, fingerprint=data_fingerprint(data),
-                           history={"loss": hist})  # fmt: skip
+    return save_checkpoint(
+        out, net.eval(), config=saved, fingerprint=data_fingerprint(data), history={"loss": hist}
+    )
 
 
 def profiles(nx: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -241,6 +308,18 @@ def profiles(nx: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return tuple(o[None] for o in out)
 
 
-__all__ = ["CONFIG_DEFAULTS", "MLMomentClosure", "adam_fit", "bgk_runs", "cell_data", "cells",
-           "closure_loss", "data_fingerprint", "fit", "generate", "kinetic_frame", "resolve_config",
-           "train_closure"]  # fmt: skip
+__all__ = [
+    "CONFIG_DEFAULTS",
+    "MLMomentClosure",
+    "adam_fit",
+    "bgk_runs",
+    "cell_data",
+    "cells",
+    "closure_loss",
+    "data_fingerprint",
+    "fit",
+    "generate",
+    "kinetic_frame",
+    "resolve_config",
+    "train_closure",
+]
