@@ -237,15 +237,6 @@ MUSCLE3_FAULTS = [
 ]
 
 
-def _component_processes(run_dir: Path, name: str) -> list:
-    found = []
-    for proc in psutil.process_iter(["cwd", "cmdline"]):
-        cwd, cmd = proc.info["cwd"] or "", " ".join(proc.info["cmdline"] or [])
-        if cwd.startswith(str(run_dir / "instances" / name)) and "python" in cmd:
-            found.append(proc)
-    return found
-
-
 @muscle3
 @pytest.mark.parametrize(
     ("fault", "message", "status"),
@@ -266,7 +257,8 @@ def test_a_muscle3_fault_is_one_line_and_leaves_no_process(tmp_path, fault, mess
             while registered(run_dir) < 4 and time.monotonic() < deadline:
                 time.sleep(0.2)
             time.sleep(1.0)  # computing now
-            targets = _component_processes(run_dir, victim)
+            inside = str(run_dir / "instances" / victim)  # the component's work dir
+            targets = [p for p in run_processes(run_dir, ymmsl) if p.info["cwd"].startswith(inside)]
             assert targets, f"no {victim} process found"
             for target in targets:
                 target.kill()

@@ -245,16 +245,7 @@ class EnsembleRNN(nn.Module):
     ) -> tuple[list, list, Hidden]:
         """Free-run loop from ``z`` ``(B, 1, d)`` (``mean=False``: ``(B, 1, K d)``, each
         member fed its own prediction): latents, and spreads (every step or the last)."""
-        m = self.core.rnn
-        args = (
-            m._flat_weights,
-            m.bias,
-            m.num_layers,
-            float(m.dropout),
-            m.training,
-            m.bidirectional,
-            True,
-        )
+        args = self.core._op_args()
         op = _VF.lstm if self.cell == "lstm" else _VF.gru
         out, spreads = [z], []
         for s in range(steps - 1):

@@ -79,26 +79,11 @@ class LatentRNN(nn.Module):
         if not ok or z.shape[-1] != m.input_size or z.dtype != m._flat_weights[0].dtype:
             m.check_forward_args(z, hidden, None)
 
-    def _recur(self, z: torch.Tensor, hidden: Hidden) -> tuple[torch.Tensor, Hidden]:
-        """``self.rnn(z, hidden)`` for batch-first ``z`` and a given ``hidden``: the op
-        and arguments of ``nn.LSTM/GRU.forward`` (no PackedSequence, no projections)."""
+    def _op_args(self) -> tuple:
+        """The arguments after ``(input, hx)`` with which ``nn.LSTM/GRU.forward`` calls
+        its sequence op ``_VF.lstm`` / ``_VF.gru`` (batch first, no projections)."""
         m = self.rnn
-        if self.cell == "lstm":
-            out = _VF.lstm(
-                z,
-                hidden,
-                m._flat_weights,
-                m.bias,
-                m.num_layers,
-                float(m.dropout),
-                m.training,
-                m.bidirectional,
-                True,
-            )
-            return out[0], out[1:]
-        out = _VF.gru(
-            z,
-            hidden,
+        return (
             m._flat_weights,
             m.bias,
             m.num_layers,
@@ -107,6 +92,14 @@ class LatentRNN(nn.Module):
             m.bidirectional,
             True,
         )
+
+    def _recur(self, z: torch.Tensor, hidden: Hidden) -> tuple[torch.Tensor, Hidden]:
+        """``self.rnn(z, hidden)`` for batch-first ``z`` and a given ``hidden``: the op
+        and arguments of ``nn.LSTM/GRU.forward`` (no PackedSequence, no projections)."""
+        if self.cell == "lstm":
+            out = _VF.lstm(z, hidden, *self._op_args())
+            return out[0], out[1:]
+        out = _VF.gru(z, hidden, *self._op_args())
         return out[0], out[1]
 
     def _zero_hidden(self, z_next: torch.Tensor) -> Hidden:
@@ -120,16 +113,7 @@ class LatentRNN(nn.Module):
     def _steps(self, z: torch.Tensor, hidden: Hidden, steps: int) -> tuple[list, Hidden]:
         """The free-run loop: ``z`` ``(B, 1, d_z)`` -> list of ``steps`` such latents."""
         W, b = self.readout.weight, self.readout.bias
-        m = self.rnn
-        args = (
-            m._flat_weights,
-            m.bias,
-            m.num_layers,
-            float(m.dropout),
-            m.training,
-            m.bidirectional,
-            True,
-        )
+        args = self._op_args()
         residual = self.residual
         out = [z]
         if self.cell == "lstm":
