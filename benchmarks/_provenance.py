@@ -3,7 +3,7 @@
 ``provenance()`` describes the checkout (commit, uncommitted changes), the command line,
 the time, the machine and the library versions; ``write_result(path, payload)`` writes a
 benchmark's numbers with that block under ``"provenance"``, atomically.
-``tools/readme_tables.py`` builds the README tables and their source lines from these
+``docs/tables.py`` builds the documentation tables and their source lines from these
 files.
 """
 

@@ -11,6 +11,8 @@ Subcommands::
 
 Bad input (an unknown system, parameter or initial condition, a ``t_end`` that is not
 a multiple of Δt, ...) ends with one line ``ledmus: error: ...`` and exit status 2.
+``-q`` prints nothing on success but warnings; progress bars are drawn only on a terminal
+unless ``LEDMUS_PROGRESS=1`` (``=0``: never; :mod:`ledmus.progress`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ from .cli_models import add_model_commands
 from .validation import load_yaml
 
 log = logging.getLogger("ledmus")
+
+#: what ``-q`` leaves; progress bars also need a terminal or LEDMUS_PROGRESS=1 (ledmus.progress)
+QUIET_HELP = "only warnings and errors: no INFO lines, no progress bars, no summary"
 
 
 def parse_params(items: Sequence[str], option: str = "--param") -> dict[str, Any]:
@@ -119,7 +124,7 @@ def cmd_run(args: argparse.Namespace) -> None:
         run_dir = Path(comm.bcast(str(run_dir), root=0))
     log.info("%s: %s, run directory %s", path.name, settings.system, run_dir)
     result = run_embedded(settings, run_dir, comm=comm, progress=not args.quiet)
-    if rank == 0:
+    if rank == 0 and not args.quiet:  # -q: nothing on success (metrics.json holds it)
         summary = {k: v for k, v in result.items() if not isinstance(v, (list, dict))}
         summary.update(
             {k: v for k, v in result.get("errors", {}).items() if not isinstance(v, (list, dict))}
@@ -152,7 +157,7 @@ def cmd_launch(args: argparse.Namespace) -> None:
     :mod:`ledmus.coupler.launch` before parsing; kept for ``ledmus --help``)."""
     from .coupler.launch import main as launch_main
 
-    raise SystemExit(launch_main(args.rest))
+    raise SystemExit(launch_main(["--quiet", *args.rest] if args.quiet else args.rest))
 
 
 def cmd_run_dir(args: argparse.Namespace) -> None:
@@ -197,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ledmus", description="Learned effective dynamics coupled to micro solvers."
     )
     parser.add_argument("--version", action="version", version=f"ledmus {__version__}")
-    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    parser.add_argument("-q", "--quiet", action="store_true", help=QUIET_HELP)
     # -q also after the subcommand; SUPPRESS keeps the value given before it
     quiet = argparse.ArgumentParser(add_help=False)
     quiet.add_argument(
@@ -205,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--quiet",
         action="store_true",
         default=argparse.SUPPRESS,
-        help="only warnings and errors",
+        help=QUIET_HELP,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add = sub.add_parser
@@ -261,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
         "launch",
         add_help=False,
         help="run a yMMSL model under MUSCLE3 (muscle_manager --start-all) so "
-        "that SIGTERM stops every process; see docs/muscle3_operations.md",
+        "that SIGTERM stops every process; see docs/guide/muscle3_operations.md",
     )
     p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_launch)
@@ -291,9 +296,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def configure_logging(quiet: bool) -> None:
     """Warnings from everything; ledmus's own INFO lines unless ``quiet``.  Libraries
-    (yatiml logs every YAML node it reads at INFO, libmuscle, matplotlib) stay quiet."""
+    (yatiml logs every YAML node it reads at INFO, libmuscle, matplotlib) stay quiet.
+    Progress bars: none when ``quiet`` (:mod:`ledmus.progress`)."""
+    from .progress import set_quiet
+
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s", force=True)
     logging.getLogger("ledmus").setLevel(logging.WARNING if quiet else logging.INFO)
+    set_quiet(quiet)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

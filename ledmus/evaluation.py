@@ -7,7 +7,7 @@ steps in latent space ("Latent", T_mu = 0) and decode; compare with the referenc
 ``T_warm`` and ``horizon`` come from the system's :class:`~ledmus.systems.Evaluation`,
 the metrics from its kind's suite (:mod:`ledmus.systems.suites`):
 
-* FHN (seed 001 Fig. 34/35): MNAD on u and v over the horizon (keys ``mnad_u``,
+* FHN (Vlachas et al., LED paper, Figs. 34/35): MNAD on u and v over the horizon (keys ``mnad_u``,
   ``mnad_v``) and over the first 451 steps (the CSPDE protocol, ``mnad_u_451``, ...).
 * KS (Fig. 42): NAD, valid prediction time (NAD < 0.1) in Lyapunov times
   (lambda_1 = 0.048), Wasserstein and L1-histogram distances of the state values,
@@ -115,9 +115,9 @@ def evaluate(
         out_dir.mkdir(parents=True, exist_ok=True)
         check_writable(out_dir, "--out-dir")
     payload = read_checkpoint(model_path)
-    if checkpoint_kind(payload) == "closure":  # seed 002: BGK runs generated in process
+    if checkpoint_kind(payload) == "closure":  # moment closure: BGK runs generated in process
         return _evaluate_closure(payload, model_path, data, out_dir=out_dir, plots=plots)
-    if checkpoint_kind(payload) == "vo":  # seed 003: its own protocol, on the CPU (float64)
+    if checkpoint_kind(payload) == "vo":  # virtual observables: own protocol, on the CPU (float64)
         from .evaluation_vo import evaluate_vo
 
         model = model_from_payload(payload, model_path)

@@ -1,4 +1,5 @@
-"""Evaluation of a virtual-observable model (seed 003 Figs 1-4) on a test sequence.
+"""Evaluation of a virtual-observable model (Kaltenbach & Koutsourelakis, Figs 1-4) on a
+test sequence.
 
 The test run's first ``T + 1`` states (``T`` as in training) are *inferred*: the
 posterior ``q(X_{0:T})`` of that sequence with the model fixed.  From ``samples`` draws of

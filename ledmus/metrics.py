@@ -1,4 +1,4 @@
-"""Comparison measures of seed 001 §7 (numpy), exactly as the paper defines them.
+"""Comparison measures of the LED paper (Vlachas et al. §7), in numpy, exactly as defined there.
 
 * NAD / MNAD (eqs 22–23): ``NAD(t_j) = 1/N_x sum_i |y_ij - y~_ij| / (max_ij y - min_ij y)``,
   the range taken over the whole reference field; ``MNAD = mean_j NAD(t_j)``.

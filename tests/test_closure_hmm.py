@@ -28,7 +28,7 @@ MODEL = ROOT / "models" / "closure_bgk_hmm.pt"
 YMMSL = ROOT / "configs" / "hmm_bgk.ymmsl"
 muscle3 = pytest.mark.skipif(
     not any(Path("/sys/class/net").glob("e*")) and not os.environ.get("LEDMUS_FORCE_MUSCLE3"),
-    reason="MUSCLE3 needs a non-loopback network interface (see README)",
+    reason="MUSCLE3 needs a non-loopback network interface (see docs/getting_started.md)",
 )
 
 
@@ -151,6 +151,7 @@ def test_the_run_eps_is_an_input_not_out_of_training():
     assert settings(param_kn=3.0).out_of_training == {}
 
 
+@pytest.mark.slow  # about 20 s of MUSCLE3 start-up and runs
 @muscle3
 def test_muscle3_hmm_run_equals_the_embedded_run(tmp_path):
     doc = yaml.safe_load(YMMSL.read_text())

@@ -207,7 +207,7 @@ def short_ymmsl(tmp_path: Path, name: str = "short.ymmsl", **settings) -> Path:
 
 muscle3 = pytest.mark.skipif(
     not any(Path("/sys/class/net").glob("e*")) and not os.environ.get("LEDMUS_FORCE_MUSCLE3"),
-    reason="MUSCLE3 needs a non-loopback network interface (see README)",
+    reason="MUSCLE3 needs a non-loopback network interface (see docs/getting_started.md)",
 )
 
 
@@ -239,6 +239,7 @@ def run_and_resume(ymmsl: Path, tmp_path: Path) -> tuple[Path, Path]:
     return tmp_path / "full" / "output", tmp_path / "resumed" / "output"
 
 
+@pytest.mark.slow  # about 35 s: three MUSCLE3 runs
 @muscle3
 def test_muscle3_resume_from_a_snapshot_equals_the_uninterrupted_run(tmp_path):
     # the last workflow snapshot: the macro mid-run with the recorded trajectory so far
@@ -412,6 +413,8 @@ def test_pca_runs_write_the_same_metrics_as_led_runs(tmp_path):
     assert keys["led_fhn"] == keys["pca_fhn"]
 
 
+# the second tier: about 50 s together; the FHN job runs under MUSCLE3 in the default tier
+@pytest.mark.slow
 @muscle3
 @pytest.mark.parametrize("name", ["led_ks", "led_ad3d", "pca_fhn", "vo_rw"])
 def test_shipped_ymmsl_models_run_under_muscle3(name, tmp_path):

@@ -1,5 +1,5 @@
 """The micro component used on its own by a foreign macro code (examples/foreign_macro,
-docs/micro_component.md): settings, message format and the reuse loop under MUSCLE3."""
+docs/guide/foreign_components.md): settings, message format and the reuse loop under MUSCLE3."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ WHERE = "micro: message on port init"
 
 muscle3 = pytest.mark.skipif(
     not any(Path("/sys/class/net").glob("e*")) and not os.environ.get("LEDMUS_FORCE_MUSCLE3"),
-    reason="MUSCLE3 needs a non-loopback network interface (see README)",
+    reason="MUSCLE3 needs a non-loopback network interface (see docs/getting_started.md)",
 )
 
 

@@ -17,7 +17,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ledmus"
 
 #: top-level module or subpackage of ledmus -> layer (a module imports only layers <= its own)
 LAYERS = {
-    **dict.fromkeys(("atomic", "device", "validation", "metrics", "rundir", "trajectory"), 0),
+    **dict.fromkeys(
+        ("atomic", "device", "validation", "metrics", "progress", "rundir", "trajectory"), 0
+    ),
     "solvers": 1,
     **dict.fromkeys(("systems", "datasets"), 2),
     "surrogates": 3,

@@ -125,7 +125,7 @@ def test_relifting_on_the_slow_manifold_does_not_shift_the_pulse():
     assert ce < eq / 10 and cr < eq / 50, (eq, ce, cr)
 
 
-@pytest.mark.skipif(petsc_available() is not None, reason="petsc4py not installed (petsc extra)")
+@pytest.mark.skipif(petsc_available() is not None, reason=str(petsc_available()))
 @pytest.mark.parametrize("params", [{}, {"d_u": 0.05}])
 def test_newton_krylov_reaches_the_functional_iteration_state(params):
     solver = solvers.make("fhn", **params)

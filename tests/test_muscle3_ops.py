@@ -38,7 +38,7 @@ COMPONENTS = ("macro", "lift", "micro", "restrict")
 # the same condition as tests/test_coupler.py
 muscle3 = pytest.mark.skipif(
     not any(Path("/sys/class/net").glob("e*")) and not os.environ.get("LEDMUS_FORCE_MUSCLE3"),
-    reason="MUSCLE3 needs a non-loopback network interface (see README)",
+    reason="MUSCLE3 needs a non-loopback network interface (see docs/getting_started.md)",
 )
 
 #: seconds from SIGTERM until no process of the run may remain: the watchdog looks every

@@ -209,7 +209,10 @@ def latents_of(run_dir: Path) -> np.ndarray:
 
 
 @muscle3
-@pytest.mark.parametrize("start", ["checkpoint", "cold"])
+@pytest.mark.parametrize(
+    "start",
+    ["checkpoint", pytest.param("cold", marks=pytest.mark.slow)],  # cold: the second tier, 20 s
+)
 def test_muscle3_deterministic_online_run_equals_the_embedded_run(tmp_path, start):
     extra = {"model": "none", "training": "configs/fhn.yaml"} if start == "cold" else {}
     ymmsl = online_ymmsl(tmp_path, **extra)
@@ -329,6 +332,7 @@ def test_weights_whose_autoencoder_reconstructs_worse_are_refused(monkeypatch):
     np.testing.assert_array_equal(coord.recorder.states, frozen.recorder.states)
 
 
+@pytest.mark.slow  # about 33 s: three MUSCLE3 runs with the trainer
 @muscle3
 def test_muscle3_resume_of_a_deterministic_online_run_equals_the_uninterrupted_run(tmp_path):
     # the last workflow snapshot is after the first weights updates (t = 200: the trainer

@@ -2,7 +2,7 @@
 that ``--overwrite`` cannot empty of the user's files, reruns of MUSCLE3 jobs that stop
 at once instead of hanging, and one-line errors for untrusted checkpoints.
 
-Design (documented in docs/muscle3_operations.md): every run writes ``.ledmus-run.json``
+Design (documented in docs/guide/muscle3_operations.md): every run writes ``.ledmus-run.json``
 first into its run directory; ``--overwrite`` removes only what a ledmus run wrote (the
 outputs its marker names and the known outputs of both engines) and refuses a non-empty
 folder without a marker; files no ledmus run wrote inside a marked run directory are kept

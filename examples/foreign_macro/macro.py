@@ -1,6 +1,6 @@
 """A foreign macro model driving the ledmus micro component: plain libmuscle and numpy.
 
-It knows nothing of ledmus but the wire format (docs/micro_component.md): it sends
+It knows nothing of ledmus but the wire format (docs/guide/foreign_components.md): it sends
 requests ``{window, t0, steps, include_initial, state}`` on its O_I port ``request`` and
 receives results ``{window, states, micro_s, lift_s, micro_ranks}`` on its S port
 ``result``.  Windows of ``window_steps`` coarse steps of ``dt`` until ``t_stop``:

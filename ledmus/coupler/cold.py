@@ -1,4 +1,4 @@
-"""Cold start (issue 9, item 5): ``model: none`` plus ``training: <config.yaml>``.
+"""Cold start: ``model: none`` plus ``training: <config.yaml>``.
 
 The run starts without a trained model: every process (macro, lift, restrict, trainer;
 or the one embedded process) builds the same untrained LED from the training config,

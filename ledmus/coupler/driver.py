@@ -2,7 +2,7 @@
 the macro model, sends micro windows through an ``exchange`` (lift -> micro -> restrict,
 in process or over MUSCLE3) and teacher-forces the model with the restricted states.
 
-Scheme on coarse indices ``j`` (time ``j * dt``), seed 001 Fig. 2 / SI §6.6: the warm-up
+Scheme on coarse indices ``j`` (time ``j * dt``), Vlachas et al. Fig. 2 / SI §6.6: the warm-up
 micro window returns indices ``0 … n_warm`` and teacher-forces the model; a macro phase
 of ``T_m`` steps records indices ``i … i + T_m - 1``; the next micro window starts from
 the lifted state of index ``i + T_m - 1`` (time ``t0 = (i + T_m - 1) dt``) and records
@@ -170,9 +170,10 @@ class Coordinator:
             pass
 
     def run(self, exchange: Exchange, progress: bool = False) -> None:
-        from tqdm.auto import tqdm
+        from ..progress import progress_bar
 
-        with tqdm(total=self.n_total, disable=not progress, desc="ledmus run", unit="Δt") as bar:
+        bar = progress_bar(total=self.n_total, enabled=progress, desc="ledmus run", unit="Δt")
+        with bar:
             while not self.done:
                 before = self.index
                 self.cycle(exchange)

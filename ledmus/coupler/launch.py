@@ -11,7 +11,7 @@ in a process group of its own and, on SIGTERM, SIGINT or SIGHUP, sends SIGTERM t
 whole group (manager, instantiator, agent, components and their ``mpirun``), waits up to
 :data:`GRACE_S` seconds for them to end, SIGKILLs what is left (the group, and any
 descendant that left it) and exits with 128 + the signal number.  A second signal during
-the wait SIGKILLs at once.  After a successful run it prints ``output/summary.txt``.
+the wait SIGKILLs at once.  After a successful run it prints ``output/summary.txt`` (not with ``-q``). ::
 
     python -m ledmus.coupler.launch configs/led_fhn.ymmsl --run-dir runs/x
 """
@@ -149,6 +149,7 @@ def launch(
     extra_args: Sequence[str] = (),
     grace: float = GRACE_S,
     overwrite: bool = False,
+    quiet: bool = False,
 ) -> int:
     """Run ``muscle_manager --start-all ymmsl *extra_args --run-dir run_dir`` (extra yMMSL
     files, e.g. a snapshot to resume from, and manager options go in ``extra_args``) in
@@ -218,7 +219,8 @@ def launch(
         return 128 + run.signum
     summary = run_dir / "output" / "summary.txt"
     if run.proc.returncode == 0 and summary.is_file():
-        print(summary.read_text(), end="", flush=True)
+        if not quiet:
+            print(summary.read_text(), end="", flush=True)
     elif run.proc.returncode != 0:
         manager_log = run_dir / "muscle3_manager.log"
         lines = reported_errors(manager_log) or first_to_quit(manager_log)
@@ -310,6 +312,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--log-level", default=None, help="muscle_manager --log-level")
     parser.add_argument(
+        "-q", "--quiet", action="store_true", help="only errors: no summary at the end"
+    )
+    parser.add_argument(
         "--overwrite",
         action="store_true",
         help="replace an earlier ledmus run in --run-dir (what it wrote "
@@ -318,7 +323,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     missing = [str(p) for p in args.ymmsl if not p.is_file()]
     if missing:
-        print(f"ledmus: error: yMMSL file(s) not found: {', '.join(missing)}", file=sys.stderr)
+        from .paths import shipped_hint
+
+        relative = any(not Path(m).is_absolute() for m in missing)
+        where = f" (relative to the working directory {Path.cwd()})" if relative else ""
+        print(
+            f"ledmus: error: yMMSL file(s) not found: {', '.join(missing)}{where}; "
+            f"{shipped_hint()}",
+            file=sys.stderr,
+        )
         return 2
     try:
         overwrite = args.overwrite or overwrite_setting(args.ymmsl)
@@ -330,7 +343,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.log_level:
         extra += ["--log-level", args.log_level]
     try:
-        return launch(args.ymmsl[0], run_dir, extra_args=extra, overwrite=overwrite)
+        return launch(
+            args.ymmsl[0], run_dir, extra_args=extra, overwrite=overwrite, quiet=args.quiet
+        )
     except (FileNotFoundError, OSError, ValueError) as exc:
         print(f"ledmus: error: {exc}", file=sys.stderr)
         return 2

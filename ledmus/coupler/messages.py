@@ -20,7 +20,7 @@ solver's time unit; ``steps`` counts coarse steps ``dt_coarse``::
       restrict
 
 ``MicroRequest``/``MicroResult`` are the micro component's public format
-(docs/micro_component.md): a request asks for ``steps`` coarse steps from time ``t0``,
+(docs/guide/foreign_components.md): a request asks for ``steps`` coarse steps from time ``t0``,
 starting from ``state`` (lifted) or, when it is None, from the micro solver's own state (its
 initial condition at the first request); ``n = steps + include_initial`` states come back.
 

@@ -7,25 +7,53 @@ import os
 from pathlib import Path
 from typing import Any
 
+#: the folders of a source checkout that hold what the shipped yMMSL files name
+SHIPPED = ("configs", "models")
+
+
+def source_checkout() -> Path | None:
+    """The source checkout this ``ledmus`` package runs from (an editable install, or
+    ``python -m ledmus`` in the clone): the folder holding ``ledmus/``, ``configs/`` and
+    ``models/``.  ``None`` for a package installed from a wheel (``site-packages``)."""
+    root = Path(__file__).resolve().parents[2]
+    return root if all((root / d).is_dir() for d in ("ledmus", *SHIPPED)) else None
+
+
+def shipped_hint() -> str:
+    """Where the shipped models and configs are, for the end of a not-found line."""
+    root = source_checkout()
+    if root is not None:
+        return f"the shipped models and configs are in {root / 'models'} and {root / 'configs'}"
+    return (
+        "the shipped models and configs are not installed with the package: they are in "
+        "the ledmus source repository; clone it and run from its root (or set "
+        "LEDMUS_BASE_DIR to the clone)"
+    )
+
 
 def resolve_file(value: str, setting: str, search: list[Path]) -> Path:
     """An existing file for ``value``: as given when absolute, else the first of
     ``search`` (then the ``LEDMUS_BASE_DIR`` environment variable, then the source
-    checkout holding the ``ledmus`` package) that holds it; else ``ValueError``."""
+    checkout holding the ``ledmus`` package, if any) that holds it; else ``ValueError``
+    (one line; for a ``models/...`` or ``configs/...`` path of an installed package it
+    says where the shipped files are)."""
     path = Path(os.path.expanduser(value))
     if path.is_absolute():
         if path.is_file():
             return path
         raise ValueError(f"setting {setting}: file {value!r} does not exist")
     roots: list[Path] = []
-    for root in [*search, os.environ.get("LEDMUS_BASE_DIR"), Path(__file__).resolve().parents[2]]:
+    for root in [*search, os.environ.get("LEDMUS_BASE_DIR"), source_checkout()]:
         if root and Path(root).resolve() not in roots:
             roots.append(Path(root).resolve())
     for root in roots:
         if (root / path).is_file():
             return (root / path).resolve()
     looked = ", ".join(str(r) for r in roots)
-    raise ValueError(f"setting {setting}: file {value!r} not found (looked in: {looked})")
+    hint = ""
+    if source_checkout() is None and path.parts[0] in SHIPPED:
+        hint = f"; {shipped_hint()}"
+    raise ValueError(f"setting {setting}: file {value!r} not found (looked in: {looked}){hint}")
 
 
 def read_ymmsl_settings(path: str | os.PathLike) -> dict[str, Any]:
@@ -35,7 +63,8 @@ def read_ymmsl_settings(path: str | os.PathLike) -> dict[str, Any]:
 
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"yMMSL file {str(path)!r} does not exist")
+        where = "" if path.is_absolute() else f" (relative to the working directory {Path.cwd()})"
+        raise ValueError(f"yMMSL file {str(path)!r} does not exist{where}; {shipped_hint()}")
     try:
         config = ymmsl.load(path)
     except Exception as exc:  # ymmsl raises yatiml's RecognitionError and friends

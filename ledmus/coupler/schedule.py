@@ -5,7 +5,7 @@ A policy is a small pure object: :meth:`SchedulePolicy.next` maps a :class:`RunS
 :class:`Step`, or None when the run is done.  It holds no run state itself, so a resumed
 run asks the same policy and gets the same answer.
 
-``fixed`` (seed 001 Fig. 2): a warm-up of ``n_warm`` micro steps from the initial
+``fixed`` (Vlachas et al. Fig. 2): a warm-up of ``n_warm`` micro steps from the initial
 condition (``n_warm + 1`` states), then macro phases of ``n_macro`` steps, each followed
 by a micro window of ``n_micro`` steps started from the lifted last macro state.
 ``n_micro = 0`` is one macro phase to the end ("Latent"); ``n_macro = 0`` lets the

@@ -1,4 +1,4 @@
-"""Online training in a coupled run (issue 9, item 4): the trainer service and the
+"""Online training in a coupled run: the trainer service and the
 coordinator's side of it.
 
 Once per micro window the coordinator posts a :class:`~.messages.TrainRequest` with the

@@ -1,4 +1,4 @@
-"""Advection–diffusion of Brownian particles (seed 001 eq 25), Euler–Maruyama.
+"""Advection–diffusion of Brownian particles (Vlachas et al. eq 25), Euler–Maruyama.
 
 SDE per particle and axis, time in the paper's units::
 
@@ -63,7 +63,7 @@ class AdvectionDiffusionParticles(Solver):
             raise ValueError(f"boundary={boundary!r} unknown; allowed: {', '.join(BOUNDARIES)}")
         self.boundary = boundary
         # Accuracy limit of explicit Euler with walls: one step must be a small fraction
-        # of the box (seed 001 SI §8.2: U dt << L and sqrt(D dt) << L).
+        # of the box (Vlachas et al. SI §8.2: U dt << L and sqrt(D dt) << L).
         limit = 0.05 * self.box
         if (
             np.sqrt(self.diffusion * self.dt) > limit

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from ..progress import progress_bar
 from .lifting import Lifting
 
 log = logging.getLogger("ledmus.solvers")
@@ -349,8 +349,8 @@ class Solver(ABC, metaclass=_CheckedSolver):
         obs = self.check_observable(obs)
         internal = self.lift(obs, rng, lifting=lifting, t=t0)
         states = np.empty((obs.shape[0], n_coarse + 1, *self.state_shape))
-        bar = tqdm(
-            total=n_skip + n_coarse, disable=not progress, desc=self.system, unit="Δt", leave=False
+        bar = progress_bar(
+            total=n_skip + n_coarse, enabled=progress, desc=self.system, unit="Δt", leave=False
         )
         with bar:
             for j in range(n_skip + n_coarse + 1):

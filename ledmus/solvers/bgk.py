@@ -1,4 +1,5 @@
-"""1-D BGK kinetic gas on a discrete velocity grid (the kinetic model of seed 002 §5).
+"""1-D BGK kinetic gas on a discrete velocity grid (the kinetic model of W. E's
+concurrent-learning lecture, §5).
 
 Equation, ``x`` in ``[0, L)`` and ``v`` in ``[-v_max, v_max]``::
 
@@ -88,7 +89,7 @@ def equilibrium_ic_fields(
     from the centre).  ``waves`` (periodic profiles, for ``bc="periodic"``): ``rho, u, T``
     each ``base + A s(x)/max|s|`` with ``s`` the sum of the first three sine/cosine modes
     with N(0, 1) amplitudes and ``A`` uniform in ``[0, 0.5]`` (``rho, T`` in
-    ``[0.5, 1.5]``, ``|u| <= 0.5``).  ``shocks`` (seed 002's exploration): piecewise
+    ``[0.5, 1.5]``, ``|u| <= 0.5``).  ``shocks`` (explored in W. E's lecture): piecewise
     constant ``rho, u, T`` on 2 to 4 random intervals (``rho, T`` uniform in
     ``[0.5, 1.5]``, ``u`` in ``[-0.5, 0.5]``) plus waves of amplitude ``A`` in
     ``[0, 0.15]``.  ``riemann`` (strong shocks for the closure's training data): two

@@ -32,7 +32,7 @@ moments are midpoint sums (``h^2 sum``), spectrally accurate for smooth ``f``.
 Carleman form ``Q(f)(v) = int int_{|x|, |y| <= R} B delta(x.y) [f(v+y) f(v+x) - f(v+x+y)
 f(v)] dx dy`` with ``B = 2^{d-1} b = 1/pi``.  With ``f(v) = sum_k fh_k e^{i pi k.v/V}``
 (``k`` in ``[-N/2, N/2)^2``) this is ``Qh_k = sum_{l+m=k} [Bh(l, m) - Bh(m, m)] fh_l
-fh_m`` with, writing ``x = r e_theta``, ``y = s e_theta^perp``,
+fh_m`` with, writing ``x = r e_theta``, ``y = s e_theta^perp``, ::
 
     Bh(l, m) = (1/pi) int_0^pi phi(l . e_theta) phi(m . e_theta^perp) dtheta,
     phi(s) = int_{-R}^{R} e^{i pi r s / V} dr = 2 R sinc(R s / V)     (sinc(z) = sin(pi z)/(pi z)).
@@ -47,7 +47,7 @@ the half circle at half the cost; periodic integrand: spectrally accurate), weig
 = phi(l . e_p)``, ``alpha'_p(l) = phi(l . e_p^perp)`` and the loss weights ``Bh(m, m) =
 (1/M) sum_p alpha_p(m) alpha'_p(m)`` are computed once per solver (Nyquist modes set to
 zero, so every multiplier is real and even and the products are real).  Then, with ``F``
-the discrete Fourier transform over the two velocity axes,
+the discrete Fourier transform over the two velocity axes, ::
 
     Q(f) = (1/M) sum_p F^-1[alpha_p F f] F^-1[alpha'_p F f] - f F^-1[Bh(m, m) F f],
 

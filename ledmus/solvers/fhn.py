@@ -1,4 +1,4 @@
-"""FitzHugh–Nagumo reaction–diffusion by D1Q3 lattice Boltzmann (seed 001 §8.3.1).
+"""FitzHugh–Nagumo reaction–diffusion by D1Q3 lattice Boltzmann (Vlachas et al. §8.3.1).
 
 PDE (eq 29), on nodes ``x_j = j*dx``, ``dx = length/(n_nodes-1)``::
 
@@ -24,7 +24,8 @@ Zero-flux walls (``walls``):
 - ``"halfway"``: half-way bounce-back; a population leaving the end node comes back into it
   with the opposite velocity, which puts the walls half a link outside the end nodes (at
   ``-dx/2`` and ``length + dx/2``: a domain of length ``length + dx``) and conserves the
-  plain sum ``dx sum_j rho_j`` exactly.  Release 0.1 used this placement.
+  plain sum ``dx sum_j rho_j`` exactly.  Half-way walls were the earlier default (see CHANGELOG).
+
 Lifting (:mod:`ledmus.solvers.lifting`): ``equilibrium`` is the equal-weight rule of
 eqs 40–41, ``f_i = rho/3``; ``chapman_enskog`` adds the first-order non-equilibrium part
 ``f_i^(1) = -c_i dx d_x rho / (3 omega)`` (lattice units: ``-c_i (rho_{j+1} -

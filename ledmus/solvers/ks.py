@@ -1,6 +1,6 @@
 """Kuramoto–Sivashinsky by ETDRK4 (Kassam & Trefethen 2005), periodic, pseudo-spectral.
 
-PDE (seed 001 eq 42, nu = 1) on ``[0, length)`` with ``n_nodes`` periodic nodes
+PDE (Vlachas et al. eq 42, nu = 1) on ``[0, length)`` with ``n_nodes`` periodic nodes
 ``x_j = j*length/n_nodes``::
 
     u_t = -u_xxxx - u_xx - u u_x

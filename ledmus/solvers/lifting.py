@@ -61,8 +61,11 @@ def petsc_available() -> str | None:
         import petsc4py  # noqa: F401
     except ImportError as exc:
         return (
-            f"petsc4py is not installed ({exc}); install the petsc extra: "
-            "pip install petsc && pip install --no-build-isolation petsc4py (see README)"
+            f"petsc4py is not installed ({exc}); install the petsc extra as "
+            "docs/getting_started.md ('The petsc extra') says: "
+            "PETSC_CONFIGURE_OPTIONS='--with-cuda=0 --with-x=0' pip install petsc && "
+            "pip install 'cython>=3' setuptools wheel && "
+            "pip install --no-build-isolation -e '.[petsc]'"
         )
     return None
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from tqdm.auto import tqdm
 
+from ..progress import progress_bar
 from .base import Solver
 
 
@@ -41,7 +41,7 @@ def leading_lyapunov(
     w = solver.lift(u + delta0 * direction)
     n = int(round(t_end / tau))
     logs = np.zeros(b)
-    for _ in tqdm(range(n), desc="Benettin", unit="τ", disable=not progress):
+    for _ in progress_bar(range(n), enabled=progress, desc="Benettin", unit="τ"):
         v = solver.advance(v, 0.0, tau)
         w = solver.advance(w, 0.0, tau)
         u = solver.observe(v)

@@ -1,16 +1,16 @@
-"""Lattice random walk of non-interacting particles (seed 003 §3.1).
+"""Lattice random walk of non-interacting particles (Kaltenbach & Koutsourelakis §3.1).
 
 Each micro step ``dt`` every particle jumps ``-ds`` with probability ``p_left``, ``+ds``
 with ``p_right`` and stays otherwise, on the periodic lattice ``x_k = -1 + k ds``,
 ``k = 0 … M-1``, ``M = 2/ds``.  In the limit of many particles the density obeys
-(seed 003 eq 16)::
+(Kaltenbach & Koutsourelakis eq 16)::
 
     rho_t + v rho_s = D rho_ss,   v = (p_right - p_left) ds/dt,
                                   D = (p_left + p_right) ds^2 / (2 dt)
 
 (the exact per-step variance is ``p_l + p_r - (p_r - p_l)^2``, 0.16 % below eq 16's
 for the paper's values).  The coarse observable is the fraction of particles in each of
-``n_bins`` equal bins of ``[-1, 1)`` (it sums to one, seed 003 eq 18).
+``n_bins`` equal bins of ``[-1, 1)`` (it sums to one, their eq 18).
 
 ``advance`` over ``n`` micro steps draws each particle's numbers of left and right jumps
 at once, ``L ~ Binomial(n, p_left)``, ``R ~ Binomial(n - L, p_right / (1 - p_left))``, and
@@ -34,7 +34,7 @@ from .base import Solver, check_int, check_positive, steps_in
 
 
 class LatticeRandomWalk(Solver):
-    """Biased lattice random walk, periodic on [-1, 1); paper defaults of seed 003."""
+    """Biased lattice random walk, periodic on [-1, 1); defaults of Kaltenbach & Koutsourelakis."""
 
     name = "rw"
     stochastic = True
@@ -75,12 +75,12 @@ class LatticeRandomWalk(Solver):
 
     @property
     def velocity(self) -> float:
-        """Drift ``v = (p_right - p_left) ds/dt`` of seed 003 eq 16."""
+        """Drift ``v = (p_right - p_left) ds/dt`` of the density PDE (eq 16)."""
         return (self.p_right - self.p_left) * self.jump / self.dt
 
     @property
     def diffusivity(self) -> float:
-        """Diffusion constant ``D = (p_left + p_right) ds^2/(2 dt)`` of seed 003 eq 16."""
+        """Diffusion constant ``D = (p_left + p_right) ds^2/(2 dt)`` of the density PDE (eq 16)."""
         return (self.p_left + self.p_right) * self.jump**2 / (2 * self.dt)
 
     @property

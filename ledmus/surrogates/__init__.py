@@ -1,8 +1,9 @@
-"""Learned surrogates (LED, seed 001 §6): autoencoders, mixture-density decoder, latent
-RNN propagators, two-stage training and checkpoints.
+"""Learned surrogates (LED: Vlachas, Arampatzis, Uhler & Koumoutsakos, "Learning the
+effective dynamics of complex multiscale systems", §6): autoencoders, mixture-density
+decoder, latent RNN propagators, two-stage training and checkpoints.
 
 Depends on torch, :mod:`ledmus.solvers`, :mod:`ledmus.systems` and the shared utilities
-(:mod:`ledmus.trajectory`, ...); never on :mod:`ledmus.coupler`.
+(:mod:`ledmus.trajectory`, ...); never on :mod:`ledmus.coupler`. ::
 
     from ledmus.surrogates import load_model
     model, payload = load_model("models/led_fhn.pt", system="fhn")

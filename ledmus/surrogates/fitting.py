@@ -1,4 +1,4 @@
-"""The two LED training stages (seed 001 §6.6): the autoencoder first, then the RNN on the
+"""The two LED training stages (Vlachas et al. §6.6): the autoencoder first, then the RNN on the
 encoded sequences with truncated BPTT, with independent RNN restarts.
 
 Both stages: Adam, optional input noise and weight decay, validation-based early
@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
+from ..progress import progress_bar
 from .ensemble import build_rnn, is_ensemble, prediction_loss
 from .led import LED
 from .networks import kl_standard_normal, reparameterise
@@ -67,7 +67,7 @@ def _fit(
     )
     stopper = EarlyStopping(module, cfg["patience"])
     history: dict[str, list[float]] = {"train": [], "val": [], "lr": []}
-    bar = tqdm(range(cfg["epochs"]), desc=name, disable=not progress, unit="epoch")
+    bar = progress_bar(range(cfg["epochs"]), enabled=progress, desc=name, unit="epoch")
     for epoch in bar:
         module.train()
         train = train_epoch(opt)

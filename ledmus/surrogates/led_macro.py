@@ -1,6 +1,6 @@
 """LED as a :class:`~ledmus.surrogates.macro.MacroModel`: restriction = encoder,
 lifting = decoder (particles: sampled from the mixture density), propagation = the
-latent RNN (seed 001 eqs 13–16), teacher-forced on restricted micro states."""
+latent RNN (Vlachas et al. eqs 13–16), teacher-forced on restricted micro states."""
 
 from __future__ import annotations
 
@@ -284,7 +284,7 @@ class NetworkMacro(RNNPropagation, MacroModel):
 
 @register_macro_model
 class LEDMacro(NetworkMacro):
-    """Autoencoder + latent RNN (seed 001 §2)."""
+    """Autoencoder + latent RNN (Vlachas et al. §2)."""
 
     kind = "led"
 

@@ -17,7 +17,7 @@ Shapes (``B`` ensemble members, ``T`` coarse steps, ``d`` macro dimension)::
 
 Propagation state: after :meth:`propagate` the last returned macro state is *pending*: it
 has not yet been fed to the propagator.  The next :meth:`assimilate` feeds the pending
-state first, then the restricted micro states (seed 001 SI §6.6: the last latent of a
+state first, then the restricted micro states (Vlachas et al. SI §6.6: the last latent of a
 macro phase and the micro window's latents teacher-force the RNN).  ``propagate`` starts
 from the prediction made by the last ``assimilate`` (or continues after a pending state).
 """

@@ -1,4 +1,4 @@
-"""Autoencoders of seed 001 §6 / SI §6 as plain ``nn.Module``s.
+"""Autoencoders of the LED paper (Vlachas et al. §6 / SI §6) as plain ``nn.Module`` subclasses.
 
 Every autoencoder works on *scaled* states ``(B, *state_shape)`` and exposes
 
@@ -257,7 +257,7 @@ class MixtureDensityDecoder(nn.Module):
 
 class ParticleAutoencoder(_Encoding):
     """Permutation-invariant encoder + mixture-density decoder for particles ``(B, N, d)``
-    (AD: seed 001 §3.1 / SI §8.1–8.2: phi and g 5 x 100 residual tanh, feature space
+    (AD: Vlachas et al. §3.1 / SI §8.1–8.2: phi and g 5 x 100 residual tanh, feature space
     ``d_p`` = 200, decoder hidden ``md_width`` = 50, K = 4 (1-D) or 5 (3-D) kernels)."""
 
     def __init__(

@@ -1,4 +1,4 @@
-"""Online training for concurrent learning (issue 9): a replay buffer of micro sequences
+"""Online training for concurrent learning: a replay buffer of micro sequences
 and a trainer that fine-tunes an LED's autoencoder and propagator on them.
 
 Micro windows arrive as observable states per ensemble member; the replay buffer

@@ -1,4 +1,4 @@
-"""Weight transport between components and the background online trainer (issue 9).
+"""Weight transport between components and the background online trainer.
 
 Weights travel as plain arrays, never pickled objects (MUSCLE3 messages carry dicts of
 numbers, strings and numpy arrays): :func:`pack_weights` / :func:`unpack_weights`.

@@ -1,8 +1,8 @@
-"""The PCA baseline of seed 001 (§3, "PCA" in Figs. 34-35): restriction and lifting are a
-linear projection onto the leading ``d`` principal components of the scaled state, and
-the same latent RNN as LED (:class:`~ledmus.surrogates.propagators.LatentRNN`, or an
-ensemble of them: :func:`~ledmus.surrogates.ensemble.build_rnn`) propagates the PCA
-coefficients.
+"""The PCA baseline of the LED paper (Vlachas et al. §3, "PCA" in Figs. 34-35): restriction
+and lifting are a linear projection onto the leading ``d`` principal components of the
+scaled state, and the same latent RNN as LED
+(:class:`~ledmus.surrogates.propagators.LatentRNN`, or an ensemble of them:
+:func:`~ledmus.surrogates.ensemble.build_rnn`) propagates the PCA coefficients. ::
 
     z = V (flat(scale(s)) - mu),     s = scale^-1(unflat(V^T z + mu))
 

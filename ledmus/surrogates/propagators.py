@@ -1,4 +1,4 @@
-"""Latent propagators (seed 001 eqs 13–19): an LSTM or GRU cell and a linear read-out.
+"""Latent propagators (Vlachas et al. eqs 13–19): an LSTM or GRU cell and a linear read-out. ::
 
     h_t = H(z_t, h_{t-Δt}),   z~_{t+Δt} = W_{z,h} h_t          (eqs 13, 16)
 

@@ -1,4 +1,4 @@
-"""The replay buffer of online training (issue 9): micro windows cut into sequences
+"""The replay buffer of online training: micro windows cut into sequences
 ``(L, *state_shape)`` and kept as a bounded, regime-aware sample; snapshots are plain
 numpy arrays (the PCG64 state as ``uint64`` words, :func:`generator_state`)."""
 

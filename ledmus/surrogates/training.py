@@ -1,8 +1,8 @@
 """Training drivers: a config in, a checkpoint plus ``<stem>_loss.png`` and
-``<stem>_history.json`` out.  LED (seed 001 §6.6) trains in two stages, the autoencoder
+``<stem>_history.json`` out.  LED (Vlachas et al. §6.6) trains in two stages, the autoencoder
 then the RNN (:mod:`.fitting`; an ensemble propagator, ``rnn.ensemble`` > 1, is trained once:
 :func:`.fitting.train_ensemble`); the PCA baseline fits its components by SVD, then the
-same RNN stage.  The stage functions are re-exported here (their historical home).
+same RNN stage.  The stage functions themselves live in :mod:`.fitting`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
-"""Probabilistic coarse-graining with virtual observables (seed 003, Kaltenbach and
-Koutsourelakis): the model, its likelihood terms and its predictions.
+"""Probabilistic coarse-graining with virtual observables (Kaltenbach &
+Koutsourelakis, "Physics-aware, deep probabilistic modeling of multiscale dynamics in the
+small data regime"): the model, its likelihood terms and its predictions.
 
-CG state ``X_t`` ``(d,)``: the particle density in ``d`` bins (seed 003 §3.2).  Laws:
+CG state ``X_t`` ``(d,)``: the particle density in ``d`` bins (the paper's §3.2).  Laws::
 
     transition (eqs 4-5)      X_{t+1} = X_t + NN(X_t) + sigma_r eps,      eps ~ N(0, I)
     coarse-to-fine (eq 17)    x_t | X_t ~ Multinomial(d_f, X_t)        (d_f particles)
@@ -33,7 +34,7 @@ from .tensors import TensorModule
 
 
 class VirtualObservableCG(TensorModule):
-    """Transition law and likelihoods of seed 003.  ``spec``: ``system``, ``state_shape``
+    """Transition law and likelihoods of the paper.  ``spec``: ``system``, ``state_shape``
     ``(1, d)``, ``n_particles`` (``d_f``), ``dt_coarse`` and the ``vo`` section."""
 
     kind = "vo"
@@ -129,7 +130,7 @@ register_model_class("vo", VirtualObservableCG)
 
 
 class LognormalPosterior(nn.Module):
-    """Mean-field lognormal ``q(X_{0:T})`` per sequence (seed 003 §3.2): ``log X`` is
+    """Mean-field lognormal ``q(X_{0:T})`` per sequence (the paper's §3.2): ``log X`` is
     Gaussian with mean ``mu`` and standard deviation ``exp(log_s)``, both ``(n, T+1, d)``."""
 
     def __init__(self, observed: torch.Tensor, s0: float = 1e-2) -> None:

@@ -1,4 +1,5 @@
-"""The virtual-observable model (seed 003) as a :class:`~ledmus.surrogates.macro.MacroModel`.
+"""The virtual-observable model of Kaltenbach & Koutsourelakis as a
+:class:`~ledmus.surrogates.macro.MacroModel`.
 
 The macro state is the CG density ``X`` itself (``d`` bins), so restriction is the
 micro solver's binning (identity here) and lifting hands ``X`` to the micro solver as
@@ -30,7 +31,7 @@ from .vo import VirtualObservableCG, fractions
 
 @register_macro_model
 class VOMacro(MacroModel):
-    """Seed 003's probabilistic CG model driven by the coupler."""
+    """The probabilistic CG model of Kaltenbach & Koutsourelakis, driven by the coupler."""
 
     kind = "vo"
 

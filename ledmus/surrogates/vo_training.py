@@ -1,4 +1,5 @@
-"""Stochastic variational inference for the virtual-observable model (seed 003 eqs 9-15).
+"""Stochastic variational inference for the virtual-observable model
+(Kaltenbach & Koutsourelakis eqs 9-15).
 
 The ELBO of ``n`` sequences of ``T+1`` particle densities, with the mean-field lognormal
 ``q(X_{0:T})`` per sequence and point (MAP, flat prior) estimates of ``theta = (NN,
@@ -20,8 +21,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
+from ..progress import progress_bar
 from .vo import LognormalPosterior, VirtualObservableCG
 
 
@@ -76,7 +77,7 @@ def fit(
     history: dict[str, Any] = {"step": [], "elbo": [], "sigma_r": []}
     start = time.perf_counter()
     try:
-        for step in tqdm(range(steps), disable=not progress, desc=desc, leave=False):
+        for step in progress_bar(range(steps), enabled=progress, desc=desc, leave=False):
             opt.zero_grad()
             loss = -elbo(model, post, counts, mc, gen).sum() / norm
             loss.backward()

@@ -1,4 +1,4 @@
-"""The system registry: one declaration per system (README, "Coupled runs": *Systems*).
+"""The system registry: one declaration per system (docs/guide/coupled_run.md, *Extension points*).
 
 ::
 

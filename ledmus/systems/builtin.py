@@ -1,5 +1,6 @@
-"""The built-in systems: FHN, KS, AD-1D, AD-3D, RW, BGK (seed 001 §8, 003 §3, 002 §5) and
-the 2-D-velocity Boltzmann gas (issue 25).
+"""The built-in systems: FHN, KS, AD-1D, AD-3D (Vlachas et al., LED paper, §8), RW
+(Kaltenbach & Koutsourelakis §3), BGK (W. E's concurrent-learning lecture, §5) and the
+2-D-velocity Boltzmann gas.
 
 Solver classes and presets are those of :data:`ledmus.solvers.REGISTRY`; the dataset
 protocols are the paper's (``scale="paper"``) or a quick small version (``"small"``).
@@ -27,13 +28,13 @@ from .kinetic import (
 )
 from .spec import Evaluation, Monitor, Protocol, Split, Symmetry, SystemSpec
 
-#: leading Lyapunov exponent of KS at L = 22 (seed 001 §8.4)
+#: leading Lyapunov exponent of KS at L = 22 (Vlachas et al. §8.4)
 KS_LYAPUNOV = 0.048
 
 
 # --------------------------------------------------------------------- dataset protocols
 def fhn_protocol(scale: str) -> Protocol:
-    # Seed 001 §8.3: runs from y00–y05, first 2 time units dropped, 451 samples (Δt = 1);
+    # Vlachas et al. §8.3: runs from y00–y05, first 2 time units dropped, 451 samples (Δt = 1);
     # the test run is long enough for 100 windows of T_warm (≤ 100) + 8000 steps.
     if scale == "paper":
         n, test_len, windows, win = 450, 10_000, 100, 8_100
@@ -41,7 +42,7 @@ def fhn_protocol(scale: str) -> Protocol:
         n, test_len, windows, win = 40, 150, 4, 100
     return Protocol(
         "fhn",
-        "Seed 001 §8.3: y00-y02 train, y03-y04 validation, y05 test; transient of 2 dropped.",
+        "Vlachas et al. §8.3: y00-y02 train, y03-y04 validation, y05 test; 2 time units dropped.",
         {
             "train": Split(("y00", "y01", "y02"), 3, n, discard=2.0),
             "val": Split(("y03", "y04"), 2, n, discard=2.0),
@@ -51,8 +52,8 @@ def fhn_protocol(scale: str) -> Protocol:
 
 
 def ks_protocol(scale: str) -> Protocol:
-    # Seed 001 §8.4: transient 1000 dropped; 5e3 train, 5e3 val, 1e5 test samples (Δt = 0.25),
-    # each split from its own random initial condition.
+    # Vlachas et al. §8.4: transient 1000 dropped; 5e3 train, 5e3 val, 1e5 test samples
+    # (Δt = 0.25), each split from its own random initial condition.
     if scale == "paper":
         transient, n_train, n_test, windows, win = 1000.0, 5_000, 100_000, 100, 4_000
     else:
@@ -60,7 +61,7 @@ def ks_protocol(scale: str) -> Protocol:
     dt = 0.25
     return Protocol(
         "ks",
-        "Seed 001 §8.4: random initial conditions, transient dropped, Δt = 0.25.",
+        "Vlachas et al. §8.4: random initial conditions, transient dropped, Δt = 0.25.",
         {
             "train": Split("random", 1, (n_train - 1) * dt, discard=transient),
             "val": Split("random", 1, (n_train - 1) * dt, discard=transient),
@@ -77,7 +78,7 @@ def ks_protocol(scale: str) -> Protocol:
 
 
 def ad_protocol(system: str, scale: str) -> Protocol:
-    # Seed 001 §8.1–8.2: 1e3 train, 1e3 validation, 1e4 test samples at Δt = 0.5, random
+    # Vlachas et al. §8.1–8.2: 1e3 train, 1e3 validation, 1e4 test samples at Δt = 0.5, random
     # initial conditions (all particles of a run start at one random point).
     if scale == "paper":
         runs, params = (2, 500, 10, 1000), {}
@@ -86,7 +87,7 @@ def ad_protocol(system: str, scale: str) -> Protocol:
     b_tr, t_tr, b_te, t_te = runs
     return Protocol(
         system,
-        "Seed 001 §8.1/8.2: point-source random initial conditions, Δt = 0.5.",
+        "Vlachas et al. §8.1/8.2: point-source random initial conditions, Δt = 0.5.",
         {
             "train": Split("random", b_tr, (t_tr - 1) * 0.5),
             "val": Split("random", b_tr, (t_tr - 1) * 0.5),
@@ -97,8 +98,8 @@ def ad_protocol(system: str, scale: str) -> Protocol:
 
 
 def rw_protocol(scale: str) -> Protocol:
-    # Seed 003 §3.3: 64 sequences of T = 9 coarse steps (Δt = 4) for training, plus a long
-    # test sequence (the paper predicts to 35 Δt; we record 40).
+    # Kaltenbach & Koutsourelakis §3.3: 64 sequences of T = 9 coarse steps (Δt = 4) for
+    # training, plus a long test sequence (the paper predicts to 35 Δt; we record 40).
     if scale == "paper":
         b, t_train, t_test, params = 64, 9, 40, {}
     else:
@@ -106,7 +107,7 @@ def rw_protocol(scale: str) -> Protocol:
     dt = params.get("dt_coarse", 4.0)
     return Protocol(
         "rw",
-        "Seed 003 §3: random smooth initial densities, 25-bin fractions.",
+        "Kaltenbach & Koutsourelakis §3: random smooth initial densities, 25-bin fractions.",
         {"train": Split("random", b, t_train * dt), "test": Split("random", 1, t_test * dt)},
         params,
     )
@@ -249,7 +250,7 @@ def builtin_specs() -> tuple[SystemSpec, ...]:
         "fhn",
         fhn_cls,
         "grid",
-        "FitzHugh-Nagumo, D1Q3 lattice Boltzmann, zero-flux walls (seed 001 §8.3)",
+        "FitzHugh-Nagumo, D1Q3 lattice Boltzmann, zero-flux walls (Vlachas et al. §8.3)",
         preset=fhn_preset,
         channels=("u", "v"),
         coordinates=node_positions,
@@ -265,7 +266,7 @@ def builtin_specs() -> tuple[SystemSpec, ...]:
         symmetries=(Symmetry("reflection", flip_nodes, "x -> L - x (node axis reversed)"),),
         # the solver also lifts onto the slow manifold (421x less re-lift drift), but with
         # decoded fields the coupled FHN sweep is as accurate or better with the paper's
-        # equal-weight lift (README, "Lifting onto the slow manifold", table c)
+        # equal-weight lift (docs/guide/lifting.md, table c)
         lifting="equilibrium",
         travelling_wave=True,
     )
@@ -273,7 +274,7 @@ def builtin_specs() -> tuple[SystemSpec, ...]:
         "ks",
         ks_cls,
         "grid",
-        "Kuramoto-Sivashinsky, ETDRK4 pseudo-spectral, periodic (seed 001 §8.4)",
+        "Kuramoto-Sivashinsky, ETDRK4 pseudo-spectral, periodic (Vlachas et al. §8.4)",
         preset=ks_preset,
         channels=("u",),
         coordinates=node_positions,
@@ -296,7 +297,7 @@ def builtin_specs() -> tuple[SystemSpec, ...]:
         "rw",
         rw_cls,
         "histogram",
-        "biased lattice random walk, periodic, 25-bin density (seed 003 §3)",
+        "biased lattice random walk, periodic, 25-bin density (Kaltenbach & Koutsourelakis §3)",
         preset=rw_preset,
         channels=("density",),
         coordinates=bin_centres,
@@ -312,7 +313,7 @@ def builtin_specs() -> tuple[SystemSpec, ...]:
         "bgk",
         bgk_cls,
         "kinetic",
-        "1-D BGK gas, discrete velocities, MUSCL + exponential relaxation (seed 002 §5)",
+        "1-D BGK gas, discrete velocities, MUSCL + exponential relaxation (W. E's lecture §5)",
         preset=bgk_preset,
         # the state is f (nv, nx): one channel per velocity, named c0, c1, ... by the
         # suites (the number of velocities is a parameter)
@@ -362,10 +363,11 @@ def builtin_specs() -> tuple[SystemSpec, ...]:
         fhn,
         ks,
         _particle_spec(
-            "ad1d", "advection-diffusion, Brownian particles in [-0.5, 0.5] (seed 001 §8.1)"
+            "ad1d", "advection-diffusion, Brownian particles in [-0.5, 0.5] (Vlachas et al. §8.1)"
         ),
         _particle_spec(
-            "ad3d", "advection-diffusion, Brownian particles in [-0.5, 0.5]^3 (seed 001 §8.2)"
+            "ad3d",
+            "advection-diffusion, Brownian particles in [-0.5, 0.5]^3 (Vlachas et al. §8.2)",
         ),
         rw,
         bgk,

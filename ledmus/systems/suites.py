@@ -41,7 +41,7 @@ import numpy as np
 from .. import metrics
 from .kinetic import kinetic_errors
 
-#: valid prediction time threshold on NAD (seed 001 §7)
+#: valid prediction time threshold on NAD (Vlachas et al. §7)
 VALID_TIME_THRESHOLD = 0.1
 
 

@@ -5,7 +5,7 @@ Settings: ``system`` (or a ``model`` whose system it takes), ``param_<name>``,
 ``lifting_max_iter``; every other setting is left to the other
 components.  Each use receives a :class:`~ledmus.coupler.messages.MicroRequest` on
 ``init`` (F_INIT) and sends a :class:`~ledmus.coupler.messages.MicroResult` on ``final``
-(O_F); docs/micro_component.md documents the fields.  The internal state (LB
+(O_F); docs/guide/foreign_components.md documents the fields.  The internal state (LB
 populations, particles) is kept between uses and saved in MUSCLE3 snapshots.
 
 Under MPI (``execution_model: intelmpi``) rank 0 holds the Instance and broadcasts;

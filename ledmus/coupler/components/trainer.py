@@ -1,4 +1,4 @@
-"""MUSCLE3 trainer component (online training, issue 9): each use receives a
+"""MUSCLE3 trainer component (online training): each use receives a
 :class:`~ledmus.coupler.messages.TrainRequest` on ``train_in`` (F_INIT: the micro states
 of a window) and sends a :class:`~ledmus.coupler.messages.TrainReply` on ``weights_out``
 (O_F: versioned weights when newer ones exist).  The replay buffer and the trainer

@@ -1,4 +1,6 @@
-"""Moment-closure macro models of the 1V BGK kinetic model (seed 002 §5).
+"""Moment-closure macro models of the 1V BGK kinetic model (W. E, "Machine learning based
+multi-scale modeling: how can we construct interpretable and truly reliable models using
+concurrent learning?", lecture, §5).
 
 - :mod:`.fv`: conservative second-order finite-volume solver :class:`FVSolver` for
   ``∂tU + ∂x[F0(U) + F̃] = 0``, ``∂tW + ∂xG = R`` with a pluggable

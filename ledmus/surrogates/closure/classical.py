@@ -1,7 +1,7 @@
 """Classical closures of the 1V BGK model: Euler (``q = 0``) and Navier–Stokes.
 
 Kinetic model (1-D in x, one velocity ``v``): ``∂t f + v ∂x f = (M[f] - f)/τ`` with
-``τ = ε`` (the Knudsen number ``kn``) and the Maxwellian
+``τ = ε`` (the Knudsen number ``kn``) and the Maxwellian ::
 
     M = ρ/√(2πT) exp(-(v - u)²/(2T)),      ρ = ∫f,  ρu = ∫vf,  E = ∫v²/2 f = ρu²/2 + ρT/2.
 
@@ -17,11 +17,11 @@ and ``M``); there is no traceless part of a 1×1 stress tensor, so the momentum 
 ``∂x u`` term of ``D ln M`` cancels, so ``f1`` has no even part in ``c``.)
 
 **Chapman–Enskog, first order.**  ``f = M + f1`` with ``f1 = -τ (∂t + v∂x) M``, where
-``∂t`` of ``(ρ, u, T)`` is replaced by the Euler equations (γ = 3, ``c_v = 1/2``):
+``∂t`` of ``(ρ, u, T)`` is replaced by the Euler equations (γ = 3, ``c_v = 1/2``)::
 
     D ρ = -ρ ∂x u,   D u = -∂x(ρT)/ρ,   D T = -2T ∂x u,        D = ∂t + u ∂x.
 
-With ``ln M = ln ρ - ½ ln(2πT) - c²/(2T)`` and ``∂t + v∂x = D + c ∂x``:
+With ``ln M = ln ρ - ½ ln(2πT) - c²/(2T)`` and ``∂t + v∂x = D + c ∂x``::
 
     (∂t + v∂x) ln M = Dρ/ρ + c∂xρ/ρ - (DT + c∂xT)/(2T)
                       + (c/T)(Du + c∂xu) + c²(DT + c∂xT)/(2T²)
@@ -30,7 +30,7 @@ With ``ln M = ln ρ - ½ ln(2πT) - c²/(2T)`` and ``∂t + v∂x = D + c ∂x``
                     = (∂xT/(2T)) (c³/T - 3c)
 
 (all ``∂xu`` and ``∂xρ`` terms cancel; checked with sympy).  Hence
-``f1 = -τ M (∂xT/(2T)) (c³/T - 3c)``: ``∫f1 = ∫c f1 = ∫c²f1 = 0`` (compatibility) and
+``f1 = -τ M (∂xT/(2T)) (c³/T - 3c)``: ``∫f1 = ∫c f1 = ∫c²f1 = 0`` (compatibility) and ::
 
     q = ½ ∫ c³ f1 dv = -τ ∂xT/(4T) (∫c⁶M/T - 3∫c⁴M) = -τ ∂xT/(4T) (15ρT² - 9ρT²)
       = -(3/2) τ ρ T ∂xT,       i.e.   q = -κ ∂xT,   κ = (3/2) τ ρ T = c_p τ p,

@@ -1,4 +1,4 @@
-"""Accuracy of moment closures against the BGK solver (issue 10 acceptance protocol).
+"""Accuracy of moment closures against the BGK solver (the closure acceptance protocol).
 
 Held-out initial profiles, all in local equilibrium ``f0 = M[ρ0, u0, T0]`` (the moment
 models start from ``U0`` and ``W0 = 0``, which is exact for a Maxwellian):
@@ -211,9 +211,9 @@ def evaluate_closure(
     }
     todo = [(e, bc) for e in eps_grid for bc in groups]
     if progress:
-        from tqdm import tqdm
+        from ...progress import progress_bar
 
-        todo = tqdm(todo, desc="closure evaluation", unit="run")
+        todo = progress_bar(todo, desc="closure evaluation", unit="run")
     for eps, bc in todo:
         key = f"{eps:g}"
         case_names, prim = groups[bc]

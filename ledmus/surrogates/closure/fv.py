@@ -1,7 +1,7 @@
-"""Conservative second-order finite-volume solver for 1-D moment systems (seed 002 §5).
+"""Conservative second-order finite-volume solver for 1-D moment systems (W. E's lecture §5).
 
 Solves, on ``x ∈ [0, L)`` with ``nx`` cells of width ``dx = L/nx`` (centres
-``x_i = (i + ½) dx``), the moment system of the 1V kinetic model
+``x_i = (i + ½) dx``), the moment system of the 1V kinetic model ::
 
     ∂t U + ∂x [F0(U) + F̃(U, W; ε)] = 0,           U = (ρ, ρu, E),  E = ρu²/2 + p/(γ-1)
     ∂t W + ∂x  G(U, W; ε)           = R(U, W; ε),   W ∈ R^M (extra moments)
@@ -16,11 +16,11 @@ the Euler block; limiters ``minmod``, ``vanleer``, ``mc``, ``none`` = unlimited 
 ``first`` = first order; a cell falls back to first order where a face value would have
 ``ρ ≤ 0`` or ``p ≤ 0``), HLL (Davis wave speeds) or Rusanov face fluxes, an optional
 centred parabolic face flux, SSP-RK2 or SSP-RK3 time stepping with the source in the
-right-hand side, periodic or outflow (zero-gradient) boundaries, and the step
+right-hand side, periodic or outflow (zero-gradient) boundaries, and the step ::
 
     dt ≤ cfl / max_i ( a_i/dx + 2 χ_i/dx² + r_i )
 
-with ``a`` the largest |wave speed|, ``χ`` the diffusivity (x²/t) and ``r`` the source
+with ``a`` the largest ``|wave speed|``, ``χ`` the diffusivity (x²/t) and ``r`` the source
 stiffness (1/t) of the closure.  Cell averages change only through face-flux
 differences, so ``Σ_i U_i dx`` is conserved to rounding on a periodic box.
 

@@ -1,4 +1,4 @@
-"""The checkpoint of the HMM coupling (issue 10 item 5): an ensemble of ML closures that
+"""The checkpoint of the HMM coupling: an ensemble of ML closures that
 share one encoder, and the decoder that lifts their moments.
 
 :class:`ClosureEnsemble` (checkpoint kind ``closure_hmm``) holds ``K`` :class:`~.ml.
@@ -138,9 +138,9 @@ def build(
     history: dict[str, Any] = {}
     iters = range(1, members)
     if progress:
-        from tqdm import tqdm
+        from ...progress import progress_bar
 
-        iters = tqdm(iters, desc="closure ensemble", unit="member")
+        iters = progress_bar(iters, desc="closure ensemble", unit="member")
     for k in iters:
         history[f"member{k}"] = fit(
             nets[k],

@@ -1,17 +1,17 @@
-"""Joint training of the encoder, the closure and the decoder (seed 002 §5: the
-generalised moments are learned by an autoencoder together with the decoder).
+"""Joint training of the encoder, the closure and the decoder (W. E's concurrent-learning
+lecture, §5: the generalised moments are learned by an autoencoder together with the decoder).
 
 The default pipeline trains the encoder ``w(ξ)`` with the closure network ``h``
 (:func:`.train.train_closure`, the closure loss only) and then the decoder on the frozen
 encoder (:func:`.lift.train_decoder`).  Here all three are trained at once on the same
-BGK cells, so ``W`` must also carry what the decoder needs to rebuild ``f``:
+BGK cells, so ``W`` must also carry what the decoder needs to rebuild ``f``::
 
     L = L_closure(w, h) + λ_rec [ rec(σ; W(w)) + λ_η ent + λ_W con ]
 
 with ``L_closure`` of :func:`.train.closure_loss` and the decoder terms of
 :func:`.lift.decoder_loss` (reconstruction of ``f``, the entropy head, restrict ∘ lift
 consistency), ``W`` and ``w(ξ) dξ`` computed by the encoder being trained.  Data: the
-closure config's BGK runs (:func:`.train.bgk_runs`, seeded by ``seed``).
+closure config's BGK runs (:func:`.train.bgk_runs`, seeded by ``seed``). ::
 
     python -m ledmus.surrogates.closure.joint configs/closure_bgk.yaml --out DIR
 

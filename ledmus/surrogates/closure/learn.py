@@ -1,5 +1,5 @@
-"""Concurrent learning of the ML moment closure: explore → label → train (seed 002,
-DP-GEN; Zhang, Wang & E 2018).
+"""Concurrent learning of the ML moment closure: explore → label → train (W. E's
+concurrent-learning lecture; DP-GEN: Zhang, Wang & E 2018).
 
 An **ensemble** of ``members`` closures shares the encoder ``w(ξ)`` of a trained closure
 checkpoint (frozen, so one decoder lifts for all) and trains its own closure network
@@ -196,9 +196,9 @@ def run(
     train_all()
     iters = range(cfg["iterations"])
     if progress:
-        from tqdm import tqdm
+        from ...progress import progress_bar
 
-        iters = tqdm(iters, desc=f"concurrent learning ({strategy})", unit="iteration")
+        iters = progress_bar(iters, desc=f"concurrent learning ({strategy})", unit="iteration")
     for it in iters:
         t0 = time.perf_counter()
         states = explore(nets[0], cfg, rng)

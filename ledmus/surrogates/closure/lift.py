@@ -1,8 +1,9 @@
-"""Decoder ``h(v; U, W)`` of the ML moment closure, lift and restrict (seed 002 §5).
+"""Decoder ``h(v; U, W)`` of the ML moment closure, lift and restrict (W. E's concurrent-learning
+lecture, §5).
 
-The seed's autoencoder: the encoder is ``W = (1/ρ) ∫ w(ξ)(f - M[f]) dv`` of
+The lecture's autoencoder: the encoder is ``W = (1/ρ) ∫ w(ξ)(f - M[f]) dv`` of
 :class:`.ml.MomentNet` (kept frozen: the closure was trained on its ``W``); the decoder
-rebuilds ``f`` from ``(U, W)``:
+rebuilds ``f`` from ``(U, W)``::
 
     f_j = exp(a · (1, v_j, v_j²/2) + s(ξ_j; Ŵ, log10 ε)),     ξ_j = (v_j - u)/√T,
     s(ξ; Ŵ, e) = σ(ξ, Ŵ, e) - σ(ξ, 0, e),                      Ŵ = W/s_ε(ε)
@@ -14,11 +15,11 @@ momentum and energy to rounding, and is the discrete Maxwellian for ``W = 0``.
 ``s_ε(ε) = ε/(1 + ε/eps_ref)`` is :func:`.ml.eps_scale`.  The shape is a function of
 ``ξ`` and ``W`` only (Galilean and scale invariant, like ``W``).
 
-**Entropy term** (the seed's ``λ_η (η(f) - h_η(U, W))²``): ``η_rel = (1/ρ) Σ_j f_j
+**Entropy term** (the lecture's ``λ_η (η(f) - h_η(U, W))²``): ``η_rel = (1/ρ) Σ_j f_j
 log(f_j/M_j) dv ≥ 0`` (the relative entropy to the discrete Maxwellian ``M[f]``,
 dimensionless), predicted as ``h_η = s_ε² [τ(Ŵ, e) - τ(0, e)]`` by a second MLP.
 
-**Training** (:func:`train_decoder`): on BGK snapshots, with the encoder frozen, Adam on
+**Training** (:func:`train_decoder`): on BGK snapshots, with the encoder frozen, Adam on ::
 
     L = mean_cells ‖f - M[f] e^{s}‖² / ‖f‖² + λ_η mean_cells ((η_rel - h_η)/s_ε²)²
         + λ_W mean_cells |W(M[f] e^{s}) - W|² / s_ε²

@@ -1,5 +1,5 @@
 """The ML moment closure as a :class:`~ledmus.surrogates.macro.MacroModel`: the macro
-component of the HMM coupling with the BGK micro solver (issue 10 item 5).
+component of the HMM coupling with the BGK micro solver.
 
 **Macro state** of a member: the moments ``Q = (ρ, ρu, E, ρW_1..ρW_M)`` of every cell,
 ``(3+M, nx)`` flattened to ``d = (3+M)·nx`` (channel-major), float64.

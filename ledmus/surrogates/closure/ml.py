@@ -1,7 +1,8 @@
-"""Machine-learned moment closure of the 1V BGK model (Han, Ma, Ma & E 2019; seed 002 §5).
+"""Machine-learned moment closure of the 1V BGK model (Han, Ma, Ma & E 2019;
+W. E's concurrent-learning lecture, §5).
 
 **Moments.**  With ``ξ = (v - u)/√T`` and the learned weight functions ``w(ξ) ∈ R^M``
-(a small MLP of ``ξ``), the generalised moments are
+(a small MLP of ``ξ``), the generalised moments are ::
 
     W = (1/ρ) ∫ w(ξ) (f - M[f]) dv       (dimensionless; Galilean and scale invariant)
 
@@ -13,7 +14,7 @@ first three moments vanish) and scaled to ``⟨w_k²⟩ = 1``, ``⟨·⟩`` the 
 standard normal density (trapezoid quadrature on ``[-xi_max, xi_max]``).
 
 **Moment system** solved by :class:`~.fv.FVSolver` through :class:`MLMomentClosure`:
-state ``Q = (ρ, ρu, E, ρW_1..ρW_M)`` (the W rows are ``ρW``, density-weighted), and
+state ``Q = (ρ, ρu, E, ρW_1..ρW_M)`` (the W rows are ``ρW``, density-weighted), and ::
 
     ∂t U + ∂x [F0(U) + (0, 0, q)] = 0,        q = ρ T^{3/2} q̃(W, ε)
     ∂t(ρW) + ∂x [ρuW + ρ√T g̃] = -ρW/ε - A ρ ∂x√T
@@ -40,7 +41,7 @@ member, not per cell, which leaves a few ulp of ``h`` times ``s(ε)``: the one-r
 many-row batches round differently, 9e-17 for the shipped float64 net, about 1e-9 for a
 float32 one); ``F = F0(U) + F̃`` with the exact Euler flux ``F0``.
 
-The decoder ``h(v; U, W)`` (lifting) and the entropy term are in :mod:`.lift`.
+The decoder ``h(v; U, W)`` (lifting) and the entropy term are in :mod:`~ledmus.surrogates.closure.lift`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""PETSc backend of the finite-volume moment solver (issue 10 item 6; the ``petsc`` extra).
+"""PETSc backend of the finite-volume moment solver (the ``petsc`` extra).
 
-:class:`PetscFVSolver` solves the same semi-discrete system as :class:`~.fv.FVSolver`,
+:class:`PetscFVSolver` solves the same semi-discrete system as :class:`~.fv.FVSolver`, ::
 
     dQ_i/dt = -(F_{i+½} - F_{i-½})/dx + (0, R_i),       Q: (B, n_moments, nx), float64,
 

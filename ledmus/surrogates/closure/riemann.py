@@ -5,7 +5,7 @@ Equations: ``∂t(ρ, ρu, E) + ∂x(ρu, ρu² + p, (E + p)u) = 0`` with
 ``γ = 3`` and ``p = ρT``, so ``E = ρu²/2 + ρT/2``; the solver is valid for any
 ``γ > 1`` and is checked against Toro's γ = 1.4 tables in the tests.
 
-Method (Toro §4.2–4.5): the star pressure ``p*`` is the root of
+Method (Toro §4.2–4.5): the star pressure ``p*`` is the root of ::
 
     f(p) = f_L(p) + f_R(p) + (u_R - u_L) = 0,
     f_K(p) = (p - p_K) √(A_K / (p + B_K)),                 p > p_K  (shock)

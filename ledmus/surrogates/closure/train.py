@@ -230,9 +230,9 @@ def adam_fit(
     hist: dict[str, list[float]] = {k: [] for k in names}
     iters: Any = range(steps)
     if progress:
-        from tqdm import tqdm
+        from ...progress import progress_bar
 
-        iters = tqdm(iters, desc=progress, unit="step")
+        iters = progress_bar(iters, desc=progress, unit="step")
     for _ in iters:
         idx = torch.randint(0, n, (min(batch_size, n),), generator=gen)
         terms = batch_loss({k: v[idx] for k, v in tens.items()})

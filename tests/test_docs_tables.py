@@ -1,4 +1,4 @@
-"""tools/readme_tables.py: each README block rendered from a small hand-written JSON, the
+"""docs/tables.py: each documentation block rendered from a small hand-written JSON, the
 marker replacement, ``--check``/``--strict``, and README.md in sync with benchmarks/out.
 No benchmark runs here."""
 
@@ -15,11 +15,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _load_tool():
-    spec = importlib.util.spec_from_file_location(
-        "readme_tables", ROOT / "tools" / "readme_tables.py"
-    )
+    spec = importlib.util.spec_from_file_location("docs_tables", ROOT / "docs" / "tables.py")
     module = importlib.util.module_from_spec(spec)
-    sys.modules["readme_tables"] = module  # dataclasses look their module up
+    sys.modules["docs_tables"] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
@@ -446,7 +444,7 @@ def test_regenerate_replaces_only_between_markers(workspace):
 
 def test_check_reports_a_difference_and_rewriting_fixes_it(workspace, capsys):
     readme, out = workspace
-    args = ["--readme", str(readme), "--out-dir", str(out)]
+    args = ["--page", str(readme), "--out-dir", str(out)]
     assert rt.main(["--check", *args]) == 1
     captured = capsys.readouterr()
     assert "-old text" in captured.out and "+fhn 80 s." in captured.out
@@ -471,9 +469,9 @@ def test_unknown_block_name_is_an_error(tmp_path):
         )
 
 
-def test_readme_is_in_sync_with_benchmarks_out(capsys):
-    """README blocks whose JSON exists in benchmarks/out equal what the JSON gives; after a
-    benchmark run: python tools/readme_tables.py"""
+def test_pages_are_in_sync_with_benchmarks_out(capsys):
+    """Blocks in README.md and docs/**/*.md whose JSON exists in benchmarks/out equal what the
+    JSON gives; after a benchmark run: python docs/tables.py"""
     code = rt.main(["--check"])
     assert code == 0, capsys.readouterr().out
 
@@ -612,3 +610,38 @@ def test_restart():
     assert out.splitlines()[2] == (
         "| old | 10 | -0.0123 | -0.0270 | +0.0920 ± 0.500 / +0.0031 | 0.00200 | 0.00110 |"
     )
+
+
+def test_capabilities_takes_one_headline_number_from_each_json():
+    """Each row's number comes from its own file: change one value, only its row changes."""
+    docs = {
+        "solvers.json": doc(cases=[{"system": "fhn", "batch": 1, "steps_per_s": 1234.4}]),
+        "led_fhn_evaluate.json": doc(mnad_u=0.0123, horizon=8000, n_ics=100),
+        "led_ks_evaluate.json": doc(valid_time_lyapunov=1.5),
+        "led_ad3d_evaluate.json": doc(wasserstein_all=0.0456),
+        "pca_fhn_evaluate.json": doc(mnad_u=0.0369),
+        "vo_rw_evaluate.json": doc(rel_l2={"15": 0.01, "25": 0.02}),
+        "closure_bgk.json": doc(summary={"ml_max_rel_l2": 0.12, "ml_speedup_min": 0.21}),
+        "quickstart.json": doc(runs=[{"engine": "muscle3", "speedup": 3.8, "mnad_u": 0.006}]),
+        "coupling_overhead.json": doc(rows=[{"ratio": 1.25}, {"ratio": 1.7}]),
+        "adaptive_fhn.json": doc(runs={"adaptive": {"mnad_u": 0.0048, "macro_fraction": 0.23}}),
+        "cold_start_fhn.json": doc(runs={"cold_start": {"mnad_u": 0.07, "speedup": 0.48}}),
+    }
+    out = rt.render_capabilities(docs)
+    for text in ("FHN 1,234 micro steps/s", "latent MNAD u 0.0123 over 8000 Δt (100 test runs)",
+                 "1.50 Lyapunov times", "Wasserstein distance 0.046", "latent MNAD u 0.0369",
+                 "relative L2 error 0.020 or less", "max relative L2 0.120, speed-up 0.21",
+                 "speed-up 3.8, MNAD u 0.0060", "1.25–1.70×", "MNAD u 0.0048, macro fraction 0.23",
+                 "cold start: MNAD u 0.0700, speed-up 0.48"):  # fmt: skip
+        assert text in out, text
+    assert len(out.splitlines()) == 2 + 11  # header, rule, one row per part
+
+
+def test_pages_are_the_readme_and_the_doc_sources_not_the_build(tmp_path):
+    (tmp_path / "README.md").write_text("x")
+    for rel in ("docs/a.md", "docs/guide/b.md", "docs/_build/html/_sources/a.md",
+                "docs/auto_examples/c.md"):  # fmt: skip
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x")
+    found = [p.relative_to(tmp_path).as_posix() for p in rt.pages(tmp_path)]
+    assert found == ["README.md", "docs/a.md", "docs/guide/b.md"]

@@ -1,6 +1,6 @@
-"""Regenerate the README's tables and measured sentences from the benchmark JSONs.
+"""Regenerate the documentation's tables and measured sentences from the benchmark JSONs.
 
-README.md marks each generated block::
+README.md and the Markdown pages under docs/ mark each generated block::
 
     <!-- table: NAME -->
     ...generated: a table or a short paragraph, then a line naming its source...
@@ -8,18 +8,19 @@ README.md marks each generated block::
 
 and this script replaces what lies between the markers by what the JSONs under
 ``benchmarks/out/`` give (``BLOCKS`` below: which files feed which block).  Text outside
-the markers is never touched.  A block whose JSON is missing is left as it is (the
-script says so on stderr).
+the markers is never touched.  A block may appear in several pages.  A block whose JSON is
+missing is left as it is (the script says so on stderr).
 
-    python tools/readme_tables.py                   # rewrite README.md in place (atomically)
-    python tools/readme_tables.py --check           # exit 1 and print a diff if README.md differs
-    python tools/readme_tables.py --check --strict  # ... or if a block's JSON is missing
-    python tools/readme_tables.py --out-dir /tmp/smoke --readme /tmp/README.md
+    python docs/tables.py                   # rewrite README.md and docs/**/*.md in place (atomically)
+    python docs/tables.py --check           # exit 1 and print a diff if a page differs
+    python docs/tables.py --check --strict  # ... or if a block's JSON is missing
+    python docs/tables.py --out-dir /tmp/smoke --page /tmp/README.md
 
 The last line of every block names its source files, the commit (``-dirty``: tracked files
 differed from it), the thread count and the machine from the JSON's ``provenance`` (or the
 older top-level keys ``commit``/``git_commit``, ``machine``, ``torch_threads``), and the
-command that wrote the file.
+command that wrote the file.  The Sphinx build (docs/conf.py) runs the check and warns
+about a stale page, so ``sphinx-build -W`` fails on it.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
+DOCS = ROOT / "docs"
 OUT_DIR = ROOT / "benchmarks" / "out"
 
 MARKER = re.compile(
@@ -572,7 +574,7 @@ def render_fhn_lifting_sweep(docs: Docs) -> str:
     return table(header, rows)
 
 
-# -------------------------------------------------------------------------- seed 003 (vo)
+# -------------------------------------------------------------------------- virtual observables
 def render_vo_rw(docs: Docs) -> str:
     d = docs["vo_rw_evaluate.json"]
     rows = [[f"{k} Δt", f"{100 * d['rel_l2'][k]:.2f} %", f"{100 * d['rel_l2_pde'][k]:.2f} %",
@@ -641,7 +643,7 @@ def render_ood_fhn(docs: Docs) -> str:
 
 
 def render_ablation_fhn(docs: Docs) -> str:
-    """Issue 9 e: per initial condition, MNAD u (macro share) of each ablation variant."""
+    """Adaptive-run ablations: per initial condition, MNAD u (macro share) of each ablation variant."""
     d = docs["ablation_fhn.json"]
     names = {"error_only": "error only", "uncertainty_only": "uncertainty only",
              "both_K5": "both, K = 5", "both_K3": "both, K = 3", "both_K1": "both, K = 1",
@@ -659,7 +661,7 @@ def render_ablation_fhn(docs: Docs) -> str:
 
 
 def render_ad3d_adaptive(docs: Docs) -> str:
-    """Issue 9 d: adaptive vs fixed at the same micro share, W1 and M1/M2 errors."""
+    """AD-3D with a forcing change: adaptive vs fixed at the same micro share, W1 and M1/M2 errors."""
     d = docs["ad3d_adaptive.json"]
     rows = []
     for name, r in d["runs"].items():
@@ -674,7 +676,7 @@ def render_ad3d_adaptive(docs: Docs) -> str:
 
 
 def render_closure_bgk(docs: Docs) -> str:
-    """Issue 10: max relative L2 error over the held-out cases (ρ, u, T) per ε and model,
+    """Closure acceptance: max relative L2 error over the held-out cases (ρ, u, T) per ε and model,
     then the cost of each model against BGK."""
     d = docs["closure_bgk.json"]
     label = {"ml": "ML closure", "euler": "Euler", "ns": "Navier–Stokes"}
@@ -690,7 +692,7 @@ def render_closure_bgk(docs: Docs) -> str:
 
 
 def render_hmm_bgk(docs: Docs) -> str:
-    """Issue 10 item 5: per case and ε, for each trust level, the largest relative L2 of
+    """HMM runs: per case and ε, for each trust level, the largest relative L2 of
     ρ, u, T at t = 0.1 against BGK, the macro share and S."""
     d = docs["hmm_bgk.json"]
 
@@ -712,7 +714,7 @@ def render_hmm_bgk(docs: Docs) -> str:
 
 
 def render_closure_joint(docs: Docs) -> str:
-    """Issue 10 item 3: sequential against joint training: the closure's max relative L2
+    """Joint closure training: sequential against joint training: the closure's max relative L2
     per ε, then the decoder's f error and W recovery on the held-out runs."""
     d = docs["closure_joint.json"]["variants"]
     keys = list(next(iter(d.values()))["rel_l2_max"])
@@ -726,7 +728,7 @@ def render_closure_joint(docs: Docs) -> str:
 
 
 def render_closure_variants(docs: Docs) -> str:
-    """Issue 10: max relative L2 (ρ, u, T at t = 0.1) over the smooth and over the shock
+    """Closure variants: max relative L2 (ρ, u, T at t = 0.1) over the smooth and over the shock
     cases per ε, for each training variant, then for each HLL speed factor (and the time
     of the ML runs)."""
     d = docs["closure_variants.json"]
@@ -780,7 +782,67 @@ def render_restart(docs: Docs) -> str:
     return "\n".join(lines)
 
 
+def render_capabilities(docs: Docs) -> str:
+    """One row per part of ledmus with one headline number from its benchmark JSON."""
+    solvers = {(c["system"], c["batch"]): c for c in docs["solvers.json"]["cases"]}
+    fhn = docs["led_fhn_evaluate.json"]
+    ks = docs["led_ks_evaluate.json"]
+    ad3d = docs["led_ad3d_evaluate.json"]
+    pca = docs["pca_fhn_evaluate.json"]
+    vo = docs["vo_rw_evaluate.json"]
+    closure = docs["closure_bgk.json"]["summary"]
+    main = {r["engine"]: r for r in docs["quickstart.json"]["runs"]}
+    overhead = docs["coupling_overhead.json"]["rows"]
+    adaptive = docs["adaptive_fhn.json"]["runs"]["adaptive"]
+    cold = docs["cold_start_fhn.json"]["runs"]["cold_start"]
+    ratios = [r["ratio"] for r in overhead]
+    rows = [
+        ["micro solvers", "FHN lattice Boltzmann, Kuramoto–Sivashinsky, Brownian particles (1-D, "
+         "3-D), lattice random walk, BGK and Boltzmann gases; batched, seeded",
+         f"FHN {count(solvers[('fhn', 1)]['steps_per_s'])} micro steps/s at batch 1"],
+        ["LED surrogate, FHN", "autoencoder + LSTM, the LED paper's protocol",
+         f"latent MNAD u {fhn['mnad_u']:.4f} over {fhn['horizon']} Δt ({fhn['n_ics']} test runs)"],
+        ["LED surrogate, KS", "convolutional autoencoder + GRU",
+         f"valid prediction time {ks['valid_time_lyapunov']:.2f} Lyapunov times"],
+        ["LED surrogate, AD-3D", "permutation-invariant VAE + mixture-density decoder",
+         f"Wasserstein distance {ad3d['wasserstein_all']:.3f} (all steps)"],
+        ["PCA baseline", "8 principal components + LSTM",
+         f"latent MNAD u {pca['mnad_u']:.4f} (FHN, same protocol)"],
+        ["virtual observables", "probabilistic coarse-graining (Kaltenbach & Koutsourelakis)",
+         f"relative L2 error {max(vo['rel_l2'].values()):.3f} or less against the micro run"],
+        ["moment closure", "learned closure of a BGK gas, finite volumes, PETSc backend",
+         f"max relative L2 {closure['ml_max_rel_l2']:.3f}, speed-up {closure['ml_speedup_min']:.2f} "
+         "or more against BGK"],
+        ["coupled run, fixed schedule", "T_warm, T_m, T_mu; MUSCLE3 or one process, bitwise equal",
+         f"main job: speed-up {main['muscle3']['speedup']:.1f}, MNAD u {main['muscle3']['mnad_u']:.4f}"],
+        ["engines", "MUSCLE3 (four processes) and embedded; MPI ensembles",
+         f"MUSCLE3 loop {min(ratios):.2f}–{max(ratios):.2f}× the embedded one"],
+        ["adaptive schedule", "per-member comparison, monitors, ensembles' uncertainty",
+         f"FHN regime change: MNAD u {adaptive['mnad_u']:.4f}, macro fraction "
+         f"{adaptive['macro_fraction']:.2f}"],
+        ["online training, cold start", "a trainer component fine-tunes the model during the run",
+         f"cold start: MNAD u {cold['mnad_u']:.4f}, speed-up {cold['speedup']:.2f}"],
+    ]  # fmt: skip
+    return table(["part", "what", "headline (measured)"], rows)
+
+
 BLOCKS: dict[str, Block] = {
+    "capabilities": Block(
+        [
+            "solvers.json",
+            "led_fhn_evaluate.json",
+            "led_ks_evaluate.json",
+            "led_ad3d_evaluate.json",
+            "pca_fhn_evaluate.json",
+            "vo_rw_evaluate.json",
+            "closure_bgk.json",
+            "quickstart.json",
+            "coupling_overhead.json",
+            "adaptive_fhn.json",
+            "cold_start_fhn.json",
+        ],
+        render_capabilities,
+    ),  # fmt: skip
     "restart": Block(["restart_fhn.json"], render_restart),
     "quickstart": Block(["quickstart.json"], render_quickstart),
     "mutation": Block(["mutation_*.json"], render_mutation, source=source_mutation),
@@ -853,68 +915,111 @@ def render_block(name: str, docs: Docs, out_dir: Path = OUT_DIR) -> str:
     return f"{block.render(docs)}\n\n{block.source(docs, shown_path(out_dir))}\n"
 
 
+def pages(root: Path = ROOT) -> list[Path]:
+    """README.md and every Markdown page of the documentation's sources (not its build)."""
+    docs = root / "docs"
+    found = sorted(
+        p
+        for p in docs.rglob("*.md")
+        if not {"_build", "auto_examples"} & set(p.relative_to(docs).parts)
+    )
+    return [root / "README.md", *found]
+
+
 def regenerate(
-    text: str, out_dir: Path, warn: Callable[[str], None] = print
+    text: str, out_dir: Path, warn: Callable[[str], None] = print, found: set[str] | None = None
 ) -> tuple[str, list[str]]:
     """``text`` with every marked block whose JSONs exist regenerated; returns the new text
-    and the names of the blocks left as they were (JSON missing)."""
+    and the names of the blocks left as they were (JSON missing).  ``found`` collects the
+    names of the blocks seen."""
     skipped = []
-    found = set()
+    found = set() if found is None else found
 
     def replace(m: re.Match) -> str:
         name = m.group("name")
         found.add(name)
         if name not in BLOCKS:
-            raise SystemExit(f"readme_tables: README block {name!r} has no renderer; "
-                             f"known: {', '.join(BLOCKS)}")  # fmt: skip
+            raise SystemExit(f"tables: block {name!r} has no renderer; known: {', '.join(BLOCKS)}")
         docs, missing = load(BLOCKS[name], out_dir)
         if docs is None:
             skipped.append(name)
-            warn(f"readme_tables: block {name!r} left as it is: {', '.join(missing)} "
-                 f"missing in {out_dir}")  # fmt: skip
+            warn(f"tables: block {name!r} left as it is: {', '.join(missing)} missing in {out_dir}")
             return m.group(0)
         return f"<!-- table: {name} -->\n{render_block(name, docs, out_dir)}<!-- /table -->"
 
-    new = MARKER.sub(replace, text)
+    return MARKER.sub(replace, text), skipped
+
+
+def stale(
+    files: list[Path], out_dir: Path = OUT_DIR, warn: Callable[[str], None] = print
+) -> tuple[dict[Path, tuple[str, str]], list[str]]:
+    """The pages whose blocks differ from the JSONs (path -> (text, regenerated text)) and
+    the blocks whose JSON is missing."""
+    changed: dict[Path, tuple[str, str]] = {}
+    skipped: list[str] = []
+    found: set[str] = set()
+    for path in files:
+        text = path.read_text()
+        new, missing = regenerate(text, out_dir, warn=warn, found=found)
+        skipped += missing
+        if new != text:
+            changed[path] = (text, new)
     for name in BLOCKS:
         if name not in found:
-            warn(f"readme_tables: no markers for block {name!r} in the README")
-    return new, skipped
+            warn(f"tables: no markers for block {name!r} in {len(files)} pages")
+    return changed, sorted(set(skipped))
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--check", action="store_true",
-                    help="do not write; exit 1 with a diff when the README differs")  # fmt: skip
-    ap.add_argument("--strict", action="store_true",
-                    help="with --check, also fail when a block's JSON is missing")  # fmt: skip
+    ap.add_argument(
+        "--check", action="store_true", help="do not write; exit 1 with a diff when a page differs"
+    )
+    ap.add_argument(
+        "--strict",
+        action="store_true",
+        help="with --check, also fail when a block's JSON is missing",
+    )
     ap.add_argument("--out-dir", type=Path, default=OUT_DIR, help="where the JSONs are")
-    ap.add_argument("--readme", type=Path, default=README)
+    ap.add_argument(
+        "--page",
+        type=Path,
+        action="append",
+        help="a Markdown page to process (repeatable; default: README.md and docs/**/*.md)",
+    )
     args = ap.parse_args(argv)
-    text = args.readme.read_text()
-    new, skipped = regenerate(text, args.out_dir, warn=lambda m: print(m, file=sys.stderr))
+    files = args.page or pages()
+    changed, skipped = stale(files, args.out_dir, warn=lambda m: print(m, file=sys.stderr))
     if args.check:
-        diff = list(difflib.unified_diff(text.splitlines(keepends=True),
-                                         new.splitlines(keepends=True),
-                                         str(args.readme), f"{args.readme} (from the JSONs)"))  # fmt: skip
-        if diff:
-            sys.stdout.writelines(diff)
-            print(f"readme_tables: {args.readme} differs from the JSONs; run "
-                  f"python tools/readme_tables.py", file=sys.stderr)  # fmt: skip
+        for path, (text, new) in changed.items():
+            sys.stdout.writelines(
+                difflib.unified_diff(
+                    text.splitlines(keepends=True),
+                    new.splitlines(keepends=True),
+                    str(path),
+                    f"{path} (from the JSONs)",
+                )
+            )
+        if changed:
+            print(
+                f"tables: {len(changed)} pages differ from the JSONs; run python docs/tables.py",
+                file=sys.stderr,
+            )
             return 1
         if args.strict and skipped:
-            print(f"readme_tables: --strict: no JSON for {', '.join(skipped)}", file=sys.stderr)
+            print(f"tables: --strict: no JSON for {', '.join(skipped)}", file=sys.stderr)
             return 1
         return 0
-    if new != text:
-        from ledmus.atomic import atomic_path
+    from ledmus.atomic import atomic_path
 
-        with atomic_path(args.readme) as tmp:
+    for path, (text, new) in changed.items():
+        with atomic_path(path) as tmp:
             tmp.write_text(new)
-            if args.readme.read_text() != text:  # edited meanwhile: do not overwrite that
-                raise SystemExit(f"readme_tables: {args.readme} changed while the tables were "
-                                 "generated; run it again")  # fmt: skip
-        print(f"readme_tables: rewrote {args.readme}", file=sys.stderr)
+            if path.read_text() != text:  # edited meanwhile: do not overwrite that
+                raise SystemExit(
+                    f"tables: {path} changed while the tables were generated; run it again"
+                )
+        print(f"tables: rewrote {path}", file=sys.stderr)
     return 0
 
 
