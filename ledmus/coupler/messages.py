@@ -64,27 +64,31 @@ class Message:
 
 def _convert(cls: str, name: str, kind: Any, value: Any, where: str) -> Any:
     kind = str(kind)
-    bad = f"{where}: {cls}.{name} must be {{}}, got {value!r:.60}"
+
+    def bad(expected: str) -> ValueError:
+        # built only on error: the repr of a state array costs about a millisecond
+        return ValueError(f"{where}: {cls}.{name} must be {expected}, got {value!r:.60}")
+
     if kind.startswith("np.ndarray"):
         if value is None:
             if "None" in kind:
                 return None
-            raise ValueError(bad.format("an array"))
+            raise bad("an array")
         arr = np.array(value)  # received arrays are read-only: copy
         if arr.dtype.kind not in "fiu":
-            raise ValueError(bad.format("a numeric array"))
+            raise bad("a numeric array")
         return arr
     if kind == "int":
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise ValueError(bad.format("an integer"))
+            raise bad("an integer")
         return int(value)
     if kind == "float":
         if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
-            raise ValueError(bad.format("a number"))
+            raise bad("a number")
         return float(value)
     if kind == "bool":
         if not isinstance(value, (bool, np.bool_)):
-            raise ValueError(bad.format("true or false"))
+            raise bad("true or false")
         return bool(value)
     return value
 
