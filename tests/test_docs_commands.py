@@ -10,7 +10,6 @@ run directory it names with ``--run-dir`` exists afterwards (a run directory wit
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -19,9 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from test_docs_tables import rt
+from test_muscle3_ops import BIN, muscle3
+from test_muscle3_ops import env as muscle3_env
 
 ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 MARKER = re.compile(r"^<!-- runnable(?::\s*t_end=(?P<t_end>[0-9.]+))? -->$")
 FENCE = re.compile(r"^```(?P<lang>bash|python)\s*$")
 #: seconds one block may take: the slowest, the main job under MUSCLE3 at t_end = 300
@@ -45,12 +46,6 @@ class Block:
         return f"{self.page}:{self.line}"
 
 
-def pages() -> list[Path]:
-    docs = ROOT / "docs"
-    found = [p for p in docs.rglob("*.md") if not {"_build", "auto_examples"} & set(p.parts)]
-    return [ROOT / "README.md", *sorted(found)]
-
-
 def blocks_in(path: Path) -> list[Block]:
     """The runnable blocks of one page; a marker not followed by a bash or python fence
     is an error (a typo would otherwise silently stop a block from being tested)."""
@@ -71,7 +66,7 @@ def blocks_in(path: Path) -> list[Block]:
     return found
 
 
-BLOCKS = [b for p in pages() for b in blocks_in(p)]
+BLOCKS = [b for p in rt.pages() for b in blocks_in(p)]
 
 
 def test_the_readme_and_the_guides_have_runnable_blocks():
@@ -114,20 +109,13 @@ def needs_muscle3(code: str) -> bool:
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[b.id for b in BLOCKS])
 def test_runnable_block(block: Block, tmp_path: Path):
-    if needs_muscle3(block.code):
-        if not any(Path("/sys/class/net").glob("e*")) and not os.environ.get(
-            "LEDMUS_FORCE_MUSCLE3"
-        ):
-            pytest.skip("MUSCLE3 needs a non-loopback network interface")
+    (no_network,) = muscle3.args  # the MUSCLE3 tests' own skip condition and reason
+    if needs_muscle3(block.code) and no_network:
+        pytest.skip(muscle3.kwargs["reason"])
     if "mpiexec" in block.code and shutil.which("mpiexec", path=str(BIN)) is None:
         pytest.skip("mpiexec not installed (the mpi extra)")
     work = workspace(tmp_path, block.t_end)
-    env = dict(
-        os.environ,
-        OMP_NUM_THREADS="1",
-        PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}",
-        MPLBACKEND="Agg",
-    )
+    env = dict(muscle3_env(), MPLBACKEND="Agg")  # this python first on PATH, one thread
     if block.lang == "bash":
         cmd = ["bash", "-euo", "pipefail", "-c", block.code]
     else:

@@ -323,13 +323,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     missing = [str(p) for p in args.ymmsl if not p.is_file()]
     if missing:
-        from .paths import shipped_hint
+        from .paths import missing_hint
 
-        relative = any(not Path(m).is_absolute() for m in missing)
-        where = f" (relative to the working directory {Path.cwd()})" if relative else ""
         print(
-            f"ledmus: error: yMMSL file(s) not found: {', '.join(missing)}{where}; "
-            f"{shipped_hint()}",
+            f"ledmus: error: yMMSL file(s) not found: {', '.join(missing)}{missing_hint(missing)}",
             file=sys.stderr,
         )
         return 2

@@ -31,6 +31,14 @@ def shipped_hint() -> str:
     )
 
 
+def missing_hint(paths: list[str] | list[Path]) -> str:
+    """The end of a not-found line for ``paths``: the working directory when one of them is
+    relative, then where the shipped models and configs are."""
+    relative = any(not Path(p).is_absolute() for p in paths)
+    where = f" (relative to the working directory {Path.cwd()})" if relative else ""
+    return f"{where}; {shipped_hint()}"
+
+
 def resolve_file(value: str, setting: str, search: list[Path]) -> Path:
     """An existing file for ``value``: as given when absolute, else the first of
     ``search`` (then the ``LEDMUS_BASE_DIR`` environment variable, then the source
@@ -63,8 +71,7 @@ def read_ymmsl_settings(path: str | os.PathLike) -> dict[str, Any]:
 
     path = Path(path)
     if not path.is_file():
-        where = "" if path.is_absolute() else f" (relative to the working directory {Path.cwd()})"
-        raise ValueError(f"yMMSL file {str(path)!r} does not exist{where}; {shipped_hint()}")
+        raise ValueError(f"yMMSL file {str(path)!r} does not exist{missing_hint([path])}")
     try:
         config = ymmsl.load(path)
     except Exception as exc:  # ymmsl raises yatiml's RecognitionError and friends
