@@ -34,10 +34,10 @@ from .lift import DECODER_TERMS, MomentDecoder, decoder_loss, relative_entropy
 from .ml import MomentNet
 from .train import (
     adam_fit,
-    bgk_runs,
     cell_data,
     cells,
     closure_loss,
+    configured_runs,
     data_fingerprint,
     kinetic_frame,
     resolve_config,
@@ -48,20 +48,8 @@ def joint_data(cfg: dict[str, Any]) -> dict[str, np.ndarray]:
     """Per cell: the closure's ``xi``, ``gdv``, ``q``, ``log_eps`` (:func:`.train.
     cell_data`) and the decoder's ``f``, ``m`` (``f``, ``M[f]`` times ``√T/ρ``), ``eta``
     (relative entropy) and ``dxi`` (``dv/√T``)."""
-    d = cfg["data"]
-    rng = np.random.default_rng(cfg["seed"])
     parts: dict[str, list] = {}
-    for eps, bgk, f in bgk_runs(
-        d["runs"],
-        d["batch"],
-        d["nx"],
-        d["eps_min"],
-        d["eps_max"],
-        d["t_end"],
-        d["every"],
-        rng,
-        tuple(d["ics"]),
-    ):
+    for eps, bgk, f in configured_runs(cfg):
         fr = kinetic_frame(bgk, f)
         rho, T, M = fr["rho"], fr["T"], fr["M"]
         norm = (np.sqrt(T) / rho)[:, None]

@@ -169,24 +169,27 @@ def bgk_runs(
         yield eps, bgk, f[:, every::every].reshape(-1, *f.shape[2:])
 
 
-def generate(cfg: dict[str, Any]) -> dict[str, np.ndarray]:
-    """BGK training data (seeded by ``cfg['seed']``); see the module docstring."""
+def configured_runs(cfg: dict[str, Any]):
+    """:func:`bgk_runs` as a training config's ``data`` section gives them, seeded by
+    ``cfg['seed']``."""
     d = cfg["data"]
     rng = np.random.default_rng(cfg["seed"])
-    parts = [
-        cell_data(bgk, snaps, eps)
-        for eps, bgk, snaps in bgk_runs(
-            d["runs"],
-            d["batch"],
-            d["nx"],
-            d["eps_min"],
-            d["eps_max"],
-            d["t_end"],
-            d["every"],
-            rng,
-            tuple(d["ics"]),
-        )
-    ]
+    yield from bgk_runs(
+        d["runs"],
+        d["batch"],
+        d["nx"],
+        d["eps_min"],
+        d["eps_max"],
+        d["t_end"],
+        d["every"],
+        rng,
+        tuple(d["ics"]),
+    )
+
+
+def generate(cfg: dict[str, Any]) -> dict[str, np.ndarray]:
+    """BGK training data (seeded by ``cfg['seed']``); see the module docstring."""
+    parts = [cell_data(bgk, snaps, eps) for eps, bgk, snaps in configured_runs(cfg)]
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
