@@ -9,7 +9,7 @@ loop) / number of micro windows; each window is one round trip macro -> lift -> 
 restrict -> macro.
 
     python benchmarks/coupling_overhead.py [--t-macro 10 50 200] [--repeats 2] [--ensemble B]
-                                           [--profile all|none] [--json PATH]
+                                           [--model PT] [--profile all|none] [--json PATH]
 
 Writes ``rows`` (one per T_m: ``ensemble``, ``t_macro``, ``t_micro``, ``windows``,
 ``embedded_loop_s``, ``muscle3_loop_s``, ``ratio``, ``per_exchange_ms``,
@@ -35,10 +35,20 @@ from _provenance import write_result
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def job(tmp: Path, name: str, t_macro: float, t_end: float, ensemble: int, profile: str) -> Path:
+def job(
+    tmp: Path,
+    name: str,
+    t_macro: float,
+    t_end: float,
+    ensemble: int,
+    profile: str,
+    model: str | None = None,
+) -> Path:
     doc = yaml.safe_load((ROOT / "configs" / "led_fhn.ymmsl").read_text())
     doc["settings"].update(t_macro=float(t_macro), t_end=float(t_end), compare=False,
                            plots=False, ensemble=ensemble, muscle_profile_level=profile)  # fmt: skip
+    if model is not None:
+        doc["settings"]["model"] = model
     path = tmp / f"{name}.ymmsl"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
@@ -57,6 +67,7 @@ def main() -> None:
     ap.add_argument("--t-macro", type=float, nargs="+", default=[10, 50, 200])
     ap.add_argument("--t-end", type=float, default=2000.0)
     ap.add_argument("--ensemble", type=int, default=1)
+    ap.add_argument("--model", help="checkpoint instead of the job's (e.g. models/led_fhn.pt)")
     ap.add_argument("--repeats", type=int, default=2, help="best of N for each engine")
     ap.add_argument(
         "--profile",
@@ -76,7 +87,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp())
     rows = []
     for t_m in args.t_macro:
-        path = job(tmp, f"tm{t_m:g}", t_m, args.t_end, args.ensemble, args.profile)
+        path = job(tmp, f"tm{t_m:g}", t_m, args.t_end, args.ensemble, args.profile, args.model)
         best = {}
         for engine in ("embedded", "muscle3"):
             loops, totals = [], []
@@ -124,7 +135,8 @@ def main() -> None:
     out = write_result(args.json, {"benchmark": "coupling_overhead", "rows": rows,
                                    "settings": {"t_macro": args.t_macro, "t_end": args.t_end,
                                                 "ensemble": args.ensemble, "repeats": args.repeats,
-                                                "profile": args.profile, "omp_num_threads": 1}})  # fmt: skip
+                                                "profile": args.profile, "omp_num_threads": 1,
+                                                "model": args.model or "the job's"}})  # fmt: skip
     print(f"# wrote {out}")
 
 

@@ -5,7 +5,10 @@ during micro steps, for each T_m and each lifting strategy.
     OMP_NUM_THREADS=1 python benchmarks/error_budget.py --out benchmarks/out/error_budget.json
 
 Per run: MNAD u; the sum and the mean of the NAD-u increments over macro steps (and over
-the first five steps of each macro phase, and the later ones) and over micro steps.
+the first five steps of each macro phase, and the later ones) and over micro steps; the
+same split of the phase lag (time units, negative: behind the micro-only run) and the
+final lag, mean lag and shape NAD (the NAD left after the best time shift), which say
+how much of the error is phase and how much is shape.
 """
 
 from __future__ import annotations
@@ -23,20 +26,22 @@ from ledmus.coupler.engine import run_embedded
 from ledmus.coupler.settings import read_ymmsl_settings, validate
 
 
-def budget(nad_u: np.ndarray, source: np.ndarray) -> dict[str, float]:
-    """Increments of ``nad_u`` (the steps after the warm-up) by the source of the step."""
+def budget(nad_u: np.ndarray, source: np.ndarray, prefix: str = "") -> dict[str, float]:
+    """Increments of ``nad_u`` (the steps after the warm-up; or of another per-step
+    series, keys prefixed by ``prefix``) by the source of the step."""
     step = np.diff(nad_u)
     src = source[-len(nad_u) :][1:]
     run = np.zeros(len(src), dtype=int)  # position of each macro step in its phase
     for i, s in enumerate(src):
         run[i] = run[i - 1] + 1 if s == 1 and i > 0 else int(s == 1)
     macro, micro = src == 1, src == 0
-    return {
+    out = {
         "macro_sum": float(step[macro].sum()), "macro_mean": float(step[macro].mean()),
         "macro_first5_mean": float(step[macro & (run <= 5)].mean()),
         "macro_later_mean": float(step[macro & (run > 5)].mean()),
         "micro_sum": float(step[micro].sum()), "micro_mean": float(step[micro].mean()),
     }  # fmt: skip
+    return {prefix + k: v for k, v in out.items()}
 
 
 def main() -> None:
@@ -58,10 +63,12 @@ def main() -> None:
                 result = run_embedded(settings, tmp)
                 with h5py.File(Path(tmp) / "trajectory.h5") as h5:
                     nad_u = h5["errors/nad_t/u"][()].reshape(-1)
+                    lag = h5["errors/lag_t"][()].reshape(-1)
                     source = h5["source"][()].reshape(-1)
             row = {"t_macro": t_macro, "t_micro": settings.t_micro, "lifting": lifting,
                    "mnad_u": result["errors"]["mnad_u"], "mnad_v": result["errors"]["mnad_v"],
-                   **budget(nad_u, source)}  # fmt: skip
+                   **budget(nad_u, source), **budget(lag, source, "lag_"),
+                   **{k: result["errors"][k] for k in ("lag_final", "lag_mean", "shape_mnad")}}  # fmt: skip
             rows.append(row)
             print(row, flush=True)
     write_result(Path(args.out), {"ymmsl": args.ymmsl, "runs": rows})

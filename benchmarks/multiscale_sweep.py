@@ -111,6 +111,9 @@ def main() -> None:
                     help="run every coupled T_m with each of these lifting strategies "
                     "(default: the system's; see ledmus.solvers.lifting)")  # fmt: skip
     ap.add_argument("--no-latent", action="store_true", help="skip the Latent runs")
+    ap.add_argument("--windows", nargs="*", default=[], metavar="T_MU:T_M",
+                    help="extra runs with their own micro window, e.g. 20:20 50:50 (the same "
+                         "micro share as T_mu = T_m = 10 with fewer, longer windows)")  # fmt: skip
     ap.add_argument("--out", default="benchmarks/out/sweep")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -133,29 +136,35 @@ def main() -> None:
     reference, t_micro_only = micro_reference(ref_settings, np.arange(len(ics)))
     print(f"micro solver alone: {t_micro_only:.1f} s")
     default = ref_settings.lifting
-    plan = [("led", model, t_m, "states", lift) for t_m in args.t_macro for lift in args.liftings]
-    plan += [("led", model, t_m, "latents", "") for t_m in args.latents_t_macro]
+    plan = [("led", model, t_m, "states", lift, args.t_micro)
+            for t_m in args.t_macro for lift in args.liftings]  # fmt: skip
+    for pair in args.windows:
+        t_mu, t_m = (float(x) for x in pair.split(":"))
+        plan += [("led", model, t_m, "states", "", t_mu)]
+    plan += [("led", model, t_m, "latents", "", args.t_micro) for t_m in args.latents_t_macro]
     if not args.no_latent:
-        plan += [("led", model, None, "states", ""), ("led", model, None, "latents", "")]
+        plan += [("led", model, None, "states", "", 0.0), ("led", model, None, "latents", "", 0.0)]
     for spec in args.extra:
         label, path = spec.split("=", 1)
-        plan += [(label, path, t_m, "states", "") for t_m in args.extra_t_macro]
-        plan += [(label, path, None, "states", "")]
+        plan += [(label, path, t_m, "states", "", args.t_micro) for t_m in args.extra_t_macro]
+        plan += [(label, path, None, "states", "", 0.0)]
     rows = []
-    for label, path, t_m, record, lifting in plan:
-        t_macro, t_micro = (t_end, 0.0) if t_m is None else (float(t_m), args.t_micro)
+    for label, path, t_m, record, lifting, t_mu in plan:
+        t_macro, t_micro = (t_end, 0.0) if t_m is None else (float(t_m), t_mu)
         s = validate({**base, "model": path, "t_warm": t_warm, "t_macro": t_macro,
                       "t_micro": t_micro, "t_end": t_end, "record": record,
                       "lifting": lifting})  # fmt: skip
         r = run_one(s, reference)
         name = "Latent" if t_m is None else f"T_m={t_m:g}"
+        if t_m is not None and t_mu != args.t_micro:
+            name = f"T_mu={t_mu:g}, {name}"
         if record == "latents":
             name += " (latents recorded)"
         if s.lifting != default:
             name += f" [{s.lifting}]"
         r["lifting"] = s.lifting
         r.update(label=name if label == "led" else f"{label} {name}", model=path,
-                 rho=None if t_m is None else t_m / args.t_micro,
+                 rho=None if t_m is None else t_m / t_mu, t_micro=t_micro,
                  speedup=metrics.speedup(t_micro_only, r["wall_s"]))  # fmt: skip
         r["s_over_bound"] = r["speedup"] / r["bound"]
         rows.append(r)

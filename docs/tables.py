@@ -361,7 +361,7 @@ def _run_label(extra: str | None, t_macro: float | None, dt: float, first: bool)
     return base if extra is None else f"{EXTRA_NAMES.get(extra, extra)}, {base}"
 
 
-EXTRA_NAMES = {"pca": "PCA baseline"}
+EXTRA_NAMES = {"pca": "PCA baseline", "led_fhn": "single LSTM (led_fhn.pt)"}
 PAPER_FIG7 = {(None, 10.0): "MNAD ≈ 0.01, S ≈ 2", (None, None): "MNAD ≈ 0.04"}
 
 
@@ -628,6 +628,35 @@ def render_adaptive_fhn(docs: Docs, name: str = "adaptive_fhn.json") -> str:
     return table(header, rows)
 
 
+def render_fhn_windows(docs: Docs) -> str:
+    """The same micro share in fewer, longer windows: restarts, MNAD and S per (T_mu, T_m)."""
+    doc = docs["fhn_windows/sweep.json"]
+    rows = []
+    for r in doc["runs"]:
+        t_mu = r.get("t_micro", doc["t_micro"])
+        t_m = r["rho"] * t_mu
+        restarts = int(doc["horizon"] // (t_mu + t_m))
+        rows.append([f"{t_mu:g}", f"{t_m:g}", f"{r['micro_fraction']:.3f}", str(restarts),
+                     " / ".join(f"{x:.4f}" for x in r["mnad"]), f"{r['speedup']:.2f}"])  # fmt: skip
+    header = ["T_mu", "T_m", "micro share", "restarts per run", "MNAD u / v", "S"]
+    return table(header, rows)
+
+
+def render_drift(docs: Docs) -> str:
+    """The shipped adaptive and online jobs: MNAD, macro share, S, drift estimate vs true."""
+    d = docs["adaptive_fhn_shipped.json"]
+    rows = []
+    for name, r in d["runs"].items():
+        drift = r.get("drift")
+        est = "–" if drift is None else f"{drift['estimate_max']:.4f}"
+        true = "–" if drift is None or "true_max" not in drift else f"{drift['true_max']:.4f}"
+        rows.append([name, f"**{r['mnad_u']:.4f}**", f"{r['macro_fraction']:.2f}",
+                     f"{r['speedup']:.2f}", str(r["interventions"].get("drift", 0)), est, true])  # fmt: skip
+    header = ["run", "MNAD u", "macro share", "S", "phases ended by drift",
+              "drift estimate (largest NAD)", "true largest NAD"]  # fmt: skip
+    return table(header, rows)
+
+
 def render_ood_fhn(docs: Docs) -> str:
     """Per out-of-distribution initial condition: MNAD u of each run, macro shares, S."""
     rows = []
@@ -793,7 +822,7 @@ def render_capabilities(docs: Docs) -> str:
     closure = docs["closure_bgk.json"]["summary"]
     main = {r["engine"]: r for r in docs["quickstart.json"]["runs"]}
     overhead = docs["coupling_overhead.json"]["rows"]
-    adaptive = docs["adaptive_fhn.json"]["runs"]["adaptive"]
+    adaptive = docs["adaptive_fhn_shipped.json"]["runs"]["adaptive"]
     cold = docs["cold_start_fhn.json"]["runs"]["cold_start"]
     ratios = [r["ratio"] for r in overhead]
     rows = [
@@ -818,7 +847,7 @@ def render_capabilities(docs: Docs) -> str:
         ["engines", "MUSCLE3 (four processes) and embedded; MPI ensembles",
          f"MUSCLE3 loop {min(ratios):.2f}–{max(ratios):.2f}× the embedded one"],
         ["adaptive schedule", "per-member comparison, monitors, ensembles' uncertainty",
-         f"FHN regime change: MNAD u {adaptive['mnad_u']:.4f}, macro fraction "
+         f"shipped FHN job: MNAD u {adaptive['mnad_u']:.4f}, macro fraction "
          f"{adaptive['macro_fraction']:.2f}"],
         ["online training, cold start", "a trainer component fine-tunes the model during the run",
          f"cold start: MNAD u {cold['mnad_u']:.4f}, speed-up {cold['speedup']:.2f}"],
@@ -838,7 +867,7 @@ BLOCKS: dict[str, Block] = {
             "closure_bgk.json",
             "quickstart.json",
             "coupling_overhead.json",
-            "adaptive_fhn.json",
+            "adaptive_fhn_shipped.json",
             "cold_start_fhn.json",
         ],
         render_capabilities,
@@ -871,6 +900,8 @@ BLOCKS: dict[str, Block] = {
     "vo_ablation": Block(["vo_rw.json"], render_vo_ablation),
     "adaptive_fhn": Block(["adaptive_fhn.json"], render_adaptive_fhn),
     "ood_fhn": Block(["ood_fhn.json"], render_ood_fhn),
+    "fhn_windows": Block(["fhn_windows/sweep.json"], render_fhn_windows),
+    "adaptive_fhn_shipped": Block(["adaptive_fhn_shipped.json"], render_drift),
     "ablation_fhn": Block(["ablation_fhn.json"], render_ablation_fhn),
     "ad3d_adaptive": Block(["ad3d_adaptive.json"], render_ad3d_adaptive),
     "closure_bgk": Block(["closure_bgk.json"], render_closure_bgk),

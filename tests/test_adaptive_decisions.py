@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from ledmus.coupler.adaptive import MODE_MACRO, AdaptiveCoordinator, AdaptivePolicy
+from ledmus.coupler.engine import drift_report
 from ledmus.coupler.messages import Restricted
 from ledmus.coupler.recorder import Recorder
 from ledmus.coupler.streams import RNG_RECORD
@@ -47,6 +48,7 @@ class StubModel:
         self.before: dict[tuple[int, int], np.ndarray] = {}  # z at the start of a macro block
         self.coord: Any = None
         self.no_estimate = False  # propagate returns no uncertainty (None)
+        self.drift = np.zeros_like(self.delta)  # planted drift: the model's extra per step
 
     def snapshot(self) -> dict[str, Any]:
         return {"z": self.z.copy()}
@@ -63,7 +65,7 @@ class StubModel:
     def propagate_members(self, n: int, members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         i = self.coord.index
         k = np.arange(1, n + 1)[None, :, None]
-        out = self.z[members][:, None] + k * self.delta[members][:, None]
+        out = self.z[members][:, None] + k * (self.delta + self.drift)[members][:, None]
         unc = np.full((len(members), n), UNC)
         if self.no_estimate:
             unc = None
@@ -513,3 +515,89 @@ def test_a_model_without_uncertainty_records_none():
     run(coord, micro)
     assert sources(coord) == [ALL_PASS] * B
     assert np.isnan(coord.recorder.uncertainty).all()
+
+
+# ---------------------------------------------------------------- the drift estimate
+DRIFT = 0.002  # planted on member 1, per step and node of channel 0: a model a little
+# too fast; its comparison NAD 0.0009-0.0014 passes max_error 0.01, as a slow phase lag would
+
+
+def drifting(**policy: Any):
+    coord, model, micro, exact = system(**policy)
+    model.drift[1] = np.concatenate([np.full(GRID[1], DRIFT), np.zeros(GRID[1])])
+    return coord, model, micro, exact
+
+
+def report(coord, exact) -> dict:
+    return drift_report(coord, exact, N_WARM + 1)
+
+
+def test_the_drift_estimate_bounds_the_true_error_of_a_planted_drift():
+    coord, _, micro, exact = drifting(n_macro=8)
+    run(coord, micro)
+    assert sources(coord) == [CAP4] * B  # the drift passes every comparison
+    got = report(coord, exact)
+    est, true = np.array(got["estimate"]), np.array(got["true"])
+    # exact members: float64 sums of delta only (measured 1e-15)
+    np.testing.assert_allclose(np.r_[est[[0, 2]], true[[0, 2]]], 0.0, atol=1e-12)
+    # member 1 drifts 2 x 0.002 per block through 8 macro blocks: true NAD 0.00757 at the
+    # end (measured); the estimate adds each comparison's growth per block, measured on the
+    # range seen so far (smaller than the whole run's range): 0.00900, 1.19 x the true one
+    assert true[1] > 0.005
+    assert true[1] <= est[1] <= 1.3 * true[1]
+    assert got["bounded"] == 1.0
+
+
+# member 1 under max_drift = 1.2 x the estimate of one 4-block phase: the restart
+# comparison at 15 passes max_error, but the estimate chains onto the first phase and one
+# more block would pass max_drift: a micro window (15-18), then a fresh phase from 19 (an
+# estimate reset at the restart, as if it were a micro window, would go macro at 17)
+DRIFT_AT_RESTART = "0000000111111110000111111"
+# 1.4 x: the second phase starts at 17 and is cut after 2 blocks; the restart comparison
+# at 21 then ends in micro whatever its error
+DRIFT_IN_PHASE = "0000000111111110011000011"
+
+
+def test_a_rejected_comparisons_error_stays_out_of_the_estimate():
+    probe, _, micro, exact = planted_compare()
+    seen = recorded_error(probe)
+    run(probe, micro)
+    err = float(seen[0][1])  # member 1's planted comparison error at 5 (0.0056, measured)
+    accepted = report(probe, exact)["estimate"][1]
+    assert accepted > 0.5 * err  # accepted: its level counts (the trajectory has none of it)
+    coord, _, micro, exact = planted_compare(max_error=0.5 * err)
+    run(coord, micro)
+    assert sources(coord)[1] == COMPARE_FAILS_AT_5
+    # rejected: the member stayed micro, and the later exact comparisons add nothing
+    assert report(coord, exact)["estimate"][1] == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    "factor, member1, n_drift", [(1.2, DRIFT_AT_RESTART, 1), (1.4, DRIFT_IN_PHASE, 2)]
+)
+def test_max_drift_sends_a_drifting_member_back_to_micro_across_restarts(factor, member1, n_drift):
+    probe, _, micro, exact = drifting(n_macro=8)
+    run(probe, micro)
+    one_phase = report(probe, exact)["estimate"][1] / 2  # two phases of 4 blocks
+    coord, _, micro, exact = drifting(n_macro=8, max_drift=factor * one_phase)
+    run(coord, micro)
+    assert sources(coord) == [CAP4, member1, CAP4]  # exact members: no drift
+    assert coord.interventions == {"drift": n_drift}
+    assert report(coord, exact)["true"][1] < report(probe, exact)["true"][1]
+
+
+def test_a_growing_spread_raises_the_estimate_by_its_square_root():
+    base, _, micro, exact = drifting(n_macro=8)
+    run(base, micro)
+    coord, model, micro, exact = drifting(n_macro=8)
+    model.unc[(1, 7)] = np.full(N_MICRO, 4 * UNC)  # the first macro block's spread x 4
+    model.unc[(1, 9)] = np.full(N_MICRO, UNC / 4)  # a spread that shrinks adds no less
+    seen, rate = [], coord.drift_rate
+    coord.drift_rate = lambda steps: seen.append(rate(steps)) or seen[-1]
+    run(coord, micro)
+    assert sources(coord) == sources(base)
+    growth = seen[0][1][1]  # member 1's growth per block at the first comparison
+    assert growth > 0
+    # the first macro block adds sqrt(4) growths instead of one; the shrunk one still one
+    extra = coord.drift_total[1] - base.drift_total[1]
+    assert extra == pytest.approx(growth, rel=1e-12)

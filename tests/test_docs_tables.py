@@ -507,6 +507,28 @@ def test_ood_fhn_rows_are_the_initial_conditions():
     assert lines[2] == "| mirror | 0.3000 | **0.0123** | **0.0123** | 0.50 | 0.50 | 1.25 | 1.25 |"
 
 
+def test_fhn_windows_rows_count_the_restarts_of_each_window_length():
+    runs = [{"rho": 1.0, "micro_fraction": 0.504, "mnad": [0.0036, 0.004], "speedup": 1.87},
+            {"rho": 1.0, "t_micro": 50.0, "micro_fraction": 0.504, "mnad": [0.0017, 0.0019],
+             "speedup": 1.89}]  # fmt: skip
+    d = doc(runs=runs, t_micro=10.0, horizon=8000)
+    lines = rt.render_fhn_windows({"fhn_windows/sweep.json": d}).splitlines()
+    assert lines[0] == "| T_mu | T_m | micro share | restarts per run | MNAD u / v | S |"
+    assert lines[2] == "| 10 | 10 | 0.504 | 400 | 0.0036 / 0.0040 | 1.87 |"  # 8000 / 20
+    assert lines[3] == "| 50 | 50 | 0.504 | 80 | 0.0017 / 0.0019 | 1.89 |"  # 8000 / 100
+
+
+def test_adaptive_fhn_shipped_rows_put_the_drift_estimate_beside_the_true_error():
+    run = {"mnad_u": 0.001, "macro_fraction": 0.76, "speedup": 3.33,
+           "interventions": {"drift": 9},
+           "drift": {"estimate_max": 0.0535, "true_max": 0.0045}}  # fmt: skip
+    fixed = {"mnad_u": 0.0658, "macro_fraction": 0.82, "speedup": 4.74, "interventions": {}}
+    d = doc(runs={"adaptive": run, "fixed_rho5": fixed})
+    lines = rt.BLOCKS["adaptive_fhn_shipped"].render({"adaptive_fhn_shipped.json": d}).splitlines()
+    assert lines[2] == "| adaptive | **0.0010** | 0.76 | 3.33 | 9 | 0.0535 | 0.0045 |"
+    assert lines[3] == "| fixed_rho5 | **0.0658** | 0.82 | 4.74 | 0 | – | – |"
+
+
 def test_ablation_fhn_rows_are_the_variants_and_columns_the_initial_conditions():
     r = {"mnad_u": 0.0019, "macro_fraction": 0.92}
     cases = {"y05": {"error_only": r, "online_augment_on": {**r, "macro_fraction": 0.5}},
@@ -624,7 +646,9 @@ def test_capabilities_takes_one_headline_number_from_each_json():
         "closure_bgk.json": doc(summary={"ml_max_rel_l2": 0.12, "ml_speedup_min": 0.21}),
         "quickstart.json": doc(runs=[{"engine": "muscle3", "speedup": 3.8, "mnad_u": 0.006}]),
         "coupling_overhead.json": doc(rows=[{"ratio": 1.25}, {"ratio": 1.7}]),
-        "adaptive_fhn.json": doc(runs={"adaptive": {"mnad_u": 0.0048, "macro_fraction": 0.23}}),
+        "adaptive_fhn_shipped.json": doc(
+            runs={"adaptive": {"mnad_u": 0.0048, "macro_fraction": 0.23}}
+        ),
         "cold_start_fhn.json": doc(runs={"cold_start": {"mnad_u": 0.07, "speedup": 0.48}}),
     }
     out = rt.render_capabilities(docs)

@@ -11,7 +11,7 @@ import torch
 
 from ledmus.surrogates.checkpoint import load_model, save_checkpoint
 from ledmus.surrogates.config import resolve
-from ledmus.surrogates.ensemble import EnsembleRNN, build_rnn, prediction_loss
+from ledmus.surrogates.ensemble import EnsembleRNN, build_rnn, member_weighted, prediction_loss
 from ledmus.surrogates.fitting import train_rnn_restarts
 from ledmus.surrogates.led import LED
 from ledmus.surrogates.propagators import LatentRNN
@@ -46,6 +46,35 @@ def test_off_block_weights_stay_exactly_zero(cell, head, wd):
     train_steps(twin)
     for name, p, *_ in twin._blocks():
         assert torch.count_nonzero(p[~masks[name]]) == 0, name
+
+
+@pytest.mark.parametrize("head", ["point", "gaussian"])
+def test_bootstrap_weights_are_each_members_loss_on_its_resample(head):
+    rnn = make(head=head)
+    gen = torch.Generator().manual_seed(3)
+    inp, target = torch.randn(6, 5, D, generator=gen), torch.randn(6, 5, D, generator=gen)
+    idx = torch.randint(0, 6, (K, 6), generator=gen)  # member k's resample: sequences idx[k]
+    counts = torch.stack([torch.bincount(i, minlength=6) for i in idx], dim=1)  # (B, K)
+    got, _ = prediction_loss(rnn, inp, target, None, counts)
+    # reference: each member alone (a standalone LatentRNN, or its mean and log-variance)
+    # on its resampled batch, summed over members
+    mu, lv, _ = rnn._members(inp, None)
+    want = 0.0
+    for k in range(K):
+        m, t = mu[idx[k], :, k], target[idx[k]]
+        if head == "point":
+            alone = rnn.member(k)(inp[idx[k]], None)[0]
+            torch.testing.assert_close(alone, m, rtol=1e-5, atol=1e-6)
+            want = want + torch.mean((m - t) ** 2)
+        else:
+            want = want + torch.nn.functional.gaussian_nll_loss(m, t, lv[idx[k], :, k].exp())
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=0)
+    ones = torch.ones(6, K)  # all ones: the unweighted sum of the members' losses
+    torch.testing.assert_close(
+        prediction_loss(rnn, inp, target, None, ones)[0], prediction_loss(rnn, inp, target, None)[0]
+    )
+    per = torch.rand(6, 5, K, D, generator=gen)
+    assert member_weighted(per, torch.zeros(6, K)) == 0  # no draws: nothing, not NaN
 
 
 @pytest.mark.parametrize("cell,layers", [("lstm", 2), ("gru", 1)])

@@ -150,6 +150,7 @@ def test_settings_and_cold_start_from_a_training_config():
         "warmup": 0,
         "restart_weight": 0.0,
         "restart_warmup": 10,
+        "bootstrap": True,
     }
     raw = load_config(Path(__file__).parents[1] / "configs" / "fhn.yaml")
     states = np.random.default_rng(0).normal(1.0, 2.0, size=(30, 2, 11))
@@ -198,6 +199,20 @@ def test_trainer_snapshot_restore_continues_bitwise(tmp_path):
     assert_same_weights(a.model, b.model)
     sa, sb = a.snapshot(), b.snapshot()
     assert all(np.array_equal(sa[k], sb[k]) for k in sa if k != "seconds")
+
+
+def test_ensemble_members_train_on_their_own_bootstrap_resamples():
+    buf = random_buffer()
+    on, off = tiny_trainer(5, 3, lr=1e-2), tiny_trainer(5, 3, lr=1e-2, bootstrap=False)
+    w = on.bootstrap_weights(16)
+    assert w.shape == (16, 3) and torch.all(w.sum(dim=0) == 16)  # 16 draws per member
+    assert not torch.equal(w[:, 0], w[:, 1])  # each member its own resample
+    assert off.bootstrap_weights(16) is None and tiny_trainer(5, 1).bootstrap_weights(16) is None
+    on.train(buf, 3)
+    off.train(buf, 3)
+    # the same minibatches (the bootstrap has its own generator), other weights
+    assert np.array_equal(on.draw(buf), off.draw(buf))
+    assert not torch.equal(on.model.rnn.core.rnn.weight_hh_l0, off.model.rnn.core.rnn.weight_hh_l0)
 
 
 N_X, SEQ = 16, 12

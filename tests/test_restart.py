@@ -272,6 +272,11 @@ def test_fhn_runs_and_evaluations_report_lag_and_shape_against_the_reference() -
     ev = spec.evaluate(ref, pred, 1.0)
     assert ev["lag_final"] == pytest.approx(-0.4, abs=1e-4)
     assert ev["shape_mnad"] == pytest.approx(out["shape_mnad"])
+    # a forecast ahead of the reference: the final lag is read where the search can still
+    # look ahead (at the very last step it could not: measured 0.0 there)
+    ahead = np.stack([np.stack([pulse(t + 0.4), 0.1 * pulse(t + 0.4)]) for t in range(80)])[None]
+    assert spec.errors(ref, ahead, 1.0)["lag_final"] == pytest.approx(0.4, abs=1e-4)
+    assert spec.evaluate(ref, ahead, 1.0)["lag_final"] == pytest.approx(0.4, abs=1e-4)
 
 
 def test_the_finetune_schedule_trains_one_step_first_then_both_losses() -> None:

@@ -22,7 +22,26 @@ Each member is in one of three modes:
 Acceptance: the block's largest uncertainty ``<= max_uncertainty`` (when set) and the
 comparison error ``<= max_error`` (when set): for grid states the NAD
 ``max_c mean |macro - micro| / range_c``, ``range_c`` the member's micro range of channel
-``c`` seen so far.  Micro members run batched in one window (member subsets of
+``c`` seen so far.
+
+Drift estimate (``max_drift``): a comparison measures how far the model drifts from the
+micro solver in one block from a shared state, not what the macro phase that follows
+accumulates; a travelling pulse's phase is a neutral mode, so what a macro phase gets
+wrong stays in the trajectory across restarts. Each member therefore keeps an estimate
+of the NAD accumulated since its last micro window (a block continuing its own micro
+state). It starts at the accepting comparison's first-step error (the level: what one
+step from a shared state already differs) and every accepted macro block adds that
+comparison's growth per block ``g`` (the rise of its error from the first to the last
+step, extrapolated to the block), or ``g * sqrt(u / u_c)`` when the ensemble's spread
+``u`` in the block exceeds ``u_c``, the spread of the comparison that opened the phase
+(a spread that grows says the drift grows). Accepted comparisons after a restart
+(``LIFT``) chain onto the estimate instead of starting it afresh. When one more block at
+the phase's rate would take the estimate past ``max_drift``, the phase ends and the
+member goes back to a micro window (cause ``drift``); ``drift_total`` (the largest level
+of an accepted comparison plus every block's growth, never reset) is reported in ``metrics.json`` beside the true
+error where a reference exists.
+
+Micro members run batched in one window (member subsets of
 :class:`~ledmus.coupler.messages.WindowRequest`); the model is re-synchronised on the
 micro states of every member that ran micro (teacher forcing).
 """
@@ -55,6 +74,7 @@ class AdaptivePolicy(SchedulePolicy):
     max_uncertainty: float = 0.0
     max_error: float = 0.02
     error_budget: float = 0.0
+    max_drift: float = 0.0
     monitors: bool = True
     seed: int = 0
     name = "adaptive"
@@ -113,6 +133,13 @@ class AdaptiveCoordinator(Coordinator):
         self.hi = np.full((b, recorder.state_shape[0]), -np.inf)
         self.interventions: dict[str, int] = {}
         self.comparisons = {"accepted": 0, "rejected": 0}
+        #: per member: NAD estimate since the last micro window, and since the start
+        self.drift = np.zeros(b)
+        self.growth_total = np.zeros(b)  # every macro block's increment
+        self.level_max = np.zeros(b)  # the largest first-step comparison error
+        self.rate = np.zeros(b)  # growth per block of the comparison that opened the phase
+        self.spread_c = np.full(b, np.nan)  # that comparison's largest spread
+        self.back_to_micro = np.zeros(b, dtype=bool)  # next comparison ends in micro
         #: online training (:class:`~.trainer.Learning`), or None
         self.learning = learning
 
@@ -140,6 +167,29 @@ class AdaptiveCoordinator(Coordinator):
         rng = np.where(rng > 0, rng, 1.0)
         err = np.abs(macro - micro).mean(axis=(1, 3)) / rng  # (b, C)
         return err.max(axis=1)
+
+    def step_errors(self, rows: np.ndarray, macro: np.ndarray, micro: np.ndarray) -> np.ndarray:
+        """The comparison error of each step of the block, ``(len(rows), n)``: grid
+        ``max_c mean_x |macro - micro| / range_c``; particles ``max_axis (|d mean| + |d std|)``."""
+        if self.kind == "particles":
+            dm = np.abs(macro.mean(axis=2) - micro.mean(axis=2))
+            ds = np.abs(macro.std(axis=2) - micro.std(axis=2))
+            return (dm + ds).max(axis=2)
+        rng = self.hi[rows] - self.lo[rows]
+        rng = np.where(rng > 0, rng, 1.0)
+        return (np.abs(macro - micro).mean(axis=3) / rng[:, None, :]).max(axis=2)
+
+    @staticmethod
+    def drift_rate(steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(level, growth per block)`` of a comparison's step errors ``(b, n)``: the
+        first step's error (what one step from a shared state already differs: encoding,
+        decoding) and the rise from the first to the last step extrapolated to the whole
+        block, ``(e_n - e_1) n / (n - 1)`` (``e_1`` for a block of one step), at least 0."""
+        n = steps.shape[1]
+        level = steps[:, 0]
+        if n == 1:
+            return level, level.copy()
+        return level, np.maximum(steps[:, -1] - level, 0.0) * n / (n - 1)
 
     def _violations(self, states: np.ndarray, uncertainty: np.ndarray | None) -> list[str | None]:
         """The first violated safeguard of each member's block (None: none)."""
@@ -269,7 +319,26 @@ class AdaptiveCoordinator(Coordinator):
             done = rows[good][self.cap_left[rows[good]] <= 1]
             self.cap_left[rows[good]] -= 1
             self.mode[done] = MODE_LIFT
+            self._accumulate(rows[good], None if unc is None else unc[good])
         return rows[bad]
+
+    def _accumulate(self, rows: np.ndarray, unc: np.ndarray | None) -> None:
+        """Add one accepted macro block's drift to the estimates of ``rows``; a member
+        whose estimate passes ``max_drift`` ends its phase and goes back to micro."""
+        inc = self.rate[rows].copy()
+        if unc is not None:
+            u = np.nan_to_num(unc, nan=0.0).max(axis=1)
+            uc = self.spread_c[rows]
+            grown = np.isfinite(uc) & (uc > 0) & (u > uc)
+            inc[grown] *= np.sqrt(u[grown] / uc[grown])
+        self.drift[rows] += inc
+        self.growth_total[rows] += inc
+        limit = self.policy.max_drift
+        if limit > 0:  # the next block at this rate would pass the limit
+            passing = rows[self.drift[rows] + self.rate[rows] > limit]
+            self._count("drift", int((self.mode[passing] == MODE_MACRO).sum()))
+            self.mode[passing] = MODE_LIFT
+            self.back_to_micro[passing] = True
 
     def _micro_block(
         self, exchange: Exchange, i: int, n: int, run: np.ndarray, lift: np.ndarray
@@ -306,7 +375,9 @@ class AdaptiveCoordinator(Coordinator):
         """The acceptance test of the members compared in this block."""
         with self._timed("macro_s"):
             macro = self.lifter.decode(zc, i, RNG_RECORD, rows=compare)
-            err = self.comparison_error(compare, macro, states[np.searchsorted(run, compare)])
+            micro = states[np.searchsorted(run, compare)]
+            err = self.comparison_error(compare, macro, micro)
+            level, growth = self.drift_rate(self.step_errors(compare, macro, micro))
         pol = self.policy
         ok = np.ones(len(compare), dtype=bool)
         if pol.max_error > 0:
@@ -317,6 +388,18 @@ class AdaptiveCoordinator(Coordinator):
             bad_unc = np.nan_to_num(uc, nan=0.0).max(axis=1) > pol.max_uncertainty
             self._count("comparison_uncertainty", int((bad_unc & ok).sum()))
             ok &= ~bad_unc
+        fresh = self.mode[compare] == MODE_MICRO  # from the member's own micro state
+        self.drift[compare[fresh]] = 0.0
+        self.drift[compare] = np.maximum(self.drift[compare], level)
+        if pol.max_drift > 0:
+            # the estimate after one more block, or a phase that already passed it
+            forced = self.back_to_micro[compare] & ~fresh
+            bad_drift = ok & ((self.drift[compare] + growth > pol.max_drift) | forced)
+            self._count("drift", int(bad_drift.sum()))
+            ok &= ~bad_drift
+        self.back_to_micro[compare] = False
+        # a rejected comparison's error never enters the trajectory (the member stays micro)
+        self.level_max[compare[ok]] = np.maximum(self.level_max[compare[ok]], level[ok])
         self.comparisons["accepted"] += int(ok.sum())
         self.comparisons["rejected"] += int((~ok).sum())
         for k, member in enumerate(compare):
@@ -326,8 +409,17 @@ class AdaptiveCoordinator(Coordinator):
                 if pol.error_budget > 0 and err[k] > 0:  # about err accumulates per block
                     cap = min(cap, max(1, int(pol.error_budget / err[k])))
                 self.cap_left[member] = cap
+                self.rate[member] = growth[k]
+                self.spread_c[member] = (
+                    np.nan if uc is None else np.nan_to_num(uc[k], nan=0.0).max()
+                )
             else:
                 self.mode[member] = MODE_MICRO
+
+    @property
+    def drift_total(self) -> np.ndarray:
+        """Per member: the largest level plus every macro block's growth since the start."""
+        return self.level_max + self.growth_total
 
     # ------------------------------------------------------------------ checkpoints
     def snapshot(self) -> dict[str, Any]:
@@ -339,6 +431,10 @@ class AdaptiveCoordinator(Coordinator):
             "hi": self.hi.copy(),
             "interventions": dict(self.interventions),
             "comparisons": dict(self.comparisons),
+            "drift": np.stack(
+                [self.drift, self.growth_total, self.level_max, self.rate, self.spread_c]
+            ),
+            "back_to_micro": self.back_to_micro.copy(),
         }
         if self.learning is not None:
             snap["learning"] = self.learning.snapshot(self.model)
@@ -351,5 +447,9 @@ class AdaptiveCoordinator(Coordinator):
         self.lo, self.hi = np.array(a["lo"]), np.array(a["hi"])
         self.interventions = {k: int(v) for k, v in a["interventions"].items()}
         self.comparisons = {k: int(v) for k, v in a["comparisons"].items()}
+        if "drift" in a:  # snapshots written before the drift estimate start it at zero
+            drift = np.array(a["drift"])
+            self.drift, self.growth_total, self.level_max, self.rate, self.spread_c = drift
+            self.back_to_micro = np.array(a["back_to_micro"], dtype=bool)
         if self.learning is not None:
             self.learning.restore(snap["learning"], self.model)

@@ -8,6 +8,7 @@ parameter schedules and online training (all in the yMMSL ``settings:`` section)
     max_uncertainty: 0.05      # ensemble variance / latent variance; 0: not used      [1]
     max_error: 0.02            # comparison NAD (|macro - micro| / channel range); 0: not used
     error_budget: 0.0          # NAD a macro phase may accumulate: cap <= budget / block NAD; 0: off
+    max_drift: 0.0             # drift estimate (NAD) since the last micro window; 0: off
     monitors: true             # the system's constraint monitors on every macro state
     t_report: 1000.0           # block length of macro_fraction_blocks in metrics.json [time]
     param_schedule: "{5000: {d_u: 1.5}, 15000: {d_u: 1.0}}"   # micro parameters from a time on
@@ -23,6 +24,7 @@ parameter schedules and online training (all in the yMMSL ``settings:`` section)
     online_augment: false      # also buffer each window's images under the system's symmetries
     online_restart_weight: 1.0 # weight of the restart loss (teacher-forced, then free run)
     online_restart_warmup: 10  # teacher-forced states of a sequence before its free run
+    online_bootstrap: true     # ensemble members train on their own bootstrap resamples
 
 The acceptance test runs in the comparison window: the block of micro steps that
 follows a macro phase (from the lifted last macro state) or continues a micro stretch;
@@ -34,6 +36,9 @@ With ``error_budget`` > 0 the cap is also at most ``error_budget / NAD`` blocks 
 accepted comparison's): errors made in a macro phase stay in the trajectory (the micro
 solver restarts from the lifted macro state), and a model whose block error is small but
 not zero, e.g. a pulse a little too fast, accumulates about NAD per block.
+``max_drift`` bounds the same estimate across the macro phases and restarts since the
+member's last micro window, raised where the ensemble's spread grows
+(:mod:`ledmus.coupler.adaptive`).
 """
 
 from __future__ import annotations
@@ -81,6 +86,12 @@ ADAPTIVE_FIELDS = (
         0.0,
         "number >= 0: NAD a macro phase may accumulate (0: not used)",
     ),
+    Field(
+        "max_drift",
+        as_number(0),
+        0.0,
+        "number >= 0: NAD estimate since the last micro window (0: not used)",
+    ),
     Field("monitors", as_bool, True, "true or false: the system's constraint monitors"),
     Field("t_report", as_time, 1000.0, "time > 0: block of macro_fraction_blocks"),
     Field("online", as_choice(ONLINE_MODES), "off", "off, asynchronous or deterministic"),
@@ -105,6 +116,12 @@ ADAPTIVE_FIELDS = (
         10,
         "integer >= 1: teacher-forced states before the restart loss's free run",
     ),
+    Field(
+        "online_bootstrap",
+        as_bool,
+        True,
+        "true or false: each ensemble member trains on its own bootstrap resample",
+    ),
 )
 
 
@@ -116,6 +133,7 @@ class AdaptiveSettings:
     max_uncertainty: float = 0.0
     max_error: float = 0.02
     error_budget: float = 0.0
+    max_drift: float = 0.0
     monitors: bool = True
     t_report: float = 1000.0
     online: str = "off"
@@ -130,6 +148,7 @@ class AdaptiveSettings:
     online_augment: bool = False
     online_restart_weight: float = 0.0
     online_restart_warmup: int = 10
+    online_bootstrap: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in ADAPTIVE_FIELDS}

@@ -197,12 +197,23 @@ def plot_run(
     )
     if reference is None or not series:
         return
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    lag = err.get("lag_t")  # travelling waves: the phase lag per step, its own panel
+    fig, axes = plt.subplots(
+        2 if lag else 1, 1, figsize=(7, 5.5 if lag else 3.5), sharex=True, squeeze=False
+    )
+    ax = axes[0, 0]
     start = settings.n_warm + 1
     for name, values in series.items():
         stride = max(1, (n - start) // 50) if name == "W1" else 1  # as the suite samples
         ax.plot(t[start : start + len(values) * stride : stride], values, label=name)
     _shade_micro(ax, source, dt)
+    if lag:
+        lax = axes[1, 0]
+        lax.plot(t[start : start + len(lag)], lag, color="k", lw=1)
+        lax.axhline(0.0, color="0.6", lw=0.5)
+        _shade_micro(lax, source, dt)
+        lax.set_ylabel("phase lag (time; < 0: behind)")
+        lax.set_xlabel("t")
     ax.set_xlabel("t")
     ax.set_ylabel(
         "W1 vs micro-only run"

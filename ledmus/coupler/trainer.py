@@ -76,6 +76,7 @@ class TrainerService:
             "batch_size": a.online_batch_size,
             "restart_weight": a.online_restart_weight,
             "restart_warmup": a.online_restart_warmup,
+            "bootstrap": a.online_bootstrap,
         }
         self.trainer = OnlineTrainer(self.net, cfg, derived_seed(seed, SEED_TRAINER))
         self.steps, self.every, self.min_sequences = (

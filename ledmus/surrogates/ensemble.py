@@ -222,12 +222,21 @@ class EnsembleRNN(nn.Module):
         return pred, hidden
 
     def member_loss(
-        self, inp: torch.Tensor, target: torch.Tensor, hidden: Hidden | None
+        self,
+        inp: torch.Tensor,
+        target: torch.Tensor,
+        hidden: Hidden | None,
+        weights: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, Hidden]:
         """Sum over members of each member's loss (so each member's gradient is its
-        standalone one): MSE ``sum_k mean((μ_k - target)²)``, or the Gaussian NLL."""
+        standalone one): MSE ``sum_k mean((μ_k - target)²)``, or the Gaussian NLL.
+        ``weights`` ``(B, K)``: member ``k`` weighs sequence ``b`` by ``w_bk`` (a
+        bootstrap resample's counts), ``sum_k sum_b w_bk l_bk / sum_b w_bk``."""
         mu, lv, hidden = self._members(inp, hidden)
         tgt = target.unsqueeze(-2).expand_as(mu)
+        if weights is not None:
+            per = (mu - tgt) ** 2 if lv is None else _nll(mu, tgt, lv)
+            return member_weighted(per, weights), hidden
         loss = F.mse_loss(mu, tgt) if lv is None else F.gaussian_nll_loss(mu, tgt, lv.exp())
         return loss * self.members, hidden
 
@@ -344,13 +353,31 @@ def build_rnn(latent_dim: int, cfg: dict[str, Any], seed: int | None = None) -> 
     return EnsembleRNN(latent_dim, members=members, head=head, seed=seed, **cfg)
 
 
+def _nll(mu: torch.Tensor, tgt: torch.Tensor, lv: torch.Tensor) -> torch.Tensor:
+    return F.gaussian_nll_loss(mu, tgt, lv.exp(), reduction="none")
+
+
+def member_weighted(per: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Per-element losses ``(B, T, K, d)`` and sequence weights per member ``(B, K)`` ->
+    ``sum_k sum_b w_bk mean_{t,d}(per_btkd) / sum_b w_bk`` (all weights 1: the members'
+    summed means)."""
+    per_seq = per.mean(dim=(1, 3))  # (B, K)
+    w = weights.to(per_seq.dtype)
+    return ((w * per_seq).sum(dim=0) / w.sum(dim=0).clamp_min(1e-12)).sum()
+
+
 def prediction_loss(
-    rnn: nn.Module, inp: torch.Tensor, target: torch.Tensor, hidden: Hidden | None
+    rnn: nn.Module,
+    inp: torch.Tensor,
+    target: torch.Tensor,
+    hidden: Hidden | None,
+    weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, Hidden]:
     """One-step loss of ``rnn`` on ``inp`` ``(B, T, d)`` against ``target`` ``(B, T, d)``:
     LatentRNN ``mean((pred - target)²)``; EnsembleRNN :meth:`EnsembleRNN.member_loss`
-    (the sum of the members' losses).  Returns ``(loss, hidden)``."""
+    (the sum of the members' losses; ``weights`` ``(B, K)``: per-member sequence
+    weights, ignored by a single propagator).  Returns ``(loss, hidden)``."""
     if isinstance(rnn, EnsembleRNN):
-        return rnn.member_loss(inp, target, hidden)
+        return rnn.member_loss(inp, target, hidden, weights)
     pred, hidden = rnn(inp, hidden)
     return torch.mean((pred - target) ** 2), hidden

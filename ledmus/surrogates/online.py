@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..validation import Field, as_int, as_number, parse_fields
+from ..validation import Field, as_bool, as_int, as_number, parse_fields
 from .config import resolve
-from .ensemble import prediction_loss
+from .ensemble import EnsembleRNN, prediction_loss
 from .led import LED
 from .replay import ReplayBuffer, generator_state, set_generator_state
 from .restart import restart_loss
@@ -43,6 +43,12 @@ ONLINE_FIELDS = (
         as_int(1),
         10,
         "teacher-forced states before the restart loss's free run, integer >= 1",
+    ),
+    Field(
+        "bootstrap",
+        as_bool,
+        True,
+        "ensemble members each weigh the minibatch by their own bootstrap resample, bool",
     ),
 )
 #: online training settings and their defaults (see :class:`OnlineTrainer`)
@@ -97,6 +103,11 @@ class OnlineTrainer:
 
     (``sg``: stop-gradient, ``ε`` standard normal from the trainer's torch generator), one
     Adam step on each (separate optimisers; ``w = 0``: the autoencoder is left alone).
+    An ensemble propagator with ``bootstrap`` (the default) trains every member on its
+    own bootstrap resample of each minibatch: member ``k`` weighs sequence ``b`` by
+    ``c_bk``, the counts of ``B`` draws with replacement (its own generator, PCG64
+    ``[seed, 1]``, so the minibatches are the same with and without it), which keeps the
+    members' disagreement, the run's uncertainty, alive through fine-tuning.
     Minibatches are drawn by the trainer's numpy generator (PCG64 ``seed``), the noise by
     its torch generator (``seed``): nothing global, so runs are bitwise reproducible
     given the seed and the buffer contents (at one torch thread).  A non-finite loss
@@ -111,6 +122,7 @@ class OnlineTrainer:
         self.cfg = parse_fields(ONLINE_FIELDS, cfg or {}, what="online setting")
         self.np_gen = np.random.Generator(np.random.PCG64(self.seed))
         self.torch_gen = torch.Generator().manual_seed(self.seed)
+        self.boot_gen = np.random.Generator(np.random.PCG64([self.seed, 1]))
         self.opt_ae = torch.optim.Adam(model.autoencoder.parameters(), lr=self.cfg["lr"])
         self.opt_rnn = torch.optim.Adam(model.rnn.parameters(), lr=self.cfg["lr"])
         self.updates, self.samples, self.seconds, self.last_losses = 0, 0, 0.0, {}
@@ -160,13 +172,14 @@ class OnlineTrainer:
             inp = inp + cfg["noise"] * z.std(dim=(0, 1)) * eps.to(inp.device)
         w = cfg["warmup"]
         hidden = prediction_loss(rnn, inp[:, :w], target[:, :w], None)[1] if w > 0 else None
-        loss_rnn, _ = prediction_loss(rnn, inp[:, w:], target[:, w:], hidden)
+        weights = self.bootstrap_weights(b)
+        loss_rnn, _ = prediction_loss(rnn, inp[:, w:], target[:, w:], hidden, weights)
         losses = {"ae": loss_ae.item(), "rnn": loss_rnn.item() / getattr(rnn, "members", 1)}
         if cfg["restart_weight"] > 0:
             r = cfg["restart_warmup"]
             if not r < length:
                 raise ValueError(f"online restart_warmup {r} must be < seq_len = {length}")
-            loss_restart = restart_loss(rnn, inp[:, :r], z[:, r:])
+            loss_restart = restart_loss(rnn, inp[:, :r], z[:, r:], weights)
             loss_rnn = loss_rnn + cfg["restart_weight"] * loss_restart
             losses["restart"] = loss_restart.item() / getattr(rnn, "members", 1)
         if not all(np.isfinite(v) for v in losses.values()):
@@ -182,6 +195,15 @@ class OnlineTrainer:
         self.seconds += time.perf_counter() - t0
         self.last_losses = losses
         return losses
+
+    def bootstrap_weights(self, b: int) -> torch.Tensor | None:
+        """Counts ``(b, K)`` of ``b`` draws with replacement per ensemble member (None:
+        a single propagator or ``bootstrap`` off)."""
+        rnn = self.model.rnn
+        if not (self.cfg["bootstrap"] and isinstance(rnn, EnsembleRNN)):
+            return None
+        counts = self.boot_gen.multinomial(b, np.full(b, 1.0 / b), size=rnn.members)
+        return torch.as_tensor(counts.T.copy())
 
     def step(self, buffer: ReplayBuffer) -> dict[str, float]:
         """One minibatch from ``buffer``, one update: ``update(draw(buffer))``."""
@@ -212,6 +234,7 @@ class OnlineTrainer:
                 for key in ("lr", "betas", "eps", "weight_decay"):
                     snap[f"{tag}/group/{g}/{key}"] = np.array(group[key], np.float64)
         snap["np_gen"] = generator_state(self.np_gen)
+        snap["boot_gen"] = generator_state(self.boot_gen)
         snap["torch_gen"] = self.torch_gen.get_state().numpy().copy()
         snap.update({f"cfg/{k}": v for k, v in self.cfg.items()})
         return {**snap, "updates": self.updates, "samples": self.samples, "seconds": self.seconds}
@@ -233,6 +256,8 @@ class OnlineTrainer:
                     sd["param_groups"][int(i)][name] = tuple(v) if isinstance(v, list) else v
             opt.load_state_dict(sd)
         set_generator_state(self.np_gen, snap["np_gen"])
+        if "boot_gen" in snap:  # snapshots from before the bootstrap keep its fresh state
+            set_generator_state(self.boot_gen, snap["boot_gen"])
         self.torch_gen.set_state(torch.as_tensor(np.array(snap["torch_gen"], np.uint8)))
         self.updates, self.samples = int(snap["updates"]), int(snap["samples"])
         self.seconds = float(snap["seconds"])

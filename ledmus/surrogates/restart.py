@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from ..validation import Field, as_choice, as_int, as_int_list, as_number, parse_fields
-from .ensemble import EnsembleRNN
+from .ensemble import EnsembleRNN, member_weighted
 
 #: when the restart loss enters training (``schedule``)
 SCHEDULES = ("joint", "finetune")
@@ -110,14 +110,22 @@ def forecast_after(rnn: torch.nn.Module, warm: torch.Tensor, horizon: int) -> to
     return rnn.free_run(pred[:, -1], hidden, horizon)[0]
 
 
-def restart_loss(rnn: torch.nn.Module, warm: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def restart_loss(
+    rnn: torch.nn.Module,
+    warm: torch.Tensor,
+    target: torch.Tensor,
+    weights: torch.Tensor | None = None,
+) -> torch.Tensor:
     """The restart loss (module docstring) of warm-up inputs ``warm`` ``(B, W, d)`` and the
     true latents of the free run ``target`` ``(B, H, d)`` (``target[:, 0]`` follows the
-    last warm-up input).  Differentiable when grad mode is on."""
+    last warm-up input).  Differentiable when grad mode is on.  ``weights`` ``(B, K)``:
+    an ensemble member's sequence weights (:func:`~.ensemble.member_weighted`)."""
     h = target.shape[1]
     if isinstance(rnn, EnsembleRNN):
         mu, hidden = rnn.forward_members(warm)  # (B, W, K, d)
         z, _ = rnn.free_run_members(mu[:, -1], hidden, h)  # (B, H, K, d)
+        if weights is not None:
+            return member_weighted((z - target[:, :, None]) ** 2, weights)
         return F.mse_loss(z, target[:, :, None].expand_as(z)) * rnn.members
     return torch.mean((forecast_after(rnn, warm, h) - target) ** 2)
 

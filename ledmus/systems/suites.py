@@ -68,6 +68,13 @@ def _channels(spec, n: int) -> tuple[str, ...]:
 PHASE_WINDOW = 20
 
 
+def final_lag(lag_t: np.ndarray) -> float:
+    """The lag ``PHASE_WINDOW`` steps before the end (the first step when shorter): at the
+    last steps the search cannot look ahead of the reference's end, so a forecast ahead
+    of it would read as a lag near 0 there."""
+    return float(lag_t[max(0, len(lag_t) - 1 - PHASE_WINDOW)])
+
+
 def member_phases(
     reference: np.ndarray, prediction: np.ndarray, dt: float
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -82,13 +89,14 @@ def member_phases(
 
 def phase_errors(reference: np.ndarray, prediction: np.ndarray, dt: float) -> dict[str, Any]:
     """Phase lag and shape error of channel-0 fields ``(B, T, N)`` against the reference
-    (:func:`member_phases`): ``lag_final`` (member mean at the last step, time units,
-    negative: behind), ``lag_mean`` (mean over members and steps), ``lag_t`` (member mean
-    per step) and ``shape_mnad`` (NAD after the shift, mean over members and steps)."""
+    (:func:`member_phases`): ``lag_final`` (member mean at the last step whose search
+    window lies inside the reference, :func:`final_lag`; time units, negative: behind),
+    ``lag_mean`` (mean over members and steps), ``lag_t`` (member mean per step) and
+    ``shape_mnad`` (NAD after the shift, mean over members and steps)."""
     lags, shapes = member_phases(reference, prediction, dt)
     lag_t = lags.mean(axis=0)
     return {
-        "lag_final": float(lag_t[-1]),
+        "lag_final": final_lag(lag_t),
         "lag_mean": float(lag_t.mean()),
         "shape_mnad": float(shapes.mean()),
         "lag_t": lag_t.tolist(),
@@ -176,7 +184,7 @@ class GridEvaluator:
         if self.lags:
             lag_t = np.concatenate(self.lags).mean(axis=0)
             out.update(
-                lag_final=float(lag_t[-1]),
+                lag_final=final_lag(lag_t),
                 lag_mean=float(lag_t.mean()),
                 shape_mnad=float(np.concatenate(self.shapes).mean()),
             )
