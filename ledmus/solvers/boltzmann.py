@@ -104,8 +104,26 @@ smoothly from ``-3`` at ``x = 0`` to ``1`` at ``x = L``, ``log10 eps(x) = -3 + 4
 
 State: the observable is ``f`` ``(B, N*N, nx)`` (channel ``i*N + j`` is the velocity
 ``(v_x[i], v_y[j])``, as BGK's ``(B, nv, nx)``: channels = velocities); the internal
-state is a torch tensor ``(B, nx, N, N)`` on ``device`` in ``dtype``.  Out of scope: a
-3-D velocity space and MPI splitting of the cells.
+state is a torch tensor ``(B, nx, N, N)`` on ``device`` in ``dtype``.
+
+**Cells split over MPI ranks** (``comm``: an mpi4py communicator; None, the default,
+is one process).  Rank ``r`` of ``P`` owns the contiguous block ``cells`` (a slice)
+of the ``nx`` global cells (``numpy.array_split`` sizes: the first ``nx mod P`` ranks
+hold one cell more; at least 2 cells each, so ``nx >= 2 P``).  Each transport
+evaluation (each explicit stage) exchanges a two-cell halo with the neighbouring ranks
+(``Sendrecv``); the boundary condition makes the ghost cells only at the ends of the
+global domain (``periodic``: the first and last rank are neighbours).  The collision
+step is local in ``x``.  Global: the constructor's ``nx``, ``eps`` (one value per global
+cell) and ``L``, ``dx``, ``dt``, :meth:`~Boltzmann.params`,
+:meth:`~Boltzmann.trajectory_attrs`, ``nx_global``, ``x_global``.  Local (this rank's
+block): the attributes ``nx`` (this rank's cell count), ``x``, ``eps_cells``,
+``state_shape`` and so every observable and internal state, and the fields of
+:meth:`~Boltzmann.maxwellian`.  A named initial condition is drawn on the global cells
+and sliced, so ranks whose generators are in the same state get the blocks of the
+one-process state.
+:meth:`~Boltzmann.scatter_cells`, :meth:`~Boltzmann.gather_cells` and
+:meth:`~Boltzmann.allgather_cells` move arrays ``(..., nx)`` between the global and the
+local blocks.  Out of scope: a 3-D velocity space.
 """
 
 from __future__ import annotations
@@ -156,8 +174,36 @@ def transition_eps(x: np.ndarray, length: float, width: float = TRANSITION_WIDTH
     return 10.0 ** (lo + (hi - lo) * s)
 
 
+def _split_nx(comm: Any, nx: Any) -> int:
+    """``nx`` checked on every rank of ``comm`` together (collective): the same value on
+    every rank, an integer ``>= max(4, 2 * ranks)``; else the same ``ValueError`` on
+    every rank."""
+    if not all(hasattr(comm, a) for a in ("Get_rank", "Get_size", "allgather", "Sendrecv")):
+        raise ValueError(f"comm must be an mpi4py communicator or None, got {comm!r}")
+    every = comm.allgather(repr(nx))
+    if any(v != every[0] for v in every):
+        raise ValueError(
+            f"nx differs between the ranks of comm ({every}); allowed: the same number of "
+            "global cells on every rank"
+        )
+    n = _int("nx", nx, minimum=1)
+    size = comm.Get_size()
+    if n < max(4, 2 * size):
+        raise ValueError(
+            f"nx={n} cannot be split over {size} MPI ranks; allowed: nx >= max(4, 2 * ranks) "
+            f"= {max(4, 2 * size)} (contiguous blocks of at least 2 cells per rank, the width "
+            "of the two-cell halo)"
+        )
+    return n
+
+
 class Boltzmann(Solver):
-    """1-D-in-x, 2-D-velocity Boltzmann gas, Maxwell molecules, fast spectral method."""
+    """1-D-in-x, 2-D-velocity Boltzmann gas, Maxwell molecules, fast spectral method.
+
+    Attributes of the split over MPI ranks (module docstring; without ``comm`` one rank
+    holding every cell): ``comm``, ``rank``, ``size``, ``nx_global``, ``cells`` (this
+    rank's slice of the global cells), ``nx = cells.stop - cells.start``, ``x_global``.
+    """
 
     name = "boltzmann"
     #: dimension of the velocity space (the systems layer reads the state with it)
@@ -182,9 +228,14 @@ class Boltzmann(Solver):
         collisions: bool = True,
         dtype: str = "float64",
         device: str = "cpu",
+        comm: Any = None,
     ) -> None:
+        """``nx``, ``eps`` (a profile: ``nx`` values) and ``L`` describe the global domain;
+        ``comm`` (an mpi4py communicator, or None: one process) splits its cells over the
+        ranks (see the module docstring).  Every rank must pass the same arguments; a split
+        that leaves a rank fewer than 2 cells raises ``ValueError`` on every rank."""
         self.L = check_positive("L", L)
-        self.nx = _int("nx", nx, minimum=4)
+        self.nx = _int("nx", nx, minimum=4) if comm is None else _split_nx(comm, nx)
         self.N = _int("N", N, minimum=8)
         if self.N % 2:
             raise ValueError(f"N must be an even integer >= 8, got {N!r}")
@@ -231,6 +282,7 @@ class Boltzmann(Solver):
             dt, dt_coarse, self.dt_max, f"{CFL} dx/max|v_x|", "dx = L/nx, max|v_x| = v_box - h/2"
         )
         super().__init__(dt=dt, dt_coarse=dt_coarse)
+        self._split(comm)
         self._setup_tensors()
 
     # ------------------------------------------------------------------ construction
@@ -258,10 +310,60 @@ class Boltzmann(Solver):
             )
         return arr.copy()
 
+    def _split(self, comm: Any) -> None:
+        """This rank's block of cells: ``nx_global``, ``cells`` and the local ``nx``, ``x``,
+        ``eps_cells``; the neighbouring ranks of the halo exchange (collective)."""
+        self.comm = comm
+        self.nx_global = self.nx
+        self.x_global, self._eps_global = self.x, self.eps_cells
+        if comm is None:
+            self.rank, self.size, self.cells = 0, 1, slice(0, self.nx)
+            self._counts = [self.nx]
+            return
+        from mpi4py import MPI
+
+        self.rank, self.size = comm.Get_rank(), comm.Get_size()
+        # decided on the settings of every rank, so every rank raises the same error
+        names = ("N", "L", "v_box", "bc", "dtype", "dt", "eps")
+        mine = (self.N, self.L, self.v_box, self.bc, self.dtype, self.dt)
+        every = comm.allgather((*mine, self._eps_global.tobytes()))
+        differ = [n for k, n in enumerate(names) if any(e[k] != every[0][k] for e in every)]
+        if differ:
+            raise ValueError(
+                f"{', '.join(differ)} differ between the ranks of comm; allowed: every rank "
+                "constructs Boltzmann with the same arguments"
+            )
+        base, extra = divmod(self.nx, self.size)
+        self._counts = [base + (r < extra) for r in range(self.size)]
+        start = sum(self._counts[: self.rank])
+        self.cells = slice(start, start + self._counts[self.rank])
+        self.nx = self._counts[self.rank]
+        self.x = self.x_global[self.cells].copy()
+        self.eps_cells = self._eps_global[self.cells].copy()
+        wrap = self.bc == "periodic"
+        last = self.size - 1
+        self._left = (self.rank - 1) % self.size if wrap or self.rank > 0 else MPI.PROC_NULL
+        self._right = (self.rank + 1) % self.size if wrap or self.rank < last else MPI.PROC_NULL
+        self._proc_null = MPI.PROC_NULL
+
     def _tensor(self, a: Any) -> torch.Tensor:
         return torch.as_tensor(np.asarray(a), dtype=self._dtype, device=self._device)
 
     def _setup_tensors(self) -> None:
+        """The velocity-space tensors (:meth:`_setup_velocity`), ``eps`` per cell and the
+        transport's upwind masks; ``v_x`` is the first velocity axis (``-velocity_dims``)."""
+        self._setup_velocity()
+        d = self.velocity_dims
+        self._eps_t = self._tensor(self.eps_cells).reshape(self.nx, *(1,) * d)  # (nx, 1, ..)
+        v = self._tensor(self.v).reshape(self.N, *(1,) * (d - 1))  # (N, 1, ..): v_x axis
+        self._vpos = v > 0
+        self._v_dx = v / self.dx
+
+    def _cellwise(self, a: torch.Tensor) -> torch.Tensor:
+        """``a`` ``(...)`` broadcast over the velocity axes: ``(..., 1, ..., 1)``."""
+        return a[(..., *(None,) * self.velocity_dims)]
+
+    def _setup_velocity(self) -> None:
         """The spectral weights (once per solver), moment matrix and its projector."""
         N, M, V = self.N, self.n_directions, self.v_box
         R = 2.0 * self.v_support
@@ -285,30 +387,25 @@ class Boltzmann(Solver):
         self._vx = self._tensor(vx)
         self._vy = self._tensor(vy)
         self._v2 = self._tensor(vx**2 + vy**2)
-        self._eps_t = self._tensor(self.eps_cells)[:, None, None]  # (nx, 1, 1)
-        v = self._tensor(self.v)[:, None]  # (N, 1): v_x along axis -2
-        self._vpos = v > 0
-        self._v_dx = v / self.dx
         self._chunk = max(1, int(_CHUNK_BYTES // (8 * N * (N // 2 + 1) * 2)))
 
     @property
     def state_shape(self) -> tuple[int, ...]:
+        """``(N*N, nx)``, ``nx`` this rank's cells (the global ``nx`` without ``comm``)."""
         return (self.N * self.N, self.nx)
 
     def params(self) -> dict[str, Any]:
+        """The constructor's settings, of the global domain (the same on every rank)."""
+        eps_cells = self._eps_global
         eps = (
             self.eps
             if self.eps is not None
-            else (
-                float(self.eps_cells[0])
-                if np.all(self.eps_cells == self.eps_cells[0])
-                else self.eps_cells.tolist()
-            )
+            else (float(eps_cells[0]) if np.all(eps_cells == eps_cells[0]) else eps_cells.tolist())
         )
         return dict(
             eps=eps,
             L=self.L,
-            nx=self.nx,
+            nx=self.nx_global,
             N=self.N,
             v_support=self.v_support,
             v_box=self.v_box,
@@ -326,25 +423,112 @@ class Boltzmann(Solver):
 
     def trajectory_attrs(self) -> dict[str, Any]:
         """Root attributes of trajectory files: the velocity grid ``v`` (both axes; state
-        channel ``i*N + j`` is ``(v[i], v[j])``), ``h``, and ``x``, ``dx``, ``eps``."""
+        channel ``i*N + j`` is ``(v[i], v[j])``), ``h``, and ``x``, ``dx``, ``eps`` of the
+        global domain (a split run's file holds the gathered states)."""
         return {
             "v": self.v,
             "h": self.h,
-            "x": self.x,
+            "x": self.x_global,
             "dx": self.dx,
-            "eps": self.eps_cells,
+            "eps": self._eps_global,
             "state_axes": "velocity (v_x, v_y) flattened i*N + j, position x",
         }
 
+    # ------------------------------------------------------------- cells over ranks
+    def _check_cells(self, shape: tuple[int, ...], n: int, what: str) -> None:
+        if not shape or shape[-1] != n:
+            raise ValueError(f"{what} must be an array (..., nx) with nx={n} cells, got {shape}")
+
+    def scatter_cells(self, a: Any, root: int = 0) -> np.ndarray:
+        """This rank's block ``a[..., cells]`` (float64) of a global array ``a`` ``(...,
+        nx_global)`` given on ``root`` (the other ranks may pass None); collective.  Use
+        it on a global observable initial condition ``(B, N*N, nx_global)`` before
+        :meth:`rollout`, or on the fields of :meth:`maxwellian`.  Without ``comm``: a
+        float64 copy of ``a``."""
+        if self.comm is None:
+            a = np.array(a, dtype=np.float64)
+            self._check_cells(a.shape, self.nx, "scatter_cells: a")
+            return a
+        from mpi4py import MPI
+
+        head: Any = None
+        if self.rank == root:
+            a = np.asarray(a, dtype=np.float64)
+            head = a.shape
+            if not a.shape or a.shape[-1] != self.nx_global:
+                head = (
+                    f"scatter_cells: a on rank {root} has shape {a.shape}; allowed: (..., nx) "
+                    f"with nx={self.nx_global} (the global cells)"
+                )
+        head = self.comm.bcast(head, root=root)
+        if isinstance(head, str):
+            raise ValueError(head)
+        lead = tuple(head[:-1])
+        m = math.prod(lead)
+        send = None
+        if self.rank == root:  # cells first: each rank's block is contiguous
+            flat = np.ascontiguousarray(np.moveaxis(a, -1, 0))
+            counts = [c * m for c in self._counts]
+            send = [flat, counts, list(np.cumsum([0, *counts[:-1]])), MPI.DOUBLE]
+        out = np.empty((self.nx, *lead))
+        self.comm.Scatterv(send, out, root=root)
+        return np.ascontiguousarray(np.moveaxis(out, 0, -1))
+
+    def _gather(self, a: Any, root: int | None) -> np.ndarray | None:
+        a = np.asarray(a, dtype=np.float64)
+        if self.comm is None:
+            self._check_cells(a.shape, self.nx, "a")
+            return a.copy()
+        from mpi4py import MPI
+
+        shapes = self.comm.allgather(a.shape)
+        lead = tuple(shapes[0][:-1])
+        if any(
+            not s or s[:-1] != lead or s[-1] != n for s, n in zip(shapes, self._counts, strict=True)
+        ):
+            raise ValueError(
+                f"the blocks to gather must be (..., nx) with the same leading axes on every "
+                f"rank and nx = the rank's cells {self._counts}; got shapes {shapes}"
+            )
+        m = math.prod(lead)
+        counts = [c * m for c in self._counts]
+        full = np.empty((self.nx_global, *lead)) if root in (None, self.rank) else None
+        recv = (
+            None if full is None else [full, counts, list(np.cumsum([0, *counts[:-1]])), MPI.DOUBLE]
+        )
+        send = np.ascontiguousarray(np.moveaxis(a, -1, 0))
+        if root is None:
+            self.comm.Allgatherv(send, recv)
+        else:
+            self.comm.Gatherv(send, recv, root=root)
+        return None if full is None else np.ascontiguousarray(np.moveaxis(full, 0, -1))
+
+    def gather_cells(self, a: Any, root: int = 0) -> np.ndarray | None:
+        """The global array ``(..., nx_global)`` (float64) on ``root`` from every rank's
+        block ``a`` ``(..., nx)`` (same leading axes on every rank), None on the other
+        ranks; collective.  E.g. the states ``(B, T, N*N, nx)`` of :meth:`rollout`.
+        Without ``comm``: a float64 copy of ``a``."""
+        return self._gather(a, root)
+
+    def allgather_cells(self, a: Any) -> np.ndarray:
+        """:meth:`gather_cells` whose result every rank gets."""
+        out = self._gather(a, None)
+        assert out is not None
+        return out
+
     # -------------------------------------------------------------- layout helpers
     def to_internal(self, f: Any) -> torch.Tensor:
-        """Observable ``(B, N*N, nx)`` (numpy) -> internal ``(B, nx, N, N)`` tensor."""
+        """Observable ``(B, N*N, nx)`` (numpy) -> internal ``(B, nx, N, N)`` tensor (``d =
+        velocity_dims`` velocity axes of ``N``: ``(B, N^d, nx)`` -> ``(B, nx, N, .., N)``)."""
         f = self._tensor(f)
-        return f.reshape(f.shape[0], self.N, self.N, self.nx).permute(0, 3, 1, 2).contiguous()
+        d = self.velocity_dims
+        f = f.reshape(f.shape[0], *(self.N,) * d, self.nx)
+        return f.permute(0, d + 1, *range(1, d + 1)).contiguous()
 
     def to_observable(self, f: torch.Tensor) -> np.ndarray:
         """Internal ``(B, nx, N, N)`` -> observable ``(B, N*N, nx)`` float64 numpy."""
-        out = f.permute(0, 2, 3, 1).reshape(f.shape[0], self.N * self.N, self.nx)
+        d = self.velocity_dims
+        out = f.permute(0, *range(2, d + 2), 1).reshape(f.shape[0], self.N**d, self.nx)
         return out.detach().to("cpu", torch.float64).numpy().copy()
 
     # ------------------------------------------------------- velocity-space operators
@@ -368,7 +552,8 @@ class Boltzmann(Solver):
 
     def _moments(self, f: torch.Tensor) -> torch.Tensor:
         """``(..., 4)``: ``rho, rho u_x, rho u_y, E`` of ``f`` ``(..., N, N)``."""
-        return f.reshape(*f.shape[:-2], self.N * self.N) @ self._C
+        d = self.velocity_dims
+        return f.reshape(*f.shape[:-d], self.N**d) @ self._C
 
     def _project(self, f: torch.Tensor, dm: torch.Tensor) -> torch.Tensor:
         """``f + C^T (C C^T)^{-1} dm``: the least-L2 change of ``f`` adding moments ``dm``."""
@@ -384,16 +569,37 @@ class Boltzmann(Solver):
         m = e(rho / (2 * math.pi * T)) * torch.exp(-d2 / (2 * e(T)))
         return self._project(m, U - self._moments(m))
 
-    def _transport(self, f: torch.Tensor) -> torch.Tensor:
-        """``T(f) = -v_x f_x`` ``(B, nx, N, N)``: MUSCL upwind finite volumes."""
+    def _ghosts(self, f: torch.Tensor, side: str) -> torch.Tensor:
+        """The boundary condition's two ghost cells ``(B, 2, N, N)`` left or right of ``f``."""
         if self.bc == "periodic":
-            fp = torch.cat([f[:, -2:], f, f[:, :2]], dim=1)
-        elif self.bc == "outflow":
-            fp = torch.cat([f[:, :1], f[:, :1], f, f[:, -1:], f[:, -1:]], dim=1)
-        else:  # specular: mirror images, v_x reversed (the v grid is symmetric)
-            left = torch.flip(f[:, :2], dims=(1, 2))
-            right = torch.flip(f[:, -2:], dims=(1, 2))
-            fp = torch.cat([left, f, right], dim=1)
+            return f[:, -2:] if side == "left" else f[:, :2]
+        if self.bc == "outflow":
+            edge = f[:, :1] if side == "left" else f[:, -1:]
+            return torch.cat([edge, edge], dim=1)
+        # specular: mirror images, v_x reversed (the v grid is symmetric)
+        return torch.flip(f[:, :2] if side == "left" else f[:, -2:], dims=(1, 2))
+
+    def _halo(self, f: torch.Tensor) -> torch.Tensor:
+        """``f`` ``(B, nx, N, N)`` padded with two ghost cells each side ``(B, nx + 4, N,
+        N)``: the neighbouring ranks' edge cells (one exchange), the boundary condition's
+        ghosts at the ends of the global domain."""
+        if self.comm is None:
+            return torch.cat([self._ghosts(f, "left"), f, self._ghosts(f, "right")], dim=1)
+        first = np.ascontiguousarray(f[:, :2].detach().cpu().numpy())
+        last = np.ascontiguousarray(f[:, -2:].detach().cpu().numpy())
+        from_left, from_right = np.empty_like(last), np.empty_like(first)
+        # rightward: my last cells are the right neighbour's left ghosts; then leftward
+        self.comm.Sendrecv(last, self._right, 1, from_left, self._left, 1)
+        self.comm.Sendrecv(first, self._left, 2, from_right, self._right, 2)
+        null = self._proc_null
+        left = self._ghosts(f, "left") if self._left == null else self._tensor(from_left)
+        right = self._ghosts(f, "right") if self._right == null else self._tensor(from_right)
+        return torch.cat([left, f, right], dim=1)
+
+    def _transport(self, f: torch.Tensor) -> torch.Tensor:
+        """``T(f) = -v_x f_x`` ``(B, nx, N, N)``: MUSCL upwind finite volumes (with
+        ``comm``: one halo exchange per call)."""
+        fp = self._halo(f)
         d = fp[:, 1:] - fp[:, :-1]  # (nx + 3)
         a, b = d[:, :-1], d[:, 1:]  # around padded cells 1 .. nx+2
         sign = 0.5 * (torch.sign(a) + torch.sign(b))
@@ -433,7 +639,7 @@ class Boltzmann(Solver):
         """Observable ``(B, N*N, nx)`` Maxwellian of the fields ``rho``, ``u`` (= ``u_x``),
         ``T``, ``uy`` ``(B, nx)`` (or broadcastable), ``rho/(2 pi T) exp(-|v - u|^2/(2T))``
         projected so that its grid moments are exactly ``rho``, ``rho u``, ``rho|u|^2/2 +
-        rho T``."""
+        rho T``.  With ``comm``: the fields and the result are this rank's cells."""
         arrs = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in (rho, u, T, uy)))
         rho, u, T, uy = (np.atleast_2d(a) for a in arrs)
         for name, a in (("rho", rho), ("T", T)):
@@ -495,19 +701,24 @@ class Boltzmann(Solver):
         return g.cpu().double().numpy()
 
     # ---------------------------------------------------------------- time stepping
+    def _penalty(self, U: torch.Tensor) -> torch.Tensor:
+        """``mu`` ``(...)`` of the BGK penalisation from the moments ``U`` ``(..., 4)``:
+        ``rho`` (the loss frequency of the Maxwell kernel)."""
+        return U[..., 0]
+
     def _explicit(
         self, f: torch.Tensor, U: torch.Tensor, M: torch.Tensor, eps: torch.Tensor, transport: bool
     ) -> torch.Tensor:
-        """``E(f) = T(f) + (Q(f) - mu (M - f))/eps`` with ``mu = rho``."""
-        mu = U[..., 0, None, None]
+        """``E(f) = T(f) + (Q(f) - mu (M - f))/eps`` with ``mu`` of :meth:`_penalty`."""
+        mu = self._cellwise(self._penalty(U))
         out = (self._collision(f) - mu * (M - f)) / eps
         return out + self._transport(f) if transport else out
 
     def _implicit(self, R: torch.Tensor, a: float, eps: torch.Tensor):
-        """Solve ``F = R + a I(F)``, ``I = rho (M[F] - F)/eps``: ``(F, I(F), U, M[F])``."""
+        """Solve ``F = R + a I(F)``, ``I = mu (M[F] - F)/eps``: ``(F, I(F), U, M[F])``."""
         U = self._moments(R)
         M = self._maxwellian(U)
-        lam = a * U[..., 0, None, None] / eps
+        lam = a * self._cellwise(self._penalty(U)) / eps
         F = (R + lam * M) / (1.0 + lam)
         return F, (F - R) / a, U, M
 
@@ -548,5 +759,8 @@ class Boltzmann(Solver):
     def _named_ic(self, name: str, batch: int, rng: np.random.Generator) -> np.ndarray:
         """Local equilibria with ``u_y = 0`` and BGK's primitive fields
         (:func:`~ledmus.solvers.bgk.equilibrium_ic_fields`).  ``riemann`` starts with
-        ``|u| + 5 sqrt(T) <= 6.7 < v_box`` (default 8.83)."""
-        return self.maxwellian(*equilibrium_ic_fields(name, self.x, self.L, batch, rng))
+        ``|u| + 5 sqrt(T) <= 6.7 < v_box`` (default 8.83).  With ``comm``: the fields are
+        drawn on the global cells and this rank's block is returned, so ranks whose
+        generators are in the same state hold the blocks of the one-process state."""
+        fields = equilibrium_ic_fields(name, self.x_global, self.L, batch, rng)
+        return self.maxwellian(*(a[:, self.cells] for a in fields))
