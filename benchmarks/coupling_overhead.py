@@ -54,6 +54,11 @@ def job(
     return path
 
 
+def job_model() -> str:
+    """The checkpoint ``configs/led_fhn.ymmsl`` names."""
+    return yaml.safe_load((ROOT / "configs" / "led_fhn.ymmsl").read_text())["settings"]["model"]
+
+
 def run(cmd: list[str], env: dict) -> float:
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
@@ -136,7 +141,7 @@ def main() -> None:
                                    "settings": {"t_macro": args.t_macro, "t_end": args.t_end,
                                                 "ensemble": args.ensemble, "repeats": args.repeats,
                                                 "profile": args.profile, "omp_num_threads": 1,
-                                                "model": args.model or "the job's"}})  # fmt: skip
+                                                "model": args.model or job_model()}})  # fmt: skip
     print(f"# wrote {out}")
 
 
