@@ -96,6 +96,7 @@ def main() -> None:
         "ml_max_rel_l2": max((r["max"] for r in ml.values()), default=None),
         "ml_meets_2pct_at_every_eps": bool(ml) and all(r["max"] <= 0.02 for r in ml.values()),
         "ml_speedup_min": min(s["ml"] for s in speedup.values()) if ml else None,
+        "ml_max_fair": max((r["max"] for r in res["fair"].get("ml", {}).values()), default=None),
     }
     payload_out = {**res, "speedup": speedup, "speedup_bound": bound,
                    "speedup_bound_wall_s": bound_walls, "summary": summary, "plots": shown,
@@ -107,6 +108,8 @@ def main() -> None:
     for m in res["models"]:
         row = "  ".join(f"{k}: {r['max'] * 100:6.2f}%" for k, r in res["rel_l2"][m].items())
         print(f"{m:6s} max rel. L2 over cases  {row}")
+        fair = "  ".join(f"{k}: {r['max'] * 100:6.2f}%" for k, r in res["fair"][m].items())
+        print(f"{m:6s} max fair metric         {fair}")
     for key, s in speedup.items():
         print(
             f"eps {key:>6s}: BGK/model wall time " + "  ".join(f"{m} {v:.2f}" for m, v in s.items())

@@ -724,6 +724,20 @@ def render_closure_bgk(docs: Docs) -> str:
     return table(["max rel. L2 of ρ, u, T at t = 0.1 / ε", *keys], rows)
 
 
+def render_closure_fair(docs: Docs) -> str:
+    """The fair acceptance metric per ε and model: the largest over the held-out cases of
+    the relative L2 of ρ and T and the L2 error of u over the reference sound speed."""
+    d = docs["closure_bgk.json"]
+    label = {"ml": "ML closure", "euler": "Euler", "ns": "Navier–Stokes"}
+    keys = [f"{e:g}" for e in d["eps"]]
+    rows = []
+    for m in d["models"]:
+        for key, name in (("rho", "ρ"), ("u_over_c", "u / c"), ("T", "T")):
+            rows.append([f"{label[m]}: {name}",
+                         *(f"{100 * d['fair'][m][k][key]:.2f} %" for k in keys)])  # fmt: skip
+    return table(["max over cases at t = 0.1 / ε", *keys], rows)
+
+
 def render_hmm_bgk(docs: Docs) -> str:
     """HMM runs: per case and ε, for each trust level, the largest relative L2 of
     ρ, u, T at t = 0.1 against BGK, the macro share and S."""
@@ -910,6 +924,7 @@ BLOCKS: dict[str, Block] = {
     "ad3d_adaptive": Block(["ad3d_adaptive.json"], render_ad3d_adaptive),
     "closure_bgk": Block(["closure_bgk.json"], render_closure_bgk),
     "hmm_bgk": Block(["hmm_bgk.json"], render_hmm_bgk),
+    "closure_fair": Block(["closure_bgk.json"], render_closure_fair),
     "closure_joint": Block(["closure_joint.json"], render_closure_joint),
     "closure_variants": Block(["closure_variants.json"], render_closure_variants),
     "cold_start_fhn": Block(

@@ -13,7 +13,13 @@ import pytest
 from ledmus import solvers
 from ledmus.cli import main
 from ledmus.surrogates.closure import evaluate as ev
-from ledmus.surrogates.closure.evaluate import cases, evaluate_closure, rel_l2, run_case_group
+from ledmus.surrogates.closure.evaluate import (
+    cases,
+    evaluate_closure,
+    fair_errors,
+    rel_l2,
+    run_case_group,
+)
 
 MODEL = Path(__file__).resolve().parents[1] / "models" / "closure_bgk.pt"
 
@@ -42,6 +48,22 @@ def test_rel_l2_is_inf_for_a_broken_run_and_zero_for_the_reference():
     assert rel_l2(np.full_like(ref, np.nan), ref)[0] == np.inf
 
 
+def test_the_fair_metric_scales_the_velocity_error_by_the_sound_speed():
+    # a gas at rest (u_ref = 0, as on most of a Riemann problem's domain) with T_ref = 4/3:
+    # c_ref = sqrt(3 * 4/3) = 2 in every cell; a prediction off by 0.1 in u everywhere
+    nx = 8
+    ref = np.stack([np.full(nx, 2.0), np.zeros(nx), np.full(nx, 4.0 / 3.0)])[None]
+    pred = ref + np.stack([np.zeros(nx), np.full(nx, 0.1), np.full(nx, 0.1)])[None]
+    got = fair_errors(pred, ref)[0]
+    np.testing.assert_allclose(got, [0.0, 0.1 / 2.0, 0.1 / (4.0 / 3.0)], rtol=1e-12)
+    assert rel_l2(pred, ref)[0, 1] == np.inf  # the relative L2 of u has nothing to divide by
+    assert fair_errors(np.full_like(pred, np.nan), ref)[0].tolist() == [np.inf] * 3
+    # the sound speed of the reference, not of the prediction: doubling T_pred changes only T
+    hot = pred.copy()
+    hot[0, 2] *= 2.0
+    assert fair_errors(hot, ref)[0, 1] == got[1]
+
+
 def test_navier_stokes_beats_euler_at_small_eps_and_fails_at_large_eps():
     # the classical picture the ML closure must improve on (seed 002 §5)
     res = evaluate_closure(None, eps_grid=(1e-2, 1.0), nx=32, models=("euler", "ns"))
@@ -52,6 +74,14 @@ def test_navier_stokes_beats_euler_at_small_eps_and_fails_at_large_eps():
     # measured (max over cases, eps 1) u: Euler 0.65, NS 1.66: NS's heat flux explodes
     assert large["ns"]["1"]["u"] > 1.0
     assert set(res["rel_l2_cases"]["ns"]["1"]) == set(res["cases"])
+    # the fair metric beside it, per case and summarised the same way
+    assert set(res["fair_cases"]["ns"]["1"]) == set(res["cases"])
+    assert set(res["fair"]["euler"]["0.01"]) == {"rho", "u_over_c", "T", "max"}
+    for m in ("euler", "ns"):  # ρ and T are the same numbers under both metrics
+        for key in ("0.01", "1"):
+            for case, errs in res["fair_cases"][m][key].items():
+                old = res["rel_l2_cases"][m][key][case]
+                assert errs[0] == old[0] and errs[2] == old[2]
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the planted blow-up's NaNs

@@ -535,6 +535,17 @@ def test_adaptive_fhn_shipped_rows_put_the_drift_estimate_beside_the_true_error(
     assert lines[3] == "| fixed_rho5 | **0.0658** | 0.82 | 4.74 | 0 | – | – |"
 
 
+def test_closure_fair_rows_are_each_field_of_each_model():
+    fair = {"0.001": {"rho": 0.01, "u_over_c": 0.02, "T": 0.03, "max": 0.03},
+            "10": {"rho": 0.1, "u_over_c": 0.2, "T": 0.3, "max": 0.3}}  # fmt: skip
+    d = doc(eps=[0.001, 10.0], models=["ml"], fair={"ml": fair})
+    lines = rt.render_closure_fair({"closure_bgk.json": d}).splitlines()
+    assert lines[0] == "| max over cases at t = 0.1 / ε | 0.001 | 10 |"
+    assert lines[2:] == ["| ML closure: ρ | 1.00 % | 10.00 % |",
+                         "| ML closure: u / c | 2.00 % | 20.00 % |",
+                         "| ML closure: T | 3.00 % | 30.00 % |"]  # fmt: skip
+
+
 def test_ablation_fhn_rows_are_the_variants_and_columns_the_initial_conditions():
     r = {"mnad_u": 0.0019, "macro_fraction": 0.92}
     cases = {"y05": {"error_only": r, "online_augment_on": {**r, "macro_fraction": 0.5}},
