@@ -428,6 +428,9 @@ def _run(
             if hasattr(coord, "growth_total"):  # the drift estimate's two parts
                 coord.level_max = _gather(comm, coord.level_max)
                 coord.growth_total = _gather(comm, coord.growth_total)
+            for name in ("interventions", "comparisons"):  # counts over every rank's members
+                if hasattr(coord, name):
+                    setattr(coord, name, _sum_counts(comm.allgather(getattr(coord, name))))
         wall = comm.allreduce(wall, op=_max_op())
         coord.timings = {k: comm.allreduce(v, op=_max_op()) for k, v in coord.timings.items()}
         if settings.compare and not spatial:
@@ -449,6 +452,14 @@ def _max_op() -> Any:
     from mpi4py import MPI
 
     return MPI.MAX
+
+
+def _sum_counts(parts: list[dict[str, int]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for part in parts:
+        for key, n in part.items():
+            out[key] = out.get(key, 0) + int(n)
+    return out
 
 
 def _gather(comm: Any, arr: np.ndarray | None) -> np.ndarray | None:
