@@ -20,13 +20,13 @@ import numpy as np
 from .. import metrics
 from ..device import resolve_device
 from ..rundir import discard_run, finish_run, prepare_run_dir
+from ..solvers.cells import split_slice
 from ..surrogates.macro import MacroModel, load_macro_model
 from .decode import fill_macro_states
 from .driver import Coordinator
 from .mappers import Lift, Restrict
 from .messages import MicroRequest, Restricted, WindowRequest
 from .micro import Micro, identical_members_warning, initial_condition
-from .mpi import split_slice
 from .output import run_errors, write_run
 from .policies import make_policy
 from .recorder import Recorder, resident
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 def members_of(ensemble: int, rank: int, size: int) -> np.ndarray:
     """Global member indices handled by ``rank`` of ``size`` (the block of
-    :func:`~ledmus.coupler.mpi.split_slice`, which the MPI components use too)."""
+    :func:`~ledmus.solvers.cells.split_slice`, which the MPI components use too)."""
     return np.arange(ensemble)[split_slice(ensemble, rank, size)]
 
 

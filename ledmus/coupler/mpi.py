@@ -1,5 +1,6 @@
-"""MPI helpers: splitting an ensemble or a particle set over ranks, the pooled
-restriction of distributed particles, and a bcast whose waiting ranks sleep.
+"""MPI helpers: the pooled restriction of particles split over ranks
+(:func:`ledmus.solvers.cells.split_slice` gives each rank its block of members or
+particles), and a bcast whose waiting ranks sleep.
 
 With particles split over ranks, ``z = g(mean_i phi(x_i))`` needs only the per-rank sums
 ``sum_{i on rank} phi(x_i)``: one ``Allreduce`` of a ``(B, T, d_p)`` array, whatever the
@@ -29,13 +30,6 @@ def world_comm() -> Any:
     from mpi4py import MPI
 
     return MPI.COMM_WORLD if MPI.COMM_WORLD.Get_size() > 1 else None
-
-
-def split_slice(n: int, rank: int, size: int) -> slice:
-    """Contiguous block of ``range(n)`` owned by ``rank`` (as ``numpy.array_split``)."""
-    base, extra = divmod(n, size)
-    start = rank * base + min(rank, extra)
-    return slice(start, start + base + (1 if rank < extra else 0))
 
 
 def distributed_restrict(

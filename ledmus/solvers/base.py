@@ -83,8 +83,13 @@ def check_positive(name: str, value: float, *, allow_zero: bool = False) -> floa
 
 
 def check_int(name: str, value: Any, *, minimum: int) -> int:
-    """Return ``value`` as an int >= ``minimum`` or raise ``ValueError`` naming it."""
-    if isinstance(value, bool) or not float(value).is_integer():
+    """Return ``value`` as an int >= ``minimum`` or raise ``ValueError`` naming it (also
+    for a value that is not a number)."""
+    try:
+        whole = float(value).is_integer()
+    except (TypeError, ValueError):
+        whole = False
+    if isinstance(value, bool) or not whole:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     value = int(value)
     if value < minimum:

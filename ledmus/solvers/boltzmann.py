@@ -137,6 +137,7 @@ import torch
 
 from .base import Solver, cfl_time_step, check_int, check_positive
 from .bgk import equilibrium_ic_fields
+from .cells import CellSplit, checked_cells
 
 #: Courant number of the default and the largest allowed ``dt`` (MUSCL, explicit RK2)
 CFL = 0.5
@@ -156,15 +157,6 @@ _G = 1.0 - 1.0 / math.sqrt(2.0)  # ARS(2,2,2)
 _D = 1.0 - 1.0 / (2.0 * _G)
 
 
-def _int(name: str, value: Any, *, minimum: int) -> int:
-    """:func:`check_int` that also names ``name`` for values that are not numbers."""
-    try:
-        float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}") from None
-    return check_int(name, value, minimum=minimum)
-
-
 def transition_eps(x: np.ndarray, length: float, width: float = TRANSITION_WIDTH) -> np.ndarray:
     """``eps(x)``: ``log10 eps`` from ``-3`` at ``x = 0`` to ``1`` at ``x = length`` (tanh
     profile of relative width ``width``; see the module docstring)."""
@@ -172,29 +164,6 @@ def transition_eps(x: np.ndarray, length: float, width: float = TRANSITION_WIDTH
     h = math.tanh(0.5 / width)
     s = (np.tanh((np.asarray(x) / length - 0.5) / width) + h) / (2.0 * h)
     return 10.0 ** (lo + (hi - lo) * s)
-
-
-def _split_nx(comm: Any, nx: Any) -> int:
-    """``nx`` checked on every rank of ``comm`` together (collective): the same value on
-    every rank, an integer ``>= max(4, 2 * ranks)``; else the same ``ValueError`` on
-    every rank."""
-    if not all(hasattr(comm, a) for a in ("Get_rank", "Get_size", "allgather", "Sendrecv")):
-        raise ValueError(f"comm must be an mpi4py communicator or None, got {comm!r}")
-    every = comm.allgather(repr(nx))
-    if any(v != every[0] for v in every):
-        raise ValueError(
-            f"nx differs between the ranks of comm ({every}); allowed: the same number of "
-            "global cells on every rank"
-        )
-    n = _int("nx", nx, minimum=1)
-    size = comm.Get_size()
-    if n < max(4, 2 * size):
-        raise ValueError(
-            f"nx={n} cannot be split over {size} MPI ranks; allowed: nx >= max(4, 2 * ranks) "
-            f"= {max(4, 2 * size)} (contiguous blocks of at least 2 cells per rank, the width "
-            "of the two-cell halo)"
-        )
-    return n
 
 
 class Boltzmann(Solver):
@@ -235,8 +204,8 @@ class Boltzmann(Solver):
         ranks (see the module docstring).  Every rank must pass the same arguments; a split
         that leaves a rank fewer than 2 cells raises ``ValueError`` on every rank."""
         self.L = check_positive("L", L)
-        self.nx = _int("nx", nx, minimum=4) if comm is None else _split_nx(comm, nx)
-        self.N = _int("N", N, minimum=8)
+        self.nx = check_int("nx", nx, minimum=4) if comm is None else checked_cells(comm, nx)
+        self.N = check_int("N", N, minimum=8)
         if self.N % 2:
             raise ValueError(f"N must be an even integer >= 8, got {N!r}")
         self.v_support = check_positive("v_support", v_support)
@@ -249,7 +218,7 @@ class Boltzmann(Solver):
                 f"v_box={v_box!r} is below the anti-aliasing bound; allowed: v_box >= "
                 f"(3 + sqrt 2)/2 v_support = {bound:.6g}"
             )
-        self.n_directions = _int("n_directions", n_directions, minimum=1)
+        self.n_directions = check_int("n_directions", n_directions, minimum=1)
         for field, value, allowed in (
             ("bc", bc, BCS),
             ("limiter", limiter, LIMITERS),
@@ -311,40 +280,26 @@ class Boltzmann(Solver):
         return arr.copy()
 
     def _split(self, comm: Any) -> None:
-        """This rank's block of cells: ``nx_global``, ``cells`` and the local ``nx``, ``x``,
-        ``eps_cells``; the neighbouring ranks of the halo exchange (collective)."""
+        """This rank's block of cells (:class:`~.cells.CellSplit`): ``nx_global``,
+        ``cells`` and the local ``nx``, ``x``, ``eps_cells`` (collective)."""
         self.comm = comm
-        self.nx_global = self.nx
         self.x_global, self._eps_global = self.x, self.eps_cells
-        if comm is None:
-            self.rank, self.size, self.cells = 0, 1, slice(0, self.nx)
-            self._counts = [self.nx]
-            return
-        from mpi4py import MPI
-
-        self.rank, self.size = comm.Get_rank(), comm.Get_size()
-        # decided on the settings of every rank, so every rank raises the same error
-        names = ("N", "L", "v_box", "bc", "dtype", "dt", "eps")
-        mine = (self.N, self.L, self.v_box, self.bc, self.dtype, self.dt)
-        every = comm.allgather((*mine, self._eps_global.tobytes()))
-        differ = [n for k, n in enumerate(names) if any(e[k] != every[0][k] for e in every)]
-        if differ:
-            raise ValueError(
-                f"{', '.join(differ)} differ between the ranks of comm; allowed: every rank "
-                "constructs Boltzmann with the same arguments"
-            )
-        base, extra = divmod(self.nx, self.size)
-        self._counts = [base + (r < extra) for r in range(self.size)]
-        start = sum(self._counts[: self.rank])
-        self.cells = slice(start, start + self._counts[self.rank])
-        self.nx = self._counts[self.rank]
+        if comm is not None:
+            # decided on the settings of every rank, so every rank raises the same error
+            names = ("N", "L", "v_box", "bc", "dtype", "dt", "eps")
+            mine = (self.N, self.L, self.v_box, self.bc, self.dtype, self.dt)
+            every = comm.allgather((*mine, self._eps_global.tobytes()))
+            differ = [n for k, n in enumerate(names) if any(e[k] != every[0][k] for e in every)]
+            if differ:
+                raise ValueError(
+                    f"{', '.join(differ)} differ between the ranks of comm; allowed: every rank "
+                    "constructs Boltzmann with the same arguments"
+                )
+        self._cells = CellSplit(comm, self.nx, periodic=self.bc == "periodic")
+        self.rank, self.size = self._cells.rank, self._cells.size
+        self.nx_global, self.cells, self.nx = self.nx, self._cells.cells, self._cells.nx
         self.x = self.x_global[self.cells].copy()
         self.eps_cells = self._eps_global[self.cells].copy()
-        wrap = self.bc == "periodic"
-        last = self.size - 1
-        self._left = (self.rank - 1) % self.size if wrap or self.rank > 0 else MPI.PROC_NULL
-        self._right = (self.rank + 1) % self.size if wrap or self.rank < last else MPI.PROC_NULL
-        self._proc_null = MPI.PROC_NULL
 
     def _tensor(self, a: Any) -> torch.Tensor:
         return torch.as_tensor(np.asarray(a), dtype=self._dtype, device=self._device)
@@ -435,84 +390,24 @@ class Boltzmann(Solver):
         }
 
     # ------------------------------------------------------------- cells over ranks
-    def _check_cells(self, shape: tuple[int, ...], n: int, what: str) -> None:
-        if not shape or shape[-1] != n:
-            raise ValueError(f"{what} must be an array (..., nx) with nx={n} cells, got {shape}")
-
     def scatter_cells(self, a: Any, root: int = 0) -> np.ndarray:
         """This rank's block ``a[..., cells]`` (float64) of a global array ``a`` ``(...,
         nx_global)`` given on ``root`` (the other ranks may pass None); collective.  Use
         it on a global observable initial condition ``(B, N*N, nx_global)`` before
         :meth:`rollout`, or on the fields of :meth:`maxwellian`.  Without ``comm``: a
         float64 copy of ``a``."""
-        if self.comm is None:
-            a = np.array(a, dtype=np.float64)
-            self._check_cells(a.shape, self.nx, "scatter_cells: a")
-            return a
-        from mpi4py import MPI
-
-        head: Any = None
-        if self.rank == root:
-            a = np.asarray(a, dtype=np.float64)
-            head = a.shape
-            if not a.shape or a.shape[-1] != self.nx_global:
-                head = (
-                    f"scatter_cells: a on rank {root} has shape {a.shape}; allowed: (..., nx) "
-                    f"with nx={self.nx_global} (the global cells)"
-                )
-        head = self.comm.bcast(head, root=root)
-        if isinstance(head, str):
-            raise ValueError(head)
-        lead = tuple(head[:-1])
-        m = math.prod(lead)
-        send = None
-        if self.rank == root:  # cells first: each rank's block is contiguous
-            flat = np.ascontiguousarray(np.moveaxis(a, -1, 0))
-            counts = [c * m for c in self._counts]
-            send = [flat, counts, list(np.cumsum([0, *counts[:-1]])), MPI.DOUBLE]
-        out = np.empty((self.nx, *lead))
-        self.comm.Scatterv(send, out, root=root)
-        return np.ascontiguousarray(np.moveaxis(out, 0, -1))
-
-    def _gather(self, a: Any, root: int | None) -> np.ndarray | None:
-        a = np.asarray(a, dtype=np.float64)
-        if self.comm is None:
-            self._check_cells(a.shape, self.nx, "a")
-            return a.copy()
-        from mpi4py import MPI
-
-        shapes = self.comm.allgather(a.shape)
-        lead = tuple(shapes[0][:-1])
-        if any(
-            not s or s[:-1] != lead or s[-1] != n for s, n in zip(shapes, self._counts, strict=True)
-        ):
-            raise ValueError(
-                f"the blocks to gather must be (..., nx) with the same leading axes on every "
-                f"rank and nx = the rank's cells {self._counts}; got shapes {shapes}"
-            )
-        m = math.prod(lead)
-        counts = [c * m for c in self._counts]
-        full = np.empty((self.nx_global, *lead)) if root in (None, self.rank) else None
-        recv = (
-            None if full is None else [full, counts, list(np.cumsum([0, *counts[:-1]])), MPI.DOUBLE]
-        )
-        send = np.ascontiguousarray(np.moveaxis(a, -1, 0))
-        if root is None:
-            self.comm.Allgatherv(send, recv)
-        else:
-            self.comm.Gatherv(send, recv, root=root)
-        return None if full is None else np.ascontiguousarray(np.moveaxis(full, 0, -1))
+        return self._cells.scatter(a, root)
 
     def gather_cells(self, a: Any, root: int = 0) -> np.ndarray | None:
         """The global array ``(..., nx_global)`` (float64) on ``root`` from every rank's
         block ``a`` ``(..., nx)`` (same leading axes on every rank), None on the other
         ranks; collective.  E.g. the states ``(B, T, N*N, nx)`` of :meth:`rollout`.
         Without ``comm``: a float64 copy of ``a``."""
-        return self._gather(a, root)
+        return self._cells.gather(a, root)
 
     def allgather_cells(self, a: Any) -> np.ndarray:
         """:meth:`gather_cells` whose result every rank gets."""
-        out = self._gather(a, None)
+        out = self._cells.gather(a, None)
         assert out is not None
         return out
 
@@ -585,15 +480,11 @@ class Boltzmann(Solver):
         ghosts at the ends of the global domain."""
         if self.comm is None:
             return torch.cat([self._ghosts(f, "left"), f, self._ghosts(f, "right")], dim=1)
-        first = np.ascontiguousarray(f[:, :2].detach().cpu().numpy())
-        last = np.ascontiguousarray(f[:, -2:].detach().cpu().numpy())
-        from_left, from_right = np.empty_like(last), np.empty_like(first)
-        # rightward: my last cells are the right neighbour's left ghosts; then leftward
-        self.comm.Sendrecv(last, self._right, 1, from_left, self._left, 1)
-        self.comm.Sendrecv(first, self._left, 2, from_right, self._right, 2)
-        null = self._proc_null
-        left = self._ghosts(f, "left") if self._left == null else self._tensor(from_left)
-        right = self._ghosts(f, "right") if self._right == null else self._tensor(from_right)
+        from_left, from_right = self._cells.exchange(
+            f[:, :2].detach().cpu().numpy(), f[:, -2:].detach().cpu().numpy()
+        )
+        left = self._ghosts(f, "left") if from_left is None else self._tensor(from_left)
+        right = self._ghosts(f, "right") if from_right is None else self._tensor(from_right)
         return torch.cat([left, f, right], dim=1)
 
     def _transport(self, f: torch.Tensor) -> torch.Tensor:

@@ -20,8 +20,9 @@ from test_coupler import FHN_MODEL, tiny_particle_model  # noqa: E402
 
 from ledmus import solvers  # noqa: E402
 from ledmus.coupler.engine import run_embedded  # noqa: E402
-from ledmus.coupler.mpi import distributed_restrict, split_slice  # noqa: E402
+from ledmus.coupler.mpi import distributed_restrict  # noqa: E402
 from ledmus.coupler.settings import validate  # noqa: E402
+from ledmus.solvers.cells import split_slice  # noqa: E402
 from ledmus.surrogates import load_macro_model  # noqa: E402
 
 

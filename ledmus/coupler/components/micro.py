@@ -28,10 +28,11 @@ from libmuscle import InstanceFlags, Message
 from ymmsl import Operator
 
 from ... import systems
+from ...solvers.cells import split_slice
 from ..engine import members_of
 from ..messages import MicroRequest
 from ..micro import Micro, initial_condition
-from ..mpi import lazy_bcast, split_slice, world_comm
+from ..mpi import lazy_bcast, world_comm
 from .common import open_instance, received, run_guarded
 
 

@@ -16,10 +16,11 @@ if __name__ == "__main__":  # notice a manager killed while this process starts
 from libmuscle import InstanceFlags, Message
 from ymmsl import Operator
 
+from ...solvers.cells import split_slice
 from ..engine import load
 from ..mappers import Restrict
 from ..messages import MicroResult, Weights
-from ..mpi import distributed_restrict, lazy_bcast, split_slice, world_comm
+from ..mpi import distributed_restrict, lazy_bcast, world_comm
 from ..trainer import MapperWeights
 from .common import open_instance, received, run_guarded
 
