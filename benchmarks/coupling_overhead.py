@@ -35,28 +35,16 @@ from _provenance import write_result
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def job(
-    tmp: Path,
-    name: str,
-    t_macro: float,
-    t_end: float,
-    ensemble: int,
-    profile: str,
-    model: str | None = None,
-) -> Path:
-    doc = yaml.safe_load((ROOT / "configs" / "led_fhn.ymmsl").read_text())
-    doc["settings"].update(t_macro=float(t_macro), t_end=float(t_end), compare=False,
-                           plots=False, ensemble=ensemble, muscle_profile_level=profile)  # fmt: skip
-    if model is not None:
-        doc["settings"]["model"] = model
+JOB = ROOT / "configs" / "led_fhn.ymmsl"
+
+
+def job(tmp: Path, name: str, settings: dict) -> Path:
+    """``configs/led_fhn.ymmsl`` with ``settings`` overridden, written to ``tmp``."""
+    doc = yaml.safe_load(JOB.read_text())
+    doc["settings"].update(settings)
     path = tmp / f"{name}.ymmsl"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
-
-
-def job_model() -> str:
-    """The checkpoint ``configs/led_fhn.ymmsl`` names."""
-    return yaml.safe_load((ROOT / "configs" / "led_fhn.ymmsl").read_text())["settings"]["model"]
 
 
 def run(cmd: list[str], env: dict) -> float:
@@ -90,9 +78,12 @@ def main() -> None:
     bindir = Path(sys.executable).parent
     env = dict(os.environ, OMP_NUM_THREADS="1", PATH=f"{bindir}{os.pathsep}{os.environ['PATH']}")
     tmp = Path(tempfile.mkdtemp())
+    model = args.model or yaml.safe_load(JOB.read_text())["settings"]["model"]
     rows = []
     for t_m in args.t_macro:
-        path = job(tmp, f"tm{t_m:g}", t_m, args.t_end, args.ensemble, args.profile, args.model)
+        over = dict(t_macro=float(t_m), t_end=float(args.t_end), compare=False, plots=False,
+                    ensemble=args.ensemble, muscle_profile_level=args.profile)  # fmt: skip
+        path = job(tmp, f"tm{t_m:g}", {**over, "model": model})
         best = {}
         for engine in ("embedded", "muscle3"):
             loops, totals = [], []
@@ -141,7 +132,7 @@ def main() -> None:
                                    "settings": {"t_macro": args.t_macro, "t_end": args.t_end,
                                                 "ensemble": args.ensemble, "repeats": args.repeats,
                                                 "profile": args.profile, "omp_num_threads": 1,
-                                                "model": args.model or job_model()}})  # fmt: skip
+                                                "model": model}})  # fmt: skip
     print(f"# wrote {out}")
 
 

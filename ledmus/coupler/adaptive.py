@@ -95,6 +95,13 @@ class AdaptivePolicy(SchedulePolicy):
         return int(member_rng(self.seed, member, window, RNG_CAP).integers(lo, hi + 1))
 
 
+def _cloud_error(macro: np.ndarray, micro: np.ndarray) -> np.ndarray:
+    """``|d mean| + |d std|`` of particle clouds ``(b, n, N, d)`` per step and axis."""
+    dm = np.abs(macro.mean(axis=2) - micro.mean(axis=2))
+    ds = np.abs(macro.std(axis=2) - micro.std(axis=2))
+    return dm + ds
+
+
 class AdaptiveCoordinator(Coordinator):
     """:class:`Coordinator` with per-member decisions (``policy``: :class:`AdaptivePolicy`).
 
@@ -160,24 +167,21 @@ class AdaptiveCoordinator(Coordinator):
         """Per member of ``rows``: grid NAD ``max_c mean|macro - micro| / range_c``;
         particles: ``max_axis (|d mean| + |d std|) / 1`` (box units)."""
         if self.kind == "particles":
-            dm = np.abs(macro.mean(axis=2) - micro.mean(axis=2))
-            ds = np.abs(macro.std(axis=2) - micro.std(axis=2))
-            return (dm + ds).max(axis=(1, 2))
-        rng = self.hi[rows] - self.lo[rows]
-        rng = np.where(rng > 0, rng, 1.0)
-        err = np.abs(macro - micro).mean(axis=(1, 3)) / rng  # (b, C)
+            return _cloud_error(macro, micro).max(axis=(1, 2))
+        err = np.abs(macro - micro).mean(axis=(1, 3)) / self._range(rows)  # (b, C)
         return err.max(axis=1)
 
     def step_errors(self, rows: np.ndarray, macro: np.ndarray, micro: np.ndarray) -> np.ndarray:
         """The comparison error of each step of the block, ``(len(rows), n)``: grid
         ``max_c mean_x |macro - micro| / range_c``; particles ``max_axis (|d mean| + |d std|)``."""
         if self.kind == "particles":
-            dm = np.abs(macro.mean(axis=2) - micro.mean(axis=2))
-            ds = np.abs(macro.std(axis=2) - micro.std(axis=2))
-            return (dm + ds).max(axis=2)
+            return _cloud_error(macro, micro).max(axis=2)
+        return (np.abs(macro - micro).mean(axis=3) / self._range(rows)[:, None, :]).max(axis=2)
+
+    def _range(self, rows: np.ndarray) -> np.ndarray:
+        """Each member's micro range per channel so far ``(len(rows), C)`` (0 read as 1)."""
         rng = self.hi[rows] - self.lo[rows]
-        rng = np.where(rng > 0, rng, 1.0)
-        return (np.abs(macro - micro).mean(axis=3) / rng[:, None, :]).max(axis=2)
+        return np.where(rng > 0, rng, 1.0)
 
     @staticmethod
     def drift_rate(steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

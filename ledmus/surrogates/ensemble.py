@@ -235,7 +235,11 @@ class EnsembleRNN(nn.Module):
         mu, lv, hidden = self._members(inp, hidden)
         tgt = target.unsqueeze(-2).expand_as(mu)
         if weights is not None:
-            per = (mu - tgt) ** 2 if lv is None else _nll(mu, tgt, lv)
+            per = (
+                (mu - tgt) ** 2
+                if lv is None
+                else F.gaussian_nll_loss(mu, tgt, lv.exp(), reduction="none")
+            )
             return member_weighted(per, weights), hidden
         loss = F.mse_loss(mu, tgt) if lv is None else F.gaussian_nll_loss(mu, tgt, lv.exp())
         return loss * self.members, hidden
@@ -351,10 +355,6 @@ def build_rnn(latent_dim: int, cfg: dict[str, Any], seed: int | None = None) -> 
     if not is_ensemble({"ensemble": members, "head": head}):
         return LatentRNN(latent_dim, **cfg)
     return EnsembleRNN(latent_dim, members=members, head=head, seed=seed, **cfg)
-
-
-def _nll(mu: torch.Tensor, tgt: torch.Tensor, lv: torch.Tensor) -> torch.Tensor:
-    return F.gaussian_nll_loss(mu, tgt, lv.exp(), reduction="none")
 
 
 def member_weighted(per: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
