@@ -42,7 +42,7 @@ import torch
 from torch import nn
 
 from ..checkpoint import register_model_class
-from .ml import MomentNet, _mlp, eps_scale
+from .ml import MomentNet, _apply, _mlp, _numpy_layers, eps_scale, numpy_encoder
 from .train import adam_fit, bgk_runs, cells, kinetic_frame
 
 SPEC_DEFAULTS: dict[str, Any] = {"n_moments": 4, "width": 48, "depth": 3, "eps_ref": 0.1}
@@ -98,6 +98,28 @@ class MomentDecoder(nn.Module):
 register_model_class("closure_decoder", MomentDecoder)
 
 
+def _numpy_shape(decoder: MomentDecoder) -> Any:
+    """:meth:`MomentDecoder.shape` at one ``log10 ε`` in numpy for a float64 decoder with a
+    plain Linear/Tanh ``shape_net``; ``None`` otherwise."""
+    layers = _numpy_layers(decoder.shape_net)
+    if layers is None:
+        return None
+    eps_ref = decoder.spec["eps_ref"]
+
+    def shape(xi: np.ndarray, W: np.ndarray, log_eps: float) -> np.ndarray:
+        s = float(eps_scale(torch.tensor([log_eps], dtype=torch.float64), eps_ref)[0])
+        N, nv = xi.shape
+        x = np.empty((N, nv, W.shape[1] + 2))
+        x[..., 0] = xi
+        x[..., 1:-1] = (W / s)[:, None, :]
+        x[..., -1] = log_eps
+        with_w = _apply(layers, x)
+        x[..., 1:-1] = 0.0
+        return (with_w - _apply(layers, x))[..., 0]
+
+    return shape
+
+
 # ------------------------------------------------------------------------- lift / restrict
 def restrict(net: MomentNet, f: np.ndarray, bgk: Any, frame: dict | None = None) -> np.ndarray:
     """Moments ``Q = (ρ, ρu, E, ρW)`` ``(B, 3+M, nx)`` of ``f`` ``(B, nv, nx)`` (the encoder
@@ -106,12 +128,17 @@ def restrict(net: MomentNet, f: np.ndarray, bgk: Any, frame: dict | None = None)
     fr = kinetic_frame(bgk, f) if frame is None else frame
     rho = fr["rho"]
     gdv = (f - fr["M"]) * bgk.dv / rho[:, None]
-    dt = net.dtype
-    with torch.no_grad():
-        W = net.encode(
-            torch.from_numpy(cells(fr["xi"])).to(dt), torch.from_numpy(cells(gdv)).to(dt)
-        )[0]
-    W = np.moveaxis(W.double().numpy().reshape(f.shape[0], -1, net.M), 2, 1)
+    fast = numpy_encoder(net)
+    if fast is not None:  # the same sums in numpy (the torch call's overhead is most of it)
+        W = fast(cells(fr["xi"]), cells(gdv))
+    else:
+        dt = net.dtype
+        with torch.no_grad():
+            W = net.encode(
+                torch.from_numpy(cells(fr["xi"])).to(dt), torch.from_numpy(cells(gdv)).to(dt)
+            )[0]
+        W = W.double().numpy()
+    W = np.moveaxis(W.reshape(f.shape[0], -1, net.M), 2, 1)
     return np.concatenate([fr["U"], rho[:, None] * W], axis=1)
 
 
@@ -131,14 +158,19 @@ def lift(decoder: MomentDecoder, Q: np.ndarray, bgk: Any, eps: float) -> np.ndar
         raise ValueError("Q has cells with rho <= 0 or T <= 0: nothing to lift")
     xi = (bgk.v[None, :, None] - u[:, None]) / np.sqrt(T)[:, None]
     W = Q[:, 3:] / rho[:, None]
-    dt = decoder.dtype
-    with torch.no_grad():
-        s = decoder.shape(
-            torch.from_numpy(cells(xi)).to(dt),
-            torch.from_numpy(cells(W)).to(dt),
-            torch.full((B * nx,), math.log10(eps), dtype=dt),
-        )
-    s = np.moveaxis(s.double().numpy().reshape(B, nx, -1), 2, 1)
+    fast = _numpy_shape(decoder)
+    if fast is not None:  # the same arithmetic in numpy (the torch call's overhead dominates)
+        s = fast(cells(xi), cells(W), math.log10(eps))
+    else:
+        dt = decoder.dtype
+        with torch.no_grad():
+            s = decoder.shape(
+                torch.from_numpy(cells(xi)).to(dt),
+                torch.from_numpy(cells(W)).to(dt),
+                torch.full((B * nx,), math.log10(eps), dtype=dt),
+            )
+        s = s.double().numpy()
+    s = np.moveaxis(s.reshape(B, nx, -1), 2, 1)
     return bgk.maxwellian_of_moments(Q[:, :3], shape=s)
 
 

@@ -208,6 +208,90 @@ class MomentNet(nn.Module):
 register_model_class("closure", MomentNet)
 
 
+def _numpy_layers(seq: nn.Sequential) -> list | None:
+    """``[(Wᵀ, b) or None (tanh)]`` of a plain float64 Linear/Tanh stack, else None."""
+    layers = list(seq)
+    if not all(isinstance(m, (nn.Linear, nn.Tanh)) for m in layers):
+        return None
+    if any(isinstance(m, nn.Linear) and m.weight.dtype != torch.float64 for m in layers):
+        return None
+    return [
+        (m.weight.detach().numpy().T.copy(), m.bias.detach().numpy().copy())
+        if isinstance(m, nn.Linear)
+        else None
+        for m in layers
+    ]
+
+
+def _apply(layers: list, h: np.ndarray) -> np.ndarray:
+    for p in layers:
+        h = np.tanh(h) if p is None else h @ p[0] + p[1]
+    return h
+
+
+def numpy_encoder(net: MomentNet) -> Any:
+    """``W(ξ, g dv/ρ)`` ``(N, nv), (N, nv) -> (N, M)``: the first output of
+    :meth:`MomentNet.encode` in numpy, for a float64 ``net`` with a plain ``w`` stack
+    (the weights as they are now: build it again after they change); ``None`` otherwise."""
+    layers = _numpy_layers(net.wnet)
+    if layers is None:
+        return None
+    xi_q, qw = net.quad_xi.numpy(), net.quad_w.numpy()
+
+    def he(x: np.ndarray) -> np.ndarray:
+        return np.stack([np.ones_like(x), x, x * x - 1.0], -1)
+
+    raw = _apply(layers, xi_q[:, None])  # (nq, M)
+    c = (qw[:, None, None] * raw[:, :, None] * he(xi_q)[:, None, :]).sum(0) / np.array(
+        [1.0, 1.0, 2.0]
+    )
+    w_q = raw - he(xi_q) @ c.T
+    n = np.sqrt((qw[:, None] * w_q * w_q).sum(0))
+
+    def encode(xi: np.ndarray, gdv: np.ndarray) -> np.ndarray:
+        w = (_apply(layers, xi[..., None]) - he(xi) @ c.T) / n  # (N, nv, M)
+        return np.einsum("njm,nj->nm", w, gdv)
+
+    return encode
+
+
+def _numpy_closure(net: MomentNet, kn: np.ndarray) -> Any:
+    """The closure network in numpy for a float64 ``net`` whose ``h`` is the plain
+    Linear/Tanh stack, with ``s(ε)`` and ``h(0, ε)`` computed once for the fixed ``kn``
+    (the torch call costs about 0.1 ms however few cells it gets; this is the same
+    arithmetic to rounding); ``None`` otherwise (the torch path)."""
+    params = _numpy_layers(net.hnet)
+    if params is None:
+        return None
+    log_eps = np.log10(kn).reshape(-1)  # (1,) or (B,)
+    with torch.no_grad():
+        le = torch.from_numpy(log_eps.copy())
+        base = net.baseline(le).numpy().copy()  # (1 or B, n_out)
+        scale = eps_scale(le, net.spec["eps_ref"]).numpy().copy()  # (1 or B,)
+    M = net.M
+
+    def terms(x: np.ndarray, B: int, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        s = np.repeat(scale, m) if scale.size > 1 else np.full(B * m, scale[0])
+        h = np.concatenate(
+            [
+                x / s[:, None],
+                np.repeat(log_eps, m)[:, None]
+                if log_eps.size > 1
+                else np.full((B * m, 1), log_eps[0]),
+            ],
+            1,
+        )
+        h = _apply(params, h)
+        b = np.repeat(base, m, axis=0) if base.shape[0] > 1 else base
+        out = s[:, None] * (h - b)
+        q = out[:, 0].reshape(B, m)
+        g = np.moveaxis(out[:, 1 : 1 + M].reshape(B, m, M), 2, 1)
+        y = np.moveaxis(out[:, 1 + M :].reshape(B, m, 3, M), 1, 3)
+        return q, g, y
+
+    return terms
+
+
 class MLMomentClosure(MomentClosure):
     """The learned moment system as a :class:`~.fv.MomentClosure` (numpy in and out).
 
@@ -249,6 +333,7 @@ class MLMomentClosure(MomentClosure):
         self.n_moments = 3 + net.M
         with torch.no_grad():
             self.A = net.forcing().double().numpy()
+        self._fast = _numpy_closure(net, self.kn)
 
     def _log_eps(self, B: int, m: int) -> np.ndarray:
         return np.broadcast_to(np.log10(self.kn).reshape(-1, 1), (B, m))
@@ -259,6 +344,8 @@ class MLMomentClosure(MomentClosure):
         B, _, m = Q.shape
         W = Q[:, 3:] / Q[:, :1]
         x = np.moveaxis(W, 1, 2).reshape(-1, self.M)
+        if self._fast is not None:
+            return self._fast(x, B, m)
         dt = self.net.dtype
         with torch.no_grad():
             log_eps = torch.from_numpy(self._log_eps(B, m).reshape(-1).copy()).to(dt)
