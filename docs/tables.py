@@ -760,6 +760,57 @@ def render_hmm_bgk(docs: Docs) -> str:
     return table(["case / trust level", *cols], rows)
 
 
+def render_hybrid_bgk(docs: Docs, name: str = "hybrid_bgk.json") -> str:
+    """The cell-local hybrid: per case and ε, the fair error (largest of ρ, u/c, T) of the
+    hybrid, the closure alone, Euler and NS, the mean kinetic fraction, S measured and the
+    cost model's S."""
+    d = docs[name]
+    rows = []
+    for r in d["rows"]:
+        errs = [
+            f"{100 * r[k]:.2f} %"
+            for k in ("error_hybrid", "error_closure", "error_euler", "error_ns")
+        ]
+        rows.append(
+            [
+                f"{r['case']}, ε = {r['eps']:g}",
+                *errs,
+                f"{r['kinetic_fraction_mean']:.2f}",
+                f"{r['speedup']:.2f}",
+                f"{r['speedup_model']:.2f}",
+                f"{r['conservation_error']:.0e}",
+            ]
+        )
+    header = ["case", "hybrid", "closure alone", "Euler", "NS", "kinetic fraction", "S",
+              "S (cost model)", "conservation"]  # fmt: skip
+    return table(header, rows)
+
+
+def render_hybrid_bgk_summary(docs: Docs) -> str:
+    """The cell-local hybrid per ε: the largest fair error over the cases of the hybrid,
+    the closure alone, Euler and NS; the kinetic fraction and S (smallest–largest)."""
+    d = docs["hybrid_bgk.json"]
+    eps = sorted({r["eps"] for r in d["rows"]})
+    by = {e: [r for r in d["rows"] if r["eps"] == e] for e in eps}
+
+    def worst(key: str) -> list[str]:
+        return [f"{100 * max(r[key] for r in by[e]):.2f} %" for e in eps]
+
+    def span(key: str) -> list[str]:
+        return [f"{min(r[key] for r in by[e]):.2f}–{max(r[key] for r in by[e]):.2f}" for e in eps]
+
+    rows = [
+        ["hybrid: max error", *worst("error_hybrid")],
+        ["closure alone: max error", *worst("error_closure")],
+        ["Euler: max error", *worst("error_euler")],
+        ["Navier–Stokes: max error", *worst("error_ns")],
+        ["hybrid: kinetic fraction", *span("kinetic_fraction_mean")],
+        ["hybrid: S against BGK", *span("speedup")],
+        ["cost model S", *span("speedup_model")],
+    ]
+    return table(["fair error at t = 0.1 / ε", *(f"{e:g}" for e in eps)], rows)
+
+
 def render_closure_joint(docs: Docs) -> str:
     """Joint closure training: sequential against joint training: the closure's max relative L2
     per ε, then the decoder's f error and W recovery on the held-out runs."""
@@ -926,6 +977,11 @@ BLOCKS: dict[str, Block] = {
     "hmm_bgk": Block(["hmm_bgk.json"], render_hmm_bgk),
     "closure_fair": Block(["closure_bgk.json"], render_closure_fair),
     "closure_joint": Block(["closure_joint.json"], render_closure_joint),
+    "hybrid_bgk": Block(["hybrid_bgk.json"], render_hybrid_bgk),
+    "hybrid_bgk_summary": Block(["hybrid_bgk.json"], render_hybrid_bgk_summary),
+    "hybrid_bgk_nx400": Block(
+        ["hybrid_bgk_nx400.json"], lambda docs: render_hybrid_bgk(docs, "hybrid_bgk_nx400.json")
+    ),
     "closure_variants": Block(["closure_variants.json"], render_closure_variants),
     "cold_start_fhn": Block(
         ["cold_start_fhn.json"], lambda docs: render_adaptive_fhn(docs, "cold_start_fhn.json")

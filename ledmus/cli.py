@@ -116,6 +116,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     raw.update(parse_settings(args.set))
     if args.overwrite:
         raw["overwrite"] = True
+    if raw.get("coupling") == "hybrid":
+        return _run_hybrid(raw, path, args)
     settings = validate(
         raw, search=[Path.cwd(), path.resolve().parent, path.resolve().parent.parent]
     )
@@ -131,6 +133,23 @@ def cmd_run(args: argparse.Namespace) -> None:
         )
         print(json.dumps(summary, indent=2))
         log.info("outputs in %s: %s", run_dir, headline(result))
+
+
+def _run_hybrid(raw: dict[str, Any], path: Path, args: argparse.Namespace) -> None:
+    """``ledmus run`` of a ``coupling: hybrid`` job (the cell-local hybrid, one process)."""
+    import json
+    import time
+
+    from .coupler.hybrid_run import run_hybrid
+    from .rundir import prepare_run_dir
+
+    run_dir = Path(args.run_dir or f"runs/{path.stem}_{time.strftime('%Y%m%d_%H%M%S')}")
+    prepare_run_dir(run_dir, overwrite=bool(raw.get("overwrite", False)))
+    search = [Path.cwd(), path.resolve().parent, path.resolve().parent.parent]
+    result = run_hybrid(raw, run_dir / "output", search=search, progress=not args.quiet)
+    if not args.quiet:
+        print(json.dumps({k: v for k, v in result.items() if not isinstance(v, list)}, indent=2))
+        log.info("outputs in %s", run_dir / "output")
 
 
 def headline(result: dict[str, Any]) -> str:

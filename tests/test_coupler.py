@@ -172,12 +172,18 @@ def test_cli_run_reports_bad_settings_in_one_line(tmp_path):
 
 
 def test_every_shipped_ymmsl_reads_valid_settings():
+    from ledmus.coupler.hybrid_run import parse_run
+
     for path in sorted((ROOT / "configs").glob("*.ymmsl")):
         raw = read_ymmsl_settings(path)
-        assert {"model", "t_warm", "t_macro", "t_micro", "t_end"} <= set(raw), path
         doc = yaml.safe_load(path.read_text())
         assert doc["ymmsl_version"] == "v0.2"
         comps = doc["models"][next(iter(doc["models"]))]["components"]
+        if raw.get("coupling") == "hybrid":  # the cell-local hybrid: its own settings
+            parse_run(raw)
+            assert set(comps) == {"hybrid", "kinetic"}, path
+            continue
+        assert {"model", "t_warm", "t_macro", "t_micro", "t_end"} <= set(raw), path
         settings = validate(raw, search=[ROOT])
         # the four LED components, and the trainer exactly when online training is on
         trainer = {"trainer"} if settings.adaptive.online != "off" else set()

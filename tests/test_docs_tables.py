@@ -686,3 +686,41 @@ def test_pages_are_the_readme_and_the_doc_sources_not_the_build(tmp_path):
         (tmp_path / rel).write_text("x")
     found = [p.relative_to(tmp_path).as_posix() for p in rt.pages(tmp_path)]
     assert found == ["README.md", "docs/a.md", "docs/guide/b.md"]
+
+
+def test_hybrid_bgk_rows_are_case_and_eps_with_errors_fraction_and_speedups():
+    row = {"case": "sod", "eps": 0.1, "error_hybrid": 0.0014, "error_closure": 0.0385,
+           "error_euler": 0.1543, "error_ns": 0.1356, "kinetic_fraction_mean": 0.38,
+           "speedup": 0.16, "speedup_model": 0.5, "conservation_error": 4e-16}  # fmt: skip
+    lines = rt.render_hybrid_bgk({"hybrid_bgk.json": doc(rows=[row])}).splitlines()
+    assert lines[0].startswith("| case | hybrid | closure alone | Euler | NS |")
+    assert (
+        lines[2]
+        == "| sod, ε = 0.1 | 0.14 % | 3.85 % | 15.43 % | 13.56 % | 0.38 | 0.16 | 0.50 | 4e-16 |"
+    )
+
+
+def test_hybrid_bgk_summary_columns_are_eps_and_rows_the_worst_case():
+    def row(case, eps, err, frac, s):
+        return {"case": case, "eps": eps, "error_hybrid": err, "error_closure": 2 * err,
+                "error_euler": 3 * err, "error_ns": 4 * err, "kinetic_fraction_mean": frac,
+                "speedup": s, "speedup_model": 2 * s}  # fmt: skip
+
+    rows = [row("sod", 0.1, 0.01, 0.4, 0.2), row("smooth0", 0.1, 0.002, 0.9, 0.1),
+            row("sod", 1.0, 0.003, 0.5, 0.3)]  # fmt: skip
+    lines = rt.render_hybrid_bgk_summary({"hybrid_bgk.json": doc(rows=rows)}).splitlines()
+    assert lines[0] == "| fair error at t = 0.1 / ε | 0.1 | 1 |"
+    assert lines[2] == "| hybrid: max error | 1.00 % | 0.30 % |"
+    assert lines[3] == "| closure alone: max error | 2.00 % | 0.60 % |"
+    assert lines[6] == "| hybrid: kinetic fraction | 0.40–0.90 | 0.50–0.50 |"
+    assert lines[7] == "| hybrid: S against BGK | 0.10–0.20 | 0.30–0.30 |"
+
+
+def test_hybrid_bgk_nx400_is_the_same_table_from_the_finer_grid_file():
+    row = {"case": "sod", "eps": 0.1, "error_hybrid": 0.0012, "error_closure": 0.0528,
+           "error_euler": 0.1847, "error_ns": 0.1384, "kinetic_fraction_mean": 0.38,
+           "speedup": 0.66, "speedup_model": 0.86, "conservation_error": 7e-16}  # fmt: skip
+    fine = rt.BLOCKS["hybrid_bgk_nx400"].render({"hybrid_bgk_nx400.json": doc(rows=[row])})
+    assert fine.splitlines()[2] == (
+        "| sod, ε = 0.1 | 0.12 % | 5.28 % | 18.47 % | 13.84 % | 0.38 | 0.66 | 0.86 | 7e-16 |"
+    )

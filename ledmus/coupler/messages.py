@@ -18,6 +18,19 @@ solver's time unit; ``steps`` counts coarse steps ``dt_coarse``::
                                         buffered
     macro -> lift,      Weights         version, weights | None (each window, online training)
       restrict
+    hybrid -> kinetic   KineticRequest  step, t0, duration, start (s,), size (s,), ends (s, 2),
+                                        f (nv, n_k), ghosts (s, 2, 2, nv, 2)
+    kinetic -> hybrid   KineticResult   step, f (nv, n_k), phi (s, 3, 2), micro_s
+
+``KineticRequest``/``KineticResult`` are the kinetic-cells format of the cell-local hybrid
+(:mod:`ledmus.coupler.hybrid`, docs/guide/foreign_components.md): the ``s`` runs of
+kinetic cells, run ``k`` the cells ``start[k] … start[k] + size[k] - 1`` (modulo ``nx``
+on a periodic box), their ``f`` side by side in run order; ``ghosts[k, side, time]`` the
+two cells beyond the run's left (side 0) or right (side 1) end, in ``x`` order, at the
+start (time 0) and the end (time 1) of ``duration``; ``ends[k, side] = 1`` where that side
+is a domain end (its ghosts are ignored and the solver's boundary fills them).  The reply:
+``f`` after ``duration``, and ``phi[k]`` the time integrals ``∫ F dt`` of the mass,
+momentum and energy fluxes through the run's left and right end faces.
 
 ``MicroRequest``/``MicroResult`` are the micro component's public format
 (docs/guide/foreign_components.md): a request asks for ``steps`` coarse steps from time ``t0``,
@@ -245,3 +258,27 @@ class Weights(Message):
 
     version: int
     weights: dict | None = None
+
+
+@dataclass
+class KineticRequest(Message):
+    """Hybrid -> kinetic cells: advance the runs of kinetic cells over ``duration``."""
+
+    step: int
+    t0: float
+    duration: float
+    start: np.ndarray
+    size: np.ndarray
+    ends: np.ndarray
+    f: np.ndarray
+    ghosts: np.ndarray
+
+
+@dataclass
+class KineticResult(Message):
+    """Kinetic cells -> hybrid: ``f`` after the step and the end-face flux integrals."""
+
+    step: int
+    f: np.ndarray
+    phi: np.ndarray
+    micro_s: float = 0.0

@@ -59,7 +59,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .base import Solver, Validated, cfl_time_step, check_int, check_positive
+from .base import Solver, Validated, cfl_time_step, check_int, check_positive, steps_in
 from .bgk_maxwellian import DiscreteMaxwellian
 
 #: Courant number of the default and the largest allowed ``dt`` (MUSCL + Heun)
@@ -291,32 +291,139 @@ class BGK(Solver):
     def _observe(self, f: np.ndarray) -> np.ndarray:
         return f
 
-    def _transport(self, f: np.ndarray) -> np.ndarray:
-        """``dt P f``: MUSCL (van Leer) upwind flux differences, ``(B, nv, nx)``."""
+    def _pad(self, f: np.ndarray) -> np.ndarray:
+        """``f`` ``(B, nv, m)`` with two ghost cells at each end by the boundary ``bc``."""
         if self.bc == "periodic":
-            fp = np.concatenate([f[..., -2:], f, f[..., :2]], axis=-1)
-        else:
-            fp = np.concatenate([f[..., :1], f[..., :1], f, f[..., -1:], f[..., -1:]], axis=-1)
-        d = np.diff(fp, axis=-1)  # (nx + 3)
-        dl, dr = d[..., :-1], d[..., 1:]  # around padded cells 1 .. nx+2
+            return np.concatenate([f[..., -2:], f, f[..., :2]], axis=-1)
+        return np.concatenate([f[..., :1], f[..., :1], f, f[..., -1:], f[..., -1:]], axis=-1)
+
+    def _faces(self, fp: np.ndarray) -> np.ndarray:
+        """``dt/dx`` times the MUSCL (van Leer) upwind face fluxes ``v f`` of the ``m + 1``
+        faces of the ``m`` cells inside the ghosted ``fp`` ``(B, nv, m + 4)``."""
+        d = np.diff(fp, axis=-1)  # (m + 3)
+        dl, dr = d[..., :-1], d[..., 1:]  # around padded cells 1 .. m+2
         p = dl * dr
         half = np.zeros_like(p)  # van Leer half slope dl dr/(dl + dr), 0 at extrema
         np.divide(p, dl + dr, out=half, where=p > 0)
         k = self._n_neg  # velocities < 0 take the face value of the right cell, > 0 the left
-        flux = np.empty(f.shape[:-1] + (self.nx + 1,))
+        flux = np.empty(fp.shape[:-1] + (fp.shape[-1] - 3,))
         flux[..., :k, :] = self._vn[:k] * (fp[..., :k, 2:-1] - half[..., :k, 1:])
         flux[..., k:, :] = self._vp[k:] * (fp[..., k:, 1:-2] + half[..., k:, :-1])
-        return flux[..., :-1] - flux[..., 1:]
+        return flux
 
-    def _step(self, f: np.ndarray, t: float, rng: np.random.Generator | None) -> np.ndarray:
-        d0 = self._transport(f)
+    def _transport(self, f: np.ndarray) -> np.ndarray:
+        """``dt P f``: MUSCL (van Leer) upwind flux differences, ``(B, nv, nx)``."""
+        return self._transport_faces(f)[0]
+
+    def _transport_faces(self, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``dt P f`` and the face fluxes it differences (boundary ``bc``)."""
+        flux = self._faces(self._pad(f))
+        return flux[..., :-1] - flux[..., 1:], flux
+
+    def _heun_etd(
+        self, f: np.ndarray, transport0: Any, transport1: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One step from ``f``; ``transport0(f)`` (first stage) and ``transport1(f1)``
+        (second, at ``t + dt``) give ``(dt P f, face fluxes)``; also returns both stages'
+        face fluxes."""
+        d0, flux0 = transport0(f)
         if not self.collisions:
-            return f + 0.5 * (d0 + self._transport(f + d0))
+            d1, flux1 = transport1(f + d0)
+            return f + 0.5 * (d0 + d1), flux0, flux1
         u0 = self.moments(f)
         a = self.moments(d0)
         m0 = self.maxwellian_of_moments(u0)
         m1 = self.maxwellian_of_moments(u0 + a)
         f1 = m1 + self._E * (f - m0) + self._c1 * (d0 - (m1 - m0))
-        d1 = self._transport(f1)
+        d1, flux1 = transport1(f1)
         m2 = self.maxwellian_of_moments(u0 + 0.5 * (a + self.moments(d1)))
-        return m2 + (f1 - m1) + self._c2 * (d1 - d0 - 2.0 * (m2 - m1))
+        return m2 + (f1 - m1) + self._c2 * (d1 - d0 - 2.0 * (m2 - m1)), flux0, flux1
+
+    def _step(self, f: np.ndarray, t: float, rng: np.random.Generator | None) -> np.ndarray:
+        return self._heun_etd(f, self._transport_faces, self._transport_faces)[0]
+
+    # ------------------------------------------------------------------ cell windows
+    def advance_cells(
+        self,
+        f: np.ndarray,
+        duration: float,
+        *,
+        left: tuple[np.ndarray, np.ndarray] | None = None,
+        right: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Advance the ``m`` contiguous cells ``f`` ``(B, nv, m)`` of a larger domain over
+        ``duration`` (a multiple of ``dt``) with their neighbours as ghost cells: ``left``
+        and ``right`` are ``(g0, g1)``, the two cells ``(B, nv, 2)`` beyond each end (in
+        ``x`` order) at the start and at the end of ``duration``, linear in time between
+        (each stage takes them at its own time); ``None``: a domain end, filled by ``bc``
+        (``periodic`` needs both ends ``None`` and the cells the whole box).  The cell-local
+        hybrid runs its kinetic cells this way (:meth:`advance_runs`: several at once).
+
+        Returns ``(f_new, phi)``: ``phi`` ``(B, 3, 2)`` the moments ``∫ F dt`` of the face
+        fluxes through the left and the right end face (mass, momentum, energy flux,
+        positive in ``+x``) integrated over ``duration`` with the scheme's stage weights,
+        so that ``Σ_cells U dx`` changed by exactly ``phi[..., 0] - phi[..., 1]`` (to
+        rounding) and a neighbour that uses ``phi`` as its face flux conserves with it.
+        """
+        return self.advance_runs([(f, left, right)], duration)[0]
+
+    def advance_runs(self, runs: list, duration: float) -> list[tuple[np.ndarray, np.ndarray]]:
+        """:meth:`advance_cells` of several runs ``(f, left, right)`` at once: the runs and
+        their ghost cells lie side by side in one padded array (the faces between one
+        run's ghosts and the next run's are computed but not used), so each stage is one
+        transport over all of them."""
+        states, ghosts, cells, ends = [], [], [], []
+        at = 0
+        for f, left, right in runs:
+            f = np.asarray(f, dtype=np.float64)
+            if f.ndim != 3 or f.shape[1] != self.nv or f.shape[2] < 1:
+                raise ValueError(f"f must have shape (B, {self.nv}, m), got {f.shape}")
+            if self.bc == "periodic" and (left is None) != (right is None):
+                raise ValueError("periodic bc: give both ghost ends or neither (the whole box)")
+            if self.bc == "periodic" and left is None and f.shape[2] != self.nx:
+                raise ValueError(f"periodic bc without ghosts needs all nx={self.nx} cells")
+            shape = (f.shape[0], self.nv, 2)
+            for name, g in (("left", left), ("right", right)):
+                if g is not None and (len(g) != 2 or any(np.shape(a) != shape for a in g)):
+                    raise ValueError(f"{name} ghosts must be two arrays {shape}")
+            m = f.shape[2]
+            states.append(f)
+            ghosts.append((left, right))
+            cells.append(np.arange(at, at + m))
+            ends += [at, at + m]  # the run's two end faces among the inner faces
+            at += m + 4
+        n = steps_in(duration, self.dt, "duration", "dt")
+        real = np.concatenate(cells)  # the runs' cells among the inner cells
+        bounds = np.cumsum([0] + [a.shape[-1] for a in states])
+
+        def transport(theta: float) -> Any:
+            def apply(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                blocks = []
+                for k, (left, right) in enumerate(ghosts):
+                    part = a[..., bounds[k] : bounds[k + 1]]
+                    edge = self._pad(part)  # bc copies, used at a domain end
+                    if left is None and right is None:
+                        blocks.append(edge)
+                        continue
+                    g0 = edge[..., :2] if left is None else (1 - theta) * left[0] + theta * left[1]
+                    g1 = (
+                        edge[..., -2:]
+                        if right is None
+                        else (1 - theta) * right[0] + theta * right[1]
+                    )
+                    blocks.append(np.concatenate([g0, part, g1], axis=-1))
+                flux = self._faces(blocks[0] if len(blocks) == 1 else np.concatenate(blocks, -1))
+                d = flux[..., :-1] - flux[..., 1:]
+                return (d if len(blocks) == 1 else d[..., real]), flux[..., ends]
+
+            return apply
+
+        f = np.concatenate(states, axis=-1)
+        phi = np.zeros((f.shape[0], 3, len(ends)))
+        for k in range(n):
+            f, e0, e1 = self._heun_etd(f, transport(k / n), transport((k + 1) / n))
+            phi += self.moments(0.5 * (e0 + e1)) * self.dx
+        return [
+            (f[..., bounds[k] : bounds[k + 1]], phi[..., 2 * k : 2 * k + 2])
+            for k in range(len(states))
+        ]

@@ -205,7 +205,12 @@ class FVSolver:
         ghost cells at each end the caller has filled (a neighbour's cells, periodic
         copies or zero-gradient); the source gets ``ddx`` = centred differences over
         ``P[..., 1:-1]`` (one-sided at its ends, whose source is dropped)."""
-        out, dx = self.flux_divergence(P), self.dx
+        return self._rhs_faces(P)[0]
+
+    def _rhs_faces(self, P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`rhs_padded` and the ``m + 1`` face fluxes ``(B, n_moments, m + 1)``."""
+        flux, dx = self.face_fluxes(P), self.dx
+        out = -(flux[:, :, 1:] - flux[:, :, :-1]) / dx
 
         def ddx(a: np.ndarray) -> np.ndarray:
             d = np.empty_like(a)
@@ -216,11 +221,17 @@ class FVSolver:
         src = self.closure.source(P[:, :, 1:-1], ddx=ddx)
         if src is not None:
             out[:, 3:] += src[:, :, 1:-1]
-        return out
+        return out, flux
 
     def flux_divergence(self, P: np.ndarray) -> np.ndarray:
         """``-(F_{i+½} - F_{i-½})/dx`` (hyperbolic + parabolic face fluxes) of the ``m``
         cells inside the ghosted ``P`` ``(B, n_moments, m + 4)``; shape ``(B, n_moments, m)``."""
+        flux = self.face_fluxes(P)
+        return -(flux[:, :, 1:] - flux[:, :, :-1]) / self.dx
+
+    def face_fluxes(self, P: np.ndarray) -> np.ndarray:
+        """The face fluxes ``F_{i-½}`` (hyperbolic + parabolic) of the ``m + 1`` faces of
+        the ``m`` cells inside the ghosted ``P`` ``(B, n_moments, m + 4)``."""
         cl, g = self.closure, self.closure.gamma
         V = P.copy()  # primitive (ρ, u, p, W)
         rho, u, T = primitive(P, g)
@@ -246,7 +257,7 @@ class FVSolver:
         dflux = cl.diffusive_flux(P[:, :, 1:-2], P[:, :, 2:-1], self.dx)
         if dflux is not None:
             flux = flux + dflux
-        return -(flux[:, :, 1:] - flux[:, :, :-1]) / self.dx
+        return flux
 
     # ------------------------------------------------------------------- time stepping
     def dt_max(self, Q: np.ndarray) -> float:
@@ -314,6 +325,101 @@ class FVSolver:
             t += h
             self._check_running(Q, t)
         return Q
+
+    def advance_cells(
+        self,
+        Q: np.ndarray,
+        duration: float,
+        *,
+        left: tuple[np.ndarray, np.ndarray] | None = None,
+        right: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Advance the ``m`` contiguous cells ``Q`` ``(B, n_moments, m)`` of a larger
+        domain over ``duration`` with their neighbours as ghost cells: ``left`` and
+        ``right`` are ``(g0, g1)``, the two cells ``(B, n_moments, 2)`` beyond each end at
+        the start and the end of ``duration``, linear in time between (each Runge–Kutta
+        stage takes them at its own time); ``None``: a domain end, filled by ``bc``
+        (``periodic`` needs both ``None`` and the whole box).  Steps are adaptive as in
+        :meth:`advance` (``dt_max`` over the cells and ghosts).  The cell-local hybrid runs
+        its closure cells this way (:meth:`advance_runs`: several runs at once).
+
+        Returns ``(Q_new, phi)``: ``phi`` ``(B, 3, 2)`` the conserved rows of ``∫ F dt``
+        through the left and right end faces with the stage weights of the scheme (SSP-RK2
+        ½, ½; SSP-RK3 1/6, 1/6, 2/3), so ``Σ_cells U dx`` changed by ``phi[..., 0] -
+        phi[..., 1]`` to rounding.
+        """
+        return self.advance_runs([(Q, left, right)], duration)[0]
+
+    def advance_runs(self, runs: list, duration: float) -> list[tuple[np.ndarray, np.ndarray]]:
+        """:meth:`advance_cells` of several runs ``(Q, left, right)`` at once, with one step
+        size (the smallest ``dt_max``) and one closure evaluation per stage for all of them:
+        the runs and their ghost cells lie side by side in one padded array, and the faces
+        between one run's ghosts and the next run's are computed but not used."""
+        if not (math.isfinite(duration) and duration >= 0):
+            raise ValueError(f"duration must be finite and >= 0, got {duration!r}")
+        mode = "wrap" if self.bc == "periodic" else "edge"
+        states, ghosts, cells, ends = [], [], [], []
+        at = 0
+        for Q, left, right in runs:
+            Q = check_state(Q, self.closure)
+            if self.bc == "periodic" and (left is None) != (right is None):
+                raise ValueError("periodic bc: give both ghost ends or neither (the whole box)")
+            shape = (Q.shape[0], Q.shape[1], 2)
+            for name, g in (("left", left), ("right", right)):
+                if g is not None and (len(g) != 2 or any(np.shape(a) != shape for a in g)):
+                    raise ValueError(f"{name} ghosts must be two arrays {shape}")
+            m = Q.shape[-1]
+            states.append(Q)
+            ghosts.append((left, right))
+            cells.append(np.arange(at + 2, at + 2 + m))
+            ends.append((at, at + m))  # face indices of the run's two end faces
+            at += m + 4
+        n_inner = at - 4
+        real = np.concatenate(cells) - 2  # the runs' cells among the inner cells
+        bounds = np.cumsum([0] + [q.shape[-1] for q in states])
+        face_idx = np.array(ends).reshape(-1)
+
+        def padded(Q: np.ndarray, theta: float) -> np.ndarray:
+            blocks = []
+            for k, (left, right) in enumerate(ghosts):
+                P = np.pad(Q[..., bounds[k] : bounds[k + 1]], ((0, 0), (0, 0), (2, 2)), mode=mode)
+                if left is not None:
+                    P[..., :2] = (1 - theta) * left[0] + theta * left[1]
+                if right is not None:
+                    P[..., -2:] = (1 - theta) * right[0] + theta * right[1]
+                blocks.append(P)
+            return blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=-1)
+
+        def rate(Q: np.ndarray, theta: float) -> tuple[np.ndarray, np.ndarray]:
+            out, flux = self._rhs_faces(padded(Q, theta))
+            if n_inner != real.size:
+                out = out[..., real]
+            return out, flux[:, :3][..., face_idx]
+
+        Q = np.concatenate(states, axis=-1)
+        phi, t = np.zeros((Q.shape[0], 3, face_idx.size)), 0.0
+        while duration - t > 1e-14 * max(duration, 1.0):
+            remaining = duration - t
+            bound = self.dt_max(padded(Q, t / duration))
+            h = remaining / math.ceil(remaining / bound * (1 - 1e-12))
+            th0, th1 = t / duration, (t + h) / duration
+            r0, e0 = rate(Q, th0)
+            Q1 = Q + h * r0
+            r1, e1 = rate(Q1, th1)
+            if self.time_stepper == "ssprk2":
+                Q = 0.5 * (Q + Q1 + h * r1)
+                phi += h * (0.5 * e0 + 0.5 * e1)
+            else:
+                Q2 = 0.75 * Q + 0.25 * (Q1 + h * r1)
+                r2, e2 = rate(Q2, 0.5 * (th0 + th1))
+                Q = Q / 3.0 + 2.0 / 3.0 * (Q2 + h * r2)
+                phi += h * (e0 / 6.0 + e1 / 6.0 + 2.0 / 3.0 * e2)
+            t += h
+            self._check_running(Q, t)
+        return [
+            (Q[..., bounds[k] : bounds[k + 1]], phi[..., 2 * k : 2 * k + 2])
+            for k in range(len(states))
+        ]
 
     def rollout(
         self, U0: np.ndarray, t_end: float, dt_coarse: float, *, dt: float | None = None

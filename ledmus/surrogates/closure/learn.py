@@ -67,6 +67,7 @@ LEARN_DEFAULTS: dict[str, Any] = {
     "eps_max": 10.0,
     "closure": "models/closure_bgk.pt",
     "decoder": "models/closure_bgk_decoder.pt",
+    "hybrid_data": [],
 }
 STRATEGIES = ("deviation", "random")
 
@@ -102,20 +103,37 @@ def resolve_learn(raw: dict[str, Any] | None) -> dict[str, Any]:
         raise ValueError(
             f"config fields learn.lo < learn.hi required, got {cfg['lo']}, {cfg['hi']}"
         )
+    paths = cfg["hybrid_data"]
+    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+        raise ValueError(
+            f"config field learn.hybrid_data must be a list of kinetic_cells.npz paths, "
+            f"got {paths!r}"
+        )
     if not 0 < cfg["target"] <= 1:
         raise ValueError(f"config field learn.target must be in (0, 1], got {cfg['target']!r}")
     return cfg
 
 
 def deviation(nets: list[MomentNet], Q: np.ndarray, eps: float) -> np.ndarray:
-    """Per state ``(B,)``: max over cells of the ensemble std of ``(q̃, g̃, y)`` / ``s(ε)``;
-    ``Q`` ``(B, 3+M, nx)``."""
-    outs = []
-    for net in nets:
-        q, g, y = MLMomentClosure(net, eps).closure_terms(Q)  # (B, m), (B, M, m), (B, 3, M, m)
-        outs.append(np.concatenate([q[:, None], g, y.reshape(y.shape[0], -1, y.shape[-1])], 1))
+    """Per state ``(B,)``: max over cells of :func:`cell_deviation`; ``Q`` ``(B, 3+M, nx)``."""
+    return cell_deviation(nets, Q, eps).max(axis=1)
+
+
+def cell_deviation(nets: list[MomentNet], Q: np.ndarray, eps: float) -> np.ndarray:
+    """Per cell ``(B, m)``: the largest over ``(q̃, g̃, y)`` of their ensemble std across
+    ``nets``, divided by ``s(ε)``; ``Q`` ``(B, 3+M, m)``."""
     s = float(eps_scale(torch.tensor([math.log10(eps)]), nets[0].spec["eps_ref"])[0])
-    return (np.stack(outs).std(axis=0) / s).max(axis=(1, 2))
+    return closures_deviation([MLMomentClosure(net, eps) for net in nets], Q, s)
+
+
+def closures_deviation(closures: list, Q: np.ndarray, scale: float) -> np.ndarray:
+    """:func:`cell_deviation` of closures already built (:class:`.ml.MLMomentClosure` of
+    each member at one ``ε``) and their ``s(ε)`` ``scale``."""
+    outs = []
+    for cl in closures:
+        q, g, y = cl.closure_terms(Q)  # (B, m), (B, M, m), (B, 3, M, m)
+        outs.append(np.concatenate([q[:, None], g, y.reshape(y.shape[0], -1, y.shape[-1])], 1))
+    return (np.stack(outs).std(axis=0) / scale).max(axis=1)
 
 
 def explore(net: MomentNet, cfg: dict[str, Any], rng: np.random.Generator) -> list[tuple]:
@@ -144,6 +162,26 @@ def label(decoder: Any, net: MomentNet, state: tuple, burst: float) -> dict[str,
     bgk = solvers.make("bgk", kn=eps, nx=Q.shape[-1], bc="periodic")
     _, f = bgk.rollout(lift(decoder, Q[None], bgk, eps), burst)
     return cell_data(bgk, f[0, 1:], eps)
+
+
+def hybrid_cells(path: Any) -> dict[str, np.ndarray]:
+    """Training cells (:func:`.train.cell_data`) from the kinetic cells a cell-local hybrid
+    run wrote (``output/kinetic_cells.npz``): the cells BGK ran because a criterion
+    flagged them, labelled by BGK itself.  ``ValueError`` naming the file when it is not
+    such a file."""
+    try:
+        with np.load(path) as z:
+            f, kn, nv, v_max = z["f"], float(z["kn"]), int(z["nv"]), float(z["v_max"])
+    except (OSError, KeyError, ValueError) as exc:
+        raise ValueError(
+            f"learn.hybrid_data: {path} is not a hybrid kinetic_cells.npz ({exc})"
+        ) from None
+    if f.ndim != 2 or f.shape[0] != nv:
+        raise ValueError(
+            f"learn.hybrid_data: {path}: f must have shape (nv={nv}, N), got {f.shape}"
+        )
+    bgk = solvers.make("bgk", kn=kn, nv=nv, v_max=v_max, nx=max(4, f.shape[1]), bc="periodic")
+    return cell_data(bgk, f[None], kn)
 
 
 def _merge(data: dict[str, np.ndarray] | None, new: dict[str, np.ndarray]) -> dict:
@@ -278,6 +316,8 @@ def learn(
             }
         )
     )
+    for path in cfg["hybrid_data"]:  # kinetic regions of hybrid runs: explored and labelled
+        init = _merge(init, hybrid_cells(path))
     result = {"config": cfg, "runs": {}}
     for strategy in strategies:
         r = run(base, decoder, cfg, strategy=strategy, initial=init, progress=progress)
@@ -318,6 +358,7 @@ __all__ = [
     "deviation",
     "ensemble",
     "explore",
+    "hybrid_cells",
     "label",
     "learn",
     "plot",

@@ -1,0 +1,596 @@
+"""Cell-local hybrid of the learned moment closure and the kinetic solver: kinetic where
+it must, closure where it may (a coupling mode: it decides *where* micro runs, as the
+schedules decide *when*).
+
+The domain's ``nx`` cells are split anew every coupling step ``Δ`` (the solver's
+``dt_coarse``) into **kinetic cells**, run by the kinetic solver (BGK) on ``f(v)``, and
+**closure cells**, run by member 0 of the closure ensemble on ``Q = (ρ, ρu, E, ρW)``
+(:class:`~ledmus.surrogates.closure.fv.FVSolver`); the criteria and the decision are in
+:mod:`.hybrid_cells`.  One step from ``t`` to ``t + Δ``:
+
+1. score every cell and decide the new kinetic region; the kinetic cells' moments come
+   from ``f``, and their encoder ``W`` is **restricted** only where it is used (the
+   ``deviation`` score of cells no other criterion decided, the cells that leave, the
+   closure runs' ghost cells); a cell that turns kinetic gets ``f`` **lifted** from its
+   ``Q`` by the learned decoder ``h(v; U, W)`` (exact moments), one that turns closure
+   its restricted ``Q``;
+2. the **closure runs** advance over ``Δ`` with their adaptive steps; their ghost cells
+   beyond a kinetic neighbour are that neighbour's restricted ``Q`` at ``t``;
+3. the **kinetic runs** advance over ``Δ`` with the solver's ``dt``; their ghost cells are
+   the decoder's ``f`` of the closure neighbours at ``t`` and at ``t + Δ`` (linear in
+   time between, each stage at its own time) — through the kinetic backend, in process
+   or the MUSCLE3 kinetic component (:class:`~.messages.KineticRequest`);
+4. **reflux**: at every face between a kinetic and a closure cell the closure cell's
+   time-integrated mass, momentum and energy flux is replaced by the kinetic one
+   (``U_c += ±(Φ_kinetic - Φ_closure)/dx``), so both sides share one interface flux and
+   the totals change only by the fluxes through the domain ends.
+
+A closure run that breaks down (non-finite, ``ρ`` or ``T`` <= 0) turns kinetic and the step
+is redone.  With no kinetic cell the run is the closure alone; with every cell kinetic,
+the kinetic solver alone (bitwise: the same steps).  Today's whole-domain HMM
+(``configs/hmm_bgk.ymmsl``) stays the hybrid with one cell group.
+
+Cost model: with ``f_k`` the kinetic fraction and ``S_c`` the closure's speed-up over the
+kinetic solver, ``S ≈ 1/(f_k + (1 - f_k)/S_c)`` (:func:`cost_model`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..validation import Field, as_bool, as_choice, as_int, as_number, parse_fields
+from .hybrid_cells import CRITERIA, CellView, decide, get_criterion, grow, runs
+from .messages import KineticRequest, KineticResult
+
+log = logging.getLogger("ledmus.coupler.hybrid")
+
+#: default thresholds θ of the criteria (settings ``threshold_<name>``)
+THRESHOLDS = {"deviation": 0.1, "realisability": 1.0, "kn_gll": 0.05, "noneq": 0.05}
+
+
+def _as_criteria(label: str, value: Any) -> tuple[str, ...]:
+    items = [v.strip() for v in value.split(",")] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not items:
+        raise ValueError(
+            f"{label} must be a list of criteria (or names joined by commas); allowed: "
+            f"{', '.join(CRITERIA)}"
+        )
+    for name in items:
+        try:
+            get_criterion(name)
+        except ValueError as exc:
+            raise ValueError(f"{label}: {exc}") from None
+    return tuple(items)
+
+
+def _hysteresis(label: str, value: Any) -> float:
+    value = as_number(0.0, strict=True)(label, value)
+    if value > 1:
+        raise ValueError(f"{label} must be in (0, 1] (exit threshold / entry), got {value!r}")
+    return float(value)
+
+
+FIELDS = (
+    Field("criteria", _as_criteria, ("deviation", "realisability", "kn_gll"), "criteria"),
+    Field("buffer", as_int(0), 2, "buffer cells at each side (at least the wave reach)"),
+    Field("hysteresis", _hysteresis, 0.5, "a core cell leaves below hysteresis x threshold"),
+    *(
+        Field(f"threshold_{name}", as_number(0.0, strict=True), value, f"θ of {name}")
+        for name, value in THRESHOLDS.items()
+    ),
+    Field("lift_ghosts", as_choice(("decoder", "maxwellian")), "decoder", "ghost-cell lift"),
+    Field("record", as_bool, True, "keep the per-step masks and fields"),
+)
+
+
+@dataclass(frozen=True)
+class HybridSettings:
+    """The hybrid's own settings (:data:`FIELDS`; unknown names are refused)."""
+
+    criteria: tuple[str, ...] = ("deviation", "realisability", "kn_gll")
+    buffer: int = 2
+    hysteresis: float = 0.5
+    thresholds: Mapping[str, float] = field(default_factory=lambda: dict(THRESHOLDS))
+    lift_ghosts: str = "decoder"
+    record: bool = True
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any], *, unknown: str = "error") -> HybridSettings:
+        """From settings ``raw`` (``hybrid_<name>`` or bare names); ``ValueError`` naming
+        the field and what is allowed."""
+        v = parse_fields(FIELDS, raw, what="hybrid setting", unknown=unknown)
+        return cls(
+            criteria=v["criteria"],
+            buffer=v["buffer"],
+            hysteresis=v["hysteresis"],
+            thresholds={name: float(v[f"threshold_{name}"]) for name in THRESHOLDS},
+            lift_ghosts=v["lift_ghosts"],
+            record=v["record"],
+        )
+
+
+def cost_model(kinetic_fraction: float, closure_speedup: float) -> float:
+    """``S ≈ 1/(f_k + (1 - f_k)/S_c)``: the speed-up over the kinetic solver of a hybrid
+    whose kinetic cells cost what the kinetic solver's do and whose closure cells cost
+    ``1/S_c`` of it."""
+    return 1.0 / (kinetic_fraction + (1.0 - kinetic_fraction) / closure_speedup)
+
+
+# -------------------------------------------------------------------------- kinetic side
+def ghost_cells(run: np.ndarray, nx: int, periodic: bool) -> tuple[Any, Any]:
+    """The two cells beyond each end of ``run`` (index arrays), or ``None`` at a domain
+    end (outflow); on a periodic box that the run covers wholly, both ``None``."""
+    if periodic:
+        if run.size == nx:
+            return None, None
+        return (np.array([run[0] - 2, run[0] - 1]) % nx, np.array([run[-1] + 1, run[-1] + 2]) % nx)
+    left = None if run[0] == 0 else np.clip([run[0] - 2, run[0] - 1], 0, nx - 1)
+    right = None if run[-1] == nx - 1 else np.clip([run[-1] + 1, run[-1] + 2], 0, nx - 1)
+    return left, right
+
+
+def advance_kinetic(solver: Any, request: KineticRequest) -> KineticResult:
+    """Run every kinetic run of ``request`` (the kinetic component's work, and the in-process
+    backend's) in one :meth:`~ledmus.solvers.bgk.BGK.advance_runs` call; ``ValueError``
+    naming the field of a request whose arrays do not fit together."""
+    t0 = time.perf_counter()
+    n, nv = len(request.size), solver.nv
+    checks = (
+        ("start", np.shape(request.start) == (n,)),
+        ("size", n > 0 and np.all(np.asarray(request.size) > 0)),
+        ("ends", np.shape(request.ends) == (n, 2)),
+        ("f", np.shape(request.f) == (nv, int(np.sum(request.size)))),
+        ("ghosts", np.shape(request.ghosts) == (n, 2, 2, nv, 2)),
+    )
+    for name, ok in checks:
+        if not ok:
+            raise ValueError(
+                f"KineticRequest.{name} does not fit: {n} runs of sizes {np.asarray(request.size).tolist()}, "
+                f"nv={nv}; start (s,), ends (s, 2), f (nv, sum of sizes), ghosts (s, 2, 2, nv, 2)"
+            )
+    work, at = [], 0
+    for k, m in enumerate(np.asarray(request.size, dtype=int)):
+        g = request.ghosts[k]
+        left, right = (
+            None if request.ends[k, i] else (g[i, 0][None], g[i, 1][None]) for i in (0, 1)
+        )
+        work.append((request.f[None, :, at : at + m], left, right))
+        at += m
+    done = solver.advance_runs(work, request.duration)
+    f_out = np.concatenate([f[0] for f, _ in done], axis=-1)
+    phi = np.stack([p[0] for _, p in done])
+    return KineticResult(request.step, f_out, phi, time.perf_counter() - t0)
+
+
+class KineticBackend(Protocol):
+    """Where the kinetic cells run: ``advance(request) -> result``."""
+
+    def advance(self, request: KineticRequest) -> KineticResult: ...
+
+
+class InProcess:
+    """The kinetic cells in this process (the embedded engine)."""
+
+    def __init__(self, solver: Any) -> None:
+        self.solver = solver
+
+    def advance(self, request: KineticRequest) -> KineticResult:
+        return advance_kinetic(self.solver, request)
+
+
+# ------------------------------------------------------------------------------- the run
+class HybridRun:
+    """One cell-local hybrid run of one state (see the module).
+
+    ``solver``: the kinetic solver (BGK, its ``kn`` is ``ε``); ``ensemble``: a
+    :class:`~ledmus.surrogates.closure.hmm.ClosureEnsemble` (member 0 propagates, all
+    members score ``deviation``, its decoder lifts); ``f0`` ``(nv, nx)`` the initial state.
+    """
+
+    def __init__(
+        self,
+        solver: Any,
+        ensemble: Any,
+        f0: np.ndarray,
+        settings: HybridSettings | None = None,
+        *,
+        kinetic: KineticBackend | None = None,
+    ) -> None:
+        import torch
+
+        from ..surrogates.closure.fv import FVSolver
+        from ..surrogates.closure.ml import MLMomentClosure, eps_scale
+
+        self.solver, self.settings = solver, settings or HybridSettings()
+        self.members = list(ensemble.members)
+        self.decoder = ensemble.decoder
+        self.eps = float(solver.kn)
+        self.nx, self.dx, self.dt = solver.nx, solver.dx, solver.dt_coarse
+        self.periodic = solver.bc == "periodic"
+        closure = MLMomentClosure(self.members[0], self.eps, length=solver.L, bc=solver.bc)
+        self.fv = FVSolver(closure, nx=solver.nx, length=solver.L, bc=solver.bc)
+        self.closures = [MLMomentClosure(m, self.eps) for m in self.members]  # deviation
+        self.scale = float(
+            eps_scale(torch.tensor([np.log10(self.eps)]), self.members[0].spec["eps_ref"])[0]
+        )
+        self.kinetic_backend = kinetic or InProcess(solver)
+        f0 = np.asarray(f0, dtype=np.float64)
+        if f0.shape != tuple(solver.state_shape):
+            raise ValueError(f"f0 must have shape {tuple(solver.state_shape)}, got {f0.shape}")
+        self.f = f0.copy()
+        self.f_current = np.ones(self.nx, dtype=bool)  # cells whose f is the state (t = 0: all)
+        self.Q = self.restrict(self.f)
+        self.core = np.zeros(self.nx, dtype=bool)
+        self.kinetic = np.zeros(self.nx, dtype=bool)
+        self.t, self.steps, self.switches, self.redone, self.reach = 0.0, 0, 0, 0, 0
+        self.inflow = np.zeros(3)  # ∫ (F(0) - F(L)) dt through the domain ends
+        self.total0 = self.totals()
+        self.history: dict[str, list] = {"t": [], "kinetic": [], "fields": [], "labelled": []}
+        self.micro_s = self.macro_s = 0.0
+
+    # --------------------------------------------------------------------- mappers
+    def restrict(self, f: np.ndarray) -> np.ndarray:
+        """``Q`` ``(3+M, m)`` of the cells ``f`` ``(nv, m)``."""
+        from ..surrogates.closure.lift import restrict
+
+        return restrict(self.members[0], f[None], self.solver)[0]
+
+    def lift(self, Q: np.ndarray) -> np.ndarray:
+        """``f`` ``(nv, m)`` of the cells ``Q`` ``(3+M, m)``: the decoder (exact moments),
+        or with ``lift_ghosts: maxwellian`` the discrete Maxwellian of ``U``."""
+        from ..surrogates.closure.lift import lift
+
+        if self.settings.lift_ghosts == "maxwellian":
+            return self.solver.maxwellian_of_moments(Q[None, :3])[0]
+        return lift(self.decoder, Q[None], self.solver, self.eps)[0]
+
+    # ------------------------------------------------------------------- observables
+    def moments_all(self) -> np.ndarray:
+        """``Q`` ``(3+M, nx)`` of every cell: closure cells' own, kinetic cells restricted."""
+        Q = self.Q.copy()
+        k = np.flatnonzero(self.kinetic)
+        if k.size:
+            Q[:, k] = self.restrict(self.f[:, k])
+        return Q
+
+    def conserved(self) -> np.ndarray:
+        """``(ρ, ρu, E)`` ``(3, nx)`` of every cell (kinetic cells: the moments of ``f``)."""
+        U = self.Q[:3].copy()
+        k = np.flatnonzero(self.kinetic)
+        if k.size:
+            U[:, k] = self.solver.moments(self.f[:, k])
+        return U
+
+    def totals(self) -> np.ndarray:
+        """``Σ_cells (ρ, ρu, E) dx`` ``(3,)``."""
+        return self.conserved().sum(axis=1) * self.dx
+
+    def primitives(self) -> np.ndarray:
+        """``(ρ, u, T)`` ``(3, nx)`` of the current state."""
+        Q = self.conserved()
+        rho = Q[0]
+        u = Q[1] / rho
+        return np.stack([rho, u, 2.0 * Q[2] / rho - u * u])
+
+    def conservation_error(self) -> np.ndarray:
+        """``|Σ U dx (t) - Σ U dx (0) - inflow| / |Σ U dx (0)|`` per conserved row ``(3,)``
+        (``|Σ ρu dx(0)|`` replaced by ``Σ ρ dx(0)`` times the sound speed scale 1 when it
+        vanishes)."""
+        scale = np.abs(self.total0)
+        scale[1] = max(scale[1], scale[0])
+        return np.abs(self.totals() - self.total0 - self.inflow) / scale
+
+    # ---------------------------------------------------------------------- decision
+    def _moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """``Q`` ``(3+M, nx)`` of every cell with the kinetic cells' ``U`` from ``f`` and their
+        ``W`` not yet restricted (0), and the mask ``(nx,)`` of cells whose ``W`` is known."""
+        Q = self.Q.copy()
+        k = np.flatnonzero(self.kinetic)
+        if k.size:
+            Q[:3, k] = self.solver.moments(self.f[:, k])
+            Q[3:, k] = 0.0
+        return Q, ~self.kinetic
+
+    def _restrict_where(self, Q: np.ndarray, known: np.ndarray, cells: np.ndarray) -> None:
+        """Restrict the ``W`` of the kinetic ``cells`` (mask) not yet known, in place."""
+        todo = np.flatnonzero(cells & self.kinetic & ~known)
+        if todo.size:
+            Q[:, todo] = self.restrict(self.f[:, todo])
+            known[todo] = True
+
+    def scores(self, Q: np.ndarray, known: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """The criteria's scores ``(nx,)`` of the state ``Q``.  ``deviation`` (four closure
+        networks and the restriction of kinetic cells) is left at 0 on the cells that
+        another criterion already sends to (or keeps in) the kinetic solver: the decision
+        is the same."""
+        s = self.settings
+        known = np.ones(self.nx, dtype=bool) if known is None else known
+        view = CellView(Q, self.f, self.kinetic, self.solver, self.closures, self.scale, self.eps)
+        out = {n: get_criterion(n).score(view) for n in s.criteria if n != "deviation"}
+        if "deviation" in s.criteria:
+            decided = np.zeros(self.nx, dtype=bool)
+            for name, score in out.items():
+                if not get_criterion(name).exit_only:
+                    theta = s.thresholds[name]
+                    decided |= (score >= theta) | (self.core & (score >= s.hysteresis * theta))
+            todo = np.flatnonzero(~decided)
+            self._restrict_where(Q, known, ~decided)
+            dev = np.zeros(self.nx)
+            if todo.size:
+                sub = CellView(
+                    Q[:, todo],
+                    self.f,
+                    self.kinetic,
+                    self.solver,
+                    self.closures,
+                    self.scale,
+                    self.eps,
+                )
+                dev[todo] = get_criterion("deviation").score(sub)
+            out["deviation"] = dev
+        return {n: out[n] for n in s.criteria}
+
+    def wave_reach(self, Q: np.ndarray) -> int:
+        """Cells a wave can cross in one coupling step, ``ceil(max(|u| + 1.5 √(3T)) Δ/dx)``
+        (the closure's wave-speed bound): the buffer is at least this wide, so that a front
+        flagged at ``t`` is still inside the kinetic region at ``t + Δ``."""
+        rho = Q[0]
+        u = Q[1] / rho
+        T = np.maximum(2.0 * Q[2] / rho - u * u, 0.0)
+        speed = float(np.max(np.abs(u) + self.fv.closure.speed_factor * np.sqrt(3.0 * T)))
+        return int(np.ceil(speed * self.dt / self.dx - 1e-9))
+
+    def switch(self, kinetic: np.ndarray, Q: np.ndarray) -> None:
+        """Make ``kinetic`` the kinetic cells: lift the new ones (by the decoder; at ``t = 0``
+        the initial ``f`` is kept), restrict the leavers."""
+        on = np.flatnonzero(kinetic & ~self.kinetic)
+        off = np.flatnonzero(~kinetic & self.kinetic)
+        lift = np.flatnonzero(kinetic & ~self.kinetic & ~self.f_current)
+        if lift.size:  # (the initial state's f is kept: it is the kinetic state)
+            self.f[:, lift] = self.lift(Q[:, lift])
+        if off.size:
+            self.Q[:, off] = Q[:, off]
+        self.switches += on.size + off.size
+        self.kinetic = kinetic.copy()
+
+    # -------------------------------------------------------------------------- step
+    def step(self) -> None:
+        """Advance the state by ``Δ`` (see the module)."""
+        s = self.settings
+        Q, known = self._moments()
+        self.reach = self.wave_reach(Q)
+        self.core, kinetic = decide(
+            self.scores(Q, known),
+            s.thresholds,
+            self.core,
+            self.kinetic,
+            hysteresis=s.hysteresis,
+            buffer=max(s.buffer, self.reach),
+            periodic=self.periodic,
+        )
+        for _ in range(self.nx):
+            # W of the cells that leave and of the closure runs' kinetic ghost cells
+            near = grow(~kinetic, 2, self.periodic) | ~kinetic
+            self._restrict_where(Q, known, near)
+            self.switch(kinetic, Q)
+            try:
+                self._advance(Q)
+                break
+            except FloatingPointError as exc:
+                bad = self._failed
+                log.info("t=%g: closure cells %s broke down (%s): kinetic", self.t, bad, exc)
+                self.core[bad] = True
+                self.redone += 1
+                kinetic = self.kinetic | np.isin(np.arange(self.nx), bad)
+        self.t += self.dt
+        self.steps += 1
+        if s.record:
+            self.history["t"].append(self.t)
+            self.history["kinetic"].append(self.kinetic.copy())
+            self.history["fields"].append(self.primitives())
+            core = np.flatnonzero(self.core & self.kinetic)  # cells BGK ran for a reason
+            self.history["labelled"].append((self.t, core, self.f[:, core].copy()))
+
+    def _advance(self, Q: np.ndarray) -> None:
+        """One step ``Δ`` of the current split from the moments ``Q`` of every cell at ``t``."""
+        nx, periodic = self.nx, self.periodic
+        Q_new, f_new = self.Q.copy(), self.f.copy()
+        closure_phi: dict[int, np.ndarray] = {}  # face -> ∫F dt of the closure run there
+        inflow = np.zeros(3)
+        self._failed = np.empty(0, dtype=int)
+        t0 = time.perf_counter()
+        cl_runs = runs(~self.kinetic, periodic)
+        work = []
+        for run in cl_runs:
+            sides = [
+                None if g is None else (Q[None, :, g],) * 2 for g in ghost_cells(run, nx, periodic)
+            ]
+            work.append((Q[None, :, run], *sides))
+        if work:
+            done = self._closure_runs(cl_runs, work)
+        for run, (q, phi) in zip(cl_runs, done if work else [], strict=True):
+            Q_new[:, run] = q[0]
+            closure_phi[int(run[0])] = phi[0, :, 0]
+            closure_phi[int(run[-1] + 1) % nx if periodic else int(run[-1] + 1)] = phi[0, :, 1]
+            inflow += self._boundary(run, phi[0])
+        self.macro_s += time.perf_counter() - t0
+        kin_runs = runs(self.kinetic, periodic)
+        if kin_runs:
+            result = self.kinetic_backend.advance(self._request(kin_runs, Q, Q_new))
+            self.micro_s += result.micro_s
+            at = 0
+            for k, run in enumerate(kin_runs):
+                f_new[:, run] = result.f[:, at : at + run.size]
+                at += run.size
+                phi = result.phi[k]
+                inflow += self._boundary(run, phi)
+                left, right = ghost_cells(run, nx, periodic)
+                if left is not None:  # the closure cell left of the run: its right face
+                    face = int(run[0])
+                    Q_new[:3, (face - 1) % nx] -= (phi[:, 0] - closure_phi[face]) / self.dx
+                if right is not None:  # the closure cell right of the run: its left face
+                    face = int(run[-1] + 1) % nx if periodic else int(run[-1] + 1)
+                    Q_new[:3, face % nx] += (phi[:, 1] - closure_phi[face]) / self.dx
+            rho, _, T = _prim(Q_new[:, ~self.kinetic])
+            if not (np.all(rho > 0) and np.all(T > 0)):
+                cells = np.flatnonzero(~self.kinetic)
+                self._failed = cells[(rho <= 0) | (T <= 0)]
+                raise FloatingPointError("the interface flux left density or temperature <= 0")
+        self.Q[:, ~self.kinetic] = Q_new[:, ~self.kinetic]
+        self.f[:, self.kinetic] = f_new[:, self.kinetic]
+        self.f_current = self.kinetic.copy()
+        self.inflow += inflow
+
+    def _closure_runs(self, cl_runs: list, work: list) -> list:
+        """All closure runs in one call; on a breakdown, the run(s) that broke down are
+        found one by one and reported in ``_failed`` (``FloatingPointError``)."""
+        try:
+            done = self.fv.advance_runs(work, self.dt)
+            if all(_realisable(q[0]) for q, _ in done):
+                return done
+        except (FloatingPointError, ValueError):
+            pass
+        bad = []
+        for run, item in zip(cl_runs, work, strict=True):
+            try:
+                q, _ = self.fv.advance_runs([item], self.dt)[0]
+                ok = _realisable(q[0])
+            except (FloatingPointError, ValueError):
+                ok = False
+            if not ok:
+                bad.append(run)
+        self._failed = np.concatenate(bad) if bad else np.flatnonzero(~self.kinetic)
+        raise FloatingPointError("a closure run broke down (non-finite, rho or T <= 0)")
+
+    def _boundary(self, run: np.ndarray, phi: np.ndarray) -> np.ndarray:
+        """Net inflow ``(3,)`` through the domain ends that ``run`` touches (outflow box)."""
+        if self.periodic:
+            return np.zeros(3)
+        return (phi[:, 0] if run[0] == 0 else 0.0) - (phi[:, 1] if run[-1] == self.nx - 1 else 0.0)
+
+    def _request(self, kin_runs: list, Q: np.ndarray, Q_new: np.ndarray) -> KineticRequest:
+        nv, n = self.solver.nv, len(kin_runs)
+        ghosts = np.zeros((n, 2, 2, nv, 2))
+        ends = np.zeros((n, 2), dtype=np.int64)
+        where, cells = [], []
+        for k, run in enumerate(kin_runs):
+            for side, g in enumerate(ghost_cells(run, self.nx, self.periodic)):
+                if g is None:
+                    ends[k, side] = 1
+                else:
+                    where.append((k, side))
+                    cells.append(g)
+        if cells:  # every ghost cell at t and at t + Δ: one decoder call
+            idx = np.concatenate(cells)
+            f = self.lift(np.concatenate([Q[:, idx], Q_new[:, idx]], axis=1))
+            f0, f1 = f[:, : idx.size], f[:, idx.size :]
+            for j, (k, side) in enumerate(where):
+                ghosts[k, side, 0] = f0[:, 2 * j : 2 * j + 2]
+                ghosts[k, side, 1] = f1[:, 2 * j : 2 * j + 2]
+        order = np.concatenate(kin_runs)
+        return KineticRequest(
+            step=self.steps,
+            t0=self.t,
+            duration=self.dt,
+            start=np.array([r[0] for r in kin_runs], dtype=np.int64),
+            size=np.array([r.size for r in kin_runs], dtype=np.int64),
+            ends=ends,
+            f=np.ascontiguousarray(self.f[:, order]),
+            ghosts=ghosts,
+        )
+
+    # ------------------------------------------------------------------------ results
+    def run(self, t_end: float, progress: bool = False) -> None:
+        """Steps ``Δ`` until ``t_end`` (a multiple of ``Δ``)."""
+        from ..progress import progress_bar
+
+        n = round((t_end - self.t) / self.dt)
+        if n < 0 or abs((t_end - self.t) / self.dt - n) > 1e-9 * max(n, 1):
+            raise ValueError(f"t_end={t_end!r} must be t + k*dt_coarse (dt_coarse={self.dt!r})")
+        for _ in progress_bar(range(n), enabled=progress, desc="hybrid"):
+            self.step()
+
+    def labelled_cells(self) -> dict[str, np.ndarray]:
+        """The kinetic core cells of every step (flagged by a criterion, not buffer): the
+        exploration data of the next round of concurrent learning (``ledmus learn``,
+        config field ``learn.hybrid_data``): ``f`` ``(nv, N)``, their times and positions
+        ``(N,)``, and the grid and ``kn`` to rebuild the solver."""
+        items = self.history["labelled"]
+        nv = self.solver.nv
+        f = np.concatenate([c for _, _, c in items], axis=1) if items else np.empty((nv, 0))
+        return {
+            "f": f,
+            "t": np.concatenate([np.full(i.size, t) for t, i, _ in items])
+            if items
+            else np.empty(0),
+            "x": np.concatenate([self.solver.x[i] for _, i, _ in items]) if items else np.empty(0),
+            "kn": np.float64(self.eps),
+            "nv": np.int64(nv),
+            "v_max": np.float64(self.solver.v_max),
+        }
+
+    def metrics(self) -> dict[str, Any]:
+        """Kinetic fraction per step (mean, max), switches, redone steps, conservation."""
+        frac = [float(k.mean()) for k in self.history["kinetic"]]
+        return {
+            "steps": self.steps,
+            "kinetic_fraction_mean": float(np.mean(frac)) if frac else float(self.kinetic.mean()),
+            "kinetic_fraction_max": float(np.max(frac)) if frac else float(self.kinetic.mean()),
+            "kinetic_fraction": frac,
+            "switches": self.switches,
+            "redone_steps": self.redone,
+            "wave_reach_cells": self.reach,
+            "conservation_error": self.conservation_error().tolist(),
+            "micro_s": self.micro_s,
+            "macro_s": self.macro_s,
+        }
+
+
+def _realisable(Q: np.ndarray) -> bool:
+    rho, _, T = _prim(Q)
+    return bool(np.all(np.isfinite(Q)) and np.all(rho > 0) and np.all(T > 0))
+
+
+def _prim(Q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    with np.errstate(all="ignore"):
+        rho = Q[0]
+        u = Q[1] / rho
+        return rho, u, 2.0 * Q[2] / rho - u * u
+
+
+def plot_kinetic_region(run: HybridRun, path: Any) -> None:
+    """Space-time plot of ``ρ`` with the kinetic cells outlined (PNG at ``path``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = np.asarray(run.history["t"])
+    rho = np.asarray(run.history["fields"])[:, 0]
+    kin = np.asarray(run.history["kinetic"], dtype=float)
+    x = run.solver.x
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    im = ax.pcolormesh(x, t, rho, shading="nearest", cmap="viridis")
+    if kin.any() and not kin.all():
+        ax.contour(x, t, kin, levels=[0.5], colors="white", linewidths=1.0)
+    ax.set(xlabel="x", ylabel="t", title=f"ρ and the kinetic region (white), ε = {run.eps:g}")
+    fig.colorbar(im, ax=ax, label="ρ")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, format="png")
+    plt.close(fig)
+
+
+__all__ = [
+    "HybridRun",
+    "HybridSettings",
+    "InProcess",
+    "advance_kinetic",
+    "cost_model",
+    "ghost_cells",
+]
