@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -218,3 +220,42 @@ def test_ledmus_train_dispatches_a_closure_config(tmp_path):
     assert main(["train", str(path), "--out", str(tmp_path / "c.pt")]) in (None, 0)
     net, payload = load_model(tmp_path / "c.pt")
     assert payload["kind"] == "closure" and net.M == 2
+
+
+_THREADS_SNIPPET = """
+import sys, numpy as np, torch
+torch.set_num_threads(1)
+from ledmus import solvers
+from ledmus.surrogates.checkpoint import load_model
+from ledmus.surrogates.closure import lift as L
+from ledmus.surrogates.closure.ml import MLMomentClosure
+ens, _ = load_model(sys.argv[1])
+bgk = solvers.make("bgk", kn=0.1, nx=100, bc="periodic")
+f = bgk.rollout(bgk.initial_condition("waves", 2, np.random.default_rng(3)), 0.01)[1][:, -1]
+Q = L.restrict(ens.members[0], f, bgk)
+parts = [Q, L.lift(ens.decoder, Q, bgk, 0.1)]
+cl = MLMomentClosure(ens.members[0], 0.1)
+for m in (51, 135, 167, 300):  # row counts whose threaded products split differently
+    parts += list(cl.closure_terms(np.concatenate([Q] * 3, -1)[..., :m]))
+np.save(sys.argv[2], np.concatenate([p.ravel() for p in parts]))
+"""
+
+
+def test_numpy_networks_give_the_same_bits_on_one_or_two_blas_threads(tmp_path):
+    """The numpy closure, encoder and decoder keep each BLAS product under OpenBLAS's
+    threading threshold, so OMP_NUM_THREADS does not change a bit (a threaded product
+    differs by about 1e-14, measured): the MUSCLE3 components (one thread each) and an
+    embedded run agree bitwise."""
+    import os
+    import subprocess
+    import sys
+
+    model = Path(__file__).resolve().parents[1] / "models" / "closure_bgk_hmm.pt"
+    out = []
+    for threads in ("1", "2"):
+        path = tmp_path / f"t{threads}.npy"
+        env = dict(os.environ, OMP_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads)
+        cmd = [sys.executable, "-c", _THREADS_SNIPPET, str(model), str(path)]
+        subprocess.run(cmd, check=True, env=env, timeout=300)
+        out.append(np.load(path))
+    np.testing.assert_array_equal(out[0], out[1])

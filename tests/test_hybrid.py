@@ -226,6 +226,38 @@ def test_kinetic_ghosts_move_with_the_closure_over_the_step(ens):
     assert checked >= 2
 
 
+def test_a_kinetic_failure_stops_the_run_and_a_closure_failure_turns_kinetic(ens):
+    """A breakdown on the kinetic side is an error (not retried as a closure failure);
+    a closure cell that breaks down turns kinetic, and the new split still leaves no
+    one-cell closure gap (every kinetic run's ghosts are closure cells)."""
+    from ledmus.coupler.hybrid import ClosureBreakdown, InProcess
+    from ledmus.coupler.hybrid_cells import fill_gaps
+
+    class Broken(InProcess):
+        def advance(self, request):
+            raise FloatingPointError("Newton did not converge")
+
+    bgk, f0 = _waves()
+    run = HybridRun(bgk, ens, f0, HybridSettings.parse(MIXED), kinetic=Broken(bgk))
+    with pytest.raises(FloatingPointError, match="Newton did not converge"):
+        run.run(0.04)
+
+    class Flaky(HybridRun):
+        def _closure_runs(self, cl_runs, work):
+            first = cl_runs[0]
+            if first.size >= 3 and self.steps not in self.failed_at:
+                self.failed_at.add(self.steps)  # the second cell of the first closure run
+                raise ClosureBreakdown("planted", first[1:2])
+            return super()._closure_runs(cl_runs, work)
+
+    run = Flaky(bgk, ens, f0, HybridSettings.parse({**MIXED, "buffer": 0}))
+    run.failed_at = set()
+    run.run(0.04)
+    assert run.redone >= 3
+    for kin in run.history["kinetic"]:
+        np.testing.assert_array_equal(fill_gaps(kin, periodic=True), kin)
+
+
 def test_ghost_cell_indices():
     run = np.array([0, 1, 2])
     assert ghost_cells(run, 10, periodic=False)[0] is None
@@ -312,6 +344,7 @@ def test_all_closure_is_the_closure_alone(ens):
         ({"buffer": -1}, "buffer must be an integer >= 0"),
         ({"threshold_kn_gll": 0}, "threshold_kn_gll must be a number > 0"),
         ({"bufer": 2}, "unknown hybrid setting"),
+        ({"criteria": ["deviation", ["kn_gll"]]}, "criteria must be a list of criteria"),
     ],
 )
 def test_bad_settings_name_the_field(raw, match):

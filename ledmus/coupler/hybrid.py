@@ -45,7 +45,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..validation import Field, as_bool, as_choice, as_int, as_number, parse_fields
-from .hybrid_cells import CRITERIA, CellView, decide, get_criterion, grow, runs
+from .hybrid_cells import CRITERIA, CellView, decide, fill_gaps, get_criterion, grow, runs
 from .messages import KineticRequest, KineticResult
 
 log = logging.getLogger("ledmus.coupler.hybrid")
@@ -56,7 +56,11 @@ THRESHOLDS = {"deviation": 0.1, "realisability": 1.0, "kn_gll": 0.05, "noneq": 0
 
 def _as_criteria(label: str, value: Any) -> tuple[str, ...]:
     items = [v.strip() for v in value.split(",")] if isinstance(value, str) else value
-    if not isinstance(items, (list, tuple)) or not items:
+    if (
+        not isinstance(items, (list, tuple))
+        or not items
+        or not all(isinstance(v, str) for v in items)
+    ):
         raise ValueError(
             f"{label} must be a list of criteria (or names joined by commas); allowed: "
             f"{', '.join(CRITERIA)}"
@@ -102,8 +106,8 @@ class HybridSettings:
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any], *, unknown: str = "error") -> HybridSettings:
-        """From settings ``raw`` (``hybrid_<name>`` or bare names); ``ValueError`` naming
-        the field and what is allowed."""
+        """From settings ``raw`` (the names of :data:`FIELDS`); ``ValueError`` naming the
+        field and what is allowed."""
         v = parse_fields(FIELDS, raw, what="hybrid setting", unknown=unknown)
         return cls(
             criteria=v["criteria"],
@@ -168,6 +172,15 @@ def advance_kinetic(solver: Any, request: KineticRequest) -> KineticResult:
     return KineticResult(request.step, f_out, phi, time.perf_counter() - t0)
 
 
+class ClosureBreakdown(FloatingPointError):
+    """Closure ``cells`` whose step broke down (non-finite, ``ρ`` or ``T`` <= 0): the step
+    is redone with them kinetic.  Failures of the kinetic side are not caught."""
+
+    def __init__(self, message: str, cells: np.ndarray) -> None:
+        super().__init__(message)
+        self.cells = np.asarray(cells, dtype=int)
+
+
 class KineticBackend(Protocol):
     """Where the kinetic cells run: ``advance(request) -> result``."""
 
@@ -229,6 +242,7 @@ class HybridRun:
         self.core = np.zeros(self.nx, dtype=bool)
         self.kinetic = np.zeros(self.nx, dtype=bool)
         self.t, self.steps, self.switches, self.redone, self.reach = 0.0, 0, 0, 0, 0
+        self.fraction_sum = self.fraction_max = 0.0
         self.inflow = np.zeros(3)  # ∫ (F(0) - F(L)) dt through the domain ends
         self.total0 = self.totals()
         self.history: dict[str, list] = {"t": [], "kinetic": [], "fields": [], "labelled": []}
@@ -374,7 +388,7 @@ class HybridRun:
             buffer=max(s.buffer, self.reach),
             periodic=self.periodic,
         )
-        for _ in range(self.nx):
+        for _ in range(self.nx + 1):
             # W of the cells that leave and of the closure runs' kinetic ghost cells
             near = grow(~kinetic, 2, self.periodic) | ~kinetic
             self._restrict_where(Q, known, near)
@@ -382,14 +396,19 @@ class HybridRun:
             try:
                 self._advance(Q)
                 break
-            except FloatingPointError as exc:
-                bad = self._failed
+            except ClosureBreakdown as exc:
+                bad = exc.cells
                 log.info("t=%g: closure cells %s broke down (%s): kinetic", self.t, bad, exc)
                 self.core[bad] = True
                 self.redone += 1
-                kinetic = self.kinetic | np.isin(np.arange(self.nx), bad)
+                kinetic = fill_gaps(self.kinetic | np.isin(np.arange(self.nx), bad), self.periodic)
+        else:  # every cell kinetic and still failing cannot happen: a closure cell failed
+            raise FloatingPointError(f"t={self.t:g}: the hybrid step could not be completed")
         self.t += self.dt
         self.steps += 1
+        frac = float(self.kinetic.mean())
+        self.fraction_sum += frac
+        self.fraction_max = max(self.fraction_max, frac)
         if s.record:
             self.history["t"].append(self.t)
             self.history["kinetic"].append(self.kinetic.copy())
@@ -403,7 +422,6 @@ class HybridRun:
         Q_new, f_new = self.Q.copy(), self.f.copy()
         closure_phi: dict[int, np.ndarray] = {}  # face -> ∫F dt of the closure run there
         inflow = np.zeros(3)
-        self._failed = np.empty(0, dtype=int)
         t0 = time.perf_counter()
         cl_runs = runs(~self.kinetic, periodic)
         work = []
@@ -440,8 +458,10 @@ class HybridRun:
             rho, _, T = _prim(Q_new[:, ~self.kinetic])
             if not (np.all(rho > 0) and np.all(T > 0)):
                 cells = np.flatnonzero(~self.kinetic)
-                self._failed = cells[(rho <= 0) | (T <= 0)]
-                raise FloatingPointError("the interface flux left density or temperature <= 0")
+                raise ClosureBreakdown(
+                    "the interface flux left density or temperature <= 0",
+                    cells[(rho <= 0) | (T <= 0)],
+                )
         self.Q[:, ~self.kinetic] = Q_new[:, ~self.kinetic]
         self.f[:, self.kinetic] = f_new[:, self.kinetic]
         self.f_current = self.kinetic.copy()
@@ -449,7 +469,7 @@ class HybridRun:
 
     def _closure_runs(self, cl_runs: list, work: list) -> list:
         """All closure runs in one call; on a breakdown, the run(s) that broke down are
-        found one by one and reported in ``_failed`` (``FloatingPointError``)."""
+        found one by one and raised as :class:`ClosureBreakdown`."""
         try:
             done = self.fv.advance_runs(work, self.dt)
             if all(_realisable(q[0]) for q, _ in done):
@@ -465,8 +485,8 @@ class HybridRun:
                 ok = False
             if not ok:
                 bad.append(run)
-        self._failed = np.concatenate(bad) if bad else np.flatnonzero(~self.kinetic)
-        raise FloatingPointError("a closure run broke down (non-finite, rho or T <= 0)")
+        cells = np.concatenate(bad) if bad else np.flatnonzero(~self.kinetic)
+        raise ClosureBreakdown("a closure run broke down (non-finite, rho or T <= 0)", cells)
 
     def _boundary(self, run: np.ndarray, phi: np.ndarray) -> np.ndarray:
         """Net inflow ``(3,)`` through the domain ends that ``run`` touches (outflow box)."""
@@ -540,8 +560,8 @@ class HybridRun:
         frac = [float(k.mean()) for k in self.history["kinetic"]]
         return {
             "steps": self.steps,
-            "kinetic_fraction_mean": float(np.mean(frac)) if frac else float(self.kinetic.mean()),
-            "kinetic_fraction_max": float(np.max(frac)) if frac else float(self.kinetic.mean()),
+            "kinetic_fraction_mean": self.fraction_sum / max(self.steps, 1),
+            "kinetic_fraction_max": self.fraction_max,
             "kinetic_fraction": frac,
             "switches": self.switches,
             "redone_steps": self.redone,

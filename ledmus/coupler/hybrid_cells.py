@@ -147,7 +147,7 @@ register_criterion(
 def grow(mask: np.ndarray, cells: int, periodic: bool) -> np.ndarray:
     """``mask`` ``(nx,)`` grown by ``cells`` cells at each side of every run."""
     out = mask.copy()
-    for k in range(1, cells + 1):
+    for k in range(1, min(cells, mask.size) + 1):
         if periodic:
             out |= np.roll(mask, k) | np.roll(mask, -k)
         else:

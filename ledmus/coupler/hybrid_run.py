@@ -67,6 +67,11 @@ def build(raw: Mapping[str, Any], search: list[Path]) -> tuple[Any, Any, np.ndar
 
     values, params, hybrid = parse_run(raw)
     solver = kinetic_solver(raw)
+    if not solver.collisions:
+        raise ValueError(
+            "setting param_collisions=false: the closure relaxes with tau = kn, so the hybrid "
+            "needs the collisional BGK solver (param_collisions: true)"
+        )
     ens, payload = load_model(resolve_file(str(values["model"]), "model", search))
     if payload.get("kind") != "closure_hmm":
         raise ValueError(

@@ -223,10 +223,31 @@ def _numpy_layers(seq: nn.Sequential) -> list | None:
     ]
 
 
+#: OpenBLAS runs a product with ``m·n·k`` below this on one thread (its default
+#: ``GEMM_MULTITHREAD_THRESHOLD`` 4 × 65536); :func:`_matmul` keeps every block under it,
+#: so the numpy networks give the same bits whatever ``OMP_NUM_THREADS`` is (a threaded
+#: product splits its sums differently: 1e-14 apart, measured)
+SERIAL_GEMM = 4 * 65536
+
+
+def _matmul(a: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``a @ w`` in row blocks small enough to run on one BLAS thread."""
+    rows = max(1, (SERIAL_GEMM - 1) // (w.shape[0] * w.shape[1]))
+    if a.shape[0] <= rows:
+        return a @ w
+    out = np.empty((a.shape[0], w.shape[1]))
+    for i in range(0, a.shape[0], rows):
+        np.matmul(a[i : i + rows], w, out=out[i : i + rows])
+    return out
+
+
 def _apply(layers: list, h: np.ndarray) -> np.ndarray:
+    """The stack on the rows of ``h`` ``(..., n_in)``."""
+    lead = h.shape[:-1]
+    h = h.reshape(-1, h.shape[-1])
     for p in layers:
-        h = np.tanh(h) if p is None else h @ p[0] + p[1]
-    return h
+        h = np.tanh(h) if p is None else _matmul(h, p[0]) + p[1]
+    return h.reshape(*lead, h.shape[-1])
 
 
 def numpy_encoder(net: MomentNet) -> Any:
