@@ -39,7 +39,8 @@ import torch
 from _provenance import ROOT, write_result
 
 from ledmus import solvers
-from ledmus.coupler.hybrid import HybridRun, HybridSettings, cost_model, plot_kinetic_region
+from ledmus.coupler.hybrid import HybridRun, plot_kinetic_region
+from ledmus.coupler.hybrid_settings import HybridSettings, cost_model
 from ledmus.surrogates.checkpoint import load_model
 from ledmus.surrogates.closure.evaluate import cases, closures, fair_errors, run_closures
 

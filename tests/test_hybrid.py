@@ -16,8 +16,10 @@ import pytest
 import yaml
 
 from ledmus import solvers
-from ledmus.coupler.hybrid import HybridRun, HybridSettings, cost_model, ghost_cells
+from ledmus.coupler.hybrid import HybridRun
 from ledmus.coupler.hybrid_cells import decide, fill_gaps, grow, runs
+from ledmus.coupler.hybrid_kinetic import ghost_cells
+from ledmus.coupler.hybrid_settings import HybridSettings, cost_model
 from ledmus.surrogates.checkpoint import load_model
 from ledmus.surrogates.closure.fv import FVSolver
 from ledmus.surrogates.closure.learn import cell_deviation
@@ -202,8 +204,8 @@ def test_kinetic_ghosts_move_with_the_closure_over_the_step(ens):
     """The kinetic runs' ghost cells at the end of the step are the decoder's f of the
     closure cells after it (up to the reflux at the interface cell: measured 9e-4 against
     6e-3 for the ghosts at the start), not the start values frozen."""
-    from ledmus.coupler.hybrid import InProcess
     from ledmus.coupler.hybrid_cells import runs
+    from ledmus.coupler.hybrid_kinetic import InProcess
 
     class Spy(InProcess):
         def advance(self, request):
@@ -230,8 +232,9 @@ def test_a_kinetic_failure_stops_the_run_and_a_closure_failure_turns_kinetic(ens
     """A breakdown on the kinetic side is an error (not retried as a closure failure);
     a closure cell that breaks down turns kinetic, and the new split still leaves no
     one-cell closure gap (every kinetic run's ghosts are closure cells)."""
-    from ledmus.coupler.hybrid import ClosureBreakdown, InProcess
+    from ledmus.coupler.hybrid import ClosureBreakdown
     from ledmus.coupler.hybrid_cells import fill_gaps
+    from ledmus.coupler.hybrid_kinetic import InProcess
 
     class Broken(InProcess):
         def advance(self, request):
@@ -297,7 +300,7 @@ def test_kinetic_regions_feed_concurrent_learning(ens, tmp_path):
 
 
 def test_a_kinetic_request_that_does_not_fit_names_the_field():
-    from ledmus.coupler.hybrid import advance_kinetic
+    from ledmus.coupler.hybrid_kinetic import advance_kinetic
     from ledmus.coupler.messages import KineticRequest
 
     bgk = solvers.make("bgk", kn=0.1, nx=40)

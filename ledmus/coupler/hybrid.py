@@ -31,145 +31,24 @@ the kinetic solver alone (bitwise: the same steps).  Today's whole-domain HMM
 (``configs/hmm_bgk.ymmsl``) stays the hybrid with one cell group.
 
 Cost model: with ``f_k`` the kinetic fraction and ``S_c`` the closure's speed-up over the
-kinetic solver, ``S ≈ 1/(f_k + (1 - f_k)/S_c)`` (:func:`cost_model`).
+kinetic solver, ``S ≈ 1/(f_k + (1 - f_k)/S_c)`` (:func:`.hybrid_settings.cost_model`).
+Settings: :mod:`.hybrid_settings`; the kinetic side: :mod:`.hybrid_kinetic`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from ..validation import Field, as_bool, as_choice, as_int, as_number, parse_fields
-from .hybrid_cells import CRITERIA, CellView, decide, fill_gaps, get_criterion, grow, runs
-from .messages import KineticRequest, KineticResult
+from .hybrid_cells import CellView, decide, fill_gaps, get_criterion, grow, runs
+from .hybrid_kinetic import InProcess, KineticBackend, ghost_cells
+from .hybrid_settings import HybridSettings
+from .messages import KineticRequest
 
 log = logging.getLogger("ledmus.coupler.hybrid")
-
-#: default thresholds θ of the criteria (settings ``threshold_<name>``)
-THRESHOLDS = {"deviation": 0.1, "realisability": 1.0, "kn_gll": 0.05, "noneq": 0.05}
-
-
-def _as_criteria(label: str, value: Any) -> tuple[str, ...]:
-    items = [v.strip() for v in value.split(",")] if isinstance(value, str) else value
-    if (
-        not isinstance(items, (list, tuple))
-        or not items
-        or not all(isinstance(v, str) for v in items)
-    ):
-        raise ValueError(
-            f"{label} must be a list of criteria (or names joined by commas); allowed: "
-            f"{', '.join(CRITERIA)}"
-        )
-    for name in items:
-        try:
-            get_criterion(name)
-        except ValueError as exc:
-            raise ValueError(f"{label}: {exc}") from None
-    return tuple(items)
-
-
-def _hysteresis(label: str, value: Any) -> float:
-    value = as_number(0.0, strict=True)(label, value)
-    if value > 1:
-        raise ValueError(f"{label} must be in (0, 1] (exit threshold / entry), got {value!r}")
-    return float(value)
-
-
-FIELDS = (
-    Field("criteria", _as_criteria, ("deviation", "realisability", "kn_gll"), "criteria"),
-    Field("buffer", as_int(0), 2, "buffer cells at each side (at least the wave reach)"),
-    Field("hysteresis", _hysteresis, 0.5, "a core cell leaves below hysteresis x threshold"),
-    *(
-        Field(f"threshold_{name}", as_number(0.0, strict=True), value, f"θ of {name}")
-        for name, value in THRESHOLDS.items()
-    ),
-    Field("lift_ghosts", as_choice(("decoder", "maxwellian")), "decoder", "ghost-cell lift"),
-    Field("record", as_bool, True, "keep the per-step masks and fields"),
-)
-
-
-@dataclass(frozen=True)
-class HybridSettings:
-    """The hybrid's own settings (:data:`FIELDS`; unknown names are refused)."""
-
-    criteria: tuple[str, ...] = ("deviation", "realisability", "kn_gll")
-    buffer: int = 2
-    hysteresis: float = 0.5
-    thresholds: Mapping[str, float] = field(default_factory=lambda: dict(THRESHOLDS))
-    lift_ghosts: str = "decoder"
-    record: bool = True
-
-    @classmethod
-    def parse(cls, raw: Mapping[str, Any], *, unknown: str = "error") -> HybridSettings:
-        """From settings ``raw`` (the names of :data:`FIELDS`); ``ValueError`` naming the
-        field and what is allowed."""
-        v = parse_fields(FIELDS, raw, what="hybrid setting", unknown=unknown)
-        return cls(
-            criteria=v["criteria"],
-            buffer=v["buffer"],
-            hysteresis=v["hysteresis"],
-            thresholds={name: float(v[f"threshold_{name}"]) for name in THRESHOLDS},
-            lift_ghosts=v["lift_ghosts"],
-            record=v["record"],
-        )
-
-
-def cost_model(kinetic_fraction: float, closure_speedup: float) -> float:
-    """``S ≈ 1/(f_k + (1 - f_k)/S_c)``: the speed-up over the kinetic solver of a hybrid
-    whose kinetic cells cost what the kinetic solver's do and whose closure cells cost
-    ``1/S_c`` of it."""
-    return 1.0 / (kinetic_fraction + (1.0 - kinetic_fraction) / closure_speedup)
-
-
-# -------------------------------------------------------------------------- kinetic side
-def ghost_cells(run: np.ndarray, nx: int, periodic: bool) -> tuple[Any, Any]:
-    """The two cells beyond each end of ``run`` (index arrays), or ``None`` at a domain
-    end (outflow); on a periodic box that the run covers wholly, both ``None``."""
-    if periodic:
-        if run.size == nx:
-            return None, None
-        return (np.array([run[0] - 2, run[0] - 1]) % nx, np.array([run[-1] + 1, run[-1] + 2]) % nx)
-    left = None if run[0] == 0 else np.clip([run[0] - 2, run[0] - 1], 0, nx - 1)
-    right = None if run[-1] == nx - 1 else np.clip([run[-1] + 1, run[-1] + 2], 0, nx - 1)
-    return left, right
-
-
-def advance_kinetic(solver: Any, request: KineticRequest) -> KineticResult:
-    """Run every kinetic run of ``request`` (the kinetic component's work, and the in-process
-    backend's) in one :meth:`~ledmus.solvers.bgk.BGK.advance_runs` call; ``ValueError``
-    naming the field of a request whose arrays do not fit together."""
-    t0 = time.perf_counter()
-    n, nv = len(request.size), solver.nv
-    checks = (
-        ("start", np.shape(request.start) == (n,)),
-        ("size", n > 0 and np.all(np.asarray(request.size) > 0)),
-        ("ends", np.shape(request.ends) == (n, 2)),
-        ("f", np.shape(request.f) == (nv, int(np.sum(request.size)))),
-        ("ghosts", np.shape(request.ghosts) == (n, 2, 2, nv, 2)),
-    )
-    for name, ok in checks:
-        if not ok:
-            raise ValueError(
-                f"KineticRequest.{name} does not fit: {n} runs of sizes {np.asarray(request.size).tolist()}, "
-                f"nv={nv}; start (s,), ends (s, 2), f (nv, sum of sizes), ghosts (s, 2, 2, nv, 2)"
-            )
-    work, at = [], 0
-    for k, m in enumerate(np.asarray(request.size, dtype=int)):
-        g = request.ghosts[k]
-        left, right = (
-            None if request.ends[k, i] else (g[i, 0][None], g[i, 1][None]) for i in (0, 1)
-        )
-        work.append((request.f[None, :, at : at + m], left, right))
-        at += m
-    done = solver.advance_runs(work, request.duration)
-    f_out = np.concatenate([f[0] for f, _ in done], axis=-1)
-    phi = np.stack([p[0] for _, p in done])
-    return KineticResult(request.step, f_out, phi, time.perf_counter() - t0)
 
 
 class ClosureBreakdown(FloatingPointError):
@@ -179,22 +58,6 @@ class ClosureBreakdown(FloatingPointError):
     def __init__(self, message: str, cells: np.ndarray) -> None:
         super().__init__(message)
         self.cells = np.asarray(cells, dtype=int)
-
-
-class KineticBackend(Protocol):
-    """Where the kinetic cells run: ``advance(request) -> result``."""
-
-    def advance(self, request: KineticRequest) -> KineticResult: ...
-
-
-class InProcess:
-    """The kinetic cells in this process (the embedded engine)."""
-
-    def __init__(self, solver: Any) -> None:
-        self.solver = solver
-
-    def advance(self, request: KineticRequest) -> KineticResult:
-        return advance_kinetic(self.solver, request)
 
 
 # ------------------------------------------------------------------------------- the run
@@ -606,11 +469,4 @@ def plot_kinetic_region(run: HybridRun, path: Any) -> None:
     plt.close(fig)
 
 
-__all__ = [
-    "HybridRun",
-    "HybridSettings",
-    "InProcess",
-    "advance_kinetic",
-    "cost_model",
-    "ghost_cells",
-]
+__all__ = ["ClosureBreakdown", "HybridRun", "plot_kinetic_region"]

@@ -28,8 +28,10 @@ import numpy as np
 from .. import solvers
 from ..atomic import atomic_path, write_json
 from ..validation import Field, as_bool, as_choice, as_int, as_path, as_time, parse_fields
-from .hybrid import FIELDS as HYBRID_FIELDS
-from .hybrid import HybridRun, HybridSettings, KineticBackend, plot_kinetic_region
+from .hybrid import HybridRun, plot_kinetic_region
+from .hybrid_kinetic import KineticBackend
+from .hybrid_settings import FIELDS as HYBRID_FIELDS
+from .hybrid_settings import HybridSettings
 from .paths import resolve_file
 
 RUN_FIELDS = (

@@ -21,7 +21,7 @@ if __name__ == "__main__":  # notice a manager killed while this process starts
 from libmuscle import Instance, InstanceFlags, Message
 from ymmsl import Operator
 
-from ..hybrid import advance_kinetic
+from ..hybrid_kinetic import advance_kinetic
 from ..hybrid_run import kinetic_solver
 from ..messages import KineticRequest
 from .common import raw_settings, received, run_guarded
