@@ -4,7 +4,7 @@
 *Sequential* (shipped): models/closure_bgk.pt (encoder + closure, closure loss only) and
 models/closure_bgk_decoder.pt (decoder on the frozen encoder).  *Joint*: the same
 config, data, steps and learning rate with the decoder's loss added
-(``python -m ledmus.surrogates.closure.joint``, λ_rec = 1; trained here into ``--joint``
+(``ledmus closure joint``, λ_rec = 1; trained here into ``--joint``
 unless that folder holds it already).  For both:
 
 - the acceptance protocol of the closure (benchmarks/closure_bgk.py, ML rows only): max

@@ -25,10 +25,10 @@ import yaml
 from _provenance import add_json_option, write_result
 
 from ledmus import metrics
-from ledmus.evaluation import _windows, window_array
 from ledmus.surrogates.checkpoint import load_model
 from ledmus.surrogates.config import resolve
 from ledmus.surrogates.fitting import encode_sequences, free_run_loss, train_rnn
+from ledmus.surrogates.forecast import _windows, window_array
 from ledmus.surrogates.led import LED
 from ledmus.trajectory import read_trajectory
 

@@ -330,6 +330,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .coupler.launch import main as launch_main
 
         return launch_main(argv[1:])
+    from .plugins import load_plugins
+
+    try:  # before the parser: a plug-in family may add commands
+        load_plugins()
+    except ValueError as exc:
+        print(f"ledmus: error: {exc}", file=sys.stderr)
+        return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.quiet)

@@ -4,6 +4,10 @@ parser and handles errors)::
     ledmus train CONFIG.yaml [--out MODEL.pt] [--data DIR] [--device D]
     ledmus learn CONFIG.yaml --out DIR [--strategy deviation|random|both]
     ledmus evaluate MODEL.pt [--data FILE.h5] [--json FILE] [--out-dir DIR] ...
+    ledmus <family> <verb> ...     a family's own commands (ledmus closure hmm|joint|lift)
+
+Each dispatches on the model family (:mod:`ledmus.surrogates.family`): the config's or
+the checkpoint's ``kind``.
 """
 
 from __future__ import annotations
@@ -20,34 +24,22 @@ def cmd_train(args: argparse.Namespace) -> None:
     raw = load_config(args.config)
     if args.data:
         raw["data"] = args.data
-    kind = raw.get("kind", "led")  # led, pca, vo: train_from_config dispatches on it
+    kind = raw.get("kind", "led")  # the family; train_from_config dispatches on it
     out = Path(args.out or f"models/{kind}_{raw.get('system', 'model')}.pt")
-    if kind == "closure":  # no dataset: the BGK runs are generated in process
-        from .surrogates.closure.train import train_closure
-
-        train_closure(raw, out)
-        return
     train_from_config(raw, out, device=args.device, progress=not args.quiet)
 
 
 def cmd_learn(args: argparse.Namespace) -> None:
     import json
 
-    from .surrogates.closure.learn import STRATEGIES, learn
-    from .surrogates.config import load_config
+    from .surrogates.config import load_config, resolve
+    from .surrogates.family import get_family
 
-    strategies = STRATEGIES if args.strategy == "both" else (args.strategy,)
-    result = learn(load_config(args.config), args.out, strategies, progress=not args.quiet)
-    last = {s: its[-1] for s, its in result["runs"].items() if its}
-    print(
-        json.dumps(
-            {
-                s: {k: e[k] for k in ("iteration", "accurate_ratio", "test_error")}
-                for s, e in last.items()
-            },
-            indent=2,
-        )
-    )
+    raw = load_config(args.config)
+    resolve(raw)  # every field checked before any compute
+    learn = get_family(raw.get("kind", "led")).need("learn", "ledmus learn")
+    summary = learn(raw, Path(args.out), strategy=args.strategy, progress=not args.quiet)
+    print(json.dumps(summary, indent=2))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -81,7 +73,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 def add_model_commands(sub: Any) -> None:
     """Add ``train``, ``learn`` and ``evaluate`` to the subparsers ``sub``."""
     p = sub.add_parser(
-        "train", help="train a model (kind: led, pca, vo, closure) from a YAML config"
+        "train", help="train a model of any family (kind: led, pca, vo, closure, ...)"
     )
     p.add_argument("config", help="YAML config (configs/fhn.yaml, ...)")
     p.add_argument("--out", help="checkpoint path (default models/KIND_SYSTEM.pt)")
@@ -96,9 +88,8 @@ def add_model_commands(sub: Any) -> None:
     p.add_argument("--out", required=True, help="folder for learn_log.json and learn.png")
     p.add_argument(
         "--strategy",
-        choices=("deviation", "random", "both"),
         default="both",
-        help="label by ensemble deviation, at random (baseline), or both",
+        help="closure: label by ensemble deviation, at random (baseline), or both",
     )
     p.set_defaults(func=cmd_learn)
 
@@ -114,3 +105,29 @@ def add_model_commands(sub: Any) -> None:
     p.add_argument("--n-ics", type=int, help="use only the first N windows")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     p.set_defaults(func=cmd_evaluate)
+    add_family_commands(sub)
+
+
+def add_family_commands(sub: Any) -> None:
+    """``ledmus <kind> <verb> ...`` for every registered family with extra commands
+    (:attr:`ledmus.surrogates.family.Family.verbs`)."""
+    from .surrogates import FAMILIES
+
+    for family in FAMILIES.values():
+        if not family.verbs:
+            continue
+        if family.kind in sub.choices:
+            raise ValueError(
+                f"model family {family.kind!r} has commands, but {family.kind!r} is already "
+                "a ledmus command; give the family another kind"
+            )
+        p = sub.add_parser(
+            family.kind,
+            help=f"{family.kind} family: " + ", ".join(v.name for v in family.verbs),
+            description=family.description,
+        )
+        verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+        for verb in family.verbs:
+            v = verbs.add_parser(verb.name, help=verb.help, description=verb.help)
+            verb.arguments(v)
+            v.set_defaults(func=verb.run)

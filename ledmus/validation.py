@@ -175,6 +175,32 @@ def as_choice(choices: Iterable[str]) -> Callable[[str, Any], str]:
     return parse
 
 
+def as_choice_list(choices: Iterable[str]) -> Callable[[str, Any], list[str]]:
+    """A non-empty list of names from ``choices``, returned as a list."""
+    allowed = tuple(choices)
+
+    def parse(label: str, value: Any) -> list[str]:
+        ok = (
+            isinstance(value, (list, tuple))
+            and len(value) > 0
+            and all(isinstance(v, str) and v in allowed for v in value)
+        )
+        if not ok:
+            raise ValueError(
+                f"{label} must be a non-empty list of {', '.join(allowed)}; got {value!r}"
+            )
+        return list(value)
+
+    return parse
+
+
+def as_mapping(label: str, value: Any) -> dict[str, Any]:
+    """A mapping (its fields are checked by whoever reads it), returned as a dict."""
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{label} must be a mapping, got {value!r}")
+    return dict(value)
+
+
 def parse_fields(
     fields: Iterable[Field],
     raw: Mapping[str, Any],

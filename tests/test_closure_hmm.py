@@ -173,11 +173,11 @@ def test_muscle3_hmm_run_equals_the_embedded_run(tmp_path):
 
 
 def test_the_ensemble_builder_refuses_a_foreign_checkpoint_in_one_line(tmp_path, capsys):
-    from ledmus.surrogates.closure.hmm import main
+    from ledmus.cli import main
 
-    with pytest.raises(SystemExit) as exc:
-        main([str(ROOT / "models" / "led_fhn.pt"), str(ROOT / "models" / "closure_bgk_decoder.pt"),
-              "--out", str(tmp_path / "x.pt")])  # fmt: skip
-    assert exc.value.code == 2
-    assert "led_fhn.pt is a 'led' checkpoint, not closure" in capsys.readouterr().err
+    led, decoder = ROOT / "models" / "led_fhn.pt", ROOT / "models" / "closure_bgk_decoder.pt"
+    code = main(["closure", "hmm", str(led), str(decoder), "--out", str(tmp_path / "x.pt")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert "led_fhn.pt is a 'led' checkpoint, not closure" in err
     assert not (tmp_path / "x.pt").exists()

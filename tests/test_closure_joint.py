@@ -67,12 +67,10 @@ def test_train_joint_writes_a_closure_and_its_decoder(tmp_path):
 
 
 def test_a_bad_config_field_is_one_line(tmp_path, capsys):
-    import pytest
-
-    from ledmus.surrogates.closure.joint import main
+    from ledmus.cli import main
 
     (tmp_path / "c.yaml").write_text("kind: closure\ndata: {runs: 0}\n")
-    with pytest.raises(SystemExit) as exc:
-        main([str(tmp_path / "c.yaml"), "--out", str(tmp_path / "out")])
-    assert exc.value.code == 2
-    assert "config field data.runs must be a positive integer" in capsys.readouterr().err
+    code = main(["closure", "joint", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert "config data.runs must be an integer >= 1, got 0" in err

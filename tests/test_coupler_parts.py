@@ -21,17 +21,11 @@ from ledmus.coupler.recorder import Recorder
 from ledmus.coupler.schedule import FixedSchedule
 from ledmus.coupler.streams import RNG_LIFT_SOLVER, RNG_MDN, member_torch_generator
 from ledmus.solvers.base import Solver
-from ledmus.surrogates import macro
 from ledmus.surrogates.checkpoint import read_checkpoint
+from ledmus.surrogates.family import FAMILIES, Family, register_family
 from ledmus.surrogates.led import LED
 from ledmus.surrogates.led_macro import LEDMacro
-from ledmus.surrogates.macro import (
-    MACRO_MODELS,
-    MacroModel,
-    load_macro_model,
-    macro_model_class,
-    register_macro_model,
-)
+from ledmus.surrogates.macro import MacroModel, load_macro_model, macro_model_class
 
 ROOT = Path(__file__).resolve().parents[1]
 DECAY = 0.3  # toy decay rate [1/time]
@@ -395,13 +389,14 @@ def test_stochastic_lift_draws_per_member_window_and_seed():
 
 # ----------------------------------------------------------------- the protocol
 def test_registry_lists_the_kinds_and_led_is_registered():
-    assert {"led", "pca"} <= set(MACRO_MODELS)
+    assert macro_model_class("led") is LEDMacro and macro_model_class("pca").kind == "pca"
     with pytest.raises(ValueError, match="allowed: .*led"):
         macro_model_class("nope")
 
 
-def test_register_macro_model_files_the_class_under_its_kind(monkeypatch):
-    monkeypatch.setattr(macro, "MACRO_MODELS", {})
+def test_macro_model_class_reads_the_family_records(monkeypatch):
+    monkeypatch.setattr("ledmus.surrogates.family.FAMILIES", {})
+    from ledmus.surrogates import family
 
     class A(MeanDecay):
         kind = "a"
@@ -409,16 +404,15 @@ def test_register_macro_model_files_the_class_under_its_kind(monkeypatch):
     class B(MeanDecay):
         kind = "b"
 
-    class Nameless(MeanDecay):
-        kind = ""
-
-    assert register_macro_model(B) is B and register_macro_model(A) is A  # a decorator
-    assert macro.MACRO_MODELS == {"a": A, "b": B} and macro_model_class("b") is B
+    register_family(Family("b", macro=B))
+    register_family(Family("a", macro=A))
+    register_family(Family("net-only"))  # no macro model: not coupled, not listed
+    assert macro_model_class("b") is B and macro_model_class("a") is A
     with pytest.raises(ValueError, match=r"^unknown macro-model kind 'c'; allowed: a, b$"):
         macro_model_class("c")
-    with pytest.raises(ValueError, match="^Nameless has no kind$"):
-        register_macro_model(Nameless)
-    assert macro.MACRO_MODELS == {"a": A, "b": B}
+    with pytest.raises(ValueError, match=r"^unknown macro-model kind 'net-only'; allowed: a, b$"):
+        macro_model_class("net-only")
+    assert set(family.FAMILIES) == {"a", "b", "net-only"} and FAMILIES  # the real one untouched
 
 
 def test_protocol_defaults_read_the_spec_and_have_no_pooled_restriction():

@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # ---------------------------------------------------------------- coverage95
 def test_coverage95_counts_the_predicted_steps_only(tmp_path, monkeypatch):
-    import ledmus.evaluation_vo as ev
-    from ledmus.evaluation import model_from_payload, read_checkpoint
+    import ledmus.surrogates.vo_evaluation as ev
+    from ledmus.surrogates.checkpoint import model_from_payload, read_checkpoint
     from ledmus.trajectory import write_trajectory
 
     path = ROOT / "models" / "vo_rw.pt"

@@ -18,13 +18,23 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ledmus"
 #: top-level module or subpackage of ledmus -> layer (a module imports only layers <= its own)
 LAYERS = {
     **dict.fromkeys(
-        ("atomic", "device", "validation", "metrics", "progress", "rundir", "trajectory"), 0
+        (
+            "atomic",
+            "device",
+            "validation",
+            "metrics",
+            "progress",
+            "rundir",
+            "trajectory",
+            "plugins",
+        ),
+        0,
     ),
     "solvers": 1,
     **dict.fromkeys(("systems", "datasets"), 2),
     "surrogates": 3,
     "coupler": 4,
-    **dict.fromkeys(("evaluation", "evaluation_vo"), 5),
+    "evaluation": 5,
     **dict.fromkeys(("cli", "cli_models", "__main__"), 6),
 }
 

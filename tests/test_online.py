@@ -161,8 +161,10 @@ def test_settings_and_cold_start_from_a_training_config():
     assert list(a.model.spec) == ["system", "state_shape", "box", "autoencoder", "rnn"]
     assert a.model.spec["state_shape"] == [2, 11] and a.model.latent_dim == 8
     assert np.array_equal(a.model.scaler.shift.numpy(), states.mean(axis=(0, 2)))  # same sum
-    with pytest.raises(ValueError, match="system 'fhn' is needed, got kind 'led', system 'ks'"):
+    with pytest.raises(ValueError, match="system 'fhn' is needed, got system 'ks'"):
         OnlineTrainer.cold_start({**raw, "system": "ks"}, states, "fhn")
+    with pytest.raises(ValueError, match="the config is a 'pca' config, not led .an LED config"):
+        OnlineTrainer.cold_start({"kind": "pca", "system": "fhn"}, states, "fhn")
     with pytest.raises(ValueError, match="unknown online setting.* lrr"):
         tiny_trainer(lrr=1.0)
 

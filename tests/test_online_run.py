@@ -176,7 +176,10 @@ def test_regimes_tag_the_windows_by_the_param_schedule():
     [
         ({"schedule": "fixed"}, "setting online=deterministic needs schedule: adaptive"),
         ({"record": "latents"}, "setting online=deterministic needs record: states"),
-        ({"model": str(ROOT / "models" / "pca_fhn.pt")}, "fine-tunes an LED of a grid system"),
+        (
+            {"model": str(ROOT / "models" / "pca_fhn.pt")},
+            r"family with online training \(led\); setting model is a .pca. checkpoint",
+        ),
         (
             {"online": "sometimes"},
             "setting online='sometimes' unknown; allowed: off, asynchronous, deterministic",

@@ -1,143 +1,49 @@
-"""Plug-ins from outside ledmus: a toy system and a toy macro model, registered inside
-this test (no ledmus module edited), run as a coupled run through the embedded engine
-with settings, checkpoint, errors, metrics and plots."""
+"""Plug-ins from outside ledmus: a toy system and a toy model family
+(``tests/plugins/toy_family.py``: network, config, training, evaluation, an extra command
+and the macro model, registered with one ``register_family`` call; no ledmus module
+edited), through the whole life cycle: ``ledmus simulate``, ``train``, ``evaluate``, the
+family's command, and a coupled run under both engines (``LEDMUS_PLUGINS`` loads the
+plug-in in every MUSCLE3 component)."""
 
 from __future__ import annotations
 
+import importlib
 import json
+import os
+import re
+import sys
+from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
-import torch
-from torch import nn
+import yaml
 
-from ledmus import systems
+from ledmus.cli import main
 from ledmus.coupler.engine import run_embedded
 from ledmus.coupler.settings import validate
-from ledmus.solvers.base import Solver
-from ledmus.surrogates.checkpoint import MODEL_CLASSES, register_model_class, save_checkpoint
-from ledmus.surrogates.macro import MACRO_MODELS, MacroModel, register_macro_model
+from ledmus.surrogates import FAMILIES, register_family
+from ledmus.surrogates.checkpoint import save_checkpoint
 
-RATE = 0.2  # decay rate of the toy system [1/time]
-
-
-class ToyDecay(Solver):
-    """du/dt = -rate u on 8 nodes, stepped exactly; ICs: uniform random levels."""
-
-    name = "toy-decay"
-
-    def __init__(self, rate: float = RATE, dt: float = 0.5, dt_coarse: float = 1.0) -> None:
-        super().__init__(dt=dt, dt_coarse=dt_coarse)
-        self.rate = rate
-
-    @property
-    def state_shape(self):
-        return (1, 8)
-
-    def params(self):
-        return {"rate": self.rate, "dt": self.dt, "dt_coarse": self.dt_coarse}
-
-    def ic_names(self):
-        return ("uniform",)
-
-    def _named_ic(self, name, batch, rng):
-        return np.ones((batch, 1, 8)) * (1.0 + rng.random((batch, 1, 1)))
-
-    def _lift(self, obs, rng):
-        return obs.copy()
-
-    def _observe(self, internal):
-        return internal.copy()
-
-    def _step(self, internal, t, rng):
-        return internal * np.exp(-self.rate * self.dt)
-
-
-class MeanNet(nn.Module):
-    """The toy macro model's network: the decay rate as its one weight."""
-
-    kind = "toy-mean"
-
-    def __init__(self, spec):
-        super().__init__()
-        self.spec, self.system = dict(spec), spec["system"]
-        self.state_shape = tuple(spec["state_shape"])
-        self.rate = nn.Parameter(torch.tensor(float(spec["rate"]), dtype=torch.float64))
-
-
-class MeanMacro(MacroModel):
-    """Macro state = the spatial mean (exact for uniform fields), propagated exactly."""
-
-    kind = "toy-mean"
-
-    def __init__(self, net: MeanNet) -> None:
-        self.net, self.system, self.state_shape, self.macro_dim = (
-            net,
-            net.system,
-            net.state_shape,
-            1,
-        )
-        self.reset()
-
-    @classmethod
-    def from_network(cls, net):
-        return cls(net)
-
-    def restrict(self, states):
-        return np.asarray(states).mean(axis=(-2, -1))[..., None].astype(np.float32)
-
-    def lift(self, m, generators=None, n_particles=None):
-        m = np.asarray(m, dtype=np.float64)
-        return np.broadcast_to(m[..., None], (*m.shape[:-1], *self.state_shape)).copy()
-
-    def reset(self):
-        self.last = self.pending = None
-
-    def assimilate(self, m_seq):
-        self.last, self.pending = np.asarray(m_seq)[:, -1], None
-
-    def propagate(self, n):
-        k = np.arange(1, n + 1)[None, :, None]
-        rate = float(self.net.rate.detach())
-        out = (self.last[:, None].astype(np.float64) * np.exp(-rate * k)).astype(np.float32)
-        self.last = out[:, -1]
-        return out, np.zeros(out.shape[:2])
-
-    def snapshot(self):
-        return {"last": self.last}
-
-    def restore(self, snap):
-        self.last = snap["last"]
-
-    def get_weights(self):
-        return self.net.state_dict()
-
-    def set_weights(self, state_dict):
-        self.net.load_state_dict(state_dict)
+ROOT = Path(__file__).resolve().parents[1]
+PLUGINS = Path(__file__).resolve().parent / "plugins"
 
 
 @pytest.fixture
-def plugins():
-    spec = systems.register(
-        systems.SystemSpec(
-            "toy-decay",
-            ToyDecay,
-            "grid",
-            description="exact decay",
-            channels=("u",),
-            coordinates=lambda s: np.arange(8) * 0.5,
-        )  # fmt: skip
-    )
-    register_model_class("toy-mean", MeanNet)
-    register_macro_model(MeanMacro)
-    yield spec
-    systems.unregister("toy-decay")
-    MODEL_CLASSES.pop("toy-mean")
-    MACRO_MODELS.pop("toy-mean")
+def plugins(monkeypatch):
+    """The plug-in imported as ``LEDMUS_PLUGINS`` would import it; unregistered after."""
+    monkeypatch.syspath_prepend(str(PLUGINS))
+    monkeypatch.setenv("LEDMUS_PLUGINS", "toy_family")
+    sys.modules.pop("toy_family", None)
+    module = importlib.import_module("toy_family")
+    yield module
+    module.unregister()
+    sys.modules.pop("toy_family", None)
 
 
 def test_a_toy_system_and_macro_model_run_coupled_without_editing_ledmus(plugins, tmp_path):
-    net = MeanNet({"system": "toy-decay", "state_shape": [1, 8], "rate": RATE})
+    RATE = plugins.RATE
+    net = plugins.MeanNet({"system": "toy-decay", "state_shape": [1, 8], "rate": RATE})
     path = tmp_path / "toy.pt"
     save_checkpoint(path, net, config={}, fingerprint="toy")
     raw = {"model": str(path), "t_warm": 2.0, "t_macro": 3.0, "t_micro": 1.0, "t_end": 14.0,
@@ -155,12 +61,131 @@ def test_a_toy_system_and_macro_model_run_coupled_without_editing_ledmus(plugins
 
 
 def test_settings_refuse_a_model_of_an_unregistered_kind(plugins, tmp_path):
-    net = MeanNet({"system": "toy-decay", "state_shape": [1, 8], "rate": RATE})
+    net = plugins.MeanNet({"system": "toy-decay", "state_shape": [1, 8], "rate": plugins.RATE})
     save_checkpoint(tmp_path / "toy.pt", net, config={}, fingerprint="toy")
-    MACRO_MODELS.pop("toy-mean")
+    FAMILIES.pop("toy-mean")
     try:
         with pytest.raises(ValueError, match="setting model: unknown macro-model kind 'toy-mean'"):
             validate({"model": str(tmp_path / "toy.pt"), "t_warm": 1.0, "t_macro": 1.0,
                       "t_micro": 1.0, "t_end": 4.0})  # fmt: skip
     finally:
-        register_macro_model(MeanMacro)
+        register_family(plugins.FAMILY)
+
+
+def toy_ymmsl(tmp_path: Path, model: Path) -> Path:
+    """The FHN job's components and conduits with the toy model's settings; every
+    program imports the plug-in (``env``: ``LEDMUS_PLUGINS`` and its folder)."""
+    doc = yaml.safe_load((ROOT / "configs" / "led_fhn.ymmsl").read_text())
+    doc["settings"] = {"model": str(model), "t_warm": 2.0, "t_macro": 3.0, "t_micro": 1.0,
+                       "t_end": 14.0, "ensemble": 3, "ic": "uniform", "seed": 0,
+                       "compare": True, "plots": False}  # fmt: skip
+    for program in doc["programs"].values():
+        program["env"] = {"LEDMUS_PLUGINS": "toy_family", "PYTHONPATH": str(PLUGINS)}
+    path = tmp_path / "toy.ymmsl"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def states_of(run_dir: Path) -> np.ndarray:
+    with h5py.File(run_dir / "trajectory.h5") as h5:
+        return h5["states"][()]
+
+
+def test_a_plugin_family_lives_its_whole_life_through_the_ledmus_command(plugins, tmp_path, capsys):
+    """simulate -> train -> evaluate -> the family's command -> ``ledmus run``: every step
+    finds the family through its record; the learned rate is the system's."""
+    data = tmp_path / "data"
+    data.mkdir()
+    assert main(["-q", "simulate", "toy-decay", "--t-end", "10", "--batch", "4", "--ic",
+                 "uniform", "--out", str(data / "train.h5")]) == 0  # fmt: skip
+    config = tmp_path / "toy.yaml"
+    config.write_text(f"kind: toy-mean\nsystem: toy-decay\ndata: {data}\nfit: {{steps: 6}}\n")
+    model = tmp_path / "toy.pt"
+    assert main(["-q", "train", str(config), "--out", str(model)]) == 0
+    assert main(["-q", "evaluate", str(model), "--data", str(data / "train.h5"),
+                 "--out-dir", str(tmp_path / "eval")]) == 0  # fmt: skip
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    # exact decay, fitted in float64: the rate to rounding (measured |error| ~ 1e-16)
+    assert metrics["rate"] == pytest.approx(plugins.RATE, abs=1e-12)
+    assert metrics["rel_error"] < 1e-12
+    capsys.readouterr()
+    assert main(["toy-mean", "rate", str(model)]) == 0
+    assert capsys.readouterr().out.strip() == f"rate {metrics['rate']:.12g}"
+    ymmsl = toy_ymmsl(tmp_path, model)
+    assert main(["-q", "run", str(ymmsl), "--run-dir", str(tmp_path / "emb")]) == 0
+    errors = json.loads((tmp_path / "emb" / "metrics.json").read_text())["errors"]
+    assert errors["mnad_u"] < 1e-6  # exact model: float32 rounding of u ~ 1
+    # the family's config is checked by its own fields: one line naming the field
+    config.write_text(f"kind: toy-mean\nsystem: toy-decay\ndata: {data}\nfit: {{steps: 0}}\n")
+    assert main(["-q", "train", str(config), "--out", str(tmp_path / "bad.pt")]) == 2
+    assert "config fit.steps must be an integer >= 1, got 0" in capsys.readouterr().err
+
+
+def test_an_unknown_family_in_a_config_lists_the_registered_ones(plugins, tmp_path, capsys):
+    config = tmp_path / "x.yaml"
+    config.write_text("kind: nope\nsystem: toy-decay\n")
+    assert main(["-q", "train", str(config), "--out", str(tmp_path / "x.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "config kind='nope' unknown; allowed: led, pca, vo, closure" in err
+    assert "toy-mean" in err and not (tmp_path / "x.pt").exists()
+
+
+def test_a_plugin_that_cannot_be_imported_is_one_line(monkeypatch, capsys):
+    monkeypatch.setenv("LEDMUS_PLUGINS", "no_such_plugin_module")
+    assert main(["systems"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ledmus: error: LEDMUS_PLUGINS: cannot import plug-in module")
+    assert "'no_such_plugin_module'" in err and err.count("\n") == 1
+
+
+muscle3 = pytest.mark.skipif(
+    not any(Path("/sys/class/net").glob("e*")) and not os.environ.get("LEDMUS_FORCE_MUSCLE3"),
+    reason="MUSCLE3 needs a non-loopback network interface (see docs/getting_started.md)",
+)
+
+
+@muscle3
+def test_a_plugin_family_runs_under_muscle3_as_embedded(plugins, tmp_path):
+    """The MUSCLE3 components import the plug-in (``LEDMUS_PLUGINS`` in the programs'
+    ``env``) and give bitwise the embedded run's trajectory."""
+    import torch
+    from test_coupler import muscle
+
+    net = plugins.MeanNet({"system": "toy-decay", "state_shape": [1, 8], "rate": plugins.RATE})
+    model = save_checkpoint(tmp_path / "toy.pt", net, config={}, fingerprint="toy")
+    ymmsl = toy_ymmsl(tmp_path, model)
+    proc = muscle([ymmsl], tmp_path / "m3")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    torch.set_num_threads(1)
+    assert main(["-q", "run", str(ymmsl), "--run-dir", str(tmp_path / "emb")]) == 0
+    np.testing.assert_array_equal(
+        states_of(tmp_path / "m3" / "output"), states_of(tmp_path / "emb")
+    )
+
+
+#: built-in family names; a comparison with one of them is a dispatch on the family
+FAMILY_NAMES = ("led", "pca", "vo", "closure", "closure_decoder", "closure_hmm")
+NAMES = "|".join(FAMILY_NAMES)
+DISPATCH = re.compile(rf"""(==|!=|\bin\b)\s*\(?\s*["']({NAMES})["']|["']({NAMES})["']\s*(==|!=)""")
+#: the records themselves (a kind names itself there) and the closure config's own kind
+ALLOWED = {"surrogates/families.py", "surrogates/closure/family.py", "surrogates/family.py"}
+
+
+def family_dispatches(root: Path) -> list[str]:
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        if rel in ALLOWED:
+            continue
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if DISPATCH.search(line.split("#")[0]):
+                found.append(f"{rel}:{n}: {line.strip()}")
+    return found
+
+
+def test_no_module_dispatches_on_a_model_family_outside_the_records(tmp_path):
+    assert family_dispatches(ROOT / "ledmus") == []
+    # the check sees one: a planted dispatch is found
+    (tmp_path / "x.py").write_text('if kind == "pca":\n    pass\n')
+    (tmp_path / "y.py").write_text('if cfg["kind"] in ("led", "vo"):\n    pass\n')
+    assert len(family_dispatches(tmp_path)) == 2

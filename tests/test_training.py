@@ -182,10 +182,11 @@ def test_evaluate_streams_the_windows(tiny_model, tmp_path, monkeypatch, rng):
     import tracemalloc
 
     from ledmus import evaluation
+    from ledmus.surrogates import forecast
 
     synthetic_test_split(tmp_path / "test.h5", windows=24, length=1010, rng=rng)
     all_decoded = 24 * 1000 * 2 * 101 * 8  # bytes of all predictions: 38.8 MB
-    monkeypatch.setattr(evaluation, "CHUNK_BYTES", 2**20)  # 1 MB: one window per chunk
+    monkeypatch.setattr(forecast, "CHUNK_BYTES", 2**20)  # 1 MB: one window per chunk
     tracemalloc.start()
     small = evaluation.evaluate(tiny_model, tmp_path / "test.h5", t_warm=10, horizon=1000)
     peak = tracemalloc.get_traced_memory()[1]
@@ -193,7 +194,7 @@ def test_evaluate_streams_the_windows(tiny_model, tmp_path, monkeypatch, rng):
     # measured peak about 11 MB (ref + prediction + NAD of one window, the test run and the
     # per-window NAD of all 24); holding all windows would need > 2 x 38.8 MB
     assert peak < 0.5 * all_decoded, peak
-    monkeypatch.setattr(evaluation, "CHUNK_BYTES", 2**40)  # everything in one chunk
+    monkeypatch.setattr(forecast, "CHUNK_BYTES", 2**40)  # everything in one chunk
     one = evaluation.evaluate(tiny_model, tmp_path / "test.h5", t_warm=10, horizon=1000)
     for key in ("mnad_u", "mnad_v", "mnad_u_451"):
         # float32 decoding of the same latents per chunk or at once: sums in another order

@@ -51,6 +51,7 @@ from typing import Any
 import yaml
 
 from .. import systems
+from ..surrogates.family import FAMILIES
 from ..validation import (
     Field,
     as_bool,
@@ -220,11 +221,14 @@ def check_online(values: Mapping[str, Any], kind: str, particles: bool) -> None:
                 f"setting online={values['online']} needs {name}: {want}, got "
                 f"{name}={values[name]!r}"
             )
-    if kind != "led" or particles:
-        what = "a particle LED" if kind == "led" else f"a {kind!r} checkpoint"
+    online = FAMILIES[kind].online if kind in FAMILIES else False
+    if not online or particles:
+        what = f"a particle {kind}" if online else f"a {kind!r} checkpoint"
+        able = ", ".join(k for k, f in FAMILIES.items() if f.online)
         raise ValueError(
             f"setting online={values['online']}: online training fine-tunes "
-            f"an LED of a grid system; setting model is {what}"
+            f"a model of a grid system of a family with online training ({able}); "
+            f"setting model is {what}"
         )
 
 

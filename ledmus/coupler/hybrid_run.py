@@ -74,12 +74,12 @@ def build(raw: Mapping[str, Any], search: list[Path]) -> tuple[Any, Any, np.ndar
             "setting param_collisions=false: the closure relaxes with tau = kn, so the hybrid "
             "needs the collisional BGK solver (param_collisions: true)"
         )
-    ens, payload = load_model(resolve_file(str(values["model"]), "model", search))
-    if payload.get("kind") != "closure_hmm":
+    try:  # the hybrid runs the closure ensemble's members itself
+        ens, _ = load_model(resolve_file(str(values["model"]), "model", search), kind="closure_hmm")
+    except ValueError as exc:
         raise ValueError(
-            f"setting model: the hybrid needs a closure_hmm checkpoint, got kind "
-            f"{payload.get('kind')!r}"
-        )
+            f"setting model: the hybrid needs a closure_hmm checkpoint: {exc}"
+        ) from None
     f0 = solver.initial_condition(values["ic"], 1, np.random.default_rng(values["seed"]))[0]
     return solver, ens, f0, {**values, "hybrid": hybrid}
 

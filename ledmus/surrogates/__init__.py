@@ -3,7 +3,9 @@ effective dynamics of complex multiscale systems", §6): autoencoders, mixture-d
 decoder, latent RNN propagators, two-stage training and checkpoints.
 
 Depends on torch, :mod:`ledmus.solvers`, :mod:`ledmus.systems` and the shared utilities
-(:mod:`ledmus.trajectory`, ...); never on :mod:`ledmus.coupler`. ::
+(:mod:`ledmus.trajectory`, ...); never on :mod:`ledmus.coupler`.  Each model family is one
+registration record (:class:`Family`, :func:`register_family`; the built-in ones in
+:mod:`.families` and :mod:`.closure.family`). ::
 
     from ledmus.surrogates import load_model
     model, payload = load_model("models/led_fhn.pt", system="fhn")
@@ -11,11 +13,23 @@ Depends on torch, :mod:`ledmus.solvers`, :mod:`ledmus.systems` and the shared ut
     states = model.decode_sequence(z)                       # (B, 8000, 2, 101)
 """
 
+from . import families  # noqa: F401 - registers the LED, PCA and VO families
 from .checkpoint import load_model, read_checkpoint, save_checkpoint
+from .closure import family as closure_family  # noqa: F401 - registers the closure families
 from .closure.macro import ClosureMacro
+from .family import (
+    FAMILIES,
+    EvaluateOptions,
+    Family,
+    TrainOptions,
+    Verb,
+    get_family,
+    register_family,
+    unregister_family,
+)
 from .led import LED
 from .led_macro import LEDMacro
-from .macro import MACRO_MODELS, MacroModel, load_macro_model, register_macro_model
+from .macro import MacroModel, load_macro_model
 from .networks import (
     ConvAutoencoder,
     MixtureDensityDecoder,
@@ -33,10 +47,16 @@ from .vo_macro import VOMacro
 __all__ = [
     "LED",
     "LEDMacro",
-    "MACRO_MODELS",
+    "FAMILIES",
+    "EvaluateOptions",
+    "Family",
+    "TrainOptions",
     "MacroModel",
+    "Verb",
+    "get_family",
     "load_macro_model",
-    "register_macro_model",
+    "register_family",
+    "unregister_family",
     "ConvAutoencoder",
     "LatentRNN",
     "MLPAutoencoder",

@@ -21,18 +21,10 @@ import torch
 
 from .. import __version__
 from ..atomic import atomic_path
-from .led import LED
+from . import family
 
 FORMAT = "ledmus-led"
 FORMAT_VERSION = 1
-
-#: checkpoint kind -> nn.Module class built as ``cls(spec)`` (see :func:`register_model_class`)
-MODEL_CLASSES: dict[str, type[torch.nn.Module]] = {"led": LED}
-
-
-def register_model_class(kind: str, cls: type[torch.nn.Module]) -> None:
-    """Register the network class of a model family; ``cls(spec)`` must rebuild it."""
-    MODEL_CLASSES[kind] = cls
 
 
 def checkpoint_kind(payload: dict[str, Any]) -> str:
@@ -42,7 +34,7 @@ def checkpoint_kind(payload: dict[str, Any]) -> str:
 
 def save_checkpoint(
     path: str | os.PathLike,
-    model: LED,
+    model: torch.nn.Module,
     *,
     config: dict[str, Any],
     fingerprint: str,
@@ -93,7 +85,9 @@ def _unreadable_reason(path: Path, exc: BaseException) -> str:
     return "not a PyTorch file: corrupted, or a file of another format"
 
 
-def read_checkpoint(path: str | os.PathLike, *, system: str | None = None) -> dict[str, Any]:
+def read_checkpoint(
+    path: str | os.PathLike, *, system: str | None = None, kind: str | None = None
+) -> dict[str, Any]:
     """The checkpoint's payload, checked: refuses a missing, corrupted or foreign file,
     an incompatible format version and (when ``system`` is given) another system.
 
@@ -129,14 +123,21 @@ def read_checkpoint(path: str | os.PathLike, *, system: str | None = None) -> di
         raise ValueError(
             f"model file {path} was trained for system {payload['system']!r}, not {system!r}"
         )
+    if kind is not None:
+        family.check_kind(checkpoint_kind(payload), kind, str(path))
     return payload
 
 
 def load_model(
-    path: str | os.PathLike, *, system: str | None = None, device: str | torch.device = "cpu"
+    path: str | os.PathLike,
+    *,
+    system: str | None = None,
+    kind: str | None = None,
+    device: str | torch.device = "cpu",
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Rebuild the model from the file alone; returns ``(model, payload)``."""
-    payload = read_checkpoint(path, system=system)
+    """Rebuild the model from the file alone; returns ``(model, payload)``.  ``system``,
+    ``kind``: refuse a model of another system or family."""
+    payload = read_checkpoint(path, system=system, kind=kind)
     return model_from_payload(payload, path, device=device), payload
 
 
@@ -145,12 +146,14 @@ def model_from_payload(
 ) -> torch.nn.Module:
     """The model of a payload :func:`read_checkpoint` returned (``path`` for messages)."""
     kind = checkpoint_kind(payload)
-    if kind not in MODEL_CLASSES:
+    families = family.FAMILIES
+    network = families[kind].network if kind in families else None
+    if network is None:
+        with_network = sorted(k for k, f in families.items() if f.network is not None)
         raise ValueError(
-            f"model file {path} holds a model of kind {kind!r}; allowed: "
-            f"{', '.join(sorted(MODEL_CLASSES))}"
+            f"model file {path} holds a model of kind {kind!r}; allowed: {', '.join(with_network)}"
         )
-    model = MODEL_CLASSES[kind](payload["spec"])
+    model = network(payload["spec"])
     dtype = getattr(torch, payload["config"].get("dtype", "float32"))
     model.to(dtype=dtype)
     if hasattr(model, "scaler"):

@@ -25,6 +25,7 @@ from ..validation import (
     parse_fields,
 )
 from .ensemble import HEADS
+from .family import FAMILIES
 from .led import AUTOENCODERS
 from .networks import ACTIVATIONS
 from .propagators import CELLS
@@ -33,7 +34,6 @@ from .scalers import SCALER_KINDS
 
 #: default of a field that has none: the key is in the resolved section only when given
 OPTIONAL: Any = object()
-KINDS = ("led", "pca", "vo")
 DTYPES = ("float32", "float64")
 VALIDATIONS = ("teacher_forced", "free_run", "coupled")
 
@@ -43,7 +43,7 @@ def _one_of(choices: Any) -> str:
 
 
 TOP_FIELDS = (
-    Field("kind", as_choice(KINDS), "led", f"model family, {_one_of(KINDS)}"),
+    Field("kind", as_str, "led", "model family, a registered kind (ledmus.surrogates.family)"),
     Field("system", as_str, doc="the micro system the data belong to"),
     Field("data", as_path, doc="folder of train.h5 (and val.h5)"),
     Field("seed", as_int(0), 0, "integer >= 0"),
@@ -141,8 +141,8 @@ SECTION_FIELDS: dict[str, tuple[Field, ...]] = {
 }
 SECTIONS = ("autoencoder", "rnn", "train_autoencoder", "train_rnn")
 TOP_KEYS = ("system", "data", "seed", "dtype", *SECTIONS)
-#: model family (``kind``, default ``led``) -> its config sections
-KIND_SECTIONS = {"led": SECTIONS, "pca": ("pca", "rnn", "train_rnn"), "vo": ("vo", "train_vo")}
+PCA_SECTIONS = ("pca", "rnn", "train_rnn")
+VO_SECTIONS = ("vo", "train_vo")
 #: the defaults (fields with one), as a nested dict
 DEFAULTS: dict[str, Any] = {
     "seed": 0,
@@ -177,7 +177,7 @@ def _check_keys(names: list[str], raw: dict[str, Any], where: str) -> None:
         )
 
 
-def _parse(fields: tuple[Field, ...], raw: dict[str, Any], prefix: str) -> dict[str, Any]:
+def parse_section(fields: tuple[Field, ...], raw: dict[str, Any], prefix: str) -> dict[str, Any]:
     """Each given value parsed and checked (labels ``config <prefix><key>``), defaults
     filled in, optional fields left out when not given.  Key order: the fields with a
     default as declared, then the optional ones as given (the order of the former
@@ -193,12 +193,22 @@ def _parse(fields: tuple[Field, ...], raw: dict[str, Any], prefix: str) -> dict[
 
 
 def resolve(raw: dict[str, Any]) -> dict[str, Any]:
-    """Defaults filled in and every field checked; raises ValueError naming the field.
-    ``kind`` (``led``, the default, ``pca`` or ``vo``) picks the model family and its sections;
-    the resolved config records it."""
-    kind_field = TOP_FIELDS[0]
-    kind = kind_field.parse("config kind", raw.get("kind", kind_field.default))
-    sections = KIND_SECTIONS[kind]
+    """The training config ``raw`` resolved by its family's ``resolve``: ``kind`` (default
+    ``led``) picks the family (:func:`ledmus.surrogates.family.get_family`); ``ValueError`` naming the
+    field, or listing the families for an unknown kind."""
+    if not isinstance(raw, dict):
+        raise ValueError(f"config: expected a mapping at the top level, got {raw!r}")
+    kind = raw.get("kind", "led")
+    if not isinstance(kind, str) or kind not in FAMILIES:
+        raise ValueError(f"config kind={kind!r} unknown; allowed: {', '.join(FAMILIES)}")
+    return FAMILIES[kind].need("resolve", "a training config")(raw)
+
+
+def resolve_sections(raw: dict[str, Any], sections: tuple[str, ...]) -> dict[str, Any]:
+    """The resolver of the LED, PCA and VO families: the top fields and ``sections`` (of
+    :data:`SECTION_FIELDS`), defaults filled in and every field checked; raises
+    ``ValueError`` naming the field.  The resolved config records ``kind``."""
+    kind = as_str("config kind", raw.get("kind", "led"))
     _check_keys([*(f.name for f in TOP_FIELDS), *sections], raw, f" for kind {kind}")
     for field in TOP_FIELDS:
         if field.default is REQUIRED and field.name not in raw:
@@ -208,8 +218,8 @@ def resolve(raw: dict[str, Any]) -> dict[str, Any]:
             raise ValueError(f"config: {section} must be a mapping")
         names = [f.name for f in SECTION_FIELDS[section]]
         _check_keys(names, raw.get(section, {}), f" in {section}")
-    top = _parse(TOP_FIELDS, {k: v for k, v in raw.items() if k not in sections}, "")
-    parsed = {s: _parse(SECTION_FIELDS[s], raw.get(s, {}), f"{s}.") for s in sections}
+    top = parse_section(TOP_FIELDS, {k: v for k, v in raw.items() if k not in sections}, "")
+    parsed = {s: parse_section(SECTION_FIELDS[s], raw.get(s, {}), f"{s}.") for s in sections}
     tr = parsed.get("train_rnn", {"hidden_propagation": 1, "sequence_length": 1})
     if tr["hidden_propagation"] < tr["sequence_length"]:
         raise ValueError(

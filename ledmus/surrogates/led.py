@@ -42,6 +42,9 @@ class LED(Forecaster):
     for grids) and the ``autoencoder`` and ``rnn`` config sections.
     """
 
+    #: the model family (the checkpoint's ``kind``)
+    kind = "led"
+
     def __init__(self, spec: dict[str, Any]) -> None:
         super().__init__()
         self.keep_spec(spec)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .macro import MacroModel, register_macro_model
+from .macro import MacroModel
 from .propagators import Hidden
 
 
@@ -282,7 +282,6 @@ class NetworkMacro(RNNPropagation, MacroModel):
             return self.net.decode(z).cpu().double().numpy()
 
 
-@register_macro_model
 class LEDMacro(NetworkMacro):
     """Autoencoder + latent RNN (Vlachas et al. §2)."""
 

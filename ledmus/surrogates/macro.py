@@ -35,7 +35,7 @@ import torch
 class MacroModel(ABC):
     """A macro model driven by the coupler (one instance per process, ``B`` members)."""
 
-    #: registry key, equal to the ``kind`` in the model's checkpoint
+    #: the family's kind, equal to the ``kind`` in the model's checkpoint
     kind: ClassVar[str] = ""
 
     #: name of the system the model was trained for
@@ -164,25 +164,17 @@ class MacroModel(ABC):
         """Replace the weights while a run goes on (the propagation state is kept)."""
 
 
-#: checkpoint kind -> MacroModel class (filled by :func:`register_macro_model`)
-MACRO_MODELS: dict[str, type[MacroModel]] = {}
-
-
-def register_macro_model(cls: type[MacroModel]) -> type[MacroModel]:
-    """Class decorator: register ``cls`` under ``cls.kind``."""
-    if not cls.kind:
-        raise ValueError(f"{cls.__name__} has no kind")
-    MACRO_MODELS[cls.kind] = cls
-    return cls
-
-
 def macro_model_class(kind: str) -> type[MacroModel]:
-    """The registered class of ``kind``; ``ValueError`` listing the valid kinds."""
-    if kind not in MACRO_MODELS:
-        raise ValueError(
-            f"unknown macro-model kind {kind!r}; allowed: {', '.join(sorted(MACRO_MODELS))}"
-        )
-    return MACRO_MODELS[kind]
+    """The macro-model class of the family ``kind``
+    (:func:`ledmus.surrogates.family.get_family`); ``ValueError`` listing the families
+    that can be coupled."""
+    from .family import FAMILIES
+
+    macro = FAMILIES[kind].macro if kind in FAMILIES else None
+    if macro is None:
+        coupled = sorted(k for k, f in FAMILIES.items() if f.macro is not None)
+        raise ValueError(f"unknown macro-model kind {kind!r}; allowed: {', '.join(coupled)}")
+    return macro
 
 
 def load_macro_model(

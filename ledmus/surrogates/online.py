@@ -21,6 +21,7 @@ import torch
 from ..validation import Field, as_bool, as_int, as_number, parse_fields
 from .config import resolve
 from .ensemble import EnsembleRNN, prediction_loss
+from .family import check_kind
 from .led import LED
 from .replay import ReplayBuffer, generator_state, set_generator_state
 from .restart import restart_loss
@@ -61,10 +62,14 @@ def fresh_led(raw_config: dict[str, Any], states: np.ndarray, system: str, seed:
     global generator's state is restored) and the scaler fitted on ``states``
     ``(S, *state_shape)``: the same model in every process given the same arguments."""
     resolved = resolve({"data": "-", "system": system, **raw_config})
-    if resolved["kind"] != "led" or resolved["system"] != system:
+    try:
+        check_kind(resolved["kind"], LED.kind, "cold start: the config", "config")
+    except ValueError as exc:
+        raise ValueError(f"{exc} (an LED config for system {system!r} is needed)") from None
+    if resolved["system"] != system:
         raise ValueError(
             f"cold start: an LED config for system {system!r} is needed, got "
-            f"kind {resolved['kind']!r}, system {resolved['system']!r}"
+            f"system {resolved['system']!r}"
         )
     states = np.asarray(states)
     spec = {

@@ -18,10 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .checkpoint import register_model_class
 from .ensemble import build_rnn
 from .led_macro import NetworkMacro
-from .macro import register_macro_model
 from .scalers import Scaler
 from .tensors import Forecaster
 
@@ -140,10 +138,6 @@ class PCA(Forecaster):
         return np.concatenate(parts).reshape(b, t, *self.state_shape)
 
 
-register_model_class("pca", PCA)
-
-
-@register_macro_model
 class PCAMacro(NetworkMacro):
     """PCA restriction/lifting + latent RNN (the seed paper's PCA baseline)."""
 

@@ -20,6 +20,7 @@ from ..device import resolve_device
 from ..trajectory import Trajectory, fingerprint, read_trajectory
 from .checkpoint import save_checkpoint
 from .config import resolve
+from .family import FAMILIES, TrainOptions
 from .fitting import (
     encode_sequences,
     train_autoencoder,
@@ -30,7 +31,7 @@ from .pca import PCA
 from .restart import restart_scores
 from .training_plots import plot_history
 
-__all__ = ["train_from_config", "train_pca"]
+__all__ = ["load_training_data", "train_from_config", "train_led", "train_pca"]
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +48,25 @@ def train_from_config(
     progress: bool = True,
     base_dir: Path | None = None,
 ) -> Path:
-    """Train the LED (or, with ``kind: pca``, the PCA baseline: :func:`train_pca`)
-    described by ``raw_config`` and write ``out`` (checkpoint) plus
-    ``<out stem>_loss.png`` and ``<out stem>_history.json`` beside it."""
-    cfg = resolve(raw_config)
-    dev = resolve_device(device)
+    """Train the model ``raw_config`` describes with its family's ``train``
+    (:mod:`ledmus.surrogates.family`; ``kind``, default ``led``) and write the checkpoint ``out`` (plus
+    whatever the family writes beside it: ``<out stem>_loss.png`` and
+    ``<out stem>_history.json`` for LED, PCA and VO).  The config is checked before any
+    compute."""
+    resolve(raw_config)
     out = Path(out)
     if not out.parent.is_dir():
         raise ValueError(f"--out folder {str(out.parent)!r} does not exist")
+    train = FAMILIES[raw_config.get("kind", "led")].need("train", "ledmus train")
+    return Path(train(raw_config, out, TrainOptions(device, progress, base_dir)))
+
+
+def load_training_data(
+    cfg: dict[str, Any], base_dir: Path | None = None
+) -> tuple[Trajectory, Trajectory]:
+    """The training and validation runs of a resolved config (``data``: a folder of
+    ``train.h5`` and, optionally, ``val.h5``; relative to ``base_dir`` when it is not
+    found as given)."""
     data_dir = Path(cfg["data"])
     if not data_dir.is_absolute() and base_dir is not None and not data_dir.exists():
         data_dir = base_dir / data_dir
@@ -65,13 +77,15 @@ def train_from_config(
         raise ValueError(
             f"data in {data_dir} is for system {train_traj.system!r}, config says {cfg['system']!r}"
         )
-    if cfg["kind"] == "pca":
-        return train_pca(cfg, raw_config, out, dev, train_traj, val_traj, progress)
-    if cfg["kind"] == "vo":
-        from .vo_training import train_vo_from_config
+    return train_traj, val_traj
 
-        return train_vo_from_config(cfg, raw_config, out, train_traj, progress)
 
+def train_led(raw_config: dict[str, Any], out: Path, options: TrainOptions) -> Path:
+    """The LED family's ``train``: the autoencoder, then the latent RNN (Vlachas et al.
+    §6.6)."""
+    cfg = resolve(raw_config)
+    dev, progress = resolve_device(options.device), options.progress
+    train_traj, val_traj = load_training_data(cfg, options.base_dir)
     torch.manual_seed(cfg["seed"])
     gen = torch.Generator().manual_seed(cfg["seed"])
     spec = _spec(cfg, train_traj, "autoencoder")
@@ -180,6 +194,14 @@ def _write_outputs(
     save_checkpoint(out, model.cpu(), config=raw_config, fingerprint=fp, history=history)
     plot_history(history, out.with_name(out.stem + "_loss.png"))
     write_json(out.with_name(out.stem + "_history.json"), history)
+
+
+def train_pca_config(raw_config: dict[str, Any], out: Path, options: TrainOptions) -> Path:
+    """The PCA family's ``train`` (:func:`train_pca` on the config's data)."""
+    cfg = resolve(raw_config)
+    train_traj, val_traj = load_training_data(cfg, options.base_dir)
+    dev = resolve_device(options.device)
+    return train_pca(cfg, raw_config, out, dev, train_traj, val_traj, options.progress)
 
 
 def train_pca(

@@ -28,7 +28,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoint import register_model_class
 from .config import DEFAULTS
 from .tensors import TensorModule
 
@@ -124,9 +123,6 @@ def fractions(x: np.ndarray) -> np.ndarray:
     p = np.clip(np.asarray(x, dtype=np.float64), 0.0, None)
     total = p.sum(axis=-1, keepdims=True)
     return np.where(total > 0, p / np.where(total > 0, total, 1.0), 1.0 / p.shape[-1])
-
-
-register_model_class("vo", VirtualObservableCG)
 
 
 class LognormalPosterior(nn.Module):

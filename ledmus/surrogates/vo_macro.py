@@ -25,11 +25,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .macro import MacroModel, register_macro_model
+from .macro import MacroModel
 from .vo import VirtualObservableCG, fractions
 
 
-@register_macro_model
 class VOMacro(MacroModel):
     """The probabilistic CG model of Kaltenbach & Koutsourelakis, driven by the coupler."""
 

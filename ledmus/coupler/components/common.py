@@ -174,13 +174,17 @@ def open_instance(
     other ranks receive.  ``box[0]`` gets the instance for :func:`run_guarded`."""
     from libmuscle import Instance
 
+    from ...plugins import load_plugins
     from ..mpi import lazy_bcast
     from ..settings import validate, validate_micro
 
     instance = settings = None
-    if comm is None or comm.Get_rank() == 0:
+    root = comm is None or comm.Get_rank() == 0
+    if root:
         instance = Instance(ports, flags)
         box[0] = instance
+    load_plugins()  # after the instance: a bad plug-in shuts the run down with its message
+    if root:
         check = validate_micro if micro_only else validate
         settings = check(raw_settings(instance), search=[Path.cwd()])
     if comm is not None:

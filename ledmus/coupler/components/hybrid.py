@@ -20,6 +20,7 @@ from typing import Any
 from libmuscle import Instance, Message
 from ymmsl import Operator
 
+from ...plugins import load_plugins
 from ...rundir import claim_muscle3_run_dir, prepare_run_dir
 from ..hybrid_run import run_hybrid
 from ..messages import KineticRequest, KineticResult
@@ -46,6 +47,7 @@ def main() -> None:
         ports = {Operator.O_I: ["cells_out"], Operator.S: ["cells_in"]}
         instance = Instance(ports)
         box[0] = instance
+        load_plugins()
         while instance.reuse_instance():
             raw = raw_settings(instance)
             out, root = output_dir(), run_dir()

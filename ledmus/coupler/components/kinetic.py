@@ -21,6 +21,7 @@ if __name__ == "__main__":  # notice a manager killed while this process starts
 from libmuscle import Instance, InstanceFlags, Message
 from ymmsl import Operator
 
+from ...plugins import load_plugins
 from ..hybrid_kinetic import advance_kinetic
 from ..hybrid_run import kinetic_solver
 from ..messages import KineticRequest
@@ -34,6 +35,7 @@ def main() -> None:
         ports = {Operator.F_INIT: ["init"], Operator.O_F: ["final"]}
         instance = Instance(ports, InstanceFlags.KEEPS_NO_STATE_FOR_NEXT_USE)
         box[0] = instance
+        load_plugins()
         solver = kinetic_solver(raw_settings(instance))
         while instance.reuse_instance():
             msg = instance.receive("init")

@@ -12,7 +12,7 @@ disagreement is the trust signal of :class:`~.macro.ClosureMacro`.
 
 Build (about 3 min per member on one core)::
 
-    python -m ledmus.surrogates.closure.hmm models/closure_bgk.pt \\
+    ledmus closure hmm models/closure_bgk.pt \\
         models/closure_bgk_decoder.pt --out models/closure_bgk_hmm.pt
 """
 
@@ -28,7 +28,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..checkpoint import register_model_class
 from .lift import MomentDecoder
 from .ml import MomentNet
 
@@ -86,9 +85,6 @@ class ClosureEnsemble(nn.Module):
         return self.members[0].M
 
 
-register_model_class("closure_hmm", ClosureEnsemble)
-
-
 def ensemble(base: MomentNet, members: int, seed: int) -> list[MomentNet]:
     """``members`` copies of ``base`` with the encoder frozen and the closure network
     re-initialised (member ``k`` from ``torch.manual_seed(seed + k)``)."""
@@ -125,9 +121,7 @@ def build(
     out = Path(out)
     if not out.parent.is_dir():
         raise ValueError(f"--out folder {str(out.parent)!r} does not exist")
-    base, payload = load_model(closure)
-    if payload.get("kind") != "closure":
-        raise ValueError(f"{closure} is a {payload.get('kind')!r} checkpoint, not closure")
+    base, payload = load_model(closure, kind="closure")
     dec = load_decoder(decoder, payload)
     cfg = resolve_config(payload["config"])
     steps = int(steps or cfg["train"]["steps"])
@@ -207,35 +201,29 @@ def save_ensemble(
     )
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``python -m ledmus.surrogates.closure.hmm CLOSURE.pt DECODER.pt --out HMM.pt``."""
-    import argparse
-
-    ap = argparse.ArgumentParser(description="Build the closure ensemble of the HMM coupling")
-    ap.add_argument("closure")
-    ap.add_argument("decoder")
-    ap.add_argument("--out", required=True)
+def arguments(ap: Any) -> None:
+    """The arguments of ``ledmus closure hmm`` (:func:`run`)."""
+    ap.add_argument("closure", help="closure checkpoint (kind closure)")
+    ap.add_argument("decoder", help="its decoder checkpoint (kind closure_decoder)")
+    ap.add_argument("--out", required=True, help="ensemble checkpoint to write (kind closure_hmm)")
     ap.add_argument("--members", type=int, default=4)
     ap.add_argument("--steps", type=int, default=None, help="default: the closure config's")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--nx", type=int, default=100, help="cells of the coupled BGK grid")
-    args = ap.parse_args(argv)
+
+
+def run(args: Any) -> None:
+    """``ledmus closure hmm CLOSURE.pt DECODER.pt --out HMM.pt``: build the ensemble
+    (:func:`build`); a bad file or option is a ``ValueError``."""
     torch.set_num_threads(1)
-    try:
-        path = build(
-            args.closure,
-            args.decoder,
-            args.out,
-            members=args.members,
-            steps=args.steps,
-            seed=args.seed,
-            nx=args.nx,
-            progress=True,
-        )
-    except ValueError as exc:  # a bad file or option: one line, no traceback
-        ap.error(str(exc))
+    path = build(
+        args.closure,
+        args.decoder,
+        args.out,
+        members=args.members,
+        steps=args.steps,
+        seed=args.seed,
+        nx=args.nx,
+        progress=True,
+    )
     print(f"wrote {path}")
-
-
-if __name__ == "__main__":
-    main()

@@ -13,7 +13,7 @@ with ``L_closure`` of :func:`.train.closure_loss` and the decoder terms of
 consistency), ``W`` and ``w(ξ) dξ`` computed by the encoder being trained.  Data: the
 closure config's BGK runs (:func:`.train.bgk_runs`, seeded by ``seed``). ::
 
-    python -m ledmus.surrogates.closure.joint configs/closure_bgk.yaml --out DIR
+    ledmus closure joint configs/closure_bgk.yaml --out DIR
 
 writes ``DIR/closure.pt`` (kind ``closure``) and ``DIR/decoder.pt`` (kind
 ``closure_decoder``, bound to that closure by its fingerprint), the pair the default
@@ -145,37 +145,29 @@ def train_joint(
     return closure, decoder
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``python -m ledmus.surrogates.closure.joint CONFIG.yaml --out DIR``."""
-    import argparse
-
-    import yaml
-
-    ap = argparse.ArgumentParser(description="Train encoder, closure and decoder jointly")
-    ap.add_argument("config")
+def arguments(ap: Any) -> None:
+    """The arguments of ``ledmus closure joint`` (:func:`run`)."""
+    ap.add_argument("config", help="closure config (configs/closure_bgk.yaml)")
     ap.add_argument("--out", required=True, help="folder for closure.pt and decoder.pt")
     ap.add_argument("--lambda-rec", type=float, default=1.0)
     ap.add_argument("--lambda-eta", type=float, default=0.1)
     ap.add_argument("--lambda-w", type=float, default=0.1)
-    args = ap.parse_args(argv)
+
+
+def run(args: Any) -> None:
+    """``ledmus closure joint CONFIG.yaml --out DIR``: :func:`train_joint` on the config
+    (its ``learn`` section is not used); a bad config field is a ``ValueError``."""
+    from ..config import load_config
+
     torch.set_num_threads(1)
-    if not Path(args.config).is_file():
-        ap.error(f"config {args.config!r} does not exist")
-    config = yaml.safe_load(Path(args.config).read_text())
+    config = load_config(args.config)
     config.pop("learn", None)
-    try:
-        paths = train_joint(
-            config,
-            args.out,
-            lambda_rec=args.lambda_rec,
-            lambda_eta=args.lambda_eta,
-            lambda_w=args.lambda_w,
-            progress=True,
-        )
-    except ValueError as exc:  # a bad config field: one line, no traceback
-        ap.error(str(exc))
+    paths = train_joint(
+        config,
+        args.out,
+        lambda_rec=args.lambda_rec,
+        lambda_eta=args.lambda_eta,
+        lambda_w=args.lambda_w,
+        progress=True,
+    )
     print("wrote", *paths)
-
-
-if __name__ == "__main__":
-    main()

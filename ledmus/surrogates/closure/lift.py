@@ -41,7 +41,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..checkpoint import register_model_class
 from .ml import MomentNet, _apply, _mlp, _numpy_layers, eps_scale, numpy_encoder
 from .train import adam_fit, bgk_runs, cells, kinetic_frame
 
@@ -93,9 +92,6 @@ class MomentDecoder(nn.Module):
             torch.cat([torch.zeros_like(W), e], 1)
         )
         return (s * s * t)[:, 0]
-
-
-register_model_class("closure_decoder", MomentDecoder)
 
 
 def _numpy_shape(decoder: MomentDecoder) -> Any:
@@ -280,9 +276,7 @@ def load_decoder(path: Any, closure_payload: dict[str, Any]) -> MomentDecoder:
     closure checkpoint whose payload is ``closure_payload`` (same fingerprint)."""
     from ..checkpoint import load_model
 
-    dec, payload = load_model(path)
-    if payload.get("kind") != "closure_decoder":
-        raise ValueError(f"{path} is a {payload.get('kind')!r} checkpoint, not closure_decoder")
+    dec, payload = load_model(path, kind="closure_decoder")
     want = closure_payload.get("fingerprint")
     if payload["config"].get("closure_fingerprint") != want:
         raise ValueError(
@@ -292,21 +286,21 @@ def load_decoder(path: Any, closure_payload: dict[str, Any]) -> MomentDecoder:
     return dec
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``python -m ledmus.surrogates.closure.lift CLOSURE.pt --out DECODER.pt``: train the
-    decoder on the frozen encoder of a closure checkpoint (BGK data made in process)."""
-    import argparse
-
-    from ..checkpoint import load_model, save_checkpoint
-
-    ap = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
-    ap.add_argument("closure")
-    ap.add_argument("--out", required=True)
+def arguments(ap: Any) -> None:
+    """The arguments of ``ledmus closure lift`` (:func:`run`)."""
+    ap.add_argument("closure", help="closure checkpoint (kind closure)")
+    ap.add_argument("--out", required=True, help="decoder checkpoint to write")
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--lambda-eta", type=float, default=0.1)
     ap.add_argument("--lambda-w", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=1)
-    args = ap.parse_args(argv)
+
+
+def run(args: Any) -> None:
+    """``ledmus closure lift CLOSURE.pt --out DECODER.pt``: train the decoder on the
+    frozen encoder of a closure checkpoint (BGK data made in process)."""
+    from ..checkpoint import load_model, save_checkpoint
+
     torch.set_num_threads(1)
     net, payload = load_model(args.closure)
     data = cell_targets(net, snapshots(12, 4, 64, (1e-3, 10.0), 0.1, 4, seed=args.seed))
@@ -332,10 +326,6 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"wrote {args.out}: reconstruction {hist['reconstruction'][-1]:.3g}, {hist['wall_s']:.0f} s"
     )
-
-
-if __name__ == "__main__":
-    main()
 
 
 __all__ = [

@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from ..macro import MacroModel, register_macro_model
+from ..macro import MacroModel
 from .hmm import ClosureEnsemble, check_spec
 from .lift import lift, restrict
 from .ml import MLMomentClosure
@@ -40,7 +40,6 @@ from .ml import MLMomentClosure
 log = logging.getLogger(__name__)
 
 
-@register_macro_model
 class ClosureMacro(MacroModel):
     """A :class:`~.hmm.ClosureEnsemble` driven by the coupler (see the module)."""
 

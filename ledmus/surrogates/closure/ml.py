@@ -53,7 +53,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..checkpoint import register_model_class
 from .fv import MomentClosure, primitive
 
 SPEC_DEFAULTS: dict[str, Any] = {
@@ -203,9 +202,6 @@ class MomentNet(nn.Module):
             base = self.baseline(log_eps)
         out = s * (self.hnet(torch.cat([W / s, e], 1)) - base)
         return out[:, 0], out[:, 1 : 1 + self.M], out[:, 1 + self.M :].reshape(-1, 3, self.M)
-
-
-register_model_class("closure", MomentNet)
 
 
 def _numpy_layers(seq: nn.Sequential) -> list | None:

@@ -27,83 +27,61 @@ from typing import Any
 import numpy as np
 import torch
 
+from ...validation import Field, as_choice, as_choice_list, as_int, as_mapping, as_number
 from ..checkpoint import save_checkpoint
+from ..config import DTYPES, parse_section
 from .ml import MLMomentClosure, MomentNet, eps_scale
 
+#: the periodic BGK initial conditions of the training runs
+ICS = ("waves", "shocks", "riemann")
+TOP_FIELDS = (
+    Field("kind", as_choice(("closure",)), "closure", "closure"),
+    Field("system", as_choice(("bgk",)), "bgk", "bgk (the kinetic data are made in process)"),
+    Field("seed", as_int(0), 0, "integer >= 0"),
+    Field("dtype", as_choice(DTYPES), "float64", "one of " + ", ".join(DTYPES)),
+    Field("spec", as_mapping, {}, "MomentNet constructor fields (.ml.SPEC_DEFAULTS)"),
+    Field("learn", as_mapping, {}, "concurrent learning (.learn.LEARN_DEFAULTS; checked there)"),
+)
+DATA_FIELDS = (
+    Field("runs", as_int(1), 24, "BGK runs, integer >= 1"),
+    Field("batch", as_int(1), 4, "profiles per run, integer >= 1"),
+    Field("nx", as_int(4), 64, "cells, integer >= 4"),
+    Field("eps_min", as_number(0, strict=True), 1e-3, "smallest ε, number > 0"),
+    Field("eps_max", as_number(0, strict=True), 10.0, "largest ε, number > 0"),
+    Field("t_end", as_number(0, strict=True), 0.1, "end time, number > 0"),
+    Field("every", as_int(1), 4, "snapshot every this many coarse steps, integer >= 1"),
+    Field("ics", as_choice_list(ICS), ["waves", "shocks"], "list of " + ", ".join(ICS)),
+)
+TRAIN_FIELDS = (
+    Field("steps", as_int(1), 2000, "Adam steps, integer >= 1"),
+    Field("batch_size", as_int(1), 512, "cells per step, integer >= 1"),
+    Field("lr", as_number(0, strict=True), 2e-3, "Adam learning rate, number > 0"),
+)
+SECTIONS = {"data": DATA_FIELDS, "train": TRAIN_FIELDS}
+#: the defaults, as a nested dict in the order of the resolved config
 CONFIG_DEFAULTS: dict[str, Any] = {
-    "kind": "closure",
-    "system": "bgk",
-    "seed": 0,
-    "dtype": "float64",
-    "spec": {},
-    "data": {
-        "runs": 24,
-        "batch": 4,
-        "nx": 64,
-        "eps_min": 1e-3,
-        "eps_max": 10.0,
-        "t_end": 0.1,
-        "every": 4,
-        "ics": ["waves", "shocks"],
-    },
-    "train": {"steps": 2000, "batch_size": 512, "lr": 2e-3},
-    "learn": {},  # concurrent learning (.learn.LEARN_DEFAULTS; checked there)
+    **{f.name: f.default for f in TOP_FIELDS[:5]},
+    **{name: {f.name: f.default for f in fields} for name, fields in SECTIONS.items()},
+    "learn": {},
 }
 
 
 def resolve_config(raw: dict[str, Any]) -> dict[str, Any]:
-    """Defaults filled in; ``ValueError`` naming an unknown or bad field."""
-    cfg = copy.deepcopy(CONFIG_DEFAULTS)
-    for key, value in raw.items():
-        if key not in cfg:
-            raise ValueError(f"unknown closure config field {key!r}; allowed: {', '.join(cfg)}")
-        if isinstance(cfg[key], dict) and key not in ("spec", "learn"):
-            if not isinstance(value, dict):
-                raise ValueError(f"config field {key} must be a mapping")
-            for k, v in value.items():
-                if k not in cfg[key]:
-                    raise ValueError(
-                        f"unknown config field {key}.{k}; allowed: {', '.join(cfg[key])}"
-                    )
-                cfg[key][k] = v
-        else:
-            cfg[key] = value
-    if cfg["kind"] != "closure" or cfg["system"] != "bgk":
-        raise ValueError("config fields kind/system must be 'closure'/'bgk'")
-    if cfg["dtype"] not in ("float32", "float64"):
-        raise ValueError(f"config field dtype must be float32 or float64, got {cfg['dtype']!r}")
-    d, t = cfg["data"], cfg["train"]
-    for name, v in (
-        ("data.runs", d["runs"]),
-        ("data.batch", d["batch"]),
-        ("data.nx", d["nx"]),
-        ("data.every", d["every"]),
-        ("train.steps", t["steps"]),
-        ("train.batch_size", t["batch_size"]),
-    ):
-        if isinstance(v, bool) or not isinstance(v, int) or v < (4 if name == "data.nx" else 1):
-            raise ValueError(f"config field {name} must be a positive integer, got {v!r}")
-    for name, v in (
-        ("data.eps_min", d["eps_min"]),
-        ("data.eps_max", d["eps_max"]),
-        ("data.t_end", d["t_end"]),
-        ("train.lr", t["lr"]),
-    ):
-        if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-            raise ValueError(f"config field {name} must be a finite number > 0, got {v!r}")
-    if d["eps_min"] > d["eps_max"]:
-        raise ValueError("config field data.eps_min must be <= data.eps_max")
-    allowed = ("waves", "shocks", "riemann")  # the periodic BGK initial conditions
-    ics = d["ics"]
-    if (
-        not isinstance(ics, list)
-        or not ics
-        or not all(isinstance(n, str) and n in allowed for n in ics)
-    ):
-        raise ValueError(
-            f"config field data.ics must be a non-empty list of {', '.join(allowed)}; got {ics!r}"
-        )
-    return cfg
+    """Defaults filled in and every field checked (:mod:`ledmus.validation` fields;
+    ``ValueError`` naming the field as ``config <section>.<key>``)."""
+    if not isinstance(raw, dict):
+        raise ValueError(f"config: expected a mapping at the top level, got {raw!r}")
+    top = parse_section(TOP_FIELDS, {k: v for k, v in raw.items() if k not in SECTIONS}, "")
+    parsed = {}
+    for name, fields in SECTIONS.items():
+        given = raw.get(name, {})
+        if not isinstance(given, dict):
+            raise ValueError(f"config: {name} must be a mapping, got {given!r}")
+        parsed[name] = parse_section(fields, given, f"{name}.")
+    if parsed["data"]["eps_min"] > parsed["data"]["eps_max"]:
+        raise ValueError("config data.eps_min must be <= data.eps_max")
+    cfg = {**top, **parsed}
+    return {k: copy.deepcopy(cfg[k]) for k in CONFIG_DEFAULTS}
 
 
 def cells(a: np.ndarray) -> np.ndarray:

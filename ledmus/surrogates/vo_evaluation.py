@@ -28,11 +28,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import systems
-from .datasets import ensure_test_split
-from .surrogates.config import DEFAULTS
-from .surrogates.vo_training import infer
-from .trajectory import read_trajectory
+from .. import systems
+from ..datasets import ensure_test_split
+from ..trajectory import read_trajectory
+from .config import DEFAULTS
+from .vo_training import infer
 
 SNAPSHOTS_INFERRED = (0, 5, 9)
 SNAPSHOTS_PREDICTED = (15, 20, 25, 35)
