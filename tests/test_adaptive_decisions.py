@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from ledmus.coupler.adaptive import MODE_MACRO, AdaptiveCoordinator, AdaptivePolicy
+from ledmus import systems
+from ledmus.coupler.adaptive import MODE_MACRO, AdaptiveCoordinator, AdaptiveSchedule
 from ledmus.coupler.engine import drift_report
 from ledmus.coupler.messages import Restricted
 from ledmus.coupler.recorder import Recorder
@@ -145,7 +146,7 @@ def system(
         x0[0, 1], delta[0, 1] = 0.25, 0.0
     model = StubModel(delta)
     micro = StubMicro(x0, delta, model)
-    pol = AdaptivePolicy(
+    pol = AdaptiveSchedule(
         n_warm=N_WARM, n_micro=N_MICRO, **{"max_error": 0.01, "n_macro": N_MACRO, **policy}
     )
     recorder = Recorder(
@@ -161,7 +162,7 @@ def system(
         recorder=recorder,
         monitors=mons,
         members=np.arange(B),
-        kind=kind,
+        system=systems.get("fhn" if kind == "grid" else "ad1d"),
     )
     model.coord = lift.coord = coord
     exact = x0[:, None] + np.arange(N_TOTAL)[None, :, None, None] * delta[:, None]
@@ -388,6 +389,20 @@ def test_particle_comparison_error_is_mean_and_spread_by_hand(side):
     expected = ALL_PASS if side == "above" else COMPARE_FAILS_AT_5
     assert sources(coord) == [ALL_PASS, ALL_PASS, expected]
     np.testing.assert_allclose(coord.recorder.states, exact, rtol=0, atol=1e-12)
+
+
+def test_particle_step_errors_are_mean_and_spread_per_step_by_hand():
+    """Each step's error of a particle block is that step's largest ``|d mean| + |d std|``
+    (box units; no channel range), the drift estimate's input."""
+    coord, *_ = system("particles")
+    rng = np.random.default_rng(3)
+    micro = rng.normal(size=(2, 3, *PARTICLES))  # (members, steps, particles, axes)
+    macro = micro + rng.normal(0.0, 0.05, size=micro.shape)
+    got = coord.step_errors(np.arange(2), macro, micro)
+    want = [[particle_error(macro[b, k : k + 1], micro[b, k : k + 1]) for k in range(3)]
+            for b in range(2)]  # fmt: skip
+    # the same sums in another order: float64 rounding
+    np.testing.assert_allclose(got, want, rtol=1e-12)
 
 
 # ---------------------------------------------------------------- boundaries and budgets

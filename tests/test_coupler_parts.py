@@ -630,3 +630,25 @@ def test_a_network_without_a_particles_flag_wraps_as_a_grid_model():
     wrapped = NetworkMacro.from_network(Plain())
     assert wrapped.particles is False and wrapped.stochastic_lift is False
     assert wrapped.pooled is False and wrapped.macro_dim == 8
+
+
+# ----------------------------------------------------------------- the MPI launcher
+@pytest.mark.parametrize(
+    "env,size,rank",
+    [({}, 1, 0), ({"PMI_SIZE": "4", "PMI_RANK": "3"}, 4, 3),
+     ({"OMPI_COMM_WORLD_SIZE": "2", "OMPI_COMM_WORLD_RANK": "1"}, 2, 1),
+     ({"PMI_SIZE": "x", "PMI_RANK": ""}, 1, 0)],
+)  # fmt: skip
+def test_one_launcher_detector_reads_mpich_and_open_mpi(monkeypatch, env, size, rank):
+    """The process count and rank from mpiexec's environment (MPICH/Hydra, Open MPI), the
+    one reader both the embedded engine (``world_comm``) and the components' per-rank
+    logs use; without a launcher no communicator (mpi4py not needed)."""
+    from ledmus.coupler import mpi
+
+    for key in (*mpi._SIZE_VARIABLES, *mpi._RANK_VARIABLES):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert (mpi.launcher_size(), mpi.launcher_rank()) == (size, rank)
+    if size == 1:
+        assert mpi.world_comm() is None

@@ -168,7 +168,7 @@ class FakeCoordinator:
         self.model.restrict = lambda ctx: ctx
         self.recorder = SimpleNamespace(states=np.zeros((2, 20, 3)))
         self.index = 12
-        self.policy = SimpleNamespace(n_warm=5, max_error=max_error)
+        self.schedule = SimpleNamespace(n_warm=5, max_error=max_error)
         self.lifter = SimpleNamespace(decode=lambda z, index, stream: z)
         self.counted: list[str] = []
 

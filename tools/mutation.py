@@ -103,14 +103,17 @@ TARGETS: dict[str, Target] = {
     ),
     # the adaptive policy's decisions, by the stub-component tests (milliseconds a run)
     "adaptive": Target(
-        ("ledmus/coupler/adaptive.py",),
+        ("ledmus/coupler/adaptive.py", "ledmus/systems/suites.py"),
         ("tests/test_adaptive_decisions.py",),
         (
             "AdaptiveCoordinator.comparison_error",
+            "comparison_error",  # the arithmetic by kind of state, in systems/suites.py
+            "step_errors",
+            "cloud_error",
             "AdaptiveCoordinator._violations",
             "AdaptiveCoordinator._decide",
             "AdaptiveCoordinator._macro_block",
-            "AdaptivePolicy.cap",
+            "AdaptiveSchedule.cap",
         ),
     ),
     "lifting": Target(

@@ -53,10 +53,11 @@ from typing import Any
 
 import numpy as np
 
+from ..systems.spec import SystemSpec
 from .driver import Coordinator, Exchange
 from .messages import WindowRequest
 from .recorder import SOURCES
-from .schedule import MACRO, MICRO, SchedulePolicy, Step
+from .schedule import MACRO, MICRO
 from .streams import RNG_RECORD, member_rng
 
 MODE_MICRO, MODE_LIFT, MODE_MACRO = 0, 1, 2
@@ -64,8 +65,10 @@ RNG_CAP = 7  # purpose of the per-member streams that draw the macro caps
 
 
 @dataclass
-class AdaptivePolicy(SchedulePolicy):
-    """The settings of the adaptive schedule, in coarse steps (see the module)."""
+class AdaptiveSchedule:
+    """The settings of the adaptive schedule, in coarse steps (see the module).  Not a
+    :class:`~.schedule.SchedulePolicy`: its decisions are per member and need the run's
+    comparisons, so :class:`AdaptiveCoordinator` makes them."""
 
     n_warm: int
     n_macro: int
@@ -77,7 +80,6 @@ class AdaptivePolicy(SchedulePolicy):
     max_drift: float = 0.0
     monitors: bool = True
     seed: int = 0
-    name = "adaptive"
 
     def __post_init__(self) -> None:
         if self.n_micro <= 0:
@@ -86,40 +88,32 @@ class AdaptivePolicy(SchedulePolicy):
             raise ValueError("the adaptive schedule needs t_macro >= t_micro")
         self.n_macro_min = self.n_macro_min or self.n_macro
 
-    def next(self, state: Any) -> Step | None:  # the coordinator decides per member
-        raise NotImplementedError("the adaptive policy is driven by AdaptiveCoordinator")
-
     def cap(self, member: int, window: int) -> int:
         """Blocks of the next macro phase of ``member`` (uniform in the cap range)."""
         lo, hi = self.n_macro_min // self.n_micro, self.n_macro // self.n_micro
         return int(member_rng(self.seed, member, window, RNG_CAP).integers(lo, hi + 1))
 
 
-def _cloud_error(macro: np.ndarray, micro: np.ndarray) -> np.ndarray:
-    """``|d mean| + |d std|`` of particle clouds ``(b, n, N, d)`` per step and axis."""
-    dm = np.abs(macro.mean(axis=2) - micro.mean(axis=2))
-    ds = np.abs(macro.std(axis=2) - micro.std(axis=2))
-    return dm + ds
-
-
 class AdaptiveCoordinator(Coordinator):
-    """:class:`Coordinator` with per-member decisions (``policy``: :class:`AdaptivePolicy`).
+    """:class:`Coordinator` with per-member decisions (``schedule``: :class:`AdaptiveSchedule`).
 
     ``monitors``: the system's :class:`~ledmus.systems.spec.Monitor` list; ``members``:
-    the global member indices (cap draws); ``kind``: the system's kind of state."""
+    the global member indices (cap draws); ``system``: the system's spec (its kind of
+    state says how a comparison measures the error,
+    :meth:`~ledmus.systems.spec.SystemSpec.comparison_error`)."""
 
     def __init__(
         self,
         model: Any,
         lifter: Any,
-        policy: AdaptivePolicy,
+        schedule: AdaptiveSchedule,
         *,
         n_total: int,
         dt: float,
         recorder: Any,
         monitors: tuple = (),
         members: np.ndarray,
-        kind: str = "grid",
+        system: SystemSpec,
         change_times: tuple[float, ...] = (),
         learning: Any = None,
     ) -> None:
@@ -128,11 +122,12 @@ class AdaptiveCoordinator(Coordinator):
                 f"schedule adaptive needs a macro model with member-subset "
                 f"operations; {type(model).__name__} has none"
             )
-        super().__init__(model, lifter, policy, n_total=n_total, dt=dt, recorder=recorder)
+        super().__init__(model, lifter, None, n_total=n_total, dt=dt, recorder=recorder)
+        self.schedule = schedule
         b = recorder.n_members
         self.members = np.asarray(members, dtype=np.int64)
-        self.monitors = tuple(monitors) if policy.monitors else ()
-        self.kind = kind
+        self.monitors = tuple(monitors) if schedule.monitors else ()
+        self.system = system
         self.change_times = np.asarray(change_times, dtype=np.float64)
         self.mode = np.zeros(b, dtype=np.int64)
         self.cap_left = np.zeros(b, dtype=np.int64)
@@ -156,7 +151,7 @@ class AdaptiveCoordinator(Coordinator):
             self.interventions[cause] = self.interventions.get(cause, 0) + int(n)
 
     def _track_range(self, rows: np.ndarray, states: np.ndarray) -> None:
-        if self.kind == "particles":
+        if not self.system.ranged:
             return
         self.lo[rows] = np.minimum(self.lo[rows], states.min(axis=(1, 3)))
         self.hi[rows] = np.maximum(self.hi[rows], states.max(axis=(1, 3)))
@@ -166,17 +161,12 @@ class AdaptiveCoordinator(Coordinator):
     ) -> np.ndarray:
         """Per member of ``rows``: grid NAD ``max_c mean|macro - micro| / range_c``;
         particles: ``max_axis (|d mean| + |d std|) / 1`` (box units)."""
-        if self.kind == "particles":
-            return _cloud_error(macro, micro).max(axis=(1, 2))
-        err = np.abs(macro - micro).mean(axis=(1, 3)) / self._range(rows)  # (b, C)
-        return err.max(axis=1)
+        return self.system.comparison_error(macro, micro, self._range(rows))
 
     def step_errors(self, rows: np.ndarray, macro: np.ndarray, micro: np.ndarray) -> np.ndarray:
         """The comparison error of each step of the block, ``(len(rows), n)``: grid
         ``max_c mean_x |macro - micro| / range_c``; particles ``max_axis (|d mean| + |d std|)``."""
-        if self.kind == "particles":
-            return _cloud_error(macro, micro).max(axis=2)
-        return (np.abs(macro - micro).mean(axis=3) / self._range(rows)[:, None, :]).max(axis=2)
+        return self.system.step_errors(macro, micro, self._range(rows))
 
     def _range(self, rows: np.ndarray) -> np.ndarray:
         """Each member's micro range per channel so far ``(len(rows), C)`` (0 read as 1)."""
@@ -207,7 +197,7 @@ class AdaptiveCoordinator(Coordinator):
             ok = np.asarray(mon.check(flat), dtype=bool).reshape(b, n).all(axis=1)
             for k in np.flatnonzero(~ok):
                 causes[k] = causes[k] or f"monitor:{mon.name}"
-        limit = self.policy.max_uncertainty
+        limit = self.schedule.max_uncertainty
         if limit > 0 and uncertainty is not None:
             high = np.nan_to_num(uncertainty, nan=0.0).max(axis=1) > limit
             for k in np.flatnonzero(high):
@@ -222,7 +212,7 @@ class AdaptiveCoordinator(Coordinator):
             self._warm_up(exchange)
             return MICRO
         i = self.index
-        n = min(self.policy.n_micro, self.n_total - i)
+        n = min(self.schedule.n_micro, self.n_total - i)
         self._end_macro_at_changes(i, n)
         compare = np.flatnonzero(self.mode != MODE_MACRO)
         lift = np.flatnonzero(self.mode == MODE_LIFT)  # before the macro block changes modes
@@ -252,7 +242,7 @@ class AdaptiveCoordinator(Coordinator):
         the weights its comparison accepted), or end the phases after ``n_macro`` steps."""
         learning, busy = self.learning, self.mode == MODE_MACRO
         learning.waited += n
-        if busy.any() and learning.waited < self.policy.n_macro:
+        if busy.any() and learning.waited < self.schedule.n_macro:
             return
         with self._timed("macro_s"):
             if not learning.acceptable(self):
@@ -275,7 +265,7 @@ class AdaptiveCoordinator(Coordinator):
     def _warm_up(self, exchange: Exchange) -> None:
         b = self.recorder.n_members
         request = WindowRequest(
-            window=self.window, t0=0.0, steps=self.policy.n_warm, include_initial=True
+            window=self.window, t0=0.0, steps=self.schedule.n_warm, include_initial=True
         )
         answer = self._exchange(exchange, request)
         with self._timed("macro_s"):
@@ -337,7 +327,7 @@ class AdaptiveCoordinator(Coordinator):
             inc[grown] *= np.sqrt(u[grown] / uc[grown])
         self.drift[rows] += inc
         self.growth_total[rows] += inc
-        limit = self.policy.max_drift
+        limit = self.schedule.max_drift
         if limit > 0:  # the next block at this rate would pass the limit
             passing = rows[self.drift[rows] + self.rate[rows] > limit]
             self._count("drift", int((self.mode[passing] == MODE_MACRO).sum()))
@@ -382,7 +372,7 @@ class AdaptiveCoordinator(Coordinator):
             micro = states[np.searchsorted(run, compare)]
             err = self.comparison_error(compare, macro, micro)
             level, growth = self.drift_rate(self.step_errors(compare, macro, micro))
-        pol = self.policy
+        pol = self.schedule
         ok = np.ones(len(compare), dtype=bool)
         if pol.max_error > 0:
             bad_err = ~(err <= pol.max_error)

@@ -47,13 +47,14 @@ TIMINGS = ("macro_s", "micro_s", "lift_s", "restrict_s", "record_s")
 
 class Coordinator:
     """Drive with :meth:`run`, or :meth:`cycle` repeatedly (one macro phase and one
-    micro window per cycle; the warm-up is the first)."""
+    micro window per cycle; the warm-up is the first).  ``policy`` decides the steps
+    (None for a subclass that overrides :meth:`step`, as the adaptive coordinator does)."""
 
     def __init__(
         self,
         model: MacroModel,
         lifter: Lift,
-        policy: SchedulePolicy,
+        policy: SchedulePolicy | None,
         *,
         n_total: int,
         dt: float,

@@ -165,7 +165,7 @@ def _adaptive_coordinator(
     trainer_link: Any = None,
 ) -> Coordinator:
     from .. import systems
-    from .adaptive import AdaptiveCoordinator
+    from .adaptive import AdaptiveCoordinator, AdaptiveSchedule
     from .trainer import Learning, LocalLink, TrainerService
 
     a, dt = settings.adaptive, settings.dt
@@ -176,8 +176,7 @@ def _adaptive_coordinator(
             "window forced on (macro phases only after the acceptance test)",
             settings.out_of_training,
         )
-    policy = make_policy(
-        "adaptive",
+    schedule = AdaptiveSchedule(
         n_warm=settings.n_warm,
         n_macro=settings.n_macro,
         n_micro=settings.n_micro,
@@ -203,13 +202,13 @@ def _adaptive_coordinator(
     return AdaptiveCoordinator(
         model,
         lift,
-        policy,
+        schedule,
         n_total=settings.n_total,
         dt=dt,
         recorder=recorder,
         monitors=spec.monitors,
         members=lift.members,
-        kind=spec.kind,
+        system=spec,
         change_times=changes,
         learning=learning,
     )
@@ -297,7 +296,7 @@ def drift_report(coord: Coordinator, reference: np.ndarray | None, start: int) -
         "estimate_max": float(est.max()) if est.size else 0.0,
     }
     states = coord.recorder.states
-    if reference is None or states is None or coord.kind != "grid":
+    if reference is None or states is None or coord.system.kind != "grid":
         return out
     ref, got = reference[:, start:], states[:, start:]
     span = reference.max(axis=(1, 3)) - reference.min(axis=(1, 3))  # (B, C), whole run

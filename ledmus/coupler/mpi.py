@@ -19,13 +19,30 @@ from ..surrogates.macro import MacroModel
 
 #: environment variables a launcher sets to the number of processes (MPICH/Hydra, Open MPI)
 _SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS")
+#: ... and to this process's rank
+_RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK")
+
+
+def _launcher_value(names: tuple[str, ...], default: int) -> int:
+    values = [int(os.environ[k]) for k in names if os.environ.get(k, "").isdigit()]
+    return max(values) if values else default
+
+
+def launcher_size() -> int:
+    """The number of processes ``mpiexec``/``mpirun`` started, from its environment (1
+    without a launcher); mpi4py is not imported."""
+    return _launcher_value(_SIZE_VARIABLES, 1)
+
+
+def launcher_rank() -> int:
+    """This process's rank from the launcher's environment (0 without a launcher)."""
+    return _launcher_value(_RANK_VARIABLES, 0)
 
 
 def world_comm() -> Any:
     """``MPI.COMM_WORLD`` when this process was started by ``mpiexec``/``mpirun`` with
     more than one process, else None (mpi4py is then not even imported)."""
-    size = max(int(os.environ.get(k, "1")) for k in _SIZE_VARIABLES)
-    if size <= 1:
+    if launcher_size() <= 1:
         return None
     from mpi4py import MPI
 

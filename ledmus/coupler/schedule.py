@@ -1,9 +1,10 @@
 """Schedule policies: what runs next, decided from the run's state alone.
 
 A policy is a small pure object: :meth:`SchedulePolicy.next` maps a :class:`RunState`
-(coarse index reached, kind of the last step, per-member flags) to the next
-:class:`Step`, or None when the run is done.  It holds no run state itself, so a resumed
-run asks the same policy and gets the same answer.
+(coarse index reached, kind of the last step) to the next :class:`Step` for every member,
+or None when the run is done.  It holds no run state itself, so a resumed run asks the
+same policy and gets the same answer.  The ``adaptive`` schedule is not a policy: it
+decides per member from the run's comparisons (:class:`~.adaptive.AdaptiveCoordinator`).
 
 ``fixed`` (Vlachas et al. Fig. 2): a warm-up of ``n_warm`` micro steps from the initial
 condition (``n_warm + 1`` states), then macro phases of ``n_macro`` steps, each followed
@@ -17,8 +18,6 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
-import numpy as np
-
 MICRO, MACRO = "micro", "macro"
 #: where a micro window starts: the initial condition, a lifted macro state, its own state
 FROM_IC, FROM_LIFT, FROM_SELF = "ic", "lift", "self"
@@ -27,25 +26,21 @@ FROM_IC, FROM_LIFT, FROM_SELF = "ic", "lift", "self"
 @dataclass(frozen=True)
 class RunState:
     """What a policy may look at: the next coarse index to produce, the total number of
-    coarse states, the kind of the last step (None before the first) and per-member
-    flags (e.g. uncertainty or monitor results, ``(B,)`` arrays by name)."""
+    coarse states and the kind of the last step (None before the first)."""
 
     index: int
     n_total: int
     last: str | None = None
-    flags: dict[str, np.ndarray] | None = None
 
 
 @dataclass(frozen=True)
 class Step:
-    """Run ``steps`` coarse steps on ``kind`` (micro: starting ``start``; the warm-up
-    also returns the initial state).  ``members``: a boolean ``(B,)`` mask of the
-    members concerned, None for all."""
+    """Run ``steps`` coarse steps on ``kind`` for every member (micro: starting
+    ``start``; the warm-up also returns the initial state)."""
 
     kind: str
     steps: int
     start: str = FROM_SELF
-    members: np.ndarray | None = None
 
     @property
     def include_initial(self) -> bool:

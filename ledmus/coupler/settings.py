@@ -68,7 +68,7 @@ from .adaptive_settings import (
 )
 from .paths import read_ymmsl_settings as read_ymmsl_settings
 from .paths import resolve_file
-from .policies import POLICIES
+from .policies import schedules
 
 PARAM_PREFIX = "param_"
 
@@ -108,7 +108,7 @@ RUN_FIELDS = (
     Field("device", as_str, "cpu", "cpu, cuda, cuda:N or auto"),
     Field("compare", as_bool, False, "true or false"),
     Field("plots", as_bool, True, "true or false"),
-    Field("schedule", as_choice(POLICIES), "fixed", f"one of {', '.join(POLICIES)}"),
+    Field("schedule", as_choice(schedules()), "fixed", f"one of {', '.join(schedules())}"),
     Field("record", as_choice(RECORDS), "states", "states or latents"),
     Field("overwrite", as_bool, False, "true or false: replace the outputs of an earlier run"),
     Field(
@@ -322,7 +322,7 @@ def validate(raw: Mapping[str, Any], *, search: list[Path] | None = None) -> Run
     if cold is None:
         trained, particles = cls.trained_state(payload["spec"])
     else:  # built for the solver's states
-        trained, particles = solver.state_shape, systems.get(system).kind == "particles"
+        trained, particles = solver.state_shape, systems.get(system).particles
     # particle models take any particle count N; only the dimension d must match
     if (trained[-1:] if particles else trained) != (
         solver.state_shape[-1:] if particles else solver.state_shape

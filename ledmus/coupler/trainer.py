@@ -275,7 +275,7 @@ class Learning:
     def _context(self, coord: Any) -> np.ndarray:
         """The last ``n_warm`` recorded states ``(B, c, *shape)``."""
         i = coord.index
-        return coord.recorder.states[:, i - max(1, min(coord.policy.n_warm, i)) : i]
+        return coord.recorder.states[:, i - max(1, min(coord.schedule.n_warm, i)) : i]
 
     def acceptable(self, coord: Any) -> bool:
         """Whether the waiting weights reconstruct the context no worse than the current
@@ -288,7 +288,7 @@ class Learning:
         model.set_weights(state)
         after = self._reconstruction(coord, ctx)
         model.set_weights(old)
-        if np.all(after <= np.maximum(coord.policy.max_error, before)):
+        if np.all(after <= np.maximum(coord.schedule.max_error, before)):
             return True
         self.incoming, self.rejected = None, self.rejected + 1
         coord._count("weights_rejected")
@@ -296,7 +296,7 @@ class Learning:
             "weights version %d rejected: reconstruction NAD %.3g > %.3g",
             reply.version,
             after.max(),
-            max(coord.policy.max_error, before.max()),
+            max(coord.schedule.max_error, before.max()),
         )
         return False
 

@@ -182,6 +182,30 @@ class SystemSpec:
         """
         return construct(self.solver, self.preset, self.name, params)
 
+    @property
+    def particles(self) -> bool:
+        """Whether a state is a particle cloud ``(N, d)`` (any particle count ``N``)."""
+        return self.kind == "particles"
+
+    @property
+    def ranged(self) -> bool:
+        """Whether comparison errors are normalised by each channel's micro range
+        (grids, histograms, kinetic cells; not particles, compared in box units)."""
+        return not self.particles
+
+    def comparison_error(
+        self, macro: np.ndarray, micro: np.ndarray, span: np.ndarray | None
+    ) -> np.ndarray:
+        """The adaptive schedule's comparison error per member of a block
+        (:func:`.suites.comparison_error`)."""
+        return suites.comparison_error(self, macro, micro, span)
+
+    def step_errors(
+        self, macro: np.ndarray, micro: np.ndarray, span: np.ndarray | None
+    ) -> np.ndarray:
+        """The comparison error of each step of a block (:func:`.suites.step_errors`)."""
+        return suites.step_errors(self, macro, micro, span)
+
     def errors(self, reference: np.ndarray, prediction: np.ndarray, dt: float) -> dict[str, Any]:
         """Coupled-run errors of ``prediction`` against the micro-only ``reference``,
         both ``(B, T, *state_shape)`` after the warm-up, sampled every ``dt``."""

@@ -284,6 +284,33 @@ def histogram_errors(
     return out
 
 
+def cloud_error(macro: np.ndarray, micro: np.ndarray) -> np.ndarray:
+    """``|d mean| + |d std|`` of particle clouds ``(b, n, N, d)`` per step and axis."""
+    dm = np.abs(macro.mean(axis=2) - micro.mean(axis=2))
+    ds = np.abs(macro.std(axis=2) - micro.std(axis=2))
+    return dm + ds
+
+
+def comparison_error(
+    spec, macro: np.ndarray, micro: np.ndarray, span: np.ndarray | None
+) -> np.ndarray:
+    """The adaptive schedule's comparison error per member of a block ``(b, n, ...)``:
+    grids (and histograms, kinetic cells) ``max_c mean_{t,x} |macro - micro| / span_c``
+    with ``span`` ``(b, C)`` the member's micro range per channel; particles
+    ``max_axis (|d mean| + |d std|)`` over the block (box units; ``span`` unused)."""
+    if spec.kind == "particles":
+        return cloud_error(macro, micro).max(axis=(1, 2))
+    return (np.abs(macro - micro).mean(axis=(1, 3)) / span).max(axis=1)
+
+
+def step_errors(spec, macro: np.ndarray, micro: np.ndarray, span: np.ndarray | None) -> np.ndarray:
+    """The comparison error of each step of a block, ``(b, n)`` (as
+    :func:`comparison_error`, without the mean over the block's steps)."""
+    if spec.kind == "particles":
+        return cloud_error(macro, micro).max(axis=2)
+    return (np.abs(macro - micro).mean(axis=3) / span[:, None, :]).max(axis=2)
+
+
 SUITES = {
     "grid": (grid_errors, grid_evaluate),
     "kinetic": (kinetic_errors, grid_evaluate),  # errors: rho, u, T of f

@@ -17,7 +17,6 @@ Every component runs its body through :func:`run_guarded`, which
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 import traceback
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ...rundir import terminate_as_exception
+from ..mpi import launcher_rank
 from .watchdog import _exit_now, _say, start_watchdog
 
 log = logging.getLogger("ledmus.coupler")
@@ -39,14 +39,6 @@ def raw_settings(instance: Any) -> dict[str, Any]:
     return {str(name): instance.get_setting(str(name)) for name in instance.list_settings()}
 
 
-def _rank() -> int:
-    """This process's MPI rank from the launcher's environment (0 without MPI)."""
-    for key in ("PMI_RANK", "OMPI_COMM_WORLD_RANK"):
-        if os.environ.get(key, "").isdigit():
-            return int(os.environ[key])
-    return 0
-
-
 def _own_log(component: str) -> logging.Handler | None:
     """Log ``ledmus.*`` at DEBUG into ``instances/<name>/ledmus.log`` (``ledmus.rank<r>.log``
     on MPI ranks other than 0) when running in a ``muscle_manager`` run directory.  Only
@@ -54,7 +46,7 @@ def _own_log(component: str) -> logging.Handler | None:
     cwd = Path.cwd()
     if not (cwd.name == "workdir" and cwd.parent.parent.name == "instances"):
         return None
-    rank = _rank()
+    rank = launcher_rank()
     path = cwd.parent / ("ledmus.log" if rank == 0 else f"ledmus.rank{rank}.log")
     try:
         handler = logging.FileHandler(path, mode="a")

@@ -49,7 +49,7 @@ class MicroComponent:
     def setup(self, settings: Any) -> None:
         """This rank's share: all members' particles in part, or some members whole."""
         solver, rank, size = settings.solver, self.rank, self.size
-        self.particles = systems.get(settings.system).kind == "particles" and size > 1
+        self.particles = systems.get(settings.system).particles and size > 1
         self.members = np.arange(settings.ensemble)
         self.member_cut = slice(None)
         if size > 1 and not self.particles:
