@@ -598,7 +598,7 @@ def test_led_snapshot_restore_and_set_weights():
 def test_led_snapshot_of_a_prediction_and_of_a_fresh_model():
     model = load_macro_model(ROOT / "models" / "led_fhn.pt")
     fresh = model.snapshot()
-    assert fresh == {"hidden": [], "z_next": None, "pending": None}
+    assert fresh == {"hidden": [], "z_next": None, "pending": None, "assimilated": False}
     warm = np.random.default_rng(3).standard_normal((2, 4, 8)).astype(np.float32)
     model.assimilate(warm)
     snap = model.snapshot()  # z_next (the prediction) set, nothing pending
@@ -652,3 +652,74 @@ def test_one_launcher_detector_reads_mpich_and_open_mpi(monkeypatch, env, size, 
     assert (mpi.launcher_size(), mpi.launcher_rank()) == (size, rank)
     if size == 1:
         assert mpi.world_comm() is None
+
+
+# ----------------------------------------------------------------- the call-order guard
+class Forgetful(MacroModel):
+    """A model that checks no call order itself: propagate on no state would return
+    garbage (zeros) silently; the protocol refuses it."""
+
+    kind = "forgetful"
+    system, state_shape, macro_dim = "fhn", (2, 4), 3
+
+    def __init__(self) -> None:
+        self.reset()
+
+    @classmethod
+    def from_network(cls, net):
+        return cls()
+
+    def restrict(self, states):
+        return np.zeros((*np.shape(states)[:-2], 3), np.float32)
+
+    def lift(self, m, generators=None, n_particles=None):
+        return np.zeros((*np.shape(m)[:-1], 2, 4))
+
+    def reset(self):
+        self.last = None
+
+    def assimilate(self, m_seq):
+        self.last = np.asarray(m_seq)[:, -1]
+
+    def propagate(self, n):
+        last = np.zeros((1, 3), np.float32) if self.last is None else self.last
+        return np.repeat(last[:, None], n, axis=1), None
+
+    def snapshot(self):
+        return {"last": self.last}
+
+    def restore(self, snap):
+        self.last = snap["last"]
+
+    def get_weights(self):
+        return {}
+
+    def set_weights(self, state_dict):
+        pass
+
+
+def test_the_protocol_checks_the_call_order_once_for_every_model():
+    """propagate before assimilate, after reset, and after restoring a snapshot taken
+    before any assimilate is one RuntimeError from the base class; a snapshot taken
+    after an assimilate restores a model that propagates; a model without member
+    subsets still says so by name."""
+    model = Forgetful()
+    with pytest.raises(RuntimeError, match="^propagate before any assimilate: no state"):
+        model.propagate(2)
+    early = model.snapshot()
+    assert early == {"last": None, "assimilated": False}
+    model.assimilate(np.ones((1, 2, 3), np.float32))
+    assert model.propagate(2)[0].shape == (1, 2, 3)
+    late = model.snapshot()
+    model.restore(early)
+    with pytest.raises(RuntimeError, match="no state to start from"):
+        model.propagate(1)
+    model.restore(late)
+    np.testing.assert_array_equal(model.propagate(1)[0], np.ones((1, 1, 3)))
+    model.restore({"last": np.ones((1, 3), np.float32)})  # an older snapshot: no flag
+    assert model.propagate(1)[0].shape == (1, 1, 3)
+    model.reset()
+    with pytest.raises(RuntimeError, match="no state to start from"):
+        model.propagate(1)
+    with pytest.raises(NotImplementedError, match="Forgetful has no member-subset operations"):
+        model.propagate_members(1, np.array([0]))

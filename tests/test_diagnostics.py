@@ -164,7 +164,7 @@ def test_a_closure_member_that_breaks_down_keeps_its_state_with_infinite_deviati
     shape = (3 + model.M, model.nx)
     Q = np.stack([np.full(shape, v) for v in (1.0, 2.0, 3.0)])
     Q[1, 0, 0] = -1.5 * dt  # -0.5 dt after one step: the second breaks down
-    model.Q = Q.copy()
+    model.restore({"Q": Q.copy(), "assimilated": True})  # a state to march from
     out, dev = model.propagate(3)
     assert out.shape == (3, 3, model.macro_dim) and dev.shape == (3, 3)
     expect = Q.reshape(3, -1)[:, None] + dt * np.arange(1, 4)[None, :, None]
@@ -187,7 +187,7 @@ def test_reverting_one_closure_member_restores_it_alone(monkeypatch):
     model._fv = BreakingFV(model.bgk.dt_coarse)
     monkeypatch.setattr(learn, "deviation", lambda nets, Q, eps: Q[:, 0, 0] * 1.0)
     Q = np.stack([np.full((3 + model.M, model.nx), v) for v in (1.0, 2.0, 3.0)])
-    model.Q = Q.copy()
+    model.restore({"Q": Q.copy(), "assimilated": True})
     snap = model.snapshot()
     model.propagate(2)
     moved = model.Q.copy()

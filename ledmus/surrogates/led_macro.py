@@ -65,27 +65,22 @@ class RNNPropagation:
             if self.pending is not None:  # two macro phases in a row: feed the last one first
                 pred, self.hidden = self.net.rnn(self.pending[:, None], self.hidden)
                 self.z_next, self.pending = pred[:, -1], None
-            if self.z_next is None:
-                raise RuntimeError("propagate before any assimilate: no state to start from")
             z, self.hidden = self.net.rnn.free_run(self.z_next, self.hidden, n)
             self.pending, self.z_next = z[:, -1], None
             return z.cpu().numpy(), None
 
     # ------------------------------------------------------------------ member subsets
     def _n_members(self) -> int:
-        for t in (self.z_next, self.pending):
-            if t is not None:
-                return t.shape[0]
-        if self.hidden is not None:
-            return (self.hidden[0] if isinstance(self.hidden, tuple) else self.hidden).shape[1]
-        raise RuntimeError("propagate before any assimilate: no state to start from")
+        """Members of the state (one has been assimilated: the protocol checks it)."""
+        like = self.z_next if self.z_next is not None else self.pending
+        if like is not None:
+            return like.shape[0]
+        return (self.hidden[0] if isinstance(self.hidden, tuple) else self.hidden).shape[1]
 
     def _full(self, b: int) -> None:
         """Materialise the state as full ``(B, ...)`` tensors with per-member flags."""
         like = self.z_next if self.z_next is not None else self.pending
         if self.hidden is None:
-            if like is None:
-                raise RuntimeError("member operation before any assimilate")
             self.hidden = self.net.rnn._zero_hidden(like)
         if self.has_pending is None:
             self.has_pending = np.full(b, self.pending is not None)

@@ -15,6 +15,12 @@ Shapes (``B`` ensemble members, ``T`` coarse steps, ``d`` macro dimension)::
     get_weights() / set_weights(state_dict)          replace the weights while a run goes on
     bind_micro(solver, backend=, comm=)              the run's micro solver (a closure's ε, grid)
 
+Call order: a model propagates only what it was given, so :meth:`propagate` (and
+:meth:`propagate_members`, :meth:`revert_members`) before the first :meth:`assimilate`
+(or after :meth:`reset`) is a ``RuntimeError``.  The base class checks this once for every model (each subclass's
+methods are wrapped when the class is created; the flag travels in :meth:`snapshot`), so
+no model repeats the check.
+
 Propagation state: after :meth:`propagate` the last returned macro state is *pending*: it
 has not yet been fed to the propagator.  The next :meth:`assimilate` feeds the pending
 state first, then the restricted micro states (Vlachas et al. SI §6.6: the last latent of a
@@ -24,16 +30,59 @@ from the prediction made by the last ``assimilate`` (or continues after a pendin
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
-import torch
+
+#: the message of a propagation before any assimilation (one for every model)
+NO_STATE = "propagate before any assimilate: no state to start from"
+#: the snapshot entry of the call-order flag
+ASSIMILATED = "assimilated"
+
+
+def _guard(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+    """``method`` with the protocol's call-order rule around it (see the module)."""
+
+    @functools.wraps(method)
+    def guarded(self: MacroModel, *args: Any, **kwargs: Any) -> Any:
+        if name in NEEDS_STATE and not self.__dict__.get("_assimilated", False):
+            raise RuntimeError(NO_STATE)
+        out = method(self, *args, **kwargs)
+        if name.startswith("assimilate"):
+            self._assimilated = True
+        elif name == "reset":
+            self._assimilated = False
+        elif name == "restore":
+            self._assimilated = bool(args[0].get(ASSIMILATED, True) if args else True)
+        elif name == "snapshot":
+            out = {**out, ASSIMILATED: self.__dict__.get("_assimilated", False)}
+        return out
+
+    guarded.__guarded__ = True  # type: ignore[attr-defined]
+    return guarded
+
+
+#: the methods that need an assimilated state
+NEEDS_STATE = ("propagate", "propagate_members", "revert_members")
+#: the methods whose call order the base class checks or records
+GUARDED = (*NEEDS_STATE, "reset", "assimilate", "assimilate_members", "snapshot", "restore")
 
 
 class MacroModel(ABC):
     """A macro model driven by the coupler (one instance per process, ``B`` members)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in GUARDED:  # also methods a mixin brings (the RNN propagation state)
+            method = getattr(cls, name, None)
+            # the base's own defaults (no member subsets: NotImplementedError) stay as they are
+            inherited = method is MacroModel.__dict__.get(name)
+            abstract = getattr(method, "__isabstractmethod__", False)
+            if callable(method) and not (abstract or inherited or hasattr(method, "__guarded__")):
+                setattr(cls, name, _guard(name, method))
 
     #: the family's kind, equal to the ``kind`` in the model's checkpoint
     kind: ClassVar[str] = ""
@@ -60,7 +109,7 @@ class MacroModel(ABC):
 
     @classmethod
     @abstractmethod
-    def from_network(cls, net: torch.nn.Module) -> MacroModel:
+    def from_network(cls, net: Any) -> MacroModel:
         """Wrap the network rebuilt from a checkpoint of this kind."""
 
     @classmethod
@@ -86,7 +135,7 @@ class MacroModel(ABC):
     def lift(
         self,
         m: np.ndarray,
-        generators: Sequence[torch.Generator] | None = None,
+        generators: Sequence[Any] | None = None,
         n_particles: int | None = None,
     ) -> np.ndarray:
         """Macro states ``(B, d)`` or ``(B, T, d)`` -> float64 observable states
@@ -105,7 +154,7 @@ class MacroModel(ABC):
         raise NotImplementedError(f"{type(self).__name__} has no pooled restriction")
 
     # ------------------------------------------------------------------ propagation
-    def use_generators(self, generators: Sequence[torch.Generator]) -> None:
+    def use_generators(self, generators: Sequence[Any]) -> None:
         """Random streams for a stochastic :meth:`propagate`, one per member in member
         order (the coupler keys them by run seed and global member, so a run split over
         MPI ranks draws what the serial run draws); deterministic models ignore them."""
@@ -156,11 +205,11 @@ class MacroModel(ABC):
 
     # ------------------------------------------------------------------ weights
     @abstractmethod
-    def get_weights(self) -> dict[str, torch.Tensor]:
+    def get_weights(self) -> dict[str, Any]:
         """The weights (a ``state_dict``)."""
 
     @abstractmethod
-    def set_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
+    def set_weights(self, state_dict: dict[str, Any]) -> None:
         """Replace the weights while a run goes on (the propagation state is kept)."""
 
 
@@ -177,9 +226,7 @@ def macro_model_class(kind: str) -> type[MacroModel]:
     return macro
 
 
-def load_macro_model(
-    path: Any, *, system: str | None = None, device: str | torch.device = "cpu"
-) -> MacroModel:
+def load_macro_model(path: Any, *, system: str | None = None, device: Any = "cpu") -> MacroModel:
     """The macro model stored in checkpoint ``path`` (its ``kind`` picks the class)."""
     from .checkpoint import checkpoint_kind, load_model
 

@@ -73,8 +73,6 @@ class VOMacro(MacroModel):
         self.paths = last[:, None, :].repeat(1, self.net.samples, 1)
 
     def propagate(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        if self.paths is None:
-            raise RuntimeError("propagate before any assimilate: no state to start from")
         if self.generators is None:
             paths = self.net.propagate(self.paths, n, self.generator)  # (B, S, n, d)
         else:

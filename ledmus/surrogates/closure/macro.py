@@ -159,8 +159,6 @@ class ClosureMacro(MacroModel):
         return out, dev
 
     def propagate(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        if self.Q is None:
-            raise RuntimeError("ClosureMacro: assimilate a restricted state before propagating")
         return self._march(self.Q, n)
 
     def snapshot(self) -> dict[str, Any]:
@@ -180,8 +178,6 @@ class ClosureMacro(MacroModel):
         self.Q[rows] = Q
 
     def propagate_members(self, n: int, members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if self.Q is None:
-            raise RuntimeError("ClosureMacro: assimilate a restricted state before propagating")
         rows = np.asarray(members)
         Q = self.Q[rows].copy()
         out, dev = self._march(Q, n)
