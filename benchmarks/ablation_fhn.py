@@ -31,7 +31,7 @@ from adaptive_fhn import blocks, run
 from ood_fhn import kinds
 
 from ledmus import solvers
-from ledmus.coupler.engine import micro_reference
+from ledmus.coupler.run import micro_reference
 from ledmus.coupler.settings import read_ymmsl_settings, validate
 from ledmus.surrogates.checkpoint import load_model, save_checkpoint
 from ledmus.surrogates.ensemble import EnsembleRNN

@@ -28,7 +28,7 @@ from _provenance import ROOT, write_result
 from adaptive_fhn import run
 
 from ledmus import metrics
-from ledmus.coupler.engine import micro_reference
+from ledmus.coupler.run import micro_reference
 from ledmus.coupler.settings import read_ymmsl_settings, validate
 
 

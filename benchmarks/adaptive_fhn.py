@@ -19,7 +19,7 @@ t_end 6000 through the first change), for the figures of the shipped jobs:
         --out benchmarks/out/adaptive_fhn_shipped.json
 
 Each adaptive run also reports its drift estimate beside the true error (``drift``:
-:func:`ledmus.coupler.engine.drift_report`).
+:func:`ledmus.coupler.run.drift_report`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ import torch
 from _provenance import ROOT, write_result
 
 from ledmus.coupler.driver import Coordinator
-from ledmus.coupler.engine import build, drift_report, micro_reference, new_coordinator
+from ledmus.coupler.engine import build
+from ledmus.coupler.run import drift_report, micro_reference, new_coordinator
 from ledmus.coupler.schedule import FixedSchedule
 from ledmus.coupler.settings import read_ymmsl_settings, validate
 

@@ -21,7 +21,7 @@ import torch
 from _provenance import ROOT, write_result
 from adaptive_fhn import blocks, plot, run
 
-from ledmus.coupler.engine import micro_reference
+from ledmus.coupler.run import micro_reference
 from ledmus.coupler.settings import read_ymmsl_settings, validate
 
 

@@ -40,8 +40,9 @@ from _provenance import git_commit, write_result
 
 from ledmus import metrics
 from ledmus.coupler.decode import fill_macro_states
-from ledmus.coupler.engine import build, micro_reference, new_coordinator
+from ledmus.coupler.engine import build
 from ledmus.coupler.output import grid_errors
+from ledmus.coupler.run import micro_reference, new_coordinator
 from ledmus.coupler.settings import validate
 from ledmus.systems import get as get_system
 from ledmus.trajectory import read_trajectory

@@ -23,7 +23,7 @@ from _provenance import ROOT, write_result
 from adaptive_fhn import blocks, run
 
 from ledmus import solvers
-from ledmus.coupler.engine import micro_reference
+from ledmus.coupler.run import micro_reference
 from ledmus.coupler.settings import read_ymmsl_settings, validate
 
 

@@ -11,8 +11,9 @@ import torch
 from test_coupler import muscle, muscle3, short_ymmsl, states_of
 
 from ledmus import systems
-from ledmus.coupler import engine
-from ledmus.coupler.engine import build, new_coordinator, run_embedded
+from ledmus.coupler import run as coupled_run
+from ledmus.coupler.engine import build, run_embedded
+from ledmus.coupler.run import new_coordinator
 from ledmus.coupler.settings import read_ymmsl_settings, validate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -155,7 +156,7 @@ def test_param_schedule_changes_the_micro_solver_at_the_given_time(tmp_path):
 
 def test_an_override_outside_training_forces_the_comparison_window_on(tmp_path, caplog):
     settings = adaptive(schedule="fixed", t_macro=50.0, param_d_u=1.5)
-    assert engine.gated(settings)
+    assert coupled_run.gated(settings)
     coord, parts = coordinator(settings)
     assert "comparison window forced on" in caplog.text
     coord.run(parts.exchange)

@@ -17,9 +17,9 @@ import pytest
 
 from ledmus import systems
 from ledmus.coupler.adaptive import MODE_MACRO, AdaptiveCoordinator, AdaptiveSchedule
-from ledmus.coupler.engine import drift_report
 from ledmus.coupler.messages import Restricted
 from ledmus.coupler.recorder import Recorder
+from ledmus.coupler.run import drift_report
 from ledmus.coupler.streams import RNG_RECORD
 from ledmus.systems.spec import Monitor
 

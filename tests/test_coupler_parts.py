@@ -723,3 +723,46 @@ def test_the_protocol_checks_the_call_order_once_for_every_model():
         model.propagate(1)
     with pytest.raises(NotImplementedError, match="Forgetful has no member-subset operations"):
         model.propagate_members(1, np.array([0]))
+
+
+def test_the_guard_is_installed_when_a_model_class_is_created():
+    """Classes made here, at run time: a subclass overriding the guarded methods, a
+    class taking them from a mixin (as the LED model takes its RNN state), and the
+    base's member-subset defaults (left as they are: no member subsets says so)."""
+
+    class Child(Forgetful):
+        def assimilate(self, m_seq):
+            super().assimilate(m_seq)
+
+        def propagate(self, n):
+            return super().propagate(n)
+
+    class Mixin:
+        def assimilate(self, m_seq):
+            self.last = np.asarray(m_seq)[:, -1]
+
+        def propagate(self, n):
+            return np.zeros((1, n, 3), np.float32), None
+
+        def reset(self):
+            self.last = None
+
+    class Mixed(Mixin, Forgetful):
+        pass
+
+    for cls in (Child, Mixed):
+        model = cls()
+        with pytest.raises(RuntimeError, match="no state to start from"):
+            model.propagate(1)
+        model.assimilate(np.ones((1, 2, 3), np.float32))
+        assert model.propagate(2)[0].shape == (1, 2, 3)
+        assert model.snapshot()["assimilated"] is True
+        model.restore(snap={"last": None, "assimilated": False})  # by keyword too
+        with pytest.raises(RuntimeError, match="no state to start from"):
+            model.propagate(1)
+        model.assimilate(np.ones((1, 2, 3), np.float32))
+        model.reset()
+        with pytest.raises(RuntimeError, match="no state to start from"):
+            model.propagate(1)
+        with pytest.raises(NotImplementedError, match="has no member-subset operations"):
+            model.propagate_members(1, np.array([0]))

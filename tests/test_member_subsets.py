@@ -598,6 +598,8 @@ def test_member_operations_on_a_state_without_hidden_state_start_from_zeros(kind
     z_next = model.snapshot()["z_next"]
     np.testing.assert_array_equal(z_next[[2, 0]], pred[:, -1].numpy())  # same batch and calls
     np.testing.assert_array_equal(z_next[1], start[1], strict=True)
+    model.restore({"hidden": [], "z_next": None, "pending": start})  # a pending state only
+    assert model._n_members() == 3
     model.restore({"hidden": [], "z_next": start, "pending": None})
     assert model._n_members() == 3
     z, unc = model.propagate_members(3, [2, 0])

@@ -13,7 +13,8 @@ import torch
 import yaml
 from test_coupler import muscle, muscle3, run_and_resume, states_of
 
-from ledmus.coupler.engine import build, new_coordinator, run_embedded
+from ledmus.coupler.engine import build, run_embedded
+from ledmus.coupler.run import new_coordinator
 from ledmus.coupler.settings import read_ymmsl_settings, validate
 from ledmus.coupler.trainer import Learning
 from ledmus.surrogates.online import OnlineTrainer
@@ -236,8 +237,8 @@ def test_muscle3_deterministic_online_run_equals_the_embedded_run(tmp_path, star
 
 
 def test_augmentation_buffers_each_window_and_its_mirror_image():
-    from ledmus.coupler.engine import load
     from ledmus.coupler.messages import TrainRequest
+    from ledmus.coupler.run import load
     from ledmus.coupler.trainer import TrainerService
 
     settings = online(online_augment=True, online_seq_len=5, online_min_sequences=100)
@@ -261,7 +262,7 @@ def cold(**over):
 
 
 def test_cold_start_builds_the_same_untrained_model_everywhere_and_runs_micro(tmp_path):
-    from ledmus.coupler.engine import load
+    from ledmus.coupler.run import load
 
     settings = cold(compare=True, t_end=200.0, param_schedule="")
     a, b = load(settings).get_weights(), load(settings).get_weights()

@@ -193,12 +193,12 @@ def test_a_run_that_fails_leaves_no_directory_it_created(tmp_path, capsys, kind)
 
 
 def test_a_blow_up_leaves_no_directory(tmp_path, capsys, monkeypatch):
-    from ledmus.coupler import engine
+    from ledmus.coupler.driver import Coordinator
 
     def blow_up(*args, **kwargs):
         raise FloatingPointError("overflow in the micro solver")
 
-    monkeypatch.setattr(engine.Coordinator, "run", blow_up)
+    monkeypatch.setattr(Coordinator, "run", blow_up)
     assert run("--run-dir", str(tmp_path / "r"), *SHORT) == 2
     assert "overflow in the micro solver" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()

@@ -20,7 +20,8 @@ import h5py
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ledmus.coupler.engine import micro_reference, run_embedded
+from ledmus.coupler.engine import run_embedded
+from ledmus.coupler.run import micro_reference
 from ledmus.coupler.settings import read_ymmsl_settings, validate
 
 

@@ -1,5 +1,6 @@
-"""The embedded engine, and what both engines share: building the parts from the
-settings, the micro-only reference run and the run summary.
+"""The embedded engine: a coupled run in this process, the micro window carried by
+function calls (lift -> micro -> restrict).  The run sequence itself is
+:class:`~.run.CoupledRun`, which the MUSCLE3 macro component follows too.
 
 ``mpiexec -n P ledmus run X.ymmsl`` splits the ensemble over ranks (members
 ``array_split(range(B), P)[rank]``); each rank runs its members' coupled run, the results
@@ -10,40 +11,23 @@ the split run equal to the serial one.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .. import metrics
-from ..device import resolve_device
 from ..rundir import discard_run, finish_run, prepare_run_dir
-from ..solvers.cells import split_slice
-from ..surrogates.macro import MacroModel, load_macro_model
-from .decode import fill_macro_states
-from .driver import Coordinator
+from ..surrogates.macro import MacroModel
 from .mappers import Lift, Restrict
-from .messages import MicroRequest, Restricted, WindowRequest
-from .micro import Micro, identical_members_warning, initial_condition
-from .output import run_errors, write_run
-from .policies import make_policy
-from .recorder import Recorder, resident
-from .settings import MicroSettings, RunSettings
-from .streams import RNG_MACRO, member_torch_generator
+from .messages import Restricted, WindowRequest
+from .micro import Micro, identical_members_warning
+from .output import write_run
+from .recorder import Recorder
+from .run import CoupledRun, load, members_of, new_lift, new_micro
+from .settings import RunSettings
 
 log = logging.getLogger(__name__)
-
-
-def members_of(ensemble: int, rank: int, size: int) -> np.ndarray:
-    """Global member indices handled by ``rank`` of ``size`` (the block of
-    :func:`~ledmus.solvers.cells.split_slice`, which the MPI components use too)."""
-    return np.arange(ensemble)[split_slice(ensemble, rank, size)]
-
-
-def n_particles(settings: MicroSettings) -> int | None:
-    return getattr(settings.solver, "n_particles", None)
 
 
 @dataclass
@@ -58,39 +42,6 @@ class Parts:
         return self.restrict.handle(self.micro.handle(self.lift.handle(request)))
 
 
-def load(settings: RunSettings, comm: Any = None) -> MacroModel:
-    """The run's macro model, bound to its micro solver (``comm``: the ranks a
-    space-parallel ``backend`` splits the grid over)."""
-    if settings.cold_config is not None:  # model: none
-        from .cold import cold_model
-
-        return cold_model(settings)
-    model = load_macro_model(
-        settings.model, system=settings.system, device=resolve_device(settings.device)
-    )
-    model.bind_micro(settings.solver, backend=settings.backend, comm=comm)
-    return model
-
-
-def new_lift(settings: RunSettings, model: MacroModel, members: np.ndarray) -> Lift:
-    return Lift(model, settings.seed, members, n_particles(settings))
-
-
-def new_micro(settings: MicroSettings, members: np.ndarray) -> Micro:
-    """The micro side for ``members``, at its initial condition (after the transient)."""
-    ic = initial_condition(
-        settings.solver, settings.ic, settings.seed, members, settings.t_transient
-    )
-    return Micro(
-        settings.solver,
-        ic,
-        settings.seed,
-        members,
-        lifting=settings.lifter,
-        schedule=settings.param_changes,
-    )
-
-
 def build(
     settings: RunSettings, members: np.ndarray, model: MacroModel | None = None, comm: Any = None
 ) -> Parts:
@@ -98,238 +49,6 @@ def build(
     return Parts(
         model, new_lift(settings, model, members), new_micro(settings, members), Restrict(model)
     )
-
-
-def new_coordinator(
-    settings: RunSettings,
-    model: MacroModel,
-    lift: Lift,
-    n_members: int,
-    *,
-    keep_states: bool = True,
-    grid_reference: np.ndarray | None = None,
-    trainer_link: Any = None,
-) -> Coordinator:
-    """The coordinator with its recorder (``grid_reference``: accumulate grid errors on
-    the fly instead of keeping states); with ``online`` training, ``trainer_link``
-    reaches the trainer (None: a :class:`~.trainer.TrainerService` in this process)."""
-    recorder = Recorder(
-        n_members,
-        settings.n_total,
-        settings.solver.state_shape,
-        model.macro_dim,
-        keep_states=keep_states,
-        decode_macro=settings.record == "states",
-        grid_reference=grid_reference,
-        latent_dtype=model.macro_dtype,
-    )
-    model.use_generators(
-        [member_torch_generator(settings.seed, int(m), 0, "cpu", RNG_MACRO) for m in lift.members]
-    )
-    if gated(settings):
-        return _adaptive_coordinator(settings, model, lift, recorder, trainer_link)
-    policy = make_policy(
-        settings.schedule,
-        n_warm=settings.n_warm,
-        n_macro=settings.n_macro,
-        n_micro=settings.n_micro,
-    )
-    return Coordinator(
-        model, lift, policy, n_total=settings.n_total, dt=settings.dt, recorder=recorder
-    )
-
-
-def gated(settings: RunSettings) -> bool:
-    """Whether the run decides per member with the acceptance test: ``schedule:
-    adaptive``, or a fixed schedule whose micro parameters leave the model's training
-    values (the comparison window is then forced on, with the fixed T_m as the cap)."""
-    if settings.schedule == "adaptive":
-        return True
-    if not settings.out_of_training or settings.n_macro == 0:  # micro only: nothing to gate
-        return False
-    ok = settings.n_micro > 0 and settings.n_macro % settings.n_micro == 0
-    if not ok:
-        log.warning(
-            "micro parameters %s leave the model's training values, but t_macro is "
-            "not a multiple of t_micro: the comparison window cannot be forced on",
-            sorted(settings.out_of_training),
-        )
-    return ok
-
-
-def _adaptive_coordinator(
-    settings: RunSettings,
-    model: MacroModel,
-    lift: Lift,
-    recorder: Recorder,
-    trainer_link: Any = None,
-) -> Coordinator:
-    from .. import systems
-    from .adaptive import AdaptiveCoordinator, AdaptiveSchedule
-    from .trainer import Learning, LocalLink, TrainerService
-
-    a, dt = settings.adaptive, settings.dt
-    fixed = settings.schedule != "adaptive"
-    if fixed:
-        log.warning(
-            "micro parameters %s leave the model's training values: comparison "
-            "window forced on (macro phases only after the acceptance test)",
-            settings.out_of_training,
-        )
-    schedule = AdaptiveSchedule(
-        n_warm=settings.n_warm,
-        n_macro=settings.n_macro,
-        n_micro=settings.n_micro,
-        n_macro_min=settings.n_macro if fixed else round(a.t_macro_min / dt),
-        max_uncertainty=a.max_uncertainty,
-        max_error=a.max_error,
-        error_budget=a.error_budget,
-        max_drift=a.max_drift,
-        monitors=a.monitors,
-        seed=settings.seed,
-    )
-    spec = systems.get(settings.system)
-    changes = tuple(t for t, _ in settings.schedule_solvers)
-    learning = None
-    if a.online != "off":
-        if not recorder.needs_states or recorder.states is None:
-            raise ValueError(
-                "setting online: the run must keep its states (the RNN context "
-                "is re-encoded from them after each weights update)"
-            )
-        link = trainer_link or LocalLink(TrainerService(model.net, a, settings.seed))
-        learning = Learning(link, lift.members, np.array(changes), dt)
-    return AdaptiveCoordinator(
-        model,
-        lift,
-        schedule,
-        n_total=settings.n_total,
-        dt=dt,
-        recorder=recorder,
-        monitors=spec.monitors,
-        members=lift.members,
-        system=spec,
-        change_times=changes,
-        learning=learning,
-    )
-
-
-def micro_reference(settings: RunSettings, members: np.ndarray) -> tuple[np.ndarray, float]:
-    """The micro solver alone over ``[0, t_end]`` from the same initial conditions and
-    seed (the accuracy and timing reference, T_m = 0); returns ``(states, wall s)``."""
-    micro = new_micro(settings, members)
-    # its states buffer is in memory before the clock starts, as the coupled run's record
-    buffer = resident((len(members), settings.n_total, *settings.solver.state_shape), 0.0)
-    start = time.perf_counter()
-    out = micro.handle(
-        MicroRequest(window=0, t0=0.0, steps=settings.n_total - 1, include_initial=True), out=buffer
-    )
-    return out.states, time.perf_counter() - start
-
-
-def compare_after_run(
-    settings: RunSettings, coord: Coordinator, lift: Lift, members: np.ndarray
-) -> tuple[np.ndarray | None, float | None]:
-    """With ``compare``, after the coupled run's clock: decode the macro states a
-    ``record: latents`` run skipped (for the errors) and run the micro-only reference;
-    returns ``(reference states, reference wall s)`` or ``(None, None)``."""
-    if not settings.compare:
-        return None, None
-    rec = coord.recorder
-    if settings.record == "latents" and (rec.states is not None or rec.abs_err is not None):
-        fill_macro_states(rec, lift)
-    return micro_reference(settings, members)
-
-
-def summarize(
-    settings: RunSettings,
-    coord: Coordinator,
-    wall: float,
-    engine: str,
-    reference: np.ndarray | None = None,
-    reference_wall: float | None = None,
-    n_ranks: int = 1,
-) -> dict[str, Any]:
-    """The ``metrics.json`` payload: settings, wall-time split, speed-up and errors.
-    ``wall`` includes recording, as the reference's wall includes keeping its states."""
-    tm = coord.timings
-    rec = coord.recorder
-    result: dict[str, Any] = {
-        "engine": engine,
-        "system": settings.system,
-        "settings": settings.as_dict(),
-        "n_ranks": n_ranks,
-        "micro_ranks": coord.micro_ranks if n_ranks == 1 else n_ranks,
-        "rho": (settings.t_macro / settings.t_micro) if settings.t_micro > 0 else None,
-        "n_states": settings.n_total,
-        "micro_fraction": float((rec.source == 0).mean()),
-        "wall_s": wall,
-        **{k: tm[k] for k in ("micro_s", "macro_s", "lift_s", "restrict_s", "record_s")},
-        "coupling_s": max(0.0, wall - tm["micro_s"] - tm["macro_s"] - tm["record_s"]),
-        "windows": coord.window,
-        **concurrent_metrics(settings, coord),
-        "lifting": {
-            "strategy": settings.lifting,
-            "tol": settings.lifting_tol,
-            **coord.lifting.summary(),
-        },
-    }
-    if reference is not None:
-        result["micro_only_wall_s"] = reference_wall
-        result["speedup"] = metrics.speedup(reference_wall, wall) if wall > 0 else None
-        result["errors"] = run_errors(settings, rec, reference)
-    if hasattr(coord, "drift_total"):
-        result["drift"] = drift_report(coord, reference, settings.n_warm + 1)
-    return result
-
-
-def drift_report(coord: Coordinator, reference: np.ndarray | None, start: int) -> dict[str, Any]:
-    """The adaptive schedule's drift estimate per member (``estimate``: NAD accumulated
-    over every macro block, :mod:`~ledmus.coupler.adaptive`) and, with a micro-only
-    ``reference`` of a grid system, the true error it estimates (``true``: the largest
-    over the run of ``max_c mean_x |state - reference| / range_c``, the comparison's NAD
-    with the reference member's range) and ``bounded``: the share of members whose
-    estimate is at least their true error."""
-    est = np.asarray(coord.drift_total, dtype=np.float64)
-    out: dict[str, Any] = {
-        "estimate": est.tolist(),
-        "estimate_max": float(est.max()) if est.size else 0.0,
-    }
-    states = coord.recorder.states
-    if reference is None or states is None or coord.system.kind != "grid":
-        return out
-    ref, got = reference[:, start:], states[:, start:]
-    span = reference.max(axis=(1, 3)) - reference.min(axis=(1, 3))  # (B, C), whole run
-    span = np.where(span > 0, span, 1.0)
-    nad = np.abs(got - ref).mean(axis=3) / span[:, None, :]  # (B, T, C)
-    true = nad.max(axis=(1, 2)) if nad.size else np.zeros(len(est))
-    out["true"] = true.tolist()
-    out["true_max"] = float(true.max()) if true.size else 0.0
-    # 1e-12: exact members carry float64 rounding on both sides
-    out["bounded"] = float((est >= true - 1e-12).mean()) if est.size else 1.0
-    return out
-
-
-def concurrent_metrics(settings: RunSettings, coord: Coordinator) -> dict[str, Any]:
-    """``macro_fraction`` (overall and per ``t_report`` block, over members and indices),
-    ``interventions`` by cause, comparisons, and the parameters outside training."""
-    source = coord.recorder.source
-    block = max(1, round(settings.adaptive.t_report / settings.dt))
-    blocks = [
-        float((source[:, a : a + block] == 1).mean()) for a in range(0, source.shape[1], block)
-    ]
-    return {
-        "macro_fraction": float((source == 1).mean()),
-        "macro_fraction_blocks": blocks,
-        "interventions": dict(getattr(coord, "interventions", {})),
-        "comparisons": dict(getattr(coord, "comparisons", {})),
-        "out_of_training": settings.out_of_training,
-        **(
-            {"trainer": {"mode": settings.adaptive.online, **coord.learning.summary()}}
-            if getattr(coord, "learning", None) is not None
-            else {}
-        ),
-    }
 
 
 def _comm_info(comm: Any) -> tuple[int, int]:
@@ -403,17 +122,12 @@ def _run(
     failure = None
     try:
         parts = build(settings, members, comm=comm if spatial else None)
-        coord = new_coordinator(
-            settings, parts.model, parts.lift, len(members), keep_states=keep_states
+        run = CoupledRun.build(
+            settings, members, model=parts.model, lift=parts.lift, keep_states=keep_states
         )
-        start = time.perf_counter()
-        try:
-            coord.run(parts.exchange, progress=progress and rank == 0)
-        finally:
-            if getattr(coord, "learning", None) is not None:
-                coord.learning.close()
-        wall = time.perf_counter() - start
-        reference, ref_wall = compare_after_run(settings, coord, parts.lift, members)
+        run.run(parts.exchange, progress=progress and rank == 0)
+        coord, wall = run.coord, run.elapsed
+        reference, ref_wall = run.compare()
     except Exception as exc:  # decided collectively below, so no rank waits forever
         failure = f"rank {rank}: {type(exc).__name__}: {exc}"
         if comm is None:
@@ -437,7 +151,8 @@ def _run(
             ref_wall = comm.allreduce(ref_wall, op=_max_op())
     result = None
     if rank == 0:
-        result = summarize(settings, coord, wall, "embedded", reference, ref_wall, size)
+        run.elapsed = wall
+        result = run.summary("embedded", reference, ref_wall, size)
         if run_dir is not None and coord.recorder.states is not None:
             write_run(run_dir, settings, coord.recorder, result, reference)
         if run_dir is not None:

@@ -55,13 +55,13 @@ def _guard(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
             self._assimilated = True
         elif name == "reset":
             self._assimilated = False
-        elif name == "restore":
-            self._assimilated = bool(args[0].get(ASSIMILATED, True) if args else True)
+        elif name == "restore":  # a snapshot from before the flag existed: taken in a run
+            snap = args[0] if args else next(iter(kwargs.values()))
+            self._assimilated = bool(snap.get(ASSIMILATED, True))
         elif name == "snapshot":
             out = {**out, ASSIMILATED: self.__dict__.get("_assimilated", False)}
         return out
 
-    guarded.__guarded__ = True  # type: ignore[attr-defined]
     return guarded
 
 
@@ -76,13 +76,12 @@ class MacroModel(ABC):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        for name in GUARDED:  # also methods a mixin brings (the RNN propagation state)
-            method = getattr(cls, name, None)
-            # the base's own defaults (no member subsets: NotImplementedError) stay as they are
-            inherited = method is MacroModel.__dict__.get(name)
-            abstract = getattr(method, "__isabstractmethod__", False)
-            if callable(method) and not (abstract or inherited or hasattr(method, "__guarded__")):
-                setattr(cls, name, _guard(name, method))
+        for name in GUARDED:
+            owner = next(k for k in cls.__mro__ if name in vars(k))
+            # wrap what this class or a mixin (the RNN propagation state) defines; a
+            # MacroModel subclass wrapped its own, the base's defaults stay as they are
+            if owner is cls or not issubclass(owner, MacroModel):
+                setattr(cls, name, _guard(name, vars(owner)[name]))
 
     #: the family's kind, equal to the ``kind`` in the model's checkpoint
     kind: ClassVar[str] = ""

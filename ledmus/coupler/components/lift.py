@@ -14,8 +14,8 @@ if __name__ == "__main__":  # notice a manager killed while this process starts
 from libmuscle import InstanceFlags, Message
 from ymmsl import Operator
 
-from ..engine import load, members_of, new_lift
 from ..messages import Weights, WindowRequest
+from ..run import load, members_of, new_lift
 from ..trainer import MapperWeights
 from .common import open_instance, received, run_guarded
 

@@ -16,7 +16,6 @@ from .watchdog import start_watchdog
 if __name__ == "__main__":  # notice a manager killed while this process starts
     start_watchdog("macro")
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -31,17 +30,10 @@ from ...rundir import (
     prepare_run_dir,
     read_marker,
 )
-from ..engine import (
-    compare_after_run,
-    load,
-    members_of,
-    new_coordinator,
-    new_lift,
-    summarize,
-)
 from ..messages import Restricted, TrainReply, TrainRequest, Weights, WindowRequest
 from ..micro import identical_members_warning
 from ..output import write_run
+from ..run import CoupledRun, load, members_of
 from .common import log, open_instance, received, run_guarded
 
 
@@ -152,41 +144,31 @@ def main() -> None:
             while instance.reuse_instance():
                 model = load(settings)
                 members = members_of(settings.ensemble, 0, 1)
-                lift = new_lift(settings, model, members)
                 link = MuscleLink(instance) if settings.adaptive.online != "off" else None
                 if link is None and instance.is_connected("train_out"):
                     raise ValueError(
                         "macro.train_out is connected (a trainer component) but "
                         "setting online is off; allowed: asynchronous, deterministic"
                     )
-                coord = new_coordinator(settings, model, lift, len(members), trainer_link=link)
+                run = CoupledRun.build(settings, members, model=model, trainer_link=link)
                 if link is not None:
-                    link.coord = coord
-                elapsed = 0.0
+                    link.coord = run.coord
                 if instance.resuming():
-                    snap = received(instance.load_snapshot())
-                    coord.restore(snap["coordinator"])
-                    elapsed = float(snap["elapsed"])
+                    run.restore(received(instance.load_snapshot()))
                 instance.should_init()  # libmuscle's API order; no F_INIT ports to receive on
 
-                def exchange(request: WindowRequest, coord=coord) -> Restricted:
+                def exchange(request: WindowRequest, coord=run.coord) -> Restricted:
                     instance.send("state_out", Message(coord.time, None, request.to_payload()))
                     answer = received(instance.receive("state_in"))
                     return Restricted.from_payload(answer, "macro: message on port state_in")
 
-                start = time.perf_counter()
-                while not coord.done:
-                    coord.cycle(exchange)
-                    if instance.should_save_snapshot(coord.time):
-                        snap = {
-                            "coordinator": coord.snapshot(),
-                            "elapsed": elapsed + time.perf_counter() - start,
-                        }
-                        instance.save_snapshot(Message(coord.time, None, snap))
-                wall = elapsed + time.perf_counter() - start
-                reference, ref_wall = compare_after_run(settings, coord, lift, members)
-                result = summarize(settings, coord, wall, "muscle3", reference, ref_wall)
-                write_run(out, settings, coord.recorder, result, reference)
+                def save(run: CoupledRun) -> None:  # a workflow snapshot when one is due
+                    if instance.should_save_snapshot(run.coord.time):
+                        instance.save_snapshot(Message(run.coord.time, None, run.snapshot()))
+
+                run.run(exchange, after_cycle=save)
+                result, reference = run.finish("muscle3")
+                write_run(out, settings, run.coord.recorder, result, reference)
                 summary = summary_text(result, out)
                 with atomic_path(out / "summary.txt") as tmp:
                     tmp.write_text(summary)
@@ -195,8 +177,7 @@ def main() -> None:
                     finish_run(root)
                 print(summary, end="", flush=True)
                 if instance.should_save_final_snapshot():
-                    snap = {"coordinator": coord.snapshot(), "elapsed": wall}
-                    instance.save_final_snapshot(Message(coord.time, None, snap))
+                    instance.save_final_snapshot(Message(run.coord.time, None, run.snapshot()))
         except BaseException:
             if not (read_marker(out) or {}).get("complete"):
                 discard_run(out, keep_folders=True)

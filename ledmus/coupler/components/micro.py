@@ -29,10 +29,10 @@ from ymmsl import Operator
 
 from ... import systems
 from ...solvers.cells import split_slice
-from ..engine import members_of
 from ..messages import MicroRequest
 from ..micro import Micro, initial_condition
 from ..mpi import lazy_bcast, world_comm
+from ..run import members_of
 from .common import open_instance, received, run_guarded
 
 

@@ -17,10 +17,10 @@ from libmuscle import InstanceFlags, Message
 from ymmsl import Operator
 
 from ...solvers.cells import split_slice
-from ..engine import load
 from ..mappers import Restrict
 from ..messages import MicroResult, Weights
 from ..mpi import distributed_restrict, lazy_bcast, world_comm
+from ..run import load
 from ..trainer import MapperWeights
 from .common import open_instance, received, run_guarded
 

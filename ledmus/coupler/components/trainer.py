@@ -18,8 +18,8 @@ if __name__ == "__main__":  # notice a manager killed while this process starts
 from libmuscle import InstanceFlags, Message
 from ymmsl import Operator
 
-from ..engine import load
 from ..messages import TrainRequest
+from ..run import load
 from ..trainer import TrainerService
 from .common import open_instance, portable, received, run_guarded
 
