@@ -766,3 +766,40 @@ def test_the_guard_is_installed_when_a_model_class_is_created():
             model.propagate(1)
         with pytest.raises(NotImplementedError, match="has no member-subset operations"):
             model.propagate_members(1, np.array([0]))
+
+
+# ----------------------------------------------------------------- the settings record
+def test_run_settings_hold_plain_values_and_build_their_solvers_where_used():
+    """No field of the run settings is a live object (solvers are built from ``system``
+    and ``params`` on use and cached); a pickled copy (what an MPI rank receives)
+    carries no solver and builds the same one."""
+    import dataclasses
+    import pickle
+
+    from ledmus.coupler.settings import validate
+    from ledmus.solvers import Solver
+
+    raw = {"model": str(ROOT / "models" / "led_fhn.pt"), "t_warm": 60.0, "t_macro": 50.0,
+           "t_micro": 10.0, "t_end": 200.0, "ic": "y05", "param_d_u": 1.1,
+           "param_schedule": "{100: {d_u: 1.2}}"}  # fmt: skip
+    s = validate(raw)
+
+    def live(value):
+        if isinstance(value, Solver):
+            return True
+        if isinstance(value, dict):
+            return any(live(v) for v in value.values())
+        if isinstance(value, (list, tuple)):
+            return any(live(v) for v in value)
+        return dataclasses.is_dataclass(value) and any(
+            live(getattr(value, f.name)) for f in dataclasses.fields(value)
+        )
+
+    assert not any(live(getattr(s, f.name)) for f in dataclasses.fields(s))
+    assert s.solver is s.solver and s.solver.params()["d_u"] == 1.1  # built once, cached
+    copy = pickle.loads(pickle.dumps(s))
+    assert "solver" not in copy.__dict__ and "schedule_solvers" not in copy.__dict__
+    assert copy.solver.params() == s.solver.params()
+    ((t, after),) = copy.schedule_solvers
+    assert t == 100.0 and after.params()["d_u"] == 1.2 and after.params()["d_v"] == s.solver.d_v
+    assert copy == s  # the values, compared field by field

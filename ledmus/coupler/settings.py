@@ -37,6 +37,7 @@ newton_krylov); it lifts every state a window starts from, the initial condition
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -122,6 +123,10 @@ RUN_FIELDS = (
 SETTINGS = {f.name: f.doc for f in (*RUN_FIELDS, *MICRO_FIELDS, *ADAPTIVE_FIELDS)}
 
 
+#: the cached properties of :class:`MicroSettings` built from its values
+BUILT = ("solver", "schedule_solvers")
+
+
 @dataclass(frozen=True)
 class MicroSettings:
     """What the micro side needs: the system, its parameters and the ensemble."""
@@ -136,9 +141,26 @@ class MicroSettings:
     lifting_max_iter: int = 200
     param_schedule: str = ""
     params: dict[str, Any] = field(default_factory=dict)
-    solver: Solver | None = field(default=None, repr=False, compare=False)
-    #: ``[(t, solver)]`` built from ``param_schedule`` (validated)
-    schedule_solvers: tuple = field(default=(), repr=False, compare=False)
+
+    # The record holds plain values only; the solvers are built from them where they
+    # are used (and cached on the instance, never pickled: an MPI rank that receives
+    # the settings builds its own).
+    @functools.cached_property
+    def solver(self) -> Solver:
+        """The micro solver: the system's preset with ``params``."""
+        return systems.get(self.system).make(**self.params)
+
+    @functools.cached_property
+    def schedule_solvers(self) -> tuple[tuple[float, Solver], ...]:
+        """``((t, solver), ...)`` of ``param_schedule`` (each change on top of ``params``)."""
+        make = systems.get(self.system).make
+        return tuple(
+            (t, make(**{**self.params, **dict(entry)}))
+            for t, entry in parse_param_schedule(self.param_schedule)
+        )
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in BUILT}
 
     @property
     def param_changes(self) -> Any:
@@ -261,7 +283,6 @@ def _micro(values: dict[str, Any], params: dict[str, Any], search: list[Path]) -
                 "state shape or dt_coarse; only physical parameters may change"
             )
         changes.append((t, other))
-    values["schedule_solvers"] = tuple(changes)
     ic = values["ic"]
     if ic.endswith(".npy"):
         ic = str(resolve_file(ic, "ic", search))
@@ -270,7 +291,15 @@ def _micro(values: dict[str, Any], params: dict[str, Any], search: list[Path]) -
             f"setting ic={ic!r} is not an initial condition of {system!r}; "
             f"allowed: {', '.join(solver.ic_names())} or a .npy file"
         )
-    return {**values, "ic": ic, "params": params, "solver": solver}
+    built = {"solver": solver, "schedule_solvers": tuple(changes)}  # checked: cached
+    return {**values, "ic": ic, "params": params}, built
+
+
+def _with_built(settings: Any, built: dict[str, Any]) -> Any:
+    """``settings`` with the solvers validation built put in its cache (the same
+    objects its properties would build)."""
+    settings.__dict__.update(built)
+    return settings
 
 
 def validate_micro(raw: Mapping[str, Any], *, search: list[Path] | None = None) -> MicroSettings:
@@ -284,7 +313,8 @@ def validate_micro(raw: Mapping[str, Any], *, search: list[Path] | None = None) 
         if "model" not in rest:
             raise ValueError("missing setting system (the micro system's name) or model")
         values["system"] = _model_header(rest["model"], search)[1]["system"]
-    return MicroSettings(**_micro(values, params, search))
+    micro, built = _micro(values, params, search)
+    return _with_built(MicroSettings(**micro), built)
 
 
 def validate(raw: Mapping[str, Any], *, search: list[Path] | None = None) -> RunSettings:
@@ -313,8 +343,8 @@ def validate(raw: Mapping[str, Any], *, search: list[Path] | None = None) -> Run
             f"but setting system={values['system']!r}"
         )
     micro_values = {f.name: values[f.name] for f in MICRO_FIELDS}
-    micro = _micro({**micro_values, "system": system}, params, search)
-    solver = micro["solver"]
+    micro, built = _micro({**micro_values, "system": system}, params, search)
+    solver = built["solver"]
     try:
         cls = macro_model_class(checkpoint_kind(payload))
     except ValueError as exc:
@@ -370,7 +400,7 @@ def validate(raw: Mapping[str, Any], *, search: list[Path] | None = None) -> Run
         )
     outside = out_of_training(system, payload, params, entries)
     outside = {k: v for k, v in outside.items() if k not in cls.input_params}
-    return RunSettings(
+    settings = RunSettings(
         model=model,
         **times,
         **run,
@@ -380,3 +410,4 @@ def validate(raw: Mapping[str, Any], *, search: list[Path] | None = None) -> Run
         training=values["training"],
         cold_config=cold,
     )
+    return _with_built(settings, built)
