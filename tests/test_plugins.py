@@ -144,6 +144,7 @@ muscle3 = pytest.mark.skipif(
 )
 
 
+@pytest.mark.slow  # 6 s: four processes and the manager
 @muscle3
 def test_a_plugin_family_runs_under_muscle3_as_embedded(plugins, tmp_path):
     """The MUSCLE3 components import the plug-in (``LEDMUS_PLUGINS`` in the programs'
