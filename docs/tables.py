@@ -194,17 +194,21 @@ def render_latent_throughput(docs: Docs) -> str:
 
 
 def render_coupling_overhead(docs: Docs) -> str:
-    """One row per ensemble size, model and T_m (JSONs written before the model was
-    recorded ran the single LSTM, ``models/led_fhn.pt``)."""
+    """One row per ensemble size, model, libmuscle profile level and T_m (JSONs written
+    before the model was recorded ran the single LSTM, ``models/led_fhn.pt``; before the
+    profile level was recorded, libmuscle's default ``all``)."""
     rows = []
     for doc in docs.values():
         settings = doc.get("settings", {})
         ensemble, model = settings.get("ensemble", 1), settings.get("model", "models/led_fhn.pt")
-        rows += [{"ensemble": ensemble, "model": Path(model).name, **r} for r in doc["rows"]]
-    rows.sort(key=lambda r: (r["ensemble"], r["model"], r["t_macro"]))
-    header = ["ensemble", "model", "T_m / T_mu", "windows", "embedded loop", "MUSCLE3 loop",
-              "ratio", "per exchange", "whole command, embedded / MUSCLE3"]  # fmt: skip
-    return table(header, [[str(r["ensemble"]), f"`{r['model']}`",
+        profile = settings.get("profile", "all")
+        rows += [{"ensemble": ensemble, "model": Path(model).name, "profile": profile, **r}
+                 for r in doc["rows"]]  # fmt: skip
+    rows.sort(key=lambda r: (r["ensemble"], r["model"], r["profile"], r["t_macro"]))
+    header = ["ensemble", "model", "libmuscle profile", "T_m / T_mu", "windows",
+              "embedded loop", "MUSCLE3 loop", "ratio", "per exchange",
+              "whole command, embedded / MUSCLE3"]  # fmt: skip
+    return table(header, [[str(r["ensemble"]), f"`{r['model']}`", r["profile"],
                            f"{r['t_macro']:g} / {r.get('t_micro', 10):g}",
                            str(r["windows"]), f"{r['embedded_loop_s']:.2f} s",
                            f"{r['muscle3_loop_s']:.2f} s", f"{r['ratio']:.2f}",

@@ -90,20 +90,27 @@ def test_latent_throughput_adds_a_device_column_only_for_gpus():
 def test_coupling_overhead_merges_the_ensemble_runs():
     row = {"t_macro": 10.0, "t_micro": 10.0, "windows": 98, "embedded_loop_s": 4.214, "muscle3_loop_s": 4.651,
            "ratio": 1.1037, "per_exchange_ms": 4.46, "embedded_command_s": 6.21, "muscle3_command_s": 11.52}  # fmt: skip
-    docs = {"coupling_overhead.json": doc(settings={"ensemble": 1, "model": "models/led_fhn_ens.pt"},
+    docs = {"coupling_overhead.json": doc(settings={"ensemble": 1, "model": "models/led_fhn_ens.pt",
+                                                    "profile": "all"},
                                           rows=[{**row, "t_macro": 50.0}, row]),
+            "coupling_overhead_noprofile.json": doc(settings={"ensemble": 1, "profile": "none",
+                                                              "model": "models/led_fhn_ens.pt"},
+                                                    rows=[{**row, "ratio": 1.05}]),
             "coupling_overhead_single.json": doc(settings={"ensemble": 1, "model": "models/led_fhn.pt"},
                                                  rows=[row]),
             "coupling_overhead_ens20.json": doc(settings={"ensemble": 20}, rows=[row])}  # fmt: skip
     lines = rt.render_coupling_overhead(docs).splitlines()
-    assert lines[0] == ("| ensemble | model | T_m / T_mu | windows | embedded loop | MUSCLE3 loop | "
-                        "ratio | per exchange | whole command, embedded / MUSCLE3 |")  # fmt: skip
-    assert lines[2] == ("| 1 | `led_fhn.pt` | 10 / 10 | 98 | 4.21 s | 4.65 s | 1.10 | 4.5 ms | "
+    assert lines[0] == ("| ensemble | model | libmuscle profile | T_m / T_mu | windows | embedded loop | "
+                        "MUSCLE3 loop | ratio | per exchange | whole command, embedded / MUSCLE3 |")  # fmt: skip
+    assert lines[2] == ("| 1 | `led_fhn.pt` | all | 10 / 10 | 98 | 4.21 s | 4.65 s | 1.10 | 4.5 ms | "
                         "6.2 s / 11.5 s |")  # fmt: skip
-    # a JSON without a model ran the single LSTM (the job's model before the ensemble)
-    assert [line.split(" | ")[:3] for line in lines[2:]] == [
-        ["| 1", "`led_fhn.pt`", "10 / 10"], ["| 1", "`led_fhn_ens.pt`", "10 / 10"],
-        ["| 1", "`led_fhn_ens.pt`", "50 / 10"], ["| 20", "`led_fhn.pt`", "10 / 10"]]  # fmt: skip
+    # a JSON without a model ran the single LSTM (the job's model before the ensemble),
+    # without a profile level libmuscle's default (all); the no-profile run has its own row
+    assert [line.split(" | ")[:4] for line in lines[2:]] == [
+        ["| 1", "`led_fhn.pt`", "all", "10 / 10"], ["| 1", "`led_fhn_ens.pt`", "all", "10 / 10"],
+        ["| 1", "`led_fhn_ens.pt`", "all", "50 / 10"], ["| 1", "`led_fhn_ens.pt`", "none", "10 / 10"],
+        ["| 20", "`led_fhn.pt`", "all", "10 / 10"]]  # fmt: skip
+    assert lines[5].split(" | ")[7] == "1.05"
 
 
 def test_reconstruction():
