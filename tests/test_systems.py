@@ -380,3 +380,30 @@ def test_particle_reflections_map_driftless_paths_to_paths(name):
         _, b = s.rollout(sym.apply(x0), 2.0, MirroredNoise(7, k))
         np.testing.assert_allclose(sym.apply(a), b, rtol=0, atol=1e-12, err_msg=sym.name)
         assert np.abs(sym.apply(a) - a).max() > 0.1
+
+
+def test_the_run_plot_is_declared_by_the_system_and_defaults_by_kind(monkeypatch, tmp_path):
+    """``SystemSpec.run_plot`` picks the painter of a coupled run's ``field.png``; by
+    kind when not given, and a system may choose another (no branch in the coupler)."""
+    from ledmus.coupler import output
+    from ledmus.solvers.fhn import FitzHughNagumoLB
+
+    assert [systems.get(n).run_plot for n in ("fhn", "rw", "bgk", "ad1d")] == [
+        "field", "field", "profiles", "means"]  # fmt: skip
+    spec = systems.SystemSpec("fhn-means", FitzHughNagumoLB, "grid", run_plot="means")
+    assert spec.run_plot == "means"
+    with pytest.raises(
+        ValueError, match=r"run_plot='map' unknown; allowed: field, profiles, means"
+    ):
+        systems.SystemSpec("fhn-map", FitzHughNagumoLB, "grid", run_plot="map")
+    called = []
+    monkeypatch.setitem(
+        output.RUN_PANELS, "means", lambda *a: called.append("means") or (None,) * 2
+    )
+    monkeypatch.setattr(systems, "get", lambda name: spec)
+
+    settings = type("S", (), {"solver": FitzHughNagumoLB(), "system": "fhn-means"})()
+    recorder = type("R", (), {"n_total": 3, "source": np.zeros((1, 3), int), "states": None})()
+    with pytest.raises(AttributeError):  # the painter ran; the stub figure stops the rest
+        output.plot_run(tmp_path, settings, recorder, {}, None)
+    assert called == ["means"]

@@ -116,69 +116,9 @@ def plot_run(
     solver, spec = settings.solver, systems.get(settings.system)
     dt, n = solver.dt_coarse, recorder.n_total
     span = min(n, 2000)
-    t = dt * np.arange(n)
-    states, source = recorder.states, recorder.source[0]
-    if spec.kind == "kinetic":
-        _kinetic_profiles(run_dir, settings, states, reference, source)
-    if spec.kind in ("grid", "histogram"):  # a field over nodes or bins
-        x = spec.coordinates(solver) if spec.coordinates else np.arange(states.shape[-1])
-        field = states[0, :span, 0]
-        panels = [(field, "coupled run (micro windows and decoded macro phases)")]
-        if reference is not None:
-            panels += [
-                (reference[0, :span, 0], "micro-only reference"),
-                (np.abs(field - reference[0, :span, 0]), "|coupled - reference|"),
-            ]
-        fig, axes = plt.subplots(
-            len(panels), 1, figsize=(10, 2.6 * len(panels) + 0.8), sharex=True, squeeze=False
-        )
-        lo, hi = np.nanmin(panels[0][0]), np.nanmax(panels[0][0])
-        if reference is not None:
-            lo, hi = reference[0, :span, 0].min(), reference[0, :span, 0].max()
-        channel = spec.channels[0] if spec.channels else "state"
-        for ax, (values, title) in zip(axes[:, 0], panels, strict=True):
-            error = title.startswith("|")
-            im = ax.imshow(
-                values.T,
-                aspect="auto",
-                origin="lower",
-                cmap="magma" if error else "RdBu_r",
-                vmin=None if error else lo,
-                vmax=None if error else hi,
-                extent=(0, span * dt, x[0], x[-1]),
-            )
-            fig.colorbar(im, ax=ax, label=f"|error| of {channel}" if error else channel)
-            ax.set_ylabel(spec.coordinate_name)
-            ax.set_title(title, fontsize=9, loc="left")
-            for a, _b, src in source_runs(source[:span]):
-                if src == SOURCES["micro"]:
-                    ax.axvline(a * dt, color="tab:orange", lw=0.8, alpha=0.8)
-        ax = axes[-1, 0]
-    elif spec.kind == "kinetic":  # the profiles above; the macro share over time here
-        fig, ax = plt.subplots(figsize=(10, 3.0))
-        ax.step(
-            t[:span], (recorder.source[:, :span] == SOURCES["macro"]).mean(axis=0), where="post"
-        )
-        ax.set_ylabel("share of members macro")
-    else:
-        fig, ax = plt.subplots(figsize=(10, 4.2))
-        axis_names = spec.channels or tuple(f"x{k}" for k in range(states.shape[-1]))
-        for k in range(states.shape[-1]):
-            label = axis_names[k] if k < len(axis_names) else f"x{k}"
-            ax.plot(t[:span], states[0, :span, :, k].mean(axis=1), label=f"mean {label}")
-            if reference is not None:
-                ax.plot(
-                    t[:span],
-                    reference[0, :span, :, k].mean(axis=1),
-                    color=f"C{k}",
-                    ls=":",
-                    label=f"mean {label}, micro-only",
-                )
-        ax.set_ylabel("mean position" if spec.kind == "particles" else "mean value")
-        for a, _b, src in source_runs(source[:span]):
-            if src == SOURCES["micro"]:
-                ax.axvline(a * dt, color="tab:orange", lw=0.8, alpha=0.8)
-        ax.legend(loc="upper right", fontsize=8)
+    t, source = dt * np.arange(n), recorder.source[0]
+    panels = RUN_PANELS[spec.run_plot]  # declared by the system (SystemSpec.run_plot)
+    fig, ax = panels(plt, run_dir, settings, spec, recorder, reference, span)
     fig.suptitle(
         f"{settings.system}, member 0, t = 0 … {(span - 1) * dt:g}: orange lines mark "
         f"the starts of micro windows (T_warm {settings.t_warm:g}, T_m "
@@ -226,6 +166,92 @@ def plot_run(
     fig.tight_layout()
     fig.savefig(run_dir / "error_vs_time.png", dpi=90)
     plt.close(fig)
+
+
+def _micro_starts(ax: Any, source: np.ndarray, dt: float) -> None:
+    """Orange lines at the starts of member 0's micro windows."""
+    for a, _b, src in source_runs(source):
+        if src == SOURCES["micro"]:
+            ax.axvline(a * dt, color="tab:orange", lw=0.8, alpha=0.8)
+
+
+def _field_panels(plt, run_dir, settings, spec, recorder, reference, span):  # noqa: ANN001, ANN202
+    """Channel 0 of member 0 over the coordinate and time (coupled, reference, error)."""
+    solver, dt = settings.solver, settings.solver.dt_coarse
+    states, source = recorder.states, recorder.source[0]
+    x = spec.coordinates(solver) if spec.coordinates else np.arange(states.shape[-1])
+    field = states[0, :span, 0]
+    panels = [(field, "coupled run (micro windows and decoded macro phases)")]
+    if reference is not None:
+        panels += [
+            (reference[0, :span, 0], "micro-only reference"),
+            (np.abs(field - reference[0, :span, 0]), "|coupled - reference|"),
+        ]
+    fig, axes = plt.subplots(
+        len(panels), 1, figsize=(10, 2.6 * len(panels) + 0.8), sharex=True, squeeze=False
+    )
+    lo, hi = np.nanmin(panels[0][0]), np.nanmax(panels[0][0])
+    if reference is not None:
+        lo, hi = reference[0, :span, 0].min(), reference[0, :span, 0].max()
+    channel = spec.channels[0] if spec.channels else "state"
+    for ax, (values, title) in zip(axes[:, 0], panels, strict=True):
+        error = title.startswith("|")
+        im = ax.imshow(
+            values.T,
+            aspect="auto",
+            origin="lower",
+            cmap="magma" if error else "RdBu_r",
+            vmin=None if error else lo,
+            vmax=None if error else hi,
+            extent=(0, span * dt, x[0], x[-1]),
+        )
+        fig.colorbar(im, ax=ax, label=f"|error| of {channel}" if error else channel)
+        ax.set_ylabel(spec.coordinate_name)
+        ax.set_title(title, fontsize=9, loc="left")
+        _micro_starts(ax, source[:span], dt)
+    return fig, axes[-1, 0]
+
+
+def _profile_panels(plt, run_dir, settings, spec, recorder, reference, span):  # noqa: ANN001, ANN202
+    """Kinetic states: the ρ, u, T profiles (``profiles.png``) and the share of members
+    in a macro phase over time."""
+    dt = settings.solver.dt_coarse
+    states, source = recorder.states, recorder.source[0]
+    _kinetic_profiles(run_dir, settings, states, reference, source)
+    t = dt * np.arange(recorder.n_total)
+    fig, ax = plt.subplots(figsize=(10, 3.0))
+    ax.step(t[:span], (recorder.source[:, :span] == SOURCES["macro"]).mean(axis=0), where="post")
+    ax.set_ylabel("share of members macro")
+    return fig, ax
+
+
+def _mean_panels(plt, run_dir, settings, spec, recorder, reference, span):  # noqa: ANN001, ANN202
+    """The mean over the last-but-one axis (particles: positions) of each channel or
+    axis of member 0 over time, the reference dotted."""
+    dt = settings.solver.dt_coarse
+    states, source = recorder.states, recorder.source[0]
+    t = dt * np.arange(recorder.n_total)
+    fig, ax = plt.subplots(figsize=(10, 4.2))
+    axis_names = spec.channels or tuple(f"x{k}" for k in range(states.shape[-1]))
+    for k in range(states.shape[-1]):
+        label = axis_names[k] if k < len(axis_names) else f"x{k}"
+        ax.plot(t[:span], states[0, :span, :, k].mean(axis=1), label=f"mean {label}")
+        if reference is not None:
+            ax.plot(
+                t[:span],
+                reference[0, :span, :, k].mean(axis=1),
+                color=f"C{k}",
+                ls=":",
+                label=f"mean {label}, micro-only",
+            )
+    ax.set_ylabel("mean position" if spec.particles else "mean value")
+    _micro_starts(ax, source[:span], dt)
+    ax.legend(loc="upper right", fontsize=8)
+    return fig, ax
+
+
+#: SystemSpec.run_plot -> the painter of member 0's panels of ``field.png``
+RUN_PANELS = {"field": _field_panels, "profiles": _profile_panels, "means": _mean_panels}
 
 
 def _kinetic_profiles(

@@ -24,6 +24,9 @@ from . import suites
 #: histogram ``(C, n_bins)`` (fractions summing to one per channel), kinetic
 #: (a kinetic solver's observable moment fields on a grid, ``(C, N)``)
 KINDS = ("grid", "particles", "histogram", "kinetic")
+#: the ways a coupled run plots member 0 (:attr:`SystemSpec.run_plot`)
+RUN_PLOTS = ("field", "profiles", "means")
+_KIND_PLOTS = {"grid": "field", "histogram": "field", "kinetic": "profiles", "particles": "means"}
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,12 @@ class SystemSpec:
     #: default lifting strategy of coupled runs (one of the solver's ``liftings``;
     #: empty: the first, ``equilibrium``)
     lifting: str = ""
+    #: how a coupled run's ``field.png`` shows member 0 (:data:`RUN_PLOTS`): ``field``
+    #: (channel 0 over the coordinate and time), ``profiles`` (kinetic: ρ, u, T
+    #: profiles in ``profiles.png`` and the macro share over time), ``means`` (the mean of
+    #: each channel or axis over time); empty: by kind (grids and histograms ``field``,
+    #: kinetic ``profiles``, particles ``means``)
+    run_plot: str = ""
 
     @property
     def liftings(self) -> tuple[str, ...]:
@@ -168,6 +177,13 @@ class SystemSpec:
                 f"system {self.name!r}: lifting={self.lifting!r} is not implemented by its "
                 f"solver; allowed: {', '.join(self.liftings)}"
             )
+        run_plot = self.run_plot or _KIND_PLOTS[self.kind]
+        if run_plot not in RUN_PLOTS:
+            raise ValueError(
+                f"system {self.name!r}: run_plot={self.run_plot!r} unknown; "
+                f"allowed: {', '.join(RUN_PLOTS)}"
+            )
+        object.__setattr__(self, "run_plot", run_plot)
         object.__setattr__(self, "lifting", lifting)
         if not isinstance(self.evaluation, Evaluation):
             raise ValueError(f"system {self.name!r}: evaluation must be an Evaluation")
