@@ -601,6 +601,38 @@ def test_max_drift_sends_a_drifting_member_back_to_micro_across_restarts(factor,
     assert report(coord, exact)["true"][1] < report(probe, exact)["true"][1]
 
 
+def first_drift_step(**policy: Any) -> tuple[float, float]:
+    """Member 1's level and growth per block at its first comparison (at 5)."""
+    probe, _, micro, _ = drifting(**policy)
+    seen, rate = [], probe.drift_rate
+    probe.drift_rate = lambda steps: seen.append(rate(steps)) or seen[-1]
+    run(probe, micro)
+    return float(seen[0][0][1]), float(seen[0][1][1])
+
+
+def test_max_drift_is_passed_when_one_more_block_would_exceed_it_not_at_it():
+    """The first comparison of member 1 (a fresh estimate: its level) is refused exactly
+    when level + growth > max_drift: at max_drift = level + growth it goes macro."""
+    level, growth = first_drift_step(n_macro=8)
+    assert level > 0 and growth > 0
+    at, _, micro, _ = drifting(n_macro=8, max_drift=level + growth)
+    run(at, micro)
+    assert sources(at)[1][5:9] == "0011"  # accepted at 5 (later blocks do pass it)
+    below, _, micro, _ = drifting(n_macro=8, max_drift=(level + growth) * (1 - 1e-9))
+    run(below, micro)
+    assert sources(below)[1][5:9] == "0000" and below.interventions["drift"] >= 1
+
+
+def test_max_drift_never_accepts_a_comparison_max_error_refused():
+    probe, _, micro, _ = planted_compare()
+    seen = recorded_error(probe)
+    run(probe, micro)
+    err = float(seen[0][1])
+    coord, _, micro, _ = planted_compare(max_error=0.5 * err, max_drift=10.0)
+    run(coord, micro)
+    assert sources(coord)[1] == COMPARE_FAILS_AT_5 and "drift" not in coord.interventions
+
+
 def test_a_growing_spread_raises_the_estimate_by_its_square_root():
     base, _, micro, exact = drifting(n_macro=8)
     run(base, micro)

@@ -90,7 +90,7 @@ ax.legend(loc="upper left")
 # %%
 # Final state against the reference
 # ---------------------------------
-# :func:`~ledmus.coupler.engine.micro_reference` is the micro-only run the engine
+# :func:`~ledmus.coupler.run.micro_reference` is the micro-only run the engine
 # compared against (same initial condition and seed).
 reference, _ = micro_reference(settings, np.arange(settings.ensemble))
 x = settings.solver.x

@@ -405,7 +405,7 @@ class CoupledRun:
         reference_wall: float | None,
         n_ranks: int = 1,
     ) -> dict[str, Any]:
-        """The ``metrics.json`` payload (:func:`~.engine.summarize`)."""
+        """The ``metrics.json`` payload (:func:`summarize`)."""
         return summarize(
             self.settings, self.coord, self.elapsed, engine, reference, reference_wall, n_ranks
         )
