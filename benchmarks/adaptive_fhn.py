@@ -43,11 +43,11 @@ def run(settings, members: np.ndarray, plain: bool = False) -> tuple[object, flo
     """A coupled run; ``plain``: the fixed alternation even where the parameters leave
     the training values (the frozen-model baseline; ``ledmus run`` would gate it)."""
     parts = build(settings, members)
-    coord = new_coordinator(settings, parts.model, parts.lift, len(members))
+    coord = new_coordinator(settings, parts.model, parts.decoder, len(members))
     learning = getattr(coord, "learning", None)
     if plain:
         policy = FixedSchedule(settings.n_warm, settings.n_macro, settings.n_micro)
-        coord = Coordinator(parts.model, parts.lift, policy, n_total=settings.n_total,
+        coord = Coordinator(parts.model, parts.decoder, policy, n_total=settings.n_total,
                             dt=settings.dt, recorder=coord.recorder)  # fmt: skip
     start = time.perf_counter()
     try:

@@ -68,14 +68,14 @@ def run_one(settings, reference: np.ndarray) -> dict:
     # particles keep the states for distribution distances (Wasserstein, L1 histogram)
     spec = get_system(settings.system)
     grid = spec.kind == "grid" and spec.lyapunov is None
-    coord = new_coordinator(settings, parts.model, parts.lift, len(members),
+    coord = new_coordinator(settings, parts.model, parts.decoder, len(members),
                             keep_states=not grid, grid_reference=reference if grid else None)  # fmt: skip
     start = time.perf_counter()
     coord.run(parts.exchange, progress=True)
     wall = time.perf_counter() - start
     tm = coord.timings
     if settings.record == "latents":
-        fill_macro_states(coord.recorder, parts.lift)
+        fill_macro_states(coord.recorder, parts.decoder)
     first = settings.n_warm + 1
     if grid:
         g = grid_errors(reference, coord.recorder.abs_err, first)

@@ -42,7 +42,7 @@ def two_member_ic(tmp_path: Path, mirror: bool = False) -> str:
 def coordinator(settings):
     members = np.arange(settings.ensemble)
     parts = build(settings, members)
-    coord = new_coordinator(settings, parts.model, parts.lift, len(members))
+    coord = new_coordinator(settings, parts.model, parts.decoder, len(members))
     return coord, parts
 
 
@@ -88,7 +88,7 @@ def test_a_comparison_that_never_passes_is_the_micro_only_run(tmp_path):
 def test_a_planted_bad_macro_state_never_reaches_the_trajectory(tmp_path, planted):
     settings = adaptive(ensemble=2, ic=two_member_ic(tmp_path))
     coord, parts = coordinator(settings)
-    decode = parts.lift.decode
+    decode = parts.decoder.decode
     calls = []
 
     def bad_decode(m, window, purpose=3, rows=None):
@@ -101,7 +101,7 @@ def test_a_planted_bad_macro_state_never_reaches_the_trajectory(tmp_path, plante
                 states[k, 4] = np.nan if planted == "nan" else 5.0
         return states
 
-    parts.lift.decode = bad_decode
+    parts.decoder.decode = bad_decode
     coord.run(parts.exchange)
     bad_block = calls[2]
     cause = "non_finite" if planted == "nan" else "monitor:envelope"

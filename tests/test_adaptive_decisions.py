@@ -39,7 +39,7 @@ class StubModel:
     window), ``unc[(member, index)]`` replaces the uncertainty ``(n,)``."""
 
     member_subsets = True
-    stochastic_lift = False
+    stochastic_decode = False
 
     def __init__(self, delta: np.ndarray) -> None:
         self.delta = delta.reshape(len(delta), -1)  # (B, d)

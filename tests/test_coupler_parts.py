@@ -14,7 +14,7 @@ import torch
 
 from ledmus.coupler import mappers
 from ledmus.coupler.driver import Coordinator
-from ledmus.coupler.mappers import Lift, Restrict
+from ledmus.coupler.mappers import Decoder, Restrict
 from ledmus.coupler.messages import LiftTally, MicroRequest, MicroResult, Restricted, WindowRequest
 from ledmus.coupler.micro import Micro
 from ledmus.coupler.recorder import Recorder
@@ -74,7 +74,7 @@ class MeanDecay(MacroModel):
     def restrict(self, states):
         return states.mean(axis=-1).astype(np.float32)
 
-    def lift(self, m, generators=None, n_particles=None):
+    def decode(self, m, generators=None, n_particles=None):
         return np.repeat(np.asarray(m, dtype=np.float64)[..., None], 4, axis=-1)
 
     def reset(self):
@@ -108,7 +108,7 @@ def toy_run(n_warm=3, n_macro=5, n_micro=2, n_total=20, members=2, keep=True):
     solver = Decay()
     ic = np.ones((members, 1, 4)) * np.arange(1, members + 1)[:, None, None]
     model = MeanDecay()
-    lift, micro, restrict = Lift(model, 0, np.arange(members)), None, Restrict(model)
+    lift, micro, restrict = Decoder(model, 0, np.arange(members)), None, Restrict(model)
     micro = Micro(solver, ic, 0, np.arange(members))
     rec = Recorder(members, n_total, (1, 4), 1, keep_states=keep)
     coord = Coordinator(model, lift, FixedSchedule(n_warm, n_macro, n_micro), n_total=n_total,
@@ -155,7 +155,7 @@ def test_coordinator_snapshot_restore_continues_identically():
     solver, model = Decay(), MeanDecay()
     ic = np.ones((2, 1, 4)) * np.arange(1, 3)[:, None, None]
     lift, micro, restrict = (
-        Lift(model, 0, np.arange(2)),
+        Decoder(model, 0, np.arange(2)),
         Micro(solver, ic, 0, np.arange(2)),
         Restrict(model),
     )
@@ -169,7 +169,7 @@ def test_coordinator_snapshot_restore_continues_identically():
     coord.cycle(exchange)
     snap = coord.snapshot()
     model2 = MeanDecay()
-    coord2 = Coordinator(model2, Lift(model2, 0, np.arange(2)), FixedSchedule(3, 5, 2),
+    coord2 = Coordinator(model2, Decoder(model2, 0, np.arange(2)), FixedSchedule(3, 5, 2),
                          n_total=20, dt=1.0, recorder=Recorder(2, 20, (1, 4), 1))  # fmt: skip
     coord2.restore(snap)
     coord2.run(exchange)
@@ -262,7 +262,7 @@ def test_mappers_refuse_non_finite_values_naming_the_mapper():
     with pytest.raises(
         FloatingPointError, match=r"lift \(decoder\): non-finite values in window 7"
     ):
-        Lift(model, 0, np.arange(1)).handle(
+        Decoder(model, 0, np.arange(1)).handle(
             WindowRequest(window=7, t0=0.0, steps=1, include_initial=False, m=np.array([[np.nan]]))
         )
     bad = MicroResult(window=2, states=np.full((1, 1, 1, 4), np.inf))
@@ -274,13 +274,13 @@ def test_mappers_refuse_non_finite_values_naming_the_mapper():
 
 def test_lift_passes_the_request_through_and_restrict_keeps_the_timings():
     model = MeanDecay()
-    out = Lift(model, 0, np.arange(1)).handle(
+    out = Decoder(model, 0, np.arange(1)).handle(
         WindowRequest(window=4, t0=2.0, steps=3, include_initial=True, m=np.array([[2.0]]))
     )
     assert (out.window, out.t0, out.steps, out.include_initial) == (4, 2.0, 3, True)
     np.testing.assert_array_equal(out.state, np.full((1, 1, 4), 2.0))
     assert (
-        Lift(model, 0, np.arange(1))
+        Decoder(model, 0, np.arange(1))
         .handle(WindowRequest(window=0, t0=0.0, steps=1, include_initial=True))
         .state
         is None
@@ -297,9 +297,9 @@ def test_lift_passes_the_request_through_and_restrict_keeps_the_timings():
 class Sampler(MeanDecay):
     """A stochastic lift: one draw per member from the member's generator."""
 
-    stochastic_lift = True
+    stochastic_decode = True
 
-    def lift(self, m, generators=None, n_particles=None):
+    def decode(self, m, generators=None, n_particles=None):
         draws = [torch.rand(4, generator=g, dtype=torch.float64).numpy() for g in generators]
         return np.asarray(m, dtype=np.float64)[..., None] + np.stack(draws)[:, None]
 
@@ -311,10 +311,10 @@ class Recording(MeanDecay):
         super().__init__()
         self.pause, self.lifts, self.restricts = pause, [], 0
 
-    def lift(self, m, generators=None, n_particles=None):
+    def decode(self, m, generators=None, n_particles=None):
         time.sleep(self.pause)
         self.lifts.append((generators, n_particles))
-        return super().lift(m)
+        return super().decode(m)
 
     def restrict(self, states):
         time.sleep(self.pause)
@@ -324,14 +324,14 @@ class Recording(MeanDecay):
 
 def test_deterministic_lift_gets_no_generators_and_the_particle_count():
     model = Recording()
-    Lift(model, 0, np.arange(2), n_particles=7).decode(np.zeros((2, 1)), 0)
-    Lift(model, 0, np.arange(2)).decode(np.zeros((2, 1)), 0)
+    Decoder(model, 0, np.arange(2), n_particles=7).decode(np.zeros((2, 1)), 0)
+    Decoder(model, 0, np.arange(2)).decode(np.zeros((2, 1)), 0)
     assert model.lifts == [(None, 7), (None, None)]
 
 
 def test_stochastic_lift_draws_the_keyed_stream_of_each_member():
     m, members = np.array([[0.0], [1.0], [2.0]]), np.array([4, 0, 9])
-    lift = Lift(Sampler(), 5, members)
+    lift = Decoder(Sampler(), 5, members)
 
     def expected(window, purpose):  # streams.member_torch_generator keyed by global member
         gens = [member_torch_generator(5, k, window, "cpu", purpose) for k in members]
@@ -354,7 +354,7 @@ def test_stochastic_lift_makes_its_generators_on_the_model_device(monkeypatch):
     monkeypatch.setattr(mappers, "member_torch_generator", recording)
     model = Sampler()
     model.device = "cuda:1"  # stands for an accelerator (only recorded, never used here)
-    Lift(model, 5, np.array([4, 0])).decode(np.zeros((2, 1)), 3, RNG_LIFT_SOLVER)
+    Decoder(model, 5, np.array([4, 0])).decode(np.zeros((2, 1)), 3, RNG_LIFT_SOLVER)
     assert calls == [(5, 4, 3, "cuda:1", RNG_LIFT_SOLVER), (5, 0, 3, "cuda:1", RNG_LIFT_SOLVER)]
 
 
@@ -362,7 +362,7 @@ def test_mapper_timings_measure_the_model_calls():
     pause = 0.02
     model = Recording(pause)
     start = time.perf_counter()
-    out = Lift(model, 0, np.arange(1)).handle(
+    out = Decoder(model, 0, np.arange(1)).handle(
         WindowRequest(window=0, t0=0.0, steps=1, include_initial=False, m=np.ones((1, 1)))
     )
     assert pause <= out.lift_s <= time.perf_counter() - start
@@ -377,14 +377,14 @@ def test_mapper_timings_measure_the_model_calls():
 
 def test_stochastic_lift_draws_per_member_window_and_seed():
     m = np.zeros((3, 1))
-    lift = Lift(Sampler(), 5, np.arange(3))
+    lift = Decoder(Sampler(), 5, np.arange(3))
     a, b = lift.decode(m, 2), lift.decode(m, 2)
     np.testing.assert_array_equal(a, b)  # keyed, not stateful
     assert not np.array_equal(a[0], a[1])  # members independent
     assert not np.array_equal(a, lift.decode(m, 3))  # windows independent
-    assert not np.array_equal(a, Lift(Sampler(), 6, np.arange(3)).decode(m, 2))  # seeds
+    assert not np.array_equal(a, Decoder(Sampler(), 6, np.arange(3)).decode(m, 2))  # seeds
     # member 2 alone (another MPI rank) draws what it draws in the whole ensemble
-    np.testing.assert_array_equal(Lift(Sampler(), 5, np.array([2])).decode(m[:1], 2)[0], a[2])
+    np.testing.assert_array_equal(Decoder(Sampler(), 5, np.array([2])).decode(m[:1], 2)[0], a[2])
 
 
 # ----------------------------------------------------------------- the protocol
@@ -419,7 +419,7 @@ def test_protocol_defaults_read_the_spec_and_have_no_pooled_restriction():
     assert MeanDecay.trained_state({"state_shape": [1, 4]}) == ((1, 4), False)
     assert MeanDecay.trained_state({"state_shape": [9, 2], "particles": True}) == ((9, 2), True)
     model = MeanDecay()
-    assert not (model.pooled or model.particles or model.stochastic_lift)
+    assert not (model.pooled or model.particles or model.stochastic_decode)
     for call in (model.pool_features, model.restrict_pooled):
         with pytest.raises(NotImplementedError, match="^MeanDecay has no pooled restriction$"):
             call(np.zeros((2, 3)))
@@ -442,10 +442,10 @@ def test_led_models_describe_themselves_as_their_checkpoint_spec():
     grid, spec = load_macro_model(path), read_checkpoint(path)["spec"]
     assert isinstance(grid, LEDMacro) and grid.system == "fhn" and grid.macro_dim == 8
     assert grid.state_shape == (2, 101) and LEDMacro.trained_state(spec) == ((2, 101), False)
-    assert grid.particles is False and grid.stochastic_lift is False and grid.pooled is False
+    assert grid.particles is False and grid.stochastic_decode is False and grid.pooled is False
     parts = tiny_particle_led()
     assert parts.system == "ad3d" and parts.macro_dim == 4 and parts.state_shape == (40, 3)
-    assert parts.particles is True and parts.stochastic_lift is True and parts.pooled is True
+    assert parts.particles is True and parts.stochastic_decode is True and parts.pooled is True
     assert LEDMacro.trained_state(parts.net.spec) == ((40, 3), True)
     no_kind = {"state_shape": [2, 5], "autoencoder": {"latent_dim": 3}}  # kind: mlp default
     assert LEDMacro.trained_state(no_kind) == ((2, 5), False)
@@ -467,13 +467,13 @@ def test_led_grid_restrict_and_lift_are_the_encoder_and_decoder():
     m = model.restrict(states)
     assert m.dtype == np.float32 and m.shape == (2, 3, 8)
     np.testing.assert_array_equal(m, model.net.encode(states).numpy())
-    x = model.lift(m[:, 0])
+    x = model.decode(m[:, 0])
     assert x.dtype == np.float64 and x.shape == (2, 2, 101)
     np.testing.assert_array_equal(x, model.net.decode(torch.as_tensor(m[:, 0])).double().numpy())
-    seq = model.lift(m)  # (B, T, d): every step decoded alike (float32: rounding only)
+    seq = model.decode(m)  # (B, T, d): every step decoded alike (float32: rounding only)
     assert seq.dtype == np.float64 and seq.shape == (2, 3, 2, 101)
     for t in range(3):
-        np.testing.assert_allclose(seq[:, t], model.lift(m[:, t]), atol=1e-6)
+        np.testing.assert_allclose(seq[:, t], model.decode(m[:, t]), atol=1e-6)
 
 
 @pytest.mark.parametrize("box, low, high", [(0.5, -0.5, 0.5), (None, -1.0, 1.0)])
@@ -486,7 +486,7 @@ def test_led_particle_lift_draws_per_member_and_clips_to_the_box(box, low, high)
     def gens():
         return [torch.Generator().manual_seed(10 + b) for b in range(3)]
 
-    x = model.lift(z, gens(), n_particles=50)
+    x = model.decode(z, gens(), n_particles=50)
     assert x.dtype == np.float64 and x.shape == (3, 50, 3)
     # reference: the mixture's draws in [0, 1], min-max scaled back by hand, clipped
     sample = model.net.autoencoder.decoder.sample
@@ -496,14 +496,14 @@ def test_led_particle_lift_draws_per_member_and_clips_to_the_box(box, low, high)
     assert (np.abs(ref) > half).any()  # the scaled draws leave the box: the clip matters
     np.testing.assert_allclose(x, np.clip(ref, -half, half), rtol=0, atol=1e-12)
     # a member's particles come from its own generator only (another rank's subset)
-    np.testing.assert_array_equal(model.lift(z[2:], gens()[2:], 50)[0], x[2])
-    assert model.lift(z, gens()).shape == (3, 40, 3)  # default: the training N
-    seq = model.lift(np.stack([z, z], axis=1), gens(), 50)  # (B, T, d): T draws
+    np.testing.assert_array_equal(model.decode(z[2:], gens()[2:], 50)[0], x[2])
+    assert model.decode(z, gens()).shape == (3, 40, 3)  # default: the training N
+    seq = model.decode(np.stack([z, z], axis=1), gens(), 50)  # (B, T, d): T draws
     assert seq.shape == (3, 2, 50, 3) and np.abs(seq).max() <= half
     assert not np.array_equal(seq[:, 0], seq[:, 1])
     for bad in (None, gens()[:2]):
         with pytest.raises(ValueError, match="^lift of particles needs one generator per member$"):
-            model.lift(z, bad)
+            model.decode(z, bad)
 
 
 @pytest.mark.parametrize("variational", [False, True])
@@ -628,7 +628,7 @@ def test_a_network_without_a_particles_flag_wraps_as_a_grid_model():
         system, state_shape, latent_dim = "fhn", (2, 101), 8
 
     wrapped = NetworkMacro.from_network(Plain())
-    assert wrapped.particles is False and wrapped.stochastic_lift is False
+    assert wrapped.particles is False and wrapped.stochastic_decode is False
     assert wrapped.pooled is False and wrapped.macro_dim == 8
 
 
@@ -672,7 +672,7 @@ class Forgetful(MacroModel):
     def restrict(self, states):
         return np.zeros((*np.shape(states)[:-2], 3), np.float32)
 
-    def lift(self, m, generators=None, n_particles=None):
+    def decode(self, m, generators=None, n_particles=None):
         return np.zeros((*np.shape(m)[:-1], 2, 4))
 
     def reset(self):

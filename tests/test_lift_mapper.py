@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ledmus.coupler.mappers import Lift
+from ledmus.coupler.mappers import Decoder
 from ledmus.coupler.messages import WindowRequest
 from ledmus.coupler.streams import RNG_MDN, member_torch_generator
 
@@ -16,10 +16,10 @@ SEED, WINDOW = 5, 3
 
 
 class NoisyModel:
-    stochastic_lift = True
+    stochastic_decode = True
     device = "cpu"
 
-    def lift(self, m, generators, n_particles):
+    def decode(self, m, generators, n_particles):
         draws = [torch.rand(1, generator=g, dtype=torch.float64).item() for g in generators]
         assert len(draws) == len(m)
         return np.asarray(m) + np.array(draws)[:, None]
@@ -36,7 +36,7 @@ def request(m, members=None, lift=None) -> WindowRequest:
 
 
 def test_a_window_of_all_members_uses_each_members_stream():
-    lift = Lift(NoisyModel(), SEED, [10, 11, 12, 13])
+    lift = Decoder(NoisyModel(), SEED, [10, 11, 12, 13])
     assert lift.members.dtype == np.int64  # member ids are int64 in every message
     out = lift.handle(request(np.zeros((4, 1))))
     np.testing.assert_array_equal(out.state[:, 0], [draw(k) for k in (10, 11, 12, 13)])
@@ -45,7 +45,7 @@ def test_a_window_of_all_members_uses_each_members_stream():
 
 
 def test_a_window_lifting_some_members_uses_theirs_and_passes_them_on():
-    lift = Lift(NoisyModel(), SEED, [10, 11, 12, 13])
+    lift = Decoder(NoisyModel(), SEED, [10, 11, 12, 13])
     members, rows = np.array([0, 1, 3]), np.array([3, 1])  # run 3 members, lift 2 of them
     out = lift.handle(request(np.full((2, 1), 100.0), members, rows))
     np.testing.assert_array_equal(out.state[:, 0], [100.0 + draw(13), 100.0 + draw(11)])
@@ -55,7 +55,7 @@ def test_a_window_lifting_some_members_uses_theirs_and_passes_them_on():
 
 
 def test_decode_rows_select_the_members_streams():
-    lift = Lift(NoisyModel(), SEED, np.array([10, 11, 12, 13]))
+    lift = Decoder(NoisyModel(), SEED, np.array([10, 11, 12, 13]))
     m = np.zeros((2, 1))
     np.testing.assert_array_equal(
         lift.decode(m, WINDOW, rows=np.array([2, 0]))[:, 0], [draw(12), draw(10)]

@@ -631,7 +631,7 @@ class Bare(MacroModel):
     def restrict(self, states):
         return states
 
-    def lift(self, m, generators=None, n_particles=None):
+    def decode(self, m, generators=None, n_particles=None):
         return m
 
     def reset(self):

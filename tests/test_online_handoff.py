@@ -169,7 +169,7 @@ class FakeCoordinator:
         self.recorder = SimpleNamespace(states=np.zeros((2, 20, 3)))
         self.index = 12
         self.schedule = SimpleNamespace(n_warm=5, max_error=max_error)
-        self.lifter = SimpleNamespace(decode=lambda z, index, stream: z)
+        self.decoder = SimpleNamespace(decode=lambda z, index, stream: z)
         self.counted: list[str] = []
 
     def comparison_error(self, rows, decoded, ctx):

@@ -38,7 +38,7 @@ def online(**over):
 def coordinator(settings):
     members = np.arange(settings.ensemble)
     parts = build(settings, members)
-    return new_coordinator(settings, parts.model, parts.lift, len(members)), parts
+    return new_coordinator(settings, parts.model, parts.decoder, len(members)), parts
 
 
 def weights_of(model):

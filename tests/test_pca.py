@@ -58,11 +58,11 @@ def test_pca_reconstructs_data_in_a_d_dim_subspace_and_components_are_orthonorma
 def test_restrict_of_lift_is_the_identity_on_coefficients(rng):
     macro = fitted_macro(rng, d=4)
     z = rng.standard_normal((5, 4))
-    lifted = macro.lift(z)
+    lifted = macro.decode(z)
     assert lifted.shape == (5, *SHAPE) and lifted.dtype == np.float64
     np.testing.assert_allclose(macro.restrict(lifted), z, atol=1e-12)
     zs = rng.standard_normal((2, 3, 4))  # sequences (B, T, d) too
-    np.testing.assert_allclose(macro.restrict(macro.lift(zs)), zs, atol=1e-12)
+    np.testing.assert_allclose(macro.restrict(macro.decode(zs)), zs, atol=1e-12)
 
 
 def test_explained_variance_matches_numpy_svd(rng):
@@ -93,7 +93,7 @@ def test_checkpoint_round_trip_and_load_macro_model(rng, tmp_path):
     assert torch.equal(net.encode(x), again.encode(x))
     macro = load_macro_model(path, system="fhn")
     assert isinstance(macro, PCAMacro) and macro.macro_dim == 3
-    assert macro.state_shape == SHAPE and not macro.stochastic_lift
+    assert macro.state_shape == SHAPE and not macro.stochastic_decode
 
 
 def explicit_rnn(rnn, seq, hidden=None):

@@ -116,7 +116,7 @@ def test_macro_protocol_lifts_fractions_and_propagates_with_a_spread():
     states = np.full((2, 3, 1, 5), 0.2)
     m = macro.restrict(states)
     assert m.shape == (2, 3, 5) and m.dtype == np.float32
-    lifted = macro.lift(np.array([[0.5, -0.1, 0.3, 0.2, 0.2]]))
+    lifted = macro.decode(np.array([[0.5, -0.1, 0.3, 0.2, 0.2]]))
     np.testing.assert_allclose(lifted, [[[0.5 / 1.2, 0, 0.3 / 1.2, 0.2 / 1.2, 0.2 / 1.2]]])
     with pytest.raises(RuntimeError, match="propagate before any assimilate"):
         macro.propagate(2)

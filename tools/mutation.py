@@ -301,10 +301,10 @@ EQUIVALENT: dict[str, dict[str | tuple[str, str, str], str]] = {
         _mutant("trained_state", _TRAINED, '"particles", False)', '"particles", )'): (
             _NONE_IS_FALSE
         ),
-        _mutant("lift", _DECODED, "astype(np.float64)", "astype(None)"): (
+        _mutant("decode", _DECODED, "astype(np.float64)", "astype(None)"): (
             "ndarray.astype(None) converts to numpy's default dtype, float64"
         ),
-        _mutant("lift", "if z.ndim == 3:", "== 3", "== 4"): (
+        _mutant("decode", "if z.ndim == 3:", "== 3", "== 4"): (
             "decode of (B, T, d) gives decode_sequence's values (row-wise GEMMs); the "
             "sequence path only bounds the memory of long phases"
         ),

@@ -105,7 +105,7 @@ class AdaptiveCoordinator(Coordinator):
     def __init__(
         self,
         model: Any,
-        lifter: Any,
+        decoder: Any,
         schedule: AdaptiveSchedule,
         *,
         n_total: int,
@@ -122,7 +122,7 @@ class AdaptiveCoordinator(Coordinator):
                 f"schedule adaptive needs a macro model with member-subset "
                 f"operations; {type(model).__name__} has none"
             )
-        super().__init__(model, lifter, None, n_total=n_total, dt=dt, recorder=recorder)
+        super().__init__(model, decoder, None, n_total=n_total, dt=dt, recorder=recorder)
         self.schedule = schedule
         b = recorder.n_members
         self.members = np.asarray(members, dtype=np.int64)
@@ -296,7 +296,7 @@ class AdaptiveCoordinator(Coordinator):
         with self._timed("macro_s"):
             snap = self.model.snapshot()
             z, unc = self.model.propagate_members(n, rows)
-            states = self.lifter.decode(z, i, RNG_RECORD, rows=rows)
+            states = self.decoder.decode(z, i, RNG_RECORD, rows=rows)
             causes = self._violations(states, unc)
             bad = np.array([c is not None for c in causes])
             for c in causes:
@@ -368,7 +368,7 @@ class AdaptiveCoordinator(Coordinator):
     ) -> None:
         """The acceptance test of the members compared in this block."""
         with self._timed("macro_s"):
-            macro = self.lifter.decode(zc, i, RNG_RECORD, rows=compare)
+            macro = self.decoder.decode(zc, i, RNG_RECORD, rows=compare)
             micro = states[np.searchsorted(run, compare)]
             err = self.comparison_error(compare, macro, micro)
             level, growth = self.drift_rate(self.step_errors(compare, macro, micro))

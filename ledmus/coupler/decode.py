@@ -13,24 +13,24 @@ from pathlib import Path
 import numpy as np
 
 from .driver import decode_chunk
-from .mappers import Lift
+from .mappers import Decoder
 from .recorder import SOURCES, Recorder, source_runs
 from .streams import RNG_RECORD
 
 
-def fill_macro_states(recorder: Recorder, lift: Lift) -> None:
+def fill_macro_states(recorder: Recorder, decoder: Decoder) -> None:
     """Decode the macro indices of the record from its macro states (every member
     follows the same schedule) into its states and accumulated errors."""
     source = recorder.source[0]
     if not (recorder.source == source).all():
         raise ValueError("decode: members followed different schedules")
-    size = decode_chunk(lift.model, recorder.latents.shape[0])
+    size = decode_chunk(decoder.model, recorder.latents.shape[0])
     for start, stop, src in source_runs(source):
         if src != SOURCES["macro"]:
             continue
         for a in range(start, stop, size):
             b = min(a + size, stop)
-            recorder.put_states(a, lift.decode(recorder.latents[:, a:b], a, RNG_RECORD))
+            recorder.put_states(a, decoder.decode(recorder.latents[:, a:b], a, RNG_RECORD))
 
 
 def decode_run(run_dir: str | Path, device: str = "cpu") -> Path:
@@ -54,7 +54,7 @@ def decode_run(run_dir: str | Path, device: str = "cpu") -> Path:
     solver = systems.get(traj.system).make(**traj.params)
     model.bind_micro(solver)
     members = np.arange(traj.states.shape[0])
-    lift = Lift(model, traj.seed or 0, members, getattr(solver, "n_particles", None))
+    decoder = Decoder(model, traj.seed or 0, members, getattr(solver, "n_particles", None))
     source = traj.extra.get("source_members")
     if source is None:
         source = np.broadcast_to(traj.extra["source"], traj.states.shape[:2])
@@ -63,7 +63,7 @@ def decode_run(run_dir: str | Path, device: str = "cpu") -> Path:
         len(members), traj.states.shape[1], solver.state_shape, 1, keep_states=False
     )
     recorder.states, recorder.latents, recorder.source = traj.states, traj.extra["latents"], source
-    fill_macro_states(recorder, lift)
+    fill_macro_states(recorder, decoder)
     attrs = {**traj.attrs, "record": "latents (decoded)"}
     return write_trajectory(
         path, recorder.states, traj.t, solver, traj.seed, attrs=attrs, extra=traj.extra

@@ -21,13 +21,13 @@ from typing import Any
 import numpy as np
 
 from ..surrogates.macro import MacroModel
-from .mappers import Lift
+from .mappers import Decoder
 from .messages import LiftTally, Restricted, WindowRequest
 from .recorder import Recorder
 from .schedule import FROM_IC, FROM_LIFT, MACRO, MICRO, RunState, SchedulePolicy, Step
 from .streams import RNG_RECORD
 
-#: macro steps decoded and recorded at once in a macro phase of a stochastic lift (each
+#: macro steps decoded and recorded at once in a macro phase of a stochastic decoder (each
 #: chunk draws from streams keyed by its first index)
 DECODE_CHUNK = 256
 #: states per decoded chunk of a deterministic lift: about 4096 keeps the decoder's and
@@ -38,7 +38,7 @@ DECODE_STATES = 4096
 
 def decode_chunk(model: MacroModel, n_members: int) -> int:
     """Macro steps per decoded chunk (the same in the run and in ``ledmus decode``)."""
-    return DECODE_CHUNK if model.stochastic_lift else max(1, DECODE_STATES // max(1, n_members))
+    return DECODE_CHUNK if model.stochastic_decode else max(1, DECODE_STATES // max(1, n_members))
 
 
 Exchange = Callable[[WindowRequest], Restricted]
@@ -53,14 +53,14 @@ class Coordinator:
     def __init__(
         self,
         model: MacroModel,
-        lifter: Lift,
+        decoder: Decoder,
         policy: SchedulePolicy | None,
         *,
         n_total: int,
         dt: float,
         recorder: Recorder,
     ) -> None:
-        self.model, self.lifter, self.policy = model, lifter, policy
+        self.model, self.decoder, self.policy = model, decoder, policy
         self.n_total, self.dt = n_total, float(dt)
         self.recorder = recorder
         self.micro_ranks = 1  # MPI processes of the micro component (MUSCLE3)
@@ -147,7 +147,7 @@ class Coordinator:
             chunk = m[:, a : a + size]
             states = None
             if self.recorder.needs_states:
-                states = self.lifter.decode(chunk, self.index, RNG_RECORD)
+                states = self.decoder.decode(chunk, self.index, RNG_RECORD)
             self.timings["macro_s"] += time.perf_counter() - start
             spread = None if uncertainty is None else uncertainty[:, a : a + size]
             self._record(states, chunk, MACRO, spread)

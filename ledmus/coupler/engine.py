@@ -19,12 +19,12 @@ import numpy as np
 
 from ..rundir import discard_run, finish_run, prepare_run_dir
 from ..surrogates.macro import MacroModel
-from .mappers import Lift, Restrict
+from .mappers import Decoder, Restrict
 from .messages import Restricted, WindowRequest
 from .micro import Micro, identical_members_warning
 from .output import write_run
 from .recorder import Recorder
-from .run import CoupledRun, load, members_of, new_lift, new_micro
+from .run import CoupledRun, load, members_of, new_decoder, new_micro
 from .settings import RunSettings
 
 log = logging.getLogger(__name__)
@@ -33,13 +33,13 @@ log = logging.getLogger(__name__)
 @dataclass
 class Parts:
     model: MacroModel
-    lift: Lift
+    decoder: Decoder
     micro: Micro
     restrict: Restrict
 
     def exchange(self, request: WindowRequest) -> Restricted:
         """One micro window in process: lift -> micro -> restrict (the conduits)."""
-        return self.restrict.handle(self.micro.handle(self.lift.handle(request)))
+        return self.restrict.handle(self.micro.handle(self.decoder.handle(request)))
 
 
 def build(
@@ -47,7 +47,7 @@ def build(
 ) -> Parts:
     model = model or load(settings, comm)
     return Parts(
-        model, new_lift(settings, model, members), new_micro(settings, members), Restrict(model)
+        model, new_decoder(settings, model, members), new_micro(settings, members), Restrict(model)
     )
 
 
@@ -123,7 +123,7 @@ def _run(
     try:
         parts = build(settings, members, comm=comm if spatial else None)
         run = CoupledRun.build(
-            settings, members, model=parts.model, lift=parts.lift, keep_states=keep_states
+            settings, members, model=parts.model, decoder=parts.decoder, keep_states=keep_states
         )
         run.run(parts.exchange, progress=progress and rank == 0)
         coord, wall = run.coord, run.elapsed

@@ -1,6 +1,6 @@
 """Lifting and restriction mappers (the conduits' operators), for any macro model.
 
-``Lift``: macro states -> observable states by :meth:`MacroModel.lift` (stochastic lifts
+``Decoder``: macro states -> observable states by :meth:`MacroModel.decode` (stochastic decodes
 draw from one generator per member and window).  ``Restrict``: observed micro states ->
 macro states by :meth:`MacroModel.restrict`.  Neither keeps state between windows.
 """
@@ -17,7 +17,7 @@ from .micro import check_finite
 from .streams import RNG_MDN, member_torch_generator
 
 
-class Lift:
+class Decoder:
     """Macro states ``(B, d)`` -> observable states ``(B, *shape)``."""
 
     def __init__(
@@ -33,13 +33,13 @@ class Lift:
         """``(B, d)`` or ``(B, T, d)`` -> float64 states ``(B, [T,] *shape)``
         (``rows``: the positions of ``m``'s members among this mapper's, default all)."""
         gens = None
-        if self.model.stochastic_lift:
+        if self.model.stochastic_decode:
             device = getattr(self.model, "device", "cpu")
             members = self.members if rows is None else self.members[np.asarray(rows)]
             gens = [
                 member_torch_generator(self.seed, int(k), window, device, purpose) for k in members
             ]
-        return self.model.lift(m, gens, self.n_particles)
+        return self.model.decode(m, gens, self.n_particles)
 
     def handle(self, request: WindowRequest) -> MicroRequest:
         start = time.perf_counter()

@@ -183,7 +183,7 @@ class WindowRequest(Message):
 
 @dataclass
 class MicroRequest(Message):
-    """Lift -> micro: ``steps`` coarse steps from ``t0``, from ``state`` or (None) the
+    """lift component -> micro: ``steps`` coarse steps from ``t0``, from ``state`` or (None) the
     micro solver's own state; ``include_initial``: also return the starting state."""
 
     window: int

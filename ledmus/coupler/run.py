@@ -29,7 +29,7 @@ from ..solvers.cells import split_slice
 from ..surrogates.macro import MacroModel, load_macro_model
 from .decode import fill_macro_states
 from .driver import Coordinator, Exchange
-from .mappers import Lift
+from .mappers import Decoder
 from .messages import MicroRequest
 from .micro import Micro, initial_condition
 from .output import run_errors
@@ -65,8 +65,8 @@ def load(settings: RunSettings, comm: Any = None) -> MacroModel:
     return model
 
 
-def new_lift(settings: RunSettings, model: MacroModel, members: np.ndarray) -> Lift:
-    return Lift(model, settings.seed, members, n_particles(settings))
+def new_decoder(settings: RunSettings, model: MacroModel, members: np.ndarray) -> Decoder:
+    return Decoder(model, settings.seed, members, n_particles(settings))
 
 
 def new_micro(settings: MicroSettings, members: np.ndarray) -> Micro:
@@ -87,7 +87,7 @@ def new_micro(settings: MicroSettings, members: np.ndarray) -> Micro:
 def new_coordinator(
     settings: RunSettings,
     model: MacroModel,
-    lift: Lift,
+    decoder: Decoder,
     n_members: int,
     *,
     keep_states: bool = True,
@@ -108,10 +108,13 @@ def new_coordinator(
         latent_dtype=model.macro_dtype,
     )
     model.use_generators(
-        [member_torch_generator(settings.seed, int(m), 0, "cpu", RNG_MACRO) for m in lift.members]
+        [
+            member_torch_generator(settings.seed, int(m), 0, "cpu", RNG_MACRO)
+            for m in decoder.members
+        ]
     )
     if gated(settings):
-        return _adaptive_coordinator(settings, model, lift, recorder, trainer_link)
+        return _adaptive_coordinator(settings, model, decoder, recorder, trainer_link)
     policy = make_policy(
         settings.schedule,
         n_warm=settings.n_warm,
@@ -119,7 +122,7 @@ def new_coordinator(
         n_micro=settings.n_micro,
     )
     return Coordinator(
-        model, lift, policy, n_total=settings.n_total, dt=settings.dt, recorder=recorder
+        model, decoder, policy, n_total=settings.n_total, dt=settings.dt, recorder=recorder
     )
 
 
@@ -144,7 +147,7 @@ def gated(settings: RunSettings) -> bool:
 def _adaptive_coordinator(
     settings: RunSettings,
     model: MacroModel,
-    lift: Lift,
+    decoder: Decoder,
     recorder: Recorder,
     trainer_link: Any = None,
 ) -> Coordinator:
@@ -182,16 +185,16 @@ def _adaptive_coordinator(
                 "is re-encoded from them after each weights update)"
             )
         link = trainer_link or LocalLink(TrainerService(model.net, a, settings.seed))
-        learning = Learning(link, lift.members, np.array(changes), dt)
+        learning = Learning(link, decoder.members, np.array(changes), dt)
     return AdaptiveCoordinator(
         model,
-        lift,
+        decoder,
         schedule,
         n_total=settings.n_total,
         dt=dt,
         recorder=recorder,
         monitors=spec.monitors,
-        members=lift.members,
+        members=decoder.members,
         system=spec,
         change_times=changes,
         learning=learning,
@@ -212,7 +215,7 @@ def micro_reference(settings: RunSettings, members: np.ndarray) -> tuple[np.ndar
 
 
 def compare_after_run(
-    settings: RunSettings, coord: Coordinator, lift: Lift, members: np.ndarray
+    settings: RunSettings, coord: Coordinator, decoder: Decoder, members: np.ndarray
 ) -> tuple[np.ndarray | None, float | None]:
     """With ``compare``, after the coupled run's clock: decode the macro states a
     ``record: latents`` run skipped (for the errors) and run the micro-only reference;
@@ -221,7 +224,7 @@ def compare_after_run(
         return None, None
     rec = coord.recorder
     if settings.record == "latents" and (rec.states is not None or rec.abs_err is not None):
-        fill_macro_states(rec, lift)
+        fill_macro_states(rec, decoder)
     return micro_reference(settings, members)
 
 
@@ -323,7 +326,7 @@ class CoupledRun:
 
     settings: RunSettings
     model: MacroModel
-    lift: Lift
+    decoder: Decoder
     members: np.ndarray
     coord: Coordinator
     elapsed: float = 0.0
@@ -335,26 +338,26 @@ class CoupledRun:
         members: np.ndarray,
         *,
         model: MacroModel | None = None,
-        lift: Lift | None = None,
+        decoder: Decoder | None = None,
         comm: Any = None,
         keep_states: bool = True,
         trainer_link: Any = None,
     ) -> CoupledRun:
         """The run's parts from its settings: the macro model (``model``, or loaded;
-        ``comm``: the ranks a space-parallel backend splits the grid over), its lift for
+        ``comm``: the ranks a space-parallel backend splits the grid over), its decoder for
         ``members`` (``lift``: one the exchange shares) and the coordinator
         (``trainer_link``: the online trainer, None: in this process)."""
         model = model or load(settings, comm)
-        lift = lift or new_lift(settings, model, members)
+        decoder = decoder or new_decoder(settings, model, members)
         coord = new_coordinator(
             settings,
             model,
-            lift,
+            decoder,
             len(members),
             keep_states=keep_states,
             trainer_link=trainer_link,
         )
-        return cls(settings, model, lift, np.asarray(members), coord)
+        return cls(settings, model, decoder, np.asarray(members), coord)
 
     def run(
         self,
@@ -396,7 +399,7 @@ class CoupledRun:
     def compare(self) -> tuple[np.ndarray | None, float | None]:
         """With ``compare``: the micro-only reference of this run's members (and the
         macro states a ``record: latents`` run skipped); ``(None, None)`` without."""
-        return compare_after_run(self.settings, self.coord, self.lift, self.members)
+        return compare_after_run(self.settings, self.coord, self.decoder, self.members)
 
     def summary(
         self,

@@ -316,7 +316,7 @@ class Learning:
     @staticmethod
     def _reconstruction(coord: Any, ctx: np.ndarray) -> np.ndarray:
         """Per member: the comparison NAD of decode(encode(ctx)) against ``ctx``."""
-        decoded = coord.lifter.decode(coord.model.restrict(ctx), 0, RNG_RECORD)
+        decoded = coord.decoder.decode(coord.model.restrict(ctx), 0, RNG_RECORD)
         return coord.comparison_error(np.arange(len(ctx)), decoded, ctx)
 
     def summary(self) -> dict[str, Any]:

@@ -252,7 +252,7 @@ class NetworkMacro(RNNPropagation, MacroModel):
         self.state_shape = tuple(net.state_shape)
         self.macro_dim = net.latent_dim
         self.particles = bool(getattr(net, "particles", False))
-        self.stochastic_lift = self.pooled = self.particles
+        self.stochastic_decode = self.pooled = self.particles
         self.reset()
 
     @classmethod
@@ -263,7 +263,7 @@ class NetworkMacro(RNNPropagation, MacroModel):
         with torch.no_grad():
             return self.net.encode(np.asarray(states)).cpu().numpy()
 
-    def lift(
+    def decode(
         self,
         m: np.ndarray,
         generators: Sequence[torch.Generator] | None = None,
@@ -286,14 +286,14 @@ class LEDMacro(NetworkMacro):
     def trained_state(cls, spec: dict[str, Any]) -> tuple[tuple[int, ...], bool]:
         return tuple(spec["state_shape"]), spec["autoencoder"].get("kind") == "particles"
 
-    def lift(
+    def decode(
         self,
         m: np.ndarray,
         generators: Sequence[torch.Generator] | None = None,
         n_particles: int | None = None,
     ) -> np.ndarray:
         if not self.particles:
-            return super().lift(m)
+            return super().decode(m)
         with torch.no_grad():
             z = self._tensor(m)
             seq = z.ndim == 3

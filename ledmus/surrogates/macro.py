@@ -7,7 +7,7 @@ it and registers its class under the ``kind`` recorded in its checkpoint.
 Shapes (``B`` ensemble members, ``T`` coarse steps, ``d`` macro dimension)::
 
     restrict(states (B, T, *state_shape))            -> macro states (B, T, d)   macro_dtype
-    lift(m (B, d) or (B, T, d), generators)          -> states (B, [T,] *state_shape) float64
+    decode(m (B, d) or (B, T, d), generators)        -> states (B, [T,] *state_shape) float64
     assimilate(m_seq (B, T, d))                      teacher forcing on restricted micro states
     propagate(n)                                     -> (B, n, d), uncertainty (B, n) or None
     assimilate_members / propagate_members / revert_members    the same for a subset of members
@@ -92,8 +92,8 @@ class MacroModel(ABC):
     state_shape: tuple[int, ...]
     #: macro (latent) dimension ``d``
     macro_dim: int
-    #: whether :meth:`lift` samples (needs one generator per member)
-    stochastic_lift: bool = False
+    #: whether :meth:`decode` samples (needs one generator per member)
+    stochastic_decode: bool = False
     #: particle models accept any particle count; only the spatial dimension must match
     particles: bool = False
     #: dtype of the macro states (recorded latents, messages)
@@ -131,14 +131,14 @@ class MacroModel(ABC):
         (:attr:`macro_dtype`)."""
 
     @abstractmethod
-    def lift(
+    def decode(
         self,
         m: np.ndarray,
         generators: Sequence[Any] | None = None,
         n_particles: int | None = None,
     ) -> np.ndarray:
         """Macro states ``(B, d)`` or ``(B, T, d)`` -> float64 observable states
-        ``(B, [T,] *state_shape)``; ``generators``: one per member (stochastic lifts)."""
+        ``(B, [T,] *state_shape)``; ``generators``: one per member (stochastic decoders)."""
 
     # pooled restriction of particles split over MPI ranks: z = g(mean_i phi(x_i))
     #: whether :meth:`pool_features` / :meth:`restrict_pooled` are available

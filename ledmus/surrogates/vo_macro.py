@@ -52,7 +52,7 @@ class VOMacro(MacroModel):
         arr = np.asarray(states)
         return arr.reshape(*arr.shape[:-2], self.macro_dim).astype(np.float32)
 
-    def lift(
+    def decode(
         self,
         m: np.ndarray,
         generators: Sequence[torch.Generator] | None = None,

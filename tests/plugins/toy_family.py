@@ -96,7 +96,7 @@ class MeanMacro(MacroModel):
     def restrict(self, states):
         return np.asarray(states).mean(axis=(-2, -1))[..., None].astype(np.float32)
 
-    def lift(self, m, generators=None, n_particles=None):
+    def decode(self, m, generators=None, n_particles=None):
         m = np.asarray(m, dtype=np.float64)
         return np.broadcast_to(m[..., None], (*m.shape[:-1], *self.state_shape)).copy()
 

@@ -1,5 +1,5 @@
 """MUSCLE3 lifting mapper: macro state (from macro) -> observable state (to micro) by the
-macro model's lift; stochastic lifts sampled per member.  With online training its
+macro model's decoder (MacroModel.decode); stochastic decoders sampled per member.  With online training its
 weights come from the macro component on ``weights`` before each window (after a resume
 the macro resends them, so the mapper needs no snapshot)."""
 
@@ -15,7 +15,7 @@ from libmuscle import InstanceFlags, Message
 from ymmsl import Operator
 
 from ..messages import Weights, WindowRequest
-from ..run import load, members_of, new_lift
+from ..run import load, members_of, new_decoder
 from ..trainer import MapperWeights
 from .common import open_instance, received, run_guarded
 
@@ -29,7 +29,7 @@ def main() -> None:
         instance, settings = open_instance(ports, InstanceFlags.KEEPS_NO_STATE_FOR_NEXT_USE, box)
         # set up before the first message arrives (settings come with the registration)
         model = load(settings)
-        lift = new_lift(settings, model, members_of(settings.ensemble, 0, 1))
+        decoder = new_decoder(settings, model, members_of(settings.ensemble, 0, 1))
         weights = MapperWeights(model)
         while instance.reuse_instance():
             if instance.is_connected("weights"):
@@ -37,7 +37,7 @@ def main() -> None:
                 weights.apply(Weights.from_payload(update, "lift: message on port weights"), "lift")
             msg = instance.receive("in")
             request = WindowRequest.from_payload(received(msg), "lift: message on port in")
-            instance.send("out", Message(msg.timestamp, None, lift.handle(request).to_payload()))
+            instance.send("out", Message(msg.timestamp, None, decoder.handle(request).to_payload()))
 
     run_guarded("lift", body, box)
 

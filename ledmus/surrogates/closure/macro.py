@@ -4,7 +4,7 @@ component of the HMM coupling with the BGK micro solver.
 **Macro state** of a member: the moments ``Q = (ρ, ρu, E, ρW_1..ρW_M)`` of every cell,
 ``(3+M, nx)`` flattened to ``d = (3+M)·nx`` (channel-major), float64.
 **Restrict** ``f (nv, nx) -> Q``: grid moments and the encoder's ``W`` (:func:`.lift.
-restrict`).  **Lift** ``Q -> f``: the decoder ``h(v; U, W)`` (:func:`.lift.lift`;
+restrict`).  **Decode** ``Q -> f``: the decoder ``h(v; U, W)`` (:func:`.lift.lift`;
 positive, the grid moments of ``U`` to rounding).
 **Propagate**: member 0 of the :class:`~.hmm.ClosureEnsemble` closes the moment system,
 solved by the finite-volume scheme of :mod:`.fv` (MUSCL, HLL, SSP-RK3; ``backend``
@@ -115,7 +115,7 @@ class ClosureMacro(MacroModel):
         Q = restrict(self.net.members[0], f.reshape(-1, *self.state_shape), self._micro())
         return Q.reshape(*lead, self.macro_dim)
 
-    def lift(
+    def decode(
         self,
         m: np.ndarray,
         generators: Sequence[torch.Generator] | None = None,
