@@ -231,6 +231,7 @@ _OK = "ok &= ~bad_err"
 _UNC_DECIDE = "bad_unc = np.nan_to_num(uc, nan=0.0).max(axis=1) > pol.max_uncertainty"
 _UNC_VIOL = "high = np.nan_to_num(uncertainty, nan=0.0).max(axis=1) > limit"
 _NAN_DEFAULT = "nan=0.0 is numpy.nan_to_num's default"
+_SPREAD_C = "np.nan if uc is None else np.nan_to_num(uc[k], nan=0.0).max()"
 _FINITE = "finite = np.isfinite(states.reshape(b, -1)).all(axis=1)"
 _MONITOR = "ok = np.asarray(mon.check(flat), dtype=bool).reshape(b, n).all(axis=1)"
 _MONITOR_BOOL = (
@@ -274,6 +275,10 @@ EQUIVALENT: dict[str, dict[str | tuple[str, str, str], str]] = {
     "adaptive": {
         _mutant("_decide", _OK, "&=", "="): "ok is all True before it: the same mask",
         _mutant("_decide", _UNC_DECIDE, "nan=0.0)", ")"): _NAN_DEFAULT,
+        _mutant("_decide", _SPREAD_C, "nan=0.0)", ")"): _NAN_DEFAULT,
+        _mutant("_decide", "self.back_to_micro[compare] = False", "False", "None"): (
+            "None stored in a bool array is False"
+        ),
         _mutant("_violations", _UNC_VIOL, "nan=0.0)", ")"): _NAN_DEFAULT,
         _mutant("_violations", _FINITE, "(b, -1)", "(b, -2)"): _NEGATIVE,
         _mutant("_violations", _MONITOR, "dtype=bool)", "dtype=None)"): _MONITOR_BOOL,
