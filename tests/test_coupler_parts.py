@@ -329,7 +329,7 @@ def test_deterministic_lift_gets_no_generators_and_the_particle_count():
     assert model.lifts == [(None, 7), (None, None)]
 
 
-def test_stochastic_lift_draws_the_keyed_stream_of_each_member():
+def test_stochastic_decode_draws_the_keyed_stream_of_each_member():
     m, members = np.array([[0.0], [1.0], [2.0]]), np.array([4, 0, 9])
     lift = Decoder(Sampler(), 5, members)
 
@@ -344,7 +344,7 @@ def test_stochastic_lift_draws_the_keyed_stream_of_each_member():
     np.testing.assert_array_equal(out.state, expected(3, RNG_MDN))  # the request's window
 
 
-def test_stochastic_lift_makes_its_generators_on_the_model_device(monkeypatch):
+def test_stochastic_decode_makes_its_generators_on_the_model_device(monkeypatch):
     calls = []
 
     def recording(seed, member, window, device, purpose=RNG_MDN):
@@ -375,7 +375,7 @@ def test_mapper_timings_measure_the_model_calls():
     assert model.restricts == 1 and 0.0 <= res.restrict_s < pause
 
 
-def test_stochastic_lift_draws_per_member_window_and_seed():
+def test_stochastic_decode_draws_per_member_window_and_seed():
     m = np.zeros((3, 1))
     lift = Decoder(Sampler(), 5, np.arange(3))
     a, b = lift.decode(m, 2), lift.decode(m, 2)
