@@ -701,8 +701,8 @@ class Forgetful(MacroModel):
 def test_the_protocol_checks_the_call_order_once_for_every_model():
     """propagate before assimilate, after reset, and after restoring a snapshot taken
     before any assimilate is one RuntimeError from the base class; a snapshot taken
-    after an assimilate restores a model that propagates; a model without member
-    subsets still says so by name."""
+    after an assimilate restores a model that propagates; a model without the
+    member-subset ability has none of its methods."""
     model = Forgetful()
     with pytest.raises(RuntimeError, match="^propagate before any assimilate: no state"):
         model.propagate(2)
@@ -721,14 +721,13 @@ def test_the_protocol_checks_the_call_order_once_for_every_model():
     model.reset()
     with pytest.raises(RuntimeError, match="no state to start from"):
         model.propagate(1)
-    with pytest.raises(NotImplementedError, match="Forgetful has no member-subset operations"):
-        model.propagate_members(1, np.array([0]))
+    assert model.member_subsets is False and not hasattr(model, "propagate_members")
 
 
 def test_the_guard_is_installed_when_a_model_class_is_created():
     """Classes made here, at run time: a subclass overriding the guarded methods, a
-    class taking them from a mixin (as the LED model takes its RNN state), and the
-    base's member-subset defaults (left as they are: no member subsets says so)."""
+    class taking them from a mixin (as the LED model takes its RNN state); neither has
+    the member-subset ability (nothing to guard there)."""
 
     class Child(Forgetful):
         def assimilate(self, m_seq):
@@ -764,8 +763,7 @@ def test_the_guard_is_installed_when_a_model_class_is_created():
         model.reset()
         with pytest.raises(RuntimeError, match="no state to start from"):
             model.propagate(1)
-        with pytest.raises(NotImplementedError, match="has no member-subset operations"):
-            model.propagate_members(1, np.array([0]))
+        assert model.member_subsets is False and not hasattr(model, "propagate_members")
 
 
 # ----------------------------------------------------------------- the settings record

@@ -656,17 +656,26 @@ class Bare(MacroModel):
         pass
 
 
-def test_a_model_without_member_subsets_says_so_by_name():
+def test_member_subsets_are_an_ability_of_their_own():
+    """A model without the ability has none of its methods and says so in
+    ``member_subsets``; LED and the closure ensemble have it; a class that claims the
+    ability without its methods cannot be made."""
+    from ledmus.surrogates.closure.macro import ClosureMacro
+    from ledmus.surrogates.macro import MemberSubsets
+
     model = Bare()
-    assert model.member_subsets is False and LEDMacro.member_subsets is True
+    assert model.member_subsets is False
     assert model.bind_micro(object()) is None and model.bind_micro(None, backend="numpy") is None
-    no = "^Bare has no member-subset operations$"
-    with pytest.raises(NotImplementedError, match=no):
-        model.assimilate_members(np.zeros((1, 2, 1)), np.array([0]))
-    with pytest.raises(NotImplementedError, match=no):
-        model.propagate_members(2, np.array([0]))
-    with pytest.raises(NotImplementedError, match=no):
-        model.revert_members({}, np.array([0]))
+    for name in ("assimilate_members", "propagate_members", "revert_members"):
+        assert not hasattr(model, name), name
+    assert issubclass(LEDMacro, MemberSubsets) and issubclass(ClosureMacro, MemberSubsets)
+    assert fresh("lstm").member_subsets is True
+
+    class Claims(Bare, MemberSubsets):
+        pass
+
+    with pytest.raises(TypeError, match="abstract"):
+        Claims()
 
 
 def test_whole_ensemble_snapshot_keeps_the_uncertainty_of_the_prediction():

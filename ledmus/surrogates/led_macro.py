@@ -10,19 +10,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from .macro import MacroModel
+from .macro import MacroModel, MemberSubsets
 from .propagators import Hidden
 
 
-class RNNPropagation:
+class RNNPropagation(MemberSubsets):
     """The propagation state shared by models with a latent RNN (``net.rnn``):
     ``hidden``, the prediction ``z_next`` of the next step and the ``pending`` last
     propagated state not yet fed back (see :mod:`ledmus.surrogates.macro`)."""
 
     net: torch.nn.Module
-
-    #: member-subset operations (:meth:`propagate_members` and friends) are available
-    member_subsets = True
 
     def reset(self) -> None:
         self.hidden: Hidden | None = None

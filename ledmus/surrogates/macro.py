@@ -77,7 +77,9 @@ class MacroModel(ABC):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         for name in GUARDED:
-            owner = next(k for k in cls.__mro__ if name in vars(k))
+            owner = next((k for k in cls.__mro__ if name in vars(k)), None)
+            if owner is None:  # an ability the class does not have (member subsets)
+                continue
             # wrap what this class or a mixin (the RNN propagation state) defines; a
             # MacroModel subclass wrapped its own, the base's defaults stay as they are
             if owner is cls or not issubclass(owner, MacroModel):
@@ -182,25 +184,12 @@ class MacroModel(ABC):
         """Undo to a :meth:`snapshot`."""
 
     # ------------------------------------------------------------------ member subsets
-    #: whether the member-subset operations below are available (the ``adaptive``
-    #: schedule decides per member and needs them)
-    member_subsets: ClassVar[bool] = False
-
-    def assimilate_members(self, m_seq: np.ndarray, members: np.ndarray) -> None:
-        """:meth:`assimilate` for the members with indices ``members`` only (``m_seq``
-        ``(len(members), T, d)``); the others keep their state."""
-        raise NotImplementedError(f"{type(self).__name__} has no member-subset operations")
-
-    def propagate_members(
-        self, n: int, members: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """:meth:`propagate` for ``members`` only: ``(len(members), n, d)`` and
-        ``(len(members), n)`` or None."""
-        raise NotImplementedError(f"{type(self).__name__} has no member-subset operations")
-
-    def revert_members(self, snap: dict[str, Any], members: np.ndarray) -> None:
-        """Put ``members`` back to their state in ``snap`` (a :meth:`snapshot`)."""
-        raise NotImplementedError(f"{type(self).__name__} has no member-subset operations")
+    @property
+    def member_subsets(self) -> bool:
+        """Whether the model has the member-subset operations (:class:`MemberSubsets`,
+        an ability of its own; the ``adaptive`` schedule decides per member and needs
+        it)."""
+        return isinstance(self, MemberSubsets)
 
     # ------------------------------------------------------------------ weights
     @abstractmethod
@@ -210,6 +199,29 @@ class MacroModel(ABC):
     @abstractmethod
     def set_weights(self, state_dict: dict[str, Any]) -> None:
         """Replace the weights while a run goes on (the propagation state is kept)."""
+
+
+class MemberSubsets(ABC):
+    """An optional ability of a macro model: the operations on a subset of its members
+    (the ``adaptive`` schedule decides per member).  A model that has it derives from
+    this class too (``class M(MacroModel, MemberSubsets)``); the base class checks their
+    call order as it does the whole-ensemble ones."""
+
+    @abstractmethod
+    def assimilate_members(self, m_seq: np.ndarray, members: np.ndarray) -> None:
+        """:meth:`MacroModel.assimilate` for the members with indices ``members`` only
+        (``m_seq`` ``(len(members), T, d)``); the others keep their state."""
+
+    @abstractmethod
+    def propagate_members(
+        self, n: int, members: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`MacroModel.propagate` for ``members`` only: ``(len(members), n, d)``
+        and ``(len(members), n)`` or None."""
+
+    @abstractmethod
+    def revert_members(self, snap: dict[str, Any], members: np.ndarray) -> None:
+        """Put ``members`` back to their state in ``snap`` (a :meth:`MacroModel.snapshot`)."""
 
 
 def macro_model_class(kind: str) -> type[MacroModel]:

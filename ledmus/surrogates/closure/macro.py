@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from ..macro import MacroModel
+from ..macro import MacroModel, MemberSubsets
 from .hmm import ClosureEnsemble, check_spec
 from .lift import lift, restrict
 from .ml import MLMomentClosure
@@ -40,11 +40,10 @@ from .ml import MLMomentClosure
 log = logging.getLogger(__name__)
 
 
-class ClosureMacro(MacroModel):
+class ClosureMacro(MacroModel, MemberSubsets):
     """A :class:`~.hmm.ClosureEnsemble` driven by the coupler (see the module)."""
 
     kind = "closure_hmm"
-    member_subsets: ClassVar[bool] = True
     backends: ClassVar[tuple[str, ...]] = ("numpy", "petsc")
     input_params: ClassVar[tuple[str, ...]] = ("kn",)
     macro_dtype: ClassVar[type] = np.float64
