@@ -725,9 +725,9 @@ def test_the_protocol_checks_the_call_order_once_for_every_model():
 
 
 def test_the_guard_is_installed_when_a_model_class_is_created():
-    """Classes made here, at run time: a subclass overriding the guarded methods, a
-    class taking them from a mixin (as the LED model takes its RNN state); neither has
-    the member-subset ability (nothing to guard there)."""
+    """Classes made here, at run time: a subclass overriding the guarded methods (with
+    and without calling the overridden ones), a class taking them from a mixin (as the
+    LED model takes its RNN state); none has the member-subset ability."""
 
     class Child(Forgetful):
         def assimilate(self, m_seq):
@@ -749,7 +749,11 @@ def test_the_guard_is_installed_when_a_model_class_is_created():
     class Mixed(Mixin, Forgetful):
         pass
 
-    for cls in (Child, Mixed):
+    class Override(Forgetful):  # its own propagate, not reaching the guarded one
+        def propagate(self, n):
+            return np.zeros((1, n, 3), np.float32), None
+
+    for cls in (Child, Mixed, Override):
         model = cls()
         with pytest.raises(RuntimeError, match="no state to start from"):
             model.propagate(1)
