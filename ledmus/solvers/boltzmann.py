@@ -52,7 +52,9 @@ the discrete Fourier transform over the two velocity axes, ::
     Q(f) = (1/M) sum_p F^-1[alpha_p F f] F^-1[alpha'_p F f] - f F^-1[Bh(m, m) F f],
 
 ``2M + 2`` real FFTs of size ``N^2`` per cell, ``O(M N^2 log N)``, one batched call per
-direction chunk over all members and cells.  Mass is conserved exactly; momentum and
+direction chunk over all members and cells.  The velocity grid, ``Q``, the moments, their projection
+and the Maxwellian are :class:`~ledmus.solvers.spectral_collisions.SpectralCollisions`
+(one cell's velocity space); this module transports and time-steps.  Mass is conserved exactly; momentum and
 energy only to spectral accuracy (Mouhot & Pareschi; Pareschi & Russo 2000 measure
 1e-6..1e-10 drifts).  ``conservative=True`` (default) adds the L2 projection of
 Gamba & Tharkabhushanam (2009) / Pareschi & Russo: ``Q <- Q - C^T (C C^T)^{-1} C Q``
@@ -138,6 +140,7 @@ import torch
 from .base import Solver, cfl_time_step, check_int, check_positive
 from .bgk import equilibrium_ic_fields
 from .cells import CellSplit, checked_cells
+from .spectral_collisions import SpectralCollisions
 
 #: Courant number of the default and the largest allowed ``dt`` (MUSCL, explicit RK2)
 CFL = 0.5
@@ -151,8 +154,6 @@ ALIAS_FACTOR = (3.0 + math.sqrt(2.0)) / 2.0
 #: width (fraction of L) of the tanh profile of ``eps="transition"``; its end values
 TRANSITION_WIDTH = 0.1
 TRANSITION_EPS = (1e-3, 10.0)
-#: bytes of the largest temporary of one batched direction chunk
-_CHUNK_BYTES = 64 * 2**20
 _G = 1.0 - 1.0 / math.sqrt(2.0)  # ARS(2,2,2)
 _D = 1.0 - 1.0 / (2.0 * _G)
 
@@ -243,8 +244,10 @@ class Boltzmann(Solver):
         self.x = (np.arange(self.nx) + 0.5) * self.dx
         self.eps = eps if isinstance(eps, str) else None
         self.eps_cells = self._eps_profile(eps)
-        self.h = 2.0 * self.v_box / self.N
-        self.v = -self.v_box + (np.arange(self.N) + 0.5) * self.h  # both axes
+        self._velocity = SpectralCollisions(
+            self.N, self.v_box, self.v_support, self.n_directions, self.conservative, self._tensor
+        )
+        self.h, self.v = self._velocity.h, self._velocity.v  # both axes
         dt_coarse = check_positive("dt_coarse", dt_coarse)
         self.dt_max = CFL * self.dx / np.abs(self.v).max()
         dt = cfl_time_step(
@@ -305,9 +308,8 @@ class Boltzmann(Solver):
         return torch.as_tensor(np.asarray(a), dtype=self._dtype, device=self._device)
 
     def _setup_tensors(self) -> None:
-        """The velocity-space tensors (:meth:`_setup_velocity`), ``eps`` per cell and the
-        transport's upwind masks; ``v_x`` is the first velocity axis (``-velocity_dims``)."""
-        self._setup_velocity()
+        """``eps`` per cell and the transport's upwind masks; ``v_x`` is the first velocity
+        axis (``-velocity_dims``)."""
         d = self.velocity_dims
         self._eps_t = self._tensor(self.eps_cells).reshape(self.nx, *(1,) * d)  # (nx, 1, ..)
         v = self._tensor(self.v).reshape(self.N, *(1,) * (d - 1))  # (N, 1, ..): v_x axis
@@ -317,32 +319,6 @@ class Boltzmann(Solver):
     def _cellwise(self, a: torch.Tensor) -> torch.Tensor:
         """``a`` ``(...)`` broadcast over the velocity axes: ``(..., 1, ..., 1)``."""
         return a[(..., *(None,) * self.velocity_dims)]
-
-    def _setup_velocity(self) -> None:
-        """The spectral weights (once per solver), moment matrix and its projector."""
-        N, M, V = self.N, self.n_directions, self.v_box
-        R = 2.0 * self.v_support
-        kx = np.fft.fftfreq(N, 1.0 / N)[:, None]  # signed modes, (N, 1)
-        ky = np.fft.rfftfreq(N, 1.0 / N)[None, :]  # (1, N/2 + 1)
-        nyquist = (np.abs(kx) == N // 2) | (np.abs(ky) == N // 2)
-        theta = 0.5 * np.pi * np.arange(M) / M  # the integrand has period pi/2
-        c, s = np.cos(theta)[:, None, None], np.sin(theta)[:, None, None]
-        alpha = 2.0 * R * np.sinc(R * (kx * c + ky * s) / V)  # phi(l . e_p)
-        alpha_perp = 2.0 * R * np.sinc(R * (-kx * s + ky * c) / V)  # phi(l . e_p^perp)
-        alpha[:, nyquist] = 0.0
-        alpha_perp[:, nyquist] = 0.0
-        self._alpha = self._tensor(alpha)
-        self._alpha_perp = self._tensor(alpha_perp)
-        self._loss = self._tensor((alpha * alpha_perp).sum(axis=0) / M)
-        vx, vy = np.meshgrid(self.v, self.v, indexing="ij")
-        C = self.h**2 * np.stack([np.ones_like(vx), vx, vy, 0.5 * (vx**2 + vy**2)])
-        C = C.reshape(4, N * N)
-        self._C = self._tensor(C.T)  # (N^2, 4): f_flat @ C -> moments
-        self._P = self._tensor(C.T @ np.linalg.inv(C @ C.T))  # (N^2, 4)
-        self._vx = self._tensor(vx)
-        self._vy = self._tensor(vy)
-        self._v2 = self._tensor(vx**2 + vy**2)
-        self._chunk = max(1, int(_CHUNK_BYTES // (8 * N * (N // 2 + 1) * 2)))
 
     @property
     def state_shape(self) -> tuple[int, ...]:
@@ -426,44 +402,7 @@ class Boltzmann(Solver):
         out = f.permute(0, *range(2, d + 2), 1).reshape(f.shape[0], self.N**d, self.nx)
         return out.detach().to("cpu", torch.float64).numpy().copy()
 
-    # ------------------------------------------------------- velocity-space operators
-    def _collision(self, f: torch.Tensor) -> torch.Tensor:
-        """``Q(f)`` of ``f`` ``(..., N, N)`` (fast spectral method, see the module)."""
-        N = self.N
-        lead = f.shape[:-2]
-        f2 = f.reshape(-1, N, N)
-        fh = torch.fft.rfft2(f2)  # (n, N, N/2+1)
-        loss = f2 * torch.fft.irfft2(self._loss * fh, s=(N, N))
-        gain = torch.zeros_like(f2)
-        step = max(1, self._chunk // max(1, f2.shape[0]))
-        for p in range(0, self.n_directions, step):
-            a = torch.fft.irfft2(self._alpha[p : p + step] * fh[:, None], s=(N, N))
-            b = torch.fft.irfft2(self._alpha_perp[p : p + step] * fh[:, None], s=(N, N))
-            gain += (a * b).sum(dim=1)
-        q = gain / self.n_directions - loss
-        if self.conservative:
-            q = self._project(q, -self._moments(q))
-        return q.reshape(*lead, N, N)
-
-    def _moments(self, f: torch.Tensor) -> torch.Tensor:
-        """``(..., 4)``: ``rho, rho u_x, rho u_y, E`` of ``f`` ``(..., N, N)``."""
-        d = self.velocity_dims
-        return f.reshape(*f.shape[:-d], self.N**d) @ self._C
-
-    def _project(self, f: torch.Tensor, dm: torch.Tensor) -> torch.Tensor:
-        """``f + C^T (C C^T)^{-1} dm``: the least-L2 change of ``f`` adding moments ``dm``."""
-        return f + (dm @ self._P.T).reshape(f.shape)
-
-    def _maxwellian(self, U: torch.Tensor) -> torch.Tensor:
-        """``(..., N, N)`` Maxwellian with grid moments ``U`` ``(..., 4)`` (projected)."""
-        rho = U[..., 0]
-        ux, uy = U[..., 1] / rho, U[..., 2] / rho
-        T = (U[..., 3] / rho - 0.5 * (ux * ux + uy * uy)).clamp_min(1e-300)
-        e = lambda a: a[..., None, None]  # noqa: E731
-        d2 = (self._vx - e(ux)) ** 2 + (self._vy - e(uy)) ** 2
-        m = e(rho / (2 * math.pi * T)) * torch.exp(-d2 / (2 * e(T)))
-        return self._project(m, U - self._moments(m))
-
+    # ----------------------------------------------------------------------- transport
     def _ghosts(self, f: torch.Tensor, side: str) -> torch.Tensor:
         """The boundary condition's two ghost cells ``(B, 2, N, N)`` left or right of ``f``."""
         if self.bc == "periodic":
@@ -507,7 +446,7 @@ class Boltzmann(Solver):
     # ------------------------------------------------------------------------ moments
     def velocity_moments(self, f: Any) -> np.ndarray:
         """``(..., 4)``: ``rho``, ``rho u_x``, ``rho u_y``, ``E`` of ``f`` ``(..., N, N)``."""
-        return self._moments(self._tensor(f)).cpu().double().numpy()
+        return self._velocity.moments(self._tensor(f)).cpu().double().numpy()
 
     def moments(self, f: Any) -> np.ndarray:
         """``(..., 4, nx)``: ``rho``, ``rho u_x``, ``rho u_y``, ``E = int |v|^2/2 f`` of the
@@ -541,22 +480,22 @@ class Boltzmann(Solver):
         if rho.shape[-1] != self.nx:
             raise ValueError(f"fields have {rho.shape[-1]} cells but nx={self.nx}")
         U = np.stack([rho, rho * u, rho * uy, rho * (0.5 * (u * u + uy * uy) + T)], axis=-1)
-        m = self._maxwellian(self._tensor(U))  # (B, nx, N, N)
+        m = self._velocity.maxwellian(self._tensor(U))  # (B, nx, N, N)
         return self.to_observable(m)
 
     def equilibrium(self, f: Any) -> np.ndarray:
         """``M[f]``: the (projected) Maxwellian with the grid moments of ``f`` ``(B, N*N, nx)``."""
         g = self.to_internal(self.check_observable(f))
-        return self.to_observable(self._maxwellian(self._moments(g)))
+        return self.to_observable(self._velocity.maxwellian(self._velocity.moments(g)))
 
     def velocity_maxwellian(self, rho: float, ux: float, uy: float, T: float) -> np.ndarray:
         """``(N, N)`` projected Maxwellian of one cell."""
         U = [rho, rho * ux, rho * uy, rho * (0.5 * (ux * ux + uy * uy) + T)]
-        return self._maxwellian(self._tensor(U)).cpu().double().numpy()
+        return self._velocity.maxwellian(self._tensor(U)).cpu().double().numpy()
 
     def collision(self, f: Any) -> np.ndarray:
         """``Q(f)`` ``(..., N, N)`` of velocity distributions ``f`` ``(..., N, N)``."""
-        return self._collision(self._tensor(f)).cpu().double().numpy()
+        return self._velocity.collision(self._tensor(f)).cpu().double().numpy()
 
     def entropy(self, f: Any) -> np.ndarray:
         """``H = h^2 sum f log f`` of ``f`` ``(..., N, N)`` (``0 log 0 = 0``; negative values,
@@ -582,10 +521,10 @@ class Boltzmann(Solver):
         e = torch.as_tensor(eps, dtype=self._dtype, device=self._device)
         for _ in range(n):
             if method == "rk4":
-                k1 = self._collision(g) / eps
-                k2 = self._collision(g + 0.5 * dt * k1) / eps
-                k3 = self._collision(g + 0.5 * dt * k2) / eps
-                k4 = self._collision(g + dt * k3) / eps
+                k1 = self._velocity.collision(g) / eps
+                k2 = self._velocity.collision(g + 0.5 * dt * k1) / eps
+                k3 = self._velocity.collision(g + 0.5 * dt * k2) / eps
+                k4 = self._velocity.collision(g + dt * k3) / eps
                 g = g + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
             else:
                 g = self._imex(g, dt, e, transport=False, scheme=method)
@@ -602,13 +541,13 @@ class Boltzmann(Solver):
     ) -> torch.Tensor:
         """``E(f) = T(f) + (Q(f) - mu (M - f))/eps`` with ``mu`` of :meth:`_penalty`."""
         mu = self._cellwise(self._penalty(U))
-        out = (self._collision(f) - mu * (M - f)) / eps
+        out = (self._velocity.collision(f) - mu * (M - f)) / eps
         return out + self._transport(f) if transport else out
 
     def _implicit(self, R: torch.Tensor, a: float, eps: torch.Tensor):
         """Solve ``F = R + a I(F)``, ``I = mu (M[F] - F)/eps``: ``(F, I(F), U, M[F])``."""
-        U = self._moments(R)
-        M = self._maxwellian(U)
+        U = self._velocity.moments(R)
+        M = self._velocity.maxwellian(U)
         lam = a * self._cellwise(self._penalty(U)) / eps
         F = (R + lam * M) / (1.0 + lam)
         return F, (F - R) / a, U, M
@@ -621,8 +560,8 @@ class Boltzmann(Solver):
         transport: bool,
         scheme: str | None = None,
     ) -> torch.Tensor:
-        U0 = self._moments(f)
-        M0 = self._maxwellian(U0)
+        U0 = self._velocity.moments(f)
+        M0 = self._velocity.maxwellian(U0)
         e1 = self._explicit(f, U0, M0, eps, transport)
         if (scheme or self.scheme) == "imex1":
             return self._implicit(f + dt * e1, dt, eps)[0]
