@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -330,6 +330,8 @@ class CoupledRun:
     members: np.ndarray
     coord: Coordinator
     elapsed: float = 0.0
+    #: ``perf_counter`` at the start of the loop now running (None: not running)
+    _started: float | None = field(default=None, repr=False)
 
     @classmethod
     def build(
@@ -385,8 +387,8 @@ class CoupledRun:
     @property
     def wall(self) -> float:
         """Wall seconds of the loop so far (also while it runs)."""
-        started = getattr(self, "_started", None)
-        return self.elapsed + (0.0 if started is None else time.perf_counter() - started)
+        running = 0.0 if self._started is None else time.perf_counter() - self._started
+        return self.elapsed + running
 
     def snapshot(self) -> dict[str, Any]:
         """The coordinator's state and the loop's wall time so far."""
