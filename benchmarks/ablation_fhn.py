@@ -111,7 +111,9 @@ def main() -> None:
                 settings = validate(raw)
                 coord, wall = run(settings, members)
                 rec = coord.recorder
-                _, _, total = blocks(rec.states, ref, rec.source, settings.n_warm + 1, 1000)
+                _, _, total = blocks(
+                    rec.states, ref, rec.source, settings.schedule.n_warm + 1, 1000
+                )
                 case[vname] = {"mnad_u": total, "macro_fraction": float((rec.source == 1).mean()),
                                "speedup": ref_wall / wall,
                                "interventions": dict(getattr(coord, "interventions", {}))}  # fmt: skip

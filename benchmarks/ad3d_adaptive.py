@@ -59,16 +59,16 @@ def main() -> None:
                model=str(ROOT / raw["model"]))  # fmt: skip
     adaptive = validate({**raw, "schedule": "adaptive", "t_micro": 25.0, "t_macro": 125.0,
                          "t_macro_min": 50.0, "max_error": args.max_error})  # fmt: skip
-    members = np.arange(adaptive.ensemble)
+    members = np.arange(adaptive.micro.ensemble)
     ref, ref_wall = micro_reference(adaptive, members)
     out = {"t_end": args.t_end, "param_schedule": schedule, "micro_only_wall_s": ref_wall,
            "max_error": args.max_error, "runs": {}}  # fmt: skip
-    k_change = round(change / adaptive.dt)
+    k_change = round(change / adaptive.schedule.dt)
 
     def record(name: str, settings, plain: bool) -> float:
         coord, wall = run(settings, members, plain=plain)
         rec = coord.recorder
-        start = settings.n_warm + 1
+        start = settings.schedule.n_warm + 1
         res = {"wall_s": wall, "speedup": ref_wall / wall,
                "macro_fraction": float((rec.source == 1).mean()),
                "all": errors(rec.states, ref, start, rec.states.shape[1]),
@@ -84,7 +84,8 @@ def main() -> None:
     micro_share = max(1e-3, 1.0 - share)
     t_mu = 25.0
     t_m = max(
-        adaptive.dt, round(t_mu * (1 - micro_share) / micro_share / adaptive.dt) * adaptive.dt
+        adaptive.schedule.dt,
+        round(t_mu * (1 - micro_share) / micro_share / adaptive.schedule.dt) * adaptive.schedule.dt,
     )
     fixed = validate({**raw, "schedule": "fixed", "t_micro": t_mu, "t_macro": t_m})
     out["fixed_t_macro"] = t_m

@@ -46,9 +46,11 @@ def run(settings, members: np.ndarray, plain: bool = False) -> tuple[object, flo
     coord = new_coordinator(settings, parts.model, parts.decoder, len(members))
     learning = getattr(coord, "learning", None)
     if plain:
-        policy = FixedSchedule(settings.n_warm, settings.n_macro, settings.n_micro)
-        coord = Coordinator(parts.model, parts.decoder, policy, n_total=settings.n_total,
-                            dt=settings.dt, recorder=coord.recorder)  # fmt: skip
+        policy = FixedSchedule(
+            settings.schedule.n_warm, settings.schedule.n_macro, settings.schedule.n_micro
+        )
+        coord = Coordinator(parts.model, parts.decoder, policy, n_total=settings.schedule.n_total,
+                            dt=settings.schedule.dt, recorder=coord.recorder)  # fmt: skip
     start = time.perf_counter()
     try:
         coord.run(parts.exchange)
@@ -100,11 +102,11 @@ def main() -> None:
     ref, ref_wall = micro_reference(adaptive, members)
     out = {"t_end": t_end, "param_schedule": schedule, "micro_only_wall_s": ref_wall,
            "runs": {}}  # fmt: skip
-    size = round(1000 / adaptive.dt)
+    size = round(1000 / adaptive.schedule.dt)
     for name, settings in runs.items():
         coord, wall = run(settings, members, plain=name == "fixed_rho5")
         rec = coord.recorder
-        frac, err, total = blocks(rec.states, ref, rec.source, settings.n_warm + 1, size)
+        frac, err, total = blocks(rec.states, ref, rec.source, settings.schedule.n_warm + 1, size)
         out["runs"][name] = {
             "wall_s": wall, "speedup": ref_wall / wall, "mnad_u": total,
             "macro_fraction": float((rec.source == 1).mean()),
@@ -115,11 +117,11 @@ def main() -> None:
         if getattr(coord, "learning", None) is not None:
             out["runs"][name]["trainer"] = coord.learning.summary()
         if name != "fixed_rho5" and hasattr(coord, "drift_total"):
-            out["runs"][name]["drift"] = drift_report(coord, ref, settings.n_warm + 1)
+            out["runs"][name]["drift"] = drift_report(coord, ref, settings.schedule.n_warm + 1)
         print(f"{name}: S {ref_wall / wall:.2f}, MNAD u {total:.4f}, macro "
               f"{out['runs'][name]['macro_fraction']:.3f}", flush=True)  # fmt: skip
     write_result(args.out, out)
-    changes = tuple(t for t, _ in adaptive.schedule_solvers if t < t_end)
+    changes = tuple(t for t, _ in adaptive.micro.schedule_solvers if t < t_end)
     plot(out, args.out.with_suffix(".png"), changes)
     print(f"wrote {args.out}")
 

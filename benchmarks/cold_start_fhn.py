@@ -50,7 +50,11 @@ def main() -> None:
     coord, wall = run(settings, members)
     rec = coord.recorder
     frac, err, total = blocks(
-        rec.states, ref, rec.source, settings.n_warm + 1, round(1000 / settings.dt)
+        rec.states,
+        ref,
+        rec.source,
+        settings.schedule.n_warm + 1,
+        round(1000 / settings.schedule.dt),
     )
     out["runs"]["cold_start"] = {
         "wall_s": wall, "speedup": ref_wall / wall, "mnad_u": total,

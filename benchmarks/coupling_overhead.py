@@ -13,7 +13,9 @@ restrict -> macro.
 
 Writes ``rows`` (one per T_m: ``ensemble``, ``t_macro``, ``t_micro``, ``windows``,
 ``embedded_loop_s``, ``muscle3_loop_s``, ``ratio``, ``per_exchange_ms``,
-``embedded_command_s``, ``muscle3_command_s``), ``settings`` and ``provenance`` to
+``embedded_command_s``, ``muscle3_command_s``, and ``embedded_parts_s`` /
+``muscle3_parts_s``: the split of the best loop into macro, lift, micro, restrict,
+coupling and recording time), ``settings`` and ``provenance`` to
 ``--json`` (default ``benchmarks/out/coupling_overhead.json`` for ensemble 1,
 ``benchmarks/out/coupling_overhead_ens<B>.json`` otherwise, so both README runs are kept).
 """
@@ -36,6 +38,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 JOB = ROOT / "configs" / "led_fhn.ymmsl"
+#: the wall-time split of ``metrics.json`` kept per engine (from the best loop): the same
+#: computations take longer in a component process that slept while the others worked
+PARTS = ("macro_s", "lift_s", "micro_s", "restrict_s", "coupling_s", "record_s")
 
 
 def job(tmp: Path, name: str, settings: dict) -> Path:
@@ -86,7 +91,7 @@ def main() -> None:
         path = job(tmp, f"tm{t_m:g}", {**over, "model": model})
         best = {}
         for engine in ("embedded", "muscle3"):
-            loops, totals = [], []
+            loops, totals, parts = [], [], []
             for k in range(args.repeats):
                 run_dir = tmp / f"{engine}_{t_m:g}_{k}"
                 run_dir.mkdir()
@@ -114,12 +119,14 @@ def main() -> None:
                 totals.append(run(cmd, env))
                 m = json.loads(metrics_file.read_text())
                 loops.append(m["wall_s"])
+                parts.append({k: m[k] for k in PARTS})
                 windows = m["windows"]
-            best[engine] = (min(loops), min(totals))
-        (emb, emb_total), (m3, m3_total) = best["embedded"], best["muscle3"]
+            best[engine] = (min(loops), min(totals), parts[loops.index(min(loops))])
+        (emb, emb_total, emb_parts), (m3, m3_total, m3_parts) = best["embedded"], best["muscle3"]
         rows.append({"ensemble": args.ensemble, "t_macro": t_m, "t_micro": 10.0, "windows": windows, "embedded_loop_s": emb,
                      "muscle3_loop_s": m3, "ratio": m3 / emb, "per_exchange_ms": 1e3 * (m3 - emb) / windows,
-                     "embedded_command_s": emb_total, "muscle3_command_s": m3_total})  # fmt: skip
+                     "embedded_command_s": emb_total, "muscle3_command_s": m3_total,
+                     "embedded_parts_s": emb_parts, "muscle3_parts_s": m3_parts})  # fmt: skip
         print(json.dumps(rows[-1]))
     print(
         "\n| T_m / T_mu | windows | embedded loop (s) | MUSCLE3 loop (s) | ratio | per exchange (ms) | whole command: embedded / MUSCLE3 (s) |"

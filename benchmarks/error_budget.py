@@ -65,7 +65,7 @@ def main() -> None:
                     nad_u = h5["errors/nad_t/u"][()].reshape(-1)
                     lag = h5["errors/lag_t"][()].reshape(-1)
                     source = h5["source"][()].reshape(-1)
-            row = {"t_macro": t_macro, "t_micro": settings.t_micro, "lifting": lifting,
+            row = {"t_macro": t_macro, "t_micro": settings.schedule.t_micro, "lifting": lifting,
                    "mnad_u": result["errors"]["mnad_u"], "mnad_v": result["errors"]["mnad_v"],
                    **budget(nad_u, source), **budget(lag, source, "lag_"),
                    **{k: result["errors"][k] for k in ("lag_final", "lag_mean", "shape_mnad")}}  # fmt: skip

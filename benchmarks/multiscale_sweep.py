@@ -62,27 +62,29 @@ def run_one(settings, reference: np.ndarray) -> dict:
     errors), as the reference's includes keeping its states.  With ``record: latents``
     the macro phases keep macro states only and the errors are computed after the clock
     (decoding the same states the run would have recorded)."""
-    members = np.arange(settings.ensemble)
+    members = np.arange(settings.micro.ensemble)
     parts = build(settings, members)
     # grids: errors accumulated on the fly (100 x 8060 states need not be kept); KS and
     # particles keep the states for distribution distances (Wasserstein, L1 histogram)
-    spec = get_system(settings.system)
-    grid = spec.kind == "grid" and spec.lyapunov is None
+    spec = get_system(settings.micro.system)
+    grid = spec.layout == "grid" and spec.lyapunov is None
     coord = new_coordinator(settings, parts.model, parts.decoder, len(members),
                             keep_states=not grid, grid_reference=reference if grid else None)  # fmt: skip
     start = time.perf_counter()
     coord.run(parts.exchange, progress=True)
     wall = time.perf_counter() - start
     tm = coord.timings
-    if settings.record == "latents":
+    if settings.output.record == "latents":
         fill_macro_states(coord.recorder, parts.decoder)
-    first = settings.n_warm + 1
+    first = settings.schedule.n_warm + 1
     if grid:
         g = grid_errors(reference, coord.recorder.abs_err, first)
         err = {"mnad": [float(x) for x in g["mnad"]]}
     else:
-        e = spec.errors(reference[:, first:], coord.recorder.states[:, first:], settings.dt)
-        keys = ("mnad_u", "wasserstein", "l1_histogram", "valid_time_lyapunov") if settings.system == "ks" else (
+        e = spec.errors(
+            reference[:, first:], coord.recorder.states[:, first:], settings.schedule.dt
+        )
+        keys = ("mnad_u", "wasserstein", "l1_histogram", "valid_time_lyapunov") if settings.micro.system == "ks" else (
             "wasserstein_all", "wasserstein_last", "m1_mae", "m2_mae")  # fmt: skip
         err = {k: e[k] for k in keys}
     micro_fraction = float((coord.recorder.source == 0).mean())
@@ -90,7 +92,7 @@ def run_one(settings, reference: np.ndarray) -> dict:
             "record_s": tm["record_s"], "lift_s": tm["lift_s"], "restrict_s": tm["restrict_s"],
             "coupling_s": wall - tm["micro_s"] - tm["macro_s"] - tm["record_s"],
             "micro_fraction": micro_fraction, "bound": 1.0 / micro_fraction,
-            "record": settings.record, "lifting_stats": coord.lifting.summary(), **err}  # fmt: skip
+            "record": settings.output.record, "lifting_stats": coord.lifting.summary(), **err}  # fmt: skip
 
 
 def main() -> None:
@@ -125,7 +127,9 @@ def main() -> None:
     np.save(tmp / "ics.npy", ics)
     model = args.model or DEFAULT_MODEL[args.system]
     base = {"model": model, "ensemble": len(ics), "ic": str(tmp / "ics.npy"), "plots": False}
-    probe = validate({**base, "t_warm": 0.0, "t_macro": 1.0, "t_micro": 0.0, "t_end": 1.0}).solver
+    probe = validate(
+        {**base, "t_warm": 0.0, "t_macro": 1.0, "t_micro": 0.0, "t_end": 1.0}
+    ).micro.solver
     dt = probe.dt_coarse
     t_warm = (args.warm - 1) * dt
     t_end = t_warm + args.horizon * dt
@@ -136,7 +140,7 @@ def main() -> None:
           f" x dt {dt:g}; micro solver dt {probe.dt:g}, batched over the ensemble")  # fmt: skip
     reference, t_micro_only = micro_reference(ref_settings, np.arange(len(ics)))
     print(f"micro solver alone: {t_micro_only:.1f} s")
-    default = ref_settings.lifting
+    default = ref_settings.micro.lifting
     plan = [("led", model, t_m, "states", lift, args.t_micro)
             for t_m in args.t_macro for lift in args.liftings]  # fmt: skip
     for pair in args.windows:
@@ -161,9 +165,9 @@ def main() -> None:
             name = f"T_mu={t_mu:g}, {name}"
         if record == "latents":
             name += " (latents recorded)"
-        if s.lifting != default:
-            name += f" [{s.lifting}]"
-        r["lifting"] = s.lifting
+        if s.micro.lifting != default:
+            name += f" [{s.micro.lifting}]"
+        r["lifting"] = s.micro.lifting
         r.update(label=name if label == "led" else f"{label} {name}", model=path,
                  rho=None if t_m is None else t_m / t_mu, t_micro=t_micro,
                  speedup=metrics.speedup(t_micro_only, r["wall_s"]))  # fmt: skip

@@ -69,7 +69,9 @@ def main() -> None:
             for run_name, (settings, plain) in runs.items():
                 coord, wall = run(settings, members, plain=plain)
                 rec = coord.recorder
-                _, _, total = blocks(rec.states, ref, rec.source, settings.n_warm + 1, 1000)
+                _, _, total = blocks(
+                    rec.states, ref, rec.source, settings.schedule.n_warm + 1, 1000
+                )
                 case[run_name] = {"mnad_u": total, "speedup": ref_wall / wall,
                                   "macro_fraction": float((rec.source == 1).mean())}  # fmt: skip
                 print(f"{name} {run_name}: MNAD u {total:.4f}, macro "

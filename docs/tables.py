@@ -217,6 +217,37 @@ def render_coupling_overhead(docs: Docs) -> str:
                           for r in rows])  # fmt: skip
 
 
+def render_coupling_parts(docs: Docs) -> str:
+    """Per window, the macro, lift, micro and restriction time of the best loop of each
+    engine (rows of ``coupling_overhead*.json`` that recorded the split)."""
+    rows = []
+    for doc in docs.values():
+        profile = doc.get("settings", {}).get("profile", "all")
+        for r in doc["rows"]:
+            if "muscle3_parts_s" not in r:
+                continue
+            emb, m3, n = r["embedded_parts_s"], r["muscle3_parts_s"], r["windows"]
+            rows.append([f"{r['t_macro']:g} / {r.get('t_micro', 10):g}", profile]
+                        + [f"{1e3 * emb[k] / n:.2f} / {1e3 * m3[k] / n:.2f}"
+                           for k in ("macro_s", "lift_s", "restrict_s", "micro_s")])  # fmt: skip
+    header = ["T_m / T_mu", "libmuscle profile", "macro (ms per window)", "lift", "restrict",
+              "micro"]  # fmt: skip
+    return table(header, sorted(rows))
+
+
+def render_libmuscle_floor(docs: Docs) -> str:
+    """The bare libmuscle ring of ``benchmarks/libmuscle_floor.py``."""
+    rows = []
+    for r in docs["libmuscle_floor.json"]["rows"]:
+        w = r["work_ms"]
+        work = " / ".join(f"{w[k]:g}" for k in ("macro", "lift", "micro", "restrict"))
+        rows.append([r["label"], work, f"{r['exchange_ms']:.2f} ms", f"{r['overhead_ms']:.2f} ms",
+                     "–" if r["ratio"] is None else f"{r['ratio']:.3f}"])  # fmt: skip
+    header = ["ring", "work per exchange, macro / lift / micro / restrict (ms)",
+              "per exchange", "libmuscle's share", "ratio to the work"]  # fmt: skip
+    return table(header, rows)
+
+
 SYSTEM_NAMES = {"fhn": "FHN", "ks": "KS", "ad1d": "AD-1D", "ad3d": "AD-3D", "rw": "RW"}
 SYSTEM_ORDER = ["fhn", "ks", "ad1d", "ad3d", "rw"]
 
@@ -964,6 +995,8 @@ BLOCKS: dict[str, Block] = {
     "training_times": Block(["models.json"], render_training_times),
     "fhn_sweep": Block(["fhn_sweep/sweep.json"], render_fhn_sweep),
     "coupling_overhead": Block(["coupling_overhead*.json"], render_coupling_overhead),
+    "coupling_parts": Block(["coupling_overhead*.json"], render_coupling_parts),
+    "libmuscle_floor": Block(["libmuscle_floor.json"], render_libmuscle_floor),
     "ks_sweep": Block(["ks_sweep/sweep.json"], render_ks_sweep),
     "ad3d_sweep": Block(["ad3d_sweep/sweep.json"], render_ad3d_sweep),
     "lifting_drift": Block(["lifting.json"], render_lifting_drift),

@@ -124,7 +124,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     run_dir = Path(args.run_dir or f"runs/{path.stem}_{time.strftime('%Y%m%d_%H%M%S')}")
     if comm is not None:
         run_dir = Path(comm.bcast(str(run_dir), root=0))
-    log.info("%s: %s, run directory %s", path.name, settings.system, run_dir)
+    log.info("%s: %s, run directory %s", path.name, settings.micro.system, run_dir)
     result = run_embedded(settings, run_dir, comm=comm, progress=not args.quiet)
     if rank == 0 and not args.quiet:  # -q: nothing on success (metrics.json holds it)
         summary = {k: v for k, v in result.items() if not isinstance(v, (list, dict))}
@@ -198,14 +198,14 @@ def cmd_decode(args: argparse.Namespace) -> None:
 
 
 def cmd_systems(args: argparse.Namespace) -> None:
-    """One aligned row per registered system: name, kind, state shape, dt, Δt, description."""
-    rows = [("name", "kind", "state", "dt", "Δt", "description")]
+    """One aligned row per registered system: name, layout, state shape, dt, Δt, description."""
+    rows = [("name", "layout", "state", "dt", "Δt", "description")]
     for name in systems.names():
         spec = systems.get(name)
         solver = spec.make()
         shape = "(" + ", ".join(map(str, solver.state_shape)) + ")"
         rows.append(
-            (name, spec.kind, shape, f"{solver.dt:g}", f"{solver.dt_coarse:g}", spec.description)
+            (name, spec.layout, shape, f"{solver.dt:g}", f"{solver.dt_coarse:g}", spec.description)
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:

@@ -40,7 +40,7 @@ def two_member_ic(tmp_path: Path, mirror: bool = False) -> str:
 
 
 def coordinator(settings):
-    members = np.arange(settings.ensemble)
+    members = np.arange(settings.micro.ensemble)
     parts = build(settings, members)
     coord = new_coordinator(settings, parts.model, parts.decoder, len(members))
     return coord, parts

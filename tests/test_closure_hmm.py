@@ -148,7 +148,7 @@ def test_backend_petsc_needs_a_model_that_has_it():
 
 
 def test_the_run_eps_is_an_input_not_out_of_training():
-    assert settings(param_kn=3.0).out_of_training == {}
+    assert settings(param_kn=3.0).macro.out_of_training == {}
 
 
 @pytest.mark.slow  # about 20 s of MUSCLE3 start-up and runs

@@ -186,7 +186,7 @@ def test_every_shipped_ymmsl_reads_valid_settings():
         assert {"model", "t_warm", "t_macro", "t_micro", "t_end"} <= set(raw), path
         settings = validate(raw, search=[ROOT])
         # the four LED components, and the trainer exactly when online training is on
-        trainer = {"trainer"} if settings.adaptive.online != "off" else set()
+        trainer = {"trainer"} if settings.schedule.adaptive.online != "off" else set()
         assert set(comps) == {"macro", "lift", "micro", "restrict"} | trainer, path
         assert all(c["description"] for c in comps.values())
 

@@ -25,7 +25,12 @@ from ledmus.surrogates.checkpoint import read_checkpoint
 from ledmus.surrogates.family import FAMILIES, Family, register_family
 from ledmus.surrogates.led import LED
 from ledmus.surrogates.led_macro import LEDMacro
-from ledmus.surrogates.macro import MacroModel, load_macro_model, macro_model_class
+from ledmus.surrogates.macro import (
+    MacroModel,
+    PooledRestriction,
+    load_macro_model,
+    macro_model_class,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DECAY = 0.3  # toy decay rate [1/time]
@@ -416,13 +421,14 @@ def test_macro_model_class_reads_the_family_records(monkeypatch):
 
 
 def test_protocol_defaults_read_the_spec_and_have_no_pooled_restriction():
+    """The pooled restriction is an ability of its own (:class:`PooledRestriction`):
+    ``pooled`` says whether a model derives from it."""
     assert MeanDecay.trained_state({"state_shape": [1, 4]}) == ((1, 4), False)
     assert MeanDecay.trained_state({"state_shape": [9, 2], "particles": True}) == ((9, 2), True)
     model = MeanDecay()
     assert not (model.pooled or model.particles or model.stochastic_decode)
-    for call in (model.pool_features, model.restrict_pooled):
-        with pytest.raises(NotImplementedError, match="^MeanDecay has no pooled restriction$"):
-            call(np.zeros((2, 3)))
+    # an ability of its own: a model without it has none of its methods
+    assert not hasattr(model, "pool_features") and not hasattr(model, "restrict_pooled")
 
 
 def tiny_particle_led(box=1.0, low=-0.5, high=0.5, variational=False, n=40) -> LEDMacro:
@@ -434,7 +440,7 @@ def tiny_particle_led(box=1.0, low=-0.5, high=0.5, variational=False, n=40) -> L
             "rnn": {"cell": "lstm", "hidden": 8}}  # fmt: skip
     net = LED(spec)
     net.scaler.fit(np.zeros((1, n, 3)), low=low, high=high)
-    return LEDMacro(net)
+    return LEDMacro.from_network(net)
 
 
 def test_led_models_describe_themselves_as_their_checkpoint_spec():
@@ -446,6 +452,7 @@ def test_led_models_describe_themselves_as_their_checkpoint_spec():
     parts = tiny_particle_led()
     assert parts.system == "ad3d" and parts.macro_dim == 4 and parts.state_shape == (40, 3)
     assert parts.particles is True and parts.stochastic_decode is True and parts.pooled is True
+    assert isinstance(parts, PooledRestriction) and not isinstance(grid, PooledRestriction)
     assert LEDMacro.trained_state(parts.net.spec) == ((40, 3), True)
     no_kind = {"state_shape": [2, 5], "autoencoder": {"latent_dim": 3}}  # kind: mlp default
     assert LEDMacro.trained_state(no_kind) == ((2, 5), False)
@@ -798,10 +805,15 @@ def test_run_settings_hold_plain_values_and_build_their_solvers_where_used():
         )
 
     assert not any(live(getattr(s, f.name)) for f in dataclasses.fields(s))
-    assert s.solver is s.solver and s.solver.params()["d_u"] == 1.1  # built once, cached
+    # one record per part, each of plain values
+    assert [f.name for f in dataclasses.fields(s)] == ["micro", "macro", "schedule", "output"]
+    assert all(dataclasses.is_dataclass(getattr(s, f.name)) for f in dataclasses.fields(s))
+    m = s.micro
+    assert m.solver is m.solver and m.solver.params()["d_u"] == 1.1  # built once, cached
+    assert s.schedule.dt == m.solver.dt_coarse and s.schedule.n_total == 201
     copy = pickle.loads(pickle.dumps(s))
-    assert "solver" not in copy.__dict__ and "schedule_solvers" not in copy.__dict__
-    assert copy.solver.params() == s.solver.params()
-    ((t, after),) = copy.schedule_solvers
-    assert t == 100.0 and after.params()["d_u"] == 1.2 and after.params()["d_v"] == s.solver.d_v
+    assert "solver" not in copy.micro.__dict__ and "schedule_solvers" not in copy.micro.__dict__
+    assert copy.micro.solver.params() == m.solver.params()
+    ((t, after),) = copy.micro.schedule_solvers
+    assert t == 100.0 and after.params()["d_u"] == 1.2 and after.params()["d_v"] == m.solver.d_v
     assert copy == s  # the values, compared field by field

@@ -87,6 +87,32 @@ def test_latent_throughput_adds_a_device_column_only_for_gpus():
     assert gpu.splitlines()[3].startswith("| 1024 | cuda | 1,759 |")
 
 
+def test_coupling_parts_shows_per_window_times_of_runs_that_recorded_them():
+    parts = {"macro_s": 0.098, "lift_s": 0.0098, "restrict_s": 0.049, "micro_s": 3.92,
+             "coupling_s": 0.1, "record_s": 0.003}  # fmt: skip
+    slow = {**parts, "lift_s": 0.049}
+    row = {"t_macro": 10.0, "t_micro": 10.0, "windows": 98, "embedded_parts_s": parts,
+           "muscle3_parts_s": slow}  # fmt: skip
+    docs = {"coupling_overhead_noprofile.json": doc(settings={"profile": "none"}, rows=[row]),
+            "coupling_overhead.json": doc(settings={}, rows=[{"t_macro": 50.0, "windows": 33}])}  # fmt: skip
+    lines = rt.render_coupling_parts(docs).splitlines()
+    assert lines[0] == ("| T_m / T_mu | libmuscle profile | macro (ms per window) | lift | restrict "
+                        "| micro |")  # fmt: skip
+    # embedded / MUSCLE3 per window; the JSON without the split has no row
+    assert lines[2:] == ["| 10 / 10 | none | 1.00 / 1.00 | 0.10 / 0.50 | 0.50 / 0.50 | 40.00 / 40.00 |"]
+
+
+def test_libmuscle_floor():
+    rows = [{"label": "idle ring", "work_ms": dict.fromkeys(("macro", "lift", "micro", "restrict"), 0.0),
+             "exchange_ms": 0.93, "overhead_ms": 0.93, "ratio": None},
+            {"label": "FHN job's work (T_m = 10)",
+             "work_ms": {"macro": 2.7, "lift": 0.6, "micro": 35.0, "restrict": 0.8},
+             "exchange_ms": 41.27, "overhead_ms": 2.17, "ratio": 1.0555}]  # fmt: skip
+    lines = rt.render_libmuscle_floor({"libmuscle_floor.json": doc(rows=rows)}).splitlines()
+    assert lines[2] == "| idle ring | 0 / 0 / 0 / 0 | 0.93 ms | 0.93 ms | – |"
+    assert lines[3] == "| FHN job's work (T_m = 10) | 2.7 / 0.6 / 35 / 0.8 | 41.27 ms | 2.17 ms | 1.056 |"
+
+
 def test_coupling_overhead_merges_the_ensemble_runs():
     row = {"t_macro": 10.0, "t_micro": 10.0, "windows": 98, "embedded_loop_s": 4.214, "muscle3_loop_s": 4.651,
            "ratio": 1.1037, "per_exchange_ms": 4.46, "embedded_command_s": 6.21, "muscle3_command_s": 11.52}  # fmt: skip

@@ -160,3 +160,21 @@ def test_the_checks_see_lazy_imports_cycles_and_upward_imports(tmp_path):
     assert find_cycles(planted) == [["ledmus.a", "ledmus.b"]]
     upward = {"ledmus.solvers.fhn": {"ledmus.coupler.engine"}, "ledmus.coupler.engine": set()}
     assert against_layers(upward) == ["ledmus.solvers.fhn -> ledmus.coupler.engine"]
+
+
+#: the modules that read a run's settings records (``ledmus.coupler.settings``): the
+#: command line, the MUSCLE3 components' setup, and what both engines share; everything
+#: else (solvers, systems, surrogates, validation, trajectory, the recorder, the
+#: coordinator and its schedules, the mappers) gets plain values or its own small record
+SETTINGS_READERS = {
+    "ledmus.cli",
+    "ledmus.coupler.components.common",
+    "ledmus.coupler.engine",
+    "ledmus.coupler.output",
+    "ledmus.coupler.run",
+}
+
+
+def test_run_settings_stay_in_the_coupler_facade(graph):
+    readers = {m for m, deps in graph.items() if "ledmus.coupler.settings" in deps}
+    assert readers == SETTINGS_READERS

@@ -36,7 +36,7 @@ def online(**over):
 
 
 def coordinator(settings):
-    members = np.arange(settings.ensemble)
+    members = np.arange(settings.micro.ensemble)
     parts = build(settings, members)
     return new_coordinator(settings, parts.model, parts.decoder, len(members)), parts
 
@@ -242,7 +242,7 @@ def test_augmentation_buffers_each_window_and_its_mirror_image():
     from ledmus.coupler.trainer import TrainerService
 
     settings = online(online_augment=True, online_seq_len=5, online_min_sequences=100)
-    service = TrainerService(load(settings).net, settings.adaptive, seed=0)
+    service = TrainerService(load(settings).net, settings.schedule.adaptive, seed=0)
     states = np.random.default_rng(0).normal(size=(2, 5, 2, 101)).astype(np.float32)
     service.handle(TrainRequest(window=1, start=61, states=states, members=np.array([0, 1])))
     data = service.buffer.snapshot()["data"]
@@ -250,7 +250,7 @@ def test_augmentation_buffers_each_window_and_its_mirror_image():
     for k in range(2):
         assert any(np.array_equal(d, states[k]) for d in data)
         assert any(np.array_equal(d, states[k][..., ::-1]) for d in data)
-    off = online(online_seq_len=5, online_min_sequences=100).adaptive
+    off = online(online_seq_len=5, online_min_sequences=100).schedule.adaptive
     plain = TrainerService(load(settings).net, off, seed=0)
     plain.handle(TrainRequest(window=1, start=61, states=states, members=np.array([0, 1])))
     assert len(plain.buffer) == 2  # without online_augment: the windows as they are

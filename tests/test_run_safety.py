@@ -86,14 +86,16 @@ def test_run_settings_accept_every_spelling_and_echo_numbers():
     )
     raw["model"] = str(FHN_MODEL)
     s = validate(raw)
-    assert (s.lifting_tol, s.t_end, s.adaptive.max_error) == (1e-9, 1000.0, 0.5)
-    assert s.params == {"d_u": 1e6}
-    assert s.out_of_training["d_u"]["run"] == [1e6]  # a number, not ['1e6']
-    assert s.schedule_solvers[0][0] == 500.0 and s.schedule_solvers[0][1].d_v == 5.0
+    assert (s.micro.lifting_tol, s.schedule.t_end) == (1e-9, 1000.0)
+    assert s.schedule.adaptive.max_error == 0.5
+    assert s.micro.params == {"d_u": 1e6}
+    assert s.macro.out_of_training["d_u"]["run"] == [1e6]  # a number, not ['1e6']
+    changes = s.micro.schedule_solvers
+    assert changes[0][0] == 500.0 and changes[0][1].d_v == 5.0
     # a yMMSL quoted value and a PyYAML-read config value reach the parsers as text
     raw.update({"lifting_tol": "1E-9", "param_d_u": "1e6", "param_schedule": ""})
     s = validate(raw)
-    assert s.lifting_tol == 1e-9 and s.params == {"d_u": 1e6}
+    assert s.micro.lifting_tol == 1e-9 and s.micro.params == {"d_u": 1e6}
 
 
 def test_training_config_numbers_as_written():

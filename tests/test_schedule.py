@@ -23,9 +23,9 @@ def unroll(policy, n_total: int) -> list[tuple[str, int, str]]:
     out, index, last = [], 0, None
     while (step := policy.next(RunState(index, n_total, last))) is not None:
         assert step.states > 0 and len(out) < n_total, "the run must advance"
-        out.append((step.kind, step.steps, step.start))
+        out.append((step.side, step.steps, step.start))
         index += step.states
-        last = step.kind
+        last = step.side
     return out
 
 

@@ -14,7 +14,7 @@ import pytest
 from ledmus import solvers, systems
 from ledmus.cli import main
 from ledmus.solvers.base import Solver, check_positive
-from ledmus.systems import KINDS, Evaluation, Monitor, Protocol, Split, SystemSpec
+from ledmus.systems import LAYOUTS, Evaluation, Monitor, Protocol, Split, SystemSpec
 from ledmus.trajectory import read_trajectory
 
 BUILTIN = ("fhn", "ks", "ad1d", "ad3d", "rw")
@@ -144,8 +144,10 @@ def test_unknown_system_lists_names(capsys):
     assert systems.names()[:5] == BUILTIN
 
 
-def test_register_validates_kind_name_and_preset():
-    with pytest.raises(ValueError, match="kind='mesh' unknown; allowed: " + ", ".join(KINDS)):
+def test_register_validates_layout_name_and_preset():
+    # "kind" names a model family only: a system declares the layout of its states
+    assert systems.get("fhn").layout == "grid" and not hasattr(systems.get("fhn"), "kind")
+    with pytest.raises(ValueError, match="layout='mesh' unknown; allowed: " + ", ".join(LAYOUTS)):
         systems.register(SystemSpec("bad", Decay, "mesh"))
     with pytest.raises(ValueError, match="preset has unknown parameter.*speed"):
         SystemSpec("bad", Decay, "grid", preset={"speed": 1})
@@ -167,7 +169,8 @@ def test_builtin_declarations():
     fhn, ks, rw = systems.get("fhn"), systems.get("ks"), systems.get("rw")
     assert fhn.channels == ("u", "v") and ks.channels == ("u",) and rw.channels == ("density",)
     assert (
-        systems.get("ad3d").channels == ("x", "y", "z") and systems.get("ad1d").kind == "particles"
+        systems.get("ad3d").channels == ("x", "y", "z")
+        and systems.get("ad1d").layout == "particles"
     )
     np.testing.assert_allclose(fhn.coordinates(fhn.make())[[0, 1, -1]], [0.0, 0.2, 20.0])
     np.testing.assert_allclose(ks.coordinates(ks.make())[[1, -1]], [22 / 64, 22 * 63 / 64])
@@ -382,9 +385,9 @@ def test_particle_reflections_map_driftless_paths_to_paths(name):
         assert np.abs(sym.apply(a) - a).max() > 0.1
 
 
-def test_the_run_plot_is_declared_by_the_system_and_defaults_by_kind(monkeypatch, tmp_path):
+def test_the_run_plot_is_declared_by_the_system_and_defaults_by_layout(monkeypatch, tmp_path):
     """``SystemSpec.run_plot`` picks the painter of a coupled run's ``field.png``; by
-    kind when not given, and a system may choose another (no branch in the coupler)."""
+    layout when not given, and a system may choose another (no branch in the coupler)."""
     from ledmus.coupler import output
     from ledmus.solvers.fhn import FitzHughNagumoLB
 
@@ -402,7 +405,8 @@ def test_the_run_plot_is_declared_by_the_system_and_defaults_by_kind(monkeypatch
     )
     monkeypatch.setattr(systems, "get", lambda name: spec)
 
-    settings = type("S", (), {"solver": FitzHughNagumoLB(), "system": "fhn-means"})()
+    micro = type("M", (), {"solver": FitzHughNagumoLB(), "system": "fhn-means"})()
+    settings = type("S", (), {"micro": micro})()
     recorder = type("R", (), {"n_total": 3, "source": np.zeros((1, 3), int), "states": None})()
     with pytest.raises(AttributeError):  # the painter ran; the stub figure stops the rest
         output.plot_run(tmp_path, settings, recorder, {}, None)

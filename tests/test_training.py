@@ -85,6 +85,22 @@ def test_config_errors_name_the_field(fhn_small):
         train_from_config(tiny_config(fhn_small), fhn_small / "x.pt", device="tpu", progress=False)
 
 
+def test_the_autoencoder_architecture_keeps_its_old_name_kind():
+    """``autoencoder.architecture`` was ``autoencoder.kind``: the old name resolves to
+    the new one, both at once is an error, and a bad value names the field."""
+    base = {"system": "fhn", "data": "x"}
+    old = resolve({**base, "autoencoder": {"kind": "conv"}})["autoencoder"]
+    assert old["architecture"] == "conv" and "kind" not in old
+    assert old == resolve({**base, "autoencoder": {"architecture": "conv"}})["autoencoder"]
+    assert resolve(base)["autoencoder"]["architecture"] == "mlp"
+    with pytest.raises(ValueError, match="autoencoder.architecture and its old name autoencoder"):
+        resolve({**base, "autoencoder": {"kind": "conv", "architecture": "mlp"}})
+    with pytest.raises(
+        ValueError, match="autoencoder.architecture='cnn' unknown; allowed: mlp, conv"
+    ):
+        resolve({**base, "autoencoder": {"kind": "cnn"}})
+
+
 def test_cli_train_and_evaluate(fhn_small, tmp_path):
     cfg_path = tmp_path / "tiny.yaml"
     cfg_path.write_text(yaml.safe_dump(tiny_config(fhn_small)))
@@ -117,7 +133,10 @@ def test_shipped_fhn_model_loads_and_records_the_config():
     path = ROOT / "models" / "led_fhn.pt"
     model, payload = load_model(path, system="fhn")
     config = yaml.safe_load((ROOT / "configs" / "fhn.yaml").read_text())
-    assert payload["config"] == config
+    # the checkpoint predates the rename autoencoder.kind -> architecture: the same
+    # config once resolved (the old name is read as the new one)
+    assert payload["config"]["autoencoder"]["kind"] == config["autoencoder"]["architecture"]
+    assert resolve(payload["config"]) == resolve(config)
     assert model.state_shape == (2, 101) and model.latent_dim == 8
     z = model.forecast_latent(np.zeros((2, 60, 2, 101)), 5)
     assert z.shape == (2, 5, 8) and torch.all(torch.isfinite(z))
@@ -126,7 +145,8 @@ def test_shipped_fhn_model_loads_and_records_the_config():
 @pytest.mark.parametrize(("system", "shape"), [("ks", (1, 64)), ("ad3d", (1000, 3))])
 def test_shipped_ks_and_ad3d_models_load_and_record_their_configs(system, shape):
     model, payload = load_model(ROOT / "models" / f"led_{system}.pt", system=system)
-    assert payload["config"] == yaml.safe_load((ROOT / "configs" / f"{system}.yaml").read_text())
+    config = yaml.safe_load((ROOT / "configs" / f"{system}.yaml").read_text())
+    assert resolve(payload["config"]) == resolve(config)
     assert model.state_shape == shape and model.latent_dim == 8
 
 

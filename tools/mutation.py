@@ -107,7 +107,7 @@ TARGETS: dict[str, Target] = {
         ("tests/test_adaptive_decisions.py",),
         (
             "AdaptiveCoordinator.comparison_error",
-            "comparison_error",  # the arithmetic by kind of state, in systems/suites.py
+            "comparison_error",  # the arithmetic by layout of a state, in systems/suites.py
             "step_errors",
             "cloud_error",
             "AdaptiveCoordinator._violations",

@@ -49,8 +49,8 @@ raw = read_ymmsl_settings(ROOT / "configs" / "led_fhn.ymmsl")
 raw.update(t_end=300.0, plots=False)
 settings = validate(raw, search=[ROOT])
 print(
-    f"system {settings.system}: t_warm {settings.t_warm:g}, T_m {settings.t_macro:g}, "
-    f"T_mu {settings.t_micro:g}, t_end {settings.t_end:g}"
+    f"system {settings.micro.system}: t_warm {settings.schedule.t_warm:g}, T_m {settings.schedule.t_macro:g}, "
+    f"T_mu {settings.schedule.t_micro:g}, t_end {settings.schedule.t_end:g}"
 )
 
 # %%
@@ -92,8 +92,8 @@ ax.legend(loc="upper left")
 # ---------------------------------
 # :func:`~ledmus.coupler.run.micro_reference` is the micro-only run the engine
 # compared against (same initial condition and seed).
-reference, _ = micro_reference(settings, np.arange(settings.ensemble))
-x = settings.solver.x
+reference, _ = micro_reference(settings, np.arange(settings.micro.ensemble))
+x = settings.micro.solver.x
 fig, ax = plt.subplots(figsize=(7, 3.2), layout="constrained")
 ax.plot(x, reference[0, -1, 0], "k-", label="micro only")
 ax.plot(x, states[0, -1, 0], "--", color="tab:blue", label="coupled (LED + micro)")

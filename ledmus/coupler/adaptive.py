@@ -98,7 +98,7 @@ class AdaptiveCoordinator(Coordinator):
     """:class:`Coordinator` with per-member decisions (``schedule``: :class:`AdaptiveSchedule`).
 
     ``monitors``: the system's :class:`~ledmus.systems.spec.Monitor` list; ``members``:
-    the global member indices (cap draws); ``system``: the system's spec (its kind of
+    the global member indices (cap draws); ``system``: the system's spec (the layout of a
     state says how a comparison measures the error,
     :meth:`~ledmus.systems.spec.SystemSpec.comparison_error`)."""
 

@@ -46,9 +46,13 @@ def cold_model(settings: Any) -> Any:
     from ..surrogates.online import fresh_led
     from .micro import initial_condition
 
-    members = np.arange(settings.ensemble)
+    members = np.arange(settings.micro.ensemble)
     ic = initial_condition(
-        settings.solver, settings.ic, settings.seed, members, settings.t_transient
+        settings.micro.solver,
+        settings.micro.ic,
+        settings.micro.seed,
+        members,
+        settings.micro.t_transient,
     )
-    net = fresh_led(settings.cold_config, ic, settings.system, settings.seed)
+    net = fresh_led(settings.macro.cold_config, ic, settings.micro.system, settings.micro.seed)
     return macro_model_class("led").from_network(net)

@@ -66,7 +66,7 @@ class Coordinator:
         self.micro_ranks = 1  # MPI processes of the micro component (MUSCLE3)
         self.index = 0  # next coarse index to produce
         self.window = 0  # number of micro windows asked for
-        self.last: str | None = None  # kind of the last step
+        self.last: str | None = None  # side of the last step (micro or macro)
         # record_s: storing states and accumulating errors (measurement, not simulation)
         self.timings = dict.fromkeys(TIMINGS, 0.0)
         self.lifting = LiftTally()  # the micro solver's lifts (iterations, residuals)
@@ -154,16 +154,16 @@ class Coordinator:
             self.index += chunk.shape[1]
 
     def step(self, exchange: Exchange) -> str | None:
-        """Run the policy's next step; returns its kind (None when done)."""
+        """Run the policy's next step; returns its side, micro or macro (None when done)."""
         step = self.next_step()
         if step is None:
             return None
-        if step.kind == MICRO:
+        if step.side == MICRO:
             self._micro_window(exchange, step)
         else:
             self._macro_phase(step.steps)
-        self.last = step.kind
-        return step.kind
+        self.last = step.side
+        return step.side
 
     def cycle(self, exchange: Exchange) -> None:
         """Steps up to and including the next micro window (or to the end)."""

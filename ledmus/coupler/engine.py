@@ -47,7 +47,10 @@ def build(
 ) -> Parts:
     model = model or load(settings, comm)
     return Parts(
-        model, new_decoder(settings, model, members), new_micro(settings, members), Restrict(model)
+        model,
+        new_decoder(settings, model, members),
+        new_micro(settings.micro, members),
+        Restrict(model),
     )
 
 
@@ -69,24 +72,24 @@ def run_embedded(
     rank, size = _comm_info(comm)
     # a space-parallel backend splits the macro model's grid over the ranks: every rank
     # then runs every member (the micro side is repeated, the same on every rank)
-    spatial = settings.backend != "numpy"
-    if settings.ensemble < size and not spatial:
+    spatial = settings.macro.backend != "numpy"
+    if settings.micro.ensemble < size and not spatial:
         raise ValueError(
-            f"setting ensemble={settings.ensemble} is smaller than the {size} MPI ranks"
+            f"setting ensemble={settings.micro.ensemble} is smaller than the {size} MPI ranks"
         )
-    if settings.adaptive.online != "off" and size > 1:
+    if settings.schedule.adaptive.online != "off" and size > 1:
         raise ValueError(
-            f"setting online={settings.adaptive.online}: online training runs "
+            f"setting online={settings.schedule.adaptive.online}: online training runs "
             f"with one process (got {size} MPI ranks)"
         )
-    members = members_of(settings.ensemble, 0 if spatial else rank, 1 if spatial else size)
+    members = members_of(settings.micro.ensemble, 0 if spatial else rank, 1 if spatial else size)
     run_dir = Path(run_dir) if run_dir is not None else None
     problem = None
     if rank == 0 and run_dir is not None:  # before any compute (setting overwrite: replace)
         try:
             prepare_run_dir(
                 run_dir,
-                overwrite=settings.overwrite,
+                overwrite=settings.output.overwrite,
                 option="--overwrite or the setting overwrite: true",
             )
         except ValueError as exc:
@@ -115,7 +118,7 @@ def _run(
     """The body of :func:`run_embedded` once the run directory is prepared."""
     rank, size = _comm_info(comm)
     warning = identical_members_warning(
-        settings.solver, settings.ic, settings.seed, settings.ensemble
+        settings.micro.solver, settings.micro.ic, settings.micro.seed, settings.micro.ensemble
     )
     if warning and rank == 0:
         log.warning(warning)
@@ -146,7 +149,7 @@ def _run(
                     setattr(coord, name, _sum_counts(comm.allgather(getattr(coord, name))))
         wall = comm.allreduce(wall, op=_max_op())
         coord.timings = {k: comm.allreduce(v, op=_max_op()) for k, v in coord.timings.items()}
-        if settings.compare and not spatial:
+        if settings.output.compare and not spatial:
             reference = _gather(comm, reference)
             ref_wall = comm.allreduce(ref_wall, op=_max_op())
     result = None

@@ -75,31 +75,31 @@ class Message:
         return cls(**values)
 
 
-def _convert(cls: str, name: str, kind: Any, value: Any, where: str) -> Any:
-    kind = str(kind)
+def _convert(cls: str, name: str, annotation: Any, value: Any, where: str) -> Any:
+    annotation = str(annotation)
 
     def bad(expected: str) -> ValueError:
         # built only on error: the repr of a state array costs about a millisecond
         return ValueError(f"{where}: {cls}.{name} must be {expected}, got {value!r:.60}")
 
-    if kind.startswith("np.ndarray"):
+    if annotation.startswith("np.ndarray"):
         if value is None:
-            if "None" in kind:
+            if "None" in annotation:
                 return None
             raise bad("an array")
         arr = np.array(value)  # received arrays are read-only: copy
         if arr.dtype.kind not in "fiu":
             raise bad("a numeric array")
         return arr
-    if kind == "int":
+    if annotation == "int":
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
             raise bad("an integer")
         return int(value)
-    if kind == "float":
+    if annotation == "float":
         if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
             raise bad("a number")
         return float(value)
-    if kind == "bool":
+    if annotation == "bool":
         if not isinstance(value, (bool, np.bool_)):
             raise bad("true or false")
         return bool(value)

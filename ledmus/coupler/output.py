@@ -32,10 +32,10 @@ def grid_errors(reference: np.ndarray, abs_err: np.ndarray, start: int) -> dict[
 def run_errors(settings: RunSettings, rec: Recorder, reference: np.ndarray) -> dict[str, Any]:
     """The system's error suite of the coupled run against the micro-only reference,
     after the warm-up."""
-    spec = systems.get(settings.system)
-    start = settings.n_warm + 1
+    spec = systems.get(settings.micro.system)
+    start = settings.schedule.n_warm + 1
     if rec.states is not None:
-        return spec.errors(reference[:, start:], rec.states[:, start:], settings.dt)
+        return spec.errors(reference[:, start:], rec.states[:, start:], settings.schedule.dt)
     g = grid_errors(reference, rec.abs_err, start)
     return {f"mnad_{n}": float(g["mnad"][c]) for c, n in enumerate(spec.channels)}
 
@@ -52,12 +52,12 @@ def write_run(
     per-step error series such as ``errors/nad_t/u``), ``metrics.json`` (scalars and small
     tables only), plots.  The metrics file is written last, so its presence marks a
     finished run."""
-    solver = settings.solver
+    solver = settings.micro.solver
     t = solver.dt_coarse * np.arange(recorder.n_total)
     attrs = {
         "coupling": "ledmus",
-        "model": str(settings.model),
-        "record": settings.record,
+        "model": str(settings.macro.model),
+        "record": settings.output.record,
         **{k: result["settings"][k] for k in ("t_warm", "t_macro", "t_micro")},
     }
     scalars, series = split_series(result)
@@ -67,7 +67,7 @@ def write_run(
         recorder.states,
         t,
         solver,
-        settings.seed,
+        settings.micro.seed,
         attrs=attrs,
         extra={
             "latents": recorder.latents,
@@ -77,7 +77,7 @@ def write_run(
             **{k: np.asarray(v, dtype=np.float64) for k, v in series.items()},
         },
     )
-    if settings.plots:
+    if settings.output.plots:
         try:
             plot_run(run_dir, settings, recorder, result, reference)
         except Exception as exc:  # a plot must never lose the run
@@ -113,16 +113,16 @@ def plot_run(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    solver, spec = settings.solver, systems.get(settings.system)
+    solver, spec = settings.micro.solver, systems.get(settings.micro.system)
     dt, n = solver.dt_coarse, recorder.n_total
     span = min(n, 2000)
     t, source = dt * np.arange(n), recorder.source[0]
     panels = RUN_PANELS[spec.run_plot]  # declared by the system (SystemSpec.run_plot)
     fig, ax = panels(plt, run_dir, settings, spec, recorder, reference, span)
     fig.suptitle(
-        f"{settings.system}, member 0, t = 0 … {(span - 1) * dt:g}: orange lines mark "
-        f"the starts of micro windows (T_warm {settings.t_warm:g}, T_m "
-        f"{settings.t_macro:g}, T_mu {settings.t_micro:g})",
+        f"{settings.micro.system}, member 0, t = 0 … {(span - 1) * dt:g}: orange lines mark "
+        f"the starts of micro windows (T_warm {settings.schedule.t_warm:g}, T_m "
+        f"{settings.schedule.t_macro:g}, T_mu {settings.schedule.t_micro:g})",
         fontsize=10,
     )
     ax.set_xlabel("t")
@@ -142,7 +142,7 @@ def plot_run(
         2 if lag else 1, 1, figsize=(7, 5.5 if lag else 3.5), sharex=True, squeeze=False
     )
     ax = axes[0, 0]
-    start = settings.n_warm + 1
+    start = settings.schedule.n_warm + 1
     for name, values in series.items():
         stride = max(1, (n - start) // 50) if name == "W1" else 1  # as the suite samples
         ax.plot(t[start : start + len(values) * stride : stride], values, label=name)
@@ -177,7 +177,7 @@ def _micro_starts(ax: Any, source: np.ndarray, dt: float) -> None:
 
 def _field_panels(plt, run_dir, settings, spec, recorder, reference, span):  # noqa: ANN001, ANN202
     """Channel 0 of member 0 over the coordinate and time (coupled, reference, error)."""
-    solver, dt = settings.solver, settings.solver.dt_coarse
+    solver, dt = settings.micro.solver, settings.micro.solver.dt_coarse
     states, source = recorder.states, recorder.source[0]
     x = spec.coordinates(solver) if spec.coordinates else np.arange(states.shape[-1])
     field = states[0, :span, 0]
@@ -215,7 +215,7 @@ def _field_panels(plt, run_dir, settings, spec, recorder, reference, span):  # n
 def _profile_panels(plt, run_dir, settings, spec, recorder, reference, span):  # noqa: ANN001, ANN202
     """Kinetic states: the ρ, u, T profiles (``profiles.png``) and the share of members
     in a macro phase over time."""
-    dt = settings.solver.dt_coarse
+    dt = settings.micro.solver.dt_coarse
     states, source = recorder.states, recorder.source[0]
     _kinetic_profiles(run_dir, settings, states, reference, source)
     t = dt * np.arange(recorder.n_total)
@@ -228,7 +228,7 @@ def _profile_panels(plt, run_dir, settings, spec, recorder, reference, span):  #
 def _mean_panels(plt, run_dir, settings, spec, recorder, reference, span):  # noqa: ANN001, ANN202
     """The mean over the last-but-one axis (particles: positions) of each channel or
     axis of member 0 over time, the reference dotted."""
-    dt = settings.solver.dt_coarse
+    dt = settings.micro.solver.dt_coarse
     states, source = recorder.states, recorder.source[0]
     t = dt * np.arange(recorder.n_total)
     fig, ax = plt.subplots(figsize=(10, 4.2))
@@ -267,7 +267,7 @@ def _kinetic_profiles(
     from ..surrogates.closure.plots import pyplot, save_figure
     from ..systems.kinetic import primitive_fields
 
-    solver, n = settings.solver, states.shape[1]
+    solver, n = settings.micro.solver, states.shape[1]
     x, scale = solver.x, (solver.dv, solver.dv, solver.dv**2)
     idx = (0, n // 2, n - 1)
     fig, axes = pyplot().subplots(1, 3, figsize=(12, 3.4))

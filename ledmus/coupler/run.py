@@ -47,40 +47,40 @@ def members_of(ensemble: int, rank: int, size: int) -> np.ndarray:
     return np.arange(ensemble)[split_slice(ensemble, rank, size)]
 
 
-def n_particles(settings: MicroSettings) -> int | None:
-    return getattr(settings.solver, "n_particles", None)
+def n_particles(micro: MicroSettings) -> int | None:
+    return getattr(micro.solver, "n_particles", None)
 
 
 def load(settings: RunSettings, comm: Any = None) -> MacroModel:
     """The run's macro model, bound to its micro solver (``comm``: the ranks a
     space-parallel ``backend`` splits the grid over)."""
-    if settings.cold_config is not None:  # model: none
+    if settings.macro.cold_config is not None:  # model: none
         from .cold import cold_model
 
         return cold_model(settings)
     model = load_macro_model(
-        settings.model, system=settings.system, device=resolve_device(settings.device)
+        settings.macro.model,
+        system=settings.micro.system,
+        device=resolve_device(settings.macro.device),
     )
-    model.bind_micro(settings.solver, backend=settings.backend, comm=comm)
+    model.bind_micro(settings.micro.solver, backend=settings.macro.backend, comm=comm)
     return model
 
 
 def new_decoder(settings: RunSettings, model: MacroModel, members: np.ndarray) -> Decoder:
-    return Decoder(model, settings.seed, members, n_particles(settings))
+    return Decoder(model, settings.micro.seed, members, n_particles(settings.micro))
 
 
-def new_micro(settings: MicroSettings, members: np.ndarray) -> Micro:
+def new_micro(micro: MicroSettings, members: np.ndarray) -> Micro:
     """The micro side for ``members``, at its initial condition (after the transient)."""
-    ic = initial_condition(
-        settings.solver, settings.ic, settings.seed, members, settings.t_transient
-    )
+    ic = initial_condition(micro.solver, micro.ic, micro.seed, members, micro.t_transient)
     return Micro(
-        settings.solver,
+        micro.solver,
         ic,
-        settings.seed,
+        micro.seed,
         members,
-        lifting=settings.lifter,
-        schedule=settings.param_changes,
+        lifting=micro.lifter,
+        schedule=micro.param_changes,
     )
 
 
@@ -99,30 +99,35 @@ def new_coordinator(
     reaches the trainer (None: a :class:`~.trainer.TrainerService` in this process)."""
     recorder = Recorder(
         n_members,
-        settings.n_total,
-        settings.solver.state_shape,
+        settings.schedule.n_total,
+        settings.micro.solver.state_shape,
         model.macro_dim,
         keep_states=keep_states,
-        decode_macro=settings.record == "states",
+        decode_macro=settings.output.record == "states",
         grid_reference=grid_reference,
         latent_dtype=model.macro_dtype,
     )
     model.use_generators(
         [
-            member_torch_generator(settings.seed, int(m), 0, "cpu", RNG_MACRO)
+            member_torch_generator(settings.micro.seed, int(m), 0, "cpu", RNG_MACRO)
             for m in decoder.members
         ]
     )
     if gated(settings):
         return _adaptive_coordinator(settings, model, decoder, recorder, trainer_link)
     policy = make_policy(
-        settings.schedule,
-        n_warm=settings.n_warm,
-        n_macro=settings.n_macro,
-        n_micro=settings.n_micro,
+        settings.schedule.policy,
+        n_warm=settings.schedule.n_warm,
+        n_macro=settings.schedule.n_macro,
+        n_micro=settings.schedule.n_micro,
     )
     return Coordinator(
-        model, decoder, policy, n_total=settings.n_total, dt=settings.dt, recorder=recorder
+        model,
+        decoder,
+        policy,
+        n_total=settings.schedule.n_total,
+        dt=settings.schedule.dt,
+        recorder=recorder,
     )
 
 
@@ -130,16 +135,20 @@ def gated(settings: RunSettings) -> bool:
     """Whether the run decides per member with the acceptance test: ``schedule:
     adaptive``, or a fixed schedule whose micro parameters leave the model's training
     values (the comparison window is then forced on, with the fixed T_m as the cap)."""
-    if settings.schedule == "adaptive":
+    if settings.schedule.policy == "adaptive":
         return True
-    if not settings.out_of_training or settings.n_macro == 0:  # micro only: nothing to gate
+    if (
+        not settings.macro.out_of_training or settings.schedule.n_macro == 0
+    ):  # micro only: nothing to gate
         return False
-    ok = settings.n_micro > 0 and settings.n_macro % settings.n_micro == 0
+    ok = (
+        settings.schedule.n_micro > 0 and settings.schedule.n_macro % settings.schedule.n_micro == 0
+    )
     if not ok:
         log.warning(
             "micro parameters %s leave the model's training values, but t_macro is "
             "not a multiple of t_micro: the comparison window cannot be forced on",
-            sorted(settings.out_of_training),
+            sorted(settings.macro.out_of_training),
         )
     return ok
 
@@ -155,28 +164,28 @@ def _adaptive_coordinator(
     from .adaptive import AdaptiveCoordinator, AdaptiveSchedule
     from .trainer import Learning, LocalLink, TrainerService
 
-    a, dt = settings.adaptive, settings.dt
-    fixed = settings.schedule != "adaptive"
+    a, dt = settings.schedule.adaptive, settings.schedule.dt
+    fixed = settings.schedule.policy != "adaptive"
     if fixed:
         log.warning(
             "micro parameters %s leave the model's training values: comparison "
             "window forced on (macro phases only after the acceptance test)",
-            settings.out_of_training,
+            settings.macro.out_of_training,
         )
     schedule = AdaptiveSchedule(
-        n_warm=settings.n_warm,
-        n_macro=settings.n_macro,
-        n_micro=settings.n_micro,
-        n_macro_min=settings.n_macro if fixed else round(a.t_macro_min / dt),
+        n_warm=settings.schedule.n_warm,
+        n_macro=settings.schedule.n_macro,
+        n_micro=settings.schedule.n_micro,
+        n_macro_min=settings.schedule.n_macro if fixed else round(a.t_macro_min / dt),
         max_uncertainty=a.max_uncertainty,
         max_error=a.max_error,
         error_budget=a.error_budget,
         max_drift=a.max_drift,
         monitors=a.monitors,
-        seed=settings.seed,
+        seed=settings.micro.seed,
     )
-    spec = systems.get(settings.system)
-    changes = tuple(t for t, _ in settings.schedule_solvers)
+    spec = systems.get(settings.micro.system)
+    changes = tuple(t for t, _ in settings.micro.schedule_solvers)
     learning = None
     if a.online != "off":
         if not recorder.needs_states or recorder.states is None:
@@ -184,13 +193,13 @@ def _adaptive_coordinator(
                 "setting online: the run must keep its states (the RNN context "
                 "is re-encoded from them after each weights update)"
             )
-        link = trainer_link or LocalLink(TrainerService(model.net, a, settings.seed))
+        link = trainer_link or LocalLink(TrainerService(model.net, a, settings.micro.seed))
         learning = Learning(link, decoder.members, np.array(changes), dt)
     return AdaptiveCoordinator(
         model,
         decoder,
         schedule,
-        n_total=settings.n_total,
+        n_total=settings.schedule.n_total,
         dt=dt,
         recorder=recorder,
         monitors=spec.monitors,
@@ -204,12 +213,15 @@ def _adaptive_coordinator(
 def micro_reference(settings: RunSettings, members: np.ndarray) -> tuple[np.ndarray, float]:
     """The micro solver alone over ``[0, t_end]`` from the same initial conditions and
     seed (the accuracy and timing reference, T_m = 0); returns ``(states, wall s)``."""
-    micro = new_micro(settings, members)
+    micro = new_micro(settings.micro, members)
     # its states buffer is in memory before the clock starts, as the coupled run's record
-    buffer = resident((len(members), settings.n_total, *settings.solver.state_shape), 0.0)
+    buffer = resident(
+        (len(members), settings.schedule.n_total, *settings.micro.solver.state_shape), 0.0
+    )
     start = time.perf_counter()
     out = micro.handle(
-        MicroRequest(window=0, t0=0.0, steps=settings.n_total - 1, include_initial=True), out=buffer
+        MicroRequest(window=0, t0=0.0, steps=settings.schedule.n_total - 1, include_initial=True),
+        out=buffer,
     )
     return out.states, time.perf_counter() - start
 
@@ -220,10 +232,10 @@ def compare_after_run(
     """With ``compare``, after the coupled run's clock: decode the macro states a
     ``record: latents`` run skipped (for the errors) and run the micro-only reference;
     returns ``(reference states, reference wall s)`` or ``(None, None)``."""
-    if not settings.compare:
+    if not settings.output.compare:
         return None, None
     rec = coord.recorder
-    if settings.record == "latents" and (rec.states is not None or rec.abs_err is not None):
+    if settings.output.record == "latents" and (rec.states is not None or rec.abs_err is not None):
         fill_macro_states(rec, decoder)
     return micro_reference(settings, members)
 
@@ -243,12 +255,12 @@ def summarize(
     rec = coord.recorder
     result: dict[str, Any] = {
         "engine": engine,
-        "system": settings.system,
+        "system": settings.micro.system,
         "settings": settings.as_dict(),
         "n_ranks": n_ranks,
         "micro_ranks": coord.micro_ranks if n_ranks == 1 else n_ranks,
-        "rho": (settings.t_macro / settings.t_micro) if settings.t_micro > 0 else None,
-        "n_states": settings.n_total,
+        "rho": settings.schedule.rho,
+        "n_states": settings.schedule.n_total,
         "micro_fraction": float((rec.source == 0).mean()),
         "wall_s": wall,
         **{k: tm[k] for k in ("micro_s", "macro_s", "lift_s", "restrict_s", "record_s")},
@@ -256,8 +268,8 @@ def summarize(
         "windows": coord.window,
         **concurrent_metrics(settings, coord),
         "lifting": {
-            "strategy": settings.lifting,
-            "tol": settings.lifting_tol,
+            "strategy": settings.micro.lifting,
+            "tol": settings.micro.lifting_tol,
             **coord.lifting.summary(),
         },
     }
@@ -266,7 +278,7 @@ def summarize(
         result["speedup"] = metrics.speedup(reference_wall, wall) if wall > 0 else None
         result["errors"] = run_errors(settings, rec, reference)
     if hasattr(coord, "drift_total"):
-        result["drift"] = drift_report(coord, reference, settings.n_warm + 1)
+        result["drift"] = drift_report(coord, reference, settings.schedule.n_warm + 1)
     return result
 
 
@@ -283,7 +295,7 @@ def drift_report(coord: Coordinator, reference: np.ndarray | None, start: int) -
         "estimate_max": float(est.max()) if est.size else 0.0,
     }
     states = coord.recorder.states
-    if reference is None or states is None or coord.system.kind != "grid":
+    if reference is None or states is None or coord.system.layout != "grid":
         return out
     ref, got = reference[:, start:], states[:, start:]
     span = reference.max(axis=(1, 3)) - reference.min(axis=(1, 3))  # (B, C), whole run
@@ -301,7 +313,7 @@ def concurrent_metrics(settings: RunSettings, coord: Coordinator) -> dict[str, A
     """``macro_fraction`` (overall and per ``t_report`` block, over members and indices),
     ``interventions`` by cause, comparisons, and the parameters outside training."""
     source = coord.recorder.source
-    block = max(1, round(settings.adaptive.t_report / settings.dt))
+    block = max(1, round(settings.schedule.adaptive.t_report / settings.schedule.dt))
     blocks = [
         float((source[:, a : a + block] == 1).mean()) for a in range(0, source.shape[1], block)
     ]
@@ -310,9 +322,9 @@ def concurrent_metrics(settings: RunSettings, coord: Coordinator) -> dict[str, A
         "macro_fraction_blocks": blocks,
         "interventions": dict(getattr(coord, "interventions", {})),
         "comparisons": dict(getattr(coord, "comparisons", {})),
-        "out_of_training": settings.out_of_training,
+        "out_of_training": settings.macro.out_of_training,
         **(
-            {"trainer": {"mode": settings.adaptive.online, **coord.learning.summary()}}
+            {"trainer": {"mode": settings.schedule.adaptive.online, **coord.learning.summary()}}
             if getattr(coord, "learning", None) is not None
             else {}
         ),

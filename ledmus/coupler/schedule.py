@@ -1,7 +1,7 @@
 """Schedule policies: what runs next, decided from the run's state alone.
 
 A policy is a small pure object: :meth:`SchedulePolicy.next` maps a :class:`RunState`
-(coarse index reached, kind of the last step) to the next :class:`Step` for every member,
+(coarse index reached, side of the last step) to the next :class:`Step` for every member,
 or None when the run is done.  It holds no run state itself, so a resumed run asks the
 same policy and gets the same answer.  The ``adaptive`` schedule is not a policy: it
 decides per member from the run's comparisons (:class:`~.adaptive.AdaptiveCoordinator`).
@@ -26,7 +26,7 @@ FROM_IC, FROM_LIFT, FROM_SELF = "ic", "lift", "self"
 @dataclass(frozen=True)
 class RunState:
     """What a policy may look at: the next coarse index to produce, the total number of
-    coarse states and the kind of the last step (None before the first)."""
+    coarse states and the side of the last step, micro or macro (None before the first)."""
 
     index: int
     n_total: int
@@ -35,16 +35,16 @@ class RunState:
 
 @dataclass(frozen=True)
 class Step:
-    """Run ``steps`` coarse steps on ``kind`` for every member (micro: starting
+    """Run ``steps`` coarse steps on the micro or the macro ``side`` for every member (micro: starting
     ``start``; the warm-up also returns the initial state)."""
 
-    kind: str
+    side: str
     steps: int
     start: str = FROM_SELF
 
     @property
     def include_initial(self) -> bool:
-        return self.kind == MICRO and self.start == FROM_IC
+        return self.side == MICRO and self.start == FROM_IC
 
     @property
     def states(self) -> int:

@@ -180,32 +180,35 @@ class MicroSettings:
 
 
 @dataclass(frozen=True)
-class RunSettings(MicroSettings):
-    """Validated settings of a whole run; step counts derive from the solver's Δt."""
+class MacroSettings:
+    """What the macro side needs: the checkpoint, where and on what it runs.
 
-    model: Path = Path()
-    t_warm: float = 0.0
-    t_macro: float = 0.0
-    t_micro: float = 0.0
-    t_end: float = 0.0
+    ``out_of_training``: ``{parameter: {"run": value, "trained": value}}`` where the run
+    leaves the model's training parameters (``param_*`` or ``param_schedule``);
+    ``training``/``cold_config``: a cold start's (``model: none``) training config path
+    and the config the fresh LED is built from."""
+
+    model: Path
     device: str = "cpu"
-    compare: bool = False
-    plots: bool = True
-    schedule: str = "fixed"
-    record: str = "states"
-    overwrite: bool = False
     backend: str = "numpy"
-    adaptive: AdaptiveSettings = field(default_factory=AdaptiveSettings)
-    #: ``{parameter: {"run": value, "trained": value}}`` where the run leaves the model's
-    #: training parameters (``param_*`` or ``param_schedule``)
     out_of_training: dict[str, Any] = field(default_factory=dict)
-    #: cold start (``model: none``): the training config the fresh LED is built from
     training: str = ""
     cold_config: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
-    @property
-    def dt(self) -> float:
-        return self.solver.dt_coarse
+
+@dataclass(frozen=True)
+class ScheduleSettings:
+    """The time line of a run: T_warm, T_m, T_mu and t_end (the solver's time unit),
+    the coarse step ``dt`` they are multiples of, the policy (setting ``schedule``) and
+    the adaptive schedule's and online trainer's settings."""
+
+    t_warm: float
+    t_macro: float
+    t_micro: float
+    t_end: float
+    dt: float
+    policy: str = "fixed"
+    adaptive: AdaptiveSettings = field(default_factory=AdaptiveSettings)
 
     @property
     def n_warm(self) -> int:
@@ -224,11 +227,45 @@ class RunSettings(MicroSettings):
         """Number of recorded coarse states, ``t_end/dt + 1``."""
         return round(self.t_end / self.dt) + 1
 
+    @property
+    def rho(self) -> float | None:
+        """``T_m / T_mu`` (None without micro windows)."""
+        return self.t_macro / self.t_micro if self.t_micro > 0 else None
+
+
+@dataclass(frozen=True)
+class OutputSettings:
+    """What a run writes: the micro-only comparison, plots, the recorded states
+    (``states`` or ``latents``) and whether an earlier run's outputs may be replaced."""
+
+    compare: bool = False
+    plots: bool = True
+    record: str = "states"
+    overwrite: bool = False
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Validated settings of a whole run, one record per part; each part holds plain
+    values, and the code of a part receives only its record (the micro solver is built
+    from ``micro`` where it is used)."""
+
+    micro: MicroSettings
+    macro: MacroSettings
+    schedule: ScheduleSettings
+    output: OutputSettings
+
     def as_dict(self) -> dict[str, Any]:
-        out = {k: v for k, v in asdict(self).items() if k in SETTINGS}
-        out["model"] = str(self.model)
-        out.update(self.adaptive.as_dict())
-        out.update({PARAM_PREFIX + k: v for k, v in self.params.items()})
+        """The settings by their yMMSL names (``metrics.json``)."""
+        out = {k: v for k, v in asdict(self.micro).items() if k in SETTINGS}
+        out.update({k: v for k, v in asdict(self.macro).items() if k in SETTINGS})
+        out["model"] = str(self.macro.model)
+        sched = self.schedule
+        out.update({k: getattr(sched, k) for k in ("t_warm", "t_macro", "t_micro", "t_end")})
+        out["schedule"] = sched.policy
+        out.update(asdict(self.output))
+        out.update(sched.adaptive.as_dict())
+        out.update({PARAM_PREFIX + k: v for k, v in self.micro.params.items()})
         return out
 
 
@@ -377,10 +414,6 @@ def validate(raw: Mapping[str, Any], *, search: list[Path] | None = None) -> Run
             f"setting backend={values['backend']!r}: a {cls.kind!r} model runs on "
             f"{', '.join(cls.backends)}"
         )
-    run = {
-        k: values[k]
-        for k in ("device", "compare", "plots", "schedule", "record", "overwrite", "backend")
-    }
     adaptive = parse_adaptive(values)
     check_online(values, checkpoint_kind(payload), particles)
     if cold is not None and values["online"] == "off":
@@ -401,13 +434,20 @@ def validate(raw: Mapping[str, Any], *, search: list[Path] | None = None) -> Run
     outside = out_of_training(system, payload, params, entries)
     outside = {k: v for k, v in outside.items() if k not in cls.input_params}
     settings = RunSettings(
-        model=model,
-        **times,
-        **run,
-        **micro,
-        adaptive=adaptive,
-        out_of_training=outside if cold is None else {},
-        training=values["training"],
-        cold_config=cold,
+        micro=_with_built(MicroSettings(**micro), built),
+        macro=MacroSettings(
+            model=model,
+            device=values["device"],
+            backend=values["backend"],
+            out_of_training=outside if cold is None else {},
+            training=values["training"],
+            cold_config=cold,
+        ),
+        schedule=ScheduleSettings(
+            **times, dt=solver.dt_coarse, policy=values["schedule"], adaptive=adaptive
+        ),
+        output=OutputSettings(
+            **{k: values[k] for k in ("compare", "plots", "record", "overwrite")}
+        ),
     )
-    return _with_built(settings, built)
+    return settings

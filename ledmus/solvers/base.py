@@ -309,13 +309,13 @@ class Solver(ABC, metaclass=_CheckedSolver):
         n = steps_in(duration, self.dt, "duration", "dt")
         errors: list[str] = []
         # numpy's floating-point warnings (overflow in u^3, ...) would print once per
-        # source line with its path; here they become one ledmus line per solver and kind
+        # source line with its path; here they become one ledmus line per solver and error
         with np.errstate(
             over="call",
             invalid="call",
             divide="call",
             under="ignore",
-            call=lambda kind, flag: errors.append(kind),
+            call=lambda error, flag: errors.append(error),
         ):
             for k in range(n):
                 internal = self._step(internal, t0 + k * self.dt, rng)

@@ -30,7 +30,7 @@ from .led import AUTOENCODERS
 from .networks import ACTIVATIONS
 from .propagators import CELLS
 from .restart import RESTART_DEFAULTS, as_restart
-from .scalers import SCALER_KINDS
+from .scalers import SCALER_METHODS
 
 #: default of a field that has none: the key is in the resolved section only when given
 OPTIONAL: Any = object()
@@ -50,13 +50,13 @@ TOP_FIELDS = (
     Field("dtype", as_choice(DTYPES), "float32", _one_of(DTYPES)),
 )
 AUTOENCODER_FIELDS = (
-    Field("kind", as_choice(AUTOENCODERS), "mlp", _one_of(AUTOENCODERS)),
+    Field("architecture", as_choice(AUTOENCODERS), "mlp", _one_of(AUTOENCODERS)),
     Field("latent_dim", as_int(1), 8, "integer >= 1"),
     Field("layers", as_int(1), 3, "hidden layers, integer >= 1"),
     Field("width", as_int(1), 100, "units per hidden layer, integer >= 1"),
     Field("activation", as_choice(ACTIVATIONS), "tanh", _one_of(ACTIVATIONS)),
     Field("variational", as_bool, False, "true or false"),
-    Field("scaler", as_choice(SCALER_KINDS), "standard", _one_of(SCALER_KINDS)),
+    Field("scaler", as_choice(SCALER_METHODS), "standard", _one_of(SCALER_METHODS)),
     Field("channels", as_int_list(1), OPTIONAL, "conv: channels per block, integers >= 1"),
     Field("kernel", as_int(1), OPTIONAL, "conv: kernel size, integer >= 1"),
     Field("components", as_int(1), OPTIONAL, "particles: mixture kernels, integer >= 1"),
@@ -204,6 +204,26 @@ def resolve(raw: dict[str, Any]) -> dict[str, Any]:
     return FAMILIES[kind].need("resolve", "a training config")(raw)
 
 
+#: ``(section, old key, new key)``: keys renamed, the old name still accepted
+RENAMED = (("autoencoder", "kind", "architecture"),)
+
+
+def _renamed(raw: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` with every old key of :data:`RENAMED` under its new name (both given: an
+    error naming them)."""
+    out = dict(raw)
+    for section, old, new in RENAMED:
+        part = out.get(section)
+        if isinstance(part, dict) and old in part:
+            if new in part:
+                raise ValueError(
+                    f"config: {section}.{new} and its old name {section}.{old} are both "
+                    "given; keep one"
+                )
+            out[section] = {(new if k == old else k): v for k, v in part.items()}
+    return out
+
+
 def resolve_sections(raw: dict[str, Any], sections: tuple[str, ...]) -> dict[str, Any]:
     """The resolver of the LED, PCA and VO families: the top fields and ``sections`` (of
     :data:`SECTION_FIELDS`), defaults filled in and every field checked; raises
@@ -213,6 +233,7 @@ def resolve_sections(raw: dict[str, Any], sections: tuple[str, ...]) -> dict[str
     for field in TOP_FIELDS:
         if field.default is REQUIRED and field.name not in raw:
             raise ValueError(f"config: missing required key {field.name!r}")
+    raw = _renamed(raw)
     for section in sections:
         if not isinstance(raw.get(section, {}), dict):
             raise ValueError(f"config: {section} must be a mapping")

@@ -5,7 +5,7 @@ teacher-force the RNN with ``T_warm`` encoded reference states, propagate ``hori
 steps in latent space ("Latent", T_mu = 0) and decode; compare with the reference.
 
 ``T_warm`` and ``horizon`` come from the system's :class:`~ledmus.systems.Evaluation`,
-the metrics from its kind's suite (:mod:`ledmus.systems.suites`):
+the metrics from the suite of its state layout (:mod:`ledmus.systems.suites`):
 
 * FHN (Vlachas et al., LED paper, Figs. 34/35): MNAD on u and v over the horizon (keys ``mnad_u``,
   ``mnad_v``) and over the first 451 steps (the CSPDE protocol, ``mnad_u_451``, ...).
@@ -194,7 +194,7 @@ def plot_evaluation(
 
     dt = result["dt_coarse"]
     t = dt * np.arange(ref.shape[1])
-    if spec.kind != "particles":
+    if spec.layout != "particles":
         n_c = ref.shape[2]
         channels = spec.channels if len(spec.channels) == n_c else tuple(map(str, range(n_c)))
         # chaotic systems: about 5 Lyapunov times (KS: 417 steps); else 1000 steps

@@ -20,19 +20,34 @@ from .tensors import Forecaster
 AUTOENCODERS = {"mlp": MLPAutoencoder, "conv": ConvAutoencoder, "particles": ParticleAutoencoder}
 
 
+#: the former name of ``autoencoder.architecture`` (configs and checkpoints written
+#: before the rename say ``kind``; both are read)
+OLD_ARCHITECTURE_KEY = "kind"
+
+
+def architecture(section: dict[str, Any]) -> str:
+    """The ``architecture`` of an ``autoencoder`` config section or checkpoint spec
+    (default ``mlp``; the former key ``kind`` is read too)."""
+    return str(section.get("architecture", section.get(OLD_ARCHITECTURE_KEY, "mlp")))
+
+
 def build_autoencoder(state_shape: tuple[int, ...], cfg: dict[str, Any]) -> nn.Module:
-    """Autoencoder from the ``autoencoder`` section of a config (``kind`` picks the class)."""
+    """Autoencoder from the ``autoencoder`` section of a config (``architecture`` picks
+    the class)."""
     cfg = dict(cfg)
-    kind = cfg.pop("kind", "mlp")
-    cfg.pop("scaler", None)
-    if kind not in AUTOENCODERS:
-        raise ValueError(f"autoencoder.kind={kind!r} unknown; allowed: {', '.join(AUTOENCODERS)}")
+    arch = architecture(cfg)
+    for key in ("architecture", OLD_ARCHITECTURE_KEY, "scaler"):
+        cfg.pop(key, None)
+    if arch not in AUTOENCODERS:
+        raise ValueError(
+            f"autoencoder.architecture={arch!r} unknown; allowed: {', '.join(AUTOENCODERS)}"
+        )
     if "channels" in cfg:
         cfg["channels"] = tuple(cfg["channels"])
     try:
-        return AUTOENCODERS[kind](tuple(state_shape), **cfg)
+        return AUTOENCODERS[arch](tuple(state_shape), **cfg)
     except TypeError as exc:
-        raise ValueError(f"autoencoder ({kind}): {exc}") from None
+        raise ValueError(f"autoencoder ({arch}): {exc}") from None
 
 
 class LED(Forecaster):
@@ -49,13 +64,13 @@ class LED(Forecaster):
         super().__init__()
         self.keep_spec(spec)
         ae = spec["autoencoder"]
-        self.particles = ae.get("kind", "mlp") == "particles"
+        self.particles = architecture(ae) == "particles"
         if self.particles:
-            scaler_kind, channel_axis = "minmax", 1
+            scaler_method, channel_axis = "minmax", 1
         else:
-            scaler_kind, channel_axis = ae.get("scaler", "standard"), 0
+            scaler_method, channel_axis = ae.get("scaler", "standard"), 0
         n_channels = self.state_shape[channel_axis]
-        self.scaler = Scaler(scaler_kind, n_channels, channel_axis)
+        self.scaler = Scaler(scaler_method, n_channels, channel_axis)
         self.autoencoder = build_autoencoder(self.state_shape, ae)
         self.latent_dim = int(ae["latent_dim"])
         self.rnn = build_rnn(self.latent_dim, spec["rnn"])

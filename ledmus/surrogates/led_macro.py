@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .macro import MacroModel, MemberSubsets
+from .led import architecture
+from .macro import MacroModel, MemberSubsets, PooledRestriction
 from .propagators import Hidden
 
 
@@ -249,7 +250,7 @@ class NetworkMacro(RNNPropagation, MacroModel):
         self.state_shape = tuple(net.state_shape)
         self.macro_dim = net.latent_dim
         self.particles = bool(getattr(net, "particles", False))
-        self.stochastic_decode = self.pooled = self.particles
+        self.stochastic_decode = self.particles
         self.reset()
 
     @classmethod
@@ -275,13 +276,24 @@ class NetworkMacro(RNNPropagation, MacroModel):
 
 
 class LEDMacro(NetworkMacro):
-    """Autoencoder + latent RNN (Vlachas et al. §2)."""
+    """Autoencoder + latent RNN (Vlachas et al. §2); a particle network gives a
+    :class:`ParticleLEDMacro`."""
 
     kind = "led"
 
     @classmethod
+    def from_network(cls, net: torch.nn.Module) -> LEDMacro:
+        particles = bool(getattr(net, "particles", False))
+        return ParticleLEDMacro(net) if particles and cls is LEDMacro else cls(net)
+
+    @classmethod
     def trained_state(cls, spec: dict[str, Any]) -> tuple[tuple[int, ...], bool]:
-        return tuple(spec["state_shape"]), spec["autoencoder"].get("kind") == "particles"
+        return tuple(spec["state_shape"]), architecture(spec["autoencoder"]) == "particles"
+
+
+class ParticleLEDMacro(LEDMacro, PooledRestriction):
+    """LED of a particle system: the lift samples the mixture-density decoder (one
+    generator per member) and the restriction pools over particles split across ranks."""
 
     def decode(
         self,
@@ -289,8 +301,6 @@ class LEDMacro(NetworkMacro):
         generators: Sequence[torch.Generator] | None = None,
         n_particles: int | None = None,
     ) -> np.ndarray:
-        if not self.particles:
-            return super().decode(m)
         with torch.no_grad():
             z = self._tensor(m)
             seq = z.ndim == 3

@@ -142,17 +142,11 @@ class MacroModel(ABC):
         """Macro states ``(B, d)`` or ``(B, T, d)`` -> float64 observable states
         ``(B, [T,] *state_shape)``; ``generators``: one per member (stochastic decoders)."""
 
-    # pooled restriction of particles split over MPI ranks: z = g(mean_i phi(x_i))
-    #: whether :meth:`pool_features` / :meth:`restrict_pooled` are available
-    pooled: bool = False
-
-    def pool_features(self, local: np.ndarray) -> np.ndarray:
-        """Sum over this rank's particles of the per-particle features ``(..., d_p)``."""
-        raise NotImplementedError(f"{type(self).__name__} has no pooled restriction")
-
-    def restrict_pooled(self, mean_features: np.ndarray) -> np.ndarray:
-        """Macro states from the particle mean of the features ``(..., d_p)``."""
-        raise NotImplementedError(f"{type(self).__name__} has no pooled restriction")
+    @property
+    def pooled(self) -> bool:
+        """Whether the model has the pooled restriction (:class:`PooledRestriction`, an
+        ability of its own: particles split over MPI ranks are restricted together)."""
+        return isinstance(self, PooledRestriction)
 
     # ------------------------------------------------------------------ propagation
     def use_generators(self, generators: Sequence[Any]) -> None:
@@ -222,6 +216,23 @@ class MemberSubsets(ABC):
     @abstractmethod
     def revert_members(self, snap: dict[str, Any], members: np.ndarray) -> None:
         """Put ``members`` back to their state in ``snap`` (a :meth:`MacroModel.snapshot`)."""
+
+
+class PooledRestriction(ABC):
+    """An optional ability of a particle macro model: a permutation-invariant
+    restriction ``z = g((1/N) Σ_i φ(x_i))``, so that the particles of a state split over
+    MPI ranks are restricted together (each rank sums ``φ`` over its share, an
+    ``Allreduce`` adds the sums, :meth:`restrict_pooled` maps the mean).  A model that
+    has it derives from this class too (``class M(MacroModel, PooledRestriction)``)."""
+
+    @abstractmethod
+    def pool_features(self, local: np.ndarray) -> np.ndarray:
+        """Sum over this rank's particles ``(..., n, d)`` of the per-particle features
+        ``(..., d_p)``."""
+
+    @abstractmethod
+    def restrict_pooled(self, mean_features: np.ndarray) -> np.ndarray:
+        """Macro states ``(..., d)`` from the particle mean of the features ``(..., d_p)``."""
 
 
 def macro_model_class(kind: str) -> type[MacroModel]:

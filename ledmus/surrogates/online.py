@@ -253,8 +253,8 @@ class OnlineTrainer:
         for tag, opt in (("opt_ae", self.opt_ae), ("opt_rnn", self.opt_rnn)):
             sd = {"state": {}, "param_groups": opt.state_dict()["param_groups"]}
             for key, val in tensors.items():
-                head, kind, i, name = (key.split("/") + ["", "", ""])[:4]
-                if head == tag and kind == "state":
+                head, part, i, name = (key.split("/") + ["", "", ""])[:4]
+                if head == tag and part == "state":
                     sd["state"].setdefault(int(i), {})[name] = val
                 elif head == tag:
                     v = val.tolist()

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-SCALER_KINDS = ("standard", "minmax", "none")
+SCALER_METHODS = ("standard", "minmax", "none")
 
 
 class Scaler(nn.Module):
@@ -22,11 +22,11 @@ class Scaler(nn.Module):
     channels: 0 for grids ``(C, N)``, 1 (= last) for particles ``(N, d)``.
     """
 
-    def __init__(self, kind: str, n_channels: int, channel_axis: int) -> None:
+    def __init__(self, method: str, n_channels: int, channel_axis: int) -> None:
         super().__init__()
-        if kind not in SCALER_KINDS:
-            raise ValueError(f"scaler={kind!r} unknown; allowed: {', '.join(SCALER_KINDS)}")
-        self.kind = kind
+        if method not in SCALER_METHODS:
+            raise ValueError(f"scaler={method!r} unknown; allowed: {', '.join(SCALER_METHODS)}")
+        self.method = method
         self.channel_axis = channel_axis
         self.register_buffer("shift", torch.zeros(n_channels, dtype=torch.float64))
         self.register_buffer("scale", torch.ones(n_channels, dtype=torch.float64))
@@ -36,9 +36,9 @@ class Scaler(nn.Module):
         can be given as ``low``/``high`` instead of the data's."""
         axis = 1 + self.channel_axis
         reduce = tuple(i for i in range(data.ndim) if i != axis)
-        if self.kind == "standard":
+        if self.method == "standard":
             shift, scale = data.mean(axis=reduce), data.std(axis=reduce)
-        elif self.kind == "minmax":
+        elif self.method == "minmax":
             lo = data.min(axis=reduce) if low is None else np.full(data.shape[axis], low)
             hi = data.max(axis=reduce) if high is None else np.full(data.shape[axis], high)
             shift, scale = lo, hi - lo

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .. import solvers
-from .spec import KINDS, SystemSpec
+from .spec import LAYOUTS, SystemSpec
 
 _SPECS: dict[str, SystemSpec] = {}
 
@@ -12,13 +12,13 @@ def register(spec: SystemSpec, *, replace: bool = False) -> SystemSpec:
     """Add ``spec`` (and its solver and preset to :data:`ledmus.solvers.REGISTRY`, so
     ``ledmus.solvers.make(spec.name)`` works); returns it.
 
-    Raises ``ValueError`` for a kind outside :data:`KINDS` or, unless ``replace``, a
+    Raises ``ValueError`` for a layout outside :data:`LAYOUTS` or, unless ``replace``, a
     name that is already registered.
     """
     if not isinstance(spec, SystemSpec):
         raise ValueError(f"register() needs a SystemSpec, got {type(spec).__name__}")
-    if spec.kind not in KINDS:  # SystemSpec checks it too; a spec may be forged
-        raise ValueError(f"kind={spec.kind!r} unknown; allowed: {', '.join(KINDS)}")
+    if spec.layout not in LAYOUTS:  # SystemSpec checks it too; a spec may be forged
+        raise ValueError(f"layout={spec.layout!r} unknown; allowed: {', '.join(LAYOUTS)}")
     if spec.name in _SPECS and not replace:
         raise ValueError(
             f"system {spec.name!r} is already registered; pass replace=True to replace it"

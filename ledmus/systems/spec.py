@@ -1,9 +1,9 @@
 """The declaration of one system: :class:`SystemSpec` and its parts.
 
 A spec says everything the rest of ledmus needs to know about a system besides its
-numerics: the solver class and preset, the kind of state (a grid of channels, particles,
+numerics: the solver class and preset, the layout of a state (a grid of channels, particles,
 a histogram, a kinetic field), channel names and the physical coordinate of the last
-state axis, the dataset and evaluation protocols, the metric suite (by kind, in
+state axis, the dataset and evaluation protocols, the metric suite (by layout, in
 :mod:`ledmus.systems.suites`), constraint monitors and symmetries.
 """
 
@@ -20,13 +20,13 @@ from ..solvers import construct, constructor_parameters
 from ..solvers.base import Solver
 from . import suites
 
-#: kinds of state: grid ``(C, N)`` (channels on nodes), particles ``(N_particles, d)``,
+#: layouts of a state: grid ``(C, N)`` (channels on nodes), particles ``(N_particles, d)``,
 #: histogram ``(C, n_bins)`` (fractions summing to one per channel), kinetic
 #: (a kinetic solver's observable moment fields on a grid, ``(C, N)``)
-KINDS = ("grid", "particles", "histogram", "kinetic")
+LAYOUTS = ("grid", "particles", "histogram", "kinetic")
 #: the ways a coupled run plots member 0 (:attr:`SystemSpec.run_plot`)
 RUN_PLOTS = ("field", "profiles", "means")
-_KIND_PLOTS = {"grid": "field", "histogram": "field", "kinetic": "profiles", "particles": "means"}
+_LAYOUT_PLOTS = {"grid": "field", "histogram": "field", "kinetic": "profiles", "particles": "means"}
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,8 @@ class SystemSpec:
 
     name: str
     solver: type
-    kind: str
+    #: the layout of a state (:data:`LAYOUTS`)
+    layout: str
     description: str = ""
     #: keyword arguments for the solver class (the paper's values for this benchmark)
     preset: Mapping[str, Any] = field(default_factory=dict)
@@ -134,7 +135,7 @@ class SystemSpec:
     #: how a coupled run's ``field.png`` shows member 0 (:data:`RUN_PLOTS`): ``field``
     #: (channel 0 over the coordinate and time), ``profiles`` (kinetic: ρ, u, T
     #: profiles in ``profiles.png`` and the macro share over time), ``means`` (the mean of
-    #: each channel or axis over time); empty: by kind (grids and histograms ``field``,
+    #: each channel or axis over time); empty: by layout (grids and histograms ``field``,
     #: kinetic ``profiles``, particles ``means``)
     run_plot: str = ""
 
@@ -146,9 +147,10 @@ class SystemSpec:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip() or " " in self.name:
             raise ValueError(f"system name must be a non-empty word, got {self.name!r}")
-        if self.kind not in KINDS:
+        if self.layout not in LAYOUTS:
             raise ValueError(
-                f"system {self.name!r}: kind={self.kind!r} unknown; allowed: {', '.join(KINDS)}"
+                f"system {self.name!r}: layout={self.layout!r} unknown; "
+                f"allowed: {', '.join(LAYOUTS)}"
             )
         if not (isinstance(self.solver, type) and issubclass(self.solver, Solver)):
             raise ValueError(
@@ -177,7 +179,7 @@ class SystemSpec:
                 f"system {self.name!r}: lifting={self.lifting!r} is not implemented by its "
                 f"solver; allowed: {', '.join(self.liftings)}"
             )
-        run_plot = self.run_plot or _KIND_PLOTS[self.kind]
+        run_plot = self.run_plot or _LAYOUT_PLOTS[self.layout]
         if run_plot not in RUN_PLOTS:
             raise ValueError(
                 f"system {self.name!r}: run_plot={self.run_plot!r} unknown; "
@@ -201,7 +203,7 @@ class SystemSpec:
     @property
     def particles(self) -> bool:
         """Whether a state is a particle cloud ``(N, d)`` (any particle count ``N``)."""
-        return self.kind == "particles"
+        return self.layout == "particles"
 
     @property
     def ranged(self) -> bool:
@@ -234,5 +236,5 @@ class SystemSpec:
 
     def evaluator(self, dt: float) -> Any:
         """:meth:`evaluate` over windows given in chunks: ``add(reference, prediction)``
-        per chunk, then ``result()`` (grids stream; other kinds collect the chunks)."""
+        per chunk, then ``result()`` (grids stream; other layouts collect the chunks)."""
         return suites.evaluator(self, dt)

@@ -1,7 +1,7 @@
-"""Metric suites by kind of state (numpy, :mod:`ledmus.metrics`), parametrised by the
+"""Metric suites by the layout of a state (numpy, :mod:`ledmus.metrics`), parametrised by the
 system's declaration (channel names, Lyapunov exponent, evaluation spans).
 
-Two suites per kind:
+Two suites per layout:
 
 * ``errors``: a coupled run against the micro-only reference (``SystemSpec.errors``);
 * ``evaluate``: the latent-forecast protocol on test windows (``SystemSpec.evaluate``).
@@ -224,7 +224,7 @@ class CollectingEvaluator:
         if not self.parts[0]:
             raise ValueError("no windows were added")
         ref, pred = (np.concatenate(p) for p in self.parts)
-        return SUITES[self.spec.kind][1](self.spec, ref, pred, self.dt)
+        return SUITES[self.spec.layout][1](self.spec, ref, pred, self.dt)
 
 
 # ------------------------------------------------------------------------- particles
@@ -298,7 +298,7 @@ def comparison_error(
     grids (and histograms, kinetic cells) ``max_c mean_{t,x} |macro - micro| / span_c``
     with ``span`` ``(b, C)`` the member's micro range per channel; particles
     ``max_axis (|d mean| + |d std|)`` over the block (box units; ``span`` unused)."""
-    if spec.kind == "particles":
+    if spec.layout == "particles":
         return cloud_error(macro, micro).max(axis=(1, 2))
     return (np.abs(macro - micro).mean(axis=(1, 3)) / span).max(axis=1)
 
@@ -306,7 +306,7 @@ def comparison_error(
 def step_errors(spec, macro: np.ndarray, micro: np.ndarray, span: np.ndarray | None) -> np.ndarray:
     """The comparison error of each step of a block, ``(b, n)`` (as
     :func:`comparison_error`, without the mean over the block's steps)."""
-    if spec.kind == "particles":
+    if spec.layout == "particles":
         return cloud_error(macro, micro).max(axis=2)
     return (np.abs(macro - micro).mean(axis=3) / span[:, None, :]).max(axis=2)
 
@@ -320,18 +320,18 @@ SUITES = {
 
 
 def errors(spec, reference: np.ndarray, prediction: np.ndarray, dt: float) -> dict[str, Any]:
-    """The coupled-run error suite of ``spec.kind``."""
-    return SUITES[spec.kind][0](spec, reference, prediction, dt)
+    """The coupled-run error suite of ``spec.layout``."""
+    return SUITES[spec.layout][0](spec, reference, prediction, dt)
 
 
 def evaluate(spec, reference: np.ndarray, prediction: np.ndarray, dt: float) -> dict[str, Any]:
-    """The latent-forecast evaluation suite of ``spec.kind``."""
-    return SUITES[spec.kind][1](spec, reference, prediction, dt)
+    """The latent-forecast evaluation suite of ``spec.layout``."""
+    return SUITES[spec.layout][1](spec, reference, prediction, dt)
 
 
 def evaluator(spec, dt: float) -> GridEvaluator | CollectingEvaluator:
     """An accumulator (``add(reference, prediction)`` per chunk of windows, then
     ``result()``) equal to :func:`evaluate` on all windows; grids stream."""
-    if SUITES[spec.kind][1] is grid_evaluate:
+    if SUITES[spec.layout][1] is grid_evaluate:
         return GridEvaluator(spec, dt)
     return CollectingEvaluator(spec, dt)

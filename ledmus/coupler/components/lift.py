@@ -29,7 +29,7 @@ def main() -> None:
         instance, settings = open_instance(ports, InstanceFlags.KEEPS_NO_STATE_FOR_NEXT_USE, box)
         # set up before the first message arrives (settings come with the registration)
         model = load(settings)
-        decoder = new_decoder(settings, model, members_of(settings.ensemble, 0, 1))
+        decoder = new_decoder(settings, model, members_of(settings.micro.ensemble, 0, 1))
         weights = MapperWeights(model)
         while instance.reuse_instance():
             if instance.is_connected("weights"):

@@ -128,14 +128,14 @@ def main() -> None:
         run_id = claim_muscle3_run_dir(root) if root is not None else None
         prepare_run_dir(
             out,
-            overwrite=settings.overwrite,
+            overwrite=settings.output.overwrite,
             what="output folder",
             option="the setting overwrite: true",
             engine="muscle3",
             run_id=run_id,
         )
         warning = identical_members_warning(
-            settings.solver, settings.ic, settings.seed, settings.ensemble
+            settings.micro.solver, settings.micro.ic, settings.micro.seed, settings.micro.ensemble
         )
         if warning:  # WARNING reaches the manager log
             log.warning(warning)
@@ -143,8 +143,8 @@ def main() -> None:
             # its outputs leaves none of them (files the folder kept stay)
             while instance.reuse_instance():
                 model = load(settings)
-                members = members_of(settings.ensemble, 0, 1)
-                link = MuscleLink(instance) if settings.adaptive.online != "off" else None
+                members = members_of(settings.micro.ensemble, 0, 1)
+                link = MuscleLink(instance) if settings.schedule.adaptive.online != "off" else None
                 if link is None and instance.is_connected("train_out"):
                     raise ValueError(
                         "macro.train_out is connected (a trainer component) but "

@@ -30,12 +30,14 @@ def main() -> None:
     def body() -> None:
         ports = {Operator.F_INIT: ["train_in"], Operator.O_F: ["weights_out"]}
         instance, settings = open_instance(ports, InstanceFlags.USES_CHECKPOINT_API, box)
-        if settings.adaptive.online == "off":
+        if settings.schedule.adaptive.online == "off":
             raise ValueError(
                 "the trainer component needs setting online: asynchronous or "
                 "deterministic (it is off)"
             )
-        service = TrainerService(load(settings).net, settings.adaptive, settings.seed)
+        service = TrainerService(
+            load(settings).net, settings.schedule.adaptive, settings.micro.seed
+        )
         try:
             while instance.reuse_instance():
                 if instance.resuming():

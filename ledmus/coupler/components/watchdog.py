@@ -125,11 +125,11 @@ def _is_agent(proc: Any) -> bool:
 
 
 def local_manager() -> tuple[str, Any, list[Any]]:
-    """How this process was started, from its ancestors: ``(kind, manager, helpers)``.
+    """How this process was started, from its ancestors: ``(start, manager, helpers)``.
 
     Under ``muscle_manager --start-all`` on one machine the chain is component (or
     ``mpirun`` and its proxies) -> libmuscle agent -> the manager's forked instantiator
-    (same command line as the manager) -> the manager.  ``kind``:
+    (same command line as the manager) -> the manager.  ``start``:
 
     * ``"local"``: that chain; ``manager`` is the manager's ``psutil.Process``, or
       ``None`` when it is already gone (the instantiator has been orphaned: its parent is
@@ -237,11 +237,11 @@ class ManagerWatchdog:
         """Find the manager and start watching it (never raises: a watchdog that cannot
         start leaves the component as libmuscle alone would run it)."""
         try:
-            kind, manager, helpers = local_manager()
+            start, manager, helpers = local_manager()
         except Exception as exc:  # psutil missing or /proc unreadable
             log.debug("watchdog: no local manager lookup (%s)", exc)
-            kind, manager, helpers = "manual", None, []
-        if kind == "local":
+            start, manager, helpers = "manual", None, []
+        if start == "local":
             what = (
                 f"the MUSCLE3 manager (pid {manager.pid}) is gone"
                 if manager is not None
@@ -258,8 +258,8 @@ class ManagerWatchdog:
             check = lambda: probe_manager(location)  # noqa: E731
             # started by an agent: the manager existed before us, so a refusal counts
             # from the start; started by hand: only once the manager has answered
-            interval, needed, seen = REMOTE_POLL_S, REMOTE_REFUSALS, kind == "agent"
-        self.what = f"{kind}: {what.replace(' is gone', '')}, helpers {[p.pid for p in helpers]}"
+            interval, needed, seen = REMOTE_POLL_S, REMOTE_REFUSALS, start == "agent"
+        self.what = f"{start}: {what.replace(' is gone', '')}, helpers {[p.pid for p in helpers]}"
         self._thread = threading.Thread(
             target=self._watch,
             args=(check, interval, needed, seen, what, helpers),

@@ -253,26 +253,26 @@ def evaluate_closure(
             walls[name] = walls.get(name, 0.0) + r["wall_s"]
         ref = res["bgk"]["final"]
         for m in models:
-            for kind, err in (
+            for metric, err in (
                 ("rel_l2", rel_l2(res[m]["final"], ref)),  # (B, 3)
                 ("fair", fair_errors(res[m]["final"], ref)),
             ):
-                per = out[f"{kind}_cases"][m].setdefault(key, {})
+                per = out[f"{metric}_cases"][m].setdefault(key, {})
                 per.update({n: [float(v) for v in e] for n, e in zip(case_names, err, strict=True)})
             if res[m]["error"] is not None:
                 out["failures"].append(
                     {"model": m, "eps": eps, "bc": bc, "reason": res[m]["error"]}
                 )
-    for kind, fields in (("rel_l2", FIELDS), ("fair", FAIR_FIELDS)):
+    for metric, fields in (("rel_l2", FIELDS), ("fair", FAIR_FIELDS)):
         for m in models:
-            for key, per in out[f"{kind}_cases"][m].items():
+            for key, per in out[f"{metric}_cases"][m].items():
                 arr = np.array(list(per.values()))  # (cases, 3)
                 mx, mean = arr.max(0), arr.mean(0)
-                out[kind][m][key] = {
+                out[metric][m][key] = {
                     **dict(zip(fields, map(float, mx), strict=True)),
                     "max": float(mx.max()),
                 }
-                out[f"{kind}_mean"][m][key] = dict(zip(fields, map(float, mean), strict=True))
+                out[f"{metric}_mean"][m][key] = dict(zip(fields, map(float, mean), strict=True))
     return out
 
 

@@ -12,16 +12,16 @@ from __future__ import annotations
 import numpy as np
 
 
-def limit(a: np.ndarray, b: np.ndarray, kind: str) -> np.ndarray:
+def limit(a: np.ndarray, b: np.ndarray, limiter: str) -> np.ndarray:
     """Limited slope from the backward and forward differences ``a``, ``b``."""
-    if kind == "none":
+    if limiter == "none":
         return 0.5 * (a + b)
-    if kind == "first":
+    if limiter == "first":
         return np.zeros_like(a)
     same = a * b > 0
-    if kind == "minmod":
+    if limiter == "minmod":
         s = np.sign(a) * np.minimum(np.abs(a), np.abs(b))
-    elif kind == "vanleer":
+    elif limiter == "vanleer":
         s = 2.0 * a * b / np.where(same, a + b, 1.0)
     else:  # mc
         s = np.sign(a) * np.minimum(np.minimum(2 * np.abs(a), 2 * np.abs(b)), 0.5 * np.abs(a + b))

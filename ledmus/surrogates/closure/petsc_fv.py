@@ -246,8 +246,8 @@ class PetscFVSolver(FVSolver):
         return self._allmin(super().dt_max(self._slab_of(Q)))
 
     def step(self, Q: np.ndarray, dt: float) -> np.ndarray:
-        """One ``TSStep`` of size ``dt`` from ``Q`` (full, or this rank's slab: the same
-        kind is returned)."""
+        """One ``TSStep`` of size ``dt`` from ``Q`` (full, or this rank's slab: the
+        same extent is returned)."""
         self._load(Q)
         self._ts.setTimeStep(dt)
         self._ts.step()
