@@ -637,6 +637,9 @@ def test_a_network_without_a_particles_flag_wraps_as_a_grid_model():
     wrapped = NetworkMacro.from_network(Plain())
     assert wrapped.particles is False and wrapped.stochastic_decode is False
     assert wrapped.pooled is False and wrapped.macro_dim == 8
+    # LED picks its particle class only for a network that says it holds particles
+    led = LEDMacro.from_network(Plain())
+    assert type(led) is LEDMacro and led.pooled is False
 
 
 # ----------------------------------------------------------------- the MPI launcher

@@ -47,6 +47,9 @@ def test_the_tally_sums_counts_and_keeps_maxima_over_windows():
     assert isinstance(summary["residual_max"], float) and isinstance(summary["lifts"], int)
     tally.add(np.array([1.0, 3.0, 3.0, 1e-3, 0.0, 0.25]))  # a smaller iteration count
     assert tally.summary()["iterations_max"] == 200 and tally.summary()["residual_max"] == 4.0
+    # capped lifts add up over windows (a window that converged does not reset the count)
+    tally.add(np.array([1.0, 200.0, 200.0, 5.0, 1.0, 0.1]))
+    assert tally.summary()["not_converged"] == 2
 
 
 def test_a_stats_vector_of_another_length_is_refused():

@@ -316,6 +316,12 @@ EQUIVALENT: dict[str, dict[str | tuple[str, str, str], str]] = {
         _mutant("__init__", _PARTICLES, '"particles", False)', '"particles", None)'): (
             _NONE_IS_FALSE
         ),
+        _mutant(
+            "from_network",
+            'particles = bool(getattr(net, "particles", False))',
+            '"particles", False)',
+            '"particles", None)',
+        ): _NONE_IS_FALSE,
         _mutant("_n_members", _HIDDEN_B, "hidden[0]", "hidden[1]"): (
             "an LSTM's h and c have the same shape (layers, B, H)"
         ),
