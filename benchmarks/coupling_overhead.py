@@ -4,9 +4,9 @@ and embedded (one process), side by side in one run.
 For each window size the job is ``configs/led_fhn.ymmsl`` (batch 1, y05, T_mu = 10,
 t_end 2000, no micro-only reference) with ``t_macro`` set; both engines report the wall
 time of the coupled loop in ``metrics.json`` (start-up of the processes excluded; also
-printed: the whole command's wall time).  Per-exchange cost = (MUSCLE3 loop - embedded
-loop) / number of micro windows; each window is one round trip macro -> lift -> micro ->
-restrict -> macro.
+printed: the whole command's wall time).  The engines alternate run by run (best of
+``--repeats`` each).  Per-exchange cost = (MUSCLE3 loop - embedded loop) / number of micro
+windows; each window is one round trip macro -> lift -> micro -> restrict -> macro.
 
     python benchmarks/coupling_overhead.py [--t-macro 10 50 200] [--repeats 2] [--ensemble B]
                                            [--model PT] [--profile all|none] [--json PATH]
@@ -15,7 +15,9 @@ Writes ``rows`` (one per T_m: ``ensemble``, ``t_macro``, ``t_micro``, ``windows`
 ``embedded_loop_s``, ``muscle3_loop_s``, ``ratio``, ``per_exchange_ms``,
 ``embedded_command_s``, ``muscle3_command_s``, and ``embedded_parts_s`` /
 ``muscle3_parts_s``: the split of the best loop into macro, lift, micro, restrict,
-coupling and recording time), ``settings`` and ``provenance`` to
+coupling and recording time; ``per_exchange_outside_micro_ms``: the same per-exchange
+difference with each loop's micro-solver time taken out; ``embedded_loops_s`` /
+``muscle3_loops_s``: every repeat), ``settings`` and ``provenance`` to
 ``--json`` (default ``benchmarks/out/coupling_overhead.json`` for ensemble 1,
 ``benchmarks/out/coupling_overhead_ens<B>.json`` otherwise, so both README runs are kept).
 """
@@ -89,42 +91,34 @@ def main() -> None:
         over = dict(t_macro=float(t_m), t_end=float(args.t_end), compare=False, plots=False,
                     ensemble=args.ensemble, muscle_profile_level=args.profile)  # fmt: skip
         path = job(tmp, f"tm{t_m:g}", {**over, "model": model})
-        best = {}
-        for engine in ("embedded", "muscle3"):
-            loops, totals, parts = [], [], []
-            for k in range(args.repeats):
+        runs: dict[str, list[tuple[float, float, dict]]] = {"embedded": [], "muscle3": []}
+        # the engines alternate, so a drift of the machine's speed hits both alike
+        for k in range(args.repeats):
+            for engine in ("embedded", "muscle3"):
                 run_dir = tmp / f"{engine}_{t_m:g}_{k}"
                 run_dir.mkdir()
                 if engine == "muscle3":
-                    cmd = [
-                        str(bindir / "muscle_manager"),
-                        "--start-all",
-                        str(path),
-                        "--run-dir",
-                        str(run_dir),
-                    ]
+                    cmd = [str(bindir / "muscle_manager"), "--start-all", str(path),
+                           "--run-dir", str(run_dir)]  # fmt: skip
                     metrics_file = run_dir / "output" / "metrics.json"
                 else:
-                    cmd = [
-                        sys.executable,
-                        "-m",
-                        "ledmus",
-                        "-q",
-                        "run",
-                        str(path),
-                        "--run-dir",
-                        str(run_dir),
-                    ]
+                    cmd = [sys.executable, "-m", "ledmus", "-q", "run", str(path),
+                           "--run-dir", str(run_dir)]  # fmt: skip
                     metrics_file = run_dir / "metrics.json"
-                totals.append(run(cmd, env))
+                total = run(cmd, env)
                 m = json.loads(metrics_file.read_text())
-                loops.append(m["wall_s"])
-                parts.append({k: m[k] for k in PARTS})
+                runs[engine].append((m["wall_s"], total, {k: m[k] for k in PARTS}))
                 windows = m["windows"]
-            best[engine] = (min(loops), min(totals), parts[loops.index(min(loops))])
-        (emb, emb_total, emb_parts), (m3, m3_total, m3_parts) = best["embedded"], best["muscle3"]
+        (emb, _, emb_parts), (m3, _, m3_parts) = (min(runs[e], key=lambda r: r[0]) for e in runs)
+        emb_total, m3_total = (min(r[1] for r in runs[e]) for e in runs)
+        # the same difference without the micro solver's own time, whose run-to-run spread
+        # on this machine (a few per cent of the loop) is larger than the coupling's cost
+        outside = (m3 - m3_parts["micro_s"]) - (emb - emb_parts["micro_s"])
         rows.append({"ensemble": args.ensemble, "t_macro": t_m, "t_micro": 10.0, "windows": windows, "embedded_loop_s": emb,
                      "muscle3_loop_s": m3, "ratio": m3 / emb, "per_exchange_ms": 1e3 * (m3 - emb) / windows,
+                     "per_exchange_outside_micro_ms": 1e3 * outside / windows,
+                     "embedded_loops_s": [r[0] for r in runs["embedded"]],
+                     "muscle3_loops_s": [r[0] for r in runs["muscle3"]],
                      "embedded_command_s": emb_total, "muscle3_command_s": m3_total,
                      "embedded_parts_s": emb_parts, "muscle3_parts_s": m3_parts})  # fmt: skip
         print(json.dumps(rows[-1]))

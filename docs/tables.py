@@ -227,12 +227,12 @@ def render_coupling_parts(docs: Docs) -> str:
             if "muscle3_parts_s" not in r:
                 continue
             emb, m3, n = r["embedded_parts_s"], r["muscle3_parts_s"], r["windows"]
-            rows.append([f"{r['t_macro']:g} / {r.get('t_micro', 10):g}", profile]
-                        + [f"{1e3 * emb[k] / n:.2f} / {1e3 * m3[k] / n:.2f}"
-                           for k in ("macro_s", "lift_s", "restrict_s", "micro_s")])  # fmt: skip
+            rows.append((r["t_macro"], profile, [f"{r['t_macro']:g} / {r.get('t_micro', 10):g}", profile]
+                         + [f"{1e3 * emb[k] / n:.2f} / {1e3 * m3[k] / n:.2f}"
+                            for k in ("macro_s", "lift_s", "restrict_s", "micro_s")]))  # fmt: skip
     header = ["T_m / T_mu", "libmuscle profile", "macro (ms per window)", "lift", "restrict",
               "micro"]  # fmt: skip
-    return table(header, sorted(rows))
+    return table(header, [cells for *_, cells in sorted(rows, key=lambda r: r[:2])])
 
 
 def render_libmuscle_floor(docs: Docs) -> str:

@@ -94,12 +94,14 @@ def test_coupling_parts_shows_per_window_times_of_runs_that_recorded_them():
     row = {"t_macro": 10.0, "t_micro": 10.0, "windows": 98, "embedded_parts_s": parts,
            "muscle3_parts_s": slow}  # fmt: skip
     docs = {"coupling_overhead_noprofile.json": doc(settings={"profile": "none"}, rows=[row]),
-            "coupling_overhead.json": doc(settings={}, rows=[{"t_macro": 50.0, "windows": 33}])}  # fmt: skip
+            "coupling_overhead.json": doc(settings={}, rows=[{"t_macro": 50.0, "windows": 33},
+                                                             {**row, "t_macro": 200.0}])}  # fmt: skip
     lines = rt.render_coupling_parts(docs).splitlines()
     assert lines[0] == ("| T_m / T_mu | libmuscle profile | macro (ms per window) | lift | restrict "
                         "| micro |")  # fmt: skip
-    # embedded / MUSCLE3 per window; the JSON without the split has no row
-    assert lines[2:] == ["| 10 / 10 | none | 1.00 / 1.00 | 0.10 / 0.50 | 0.50 / 0.50 | 40.00 / 40.00 |"]
+    # embedded / MUSCLE3 per window, by T_m as a number; a row without the split is left out
+    assert lines[2:] == ["| 10 / 10 | none | 1.00 / 1.00 | 0.10 / 0.50 | 0.50 / 0.50 | 40.00 / 40.00 |",
+                         "| 200 / 10 | all | 1.00 / 1.00 | 0.10 / 0.50 | 0.50 / 0.50 | 40.00 / 40.00 |"]  # fmt: skip
 
 
 def test_libmuscle_floor():
