@@ -261,6 +261,34 @@ def test_a_kinetic_failure_stops_the_run_and_a_closure_failure_turns_kinetic(ens
         np.testing.assert_array_equal(fill_gaps(kin, periodic=True), kin)
 
 
+def test_switches_count_cells_that_changed_side_not_retried_splits(ens):
+    """A closure cell that was leaving the kinetic region breaks down and stays kinetic:
+    the retried split is no switch.  ``switches`` is the number of cells whose side
+    differs between the end of one step and the end of the next."""
+    from ledmus.coupler.hybrid import ClosureBreakdown
+
+    class Leaving(HybridRun):
+        def step(self):
+            self.start = self.kinetic.copy()
+            super().step()
+
+        def _closure_runs(self, cl_runs, work):
+            leavers = [int(c) for run in cl_runs for c in run if self.start[c]]
+            if leavers and self.steps not in self.failed_at:
+                self.failed_at.add(self.steps)
+                raise ClosureBreakdown("planted", np.array(leavers[:1]))
+            return super()._closure_runs(cl_runs, work)
+
+    bgk, f0 = _waves()
+    run = Leaving(bgk, ens, f0, HybridSettings.parse(MIXED))  # the waves relax: cells leave
+    run.failed_at = set()
+    run.run(0.2)
+    assert run.redone >= 5  # leaving cells broke down in many steps (measured 28)
+    masks = [np.zeros(bgk.nx, bool), *run.history["kinetic"]]
+    changed = sum(int(np.count_nonzero(a != b)) for a, b in zip(masks[:-1], masks[1:], strict=True))
+    assert run.switches == changed
+
+
 def test_ghost_cell_indices():
     run = np.array([0, 1, 2])
     assert ghost_cells(run, 10, periodic=False)[0] is None
@@ -394,3 +422,18 @@ def test_muscle3_hybrid_run_equals_the_embedded_run(tmp_path):
         np.testing.assert_array_equal(a[key], b[key])
     metrics = json.loads((tmp_path / "m3" / "output" / "metrics.json").read_text())
     assert metrics["steps"] == 10 and max(metrics["conservation_error"]) < 1e-12
+
+
+def test_the_kinetic_solver_is_built_from_checked_settings():
+    """The hybrid and the kinetic component build their solver by one function: numbers
+    written as text (a quoted yMMSL value) are numbers, other components' settings are
+    ignored, and a bad system or parameter names the setting."""
+    from ledmus.coupler.hybrid_run import kinetic_solver
+
+    raw = {"system": "bgk", "param_kn": "1e-2", "param_nx": 40, "t_end": 0.1, "criteria": "x"}
+    solver = kinetic_solver(raw)
+    assert solver.params() == solvers.make("bgk", kn=0.01, nx=40).params()
+    with pytest.raises(ValueError, match="^hybrid run setting system='fhn' unknown; allowed: bgk"):
+        kinetic_solver({"system": "fhn"})
+    with pytest.raises(ValueError, match="^setting param_<name> of the kinetic solver: unknown"):
+        kinetic_solver({"param_knn": 1.0})

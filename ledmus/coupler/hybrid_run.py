@@ -27,7 +27,16 @@ import numpy as np
 
 from .. import solvers
 from ..atomic import atomic_path, write_json
-from ..validation import Field, as_bool, as_choice, as_int, as_path, as_time, parse_fields
+from ..validation import (
+    Field,
+    as_bool,
+    as_choice,
+    as_int,
+    as_path,
+    as_time,
+    parse_fields,
+    plain_numbers,
+)
 from .hybrid import HybridRun, plot_kinetic_region
 from .hybrid_kinetic import KineticBackend
 from .hybrid_settings import FIELDS as HYBRID_FIELDS
@@ -85,9 +94,18 @@ def build(raw: Mapping[str, Any], search: list[Path]) -> tuple[Any, Any, np.ndar
 
 
 def kinetic_solver(raw: Mapping[str, Any]) -> Any:
-    """The kinetic solver of the settings (``system`` and ``param_<name>``)."""
-    params = {k[len("param_") :]: v for k, v in raw.items() if k.startswith("param_")}
-    return solvers.make(str(raw.get("system", "bgk")), **params)
+    """The kinetic solver of the settings (``system`` and ``param_<name>``; the others
+    are ignored), checked the same way wherever it is built (the hybrid and the kinetic
+    component build the same solver): numbers written as text are numbers, and a bad
+    system or parameter raises ``ValueError`` naming the setting."""
+    system = parse_fields(RUN_FIELDS[2:3], raw, what="hybrid run setting", unknown="ignore")
+    params = {
+        k[len("param_") :]: plain_numbers(v) for k, v in raw.items() if k.startswith("param_")
+    }
+    try:
+        return solvers.make(system["system"], **params)
+    except ValueError as exc:
+        raise ValueError(f"setting param_<name> of the kinetic solver: {exc}") from None
 
 
 def run_hybrid(
