@@ -22,7 +22,8 @@ Each member is in one of three modes:
 Acceptance: the block's largest uncertainty ``<= max_uncertainty`` (when set) and the
 comparison error ``<= max_error`` (when set): for grid states the NAD
 ``max_c mean |macro - micro| / range_c``, ``range_c`` the member's micro range of channel
-``c`` seen so far.
+``c`` seen so far from the end of the warm-up on (the run's errors are normalised by the
+reference range after the warm-up; a warm-up transient does not count).
 
 Drift estimate (``max_drift``): a comparison measures how far the model drifts from the
 micro solver in one block from a shared state, not what the macro phase that follows
@@ -270,7 +271,10 @@ class AdaptiveCoordinator(Coordinator):
         answer = self._exchange(exchange, request)
         with self._timed("macro_s"):
             self.model.assimilate_members(answer.m, np.arange(b))
-        self._track_range(np.arange(b), answer.states)
+        # the range starts at the warm-up's last state, as the run's errors count from
+        # there: a transient of the warm-up (a bump that decays) must not widen the range
+        # the comparisons are measured against
+        self._track_range(np.arange(b), answer.states[:, -1:])
         if self.learning is not None:
             self.learning.queue(np.arange(b), 0, answer.states)
         self._record(answer.states, answer.m, MICRO)
