@@ -453,6 +453,10 @@ def test_led_models_describe_themselves_as_their_checkpoint_spec():
     assert parts.system == "ad3d" and parts.macro_dim == 4 and parts.state_shape == (40, 3)
     assert parts.particles is True and parts.stochastic_decode is True and parts.pooled is True
     assert isinstance(parts, PooledRestriction) and not isinstance(grid, PooledRestriction)
+    # wrapped directly instead of by from_network, a particle network would decode as a
+    # grid and could not pool: refused by name
+    with pytest.raises(ValueError, match="^a particle LED network is wrapped by ParticleLEDMacro"):
+        LEDMacro(parts.net)
     assert LEDMacro.trained_state(parts.net.spec) == ((40, 3), True)
     no_kind = {"state_shape": [2, 5], "autoencoder": {"latent_dim": 3}}  # kind: mlp default
     assert LEDMacro.trained_state(no_kind) == ((2, 5), False)

@@ -43,10 +43,11 @@ from .hybrid_settings import FIELDS as HYBRID_FIELDS
 from .hybrid_settings import HybridSettings
 from .paths import resolve_file
 
+SYSTEM_FIELD = Field("system", as_choice(("bgk",)), "bgk", "the kinetic solver")
 RUN_FIELDS = (
     Field("coupling", as_choice(("hybrid",)), "hybrid", "the cell-local hybrid"),
     Field("model", as_path, doc="closure_hmm checkpoint"),
-    Field("system", as_choice(("bgk",)), "bgk", "the kinetic solver"),
+    SYSTEM_FIELD,
     Field("ic", as_choice(("sod", "colliding", "waves", "shocks", "riemann")), "sod", "ic"),
     Field("seed", as_int(0), 0, "seed of random initial conditions"),
     Field("t_end", as_time, doc="end time (a multiple of dt_coarse)"),
@@ -59,7 +60,7 @@ RUN_FIELDS = (
 def parse_run(raw: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any], HybridSettings]:
     """``(run values, solver params, hybrid settings)`` from ``raw``; ``ValueError`` naming
     an unknown or bad setting."""
-    params = {k[len("param_") :]: v for k, v in raw.items() if k.startswith("param_")}
+    params = _solver_params(raw)
     rest = {k: v for k, v in raw.items() if not k.startswith("param_")}
     names = {f.name for f in HYBRID_FIELDS}
     hybrid = HybridSettings.parse({k: v for k, v in rest.items() if k in names})
@@ -77,7 +78,7 @@ def build(raw: Mapping[str, Any], search: list[Path]) -> tuple[Any, Any, np.ndar
     from ..surrogates.checkpoint import load_model
 
     values, params, hybrid = parse_run(raw)
-    solver = kinetic_solver(raw)
+    solver = _make_kinetic(values["system"], params)
     if not solver.collisions:
         raise ValueError(
             "setting param_collisions=false: the closure relaxes with tau = kn, so the hybrid "
@@ -98,12 +99,18 @@ def kinetic_solver(raw: Mapping[str, Any]) -> Any:
     are ignored), checked the same way wherever it is built (the hybrid and the kinetic
     component build the same solver): numbers written as text are numbers, and a bad
     system or parameter raises ``ValueError`` naming the setting."""
-    system = parse_fields(RUN_FIELDS[2:3], raw, what="hybrid run setting", unknown="ignore")
-    params = {
-        k[len("param_") :]: plain_numbers(v) for k, v in raw.items() if k.startswith("param_")
-    }
+    values = parse_fields((SYSTEM_FIELD,), raw, what="hybrid run setting", unknown="ignore")
+    return _make_kinetic(values["system"], _solver_params(raw))
+
+
+def _solver_params(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``param_<name>`` settings by name, numbers written as text read as numbers."""
+    return {k[len("param_") :]: plain_numbers(v) for k, v in raw.items() if k.startswith("param_")}
+
+
+def _make_kinetic(system: str, params: dict[str, Any]) -> Any:
     try:
-        return solvers.make(system["system"], **params)
+        return solvers.make(system, **params)
     except ValueError as exc:
         raise ValueError(f"setting param_<name> of the kinetic solver: {exc}") from None
 

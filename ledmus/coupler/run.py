@@ -135,20 +135,17 @@ def gated(settings: RunSettings) -> bool:
     """Whether the run decides per member with the acceptance test: ``schedule:
     adaptive``, or a fixed schedule whose micro parameters leave the model's training
     values (the comparison window is then forced on, with the fixed T_m as the cap)."""
-    if settings.schedule.policy == "adaptive":
+    sched, outside = settings.schedule, settings.macro.out_of_training
+    if sched.policy == "adaptive":
         return True
-    if (
-        not settings.macro.out_of_training or settings.schedule.n_macro == 0
-    ):  # micro only: nothing to gate
+    if not outside or sched.n_macro == 0:  # micro only: nothing to gate
         return False
-    ok = (
-        settings.schedule.n_micro > 0 and settings.schedule.n_macro % settings.schedule.n_micro == 0
-    )
+    ok = sched.n_micro > 0 and sched.n_macro % sched.n_micro == 0
     if not ok:
         log.warning(
             "micro parameters %s leave the model's training values, but t_macro is "
             "not a multiple of t_micro: the comparison window cannot be forced on",
-            sorted(settings.macro.out_of_training),
+            sorted(outside),
         )
     return ok
 
@@ -164,8 +161,9 @@ def _adaptive_coordinator(
     from .adaptive import AdaptiveCoordinator, AdaptiveSchedule
     from .trainer import Learning, LocalLink, TrainerService
 
-    a, dt = settings.schedule.adaptive, settings.schedule.dt
-    fixed = settings.schedule.policy != "adaptive"
+    sched = settings.schedule
+    a, dt = sched.adaptive, sched.dt
+    fixed = sched.policy != "adaptive"
     if fixed:
         log.warning(
             "micro parameters %s leave the model's training values: comparison "
@@ -173,10 +171,10 @@ def _adaptive_coordinator(
             settings.macro.out_of_training,
         )
     schedule = AdaptiveSchedule(
-        n_warm=settings.schedule.n_warm,
-        n_macro=settings.schedule.n_macro,
-        n_micro=settings.schedule.n_micro,
-        n_macro_min=settings.schedule.n_macro if fixed else round(a.t_macro_min / dt),
+        n_warm=sched.n_warm,
+        n_macro=sched.n_macro,
+        n_micro=sched.n_micro,
+        n_macro_min=sched.n_macro if fixed else round(a.t_macro_min / dt),
         max_uncertainty=a.max_uncertainty,
         max_error=a.max_error,
         error_budget=a.error_budget,
@@ -199,7 +197,7 @@ def _adaptive_coordinator(
         model,
         decoder,
         schedule,
-        n_total=settings.schedule.n_total,
+        n_total=sched.n_total,
         dt=dt,
         recorder=recorder,
         monitors=spec.monitors,

@@ -433,7 +433,7 @@ def validate(raw: Mapping[str, Any], *, search: list[Path] | None = None) -> Run
         )
     outside = out_of_training(system, payload, params, entries)
     outside = {k: v for k, v in outside.items() if k not in cls.input_params}
-    settings = RunSettings(
+    return RunSettings(
         micro=_with_built(MicroSettings(**micro), built),
         macro=MacroSettings(
             model=model,
@@ -450,4 +450,3 @@ def validate(raw: Mapping[str, Any], *, search: list[Path] | None = None) -> Run
             **{k: values[k] for k in ("compare", "plots", "record", "overwrite")}
         ),
     )
-    return settings

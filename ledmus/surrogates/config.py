@@ -26,7 +26,7 @@ from ..validation import (
 )
 from .ensemble import HEADS
 from .family import FAMILIES
-from .led import AUTOENCODERS
+from .led import AUTOENCODERS, OLD_ARCHITECTURE_KEY
 from .networks import ACTIVATIONS
 from .propagators import CELLS
 from .restart import RESTART_DEFAULTS, as_restart
@@ -205,7 +205,7 @@ def resolve(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 #: ``(section, old key, new key)``: keys renamed, the old name still accepted
-RENAMED = (("autoencoder", "kind", "architecture"),)
+RENAMED = (("autoencoder", OLD_ARCHITECTURE_KEY, "architecture"),)
 
 
 def _renamed(raw: dict[str, Any]) -> dict[str, Any]:

@@ -281,6 +281,14 @@ class LEDMacro(NetworkMacro):
 
     kind = "led"
 
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__(net)
+        if self.particles and not isinstance(self, PooledRestriction):
+            raise ValueError(
+                "a particle LED network is wrapped by ParticleLEDMacro: build it with "
+                "LEDMacro.from_network"
+            )
+
     @classmethod
     def from_network(cls, net: torch.nn.Module) -> LEDMacro:
         particles = bool(getattr(net, "particles", False))
