@@ -455,7 +455,11 @@ def test_led_models_describe_themselves_as_their_checkpoint_spec():
     assert isinstance(parts, PooledRestriction) and not isinstance(grid, PooledRestriction)
     # wrapped directly instead of by from_network, a particle network would decode as a
     # grid and could not pool: refused by name
-    with pytest.raises(ValueError, match="^a particle LED network is wrapped by ParticleLEDMacro"):
+    with pytest.raises(
+        ValueError,
+        match=r"^a particle LED network is wrapped by ParticleLEDMacro: build it with "
+        r"LEDMacro\.from_network$",
+    ):
         LEDMacro(parts.net)
     assert LEDMacro.trained_state(parts.net.spec) == ((40, 3), True)
     no_kind = {"state_shape": [2, 5], "autoencoder": {"latent_dim": 3}}  # kind: mlp default
