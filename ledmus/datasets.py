@@ -86,13 +86,20 @@ def make_dataset(
             continue
         split_seed = seed + SPLIT_SEED_OFFSET[name]
         rng = np.random.default_rng(split_seed)
-        if isinstance(split.ic, tuple):
-            ic = np.concatenate([solver.initial_condition(n, 1, rng) for n in split.ic])
-        else:
-            ic = solver.initial_condition(split.ic, split.batch, rng)
         log.info("%s/%s: %d run(s) to t=%g", system, name, split.batch, split.discard + split.t_end)
-        t, states = solver.rollout(ic, split.t_end, rng, discard=split.discard, progress=progress)
         extra, attrs = {}, {"split": name, "ic": json.dumps(split.ic), "discard": split.discard}
+        if split.per_run:
+            t, states, drawn = _per_run_rollouts(spec, protocol.params, split, rng, progress)
+            extra.update(drawn)
+            attrs["per_run"] = json.dumps([list(p) for p in split.per_run])
+        else:
+            if isinstance(split.ic, tuple):
+                ic = np.concatenate([solver.initial_condition(n, 1, rng) for n in split.ic])
+            else:
+                ic = solver.initial_condition(split.ic, split.batch, rng)
+            t, states = solver.rollout(
+                ic, split.t_end, rng, discard=split.discard, progress=progress
+            )
         if split.windows:
             n_t = states.shape[1]
             if split.window_length > n_t:
@@ -118,6 +125,32 @@ def make_dataset(
         }
     write_json(out / "manifest.json", manifest)
     return manifest
+
+
+def _per_run_rollouts(
+    spec: Any, params: dict[str, Any], split: Any, rng: np.random.Generator, progress: bool
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """The ``split.batch`` runs of a split with ``per_run`` parameters: run ``r`` draws
+    each ``(name, low, high)`` log-uniformly, builds its own solver and starts from the
+    initial condition ``ic[r % len(ic)]`` (or ``ic``).  Returns ``(t, states (B, T, ...),
+    {name: values (B,)})``."""
+    from .progress import progress_bar
+
+    names = split.ic if isinstance(split.ic, tuple) else (split.ic,)
+    drawn: dict[str, list[float]] = {p[0]: [] for p in split.per_run}
+    runs, t = [], None
+    for r in progress_bar(range(split.batch), enabled=progress, desc=spec.name, unit="run"):
+        values = {
+            p: float(10 ** rng.uniform(np.log10(lo), np.log10(hi))) for p, lo, hi in split.per_run
+        }
+        for p, v in values.items():
+            drawn[p].append(v)
+        solver = spec.make(**{**params, **values})
+        ic = solver.initial_condition(names[r % len(names)], 1, rng)
+        t, states = solver.rollout(ic, split.t_end, rng, discard=split.discard)
+        runs.append(states)
+    extra = {p: np.asarray(v) for p, v in drawn.items()}
+    return t, np.concatenate(runs), extra
 
 
 def ensure_test_split(data: Path, system: str) -> Path:

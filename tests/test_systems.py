@@ -125,7 +125,7 @@ def test_unregister_and_system_without_dataset(toy):
     systems.register(SystemSpec("nodata", Decay, "grid"))
     try:
         with pytest.raises(ValueError, match="no dataset protocol for 'nodata'; allowed: "
-                                             "fhn, ks, ad1d, ad3d, rw, toy$"):  # fmt: skip
+                                             "fhn, ks, ad1d, ad3d, rw, boltzmann, toy$"):  # fmt: skip
             make_dataset("nodata", "unused")
     finally:
         systems.unregister("nodata")

@@ -70,6 +70,10 @@ class Split:
     #: test splits: number and length (coarse steps) of random evaluation windows
     windows: int = 0
     window_length: int = 0
+    #: solver parameters drawn anew for every run, log-uniform: ``(name, low, high)``
+    #: (e.g. the Knudsen number ``eps``); each run then has its own solver and a tuple
+    #: ``ic`` is cycled over the ``batch`` runs; the values drawn are stored per run
+    per_run: tuple[tuple[str, float, float], ...] = ()
 
 
 @dataclass(frozen=True)
