@@ -105,11 +105,12 @@ BOLTZMANN_EPS = (1e-3, 10.0)
 def boltzmann_protocol(scale: str) -> Protocol:
     # W. E's lecture §5: waves and discontinuities, ε log-uniform in [1e-3, 10] per run, to
     # t = 0.1, N = 48 velocities per axis.  The seed's array is 200 runs x 100 cells x 48^2
-    # x 100 times; this protocol keeps its grid and time span on 64 periodic cells and 40
-    # training runs, snapshots every 0.01, so it generates in about 10 minutes on one thread
-    # (benchmarks/out/boltzmann_dataset.json) and the training split holds 7.0e4 cell states.
+    # x 100 times; this protocol keeps its velocity grid and time span on 64 periodic cells,
+    # 120 training runs and snapshots every 0.01, so the three splits generate in under 20
+    # minutes on one thread (benchmarks/out/boltzmann_dataset.json) and the training split
+    # holds 120 x 10 x 64 = 76800 cell states after t = 0.
     if scale == "paper":
-        runs, params, t_end, dt_coarse = (40, 8, 8), {"N": 48, "nx": 64}, 0.1, 0.01
+        runs, params, t_end, dt_coarse = (120, 12, 12), {"N": 48, "nx": 64}, 0.1, 0.01
     else:
         runs, params, t_end, dt_coarse = (3, 2, 2), {"N": 16, "nx": 16}, 0.02, 0.01
     ics = ("waves", "shocks", "riemann")
