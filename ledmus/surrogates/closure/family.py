@@ -6,7 +6,10 @@
   together) and ``ledmus closure hmm`` (build the ensemble of the HMM coupling);
 - ``closure_decoder``: the decoder ``h(v; U, W)`` (:class:`.lift.MomentDecoder`);
 - ``closure_hmm``: the closure ensemble (:class:`.hmm.ClosureEnsemble`), coupled as
-  :class:`.macro.ClosureMacro`.
+  :class:`.macro.ClosureMacro`;
+- ``closure_boltzmann``: the ML moment closure of the 2-D-velocity Boltzmann gas
+  (:class:`.boltzmann_ml.BoltzmannMomentNet`; ``ledmus train`` on a ``ledmus dataset
+  boltzmann`` split, ``ledmus evaluate`` against the Boltzmann solver).
 
 Importing :mod:`ledmus.surrogates` registers them."""
 
@@ -17,6 +20,7 @@ from typing import Any
 
 from ..family import EvaluateOptions, Family, TrainOptions, Verb, register_family
 from . import hmm, joint, lift
+from .boltzmann_ml import BoltzmannMomentNet
 from .hmm import ClosureEnsemble
 from .lift import MomentDecoder
 from .macro import ClosureMacro
@@ -113,4 +117,52 @@ HMM_FAMILY = register_family(
     )
 )
 
-__all__ = ["CLOSURE_FAMILY", "DECODER_FAMILY", "HMM_FAMILY"]
+
+def train_boltzmann(raw_config: dict[str, Any], out: Path, options: TrainOptions) -> Path:
+    """The ``closure_boltzmann`` family's ``train`` (:func:`.train_boltzmann.train_boltzmann_closure`;
+    a relative ``data.dataset`` is also looked up next to the config)."""
+    from .train_boltzmann import train_boltzmann_closure
+
+    return train_boltzmann_closure(
+        raw_config, out, base_dir=options.base_dir, progress=options.progress
+    )
+
+
+def evaluate_boltzmann(
+    payload: dict[str, Any], model_path: str | Path, data: Any, options: EvaluateOptions
+) -> dict[str, Any]:
+    """The ``closure_boltzmann`` family's ``evaluate``: the acceptance protocol against the
+    Boltzmann solver (:func:`.evaluate_boltzmann.evaluate`), cases generated in process."""
+    if data is not None:
+        raise ValueError(
+            "--data is not used for a closure_boltzmann model: it is evaluated on Boltzmann "
+            "runs of the held-out cases generated in process"
+        )
+    from ...atomic import write_json
+    from ..checkpoint import model_from_payload
+    from .evaluate_boltzmann import evaluate
+
+    result = evaluate(model_from_payload(payload, model_path), progress=options.plots)
+    if options.out_dir is not None:
+        write_json(options.out_dir / "metrics.json", result)
+    return result
+
+
+def _resolve_boltzmann(raw: dict[str, Any]) -> dict[str, Any]:
+    from .train_boltzmann import resolve_config as resolve
+
+    return resolve(raw)
+
+
+BOLTZMANN_FAMILY = register_family(
+    Family(
+        "closure_boltzmann",
+        network=BoltzmannMomentNet,
+        resolve=_resolve_boltzmann,
+        train=train_boltzmann,
+        evaluate=evaluate_boltzmann,
+        description="ML moment closure of the 2-D-velocity Boltzmann gas (Galilean moments)",
+    )
+)
+
+__all__ = ["BOLTZMANN_FAMILY", "CLOSURE_FAMILY", "DECODER_FAMILY", "HMM_FAMILY"]

@@ -61,7 +61,9 @@ from .muscl import slopes
 LIMITERS = ("minmod", "vanleer", "mc", "none", "first")
 RECONSTRUCTIONS = ("primitive", "characteristic")
 RIEMANN = ("hll", "rusanov")
-STEPPERS = ("ssprk2", "ssprk3")
+STEPPERS = ("ssprk2", "ssprk3", "ars222")
+_G = 1.0 - 1.0 / math.sqrt(2.0)  # ARS(2,2,2)
+_D = 1.0 - 1.0 / (2.0 * _G)
 BCS = ("periodic", "outflow")
 
 
@@ -147,7 +149,8 @@ class FVSolver:
     Parameters (keyword-only after ``closure``): ``nx`` cells on ``[0, length)``; ``bc``
     ``"periodic"`` or ``"outflow"``; ``cfl`` in ``(0, 1]``; ``limiter`` one of
     :data:`LIMITERS`; ``reconstruction`` ``"primitive"`` or ``"characteristic"``;
-    ``riemann`` ``"hll"`` or ``"rusanov"``; ``time_stepper`` ``"ssprk2"`` or ``"ssprk3"``.
+    ``riemann`` ``"hll"`` or ``"rusanov"``; ``time_stepper`` ``"ssprk2"``, ``"ssprk3"`` or
+    ``"ars222"`` (IMEX, for a closure with a stiff relaxation: :meth:`step`).
     """
 
     def __init__(
@@ -178,6 +181,11 @@ class FVSolver:
             raise ValueError(f"length must be finite and > 0, got {length!r}")
         if not (math.isfinite(cfl) and 0 < cfl <= 1):
             raise ValueError(f"cfl must be in (0, 1], got {cfl!r}")
+        if time_stepper == "ars222" and not callable(getattr(closure, "implicit", None)):
+            raise ValueError(
+                "time_stepper 'ars222' needs a closure with an implicit(Q, a) method (a stiff "
+                f"relaxation); {closure!r} has none: use ssprk2 or ssprk3"
+            )
         if int(closure.n_moments) < 3:
             raise ValueError(f"closure.n_moments must be >= 3, got {closure.n_moments!r}")
         self.closure, self.nx, self.length = closure, int(nx), float(length)
@@ -273,7 +281,21 @@ class FVSolver:
         return self.cfl / float(np.max(rate))
 
     def step(self, Q: np.ndarray, dt: float) -> np.ndarray:
-        """One SSP Runge–Kutta step of size ``dt`` (no stability check)."""
+        """One SSP Runge–Kutta step of size ``dt`` (no stability check); ``ars222``: the
+        IMEX Runge–Kutta ARS(2,2,2) (Ascher, Ruuth & Spiteri 1997) with the closure's
+        ``implicit(R, a)`` (solve ``F = R + a S(F)`` for its stiff source ``S``) as the
+        implicit part, ``g = 1 - 1/√2``, ``d = 1 - 1/(2g)``::
+
+            e1 = rhs(Q);  F2 = implicit(Q + g dt e1, g dt);  i2 = (F2 - Q - g dt e1)/(g dt)
+            Q' = implicit(Q + dt (d e1 + (1 - d) rhs(F2)) + (1 - g) dt i2, g dt)
+        """
+        if self.time_stepper == "ars222":
+            implicit = self.closure.implicit
+            e1 = self.rhs(Q)
+            R2 = Q + _G * dt * e1
+            F2 = implicit(R2, _G * dt)
+            R3 = Q + dt * (_D * e1 + (1.0 - _D) * self.rhs(F2)) + (1.0 - _G) / _G * (F2 - R2)
+            return implicit(R3, _G * dt)
         Q1 = Q + dt * self.rhs(Q)
         if self.time_stepper == "ssprk2":
             return 0.5 * (Q + Q1 + dt * self.rhs(Q1))
@@ -357,6 +379,8 @@ class FVSolver:
         between one run's ghosts and the next run's are computed but not used."""
         if not (math.isfinite(duration) and duration >= 0):
             raise ValueError(f"duration must be finite and >= 0, got {duration!r}")
+        if self.time_stepper == "ars222":
+            raise ValueError("advance_runs takes time_stepper ssprk2 or ssprk3, not ars222")
         mode = "wrap" if self.bc == "periodic" else "edge"
         states, ghosts, cells, ends = [], [], [], []
         at = 0

@@ -1,0 +1,59 @@
+"""The ML moment closure of the 2-D-velocity Boltzmann gas against the Boltzmann solver
+(issue 25 acceptance).
+
+Held-out cases (four smooth periodic profiles, Sod, colliding shocks; the ``transition``
+case with ε(x) from 1e-3 to 10; ledmus/surrogates/closure/evaluate_boltzmann.py) at ε =
+1e-3 … 10 on 100 cells to t = 0.1: the fair error (relative L2 of ρ and T, u error over
+the sound speed's norm) of the ML closure (models/closure_boltzmann.pt), Euler and
+Navier–Stokes against the Boltzmann solver at N = 48 (the seed's velocity grid), and
+the wall time of each model against the solver over the same batch of profiles, side
+by side in one process, one thread.
+
+    python benchmarks/closure_boltzmann.py          # about 5 minutes on one core
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # before numpy: one thread, as documented
+
+import argparse  # noqa: E402
+import time  # noqa: E402
+
+import torch  # noqa: E402
+from _provenance import ROOT, add_json_option, write_result  # noqa: E402
+
+from ledmus.surrogates.checkpoint import load_model  # noqa: E402
+from ledmus.surrogates.closure.evaluate_boltzmann import evaluate  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--model", default=str(ROOT / "models/closure_boltzmann.pt"))
+    ap.add_argument("--N", type=int, default=48, help="velocities per axis of the reference")
+    add_json_option(ap, "benchmarks/out/closure_boltzmann.json")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    net, payload = load_model(args.model, kind="closure_boltzmann")
+    start = time.perf_counter()
+    res = evaluate(net, N=args.N, progress=True)
+    res["wall_s_total"] = time.perf_counter() - start
+    res["model"] = {"path": os.path.relpath(args.model, ROOT), "config": payload.get("config")}
+    res["summary"] = {
+        "ml_max_fair": max(res["fair_max"]["ml"].values()),
+        "ml_speedup_min": min(res["speedup"]["ml"].values()),
+    }
+    print("| ε | " + " | ".join(f"{m} err | {m} S" for m in res["models"]) + " |")
+    for key in res["eps"]:
+        cells = []
+        for m in res["models"]:
+            e, s = res["fair_max"][m].get(key), res["speedup"][m].get(key)
+            cells += ["–" if e is None else f"{100 * e:.2f} %", "–" if s is None else f"{s:.0f}"]
+        print(f"| {key} | " + " | ".join(cells) + " |")
+    write_result(args.json, {**res, "threads": 1})
+    print(f"# wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

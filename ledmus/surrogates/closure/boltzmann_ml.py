@@ -1,0 +1,560 @@
+"""Machine-learned moment closure of the 2-D-velocity Boltzmann gas (Maxwell molecules),
+with Galilean-invariant generalised moments (W. E's concurrent-learning lecture, §5).
+
+**Kinetic model** (:mod:`ledmus.solvers.boltzmann`): ``f_t + v_x f_x = Q(f)/ε``, ``v = (v_x,
+v_y)``, collision frequency ``ν = ρ/ε``; moments ``ρ``, ``ρu``, ``E = ρu²/2 + ρT`` (``T``
+per degree of freedom, ``d = 2``, ``γ = 2``).  The closure is written for data with
+``u_y = 0`` and ``f`` even in ``v_y`` (every named initial condition; the equation keeps
+it), so the weight functions are even in ``ξ_y``.
+
+**Moments.**  ``ξ = ((v_x - u)/√T, v_y/√T)``, ``g = f - M[f]``, and the learned weight
+functions ``w(ξ) ∈ R^M`` (an MLP of ``(ξ_x, ξ_y²)``, made orthogonal under the standard
+2-D normal density to the collision invariants ``1, ξ_x, |ξ|² - 2`` and scaled to
+``⟨w_k²⟩ = 1``)::
+
+    W = (1/ρ) ∫ w(ξ) g dv            (dimensionless; invariant under x-boosts and scaling)
+
+so ``W`` of every Maxwellian is 0 and, because ``ξ`` is the peculiar velocity in thermal
+units, a state boosted by ``U₀`` has the same ``W`` (Galilean invariance by
+construction; the tests check it to rounding).
+
+**Moment system** (``Q = (ρ, ρu, E, ρW_1..ρW_M)``; :class:`~.fv.FVSolver` with
+``time_stepper="ars222"``)::
+
+    ∂t ρ + ∂x ρu = 0
+    ∂t ρu + ∂x (ρu² + ρT + σ) = 0,                 σ = ρT σ̃(W)
+    ∂t E + ∂x ((E + ρT + σ)u + q) = 0,             q = ρT^{3/2} q̃(W)
+    ∂t ρW + ∂x (ρuW + ρ√T g̃) = (ρ²/ε) ŝ(W) - ρ (B ∂xu + A ∂x√T)
+                              + ρ (a₀ y₀ - ∂xu y₁ + b y₁₂ - c y₃)
+
+**Derivation** (``D = ∂t + v_x ∂x``): ``∂t(ρW) + ∂x ∫v_x w g dv = ∫w Q(f)/ε dv - ∫w DM dv
++ ∫∇w·Dξ g dv``.  With the exact moment equations above,
+
+- flux: ``∫ v_x w g dv = ρuW + ρ√T g̃``, ``g̃ = (1/ρ)∫ξ_x w g dv``;
+- collisions: for Maxwell molecules ``Q`` is quadratic and ``ν ∝ ρ``, so ``(1/ε)∫wQ(f)dv
+  = (ρ²/ε) ŝ``, ``ŝ = (1/ρ²)∫w Q(f) dv`` a function of the shape of ``f`` alone; learned
+  as ``ŝ(W) = -Λ W + C(W, W)``: a linear relaxation ``Λ = P diag(λ) P⁻¹`` (``λ > 0``)
+  and a symmetric quadratic form ``C`` (the bilinear gain/loss of ``g`` with itself);
+- equilibrium forcing: ``-∫w DM dv = -ρ(B ∂xu + A ∂x√T)`` with ``B = ⟨w ξ_x²⟩`` (the
+  stress mode, absent in 1V) and ``A = ⟨w ξ_x|ξ|²⟩`` (the heat-flux mode); every other
+  term multiplies a collision invariant, to which ``w`` is orthogonal;
+- frame change: ``Dξ_x = a₀ + (b - ∂xu) ξ_x - c ξ_x²``, ``Dξ_y = b ξ_y - c ξ_x ξ_y``,
+  ``a₀ = ∂x(ρT + σ)/(ρ√T)``, ``b = ((ρT + σ)∂xu + ∂xq)/(2ρT)``, ``c = ∂x√T``, so
+  ``∫∇w·Dξ g dv = ρ(a₀y₀ - ∂xu y₁ + b y₁₂ - c y₃)`` with ``y₀ = (1/ρ)∫∂_x w g``, ``y₁ =
+  (1/ρ)∫ξ_x∂_x w g``, ``y₁₂ = (1/ρ)∫ξ·∇w g``, ``y₃ = (1/ρ)∫ξ_x ξ·∇w g``.
+
+Learned (dimensionless) functions of ``(W, log10(ε/ρ))`` — ``ε/ρ`` is the local
+collision time: ``σ̃``, ``q̃``, ``g̃`` and ``y = (y₀, y₁, y₁₂, y₃)``, one MLP ``h`` with
+``s(κ)[h(Ŵ, κ) - h(0, κ)]``, ``Ŵ = W/s(κ)``, ``s`` of :func:`.ml.eps_scale` (so all
+vanish at ``W = 0``: the Euler limit is exact there); ``ŝ`` depends on ``W`` only.
+
+**Stiff source.**  ``-(ρ/ε) Λ (ρW)`` is implicit in the IMEX step (``(I + aρΛ/ε)⁻¹`` per
+cell by the eigenvectors ``P``: :meth:`BoltzmannMLClosure.implicit`), so ``ε = 1e-3``
+does not limit the step; at small ``ε`` the scheme gives ``ρW ≈ -(ε/ρ)Λ⁻¹ρ(B∂xu +
+A∂x√T)``, the Navier–Stokes moments.  The quadratic part is explicit (its rate is
+``(ρ/ε)|2C(W, ·)| ~ |Ŵ|``, not stiff, since ``W ~ ε/ρ`` there).
+
+**Targets** per cell from ``f`` on the solver's ``N × N`` grid (:func:`cell_data`): ``σ̃ =
+Σξ_x² gdv``, ``q̃ = Σ ξ_x|ξ|²/2 gdv``, ``g̃``, ``y`` and ``ŝ = Σ w qdv`` with ``gdv = (f -
+M[f]) h²/ρ`` and ``qdv = Q(f) h²/ρ²`` (``Q`` the solver's conservative spectral operator).
+
+**Navier–Stokes baseline** (:class:`NavierStokes2V`): Chapman–Enskog with the collision
+model's own eigenvalues, ``σ = -μ ∂xu``, ``μ = εT/λ_σ``; ``q = -κ ∂xT``, ``κ = 2εT/λ_q``
+(derivation in the class), ``λ_σ, λ_q`` measured on the solver's operator
+(:func:`relaxation_rates`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .fv import MomentClosure, primitive
+from .ml import _apply, _mlp, _numpy_layers, eps_scale
+
+GAMMA = 2.0
+SPEC_DEFAULTS: dict[str, Any] = {
+    "n_moments": 9,  # M (the seed's W ∈ R⁹)
+    "width": 32,  # hidden width of w(ξ)
+    "depth": 2,  # hidden layers of w(ξ)
+    "closure_width": 48,  # hidden width of h(Ŵ, log10 ε/ρ)
+    "closure_depth": 2,  # hidden layers of h
+    "n_quad": 24,  # Gauss-Hermite nodes per axis of the ⟨·⟩ quadrature
+    "eps_ref": 0.1,  # s(κ) = κ/(1 + κ/eps_ref)
+}
+_INT_FIELDS = ("n_moments", "width", "depth", "closure_width", "closure_depth", "n_quad")
+
+
+def check_spec(spec: dict[str, Any] | None) -> dict[str, Any]:
+    """The full spec (defaults filled in); ``ValueError`` naming a bad or unknown field."""
+    spec = dict(spec or {})
+    unknown = sorted(set(spec) - set(SPEC_DEFAULTS))
+    if unknown:
+        raise ValueError(
+            f"unknown closure spec field {unknown[0]!r}; allowed: {', '.join(SPEC_DEFAULTS)}"
+        )
+    out = {**SPEC_DEFAULTS, **spec}
+    for name in _INT_FIELDS:
+        v = out[name]
+        lo = 8 if name == "n_quad" else 1
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+            raise ValueError(f"spec field {name} must be an integer >= {lo}, got {v!r}")
+        out[name] = int(v)
+    e = out["eps_ref"]
+    if isinstance(e, bool) or not isinstance(e, (int, float)) or not (math.isfinite(e) and e > 0):
+        raise ValueError(f"spec field eps_ref must be a finite number > 0, got {e!r}")
+    out["eps_ref"] = float(e)
+    return out
+
+
+def _invariants(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The collision invariants ``1, ξ_x, |ξ|² - 2`` (``⟨·²⟩ = 1, 1, 4``), ``(..., 3)``."""
+    return torch.stack([torch.ones_like(x), x, x * x + y * y - 2.0], -1)
+
+
+_INV_NORM = (1.0, 1.0, 4.0)
+
+
+class BoltzmannMomentNet(nn.Module):
+    """Weight functions ``w(ξ)``, closure network ``h`` and collision model ``(Λ, C)``."""
+
+    kind = "closure_boltzmann"
+    system = "boltzmann"
+
+    def __init__(self, spec: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.spec = check_spec(spec)
+        s = self.spec
+        M = self.M = s["n_moments"]
+        self.wnet = _mlp(2, s["width"], s["depth"], M)
+        self.hnet = _mlp(M + 1, s["closure_width"], s["closure_depth"], 2 + 5 * M)
+        self.rate_raw = nn.Parameter(torch.zeros(M))  # λ = softplus(rate_raw) + 1e-3
+        self.eig = nn.Parameter(torch.zeros(M, M))  # P = I + eig
+        self.quad = nn.Parameter(torch.zeros(M, M, M))  # C, symmetrised in its last two
+        x, w = np.polynomial.hermite_e.hermegauss(s["n_quad"])  # weight e^{-x²/2}
+        w = w / math.sqrt(2.0 * math.pi)
+        gx, gy = np.meshgrid(x, x, indexing="ij")
+        self.register_buffer("quad_x", torch.from_numpy(gx.ravel()), persistent=False)
+        self.register_buffer("quad_y", torch.from_numpy(gy.ravel()), persistent=False)
+        self.register_buffer("quad_w", torch.from_numpy(np.outer(w, w).ravel()), persistent=False)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.wnet[0].weight.dtype
+
+    # ------------------------------------------------------------------ weight functions
+    def _raw(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Raw MLP ``w(ξ_x, ξ_y²)`` and its derivatives in ``ξ_x`` and ``ξ_y``."""
+        h = torch.stack([x, y * y], -1)
+        dx = torch.zeros_like(h)
+        dx[..., 0] = 1.0
+        dy = torch.zeros_like(h)
+        dy[..., 1] = 2.0 * y
+        for layer in self.wnet:
+            if isinstance(layer, nn.Linear):
+                h, dx, dy = layer(h), dx @ layer.weight.T, dy @ layer.weight.T
+            else:
+                h = torch.tanh(h)
+                d = 1.0 - h * h
+                dx, dy = dx * d, dy * d
+        return h, dx, dy
+
+    def _stats(self) -> tuple[torch.Tensor, ...]:
+        """``(c (M, 3), n (M,), B (M,), A (M,))``: projection of the raw ``w`` on the
+        invariants, the norms, ``B = ⟨w ξ_x²⟩`` and ``A = ⟨w ξ_x|ξ|²⟩`` of the normalised ``w``."""
+        dt = self.dtype
+        x, y, qw = self.quad_x.to(dt), self.quad_y.to(dt), self.quad_w.to(dt)
+        raw = self._raw(x, y)[0]  # (nq, M)
+        inv = _invariants(x, y)  # (nq, 3)
+        c = torch.einsum("q,qm,qk->mk", qw, raw, inv) / inv.new_tensor(_INV_NORM)
+        w = raw - inv @ c.T
+        n = torch.sqrt((qw[:, None] * w * w).sum(0))
+        w = w / n
+        B = (qw[:, None] * w * (x * x)[:, None]).sum(0)
+        A = (qw[:, None] * w * (x * (x * x + y * y))[:, None]).sum(0)
+        return c, n, B, A
+
+    def weights(self, x: torch.Tensor, y: torch.Tensor, stats=None) -> tuple[torch.Tensor, ...]:
+        """``(w, ∂_x w, ∂_y w)`` at ``ξ = (x, y)`` of any shape; each ``(*x.shape, M)``."""
+        c, n = (self._stats() if stats is None else stats)[:2]
+        raw, dx, dy = self._raw(x, y)
+        inv = _invariants(x, y)
+        zero = torch.zeros_like(x)
+        dinv_x = torch.stack([zero, torch.ones_like(x), 2.0 * x], -1)
+        dinv_y = torch.stack([zero, zero, 2.0 * y], -1)
+        return (raw - inv @ c.T) / n, (dx - dinv_x @ c.T) / n, (dy - dinv_y @ c.T) / n
+
+    def forcing(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(B, A)`` ``(M,)`` each: the equilibrium forcing ``-ρ(B∂xu + A∂x√T)``."""
+        return self._stats()[2:]
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor, gdv: torch.Tensor, qdv=None):
+        """``(W, g̃, y, ŝ)`` from the nodes ``ξ = (x, y)`` and ``gdv = (f - M)h²/ρ``, each
+        ``(N, nv)``: ``W`` ``(N, M)``, the flux target ``g̃`` ``(N, M)``, the frame-change
+        targets ``(y₀, y₁, y₁₂, y₃)`` ``(N, 4, M)`` and, given ``qdv = Q(f)h²/ρ²``, the
+        collision target ``ŝ = Σ w qdv`` ``(N, M)`` (else None)."""
+        w, wx, wy = self.weights(x, y)
+        radial = x[..., None] * wx + y[..., None] * wy  # ξ·∇w
+        W = torch.einsum("njm,nj->nm", w, gdv)
+        g = torch.einsum("njm,nj->nm", w, x * gdv)
+        ys = torch.stack(
+            [
+                torch.einsum("njm,nj->nm", wx, gdv),
+                torch.einsum("njm,nj->nm", wx, x * gdv),
+                torch.einsum("njm,nj->nm", radial, gdv),
+                torch.einsum("njm,nj->nm", radial, x * gdv),
+            ],
+            1,
+        )
+        s = None if qdv is None else torch.einsum("njm,nj->nm", w, qdv)
+        return W, g, ys, s
+
+    # ------------------------------------------------------------------------- closure
+    def rates(self) -> torch.Tensor:
+        """``λ`` ``(M,)``: the eigenvalues of ``Λ`` (> 0)."""
+        return nn.functional.softplus(self.rate_raw) + 1e-3
+
+    def relaxation(self) -> torch.Tensor:
+        """``Λ = P diag(λ) P⁻¹`` ``(M, M)``."""
+        P = torch.eye(self.M, dtype=self.dtype) + self.eig
+        return P @ torch.diag(self.rates()) @ torch.linalg.inv(P)
+
+    def quadratic(self) -> torch.Tensor:
+        """``C`` ``(M, M, M)``, symmetric in its last two indices."""
+        return 0.5 * (self.quad + self.quad.transpose(1, 2))
+
+    def collision(self, W: torch.Tensor) -> torch.Tensor:
+        """``ŝ(W) = -ΛW + C(W, W)`` ``(N, M)``."""
+        return -W @ self.relaxation().T + torch.einsum("kij,ni,nj->nk", self.quadratic(), W, W)
+
+    def baseline(self, log_kn: torch.Tensor) -> torch.Tensor:
+        """``h(0, κ)`` ``(N, 2 + 5M)`` for ``log10 κ`` ``(N,)``."""
+        e = log_kn[:, None]
+        return self.hnet(torch.cat([e.new_zeros(e.shape[0], self.M), e], 1))
+
+    def forward(self, W: torch.Tensor, log_kn: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``(σ̃, q̃, g̃, y)``: ``(N,)``, ``(N,)``, ``(N, M)``, ``(N, 4, M)`` from ``W``
+        ``(N, M)`` and ``log10(ε/ρ)`` ``(N,)``; all vanish at ``W = 0``."""
+        s = eps_scale(log_kn, self.spec["eps_ref"])[:, None]
+        e = log_kn[:, None]
+        out = s * (self.hnet(torch.cat([W / s, e], 1)) - self.baseline(log_kn))
+        M = self.M
+        return out[:, 0], out[:, 1], out[:, 2 : 2 + M], out[:, 2 + M :].reshape(-1, 4, M)
+
+
+# ----------------------------------------------------------------------- training data
+def cell_data(solver: Any, f: np.ndarray, eps: Any) -> dict[str, np.ndarray]:
+    """Per-cell arrays from Boltzmann states ``f`` ``(K, N*N, nx)`` of ``solver`` (a
+    :class:`~ledmus.solvers.boltzmann.Boltzmann`) at Knudsen numbers ``eps`` (a number,
+    ``(K,)`` or ``(K, nx)``): the nodes ``x``, ``y`` (``ξ``), ``gdv``, ``qdv`` ``(K·nx,
+    nv)`` on the half grid ``v_y > 0`` (weights doubled: ``f`` is even in ``v_y``), the
+    targets ``sigma``, ``q`` and ``log_kn = log10(ε/ρ)`` ``(K·nx,)``."""
+    f = np.asarray(f, dtype=np.float64)
+    K, _, nx = f.shape
+    N, h = solver.N, solver.h
+    rho, u, uy, T = np.moveaxis(solver.primitives(f), -2, 0)  # (K, nx)
+    M = solver.equilibrium(f)
+    fi = np.moveaxis(f, 1, 2).reshape(K, nx, N, N)
+    Qf = solver.collision(fi)  # (K, nx, N, N)
+    g = np.moveaxis(f - M, 1, 2).reshape(K, nx, N, N)
+    half = slice(N // 2, None)  # v_y > 0 (N even, no node at 0)
+    v = solver.v
+    sq = np.sqrt(T)[..., None, None]
+    x = (v[:, None] - u[..., None, None]) / sq * np.ones((1, 1, 1, N // 2))
+    y = (v[half][None, :] / sq) * np.ones((1, 1, N, 1))
+    r = rho[..., None, None]
+    gdv = 2.0 * g[..., half] * h * h / r
+    qdv = 2.0 * Qf[..., half] * h * h / (r * r)
+    sigma = (x * x * gdv).sum((-2, -1))
+    q = 0.5 * (x * (x * x + y * y) * gdv).sum((-2, -1))
+    kn = np.broadcast_to(np.asarray(eps, dtype=np.float64).reshape(-1, 1) if np.ndim(eps) == 1
+                         else np.asarray(eps, dtype=np.float64), (K, nx)) / rho  # fmt: skip
+    n = K * nx
+    return {
+        "x": x.reshape(n, -1),
+        "y": y.reshape(n, -1),
+        "gdv": gdv.reshape(n, -1),
+        "qdv": qdv.reshape(n, -1),
+        "sigma": sigma.reshape(n),
+        "q": q.reshape(n),
+        "log_kn": np.log10(kn).reshape(n),
+    }
+
+
+def encoded_targets(net: BoltzmannMomentNet, batch: dict[str, torch.Tensor]) -> dict:
+    """The targets of a batch of cells under the current ``w``: ``W``, ``g`` (``g̃``),
+    ``y``, ``s`` (``ŝ``) and the batch's ``sigma``, ``q``, ``log_kn``."""
+    W, g, y, s = net.encode(batch["x"], batch["y"], batch["gdv"], batch["qdv"])
+    return {"W": W, "g": g, "y": y, "s": s, **{k: batch[k] for k in ("sigma", "q", "log_kn")}}
+
+
+def encode_all(net: BoltzmannMomentNet, data: dict[str, torch.Tensor], chunk: int = 256) -> dict:
+    """:func:`encoded_targets` of every cell of ``data`` with ``w`` fixed (no gradients),
+    in chunks of ``chunk`` cells."""
+    n = data["x"].shape[0]
+    parts = []
+    with torch.no_grad():
+        for i in range(0, n, chunk):
+            parts.append(encoded_targets(net, {k: v[i : i + chunk] for k, v in data.items()}))
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
+
+def closure_loss(net: BoltzmannMomentNet, batch: dict[str, torch.Tensor]) -> tuple:
+    """Loss on a batch of cells, each term divided by ``s(κ)²`` (dimensionless, of order
+    one at every ``κ``): stress, heat flux, W flux, frame terms and collisions.  ``batch``:
+    the cells' nodes (``x``, ``y``, ``gdv``, ``qdv``; encoded with the current ``w``) or
+    their :func:`encoded_targets` (``w`` fixed).  Returns ``(loss, flux part, frame part,
+    collision part)``."""
+    t = encoded_targets(net, batch) if "W" not in batch else batch
+    sig, q, g, y = net(t["W"], t["log_kn"])
+    s = eps_scale(t["log_kn"], net.spec["eps_ref"])
+    flux = (
+        (((sig - t["sigma"]) / s) ** 2).mean()
+        + (((q - t["q"]) / s) ** 2).mean()
+        + (((g - t["g"]) / s[:, None]) ** 2).sum(1).mean()
+    )
+    frame = (((y - t["y"]) / s[:, None, None]) ** 2).sum((1, 2)).mean()
+    coll = (((net.collision(t["W"]) - t["s"]) / s[:, None]) ** 2).sum(1).mean()
+    return flux + frame + coll, flux, frame, coll
+
+
+# --------------------------------------------------------------------- moment system
+class BoltzmannMLClosure(MomentClosure):
+    """The learned moment system as a :class:`~.fv.MomentClosure` (numpy in and out; a
+    float64 net runs as numpy matrix products).
+
+    ``kn``: ``ε`` (> 0): a float, one value per member ``(B,)``, or one per cell ``(nx,)``
+    / ``(B, nx)`` with ``nx`` given (the ``ε(x)`` case).  The closure sees states of the
+    ``nx`` cells, of ``nx + 2`` cells (one ghost each side: the solver's source) and of
+    the ``2(nx + 1)`` face states (left states then right states), and gives each the
+    ``ε`` of the cell it came from (ghosts: the end cells, or the other end on a periodic
+    box).  ``length``, ``bc``: the box, for the centred differences of the source when
+    the solver's ``ddx`` is not given.  Wave speeds ``u ∓ speed_factor √(γT)`` (default
+    1.8: the W block is not analysed).  Use with ``FVSolver(time_stepper="ars222")``.
+    """
+
+    gamma = GAMMA
+
+    def __init__(
+        self,
+        net: BoltzmannMomentNet,
+        kn,
+        *,
+        nx: int | None = None,
+        length: float = 1.0,
+        bc: str = "periodic",
+        speed_factor: float = 1.8,
+    ) -> None:
+        kn_arr = np.asarray(kn, dtype=np.float64)
+        if kn_arr.ndim > 2 or not np.all(np.isfinite(kn_arr)) or np.any(kn_arr <= 0):
+            raise ValueError(
+                f"kn must be finite and > 0 (a float, (B,), (nx,) or (B, nx)), got {kn!r}"
+            )
+        per_cell = kn_arr.ndim == 2 or (kn_arr.ndim == 1 and nx is not None and kn_arr.size == nx)
+        if kn_arr.ndim == 2 and (nx is None or kn_arr.shape[1] != nx):
+            raise ValueError(f"kn of shape {kn_arr.shape} needs nx = {kn_arr.shape[1]}")
+        if bc not in ("periodic", "outflow"):
+            raise ValueError(f"bc must be periodic or outflow, got {bc!r}")
+        if not (math.isfinite(speed_factor) and speed_factor >= 1):
+            raise ValueError(f"speed_factor must be >= 1, got {speed_factor!r}")
+        self.net = net.eval()
+        self.nx, self.length, self.bc, self.speed_factor = (
+            nx,
+            float(length),
+            bc,
+            float(speed_factor),
+        )
+        self.per_cell = per_cell
+        self.kn = kn_arr.reshape(1, -1) if per_cell and kn_arr.ndim == 1 else kn_arr
+        self.M = net.M
+        self.n_moments = 3 + net.M
+        with torch.no_grad():
+            B, A = net.forcing()
+            self.B, self.A = B.double().numpy(), A.double().numpy()
+            P = torch.eye(net.M, dtype=net.dtype) + net.eig
+            self.P = P.double().numpy()
+            self.Pinv = torch.linalg.inv(P).double().numpy()
+            self.lam = net.rates().double().numpy()
+            self.C = net.quadratic().double().numpy()
+        self._layers = _numpy_layers(net.hnet)
+
+    # ---------------------------------------------------------------- ε of each point
+    def _kn(self, B: int, m: int) -> np.ndarray:
+        """``ε`` ``(B, m)`` of the ``m`` points of a call (see the class docstring)."""
+        if not self.per_cell:
+            k = self.kn.reshape(-1, 1) if self.kn.ndim else self.kn
+            return np.broadcast_to(k, (B, m))
+        k, nx = self.kn, self.nx
+        wrap = self.bc == "periodic"
+        left = k[:, -1:] if wrap else k[:, :1]
+        right = k[:, :1] if wrap else k[:, -1:]
+        if m == nx:
+            pts = k
+        elif m == nx + 2:
+            pts = np.concatenate([left, k, right], 1)
+        elif m == 2 * (nx + 1):
+            pts = np.concatenate([left, k, k, right], 1)  # left states, then right states
+        else:
+            raise ValueError(f"per-cell kn: a call with {m} points fits none of nx={nx} cells")
+        return np.broadcast_to(pts, (B, m))
+
+    def closure_terms(self, Q: np.ndarray) -> tuple[np.ndarray, ...]:
+        """``(σ̃, q̃, g̃, y)`` of the states ``Q`` ``(B, 3+M, m)``: ``(B, m)``, ``(B, m)``,
+        ``(B, M, m)``, ``(B, 4, M, m)``."""
+        B, _, m = Q.shape
+        rho = Q[:, 0]
+        W = np.moveaxis(Q[:, 3:] / rho[:, None], 1, 2).reshape(-1, self.M)
+        log_kn = np.log10(self._kn(B, m) / rho).reshape(-1)
+        M = self.M
+        if self._layers is not None:
+            with torch.no_grad():
+                s = eps_scale(torch.from_numpy(log_kn), self.net.spec["eps_ref"]).numpy()
+            z = np.zeros_like(W)
+            both = np.concatenate(
+                [
+                    np.concatenate([W / s[:, None], log_kn[:, None]], 1),
+                    np.concatenate([z, log_kn[:, None]], 1),
+                ]  # fmt: skip
+            )
+            h = _apply(self._layers, both)
+            out = s[:, None] * (h[: W.shape[0]] - h[W.shape[0] :])
+        else:
+            with torch.no_grad():
+                dt = self.net.dtype
+                out = torch.cat(
+                    [t.reshape(W.shape[0], -1) for t in self.net(
+                        torch.from_numpy(W).to(dt), torch.from_numpy(log_kn).to(dt))], 1
+                ).double().numpy()  # fmt: skip
+        sig = out[:, 0].reshape(B, m)
+        q = out[:, 1].reshape(B, m)
+        g = np.moveaxis(out[:, 2 : 2 + M].reshape(B, m, M), 2, 1)
+        y = np.moveaxis(out[:, 2 + M :].reshape(B, m, 4, M), 1, 3)
+        return sig, q, g, y
+
+    def closure_flux(self, Q: np.ndarray) -> np.ndarray:
+        rho, u, T = primitive(Q, self.gamma)
+        sig, q, g, _ = self.closure_terms(Q)
+        out = np.zeros_like(Q)
+        stress = rho * T * sig
+        out[:, 1] = stress
+        out[:, 2] = stress * u + rho * T**1.5 * q
+        out[:, 3:] = u[:, None] * Q[:, 3:] + (rho * np.sqrt(T))[:, None] * g
+        return out
+
+    def wave_speeds(self, Q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        _, u, T = primitive(Q, self.gamma)
+        c = self.speed_factor * np.sqrt(self.gamma * np.maximum(T, 0.0))
+        return u - c, u + c
+
+    def _ddx(self, a: np.ndarray) -> np.ndarray:
+        p = np.pad(a, ((0, 0), (1, 1)), mode="wrap" if self.bc == "periodic" else "edge")
+        return (p[:, 2:] - p[:, :-2]) / (2.0 * self.length / a.shape[-1])
+
+    def source(self, Q: np.ndarray, ddx=None) -> np.ndarray:
+        """The explicit part of the ``ρW`` source ``(B, M, m)``: forcing, frame change and
+        the quadratic collision term (the linear relaxation is :meth:`implicit`)."""
+        d = self._ddx if ddx is None else ddx
+        rho, u, T = primitive(Q, self.gamma)
+        sig, q, _, y = self.closure_terms(Q)
+        sq = np.sqrt(T)
+        p_xx = rho * T * (1.0 + sig)
+        du, c = d(u), d(sq)
+        a0 = d(p_xx) / (rho * sq)
+        b = (p_xx * du + d(rho * T**1.5 * q)) / (2.0 * rho * T)
+        frame = a0[:, None] * y[:, 0] - du[:, None] * y[:, 1] + b[:, None] * y[:, 2]
+        frame = frame - c[:, None] * y[:, 3]
+        force = self.B[None, :, None] * du[:, None] + self.A[None, :, None] * c[:, None]
+        W = Q[:, 3:] / rho[:, None]
+        quad = np.einsum("kij,bim,bjm->bkm", self.C, W, W)
+        kn = self._kn(*rho.shape)
+        return rho[:, None] * (frame - force) + (rho * rho / kn)[:, None] * quad
+
+    def implicit(self, R: np.ndarray, a: float) -> np.ndarray:
+        """Solve ``F = R + a S(F)`` for the linear relaxation ``S = -(ρ/ε)Λ ρW`` of the W
+        rows (the U rows and so ``ρ`` are unchanged): ``ρW = P diag(1/(1 + aρλ/ε)) P⁻¹ ρW_R``."""
+        B, _, m = R.shape
+        F = R.copy()
+        tau = a * R[:, 0] / self._kn(B, m)  # (B, m)
+        z = np.einsum("kj,bjm->bkm", self.Pinv, R[:, 3:])
+        z = z / (1.0 + tau[:, None] * self.lam[None, :, None])
+        F[:, 3:] = np.einsum("kj,bjm->bkm", self.P, z)
+        return F
+
+    def stiffness(self, Q: np.ndarray) -> np.ndarray:
+        """Rate of the explicit quadratic term, ``(ρ/ε)·2‖C‖·|W|`` ``(B, m)``."""
+        rho = Q[:, 0]
+        W = np.linalg.norm(Q[:, 3:] / rho[:, None], axis=1)
+        return 2.0 * np.linalg.norm(self.C) * W * rho / self._kn(*rho.shape)
+
+    def __repr__(self) -> str:
+        return f"BoltzmannMLClosure(M={self.M}, kn={self.kn!r}, bc={self.bc!r})"
+
+
+# ------------------------------------------------------------------ Navier-Stokes (2V)
+def relaxation_rates(solver: Any, delta: float = 1e-4) -> tuple[float, float]:
+    """``(λ_σ, λ_q)``: the relaxation rates, in units of ``ν = ρ/ε``, of the stress mode
+    ``φ = ξ_x² - ξ_y²`` and the heat-flux mode ``φ = ξ_x(|ξ|² - 4)`` under the solver's
+    collision operator, ``λ = -⟨φ, Q(M + δMφ)⟩/(δ ρ ⟨φ, Mφ⟩)`` at ``ρ = T = 1``, ``u = 0``."""
+    v = solver.v
+    vx, vy = np.meshgrid(v, v, indexing="ij")
+    M = solver.velocity_maxwellian(1.0, 0.0, 0.0, 1.0)
+    out = []
+    for phi in (vx * vx - vy * vy, vx * (vx * vx + vy * vy - 4.0)):
+        Q = solver.collision((M + delta * M * phi)[None])[0]
+        out.append(float(-(phi * Q).sum() / (delta * (phi * phi * M).sum())))
+    return out[0], out[1]
+
+
+class NavierStokes2V(MomentClosure):
+    """Navier–Stokes closure of the 2-D-velocity Boltzmann gas (γ = 2).
+
+    Chapman–Enskog: ``g = -(ε/(ρλ)) DM`` per eigenmode, with ``DM/M ⊃ ½(ξ_x² - ξ_y²)∂xu
+    + ξ_x(|ξ|² - 4)∂x√T``; so ``σ = ∫c_x² g = -(εT/λ_σ)(⟨ξ_x⁴⟩ - ⟨ξ_x²ξ_y²⟩)/2 ∂xu =
+    -(εT/λ_σ)∂xu`` and ``q = -(ε/λ_q)T^{3/2}(⟨ξ_x²|ξ|⁴⟩/2 - 2⟨ξ_x²|ξ|²⟩)∂x√T = -(2εT/λ_q)∂xT``
+    (Gaussian moments 3, 1, 24, 4).  ``kn``: ``ε``, a float or ``(B,)``; ``rates``:
+    ``(λ_σ, λ_q)`` of :func:`relaxation_rates`.  Face fluxes from the two adjacent cells."""
+
+    gamma = GAMMA
+
+    def __init__(self, kn, rates: tuple[float, float]) -> None:
+        kn_arr = np.asarray(kn, dtype=np.float64)
+        if kn_arr.ndim > 1 or not np.all(np.isfinite(kn_arr)) or np.any(kn_arr <= 0):
+            raise ValueError(f"kn must be finite and > 0 (a float or shape (B,)), got {kn!r}")
+        self.kn = kn_arr.reshape(-1, 1) if kn_arr.ndim else float(kn_arr)
+        self.lam_s, self.lam_q = (float(r) for r in rates)
+
+    def diffusive_flux(self, Q_left: np.ndarray, Q_right: np.ndarray, dx: float) -> np.ndarray:
+        _, ul, tl = primitive(Q_left, self.gamma)
+        _, ur, tr = primitive(Q_right, self.gamma)
+        tm, um = 0.5 * (tl + tr), 0.5 * (ul + ur)
+        mu, kappa = self.kn * tm / self.lam_s, 2.0 * self.kn * tm / self.lam_q
+        sigma = -mu * (ur - ul) / dx
+        out = np.zeros_like(Q_left)
+        out[:, 1] = sigma
+        out[:, 2] = sigma * um - kappa * (tr - tl) / dx
+        return out
+
+    def diffusivity(self, Q: np.ndarray) -> np.ndarray:
+        rho, _, T = primitive(Q, self.gamma)
+        return self.kn * T / rho * max(1.0 / self.lam_s, 2.0 / self.lam_q)
+
+    def __repr__(self) -> str:
+        return f"NavierStokes2V(kn={self.kn!r})"
+
+
+__all__ = [
+    "GAMMA",
+    "SPEC_DEFAULTS",
+    "BoltzmannMLClosure",
+    "BoltzmannMomentNet",
+    "NavierStokes2V",
+    "cell_data",
+    "closure_loss",
+    "encode_all",
+    "encoded_targets",
+    "relaxation_rates",
+]

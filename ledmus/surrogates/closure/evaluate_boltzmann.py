@@ -1,0 +1,180 @@
+"""Accuracy and cost of moment closures against the 2-D-velocity Boltzmann solver.
+
+Held-out cases, all starting in local equilibrium (``W0 = 0``), on ``nx`` cells of
+``[0, 1)`` to ``t_end`` (default 100 cells, 0.1):
+
+- ``smooth0`` … ``smooth3``: periodic two-mode profiles of :func:`.train.profiles`
+  (seeds 1000–1003; the training data are ``waves``, ``shocks`` and ``riemann`` runs of
+  another generator);
+- ``sod`` ``(1, 0, 1) | (0.125, 0, 0.8)`` and ``colliding`` ``(1, 1, 1) | (1, -1, 1)``,
+  outflow ends;
+- ``transition``: ``smooth0`` and ``sod`` with ``ε(x)`` rising from ``1e-3`` to ``10``
+  across the box (:func:`ledmus.solvers.boltzmann.transition_eps`), the seed's case.
+
+Models: ``ml`` (:class:`.boltzmann_ml.BoltzmannMLClosure`, IMEX ``ars222`` steps),
+``euler`` (γ = 2) and ``ns`` (:class:`.boltzmann_ml.NavierStokes2V` with the solver's own
+relaxation rates).  Errors are the fair metric (:func:`.evaluate.fair_errors`, γ = 2):
+relative L2 of ρ and T, the L2 error of u over the L2 norm of the reference sound speed
+``√(2T)``.  Cost: each model and the Boltzmann solver run the same batch of profiles,
+timed side by side in one process; ``S`` is the Boltzmann wall time over the model's.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from ... import solvers
+from .boltzmann_ml import GAMMA, BoltzmannMLClosure, NavierStokes2V, relaxation_rates
+from .classical import Euler
+from .evaluate import EPS_GRID, fair_errors
+from .fv import FVSolver, conserved, primitive
+from .train import profiles
+
+MODELS = ("ml", "euler", "ns")
+N_SMOOTH = 4
+
+
+def cases(nx: int) -> list[tuple[str, str, tuple[np.ndarray, ...]]]:
+    """``(name, bc, (ρ, u, T))`` of the constant-ε cases, each field ``(1, nx)``."""
+    out = [(f"smooth{i}", "periodic", profiles(nx, 1000 + i)) for i in range(N_SMOOTH)]
+    left = ((np.arange(nx) + 0.5) / nx < 0.5)[None]
+    for name, lv, rv in (
+        ("sod", (1.0, 0.0, 1.0), (0.125, 0.0, 0.8)),
+        ("colliding", (1.0, 1.0, 1.0), (1.0, -1.0, 1.0)),
+    ):
+        out.append(
+            (name, "outflow", tuple(np.where(left, a, b) for a, b in zip(lv, rv, strict=True)))
+        )
+    return out
+
+
+def _fv(model: str, net: Any, eps: Any, bc: str, nx: int, rates: tuple[float, float]):
+    if model == "ml":
+        return FVSolver(
+            BoltzmannMLClosure(net, eps, nx=nx, bc=bc), nx=nx, bc=bc, time_stepper="ars222"
+        )
+    if model == "euler":
+        return FVSolver(Euler(GAMMA), nx=nx, bc=bc)
+    return FVSolver(NavierStokes2V(eps, rates), nx=nx, bc=bc)
+
+
+def run_group(
+    net: Any,
+    eps: Any,
+    bc: str,
+    prim: tuple[np.ndarray, ...],
+    *,
+    nx: int,
+    t_end: float,
+    N: int,
+    rates: tuple[float, float],
+    models: tuple[str, ...] = MODELS,
+) -> dict[str, Any]:
+    """The Boltzmann solver (``N × N`` velocities) and each model from the profiles
+    ``prim`` ``(B, nx)`` at ``ε`` (a number or ``"transition"``): per model the final
+    primitives ``(B, 3, nx)`` (ρ, u, T; NaN for a run that broke down), wall seconds and
+    the failure reason; key ``boltzmann`` for the reference."""
+    rho, u, T = prim
+    kin = solvers.make("boltzmann", eps=eps, nx=nx, N=N, bc=bc)
+    t0 = time.perf_counter()
+    _, f = kin.rollout(kin.maxwellian(rho, u, T), t_end)
+    wall = time.perf_counter() - t0
+    out = {
+        "boltzmann": {
+            "final": kin.primitives(f[:, -1])[:, [0, 1, 3]],
+            "wall_s": wall,
+            "error": None,
+        }
+    }
+    kn = kin.eps_cells if isinstance(eps, str) else eps
+    for name in models:
+        if name == "ns" and isinstance(eps, str):
+            continue  # NavierStokes2V takes one ε per member
+        fv = _fv(name, net, kn, bc, nx, rates)
+        Q = conserved(rho, u, T, np.zeros((rho.shape[0], fv.closure.n_moments - 3, nx)), GAMMA)
+        res: dict[str, Any] = {"error": None}
+        t0 = time.perf_counter()
+        try:
+            res["final"] = np.stack(primitive(fv.advance(Q, t_end), GAMMA), axis=1)
+        except (FloatingPointError, ValueError) as exc:
+            res["final"], res["error"] = np.full((rho.shape[0], 3, nx), np.nan), str(exc)
+        res["wall_s"] = time.perf_counter() - t0
+        out[name] = res
+    return out
+
+
+def evaluate(
+    net: Any,
+    *,
+    eps_grid: tuple[float, ...] = EPS_GRID,
+    nx: int = 100,
+    t_end: float = 0.1,
+    N: int = 48,
+    models: tuple[str, ...] = MODELS,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """The protocol of the module docstring: ``fair[model][ε][case] = [ρ, u/c, T]``,
+    ``fair_max[model][ε]``, ``wall_s[model][ε][group]``, ``speedup[model][ε]`` (Boltzmann
+    wall over the model's, summed over the case groups), the ``transition`` rows under
+    ``eps = "transition"``, ``failures`` and the relaxation rates the NS model used."""
+    from ...progress import progress_bar
+
+    if net is None:
+        models = tuple(m for m in models if m != "ml")
+    rates = relaxation_rates(solvers.make("boltzmann", N=N, nx=4))
+    groups: dict[str, tuple[list[str], list]] = {}
+    for name, bc, prim in cases(nx):
+        names, fields = groups.setdefault(bc, ([], []))
+        names.append(name)
+        fields.append(prim)
+    batched = {
+        bc: (n, tuple(np.concatenate(c) for c in zip(*f, strict=True)))
+        for bc, (n, f) in groups.items()
+    }
+    trans = cases(nx)
+    trans_prim = {bc: p for name, bc, p in trans if name in ("smooth0", "sod")}
+    jobs = [(eps, bc, names, prim) for eps in eps_grid for bc, (names, prim) in batched.items()]
+    jobs += [
+        ("transition", bc, [f"{'smooth0' if bc == 'periodic' else 'sod'}"], trans_prim[bc])
+        for bc in ("periodic", "outflow")
+    ]
+    fair: dict[str, dict[str, dict[str, list[float]]]] = {m: {} for m in models}
+    wall: dict[str, dict[str, float]] = {m: {} for m in ("boltzmann", *models)}
+    failures = []
+    for eps, bc, names, prim in progress_bar(
+        jobs, enabled=progress, desc="closure_boltzmann", unit="group"
+    ):
+        key = eps if isinstance(eps, str) else f"{eps:g}"
+        res = run_group(net, eps, bc, prim, nx=nx, t_end=t_end, N=N, rates=rates, models=models)
+        ref = res["boltzmann"]["final"]
+        wall["boltzmann"][key] = wall["boltzmann"].get(key, 0.0) + res["boltzmann"]["wall_s"]
+        for m in models:
+            if m not in res:
+                continue
+            err = fair_errors(res[m]["final"], ref, GAMMA)
+            for i, name in enumerate(names):
+                fair[m].setdefault(key, {})[name] = [float(e) for e in err[i]]
+            wall[m][key] = wall[m].get(key, 0.0) + res[m]["wall_s"]
+            if res[m]["error"]:
+                failures.append({"model": m, "eps": key, "bc": bc, "error": res[m]["error"]})
+    fair_max = {m: {k: max(max(v) for v in c.values()) for k, c in fair[m].items()} for m in models}
+    speedup = {m: {k: wall["boltzmann"][k] / w for k, w in wall[m].items()} for m in models}
+    return {
+        "eps": [*(f"{e:g}" for e in eps_grid), "transition"],
+        "models": list(models),
+        "nx": nx,
+        "t_end": t_end,
+        "N": N,
+        "relaxation_rates": {"stress": rates[0], "heat_flux": rates[1]},
+        "fair": fair,
+        "fair_max": fair_max,
+        "wall_s": wall,
+        "speedup": speedup,
+        "failures": failures,
+    }
+
+
+__all__ = ["MODELS", "cases", "evaluate", "run_group"]
