@@ -9,7 +9,10 @@ Navier–Stokes against the Boltzmann solver at N = 48 (the seed's velocity grid
 the wall time of each model against the solver over the same batch of profiles, side
 by side in one process, one thread.
 
-    python benchmarks/closure_boltzmann.py          # about 5 minutes on one core
+    python benchmarks/closure_boltzmann.py          # about 6 minutes on one core
+
+Also the Galilean check (evaluate_boltzmann.galilean): the error of a smooth case and of
+the same case boosted by u + 0.5 at ε = 0.01 and 1.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import torch  # noqa: E402
 from _provenance import ROOT, add_json_option, write_result  # noqa: E402
 
 from ledmus.surrogates.checkpoint import load_model  # noqa: E402
-from ledmus.surrogates.closure.evaluate_boltzmann import evaluate  # noqa: E402
+from ledmus.surrogates.closure.evaluate_boltzmann import evaluate, galilean  # noqa: E402
 
 
 def main() -> None:
@@ -38,12 +41,25 @@ def main() -> None:
     net, payload = load_model(args.model, kind="closure_boltzmann")
     start = time.perf_counter()
     res = evaluate(net, N=args.N, progress=True)
+    res["galilean"] = galilean(net, N=args.N)
     res["wall_s_total"] = time.perf_counter() - start
     res["model"] = {"path": os.path.relpath(args.model, ROOT), "config": payload.get("config")}
+    fair = res["fair"]["ml"]
     res["summary"] = {
         "ml_max_fair": max(res["fair_max"]["ml"].values()),
+        "ml_max_fair_smooth": max(
+            max(v) for c in fair.values() for k, v in c.items() if k.startswith("smooth")
+        ),
+        "ml_max_fair_shocks": max(
+            max(c[k]) for k2, c in fair.items() if k2 != "transition" for k in ("sod", "colliding")
+        ),
+        "ml_max_fair_transition": max(max(v) for v in fair["transition"].values()),
         "ml_speedup_min": min(res["speedup"]["ml"].values()),
+        "galilean_max_difference": max(
+            abs(v["difference"]) for v in res["galilean"]["eps"].values()
+        ),
     }
+    print(res["summary"])
     print("| ε | " + " | ".join(f"{m} err | {m} S" for m in res["models"]) + " |")
     for key in res["eps"]:
         cells = []

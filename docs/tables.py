@@ -776,6 +776,35 @@ def render_closure_fair(docs: Docs) -> str:
     return table(["max over cases at t = 0.1 / ε", *keys], rows)
 
 
+def render_closure_boltzmann(docs: Docs) -> str:
+    """Boltzmann closure acceptance: per model and case group the largest fair error per ε
+    (ρ, u/c, T; the ε(x) case in its own column), then S against the Boltzmann solver."""
+    d = docs["closure_boltzmann.json"]
+    label = {"ml": "ML closure", "euler": "Euler", "ns": "Navier–Stokes"}
+    keys = d["eps"]
+    groups = (("smooth", lambda n: n.startswith("smooth")), ("Sod", lambda n: n == "sod"),
+              ("colliding", lambda n: n == "colliding"))  # fmt: skip
+    rows = []
+    for m in d["models"]:
+        for gname, pick in groups:
+            cells = []
+            for k in keys:
+                errs = [max(v) for n, v in d["fair"][m].get(k, {}).items() if pick(n)]
+                cells.append(f"{100 * max(errs):.2f} %" if errs else "–")
+            rows.append([f"{label[m]}: {gname}", *cells])
+    for m in d["models"]:
+        rows.append([f"{label[m]}: S",
+                     *(f"{d['speedup'][m][k]:.0f}" if k in d["speedup"][m] else "–" for k in keys)])  # fmt: skip
+    return table(["max fair error at t = 0.1 / ε", *keys], rows)
+
+
+def render_boltzmann_dataset(docs: Docs) -> str:
+    d = docs["boltzmann_dataset.json"]
+    (r,) = [r for r in d["systems"] if r["system"] == "boltzmann"]
+    shapes = ", ".join(f"{k} {tuple(v)}" for k, v in r["splits"].items())
+    return f"{r['wall_s'] / 60:.1f} minutes on one thread ({shapes}; runs, times, N², cells)."
+
+
 def render_hmm_bgk(docs: Docs) -> str:
     """HMM runs: per case and ε, for each trust level, the largest relative L2 of
     ρ, u, T at t = 0.1 against BGK, the macro share and S."""
@@ -927,6 +956,7 @@ def render_capabilities(docs: Docs) -> str:
     pca = docs["pca_fhn_evaluate.json"]
     vo = docs["vo_rw_evaluate.json"]
     closure = docs["closure_bgk.json"]["summary"]
+    boltz = docs["closure_boltzmann.json"]["summary"]
     main = {r["engine"]: r for r in docs["quickstart.json"]["runs"]}
     overhead = docs["coupling_overhead.json"]["rows"]
     adaptive = docs["adaptive_fhn_shipped.json"]["runs"]["adaptive"]
@@ -949,6 +979,10 @@ def render_capabilities(docs: Docs) -> str:
         ["moment closure", "learned closure of a BGK gas, finite volumes, PETSc backend",
          f"max relative L2 {closure['ml_max_rel_l2']:.3f}, speed-up {closure['ml_speedup_min']:.2f} "
          "or more against BGK"],
+        ["moment closure, Boltzmann gas", "Galilean-invariant moments W ∈ R⁹, IMEX relaxation, "
+         "2-D Maxwell molecules", f"smooth flows {100 * boltz['ml_max_fair_smooth']:.1f} %, shocks "
+         f"{100 * boltz['ml_max_fair_shocks']:.1f} % (fair metric); speed-up "
+         f"{boltz['ml_speedup_min']:.0f} or more against the solver at N = 48"],
         ["coupled run, fixed schedule", "T_warm, T_m, T_mu; MUSCLE3 or one process, bitwise equal",
          f"main job: speed-up {main['muscle3']['speedup']:.1f}, MNAD u {main['muscle3']['mnad_u']:.4f}"],
         ["engines", "MUSCLE3 (four processes) and embedded; MPI ensembles",
@@ -972,6 +1006,7 @@ BLOCKS: dict[str, Block] = {
             "pca_fhn_evaluate.json",
             "vo_rw_evaluate.json",
             "closure_bgk.json",
+            "closure_boltzmann.json",
             "quickstart.json",
             "coupling_overhead.json",
             "adaptive_fhn_shipped.json",
@@ -1017,6 +1052,8 @@ BLOCKS: dict[str, Block] = {
     "hmm_bgk": Block(["hmm_bgk.json"], render_hmm_bgk),
     "closure_fair": Block(["closure_bgk.json"], render_closure_fair),
     "closure_joint": Block(["closure_joint.json"], render_closure_joint),
+    "closure_boltzmann": Block(["closure_boltzmann.json"], render_closure_boltzmann),
+    "boltzmann_dataset": Block(["boltzmann_dataset.json"], render_boltzmann_dataset),
     "hybrid_bgk": Block(["hybrid_bgk.json"], render_hybrid_bgk),
     "hybrid_bgk_summary": Block(["hybrid_bgk.json"], render_hybrid_bgk_summary),
     "hybrid_bgk_nx400": Block(

@@ -26,7 +26,9 @@ def cmd_train(args: argparse.Namespace) -> None:
         raw["data"] = args.data
     kind = raw.get("kind", "led")  # the family; train_from_config dispatches on it
     out = Path(args.out or f"models/{kind}_{raw.get('system', 'model')}.pt")
-    train_from_config(raw, out, device=args.device, progress=not args.quiet)
+    # a relative data path is looked up in the working folder, then next to the config
+    base = Path(args.config).resolve().parent
+    train_from_config(raw, out, device=args.device, progress=not args.quiet, base_dir=base)
 
 
 def cmd_learn(args: argparse.Namespace) -> None:
@@ -66,6 +68,11 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         summary["rel_l2_max"] = {
             m: {e: round(r["max"], 5) for e, r in result["rel_l2"][m].items()}
             for m in result["models"]
+        }
+    if "fair_max" in result:  # Boltzmann closure: max fair error per model and ε
+        summary["fair_max"] = {
+            m: {e: round(v, 5) for e, v in by_eps.items()}
+            for m, by_eps in result["fair_max"].items()
         }
     print(json.dumps(summary, indent=2))
 

@@ -322,3 +322,57 @@ def test_train_and_evaluate_a_small_closure(small_dataset, tmp_path):
     assert res["speedup"]["euler"]["0.1"] > 0 and not res["failures"]
     with pytest.raises(ValueError, match="config data.dataset 'nope.h5' does not exist"):
         train_boltzmann_closure({**cfg, "data": {"dataset": "nope.h5"}}, tmp_path / "d.pt")
+
+
+def test_cli_trains_a_closure_next_to_its_config(small_dataset, tmp_path):
+    # `ledmus train` finds the family by the config's kind and a relative data.dataset
+    # next to the config
+    import shutil
+
+    import yaml
+
+    from ledmus.cli import main
+    from ledmus.surrogates.checkpoint import load_model
+
+    shutil.copy(small_dataset / "train.h5", tmp_path / "train.h5")
+    cfg = {
+        "kind": "closure_boltzmann",
+        "spec": {"n_moments": 2, "width": 8, "closure_width": 8, "n_quad": 10},
+        "data": {"dataset": "train.h5", "cells": 20},
+        "train": {"encoder_steps": 1, "encoder_batch": 4, "steps": 2, "batch_size": 8},
+    }
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["train", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "c.pt")]) == 0
+    net, payload = load_model(tmp_path / "c.pt", kind="closure_boltzmann")
+    assert payload["system"] == "boltzmann" and net.M == 2
+
+
+def test_parity_makes_the_closure_reflection_equivariant():
+    # x -> -x, v_x -> -v_x is a symmetry of the Boltzmann equation: with parity, w_k(-ξ_x,
+    # ξ_y) = p_k w_k, the terms of the reflected state (PW, -u) are q times the original
+    # ones, and ŝ(PW) = P ŝ(W); the numpy path equals the torch network
+    net = _net(n_moments=5)
+    p, q = net.parity_w.numpy(), net.parity_out.numpy()
+    assert p.tolist() == [1, 1, 1, -1, -1]
+    x, y = torch.linspace(-3, 3, 7, dtype=torch.float64), torch.full((7,), 0.7, dtype=torch.float64)
+    with torch.no_grad():
+        w, wx, _ = net.weights(x, y)
+        wr, wxr, _ = net.weights(-x, y)
+        np.testing.assert_allclose(wr.numpy(), w.numpy() * p, atol=1e-14)
+        np.testing.assert_allclose(wxr.numpy(), -wx.numpy() * p, atol=1e-14)
+        W = torch.randn(4, 5, dtype=torch.float64) * 0.05
+        s, sr = net.collision(W), net.collision(W * net.parity_w)
+        np.testing.assert_allclose(sr.numpy(), s.numpy() * p, atol=1e-14)
+        log_kn = torch.full((4,), -1.5, dtype=torch.float64)
+        out = torch.cat([t.reshape(4, -1) for t in net(W, log_kn)], 1).numpy()
+    cl = BoltzmannMLClosure(net, 10**-1.5 * 1.3)  # ε/ρ = 10^-1.5 at ρ = 1.3
+    rho, T = np.full((1, 4), 1.3), np.full((1, 4), 0.9)
+    u = np.array([[0.1, -0.2, 0.3, 0.0]])
+    Wq = W.numpy().T[None] * rho[:, None]
+    t0 = cl.closure_terms(conserved(rho, u, T, Wq, gamma=2.0))
+    t1 = cl.closure_terms(conserved(rho, -u, T, Wq * p[None, :, None], gamma=2.0))
+    flat = np.concatenate([t0[0].T, t0[1].T, t0[2][0].T, t0[3][0].reshape(20, 4).T], 1)
+    np.testing.assert_allclose(flat, out, rtol=1e-10, atol=1e-14)  # numpy == torch
+    qs = (q[0], q[1], q[2 : 2 + 5][:, None], q[7:].reshape(4, 5)[:, :, None])
+    for a, b, sign in zip(t0, t1, qs, strict=True):
+        np.testing.assert_allclose(b, a * sign, rtol=1e-10, atol=1e-14)

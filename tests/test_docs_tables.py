@@ -582,6 +582,29 @@ def test_closure_fair_rows_are_each_field_of_each_model():
                          "| ML closure: T | 3.00 % | 30.00 % |"]  # fmt: skip
 
 
+def test_closure_boltzmann_rows_are_case_groups_per_model_then_speedups():
+    fair = {"0.01": {"smooth0": [0.001, 0.002, 0.003], "smooth1": [0.004, 0.0, 0.0],
+                     "sod": [0.02, 0.01, 0.03], "colliding": [0.05, 0.06, 0.07]},
+            "transition": {"smooth0": [0.001, 0.0, 0.0], "sod": [0.03, 0.02, 0.01]}}  # fmt: skip
+    d = doc(eps=["0.01", "transition"], models=["ml"], fair={"ml": fair},
+            speedup={"ml": {"0.01": 104.6, "transition": 98.2}})  # fmt: skip
+    lines = rt.render_closure_boltzmann({"closure_boltzmann.json": d}).splitlines()
+    assert lines[0] == "| max fair error at t = 0.1 / ε | 0.01 | transition |"
+    assert lines[2:] == ["| ML closure: smooth | 0.40 % | 0.10 % |",  # worst of the smooth cases
+                         "| ML closure: Sod | 3.00 % | 3.00 % |",
+                         "| ML closure: colliding | 7.00 % | – |",  # not run with ε(x)
+                         "| ML closure: S | 105 | 98 |"]  # fmt: skip
+
+
+def test_boltzmann_dataset_is_the_wall_time_and_the_split_shapes():
+    d = doc(systems=[{"system": "boltzmann", "wall_s": 528.4,
+                      "splits": {"train": [120, 11, 2304, 64], "val": [12, 11, 2304, 64]}}])  # fmt: skip
+    assert rt.render_boltzmann_dataset({"boltzmann_dataset.json": d}) == (
+        "8.8 minutes on one thread (train (120, 11, 2304, 64), val (12, 11, 2304, 64); runs, "
+        "times, N², cells)."
+    )
+
+
 def test_ablation_fhn_rows_are_the_variants_and_columns_the_initial_conditions():
     r = {"mnad_u": 0.0019, "macro_fraction": 0.92}
     cases = {"y05": {"error_only": r, "online_augment_on": {**r, "macro_fraction": 0.5}},
@@ -703,15 +726,18 @@ def test_capabilities_takes_one_headline_number_from_each_json():
             runs={"adaptive": {"mnad_u": 0.0048, "macro_fraction": 0.23}}
         ),
         "cold_start_fhn.json": doc(runs={"cold_start": {"mnad_u": 0.07, "speedup": 0.48}}),
-    }
+        "closure_boltzmann.json": doc(summary={"ml_max_fair_smooth": 0.0069, "ml_max_fair_shocks": 0.069,
+                                               "ml_speedup_min": 103.4}),
+    }  # fmt: skip
     out = rt.render_capabilities(docs)
     for text in ("FHN 1,234 micro steps/s", "latent MNAD u 0.0123 over 8000 Δt (100 test runs)",
                  "1.50 Lyapunov times", "Wasserstein distance 0.046", "latent MNAD u 0.0369",
                  "relative L2 error 0.020 or less", "max relative L2 0.120, speed-up 0.21",
                  "speed-up 3.8, MNAD u 0.0060", "1.25–1.70×", "MNAD u 0.0048, macro fraction 0.23",
-                 "cold start: MNAD u 0.0700, speed-up 0.48"):  # fmt: skip
+                 "cold start: MNAD u 0.0700, speed-up 0.48",
+                 "smooth flows 0.7 %, shocks 6.9 % (fair metric); speed-up 103 or more"):  # fmt: skip
         assert text in out, text
-    assert len(out.splitlines()) == 2 + 11  # header, rule, one row per part
+    assert len(out.splitlines()) == 2 + 12  # header, rule, one row per part
 
 
 def test_pages_are_the_readme_and_the_doc_sources_not_the_build(tmp_path):

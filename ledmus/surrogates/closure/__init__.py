@@ -19,6 +19,11 @@ concurrent learning?", lecture, §5).
   checkpoint kind ``closure_decoder``), ``lift`` (moments -> f, positive and
   conservative) and ``restrict`` (f -> moments).
 - :mod:`.evaluate`: the acceptance protocol against BGK (``ledmus evaluate``).
+- :mod:`.boltzmann_ml` (torch): the closure of the 2-D-velocity Boltzmann gas
+  (Galilean-invariant moments, checkpoint kind ``closure_boltzmann``) and
+  :class:`~.boltzmann_ml.NavierStokes2V`; :mod:`.train_boltzmann` trains it on a
+  ``ledmus dataset boltzmann`` split, :mod:`.evaluate_boltzmann` is its acceptance
+  protocol against the Boltzmann solver.
 
 Numpy only (no torch import here).
 """

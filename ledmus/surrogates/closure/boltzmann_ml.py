@@ -85,6 +85,7 @@ SPEC_DEFAULTS: dict[str, Any] = {
     "closure_depth": 2,  # hidden layers of h
     "n_quad": 24,  # Gauss-Hermite nodes per axis of the ⟨·⟩ quadrature
     "eps_ref": 0.1,  # s(κ) = κ/(1 + κ/eps_ref)
+    "parity": True,  # reflection-equivariant: w even or odd in ξ_x, h and (Λ, C) to match
 }
 _INT_FIELDS = ("n_moments", "width", "depth", "closure_width", "closure_depth", "n_quad")
 
@@ -104,6 +105,9 @@ def check_spec(spec: dict[str, Any] | None) -> dict[str, Any]:
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
             raise ValueError(f"spec field {name} must be an integer >= {lo}, got {v!r}")
         out[name] = int(v)
+    if not isinstance(out["parity"], (bool, np.bool_)):
+        raise ValueError(f"spec field parity must be true or false, got {out['parity']!r}")
+    out["parity"] = bool(out["parity"])
     e = out["eps_ref"]
     if isinstance(e, bool) or not isinstance(e, (int, float)) or not (math.isfinite(e) and e > 0):
         raise ValueError(f"spec field eps_ref must be a finite number > 0, got {e!r}")
@@ -135,6 +139,18 @@ class BoltzmannMomentNet(nn.Module):
         self.rate_raw = nn.Parameter(torch.zeros(M))  # λ = softplus(rate_raw) + 1e-3
         self.eig = nn.Parameter(torch.zeros(M, M))  # P = I + eig
         self.quad = nn.Parameter(torch.zeros(M, M, M))  # C, symmetrised in its last two
+        # parity p_k of w_k under ξ_x -> -ξ_x (the last M // 2 odd), of the outputs of h
+        # (σ̃ even, q̃ odd, g̃ and y₀, y₃ opposite to w, y₁ and y₁₂ as w), and the masks
+        # that keep Λ and C reflection-equivariant (all ones without parity)
+        p = torch.ones(M, dtype=torch.float64)
+        if s["parity"]:
+            p[M - M // 2 :] = -1.0
+        q = torch.cat([p.new_tensor([1.0, -1.0]), -p, -p, p, p, -p])
+        self.register_buffer("parity_w", p, persistent=False)
+        self.register_buffer("parity_out", q, persistent=False)
+        self.register_buffer("mask_eig", (p[:, None] == p[None, :]).double(), persistent=False)
+        mask_c = (p[:, None, None] == p[None, :, None] * p[None, None, :]).double()
+        self.register_buffer("mask_quad", mask_c, persistent=False)
         x, w = np.polynomial.hermite_e.hermegauss(s["n_quad"])  # weight e^{-x²/2}
         w = w / math.sqrt(2.0 * math.pi)
         gx, gy = np.meshgrid(x, x, indexing="ij")
@@ -148,10 +164,12 @@ class BoltzmannMomentNet(nn.Module):
 
     # ------------------------------------------------------------------ weight functions
     def _raw(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Raw MLP ``w(ξ_x, ξ_y²)`` and its derivatives in ``ξ_x`` and ``ξ_y``."""
-        h = torch.stack([x, y * y], -1)
+        """Raw ``w`` and its derivatives in ``ξ_x`` and ``ξ_y``: the MLP of ``(ξ_x,
+        ξ_y²)``, or with ``parity`` of ``(ξ_x², ξ_y²)``, times ``ξ_x`` for the odd ones."""
+        par = self.spec["parity"]
+        h = torch.stack([x * x if par else x, y * y], -1)
         dx = torch.zeros_like(h)
-        dx[..., 0] = 1.0
+        dx[..., 0] = 2.0 * x if par else 1.0
         dy = torch.zeros_like(h)
         dy[..., 1] = 2.0 * y
         for layer in self.wnet:
@@ -161,6 +179,14 @@ class BoltzmannMomentNet(nn.Module):
                 h = torch.tanh(h)
                 d = 1.0 - h * h
                 dx, dy = dx * d, dy * d
+        if par:
+            odd = self.parity_w < 0
+            xe = x[..., None]
+            return (
+                torch.where(odd, xe * h, h),
+                torch.where(odd, h + xe * dx, dx),
+                torch.where(odd, xe * dy, dy),
+            )
         return h, dx, dy
 
     def _stats(self) -> tuple[torch.Tensor, ...]:
@@ -218,30 +244,46 @@ class BoltzmannMomentNet(nn.Module):
         """``λ`` ``(M,)``: the eigenvalues of ``Λ`` (> 0)."""
         return nn.functional.softplus(self.rate_raw) + 1e-3
 
+    def eigenvectors(self) -> torch.Tensor:
+        """``P = I + eig`` ``(M, M)`` (block-diagonal by parity)."""
+        return torch.eye(self.M, dtype=self.dtype) + self.eig * self.mask_eig.to(self.dtype)
+
     def relaxation(self) -> torch.Tensor:
         """``Λ = P diag(λ) P⁻¹`` ``(M, M)``."""
-        P = torch.eye(self.M, dtype=self.dtype) + self.eig
+        P = self.eigenvectors()
         return P @ torch.diag(self.rates()) @ torch.linalg.inv(P)
 
     def quadratic(self) -> torch.Tensor:
-        """``C`` ``(M, M, M)``, symmetric in its last two indices."""
-        return 0.5 * (self.quad + self.quad.transpose(1, 2))
+        """``C`` ``(M, M, M)``, symmetric in its last two indices (``C_kij = 0`` unless
+        ``p_k = p_i p_j``)."""
+        return 0.5 * (self.quad + self.quad.transpose(1, 2)) * self.mask_quad.to(self.dtype)
 
     def collision(self, W: torch.Tensor) -> torch.Tensor:
         """``ŝ(W) = -ΛW + C(W, W)`` ``(N, M)``."""
         return -W @ self.relaxation().T + torch.einsum("kij,ni,nj->nk", self.quadratic(), W, W)
 
+    def _h(self, Wn: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        """``h(Ŵ, κ)``, with ``parity`` symmetrised: ``½[h(Ŵ) + q h(PŴ)]`` (``P``, ``q``
+        the parities of the moments and the outputs), so reflected states give reflected
+        terms exactly."""
+        out = self.hnet(torch.cat([Wn, e], 1))
+        if not self.spec["parity"]:
+            return out
+        q = self.parity_out.to(out.dtype)
+        flip = self.hnet(torch.cat([Wn * self.parity_w.to(Wn.dtype), e], 1))
+        return 0.5 * (out + q * flip)
+
     def baseline(self, log_kn: torch.Tensor) -> torch.Tensor:
         """``h(0, κ)`` ``(N, 2 + 5M)`` for ``log10 κ`` ``(N,)``."""
         e = log_kn[:, None]
-        return self.hnet(torch.cat([e.new_zeros(e.shape[0], self.M), e], 1))
+        return self._h(e.new_zeros(e.shape[0], self.M), e)
 
     def forward(self, W: torch.Tensor, log_kn: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """``(σ̃, q̃, g̃, y)``: ``(N,)``, ``(N,)``, ``(N, M)``, ``(N, 4, M)`` from ``W``
         ``(N, M)`` and ``log10(ε/ρ)`` ``(N,)``; all vanish at ``W = 0``."""
         s = eps_scale(log_kn, self.spec["eps_ref"])[:, None]
         e = log_kn[:, None]
-        out = s * (self.hnet(torch.cat([W / s, e], 1)) - self.baseline(log_kn))
+        out = s * (self._h(W / s, e) - self.baseline(log_kn))
         M = self.M
         return out[:, 0], out[:, 1], out[:, 2 : 2 + M], out[:, 2 + M :].reshape(-1, 4, M)
 
@@ -375,12 +417,17 @@ class BoltzmannMLClosure(MomentClosure):
         with torch.no_grad():
             B, A = net.forcing()
             self.B, self.A = B.double().numpy(), A.double().numpy()
-            P = torch.eye(net.M, dtype=net.dtype) + net.eig
+            P = net.eigenvectors()
             self.P = P.double().numpy()
             self.Pinv = torch.linalg.inv(P).double().numpy()
             self.lam = net.rates().double().numpy()
             self.C = net.quadratic().double().numpy()
         self._layers = _numpy_layers(net.hnet)
+        self.parity = (
+            (net.parity_w.double().numpy(), net.parity_out.double().numpy())
+            if net.spec["parity"]
+            else None
+        )
 
     # ---------------------------------------------------------------- ε of each point
     def _kn(self, B: int, m: int) -> np.ndarray:
@@ -413,15 +460,17 @@ class BoltzmannMLClosure(MomentClosure):
         if self._layers is not None:
             with torch.no_grad():
                 s = eps_scale(torch.from_numpy(log_kn), self.net.spec["eps_ref"]).numpy()
-            z = np.zeros_like(W)
-            both = np.concatenate(
-                [
-                    np.concatenate([W / s[:, None], log_kn[:, None]], 1),
-                    np.concatenate([z, log_kn[:, None]], 1),
-                ]  # fmt: skip
-            )
-            h = _apply(self._layers, both)
-            out = s[:, None] * (h[: W.shape[0]] - h[W.shape[0] :])
+            n, e = W.shape[0], log_kn[:, None]
+            Wn = W / s[:, None]
+            rows = [Wn, np.zeros_like(W)]
+            if self.parity is not None:
+                rows.append(Wn * self.parity[0])
+            h = _apply(self._layers, np.concatenate([np.concatenate([r, e], 1) for r in rows]))
+            if self.parity is None:
+                out = s[:, None] * (h[:n] - h[n : 2 * n])
+            else:  # ½[h(Ŵ) + q h(PŴ)] - ½[h(0) + q h(0)]
+                q = self.parity[1]
+                out = s[:, None] * (0.5 * (h[:n] + q * h[2 * n :]) - 0.5 * (1 + q) * h[n : 2 * n])
         else:
             with torch.no_grad():
                 dt = self.net.dtype

@@ -142,7 +142,7 @@ def evaluate_boltzmann(
     from ..checkpoint import model_from_payload
     from .evaluate_boltzmann import evaluate
 
-    result = evaluate(model_from_payload(payload, model_path), progress=options.plots)
+    result = evaluate(model_from_payload(payload, model_path), progress=True)
     if options.out_dir is not None:
         write_json(options.out_dir / "metrics.json", result)
     return result

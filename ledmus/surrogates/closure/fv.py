@@ -16,7 +16,9 @@ the Euler block; limiters ``minmod``, ``vanleer``, ``mc``, ``none`` = unlimited 
 ``first`` = first order; a cell falls back to first order where a face value would have
 ``ρ ≤ 0`` or ``p ≤ 0``), HLL (Davis wave speeds) or Rusanov face fluxes, an optional
 centred parabolic face flux, SSP-RK2 or SSP-RK3 time stepping with the source in the
-right-hand side, periodic or outflow (zero-gradient) boundaries, and the step ::
+right-hand side (or the IMEX ARS(2,2,2) step for a closure with a stiff relaxation
+``implicit(R, a)``: :meth:`FVSolver.step`), periodic or outflow (zero-gradient)
+boundaries, and the step ::
 
     dt ≤ cfl / max_i ( a_i/dx + 2 χ_i/dx² + r_i )
 

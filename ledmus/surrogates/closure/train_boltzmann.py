@@ -31,18 +31,19 @@ from .train import adam_fit, data_fingerprint
 
 TOP_FIELDS = (
     Field("kind", as_choice(("closure_boltzmann",)), "closure_boltzmann", "closure_boltzmann"),
+    Field("system", as_choice(("boltzmann",)), "boltzmann", "boltzmann"),
     Field("seed", as_int(0), 0, "integer >= 0"),
     Field("dtype", as_choice(DTYPES), "float64", "one of " + ", ".join(DTYPES)),
     Field("spec", as_mapping, {}, "BoltzmannMomentNet fields (.boltzmann_ml.SPEC_DEFAULTS)"),
 )
 DATA_FIELDS = (
     Field("dataset", as_str, "data/boltzmann/train.h5", "path of a boltzmann train.h5"),
-    Field("cells", as_int(1), 30000, "cell states drawn for training, integer >= 1"),
+    Field("cells", as_int(1), 76800, "cell states drawn for training, integer >= 1"),
 )
 TRAIN_FIELDS = (
-    Field("encoder_steps", as_int(0), 400, "joint Adam steps (w trained), integer >= 0"),
+    Field("encoder_steps", as_int(0), 3200, "joint Adam steps (w trained), integer >= 0"),
     Field("encoder_batch", as_int(1), 32, "cells per joint step, integer >= 1"),
-    Field("steps", as_int(1), 4000, "Adam steps with w frozen, integer >= 1"),
+    Field("steps", as_int(1), 32000, "Adam steps with w frozen, integer >= 1"),
     Field("batch_size", as_int(1), 512, "cells per step, integer >= 1"),
     Field("lr", as_number(0, strict=True), 2e-3, "Adam learning rate, number > 0"),
 )
