@@ -376,3 +376,29 @@ def test_parity_makes_the_closure_reflection_equivariant():
     qs = (q[0], q[1], q[2 : 2 + 5][:, None], q[7:].reshape(4, 5)[:, :, None])
     for a, b, sign in zip(t0, t1, qs, strict=True):
         np.testing.assert_allclose(b, a * sign, rtol=1e-10, atol=1e-14)
+
+
+def test_stiffness_bounds_the_quadratic_terms_jacobian():
+    # the explicit rate is ‖J‖_F of J = (ρ/ε)·2C(W, ·): at least the spectral norm of the
+    # quadratic term's Jacobian in ρW (checked by finite differences), at most √M times it
+    net = _net(n_moments=3)
+    cl = BoltzmannMLClosure(net, 0.01)
+    rng = np.random.default_rng(2)
+    rho = rng.uniform(0.5, 2, (1, 4))
+    Q = conserved(
+        rho, 0 * rho, 1 + 0 * rho, rng.normal(scale=0.05, size=(1, 3, 4)) * rho[:, None], 2.0
+    )
+
+    def quad(Q):
+        W = Q[:, 3:] / Q[:, :1]
+        return np.einsum("kij,bim,bjm->bkm", cl.C, W, W) * (Q[:, 0] ** 2 / 0.01)[:, None]
+
+    r = cl.stiffness(Q)[0]
+    for m in range(4):
+        J = np.empty((3, 3))
+        for j in range(3):
+            d = np.zeros_like(Q)
+            d[0, 3 + j, m] = 1e-7
+            J[:, j] = (quad(Q + d) - quad(Q - d))[0, :, m] / 2e-7
+        norm = np.linalg.norm(J, 2)
+        assert norm * (1 - 1e-6) <= r[m] <= math.sqrt(3) * norm

