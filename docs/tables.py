@@ -782,8 +782,11 @@ def render_closure_boltzmann(docs: Docs) -> str:
     d = docs["closure_boltzmann.json"]
     label = {"ml": "ML closure", "euler": "Euler", "ns": "Navier–Stokes"}
     keys = d["eps"]
-    groups = (("smooth", lambda n: n.startswith("smooth")), ("Sod", lambda n: n == "sod"),
-              ("colliding", lambda n: n == "colliding"))  # fmt: skip
+    groups = (
+        ("smooth", lambda n: n.startswith("smooth")),
+        ("Sod", lambda n: n == "sod"),
+        ("colliding", lambda n: n == "colliding"),
+    )
     rows = []
     for m in d["models"]:
         for gname, pick in groups:
@@ -793,8 +796,12 @@ def render_closure_boltzmann(docs: Docs) -> str:
                 cells.append(f"{100 * max(errs):.2f} %" if errs else "–")
             rows.append([f"{label[m]}: {gname}", *cells])
     for m in d["models"]:
-        rows.append([f"{label[m]}: S",
-                     *(f"{d['speedup'][m][k]:.0f}" if k in d["speedup"][m] else "–" for k in keys)])  # fmt: skip
+        rows.append(
+            [
+                f"{label[m]}: S",
+                *(f"{d['speedup'][m][k]:.0f}" if k in d["speedup"][m] else "–" for k in keys),
+            ]
+        )
     return table(["max fair error at t = 0.1 / ε", *keys], rows)
 
 

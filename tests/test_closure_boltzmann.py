@@ -16,11 +16,10 @@ from ledmus.surrogates.closure import FVSolver, conserved, primitive
 from ledmus.surrogates.closure.boltzmann_ml import (
     BoltzmannMLClosure,
     BoltzmannMomentNet,
-    NavierStokes2V,
-    cell_data,
     check_spec,
-    relaxation_rates,
 )
+from ledmus.surrogates.closure.classical import NavierStokes2V, relaxation_rates
+from ledmus.surrogates.closure.train_boltzmann import cell_data
 
 
 def _net(seed: int = 1, **spec) -> BoltzmannMomentNet:

@@ -583,22 +583,41 @@ def test_closure_fair_rows_are_each_field_of_each_model():
 
 
 def test_closure_boltzmann_rows_are_case_groups_per_model_then_speedups():
-    fair = {"0.01": {"smooth0": [0.001, 0.002, 0.003], "smooth1": [0.004, 0.0, 0.0],
-                     "sod": [0.02, 0.01, 0.03], "colliding": [0.05, 0.06, 0.07]},
-            "transition": {"smooth0": [0.001, 0.0, 0.0], "sod": [0.03, 0.02, 0.01]}}  # fmt: skip
-    d = doc(eps=["0.01", "transition"], models=["ml"], fair={"ml": fair},
-            speedup={"ml": {"0.01": 104.6, "transition": 98.2}})  # fmt: skip
+    fair = {
+        "0.01": {
+            "smooth0": [0.001, 0.002, 0.003],
+            "smooth1": [0.004, 0.0, 0.0],
+            "sod": [0.02, 0.01, 0.03],
+            "colliding": [0.05, 0.06, 0.07],
+        },
+        "transition": {"smooth0": [0.001, 0.0, 0.0], "sod": [0.03, 0.02, 0.01]},
+    }
+    d = doc(
+        eps=["0.01", "transition"],
+        models=["ml"],
+        fair={"ml": fair},
+        speedup={"ml": {"0.01": 104.6, "transition": 98.2}},
+    )
     lines = rt.render_closure_boltzmann({"closure_boltzmann.json": d}).splitlines()
     assert lines[0] == "| max fair error at t = 0.1 / ε | 0.01 | transition |"
-    assert lines[2:] == ["| ML closure: smooth | 0.40 % | 0.10 % |",  # worst of the smooth cases
-                         "| ML closure: Sod | 3.00 % | 3.00 % |",
-                         "| ML closure: colliding | 7.00 % | – |",  # not run with ε(x)
-                         "| ML closure: S | 105 | 98 |"]  # fmt: skip
+    assert lines[2:] == [
+        "| ML closure: smooth | 0.40 % | 0.10 % |",  # worst of the smooth cases
+        "| ML closure: Sod | 3.00 % | 3.00 % |",
+        "| ML closure: colliding | 7.00 % | – |",  # not run with ε(x)
+        "| ML closure: S | 105 | 98 |",
+    ]
 
 
 def test_boltzmann_dataset_is_the_wall_time_and_the_split_shapes():
-    d = doc(systems=[{"system": "boltzmann", "wall_s": 528.4,
-                      "splits": {"train": [120, 11, 2304, 64], "val": [12, 11, 2304, 64]}}])  # fmt: skip
+    d = doc(
+        systems=[
+            {
+                "system": "boltzmann",
+                "wall_s": 528.4,
+                "splits": {"train": [120, 11, 2304, 64], "val": [12, 11, 2304, 64]},
+            }
+        ]
+    )
     assert rt.render_boltzmann_dataset({"boltzmann_dataset.json": d}) == (
         "8.8 minutes on one thread (train (120, 11, 2304, 64), val (12, 11, 2304, 64); runs, "
         "times, N², cells)."
@@ -726,9 +745,14 @@ def test_capabilities_takes_one_headline_number_from_each_json():
             runs={"adaptive": {"mnad_u": 0.0048, "macro_fraction": 0.23}}
         ),
         "cold_start_fhn.json": doc(runs={"cold_start": {"mnad_u": 0.07, "speedup": 0.48}}),
-        "closure_boltzmann.json": doc(summary={"ml_max_fair_smooth": 0.0069, "ml_max_fair_shocks": 0.069,
-                                               "ml_speedup_min": 103.4}),
-    }  # fmt: skip
+        "closure_boltzmann.json": doc(
+            summary={
+                "ml_max_fair_smooth": 0.0069,
+                "ml_max_fair_shocks": 0.069,
+                "ml_speedup_min": 103.4,
+            }
+        ),
+    }
     out = rt.render_capabilities(docs)
     for text in ("FHN 1,234 micro steps/s", "latent MNAD u 0.0123 over 8000 Δt (100 test runs)",
                  "1.50 Lyapunov times", "Wasserstein distance 0.046", "latent MNAD u 0.0369",

@@ -5,8 +5,9 @@ concurrent learning?", lecture, §5).
 - :mod:`.fv`: conservative second-order finite-volume solver :class:`FVSolver` for
   ``∂tU + ∂x[F0(U) + F̃] = 0``, ``∂tW + ∂xG = R`` with a pluggable
   :class:`MomentClosure` (the interface a learned closure implements).
-- :mod:`.classical`: :class:`Euler` (``q = 0``) and :class:`NavierStokes`
-  (Chapman–Enskog ``q = -(3/2) τ ρ T ∂xT`` of the 1V BGK model).
+- :mod:`.classical`: :class:`Euler` (``q = 0``), :class:`NavierStokes` (Chapman–Enskog
+  ``q = -(3/2) τ ρ T ∂xT`` of the 1V BGK model) and :class:`NavierStokes2V` (the
+  2-D-velocity Boltzmann gas: viscous stress and heat flux).
 - :mod:`.riemann`: exact Riemann solver of the Euler equations for any γ.
 - :mod:`.petsc_fv` (the ``petsc`` extra, imported lazily): :class:`PetscFVSolver`, the
   same solver on a PETSc DMDA over MPI ranks with PETSc TS steps;
@@ -21,14 +22,14 @@ concurrent learning?", lecture, §5).
 - :mod:`.evaluate`: the acceptance protocol against BGK (``ledmus evaluate``).
 - :mod:`.boltzmann_ml` (torch): the closure of the 2-D-velocity Boltzmann gas
   (Galilean-invariant moments, checkpoint kind ``closure_boltzmann``) and
-  :class:`~.boltzmann_ml.NavierStokes2V`; :mod:`.train_boltzmann` trains it on a
+  :class:`~.classical.NavierStokes2V`; :mod:`.train_boltzmann` trains it on a
   ``ledmus dataset boltzmann`` split, :mod:`.evaluate_boltzmann` is its acceptance
   protocol against the Boltzmann solver.
 
 Numpy only (no torch import here).
 """
 
-from .classical import KAPPA_COEFF, Euler, NavierStokes
+from .classical import KAPPA_COEFF, Euler, NavierStokes, NavierStokes2V
 from .fv import (
     FVSolver,
     MomentClosure,
@@ -46,6 +47,7 @@ __all__ = [
     "FVSolver",
     "MomentClosure",
     "NavierStokes",
+    "NavierStokes2V",
     "PetscFVSolver",
     "StarState",
     "check_state",

@@ -54,14 +54,9 @@ does not limit the step; at small ``ε`` the scheme gives ``ρW ≈ -(ε/ρ)Λ�
 A∂x√T)``, the Navier–Stokes moments.  The quadratic part is explicit (its rate is
 ``(ρ/ε)|2C(W, ·)| ~ |Ŵ|``, not stiff, since ``W ~ ε/ρ`` there).
 
-**Targets** per cell from ``f`` on the solver's ``N × N`` grid (:func:`cell_data`): ``σ̃ =
-Σξ_x² gdv``, ``q̃ = Σ ξ_x|ξ|²/2 gdv``, ``g̃``, ``y`` and ``ŝ = Σ w qdv`` with ``gdv = (f -
-M[f]) h²/ρ`` and ``qdv = Q(f) h²/ρ²`` (``Q`` the solver's conservative spectral operator).
+The training targets (measured on ``f``) and the loss are in :mod:`.train_boltzmann`.
 
-**Navier–Stokes baseline** (:class:`NavierStokes2V`): Chapman–Enskog with the collision
-model's own eigenvalues, ``σ = -μ ∂xu``, ``μ = εT/λ_σ``; ``q = -κ ∂xT``, ``κ = 2εT/λ_q``
-(derivation in the class), ``λ_σ, λ_q`` measured on the solver's operator
-(:func:`relaxation_rates`).
+The Navier–Stokes baseline of this gas is :class:`.classical.NavierStokes2V`.
 """
 
 from __future__ import annotations
@@ -73,10 +68,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from .classical import GAMMA_2V
 from .fv import MomentClosure, primitive
-from .ml import _apply, _mlp, _numpy_layers, eps_scale
+from .ml import _apply, _mlp, _numpy_layers, centred_ddx, eps_scale, spec_with_defaults
 
-GAMMA = 2.0
+GAMMA = GAMMA_2V
 SPEC_DEFAULTS: dict[str, Any] = {
     "n_moments": 9,  # M (the seed's W ∈ R⁹)
     "width": 32,  # hidden width of w(ξ)
@@ -92,26 +88,11 @@ _INT_FIELDS = ("n_moments", "width", "depth", "closure_width", "closure_depth", 
 
 def check_spec(spec: dict[str, Any] | None) -> dict[str, Any]:
     """The full spec (defaults filled in); ``ValueError`` naming a bad or unknown field."""
-    spec = dict(spec or {})
-    unknown = sorted(set(spec) - set(SPEC_DEFAULTS))
-    if unknown:
-        raise ValueError(
-            f"unknown closure spec field {unknown[0]!r}; allowed: {', '.join(SPEC_DEFAULTS)}"
-        )
-    out = {**SPEC_DEFAULTS, **spec}
-    for name in _INT_FIELDS:
-        v = out[name]
-        lo = 8 if name == "n_quad" else 1
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-            raise ValueError(f"spec field {name} must be an integer >= {lo}, got {v!r}")
-        out[name] = int(v)
+    minimum = {name: 8 if name == "n_quad" else 1 for name in _INT_FIELDS}
+    out = spec_with_defaults(spec, SPEC_DEFAULTS, minimum)
     if not isinstance(out["parity"], (bool, np.bool_)):
         raise ValueError(f"spec field parity must be true or false, got {out['parity']!r}")
     out["parity"] = bool(out["parity"])
-    e = out["eps_ref"]
-    if isinstance(e, bool) or not isinstance(e, (int, float)) or not (math.isfinite(e) and e > 0):
-        raise ValueError(f"spec field eps_ref must be a finite number > 0, got {e!r}")
-    out["eps_ref"] = float(e)
     return out
 
 
@@ -288,82 +269,6 @@ class BoltzmannMomentNet(nn.Module):
         return out[:, 0], out[:, 1], out[:, 2 : 2 + M], out[:, 2 + M :].reshape(-1, 4, M)
 
 
-# ----------------------------------------------------------------------- training data
-def cell_data(solver: Any, f: np.ndarray, eps: Any) -> dict[str, np.ndarray]:
-    """Per-cell arrays from Boltzmann states ``f`` ``(K, N*N, nx)`` of ``solver`` (a
-    :class:`~ledmus.solvers.boltzmann.Boltzmann`) at Knudsen numbers ``eps`` (a number,
-    ``(K,)`` or ``(K, nx)``): the nodes ``x``, ``y`` (``ξ``), ``gdv``, ``qdv`` ``(K·nx,
-    nv)`` on the half grid ``v_y > 0`` (weights doubled: ``f`` is even in ``v_y``), the
-    targets ``sigma``, ``q`` and ``log_kn = log10(ε/ρ)`` ``(K·nx,)``."""
-    f = np.asarray(f, dtype=np.float64)
-    K, _, nx = f.shape
-    N, h = solver.N, solver.h
-    rho, u, uy, T = np.moveaxis(solver.primitives(f), -2, 0)  # (K, nx)
-    M = solver.equilibrium(f)
-    fi = np.moveaxis(f, 1, 2).reshape(K, nx, N, N)
-    Qf = solver.collision(fi)  # (K, nx, N, N)
-    g = np.moveaxis(f - M, 1, 2).reshape(K, nx, N, N)
-    half = slice(N // 2, None)  # v_y > 0 (N even, no node at 0)
-    v = solver.v
-    sq = np.sqrt(T)[..., None, None]
-    x = (v[:, None] - u[..., None, None]) / sq * np.ones((1, 1, 1, N // 2))
-    y = (v[half][None, :] / sq) * np.ones((1, 1, N, 1))
-    r = rho[..., None, None]
-    gdv = 2.0 * g[..., half] * h * h / r
-    qdv = 2.0 * Qf[..., half] * h * h / (r * r)
-    sigma = (x * x * gdv).sum((-2, -1))
-    q = 0.5 * (x * (x * x + y * y) * gdv).sum((-2, -1))
-    kn = np.broadcast_to(np.asarray(eps, dtype=np.float64).reshape(-1, 1) if np.ndim(eps) == 1
-                         else np.asarray(eps, dtype=np.float64), (K, nx)) / rho  # fmt: skip
-    n = K * nx
-    return {
-        "x": x.reshape(n, -1),
-        "y": y.reshape(n, -1),
-        "gdv": gdv.reshape(n, -1),
-        "qdv": qdv.reshape(n, -1),
-        "sigma": sigma.reshape(n),
-        "q": q.reshape(n),
-        "log_kn": np.log10(kn).reshape(n),
-    }
-
-
-def encoded_targets(net: BoltzmannMomentNet, batch: dict[str, torch.Tensor]) -> dict:
-    """The targets of a batch of cells under the current ``w``: ``W``, ``g`` (``g̃``),
-    ``y``, ``s`` (``ŝ``) and the batch's ``sigma``, ``q``, ``log_kn``."""
-    W, g, y, s = net.encode(batch["x"], batch["y"], batch["gdv"], batch["qdv"])
-    return {"W": W, "g": g, "y": y, "s": s, **{k: batch[k] for k in ("sigma", "q", "log_kn")}}
-
-
-def encode_all(net: BoltzmannMomentNet, data: dict[str, torch.Tensor], chunk: int = 256) -> dict:
-    """:func:`encoded_targets` of every cell of ``data`` with ``w`` fixed (no gradients),
-    in chunks of ``chunk`` cells."""
-    n = data["x"].shape[0]
-    parts = []
-    with torch.no_grad():
-        for i in range(0, n, chunk):
-            parts.append(encoded_targets(net, {k: v[i : i + chunk] for k, v in data.items()}))
-    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
-
-
-def closure_loss(net: BoltzmannMomentNet, batch: dict[str, torch.Tensor]) -> tuple:
-    """Loss on a batch of cells, each term divided by ``s(κ)²`` (dimensionless, of order
-    one at every ``κ``): stress, heat flux, W flux, frame terms and collisions.  ``batch``:
-    the cells' nodes (``x``, ``y``, ``gdv``, ``qdv``; encoded with the current ``w``) or
-    their :func:`encoded_targets` (``w`` fixed).  Returns ``(loss, flux part, frame part,
-    collision part)``."""
-    t = encoded_targets(net, batch) if "W" not in batch else batch
-    sig, q, g, y = net(t["W"], t["log_kn"])
-    s = eps_scale(t["log_kn"], net.spec["eps_ref"])
-    flux = (
-        (((sig - t["sigma"]) / s) ** 2).mean()
-        + (((q - t["q"]) / s) ** 2).mean()
-        + (((g - t["g"]) / s[:, None]) ** 2).sum(1).mean()
-    )
-    frame = (((y - t["y"]) / s[:, None, None]) ** 2).sum((1, 2)).mean()
-    coll = (((net.collision(t["W"]) - t["s"]) / s[:, None]) ** 2).sum(1).mean()
-    return flux + frame + coll, flux, frame, coll
-
-
 # --------------------------------------------------------------------- moment system
 class BoltzmannMLClosure(MomentClosure):
     """The learned moment system as a :class:`~.fv.MomentClosure` (numpy in and out; a
@@ -472,12 +377,10 @@ class BoltzmannMLClosure(MomentClosure):
                 q = self.parity[1]
                 out = s[:, None] * (0.5 * (h[:n] + q * h[2 * n :]) - 0.5 * (1 + q) * h[n : 2 * n])
         else:
+            dt = self.net.dtype
             with torch.no_grad():
-                dt = self.net.dtype
-                out = torch.cat(
-                    [t.reshape(W.shape[0], -1) for t in self.net(
-                        torch.from_numpy(W).to(dt), torch.from_numpy(log_kn).to(dt))], 1
-                ).double().numpy()  # fmt: skip
+                terms = self.net(torch.from_numpy(W).to(dt), torch.from_numpy(log_kn).to(dt))
+            out = torch.cat([t.reshape(W.shape[0], -1) for t in terms], 1).double().numpy()
         sig = out[:, 0].reshape(B, m)
         q = out[:, 1].reshape(B, m)
         g = np.moveaxis(out[:, 2 : 2 + M].reshape(B, m, M), 2, 1)
@@ -500,8 +403,7 @@ class BoltzmannMLClosure(MomentClosure):
         return u - c, u + c
 
     def _ddx(self, a: np.ndarray) -> np.ndarray:
-        p = np.pad(a, ((0, 0), (1, 1)), mode="wrap" if self.bc == "periodic" else "edge")
-        return (p[:, 2:] - p[:, :-2]) / (2.0 * self.length / a.shape[-1])
+        return centred_ddx(a, self.length, self.bc)
 
     def source(self, Q: np.ndarray, ddx=None) -> np.ndarray:
         """The explicit part of the ``ρW`` source ``(B, M, m)``: forcing, frame change and
@@ -548,67 +450,4 @@ class BoltzmannMLClosure(MomentClosure):
         return f"BoltzmannMLClosure(M={self.M}, kn={self.kn!r}, bc={self.bc!r})"
 
 
-# ------------------------------------------------------------------ Navier-Stokes (2V)
-def relaxation_rates(solver: Any, delta: float = 1e-4) -> tuple[float, float]:
-    """``(λ_σ, λ_q)``: the relaxation rates, in units of ``ν = ρ/ε``, of the stress mode
-    ``φ = ξ_x² - ξ_y²`` and the heat-flux mode ``φ = ξ_x(|ξ|² - 4)`` under the solver's
-    collision operator, ``λ = -⟨φ, Q(M + δMφ)⟩/(δ ρ ⟨φ, Mφ⟩)`` at ``ρ = T = 1``, ``u = 0``."""
-    v = solver.v
-    vx, vy = np.meshgrid(v, v, indexing="ij")
-    M = solver.velocity_maxwellian(1.0, 0.0, 0.0, 1.0)
-    out = []
-    for phi in (vx * vx - vy * vy, vx * (vx * vx + vy * vy - 4.0)):
-        Q = solver.collision((M + delta * M * phi)[None])[0]
-        out.append(float(-(phi * Q).sum() / (delta * (phi * phi * M).sum())))
-    return out[0], out[1]
-
-
-class NavierStokes2V(MomentClosure):
-    """Navier–Stokes closure of the 2-D-velocity Boltzmann gas (γ = 2).
-
-    Chapman–Enskog: ``g = -(ε/(ρλ)) DM`` per eigenmode, with ``DM/M ⊃ ½(ξ_x² - ξ_y²)∂xu
-    + ξ_x(|ξ|² - 4)∂x√T``; so ``σ = ∫c_x² g = -(εT/λ_σ)(⟨ξ_x⁴⟩ - ⟨ξ_x²ξ_y²⟩)/2 ∂xu =
-    -(εT/λ_σ)∂xu`` and ``q = -(ε/λ_q)T^{3/2}(⟨ξ_x²|ξ|⁴⟩/2 - 2⟨ξ_x²|ξ|²⟩)∂x√T = -(2εT/λ_q)∂xT``
-    (Gaussian moments 3, 1, 24, 4).  ``kn``: ``ε``, a float or ``(B,)``; ``rates``:
-    ``(λ_σ, λ_q)`` of :func:`relaxation_rates`.  Face fluxes from the two adjacent cells."""
-
-    gamma = GAMMA
-
-    def __init__(self, kn, rates: tuple[float, float]) -> None:
-        kn_arr = np.asarray(kn, dtype=np.float64)
-        if kn_arr.ndim > 1 or not np.all(np.isfinite(kn_arr)) or np.any(kn_arr <= 0):
-            raise ValueError(f"kn must be finite and > 0 (a float or shape (B,)), got {kn!r}")
-        self.kn = kn_arr.reshape(-1, 1) if kn_arr.ndim else float(kn_arr)
-        self.lam_s, self.lam_q = (float(r) for r in rates)
-
-    def diffusive_flux(self, Q_left: np.ndarray, Q_right: np.ndarray, dx: float) -> np.ndarray:
-        _, ul, tl = primitive(Q_left, self.gamma)
-        _, ur, tr = primitive(Q_right, self.gamma)
-        tm, um = 0.5 * (tl + tr), 0.5 * (ul + ur)
-        mu, kappa = self.kn * tm / self.lam_s, 2.0 * self.kn * tm / self.lam_q
-        sigma = -mu * (ur - ul) / dx
-        out = np.zeros_like(Q_left)
-        out[:, 1] = sigma
-        out[:, 2] = sigma * um - kappa * (tr - tl) / dx
-        return out
-
-    def diffusivity(self, Q: np.ndarray) -> np.ndarray:
-        rho, _, T = primitive(Q, self.gamma)
-        return self.kn * T / rho * max(1.0 / self.lam_s, 2.0 / self.lam_q)
-
-    def __repr__(self) -> str:
-        return f"NavierStokes2V(kn={self.kn!r})"
-
-
-__all__ = [
-    "GAMMA",
-    "SPEC_DEFAULTS",
-    "BoltzmannMLClosure",
-    "BoltzmannMomentNet",
-    "NavierStokes2V",
-    "cell_data",
-    "closure_loss",
-    "encode_all",
-    "encoded_targets",
-    "relaxation_rates",
-]
+__all__ = ["GAMMA", "SPEC_DEFAULTS", "BoltzmannMLClosure", "BoltzmannMomentNet", "check_spec"]

@@ -1,4 +1,5 @@
-"""Classical closures of the 1V BGK model: Euler (``q = 0``) and Navier–Stokes.
+"""Classical closures: Euler (``q = 0``) and Navier–Stokes of the 1V BGK model, and
+Navier–Stokes of the 2-D-velocity Boltzmann gas (:class:`NavierStokes2V`, at the end).
 
 Kinetic model (1-D in x, one velocity ``v``): ``∂t f + v ∂x f = (M[f] - f)/τ`` with
 ``τ = ε`` (the Knudsen number ``kn``) and the Maxwellian ::
@@ -52,6 +53,8 @@ from .fv import MomentClosure, primitive
 
 KAPPA_COEFF = 1.5
 """``κ = KAPPA_COEFF · τ ρ T`` for the 1V BGK model (derivation above)."""
+GAMMA_2V = 2.0
+"""Adiabatic exponent of the 2-D-velocity gas (``E = ρu²/2 + ρT``)."""
 
 
 class Euler(MomentClosure):
@@ -108,3 +111,64 @@ class NavierStokes(MomentClosure):
 
     def __repr__(self) -> str:
         return f"NavierStokes(kn={self.kn!r})"
+
+
+def relaxation_rates(solver, delta: float = 1e-4) -> tuple[float, float]:
+    """``(λ_σ, λ_q)``: the relaxation rates, in units of ``ν = ρ/ε``, of the stress mode
+    ``φ = ξ_x² - ξ_y²`` and the heat-flux mode ``φ = ξ_x(|ξ|² - 4)`` under the collision
+    operator of ``solver`` (a :class:`~ledmus.solvers.boltzmann.Boltzmann`),
+    ``λ = -⟨φ, Q(M + δMφ)⟩/(δ ρ ⟨φ, Mφ⟩)`` at ``ρ = T = 1``, ``u = 0``."""
+    v = solver.v
+    vx, vy = np.meshgrid(v, v, indexing="ij")
+    M = solver.velocity_maxwellian(1.0, 0.0, 0.0, 1.0)
+    out = []
+    for phi in (vx * vx - vy * vy, vx * (vx * vx + vy * vy - 4.0)):
+        Q = solver.collision((M + delta * M * phi)[None])[0]
+        out.append(float(-(phi * Q).sum() / (delta * (phi * phi * M).sum())))
+    return out[0], out[1]
+
+
+class NavierStokes2V(NavierStokes):
+    """Navier–Stokes closure of the 2-D-velocity Boltzmann gas (γ = 2, Maxwell molecules).
+
+    Chapman–Enskog: ``g = -(ε/(ρλ)) DM`` per eigenmode, with ``DM/M ⊃ ½(ξ_x² - ξ_y²)∂xu
+    + ξ_x(|ξ|² - 4)∂x√T``; so ``σ = ∫c_x² g = -(εT/λ_σ)(⟨ξ_x⁴⟩ - ⟨ξ_x²ξ_y²⟩)/2 ∂xu =
+    -(εT/λ_σ)∂xu`` and ``q = -(ε/λ_q)T^{3/2}(⟨ξ_x²|ξ|⁴⟩/2 - 2⟨ξ_x²|ξ|²⟩)∂x√T = -(2εT/λ_q)∂xT``
+    (Gaussian moments 3, 1, 24, 4).  ``kn``: ``ε``, a float or ``(B,)`` (checked as by
+    :class:`NavierStokes`); ``rates``: ``(λ_σ, λ_q)`` of :func:`relaxation_rates`.  Face
+    fluxes from the two adjacent cells."""
+
+    gamma = GAMMA_2V
+
+    def __init__(self, kn, rates: tuple[float, float]) -> None:
+        super().__init__(kn)
+        self.lam_s, self.lam_q = (float(r) for r in rates)
+
+    def viscosity(self, T: np.ndarray) -> np.ndarray:
+        """``μ = εT/λ_σ``; ``T``: ``(B, m)``."""
+        return self._tau(T.ndim) * T / self.lam_s
+
+    def conductivity(self, rho: np.ndarray, T: np.ndarray) -> np.ndarray:
+        """``κ = 2εT/λ_q`` (independent of ``ρ`` for Maxwell molecules); ``T``: ``(B, m)``."""
+        return 2.0 * self._tau(T.ndim) * T / self.lam_q
+
+    def diffusive_flux(self, Q_left: np.ndarray, Q_right: np.ndarray, dx: float) -> np.ndarray:
+        """Face flux ``(0, σ, σu + q)``, ``σ = -μ̄ ∂xu``, ``q = -κ̄ ∂xT`` with ``μ``, ``κ`` at
+        the mean temperature of the two cells."""
+        rl, ul, tl = primitive(Q_left, self.gamma)
+        rr, ur, tr = primitive(Q_right, self.gamma)
+        tm, um = 0.5 * (tl + tr), 0.5 * (ul + ur)
+        mu, kappa = self.viscosity(tm), self.conductivity(0.5 * (rl + rr), tm)
+        sigma = -mu * (ur - ul) / dx
+        out = np.zeros_like(Q_left)
+        out[:, 1] = sigma
+        out[:, 2] = sigma * um - kappa * (tr - tl) / dx
+        return out
+
+    def diffusivity(self, Q: np.ndarray) -> np.ndarray:
+        """The larger of ``μ/ρ`` and ``κ/(ρ c_v)`` (``c_v = 1``), shape ``(B, m)``."""
+        rho, _, T = primitive(Q, self.gamma)
+        return self._tau(rho.ndim) * T / rho * max(1.0 / self.lam_s, 2.0 / self.lam_q)
+
+    def __repr__(self) -> str:
+        return f"NavierStokes2V(kn={self.kn!r})"

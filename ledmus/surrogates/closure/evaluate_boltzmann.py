@@ -12,7 +12,7 @@ Held-out cases, all starting in local equilibrium (``W0 = 0``), on ``nx`` cells 
   across the box (:func:`ledmus.solvers.boltzmann.transition_eps`), the seed's case.
 
 Models: ``ml`` (:class:`.boltzmann_ml.BoltzmannMLClosure`, IMEX ``ars222`` steps),
-``euler`` (γ = 2) and ``ns`` (:class:`.boltzmann_ml.NavierStokes2V` with the solver's own
+``euler`` (γ = 2) and ``ns`` (:class:`.classical.NavierStokes2V` with the solver's own
 relaxation rates; at ε ≤ :data:`NS_EPS_MAX` only).  Errors are the fair metric (:func:`.evaluate.fair_errors`, γ = 2):
 relative L2 of ρ and T, the L2 error of u over the L2 norm of the reference sound speed
 ``√(2T)``.  Cost: each model and the Boltzmann solver run the same batch of profiles,
@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 
 from ... import solvers
-from .boltzmann_ml import GAMMA, BoltzmannMLClosure, NavierStokes2V, relaxation_rates
-from .classical import Euler
-from .evaluate import EPS_GRID, fair_errors
+from .boltzmann_ml import GAMMA, BoltzmannMLClosure
+from .classical import Euler, NavierStokes2V, relaxation_rates
+from .evaluate import EPS_GRID, fair_errors, group_by_bc
 from .fv import FVSolver, conserved, primitive
 from .train import profiles
 
@@ -164,22 +164,11 @@ def evaluate(
     if net is None:
         models = tuple(m for m in models if m != "ml")
     rates = relaxation_rates(solvers.make("boltzmann", N=N, nx=4))
-    groups: dict[str, tuple[list[str], list]] = {}
-    for name, bc, prim in cases(nx):
-        names, fields = groups.setdefault(bc, ([], []))
-        names.append(name)
-        fields.append(prim)
-    batched = {
-        bc: (n, tuple(np.concatenate(c) for c in zip(*f, strict=True)))
-        for bc, (n, f) in groups.items()
-    }
-    trans = cases(nx)
-    trans_prim = {bc: p for name, bc, p in trans if name in ("smooth0", "sod")}
+    every = cases(nx)
+    batched = group_by_bc(every)
+    transition = group_by_bc([c for c in every if c[0] in ("smooth0", "sod")])
     jobs = [(eps, bc, names, prim) for eps in eps_grid for bc, (names, prim) in batched.items()]
-    jobs += [
-        ("transition", bc, [f"{'smooth0' if bc == 'periodic' else 'sod'}"], trans_prim[bc])
-        for bc in ("periodic", "outflow")
-    ]
+    jobs += [("transition", bc, names, prim) for bc, (names, prim) in transition.items()]
     fair: dict[str, dict[str, dict[str, list[float]]]] = {m: {} for m in models}
     wall: dict[str, dict[str, float]] = {m: {} for m in ("boltzmann", *models)}
     failures = []

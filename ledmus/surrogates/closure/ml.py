@@ -68,29 +68,39 @@ SPEC_DEFAULTS: dict[str, Any] = {
 _INT_FIELDS = ("n_moments", "width", "depth", "closure_width", "closure_depth", "n_quad")
 
 
-def check_spec(spec: dict[str, Any] | None) -> dict[str, Any]:
-    """The full spec (defaults filled in); ``ValueError`` naming a bad or unknown field."""
+def spec_with_defaults(
+    spec: dict[str, Any] | None, defaults: dict[str, Any], int_minimum: dict[str, int]
+) -> dict[str, Any]:
+    """``spec`` over ``defaults`` with the checks every closure spec shares: no unknown
+    field, the integer fields of ``int_minimum`` at least their minimum, ``eps_ref`` a
+    finite number > 0 (``ValueError`` naming the field)."""
     spec = dict(spec or {})
-    unknown = sorted(set(spec) - set(SPEC_DEFAULTS))
+    unknown = sorted(set(spec) - set(defaults))
     if unknown:
         raise ValueError(
-            f"unknown closure spec field {unknown[0]!r}; allowed: {', '.join(SPEC_DEFAULTS)}"
+            f"unknown closure spec field {unknown[0]!r}; allowed: {', '.join(defaults)}"
         )
-    out = {**SPEC_DEFAULTS, **spec}
-    for name in _INT_FIELDS:
+    out = {**defaults, **spec}
+    for name, lo in int_minimum.items():
         v = out[name]
-        lo = 3 if name == "n_quad" else 1
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
             raise ValueError(f"spec field {name} must be an integer >= {lo}, got {v!r}")
         out[name] = int(v)
-    x = out["xi_max"]
-    if isinstance(x, bool) or not isinstance(x, (int, float)) or not (math.isfinite(x) and x >= 4):
-        raise ValueError(f"spec field xi_max must be a finite number >= 4, got {x!r}")
-    out["xi_max"] = float(x)
     e = out["eps_ref"]
     if isinstance(e, bool) or not isinstance(e, (int, float)) or not (math.isfinite(e) and e > 0):
         raise ValueError(f"spec field eps_ref must be a finite number > 0, got {e!r}")
     out["eps_ref"] = float(e)
+    return out
+
+
+def check_spec(spec: dict[str, Any] | None) -> dict[str, Any]:
+    """The full spec (defaults filled in); ``ValueError`` naming a bad or unknown field."""
+    minimum = {name: 3 if name == "n_quad" else 1 for name in _INT_FIELDS}
+    out = spec_with_defaults(spec, SPEC_DEFAULTS, minimum)
+    x = out["xi_max"]
+    if isinstance(x, bool) or not isinstance(x, (int, float)) or not (math.isfinite(x) and x >= 4):
+        raise ValueError(f"spec field xi_max must be a finite number >= 4, got {x!r}")
+    out["xi_max"] = float(x)
     return out
 
 
@@ -202,6 +212,13 @@ class MomentNet(nn.Module):
             base = self.baseline(log_eps)
         out = s * (self.hnet(torch.cat([W / s, e], 1)) - base)
         return out[:, 0], out[:, 1 : 1 + self.M], out[:, 1 + self.M :].reshape(-1, 3, self.M)
+
+
+def centred_ddx(a: np.ndarray, length: float, bc: str) -> np.ndarray:
+    """Centred ``∂x`` of ``a`` ``(B, m)`` on ``m`` cells in order on a box of ``length``
+    (``dx = length/m``), periodic or zero-gradient (``bc``) at the ends."""
+    p = np.pad(a, ((0, 0), (1, 1)), mode="wrap" if bc == "periodic" else "edge")
+    return (p[:, 2:] - p[:, :-2]) / (2.0 * length / a.shape[-1])
 
 
 def _numpy_layers(seq: nn.Sequential) -> list | None:
@@ -389,9 +406,8 @@ class MLMomentClosure(MomentClosure):
         return u - c, u + c
 
     def _ddx(self, a: np.ndarray) -> np.ndarray:
-        """Centred ``∂x`` of ``a`` ``(B, m)`` on the cell array (``dx = length/m``)."""
-        p = np.pad(a, ((0, 0), (1, 1)), mode="wrap" if self.bc == "periodic" else "edge")
-        return (p[:, 2:] - p[:, :-2]) / (2.0 * self.length / a.shape[-1])
+        """Centred ``∂x`` of ``a`` ``(B, m)`` on the cell array (:func:`centred_ddx`)."""
+        return centred_ddx(a, self.length, self.bc)
 
     def source(self, Q: np.ndarray, ddx=None) -> np.ndarray:
         """``R`` of the ρW rows, ``(B, M, m)``; ``ddx``: the solver's ghost-aware centred

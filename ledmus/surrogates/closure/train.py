@@ -66,21 +66,27 @@ CONFIG_DEFAULTS: dict[str, Any] = {
 }
 
 
-def resolve_config(raw: dict[str, Any]) -> dict[str, Any]:
-    """Defaults filled in and every field checked (:mod:`ledmus.validation` fields;
-    ``ValueError`` naming the field as ``config <section>.<key>``)."""
+def parse_config(raw: dict[str, Any], top_fields: tuple, sections: dict[str, tuple]) -> dict:
+    """The top-level ``top_fields`` and each section of ``sections`` parsed
+    (:mod:`ledmus.validation` fields; ``ValueError`` naming the field as ``config
+    <section>.<key>``), in one flat dict ``{**top, section: {...}}``."""
     if not isinstance(raw, dict):
         raise ValueError(f"config: expected a mapping at the top level, got {raw!r}")
-    top = parse_section(TOP_FIELDS, {k: v for k, v in raw.items() if k not in SECTIONS}, "")
+    top = parse_section(top_fields, {k: v for k, v in raw.items() if k not in sections}, "")
     parsed = {}
-    for name, fields in SECTIONS.items():
+    for name, fields in sections.items():
         given = raw.get(name, {})
         if not isinstance(given, dict):
             raise ValueError(f"config: {name} must be a mapping, got {given!r}")
         parsed[name] = parse_section(fields, given, f"{name}.")
-    if parsed["data"]["eps_min"] > parsed["data"]["eps_max"]:
+    return {**top, **parsed}
+
+
+def resolve_config(raw: dict[str, Any]) -> dict[str, Any]:
+    """Defaults filled in and every field checked (:func:`parse_config`)."""
+    cfg = parse_config(raw, TOP_FIELDS, SECTIONS)
+    if cfg["data"]["eps_min"] > cfg["data"]["eps_max"]:
         raise ValueError("config data.eps_min must be <= data.eps_max")
-    cfg = {**top, **parsed}
     return {k: copy.deepcopy(cfg[k]) for k in CONFIG_DEFAULTS}
 
 
@@ -299,6 +305,7 @@ __all__ = [
     "closure_loss",
     "data_fingerprint",
     "fit",
+    "parse_config",
     "generate",
     "kinetic_frame",
     "resolve_config",

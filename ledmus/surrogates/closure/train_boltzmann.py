@@ -10,8 +10,10 @@ of ``encoder_batch`` cells training ``w``, ``h`` and the collision model togethe
 step evaluates ``w`` on every velocity node of the batch: about 0.2 s for 32 cells of
 1152 nodes), then ``w`` is frozen, every cell's targets are encoded once and
 ``steps`` steps of ``batch_size`` cells fit ``h`` and the collision model alone.  The
-targets and the loss are :func:`.boltzmann_ml.cell_data` and
-:func:`.boltzmann_ml.closure_loss`.
+targets are :func:`cell_data` (per cell from ``f`` on the solver's ``N × N`` grid: ``σ̃ =
+Σξ_x² gdv``, ``q̃ = Σ ξ_x|ξ|²/2 gdv``, and ``g̃``, ``y``, ``ŝ = Σ w qdv`` under the current
+``w``, with ``gdv = (f - M[f]) h²/ρ`` and ``qdv = Q(f) h²/ρ²``, ``Q`` the solver's
+conservative spectral operator); the loss is :func:`closure_loss`.
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ import torch
 
 from ...validation import Field, as_choice, as_int, as_mapping, as_number, as_str
 from ..checkpoint import save_checkpoint
-from ..config import DTYPES, parse_section
-from .boltzmann_ml import BoltzmannMomentNet, cell_data, check_spec, closure_loss, encode_all
-from .train import adam_fit, data_fingerprint
+from ..config import DTYPES
+from .boltzmann_ml import BoltzmannMomentNet, check_spec
+from .ml import eps_scale
+from .train import adam_fit, data_fingerprint, parse_config
 
 TOP_FIELDS = (
     Field("kind", as_choice(("closure_boltzmann",)), "closure_boltzmann", "closure_boltzmann"),
@@ -55,20 +58,88 @@ CONFIG_DEFAULTS: dict[str, Any] = {
 LOSS_NAMES = ("loss", "flux", "frame", "collision")
 
 
+def cell_data(solver: Any, f: np.ndarray, eps: Any) -> dict[str, np.ndarray]:
+    """Per-cell arrays from Boltzmann states ``f`` ``(K, N*N, nx)`` of ``solver`` (a
+    :class:`~ledmus.solvers.boltzmann.Boltzmann`) at Knudsen numbers ``eps`` (a number,
+    ``(K,)`` or ``(K, nx)``): the nodes ``x``, ``y`` (``ξ``), ``gdv``, ``qdv`` ``(K·nx,
+    nv)`` on the half grid ``v_y > 0`` (weights doubled: ``f`` is even in ``v_y``), the
+    targets ``sigma``, ``q`` and ``log_kn = log10(ε/ρ)`` ``(K·nx,)``."""
+    f = np.asarray(f, dtype=np.float64)
+    K, _, nx = f.shape
+    N, h = solver.N, solver.h
+    rho, u, _, T = np.moveaxis(solver.primitives(f), -2, 0)  # (K, nx); u_y = 0
+    M = solver.equilibrium(f)
+    fi = np.moveaxis(f, 1, 2).reshape(K, nx, N, N)
+    Qf = solver.collision(fi)  # (K, nx, N, N)
+    g = np.moveaxis(f - M, 1, 2).reshape(K, nx, N, N)
+    half = slice(N // 2, None)  # v_y > 0 (N even, no node at 0)
+    v = solver.v
+    sq = np.sqrt(T)[..., None, None]
+    x = (v[:, None] - u[..., None, None]) / sq * np.ones((1, 1, 1, N // 2))
+    y = (v[half][None, :] / sq) * np.ones((1, 1, N, 1))
+    r = rho[..., None, None]
+    gdv = 2.0 * g[..., half] * h * h / r
+    qdv = 2.0 * Qf[..., half] * h * h / (r * r)
+    sigma = (x * x * gdv).sum((-2, -1))
+    q = 0.5 * (x * (x * x + y * y) * gdv).sum((-2, -1))
+    eps = np.asarray(eps, dtype=np.float64)
+    if eps.ndim == 1:  # one per state
+        eps = eps[:, None]
+    kn = np.broadcast_to(eps, (K, nx)) / rho
+    n = K * nx
+    return {
+        "x": x.reshape(n, -1),
+        "y": y.reshape(n, -1),
+        "gdv": gdv.reshape(n, -1),
+        "qdv": qdv.reshape(n, -1),
+        "sigma": sigma.reshape(n),
+        "q": q.reshape(n),
+        "log_kn": np.log10(kn).reshape(n),
+    }
+
+
+def encoded_targets(net: BoltzmannMomentNet, batch: dict[str, torch.Tensor]) -> dict:
+    """The targets of a batch of cells under the current ``w``: ``W``, ``g`` (``g̃``),
+    ``y``, ``s`` (``ŝ``) and the batch's ``sigma``, ``q``, ``log_kn``."""
+    W, g, y, s = net.encode(batch["x"], batch["y"], batch["gdv"], batch["qdv"])
+    return {"W": W, "g": g, "y": y, "s": s, **{k: batch[k] for k in ("sigma", "q", "log_kn")}}
+
+
+def encode_all(net: BoltzmannMomentNet, data: dict[str, torch.Tensor], chunk: int = 256) -> dict:
+    """:func:`encoded_targets` of every cell of ``data`` with ``w`` fixed (no gradients),
+    in chunks of ``chunk`` cells."""
+    n = data["x"].shape[0]
+    parts = []
+    with torch.no_grad():
+        for i in range(0, n, chunk):
+            parts.append(encoded_targets(net, {k: v[i : i + chunk] for k, v in data.items()}))
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
+
+def closure_loss(net: BoltzmannMomentNet, batch: dict[str, torch.Tensor]) -> tuple:
+    """Loss on a batch of cells, each term divided by ``s(κ)²`` (dimensionless, of order
+    one at every ``κ``): stress, heat flux, W flux, frame terms and collisions.  ``batch``:
+    the cells' nodes (``x``, ``y``, ``gdv``, ``qdv``; encoded with the current ``w``) or
+    their :func:`encoded_targets` (``w`` fixed).  Returns ``(loss, flux part, frame part,
+    collision part)``."""
+    t = encoded_targets(net, batch) if "W" not in batch else batch
+    sig, q, g, y = net(t["W"], t["log_kn"])
+    s = eps_scale(t["log_kn"], net.spec["eps_ref"])
+    flux = (
+        (((sig - t["sigma"]) / s) ** 2).mean()
+        + (((q - t["q"]) / s) ** 2).mean()
+        + (((g - t["g"]) / s[:, None]) ** 2).sum(1).mean()
+    )
+    frame = (((y - t["y"]) / s[:, None, None]) ** 2).sum((1, 2)).mean()
+    coll = (((net.collision(t["W"]) - t["s"]) / s[:, None]) ** 2).sum(1).mean()
+    return flux + frame + coll, flux, frame, coll
+
+
 def resolve_config(raw: dict[str, Any]) -> dict[str, Any]:
     """Defaults filled in and every field checked (``ValueError`` naming ``config
     <section>.<key>``)."""
-    if not isinstance(raw, dict):
-        raise ValueError(f"config: expected a mapping at the top level, got {raw!r}")
-    top = parse_section(TOP_FIELDS, {k: v for k, v in raw.items() if k not in SECTIONS}, "")
-    parsed = {}
-    for name, fields in SECTIONS.items():
-        given = raw.get(name, {})
-        if not isinstance(given, dict):
-            raise ValueError(f"config: {name} must be a mapping, got {given!r}")
-        parsed[name] = parse_section(fields, given, f"{name}.")
-    check_spec(top["spec"])
-    cfg = {**top, **parsed}
+    cfg = parse_config(raw, TOP_FIELDS, SECTIONS)
+    check_spec(cfg["spec"])
     return {k: copy.deepcopy(cfg[k]) for k in CONFIG_DEFAULTS}
 
 
@@ -85,7 +156,7 @@ def find_dataset(path: str, base_dir: Path | None = None) -> Path:
 
 
 def load_cells(path: Path, cells: int, seed: int) -> dict[str, np.ndarray]:
-    """:func:`.boltzmann_ml.cell_data` of ``cells`` cell states drawn (without
+    """:func:`cell_data` of ``cells`` cell states drawn (without
     replacement, seeded) from the snapshots after ``t = 0`` of the dataset ``path``."""
     from ... import solvers
     from ...trajectory import read_trajectory
@@ -170,6 +241,10 @@ def train_boltzmann_closure(
 
 __all__ = [
     "CONFIG_DEFAULTS",
+    "cell_data",
+    "closure_loss",
+    "encode_all",
+    "encoded_targets",
     "find_dataset",
     "load_cells",
     "resolve_config",
