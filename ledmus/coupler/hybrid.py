@@ -46,6 +46,7 @@ import numpy as np
 from .hybrid_cells import CellView, decide, fill_gaps, get_criterion, grow, runs
 from .hybrid_kinetic import InProcess, KineticBackend, ghost_cells
 from .hybrid_settings import HybridSettings
+from .hybrid_systems import kinetic_side
 from .messages import KineticRequest
 
 log = logging.getLogger("ledmus.coupler.hybrid")
@@ -64,9 +65,9 @@ class ClosureBreakdown(FloatingPointError):
 class HybridRun:
     """One cell-local hybrid run of one state (see the module).
 
-    ``solver``: the kinetic solver (BGK, its ``kn`` is ``ε``); ``ensemble``: a
-    :class:`~ledmus.surrogates.closure.hmm.ClosureEnsemble` (member 0 propagates, all
-    members score ``deviation``, its decoder lifts); ``f0`` ``(nv, nx)`` the initial state.
+    ``solver``: the kinetic solver (BGK, its ``kn`` is ``ε``; or Boltzmann, one ``eps``);
+    ``ensemble``: its closure ensemble (:mod:`.hybrid_systems`: member 0 propagates, all
+    members score ``deviation``, the decoder lifts); ``f0`` ``(nv, nx)`` the initial state.
     """
 
     def __init__(
@@ -78,23 +79,13 @@ class HybridRun:
         *,
         kinetic: KineticBackend | None = None,
     ) -> None:
-        import torch
-
-        from ..surrogates.closure.fv import FVSolver
-        from ..surrogates.closure.ml import MLMomentClosure, eps_scale
-
         self.solver, self.settings = solver, settings or HybridSettings()
-        self.members = list(ensemble.members)
-        self.decoder = ensemble.decoder
-        self.eps = float(solver.kn)
+        self.side = kinetic_side(solver, ensemble)
+        self.members = self.side.members
+        self.eps = self.side.eps
         self.nx, self.dx, self.dt = solver.nx, solver.dx, solver.dt_coarse
         self.periodic = solver.bc == "periodic"
-        closure = MLMomentClosure(self.members[0], self.eps, length=solver.L, bc=solver.bc)
-        self.fv = FVSolver(closure, nx=solver.nx, length=solver.L, bc=solver.bc)
-        self.closures = [MLMomentClosure(m, self.eps) for m in self.members]  # deviation
-        self.scale = float(
-            eps_scale(torch.tensor([np.log10(self.eps)]), self.members[0].spec["eps_ref"])[0]
-        )
+        self.fv = self.side.fv
         self.kinetic_backend = kinetic or InProcess(solver)
         f0 = np.asarray(f0, dtype=np.float64)
         if f0.shape != tuple(solver.state_shape):
@@ -114,18 +105,14 @@ class HybridRun:
     # --------------------------------------------------------------------- mappers
     def restrict(self, f: np.ndarray) -> np.ndarray:
         """``Q`` ``(3+M, m)`` of the cells ``f`` ``(nv, m)``."""
-        from ..surrogates.closure.lift import restrict
-
-        return restrict(self.members[0], f[None], self.solver)[0]
+        return self.side.restrict(f)
 
     def lift(self, Q: np.ndarray) -> np.ndarray:
         """``f`` ``(nv, m)`` of the cells ``Q`` ``(3+M, m)``: the decoder (exact moments),
         or with ``lift_ghosts: maxwellian`` the discrete Maxwellian of ``U``."""
-        from ..surrogates.closure.lift import lift
-
         if self.settings.lift_ghosts == "maxwellian":
-            return self.solver.maxwellian_of_moments(Q[None, :3])[0]
-        return lift(self.decoder, Q[None], self.solver, self.eps)[0]
+            return self.side.maxwellian(Q[:3])
+        return self.side.lift(Q)
 
     # ------------------------------------------------------------------- observables
     def moments_all(self) -> np.ndarray:
@@ -141,7 +128,7 @@ class HybridRun:
         U = self.Q[:3].copy()
         k = np.flatnonzero(self.kinetic)
         if k.size:
-            U[:, k] = self.solver.moments(self.f[:, k])
+            U[:, k] = self.side.conserved(self.f[:, k])
         return U
 
     def totals(self) -> np.ndarray:
@@ -150,10 +137,7 @@ class HybridRun:
 
     def primitives(self) -> np.ndarray:
         """``(ρ, u, T)`` ``(3, nx)`` of the current state."""
-        Q = self.conserved()
-        rho = Q[0]
-        u = Q[1] / rho
-        return np.stack([rho, u, 2.0 * Q[2] / rho - u * u])
+        return np.stack(self.side.primitive(self.conserved()))
 
     def conservation_error(self) -> np.ndarray:
         """``|Σ U dx (t) - Σ U dx (0) - inflow| / |Σ U dx (0)|`` per conserved row ``(3,)``
@@ -170,7 +154,7 @@ class HybridRun:
         Q = self.Q.copy()
         k = np.flatnonzero(self.kinetic)
         if k.size:
-            Q[:3, k] = self.solver.moments(self.f[:, k])
+            Q[:3, k] = self.side.conserved(self.f[:, k])
             Q[3:, k] = 0.0
         return Q, ~self.kinetic
 
@@ -188,7 +172,7 @@ class HybridRun:
         is the same."""
         s = self.settings
         known = np.ones(self.nx, dtype=bool) if known is None else known
-        view = CellView(Q, self.f, self.kinetic, self.solver, self.closures, self.scale, self.eps)
+        view = CellView(Q, self.f, self.kinetic, self.side)
         out = {n: get_criterion(n).score(view) for n in s.criteria if n != "deviation"}
         if "deviation" in s.criteria:
             decided = np.zeros(self.nx, dtype=bool)
@@ -200,27 +184,19 @@ class HybridRun:
             self._restrict_where(Q, known, ~decided)
             dev = np.zeros(self.nx)
             if todo.size:
-                sub = CellView(
-                    Q[:, todo],
-                    self.f,
-                    self.kinetic,
-                    self.solver,
-                    self.closures,
-                    self.scale,
-                    self.eps,
-                )
+                sub = CellView(Q[:, todo], self.f, self.kinetic, self.side)
                 dev[todo] = get_criterion("deviation").score(sub)
             out["deviation"] = dev
         return {n: out[n] for n in s.criteria}
 
     def wave_reach(self, Q: np.ndarray) -> int:
-        """Cells a wave can cross in one coupling step, ``ceil(max(|u| + 1.5 √(3T)) Δ/dx)``
-        (the closure's wave-speed bound): the buffer is at least this wide, so that a front
-        flagged at ``t`` is still inside the kinetic region at ``t + Δ``."""
-        rho = Q[0]
-        u = Q[1] / rho
-        T = np.maximum(2.0 * Q[2] / rho - u * u, 0.0)
-        speed = float(np.max(np.abs(u) + self.fv.closure.speed_factor * np.sqrt(3.0 * T)))
+        """Cells a wave can cross in one coupling step, ``ceil(max(|u| + k √(γT)) Δ/dx)``
+        with the closure's wave-speed bound ``k`` (``speed_factor``): the buffer is at least
+        this wide, so that a front flagged at ``t`` is still inside the kinetic region at
+        ``t + Δ``."""
+        _, u, T = self.side.primitive(Q)
+        T = np.maximum(T, 0.0)
+        speed = float(np.max(np.abs(u) + self.fv.closure.speed_factor * self.side.sound_speed(T)))
         return int(np.ceil(speed * self.dt / self.dx - 1e-9))
 
     def switch(self, kinetic: np.ndarray, Q: np.ndarray) -> None:
@@ -319,7 +295,7 @@ class HybridRun:
                 if right is not None:  # the closure cell right of the run: its left face
                     face = int(run[-1] + 1) % nx if periodic else int(run[-1] + 1)
                     Q_new[:3, face % nx] += (phi[:, 1] - closure_phi[face]) / self.dx
-            rho, _, T = _prim(Q_new[:, ~self.kinetic])
+            rho, _, T = self.side.primitive(Q_new[:, ~self.kinetic])
             if not (np.all(rho > 0) and np.all(T > 0)):
                 cells = np.flatnonzero(~self.kinetic)
                 raise ClosureBreakdown(
@@ -336,7 +312,7 @@ class HybridRun:
         found one by one and raised as :class:`ClosureBreakdown`."""
         try:
             done = self.fv.advance_runs(work, self.dt)
-            if all(_realisable(q[0]) for q, _ in done):
+            if all(self._realisable(q[0]) for q, _ in done):
                 return done
         except (FloatingPointError, ValueError):
             pass
@@ -344,13 +320,17 @@ class HybridRun:
         for run, item in zip(cl_runs, work, strict=True):
             try:
                 q, _ = self.fv.advance_runs([item], self.dt)[0]
-                ok = _realisable(q[0])
+                ok = self._realisable(q[0])
             except (FloatingPointError, ValueError):
                 ok = False
             if not ok:
                 bad.append(run)
         cells = np.concatenate(bad) if bad else np.flatnonzero(~self.kinetic)
         raise ClosureBreakdown("a closure run broke down (non-finite, rho or T <= 0)", cells)
+
+    def _realisable(self, Q: np.ndarray) -> bool:
+        rho, _, T = self.side.primitive(Q)
+        return bool(np.all(np.isfinite(Q)) and np.all(rho > 0) and np.all(T > 0))
 
     def _boundary(self, run: np.ndarray, phi: np.ndarray) -> np.ndarray:
         """Net inflow ``(3,)`` through the domain ends that ``run`` touches (outflow box)."""
@@ -414,9 +394,7 @@ class HybridRun:
             if items
             else np.empty(0),
             "x": np.concatenate([self.solver.x[i] for _, i, _ in items]) if items else np.empty(0),
-            "kn": np.float64(self.eps),
-            "nv": np.int64(nv),
-            "v_max": np.float64(self.solver.v_max),
+            **self.side.labels(),
         }
 
     def metrics(self) -> dict[str, Any]:
@@ -434,18 +412,6 @@ class HybridRun:
             "micro_s": self.micro_s,
             "macro_s": self.macro_s,
         }
-
-
-def _realisable(Q: np.ndarray) -> bool:
-    rho, _, T = _prim(Q)
-    return bool(np.all(np.isfinite(Q)) and np.all(rho > 0) and np.all(T > 0))
-
-
-def _prim(Q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    with np.errstate(all="ignore"):
-        rho = Q[0]
-        u = Q[1] / rho
-        return rho, u, 2.0 * Q[2] / rho - u * u
 
 
 def plot_kinetic_region(run: HybridRun, path: Any) -> None:

@@ -20,8 +20,10 @@ Criteria (:data:`CRITERIA`):
 - ``realisability``: ``inf`` where the moments admit no distribution (non-finite,
   ``ρ <= 0`` or ``T <= 0``), else 0;
 - ``kn_gll``: Boyd's gradient-length Knudsen number ``λ max(|∂xρ|/ρ, |∂xT|/T,
-  |∂xu|/c)`` with the mean free path ``λ = ε √T`` (``τ = ε`` times the thermal speed)
-  and the sound speed ``c = √(3T)``; centred differences (one-sided at outflow ends);
+  |∂xu|/c)`` with the mean free path ``λ`` and the sound speed ``c = √(γT)`` of the
+  system (BGK: ``λ = ε √T``, ``τ = ε`` times the thermal speed, ``γ = 3``; Boltzmann:
+  ``λ = (ε/ρ) √T``, the collision frequency of Maxwell molecules being ``ρ/ε``, ``γ =
+  2``); centred differences (one-sided at outflow ends);
 - ``noneq`` (exit only): ``Σ_v |f - M[f]| dv / ρ`` on kinetic cells.
 """
 
@@ -38,15 +40,13 @@ import numpy as np
 class CellView:
     """What the criteria look at, one state: ``Q`` ``(3+M, nx)`` the moments of every
     cell (closure cells' own, kinetic cells' restricted), ``f`` ``(nv, nx)`` valid on the
-    ``kinetic`` cells ``(nx,)``, the solver (grid, ``kn``) and the closure ensemble."""
+    ``kinetic`` cells ``(nx,)``, and the kinetic ``side`` (:mod:`.hybrid_systems`: the
+    solver's grid, ε, the closure ensemble, ``γ``)."""
 
     Q: np.ndarray
     f: np.ndarray
     kinetic: np.ndarray
-    solver: Any
-    closures: list
-    scale: float
-    eps: float
+    side: Any
 
 
 @dataclass(frozen=True)
@@ -80,12 +80,6 @@ def get_criterion(name: str) -> Criterion:
     return CRITERIA[name]
 
 
-def _primitives(Q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    rho = Q[0]
-    u = Q[1] / rho
-    return rho, u, 2.0 * Q[2] / rho - u * u
-
-
 def _ddx(a: np.ndarray, dx: float, periodic: bool) -> np.ndarray:
     """Centred ``∂x`` of ``a`` ``(nx,)`` (periodic, or one-sided at the ends)."""
     if periodic:
@@ -94,40 +88,37 @@ def _ddx(a: np.ndarray, dx: float, periodic: bool) -> np.ndarray:
 
 
 def deviation_score(view: CellView) -> np.ndarray:
-    from ..surrogates.closure.learn import closures_deviation
-
-    return closures_deviation(view.closures, view.Q[None], view.scale)[0]
+    return view.side.deviation(view.Q)
 
 
 def realisability_score(view: CellView) -> np.ndarray:
     with np.errstate(all="ignore"):
-        rho, u, T = _primitives(view.Q)
+        rho, u, T = view.side.primitive(view.Q)
         ok = np.isfinite(view.Q).all(axis=0) & (rho > 0) & (T > 0)
     return np.where(ok, 0.0, np.inf)
 
 
 def kn_gll_score(view: CellView) -> np.ndarray:
-    s = view.solver
-    rho, u, T = _primitives(view.Q)
+    side = view.side
+    s = side.solver
+    rho, u, T = side.primitive(view.Q)
     T = np.maximum(T, 1e-300)
     periodic = s.bc == "periodic"
     grad = np.maximum.reduce(
         [
             np.abs(_ddx(rho, s.dx, periodic)) / rho,
             np.abs(_ddx(T, s.dx, periodic)) / T,
-            np.abs(_ddx(u, s.dx, periodic)) / np.sqrt(3.0 * T),
+            np.abs(_ddx(u, s.dx, periodic)) / side.sound_speed(T),
         ]
     )
-    return view.eps * np.sqrt(T) * grad
+    return side.mean_free_path(rho, T) * grad
 
 
 def noneq_score(view: CellView) -> np.ndarray:
     out = np.zeros(view.kinetic.shape)
     k = np.flatnonzero(view.kinetic)
     if k.size:
-        f = view.f[None][..., k]
-        s = view.solver
-        out[k] = (np.abs(f - s.equilibrium(f)).sum(axis=1) * s.dv / s.moments(f)[:, 0])[0]
+        out[k] = view.side.noneq(view.f[:, k])
     return out
 
 

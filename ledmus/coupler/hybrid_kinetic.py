@@ -51,7 +51,11 @@ def advance_kinetic(solver: Any, request: KineticRequest) -> KineticResult:
         )
         work.append((request.f[None, :, at : at + m], left, right))
         at += m
-    done = solver.advance_runs(work, request.duration)
+    cells = [
+        (int(a) + np.arange(int(m))) % solver.nx
+        for a, m in zip(request.start, request.size, strict=True)
+    ]
+    done = solver.advance_runs(work, request.duration, cells=cells)
     f_out = np.concatenate([f[0] for f, _ in done], axis=-1)
     phi = np.stack([p[0] for _, p in done])
     return KineticResult(request.step, f_out, phi, time.perf_counter() - t0)

@@ -3,10 +3,12 @@ engine's entry (``ledmus run configs/hybrid_bgk.ymmsl``) and the MUSCLE3 hybrid
 component's, which differ only in where the kinetic cells run.
 
 Settings (besides the hybrid's own, :data:`.hybrid.FIELDS`): ``coupling`` (``hybrid``),
-``model`` (a ``closure_hmm`` checkpoint), ``system`` (``bgk``), ``param_<name>`` (the
-kinetic solver's parameters: ``kn`` = ε, ``nx``, ``bc`` …), ``ic`` (a named initial
-condition of the solver), ``seed``, ``t_end``, ``compare`` (also run the kinetic solver
-alone: errors and S), ``plots``, ``overwrite``.
+``model`` (the system's closure ensemble: a ``closure_hmm`` checkpoint for ``bgk``, a
+``closure_boltzmann_hmm`` one for ``boltzmann``), ``system`` (``bgk`` or ``boltzmann``),
+``param_<name>`` (the kinetic solver's parameters: ``kn`` = ε of BGK, ``eps`` of
+Boltzmann, ``nx``, ``N``, ``bc`` …), ``ic`` (a named initial condition of the solver),
+``seed``, ``t_end``, ``compare`` (also run the kinetic solver alone: errors and S),
+``plots``, ``overwrite``.
 
 Outputs in the run directory's ``output/`` (atomic): ``metrics.json`` (kinetic fraction
 per step, mean and max; switches; conservation error; with ``compare`` the fair errors
@@ -43,10 +45,12 @@ from .hybrid_settings import FIELDS as HYBRID_FIELDS
 from .hybrid_settings import HybridSettings
 from .paths import resolve_file
 
-SYSTEM_FIELD = Field("system", as_choice(("bgk",)), "bgk", "the kinetic solver")
+#: the closure ensemble's checkpoint kind of each kinetic system
+ENSEMBLE_KINDS = {"bgk": "closure_hmm", "boltzmann": "closure_boltzmann_hmm"}
+SYSTEM_FIELD = Field("system", as_choice(tuple(ENSEMBLE_KINDS)), "bgk", "the kinetic solver")
 RUN_FIELDS = (
     Field("coupling", as_choice(("hybrid",)), "hybrid", "the cell-local hybrid"),
-    Field("model", as_path, doc="closure_hmm checkpoint"),
+    Field("model", as_path, doc="closure ensemble checkpoint of the system"),
     SYSTEM_FIELD,
     Field("ic", as_choice(("sod", "colliding", "waves", "shocks", "riemann")), "sod", "ic"),
     Field("seed", as_int(0), 0, "seed of random initial conditions"),
@@ -81,14 +85,16 @@ def build(raw: Mapping[str, Any], search: list[Path]) -> tuple[Any, Any, np.ndar
     solver = _make_kinetic(values["system"], params)
     if not solver.collisions:
         raise ValueError(
-            "setting param_collisions=false: the closure relaxes with tau = kn, so the hybrid "
-            "needs the collisional BGK solver (param_collisions: true)"
+            "setting param_collisions=false: the closure relaxes at the collision rate, so the "
+            "hybrid needs the collisional kinetic solver (param_collisions: true)"
         )
+    kind = ENSEMBLE_KINDS[values["system"]]
     try:  # the hybrid runs the closure ensemble's members itself
-        ens, _ = load_model(resolve_file(str(values["model"]), "model", search), kind="closure_hmm")
+        ens, _ = load_model(resolve_file(str(values["model"]), "model", search), kind=kind)
     except ValueError as exc:
         raise ValueError(
-            f"setting model: the hybrid needs a closure_hmm checkpoint: {exc}"
+            f"setting model: the hybrid with system {values['system']} needs a {kind} "
+            f"checkpoint: {exc}"
         ) from None
     f0 = solver.initial_condition(values["ic"], 1, np.random.default_rng(values["seed"]))[0]
     return solver, ens, f0, {**values, "hybrid": hybrid}
@@ -138,7 +144,11 @@ def run_hybrid(
         t0 = time.perf_counter()
         _, ref = solver.rollout(f0[None], v["t_end"])
         micro_wall = time.perf_counter() - t0
-        err = fair_errors(run.primitives(), solver.primitives(ref[:, -1])[0])
+        err = fair_errors(
+            run.primitives(),
+            np.stack(run.side.primitive(run.side.conserved(ref[0, -1]))),
+            gamma=run.side.gamma,
+        )
         metrics.update(
             {
                 "errors": {

@@ -367,8 +367,12 @@ class BGK(Solver):
         """
         return self.advance_runs([(f, left, right)], duration)[0]
 
-    def advance_runs(self, runs: list, duration: float) -> list[tuple[np.ndarray, np.ndarray]]:
-        """:meth:`advance_cells` of several runs ``(f, left, right)`` at once: the runs and
+    def advance_runs(
+        self, runs: list, duration: float, *, cells: list | None = None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """:meth:`advance_cells` of several runs ``(f, left, right)`` at once (``cells``, the
+        runs' cell indices, is accepted for the interface the hybrid shares with the
+        Boltzmann solver and not needed: ``kn`` is one number): the runs and
         their ghost cells lie side by side in one padded array (the faces between one
         run's ghosts and the next run's are computed but not used), so each stage is one
         transport over all of them."""

@@ -195,6 +195,18 @@ class BoltzmannMomentNet(nn.Module):
         dinv_y = torch.stack([zero, zero, 2.0 * y], -1)
         return (raw - inv @ c.T) / n, (dx - dinv_x @ c.T) / n, (dy - dinv_y @ c.T) / n
 
+    def weight_values(self, x: torch.Tensor, y: torch.Tensor, stats=None) -> torch.Tensor:
+        """``w`` at ``ξ = (x, y)`` of any shape, ``(*x.shape, M)``, without the derivatives
+        of :meth:`weights` (the restriction and the lift of a state need only the values)."""
+        c, n = (self._stats() if stats is None else stats)[:2]
+        par = self.spec["parity"]
+        h = torch.stack([x * x if par else x, y * y], -1)
+        for layer in self.wnet:
+            h = layer(h)
+        if par:
+            h = torch.where(self.parity_w < 0, x[..., None] * h, h)
+        return (h - _invariants(x, y) @ c.T) / n
+
     def forcing(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(B, A)`` ``(M,)`` each: the equilibrium forcing ``-ρ(B∂xu + A∂x√T)``."""
         return self._stats()[2:]

@@ -61,7 +61,8 @@ def cases(nx: int) -> list[tuple[str, str, tuple[np.ndarray, ...]]]:
     return out
 
 
-def _fv(model: str, net: Any, eps: Any, bc: str, nx: int, rates: tuple[float, float]):
+def model_solver(model: str, net: Any, eps: Any, bc: str, nx: int, rates: tuple[float, float]):
+    """The finite-volume solver of ``model`` (:data:`MODELS`) at ``ε`` on ``nx`` cells."""
     if model == "ml":
         cl = BoltzmannMLClosure(net, eps, nx=nx, bc=bc)
         return FVSolver(cl, nx=nx, bc=bc, time_stepper="ars222", cfl=ML_CFL)
@@ -102,7 +103,7 @@ def run_group(
     for name in models:
         if name == "ns" and (isinstance(eps, str) or eps > NS_EPS_MAX):
             continue  # one ε per member; explicit viscous steps only while they are few
-        fv = _fv(name, net, kn, bc, nx, rates)
+        fv = model_solver(name, net, kn, bc, nx, rates)
         Q = conserved(rho, u, T, np.zeros((rho.shape[0], fv.closure.n_moments - 3, nx)), GAMMA)
         res: dict[str, Any] = {"error": None}
         t0 = time.perf_counter()
@@ -205,4 +206,14 @@ def evaluate(
     }
 
 
-__all__ = ["BOOST", "ML_CFL", "MODELS", "NS_EPS_MAX", "cases", "evaluate", "galilean", "run_group"]
+__all__ = [
+    "BOOST",
+    "ML_CFL",
+    "MODELS",
+    "NS_EPS_MAX",
+    "cases",
+    "evaluate",
+    "galilean",
+    "model_solver",
+    "run_group",
+]

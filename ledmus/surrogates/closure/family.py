@@ -9,7 +9,10 @@
   :class:`.macro.ClosureMacro`;
 - ``closure_boltzmann``: the ML moment closure of the 2-D-velocity Boltzmann gas
   (:class:`.boltzmann_ml.BoltzmannMomentNet`; ``ledmus train`` on a ``ledmus dataset
-  boltzmann`` split, ``ledmus evaluate`` against the Boltzmann solver).
+  boltzmann`` split, ``ledmus evaluate`` against the Boltzmann solver), with the command
+  ``ledmus closure_boltzmann hmm`` (build the ensemble of its hybrid);
+- ``closure_boltzmann_hmm``: that ensemble (:class:`.hmm_boltzmann.BoltzmannClosureEnsemble`),
+  coupled to the Boltzmann solver by the cell-local hybrid.
 
 Importing :mod:`ledmus.surrogates` registers them."""
 
@@ -19,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from ..family import EvaluateOptions, Family, TrainOptions, Verb, register_family
-from . import hmm, joint, lift
+from . import hmm, hmm_boltzmann, joint, lift
 from .boltzmann_ml import BoltzmannMomentNet
 from .hmm import ClosureEnsemble
+from .hmm_boltzmann import BoltzmannClosureEnsemble
 from .lift import MomentDecoder
 from .macro import ClosureMacro
 from .ml import MomentNet
@@ -161,8 +165,28 @@ BOLTZMANN_FAMILY = register_family(
         resolve=_resolve_boltzmann,
         train=train_boltzmann,
         evaluate=evaluate_boltzmann,
+        verbs=(
+            _verb(
+                "hmm",
+                hmm_boltzmann,
+                "build the closure ensemble of the hybrid with the Boltzmann solver",
+            ),
+        ),
         description="ML moment closure of the 2-D-velocity Boltzmann gas (Galilean moments)",
     )
 )
+BOLTZMANN_HMM_FAMILY = register_family(
+    Family(
+        "closure_boltzmann_hmm",
+        network=BoltzmannClosureEnsemble,
+        description="Boltzmann closure ensemble of the hybrid (ledmus closure_boltzmann hmm)",
+    )
+)
 
-__all__ = ["BOLTZMANN_FAMILY", "CLOSURE_FAMILY", "DECODER_FAMILY", "HMM_FAMILY"]
+__all__ = [
+    "BOLTZMANN_FAMILY",
+    "BOLTZMANN_HMM_FAMILY",
+    "CLOSURE_FAMILY",
+    "DECODER_FAMILY",
+    "HMM_FAMILY",
+]

@@ -369,7 +369,8 @@ class FVSolver:
 
         Returns ``(Q_new, phi)``: ``phi`` ``(B, 3, 2)`` the conserved rows of ``∫ F dt``
         through the left and right end faces with the stage weights of the scheme (SSP-RK2
-        ½, ½; SSP-RK3 1/6, 1/6, 2/3), so ``Σ_cells U dx`` changed by ``phi[..., 0] -
+        ½, ½; SSP-RK3 1/6, 1/6, 2/3; ARS(2,2,2) ``d``, ``1 - d``, its implicit part acting on
+        the ``W`` rows alone), so ``Σ_cells U dx`` changed by ``phi[..., 0] -
         phi[..., 1]`` to rounding.
         """
         return self.advance_runs([(Q, left, right)], duration)[0]
@@ -381,8 +382,6 @@ class FVSolver:
         between one run's ghosts and the next run's are computed but not used."""
         if not (math.isfinite(duration) and duration >= 0):
             raise ValueError(f"duration must be finite and >= 0, got {duration!r}")
-        if self.time_stepper == "ars222":
-            raise ValueError("advance_runs takes time_stepper ssprk2 or ssprk3, not ars222")
         mode = "wrap" if self.bc == "periodic" else "edge"
         states, ghosts, cells, ends = [], [], [], []
         at = 0
@@ -430,6 +429,17 @@ class FVSolver:
             h = remaining / math.ceil(remaining / bound * (1 - 1e-12))
             th0, th1 = t / duration, (t + h) / duration
             r0, e0 = rate(Q, th0)
+            if self.time_stepper == "ars222":  # the IMEX step of :meth:`step`
+                implicit = self.closure.implicit
+                R2 = Q + _G * h * r0
+                F2 = implicit(R2, _G * h)
+                r1, e1 = rate(F2, (t + _G * h) / duration)
+                R3 = Q + h * (_D * r0 + (1.0 - _D) * r1) + (1.0 - _G) / _G * (F2 - R2)
+                Q = implicit(R3, _G * h)
+                phi += h * (_D * e0 + (1.0 - _D) * e1)
+                t += h
+                self._check_running(Q, t)
+                continue
             Q1 = Q + h * r0
             r1, e1 = rate(Q1, th1)
             if self.time_stepper == "ssprk2":
