@@ -842,7 +842,7 @@ def render_hybrid_bgk(docs: Docs, name: str = "hybrid_bgk.json") -> str:
     rows = []
     for r in d["rows"]:
         errs = [
-            f"{100 * r[k]:.2f} %"
+            "–" if r[k] is None else f"{100 * r[k]:.2f} %"
             for k in ("error_hybrid", "error_closure", "error_euler", "error_ns")
         ]
         rows.append(
@@ -860,15 +860,22 @@ def render_hybrid_bgk(docs: Docs, name: str = "hybrid_bgk.json") -> str:
     return table(header, rows)
 
 
-def render_hybrid_bgk_summary(docs: Docs) -> str:
+def render_hybrid_bgk_summary(
+    docs: Docs, name: str = "hybrid_bgk.json", solver: str = "BGK"
+) -> str:
     """The cell-local hybrid per ε: the largest fair error over the cases of the hybrid,
-    the closure alone, Euler and NS; the kinetic fraction and S (smallest–largest)."""
-    d = docs["hybrid_bgk.json"]
+    the closure alone, Euler and NS (– where NS did not run); the kinetic fraction and S
+    against the kinetic ``solver`` (smallest–largest)."""
+    d = docs[name]
     eps = sorted({r["eps"] for r in d["rows"]})
     by = {e: [r for r in d["rows"] if r["eps"] == e] for e in eps}
 
     def worst(key: str) -> list[str]:
-        return [f"{100 * max(r[key] for r in by[e]):.2f} %" for e in eps]
+        out = []
+        for e in eps:
+            vals = [r[key] for r in by[e] if r[key] is not None]
+            out.append(f"{100 * max(vals):.2f} %" if vals else "–")
+        return out
 
     def span(key: str) -> list[str]:
         return [f"{min(r[key] for r in by[e]):.2f}–{max(r[key] for r in by[e]):.2f}" for e in eps]
@@ -879,7 +886,7 @@ def render_hybrid_bgk_summary(docs: Docs) -> str:
         ["Euler: max error", *worst("error_euler")],
         ["Navier–Stokes: max error", *worst("error_ns")],
         ["hybrid: kinetic fraction", *span("kinetic_fraction_mean")],
-        ["hybrid: S against BGK", *span("speedup")],
+        [f"hybrid: S against {solver}", *span("speedup")],
         ["cost model S", *span("speedup_model")],
     ]
     return table(["fair error at t = 0.1 / ε", *(f"{e:g}" for e in eps)], rows)
@@ -1063,6 +1070,14 @@ BLOCKS: dict[str, Block] = {
     "boltzmann_dataset": Block(["boltzmann_dataset.json"], render_boltzmann_dataset),
     "hybrid_bgk": Block(["hybrid_bgk.json"], render_hybrid_bgk),
     "hybrid_bgk_summary": Block(["hybrid_bgk.json"], render_hybrid_bgk_summary),
+    "hybrid_boltzmann": Block(
+        ["hybrid_boltzmann.json"],
+        lambda docs: render_hybrid_bgk(docs, "hybrid_boltzmann.json"),
+    ),
+    "hybrid_boltzmann_summary": Block(
+        ["hybrid_boltzmann.json"],
+        lambda docs: render_hybrid_bgk_summary(docs, "hybrid_boltzmann.json", "Boltzmann"),
+    ),
     "hybrid_bgk_nx400": Block(
         ["hybrid_bgk_nx400.json"], lambda docs: render_hybrid_bgk(docs, "hybrid_bgk_nx400.json")
     ),

@@ -810,3 +810,20 @@ def test_hybrid_bgk_nx400_is_the_same_table_from_the_finer_grid_file():
     assert fine.splitlines()[2] == (
         "| sod, ε = 0.1 | 0.12 % | 5.28 % | 18.47 % | 13.84 % | 0.38 | 0.66 | 0.86 | 7e-16 |"
     )
+
+
+def test_hybrid_boltzmann_blocks_mark_the_ns_runs_that_did_not_run():
+    """NS runs at ε <= 0.1 only: its cell is a dash, and the summary's NS row takes the
+    worst of the runs it has; S is against the Boltzmann solver."""
+
+    def row(eps, ns):
+        return {"case": "sod", "eps": eps, "error_hybrid": 0.009, "error_closure": 0.032,
+                "error_euler": 0.15, "error_ns": ns, "kinetic_fraction_mean": 0.3,
+                "speedup": 2.9, "speedup_model": 3.1, "conservation_error": 2e-16}  # fmt: skip
+
+    files = {"hybrid_boltzmann.json": doc(rows=[row(0.1, 0.144), row(1.0, None)])}
+    lines = rt.BLOCKS["hybrid_boltzmann"].render(files).splitlines()
+    assert lines[3] == "| sod, ε = 1 | 0.90 % | 3.20 % | 15.00 % | – | 0.30 | 2.90 | 3.10 | 2e-16 |"
+    summary = rt.BLOCKS["hybrid_boltzmann_summary"].render(files).splitlines()
+    assert summary[5] == "| Navier–Stokes: max error | 14.40 % | – |"
+    assert summary[7] == "| hybrid: S against Boltzmann | 2.90–2.90 | 2.90–2.90 |"

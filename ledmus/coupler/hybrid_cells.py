@@ -24,6 +24,10 @@ Criteria (:data:`CRITERIA`):
   system (BGK: ``λ = ε √T``, ``τ = ε`` times the thermal speed, ``γ = 3``; Boltzmann:
   ``λ = (ε/ρ) √T``, the collision frequency of Maxwell molecules being ``ρ/ε``, ``γ =
   2``); centred differences (one-sided at outflow ends);
+- ``jump``: the largest relative jump to a neighbouring cell, ``max(Δρ/ρ, ΔT/T, Δu/c)``
+  with ``Δa = max(|a_i - a_{i-1}|, |a_{i+1} - a_i|)``: a front that is sharp on the grid,
+  whatever ``ε`` (at large ``ε`` the kinetic solution has smooth fans where the moment
+  system forms fronts, while ``kn_gll`` flags every gradient there);
 - ``noneq`` (exit only): ``Σ_v |f - M[f]| dv / ρ`` on kinetic cells.
 """
 
@@ -114,6 +118,27 @@ def kn_gll_score(view: CellView) -> np.ndarray:
     return side.mean_free_path(rho, T) * grad
 
 
+def _jump(a: np.ndarray, periodic: bool) -> np.ndarray:
+    """``max(|a_i - a_{i-1}|, |a_{i+1} - a_i|)`` per cell (no difference beyond an
+    outflow end)."""
+    p = np.pad(a, 1, mode="wrap" if periodic else "edge")
+    return np.maximum(np.abs(p[1:-1] - p[:-2]), np.abs(p[2:] - p[1:-1]))
+
+
+def jump_score(view: CellView) -> np.ndarray:
+    side = view.side
+    periodic = side.solver.bc == "periodic"
+    rho, u, T = side.primitive(view.Q)
+    T = np.maximum(T, 1e-300)
+    return np.maximum.reduce(
+        [
+            _jump(rho, periodic) / rho,
+            _jump(T, periodic) / T,
+            _jump(u, periodic) / side.sound_speed(T),
+        ]
+    )
+
+
 def noneq_score(view: CellView) -> np.ndarray:
     out = np.zeros(view.kinetic.shape)
     k = np.flatnonzero(view.kinetic)
@@ -129,6 +154,7 @@ register_criterion(
     Criterion("realisability", realisability_score, doc="finite moments with rho, T > 0")
 )
 register_criterion(Criterion("kn_gll", kn_gll_score, doc="gradient-length Knudsen number"))
+register_criterion(Criterion("jump", jump_score, doc="relative jump to a neighbour cell"))
 register_criterion(
     Criterion("noneq", noneq_score, exit_only=True, doc="|f - M[f]|_1 / rho (kinetic exit)")
 )

@@ -12,7 +12,13 @@ from ..validation import Field, as_bool, as_choice, as_int, as_number, parse_fie
 from .hybrid_cells import CRITERIA, get_criterion
 
 #: default thresholds θ of the criteria (settings ``threshold_<name>``)
-THRESHOLDS = {"deviation": 0.1, "realisability": 1.0, "kn_gll": 0.05, "noneq": 0.05}
+THRESHOLDS = {
+    "deviation": 0.1,
+    "realisability": 1.0,
+    "kn_gll": 0.05,
+    "jump": 0.1,
+    "noneq": 0.05,
+}
 
 
 def _as_criteria(label: str, value: Any) -> tuple[str, ...]:
