@@ -322,3 +322,40 @@ def test_run_hybrid_with_the_boltzmann_system(ens, tmp_path):
     cells = np.load(tmp_path / "out" / "kinetic_cells.npz")
     assert cells["f"].shape[0] == 256 and float(cells["eps"]) == 0.1
     assert (tmp_path / "out" / "kinetic_region.png").stat().st_size > 1000
+
+
+def test_jump_flags_both_cells_of_a_front_and_no_smooth_profile(ens):
+    """``jump``: both cells next to a density step score the relative jump (so the front
+    is kinetic on both sides), scaled by ``λ/dx`` where the mean free path ``λ = (ε/ρ)√T``
+    is below a cell; the held-out smooth profiles score at most 0.017 (measured), a third
+    of the shipped threshold 0.05; on a periodic box the first and last cells are
+    neighbours."""
+    from ledmus.coupler.hybrid_cells import CellView, get_criterion
+    from ledmus.surrogates.closure.evaluate_boltzmann import cases
+
+    s, f0 = _sod(0.1, 24)
+    run = HybridRun(s, ens, f0)
+    nx = 24
+    rho = np.where(np.arange(nx) < 12, 1.0, 0.8)
+    Q = conserved(rho[None], np.zeros((1, nx)), np.ones((1, nx)), np.zeros((1, 9, nx)), GAMMA)[0]
+    score = get_criterion("jump").score(CellView(Q, run.f, run.kinetic, run.side))
+    expect = np.zeros(nx)
+    expect[11], expect[12] = 0.2 / 1.0, 0.2 / 0.8
+    np.testing.assert_allclose(score, expect, rtol=1e-12, atol=1e-15)
+    dense = HybridRun(_solver(1e-3, nx), ens, f0).side  # λ/dx = 0.024 / ρ
+    score = get_criterion("jump").score(CellView(Q, run.f, run.kinetic, dense))
+    np.testing.assert_allclose(score, expect * 1e-3 / rho * nx, rtol=1e-12, atol=1e-15)
+    for name, bc, prim in cases(100):
+        if name.startswith("smooth"):
+            side = HybridRun(
+                _solver(0.1, 100, bc), ens, _solver(0.1, 100, bc).maxwellian(*prim)[0]
+            ).side
+            Qs = conserved(*prim, np.zeros((1, 9, 100)), GAMMA)[0]
+            view = CellView(Qs, np.zeros((256, 100)), np.zeros(100, dtype=bool), side)
+            assert get_criterion("jump").score(view).max() < 0.02, name
+    wrap = _solver(0.1, nx, "periodic")
+    side = HybridRun(
+        wrap, ens, wrap.maxwellian(rho[None], 0 * rho[None], 1 + 0 * rho[None])[0]
+    ).side
+    score = get_criterion("jump").score(CellView(Q, run.f, run.kinetic, side))
+    assert score[0] > 0.19 and score[-1] > 0.19  # the periodic seam is a front too (0.25, 0.2)

@@ -25,9 +25,11 @@ Criteria (:data:`CRITERIA`):
   ``λ = (ε/ρ) √T``, the collision frequency of Maxwell molecules being ``ρ/ε``, ``γ =
   2``); centred differences (one-sided at outflow ends);
 - ``jump``: the largest relative jump to a neighbouring cell, ``max(Δρ/ρ, ΔT/T, Δu/c)``
-  with ``Δa = max(|a_i - a_{i-1}|, |a_{i+1} - a_i|)``: a front that is sharp on the grid,
-  whatever ``ε`` (at large ``ε`` the kinetic solution has smooth fans where the moment
-  system forms fronts, while ``kn_gll`` flags every gradient there);
+  with ``Δa = max(|a_i - a_{i-1}|, |a_{i+1} - a_i|)``, times ``min(1, λ/dx)``: a front
+  that is sharp on the grid where the mean free path ``λ`` is a cell or more.  At large
+  ``ε`` the kinetic solution has smooth fans where the moment system forms fronts (and
+  ``kn_gll`` flags every gradient there, a smooth profile's too); where ``λ`` is well
+  below a cell the kinetic shock is as thin as the moment system's;
 - ``noneq`` (exit only): ``Σ_v |f - M[f]| dv / ρ`` on kinetic cells.
 """
 
@@ -130,13 +132,14 @@ def jump_score(view: CellView) -> np.ndarray:
     periodic = side.solver.bc == "periodic"
     rho, u, T = side.primitive(view.Q)
     T = np.maximum(T, 1e-300)
-    return np.maximum.reduce(
+    jump = np.maximum.reduce(
         [
             _jump(rho, periodic) / rho,
             _jump(T, periodic) / T,
             _jump(u, periodic) / side.sound_speed(T),
         ]
     )
+    return jump * np.minimum(1.0, side.mean_free_path(rho, T) / side.solver.dx)
 
 
 def noneq_score(view: CellView) -> np.ndarray:
