@@ -16,7 +16,14 @@ thread, best of ``--repeat``; the cost model ``1/(f_k + (1 - f_k)/S_c)`` with th
 kinetic fraction ``f_k`` and the closure alone's measured ``S_c``; the conservation
 error of the hybrid.  The ε(x) case is not here: the hybrid takes one ε per box.
 
-    OMP_NUM_THREADS=1 python benchmarks/hybrid_boltzmann.py     # about 12 minutes on one core
+    OMP_NUM_THREADS=1 python benchmarks/hybrid_boltzmann.py     # about 9 minutes on one core
+    OMP_NUM_THREADS=1 python benchmarks/hybrid_boltzmann.py --repeat 1 \
+        --cases sod,colliding --eps 0.1,1,10 --set criteria=deviation,realisability \
+        --out benchmarks/out/hybrid_boltzmann_deviation_only.json   # the ensemble signal alone
+    OMP_NUM_THREADS=1 python benchmarks/hybrid_boltzmann.py --repeat 1 \
+        --cases smooth0,smooth1,smooth2,smooth3 --eps 1,10 \
+        --set criteria=deviation,realisability,kn_gll --set threshold_kn_gll=0.2 \
+        --out benchmarks/out/hybrid_boltzmann_kn_gll.json   # kn_gll on smooth profiles
 
 Plots (ρ over x and t with the kinetic region) for Sod and the colliding streams at
 ε = 1e-3, 0.1 and 10 go beside the JSON, named after it.

@@ -971,6 +971,9 @@ def render_capabilities(docs: Docs) -> str:
     vo = docs["vo_rw_evaluate.json"]
     closure = docs["closure_bgk.json"]["summary"]
     boltz = docs["closure_boltzmann.json"]["summary"]
+    hyb = docs["hybrid_boltzmann.json"]["rows"]
+    riemann = [r["speedup"] for r in hyb if r["kinetic_fraction_mean"] > 0]
+    smooth = [r["speedup"] for r in hyb if r["kinetic_fraction_mean"] == 0]
     main = {r["engine"]: r for r in docs["quickstart.json"]["runs"]}
     overhead = docs["coupling_overhead.json"]["rows"]
     adaptive = docs["adaptive_fhn_shipped.json"]["runs"]["adaptive"]
@@ -997,6 +1000,11 @@ def render_capabilities(docs: Docs) -> str:
          "2-D Maxwell molecules", f"smooth flows {100 * boltz['ml_max_fair_smooth']:.1f} %, shocks "
          f"{100 * boltz['ml_max_fair_shocks']:.1f} % (fair metric); speed-up "
          f"{boltz['ml_speedup_min']:.0f} or more against the solver at N = 48"],
+        ["cell-local hybrid, Boltzmann gas", "kinetic cells where the closures disagree or a "
+         "front is sharp, closure cells elsewhere, one flux per interface",
+         f"max error {100 * max(r['error_hybrid'] for r in hyb):.1f} %; speed-up "
+         f"{min(riemann):.1f}–{max(riemann):.1f} with kinetic cells, {min(smooth):.0f}–"
+         f"{max(smooth):.0f} without"],
         ["coupled run, fixed schedule", "T_warm, T_m, T_mu; MUSCLE3 or one process, bitwise equal",
          f"main job: speed-up {main['muscle3']['speedup']:.1f}, MNAD u {main['muscle3']['mnad_u']:.4f}"],
         ["engines", "MUSCLE3 (four processes) and embedded; MPI ensembles",
@@ -1021,6 +1029,7 @@ BLOCKS: dict[str, Block] = {
             "vo_rw_evaluate.json",
             "closure_bgk.json",
             "closure_boltzmann.json",
+            "hybrid_boltzmann.json",
             "quickstart.json",
             "coupling_overhead.json",
             "adaptive_fhn_shipped.json",

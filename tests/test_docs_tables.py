@@ -752,6 +752,14 @@ def test_capabilities_takes_one_headline_number_from_each_json():
                 "ml_speedup_min": 103.4,
             }
         ),
+        "hybrid_boltzmann.json": doc(
+            rows=[
+                {"error_hybrid": 0.014, "speedup": 2.3, "kinetic_fraction_mean": 0.3},
+                {"error_hybrid": 0.002, "speedup": 3.9, "kinetic_fraction_mean": 0.2},
+                {"error_hybrid": 0.005, "speedup": 31.2, "kinetic_fraction_mean": 0.0},
+                {"error_hybrid": 0.001, "speedup": 52.0, "kinetic_fraction_mean": 0.0},
+            ]
+        ),
     }
     out = rt.render_capabilities(docs)
     for text in ("FHN 1,234 micro steps/s", "latent MNAD u 0.0123 over 8000 Δt (100 test runs)",
@@ -759,9 +767,10 @@ def test_capabilities_takes_one_headline_number_from_each_json():
                  "relative L2 error 0.020 or less", "max relative L2 0.120, speed-up 0.21",
                  "speed-up 3.8, MNAD u 0.0060", "1.25–1.70×", "MNAD u 0.0048, macro fraction 0.23",
                  "cold start: MNAD u 0.0700, speed-up 0.48",
-                 "smooth flows 0.7 %, shocks 6.9 % (fair metric); speed-up 103 or more"):  # fmt: skip
+                 "smooth flows 0.7 %, shocks 6.9 % (fair metric); speed-up 103 or more",
+                 "max error 1.4 %; speed-up 2.3–3.9 with kinetic cells, 31–52 without"):  # fmt: skip
         assert text in out, text
-    assert len(out.splitlines()) == 2 + 12  # header, rule, one row per part
+    assert len(out.splitlines()) == 2 + 13  # header, rule, one row per part
 
 
 def test_pages_are_the_readme_and_the_doc_sources_not_the_build(tmp_path):
@@ -824,6 +833,15 @@ def test_hybrid_boltzmann_blocks_mark_the_ns_runs_that_did_not_run():
     files = {"hybrid_boltzmann.json": doc(rows=[row(0.1, 0.144), row(1.0, None)])}
     lines = rt.BLOCKS["hybrid_boltzmann"].render(files).splitlines()
     assert lines[3] == "| sod, ε = 1 | 0.90 % | 3.20 % | 15.00 % | – | 0.30 | 2.90 | 3.10 | 2e-16 |"
+
+
+def test_hybrid_boltzmann_summary_takes_the_worst_ns_it_has_and_names_the_solver():
+    def row(eps, ns):
+        return {"case": "sod", "eps": eps, "error_hybrid": 0.009, "error_closure": 0.032,
+                "error_euler": 0.15, "error_ns": ns, "kinetic_fraction_mean": 0.3,
+                "speedup": 2.9, "speedup_model": 3.1, "conservation_error": 2e-16}  # fmt: skip
+
+    files = {"hybrid_boltzmann.json": doc(rows=[row(0.1, 0.144), row(1.0, None)])}
     summary = rt.BLOCKS["hybrid_boltzmann_summary"].render(files).splitlines()
     assert summary[5] == "| Navier–Stokes: max error | 14.40 % | – |"
     assert summary[7] == "| hybrid: S against Boltzmann | 2.90–2.90 | 2.90–2.90 |"
