@@ -423,7 +423,7 @@ def test_muscle3_hybrid_run_equals_the_embedded_run(tmp_path, config, over):
     assert emb.returncode == 0, emb.stdout + emb.stderr
     a = np.load(tmp_path / "m3" / "output" / "trajectory.npz")
     b = np.load(tmp_path / "emb" / "output" / "trajectory.npz")
-    # a real split (measured f_k 0.38 for BGK, 0.33 for the Boltzmann gas)
+    # a real split (measured f_k mean / max 0.23 / 0.37 for BGK, 0.28 / 0.38 for Boltzmann)
     assert a["kinetic"].any() and not a["kinetic"].all()
     for key in ("t", "kinetic", "fields"):
         np.testing.assert_array_equal(a[key], b[key])

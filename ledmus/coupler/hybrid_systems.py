@@ -41,9 +41,10 @@ class BGKSide:
         import torch
 
         from ..surrogates.closure.fv import FVSolver
+        from ..surrogates.closure.hmm import ClosureEnsemble
         from ..surrogates.closure.ml import MLMomentClosure, eps_scale
 
-        if getattr(ensemble, "kind", None) != "closure_hmm":
+        if not isinstance(ensemble, ClosureEnsemble):
             raise ValueError(
                 f"the hybrid with the bgk solver needs a closure_hmm ensemble, got "
                 f"{getattr(ensemble, 'kind', type(ensemble).__name__)!r}"
@@ -115,8 +116,9 @@ class BoltzmannSide:
         from ..surrogates.closure.boltzmann_ml import BoltzmannMLClosure
         from ..surrogates.closure.evaluate_boltzmann import ML_CFL
         from ..surrogates.closure.fv import FVSolver
+        from ..surrogates.closure.hmm_boltzmann import BoltzmannClosureEnsemble
 
-        if getattr(ensemble, "kind", None) != "closure_boltzmann_hmm":
+        if not isinstance(ensemble, BoltzmannClosureEnsemble):
             raise ValueError(
                 f"the hybrid with the boltzmann solver needs a closure_boltzmann_hmm ensemble, "
                 f"got {getattr(ensemble, 'kind', type(ensemble).__name__)!r}"
