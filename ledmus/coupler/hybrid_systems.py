@@ -1,5 +1,5 @@
-"""The kinetic system of a cell-local hybrid (:mod:`.hybrid`): what the hybrid needs to know
-about a kinetic solver and its closure ensemble, one class per system.
+"""The kinetic system of a cell-local hybrid (:mod:`ledmus.coupler.hybrid`): what the
+hybrid needs to know about a kinetic solver and its closure ensemble, one class per system.
 
 - :class:`BGKSide`: the 1-D-velocity BGK solver (``kn`` = ε) with a ``closure_hmm``
   ensemble (:class:`~ledmus.surrogates.closure.hmm.ClosureEnsemble`): explicit SSP-RK3
