@@ -184,7 +184,7 @@ class HybridRun:
             self._restrict_where(Q, known, ~decided)
             dev = np.zeros(self.nx)
             if todo.size:
-                sub = CellView(Q[:, todo], self.f, self.kinetic, self.side)
+                sub = CellView(Q[:, todo], self.f, self.kinetic, self.side, cells=todo)
                 dev[todo] = get_criterion("deviation").score(sub)
             out["deviation"] = dev
         return {n: out[n] for n in s.criteria}
@@ -311,7 +311,7 @@ class HybridRun:
         """All closure runs in one call; on a breakdown, the run(s) that broke down are
         found one by one and raised as :class:`ClosureBreakdown`."""
         try:
-            done = self.fv.advance_runs(work, self.dt)
+            done = self.fv.advance_runs(work, self.dt, cells=[self._padded(r) for r in cl_runs])
             if all(self._realisable(q[0]) for q, _ in done):
                 return done
         except (FloatingPointError, ValueError):
@@ -319,7 +319,7 @@ class HybridRun:
         bad = []
         for run, item in zip(cl_runs, work, strict=True):
             try:
-                q, _ = self.fv.advance_runs([item], self.dt)[0]
+                q, _ = self.fv.advance_runs([item], self.dt, cells=[self._padded(run)])[0]
                 ok = self._realisable(q[0])
             except (FloatingPointError, ValueError):
                 ok = False
@@ -327,6 +327,16 @@ class HybridRun:
                 bad.append(run)
         cells = np.concatenate(bad) if bad else np.flatnonzero(~self.kinetic)
         raise ClosureBreakdown("a closure run broke down (non-finite, rho or T <= 0)", cells)
+
+    def _padded(self, run: np.ndarray) -> np.ndarray:
+        """The ``m + 4`` cells of ``run``'s padded block: its ghost cells, or at an outflow
+        end the end cell twice (as the zero-gradient ghosts are)."""
+        left, right = ghost_cells(run, self.nx, self.periodic)
+        if left is None:
+            left = (run[0] - np.array([2, 1])) % self.nx if self.periodic else run[[0, 0]]
+        if right is None:
+            right = (run[-1] + np.array([1, 2])) % self.nx if self.periodic else run[[-1, -1]]
+        return np.concatenate([left, run, right])
 
     def _realisable(self, Q: np.ndarray) -> bool:
         rho, _, T = self.side.primitive(Q)
@@ -429,7 +439,8 @@ def plot_kinetic_region(run: HybridRun, path: Any) -> None:
     im = ax.pcolormesh(x, t, rho, shading="nearest", cmap="viridis")
     if kin.any() and not kin.all():
         ax.contour(x, t, kin, levels=[0.5], colors="white", linewidths=1.0)
-    ax.set(xlabel="x", ylabel="t", title=f"ρ and the kinetic region (white), ε = {run.eps:g}")
+    eps = f"ε = {run.eps:g}" if np.ndim(run.eps) == 0 else "ε(x)"
+    ax.set(xlabel="x", ylabel="t", title=f"ρ and the kinetic region (white), {eps}")
     fig.colorbar(im, ax=ax, label="ρ")
     fig.tight_layout()
     fig.savefig(path, dpi=110, format="png")

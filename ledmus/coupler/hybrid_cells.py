@@ -47,12 +47,14 @@ class CellView:
     """What the criteria look at, one state: ``Q`` ``(3+M, nx)`` the moments of every
     cell (closure cells' own, kinetic cells' restricted), ``f`` ``(nv, nx)`` valid on the
     ``kinetic`` cells ``(nx,)``, and the kinetic ``side`` (:mod:`.hybrid_systems`: the
-    solver's grid, ε, the closure ensemble, ``γ``)."""
+    solver's grid, ε, the closure ensemble, ``γ``); ``cells``: which cells ``Q``'s
+    columns are when it holds some of them (``deviation`` on the undecided cells)."""
 
     Q: np.ndarray
     f: np.ndarray
     kinetic: np.ndarray
     side: Any
+    cells: np.ndarray | None = None  # the cells of Q's columns (None: every cell, in order)
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,7 @@ def _ddx(a: np.ndarray, dx: float, periodic: bool) -> np.ndarray:
 
 
 def deviation_score(view: CellView) -> np.ndarray:
-    return view.side.deviation(view.Q)
+    return view.side.deviation(view.Q, view.cells)
 
 
 def realisability_score(view: CellView) -> np.ndarray:

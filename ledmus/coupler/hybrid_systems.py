@@ -5,7 +5,7 @@ hybrid needs to know about a kinetic solver and its closure ensemble, one class 
   ensemble (:class:`~ledmus.surrogates.closure.hmm.ClosureEnsemble`): explicit SSP-RK3
   closure steps, the learned decoder ``h(v; U, W)``, ``γ = 3``;
 - :class:`BoltzmannSide`: the 2-D-velocity Boltzmann solver (Maxwell molecules, ``eps``
-  = ε, one value for the whole box) with a ``closure_boltzmann_hmm`` ensemble
+  = ε, one value or one per cell) with a ``closure_boltzmann_hmm`` ensemble
   (:class:`~ledmus.surrogates.closure.hmm_boltzmann.BoltzmannClosureEnsemble`): IMEX
   ARS(2,2,2) closure steps, restriction and lift by the encoder's weight functions
   (:mod:`~ledmus.surrogates.closure.lift_boltzmann`), ``γ = 2``.
@@ -60,7 +60,7 @@ class BGKSide:
             eps_scale(torch.tensor([np.log10(self.eps)]), self.members[0].spec["eps_ref"])[0]
         )
 
-    def deviation(self, Q: np.ndarray) -> np.ndarray:
+    def deviation(self, Q: np.ndarray, cells: np.ndarray | None = None) -> np.ndarray:
         from ..surrogates.closure.learn import closures_deviation
 
         return closures_deviation(self.closures, Q[None], self.scale)[0]
@@ -123,20 +123,19 @@ class BoltzmannSide:
                 f"the hybrid with the boltzmann solver needs a closure_boltzmann_hmm ensemble, "
                 f"got {getattr(ensemble, 'kind', type(ensemble).__name__)!r}"
             )
-        eps = np.asarray(solver.eps_cells)
-        if solver.comm is not None or not np.all(eps == eps[0]):
-            raise ValueError(
-                "the hybrid with the boltzmann solver needs one eps for the whole box and one "
-                "process (param_eps a number, no comm); per-cell eps is not supported yet"
-            )
+        eps = np.asarray(solver.eps_cells, dtype=np.float64)
+        if solver.comm is not None:
+            raise ValueError("the hybrid with the boltzmann solver runs in one process (no comm)")
         if solver.bc not in ("outflow", "periodic"):
             raise ValueError(
                 f"param_bc must be outflow or periodic for the hybrid, got {solver.bc!r}"
             )
         self.solver = solver
         self.members = list(ensemble.members)
-        self.eps = float(eps[0])
-        closure = BoltzmannMLClosure(self.members[0], self.eps, length=solver.L, bc=solver.bc)
+        #: ε: a number, or one per cell (nx,) (ε(x): the closures bind each point's cell)
+        self.eps = float(eps[0]) if np.all(eps == eps[0]) else eps
+        kn, nx = (self.eps, None) if np.ndim(self.eps) == 0 else (self.eps, solver.nx)
+        closure = BoltzmannMLClosure(self.members[0], kn, nx=nx, length=solver.L, bc=solver.bc)
         self.fv = FVSolver(
             closure,
             nx=solver.nx,
@@ -145,10 +144,10 @@ class BoltzmannSide:
             time_stepper="ars222",
             cfl=ML_CFL,
         )
-        self.closures = [BoltzmannMLClosure(m, self.eps) for m in self.members]
+        self.closures = [BoltzmannMLClosure(m, kn, nx=nx, bc=solver.bc) for m in self.members]
 
-    def deviation(self, Q: np.ndarray) -> np.ndarray:
-        """Per cell ``(m,)``: the larger of the ensemble std of ``σ̃ = σ/p`` and ``q̃ =
+    def deviation(self, Q: np.ndarray, cells: np.ndarray | None = None) -> np.ndarray:
+        """Per cell ``(m,)`` (``cells``: which cells ``Q``'s columns are; None: all): the larger of the ensemble std of ``σ̃ = σ/p`` and ``q̃ =
         q/(p√T)`` across the members: the uncertainty of the closure's momentum and
         energy fluxes relative to the pressure, which is what moves ``ρ``, ``u`` and
         ``T``.  (Not over ``s(ε/ρ)`` as BGK's: at ``ε = 1e-3`` the closure terms are
@@ -156,7 +155,11 @@ class BoltzmannSide:
         fields they move stay within 1 % of the kinetic solution.)"""
         outs = []
         for cl in self.closures:
-            sig, q, _, _ = cl.closure_terms(Q[None])
+            cl.bind(np.arange(Q.shape[-1]) if cells is None else cells)
+            try:
+                sig, q, _, _ = cl.closure_terms(Q[None])
+            finally:
+                cl.bind(None)
             outs.append(np.stack([sig[0], q[0]]))
         return np.stack(outs).std(axis=0).max(axis=0)
 
@@ -194,7 +197,7 @@ class BoltzmannSide:
     def labels(self) -> dict[str, np.ndarray]:
         s = self.solver
         return {
-            "eps": np.float64(self.eps),
+            "eps": np.asarray(self.eps, dtype=np.float64),
             "nv": np.int64(s.nv),
             "N": np.int64(s.N),
             "v_box": np.float64(s.v_box),

@@ -347,8 +347,20 @@ class BoltzmannMLClosure(MomentClosure):
         )
 
     # ---------------------------------------------------------------- ε of each point
+    def bind(self, cells: Any) -> None:
+        """The cell index ``(m,)`` of each point of the following calls (None: back to the
+        layouts of the class docstring).  :meth:`~.fv.FVSolver.advance_runs` binds the
+        points of runs of cells with their ghosts, whose layouts those do not cover; a
+        closure with one ``ε`` ignores it."""
+        self._bound = None if cells is None else np.asarray(cells, dtype=int)
+
     def _kn(self, B: int, m: int) -> np.ndarray:
         """``ε`` ``(B, m)`` of the ``m`` points of a call (see the class docstring)."""
+        bound = getattr(self, "_bound", None)
+        if self.per_cell and bound is not None:
+            if bound.size != m:
+                raise ValueError(f"per-cell kn: {bound.size} bound cells for a call of {m} points")
+            return np.broadcast_to(self.kn[:, bound], (B, m))
         if not self.per_cell:
             k = self.kn.reshape(-1, 1) if self.kn.ndim else self.kn
             return np.broadcast_to(k, (B, m))

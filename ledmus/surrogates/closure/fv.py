@@ -55,6 +55,7 @@ evaluates one batch of ``B·m`` points per call, e.g. ``net(torch.from_numpy(Q)
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -196,6 +197,7 @@ class FVSolver:
         self.time_stepper = time_stepper
         self.dx = self.length / self.nx
         self.x = (np.arange(self.nx) + 0.5) * self.dx
+        self._cells: np.ndarray | None = None  # advance_runs' padded cell indices
 
     # ----------------------------------------------------------------- spatial operator
     def _pad(self, Q: np.ndarray) -> np.ndarray:
@@ -228,10 +230,18 @@ class FVSolver:
             d[:, 0], d[:, -1] = (a[:, 1] - a[:, 0]) / dx, (a[:, -1] - a[:, -2]) / dx
             return d
 
+        self._bind(lambda b: b[1:-1])
         src = self.closure.source(P[:, :, 1:-1], ddx=ddx)
         if src is not None:
             out[:, 3:] += src[:, :, 1:-1]
         return out, flux
+
+    def _bind(self, select: Any) -> None:
+        """Tell a closure with per-cell parameters (one with ``bind``) which cell each
+        point of its next calls is: ``select(cells)`` of the padded layout's cell indices
+        that :meth:`advance_runs` was given; nothing without them."""
+        if self._cells is not None and callable(getattr(self.closure, "bind", None)):
+            self.closure.bind(select(self._cells))
 
     def flux_divergence(self, P: np.ndarray) -> np.ndarray:
         """``-(F_{i+½} - F_{i-½})/dx`` (hyperbolic + parabolic face fluxes) of the ``m``
@@ -253,6 +263,7 @@ class FVSolver:
         VL, VR = (Vc + 0.5 * s)[:, :, :-1], (Vc - 0.5 * s)[:, :, 1:]  # the nx+1 faces
         faces = np.concatenate([VL, VR], axis=-1)
         QF = conserved(faces[:, 0], faces[:, 1], faces[:, 2] / faces[:, 0], faces[:, 3:], g)
+        self._bind(lambda b: np.concatenate([b[1:-2], b[2:-1]]))  # left, then right states
         F = cl.flux(QF)
         smin, smax = cl.wave_speeds(QF)
         nf = P.shape[-1] - 3
@@ -375,13 +386,33 @@ class FVSolver:
         """
         return self.advance_runs([(Q, left, right)], duration)[0]
 
-    def advance_runs(self, runs: list, duration: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    def advance_runs(
+        self, runs: list, duration: float, *, cells: list | None = None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
         """:meth:`advance_cells` of several runs ``(Q, left, right)`` at once, with one step
         size (the smallest ``dt_max``) and one closure evaluation per stage for all of them:
         the runs and their ghost cells lie side by side in one padded array, and the faces
-        between one run's ghosts and the next run's are computed but not used."""
+        between one run's ghosts and the next run's are computed but not used.  ``cells``:
+        per run the ``m + 4`` cell indices of its padded block (two ghosts each side), for a
+        closure with per-cell parameters (a ``bind`` method: the Boltzmann closure's ε(x));
+        ignored by the others."""
         if not (math.isfinite(duration) and duration >= 0):
             raise ValueError(f"duration must be finite and >= 0, got {duration!r}")
+        if cells is not None:
+            if len(cells) != len(runs) or any(
+                np.shape(c) != (np.shape(q)[-1] + 4,)
+                for c, (q, _, _) in zip(cells, runs, strict=False)
+            ):
+                raise ValueError("cells must give m + 4 cell indices (the padded block) per run")
+            self._cells = np.concatenate([np.asarray(c, dtype=int) for c in cells])
+        try:
+            return self._advance_runs(runs, duration)
+        finally:
+            self._cells = None
+            if callable(getattr(self.closure, "bind", None)):
+                self.closure.bind(None)
+
+    def _advance_runs(self, runs: list, duration: float) -> list[tuple[np.ndarray, np.ndarray]]:
         mode = "wrap" if self.bc == "periodic" else "edge"
         states, ghosts, cells, ends = [], [], [], []
         at = 0
@@ -425,12 +456,17 @@ class FVSolver:
         phi, t = np.zeros((Q.shape[0], 3, face_idx.size)), 0.0
         while duration - t > 1e-14 * max(duration, 1.0):
             remaining = duration - t
+            self._bind(lambda b: b)
             bound = self.dt_max(padded(Q, t / duration))
             h = remaining / math.ceil(remaining / bound * (1 - 1e-12))
             th0, th1 = t / duration, (t + h) / duration
             r0, e0 = rate(Q, th0)
             if self.time_stepper == "ars222":  # the IMEX step of :meth:`step`
-                implicit = self.closure.implicit
+
+                def implicit(R: np.ndarray, a: float) -> np.ndarray:
+                    self._bind(lambda b: b[real + 2])
+                    return self.closure.implicit(R, a)
+
                 R2 = Q + _G * h * r0
                 F2 = implicit(R2, _G * h)
                 r1, e1 = rate(F2, (t + _G * h) / duration)
