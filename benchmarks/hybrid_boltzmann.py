@@ -14,14 +14,16 @@ cell: member 0 on every cell), Euler (γ = 2) and NS (ε ≤ 0.1).  Error: the f
 three, at t = 0.1.  S = Boltzmann wall / hybrid wall, side by side in one process at one
 thread, best of ``--repeat``; the cost model ``1/(f_k + (1 - f_k)/S_c)`` with the mean
 kinetic fraction ``f_k`` and the closure alone's measured ``S_c``; the conservation
-error of the hybrid.  The ε(x) case is not here: the hybrid takes one ε per box.
+error of the hybrid.  The ε(x) case: ``smooth0`` and ``sod`` with ε rising from 1e-3 to
+10 across the box (``eps="transition"``; key ``transition`` of the JSON; NS does not run).
 
     OMP_NUM_THREADS=1 python benchmarks/hybrid_boltzmann.py     # about 9 minutes on one core
     OMP_NUM_THREADS=1 python benchmarks/hybrid_boltzmann.py --repeat 1 \
-        --cases sod,colliding --eps 0.1,1,10 --set criteria=deviation,realisability \
+        --cases sod,colliding --eps 0.1,1,10 --no-transition \
+        --set criteria=deviation,realisability \
         --out benchmarks/out/hybrid_boltzmann_deviation_only.json   # the ensemble signal alone
     OMP_NUM_THREADS=1 python benchmarks/hybrid_boltzmann.py --repeat 1 \
-        --cases smooth0,smooth1,smooth2,smooth3 --eps 1,10 \
+        --cases smooth0,smooth1,smooth2,smooth3 --eps 1,10 --no-transition \
         --set criteria=deviation,realisability,kn_gll --set threshold_kn_gll=0.2 \
         --out benchmarks/out/hybrid_boltzmann_kn_gll.json   # kn_gll on smooth profiles
 
@@ -55,6 +57,8 @@ T_END = 0.1
 N = 48
 #: the closure alone: thresholds no cell reaches
 CLOSURE_ONLY = {"criteria": ["realisability"], "threshold_realisability": 1e300}
+#: the cases also run with ε(x) rising from 1e-3 to 10 (the seed's transition)
+TRANSITION_CASES = ("smooth0", "sod")
 
 
 def timed(fn, repeat: int) -> tuple[float, object]:
@@ -93,6 +97,9 @@ def main() -> None:
     ap.add_argument("--cases", default=",".join(CASES))
     ap.add_argument("--eps", default=",".join(f"{e:g}" for e in EPS))
     ap.add_argument("--set", action="append", default=[], help="hybrid setting name=value")
+    ap.add_argument(
+        "--no-transition", dest="transition", action="store_false", help="skip the ε(x) runs"
+    )
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "hybrid_boltzmann.json"))
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -104,91 +111,103 @@ def main() -> None:
     rows, t_start = [], time.perf_counter()
     out_dir = Path(args.out).parent
     nx = args.nx
-    for name, bc, prim in cases(nx):
-        if name not in wanted:
-            continue
-        for eps in (float(e) for e in args.eps.split(",")):
-            kin = solvers.make("boltzmann", eps=eps, nx=nx, N=N, bc=bc, dt_coarse=0.005)
-            f0 = kin.maxwellian(*prim)
-            w_kin, traj = timed(lambda k=kin, f=f0: k.rollout(f, T_END)[1], args.repeat)
-            ref = kin.primitives(traj[:, -1])[0][[0, 1, 3]]
 
-            def hybrid(s: HybridSettings, k=kin, f=f0) -> HybridRun:
-                run = HybridRun(k, ens, f[0], s)
-                run.run(T_END)
-                return run
+    def one(name: str, bc: str, prim: tuple, eps) -> dict:
+        kin = solvers.make("boltzmann", eps=eps, nx=nx, N=N, bc=bc, dt_coarse=0.005)
+        f0 = kin.maxwellian(*prim)
+        w_kin, traj = timed(lambda: kin.rollout(f0, T_END)[1], args.repeat)
+        ref = kin.primitives(traj[:, -1])[0][[0, 1, 3]]
 
-            w_hyb, run = timed(lambda: hybrid(settings), args.repeat)
-            w_cl, alone = timed(lambda: hybrid(closure_only), args.repeat)
-            errors = {}
-            for model in ("euler", "ns"):
-                if model == "ns" and eps > NS_EPS_MAX:
-                    errors[model] = None
-                    continue
-                fv = model_solver(model, None, eps, bc, nx, rates)
-                Q = conserved(*prim, np.zeros((1, fv.closure.n_moments - 3, nx)), GAMMA)
-                final = np.stack(primitive(fv.advance(Q, T_END), GAMMA), axis=1)[0]
-                errors[model] = float(fair_errors(final, ref, GAMMA).max())
-            m = run.metrics()
-            s_c = w_kin / w_cl
-            row = {
-                "case": name,
-                "eps": eps,
-                "error_hybrid": float(fair_errors(run.primitives(), ref, GAMMA).max()),
-                "error_closure": float(fair_errors(alone.primitives(), ref, GAMMA).max()),
-                "error_euler": errors["euler"],
-                "error_ns": errors["ns"],
-                "kinetic_fraction_mean": m["kinetic_fraction_mean"],
-                "kinetic_fraction_max": m["kinetic_fraction_max"],
-                "switches": m["switches"],
-                "redone_steps": m["redone_steps"],
-                "conservation_error": max(m["conservation_error"]),
-                "speedup": w_kin / w_hyb,
-                "speedup_closure": s_c,
-                "speedup_model": cost_model(m["kinetic_fraction_mean"], s_c),
-                "wall_s": {"boltzmann": w_kin, "hybrid": w_hyb, "closure": w_cl},
-                "hybrid_micro_s": m["micro_s"],
-                "hybrid_macro_s": m["macro_s"],
-            }
-            rows.append(row)
-            if name in ("sod", "colliding") and eps in (1e-3, 0.1, 10.0):
-                plot_kinetic_region(run, out_dir / f"{Path(args.out).stem}_{name}_eps{eps:g}.png")
-            ns = "   -   " if row["error_ns"] is None else f"{row['error_ns'] * 100:6.2f}%"
-            print(
-                f"{name:10s} eps {eps:<6g} hybrid {row['error_hybrid'] * 100:6.2f}%  closure "
-                f"{row['error_closure'] * 100:6.2f}%  euler {row['error_euler'] * 100:6.2f}%  "
-                f"ns {ns}  f_k {row['kinetic_fraction_mean']:.3f}"
-                f"  S {row['speedup']:.1f} (model {row['speedup_model']:.1f}, closure "
-                f"{s_c:.1f})  cons {row['conservation_error']:.1e}",
-                flush=True,
-            )
+        def hybrid(s: HybridSettings) -> HybridRun:
+            run = HybridRun(kin, ens, f0[0], s)
+            run.run(T_END)
+            return run
+
+        w_hyb, run = timed(lambda: hybrid(settings), args.repeat)
+        w_cl, alone = timed(lambda: hybrid(closure_only), args.repeat)
+        errors = {}
+        for model in ("euler", "ns"):
+            if model == "ns" and (isinstance(eps, str) or eps > NS_EPS_MAX):
+                errors[model] = None
+                continue
+            fv = model_solver(model, None, eps, bc, nx, rates)
+            Q = conserved(*prim, np.zeros((1, fv.closure.n_moments - 3, nx)), GAMMA)
+            final = np.stack(primitive(fv.advance(Q, T_END), GAMMA), axis=1)[0]
+            errors[model] = float(fair_errors(final, ref, GAMMA).max())
+        m = run.metrics()
+        s_c = w_kin / w_cl
+        row = {
+            "case": name,
+            "eps": eps,
+            "error_hybrid": float(fair_errors(run.primitives(), ref, GAMMA).max()),
+            "error_closure": float(fair_errors(alone.primitives(), ref, GAMMA).max()),
+            "error_euler": errors["euler"],
+            "error_ns": errors["ns"],
+            "kinetic_fraction_mean": m["kinetic_fraction_mean"],
+            "kinetic_fraction_max": m["kinetic_fraction_max"],
+            "switches": m["switches"],
+            "redone_steps": m["redone_steps"],
+            "conservation_error": max(m["conservation_error"]),
+            "speedup": w_kin / w_hyb,
+            "speedup_closure": s_c,
+            "speedup_model": cost_model(m["kinetic_fraction_mean"], s_c),
+            "wall_s": {"boltzmann": w_kin, "hybrid": w_hyb, "closure": w_cl},
+            "hybrid_micro_s": m["micro_s"],
+            "hybrid_macro_s": m["macro_s"],
+        }
+        label = eps if isinstance(eps, str) else f"{eps:g}"
+        if name in ("sod", "colliding") and label in ("0.001", "0.1", "10", "transition"):
+            plot_kinetic_region(run, out_dir / f"{Path(args.out).stem}_{name}_eps{label}.png")
+        ns = "   -   " if row["error_ns"] is None else f"{row['error_ns'] * 100:6.2f}%"
+        print(
+            f"{name:10s} eps {label:<10s} hybrid {row['error_hybrid'] * 100:6.2f}%  closure "
+            f"{row['error_closure'] * 100:6.2f}%  euler {row['error_euler'] * 100:6.2f}%  "
+            f"ns {ns}  f_k {row['kinetic_fraction_mean']:.3f}"
+            f"  S {row['speedup']:.1f} (model {row['speedup_model']:.1f}, closure "
+            f"{s_c:.1f})  cons {row['conservation_error']:.1e}",
+            flush=True,
+        )
+        return row
+
+    every = cases(nx)
+    for name, bc, prim in every:
+        if name in wanted:
+            for eps in (float(e) for e in args.eps.split(",") if e):
+                rows.append(one(name, bc, prim, eps))
+    transition = [
+        one(name, bc, prim, "transition")
+        for name, bc, prim in every
+        if name in wanted and name in TRANSITION_CASES and args.transition
+    ]
+    rows_all = rows + transition
     riemann = [r for r in rows if r["case"] in ("sod", "colliding")]
     summary = {
-        "max_error_hybrid": max(r["error_hybrid"] for r in rows),
-        "max_error_closure": max(r["error_closure"] for r in rows),
-        "meets_2pct": all(r["error_hybrid"] <= 0.02 for r in rows),
-        "max_conservation_error": max(r["conservation_error"] for r in rows),
+        "max_error_hybrid": max(r["error_hybrid"] for r in rows_all),
+        "max_error_closure": max(r["error_closure"] for r in rows_all),
+        "meets_2pct": all(r["error_hybrid"] <= 0.02 for r in rows_all),
+        "max_conservation_error": max(r["conservation_error"] for r in rows_all),
         "speedup_min_eps_le_0.01": min(
             (r["speedup"] for r in rows if r["eps"] <= 0.01), default=None
         ),
         "speedup_min_riemann_eps_ge_0.1": min(
             (r["speedup"] for r in riemann if r["eps"] >= 0.1), default=None
         ),
-        "speedup_min": min(r["speedup"] for r in rows),
-        "speedup_max": max(r["speedup"] for r in rows),
+        "speedup_min": min(r["speedup"] for r in rows_all),
+        "speedup_max": max(r["speedup"] for r in rows_all),
         "speedup_closure_range": [
-            min(r["speedup_closure"] for r in rows),
-            max(r["speedup_closure"] for r in rows),
+            min(r["speedup_closure"] for r in rows_all),
+            max(r["speedup_closure"] for r in rows_all),
         ],
         "model_ratio_range": [
-            min(r["speedup"] / r["speedup_model"] for r in rows),
-            max(r["speedup"] / r["speedup_model"] for r in rows),
+            min(r["speedup"] / r["speedup_model"] for r in rows_all),
+            max(r["speedup"] / r["speedup_model"] for r in rows_all),
         ],
     }
     write_result(
         args.out,
         {
             "rows": rows,
+            "transition": transition,
             "summary": summary,
             "settings": {**settings.__dict__, "thresholds": dict(settings.thresholds)},
             "model": args.model,

@@ -835,19 +835,20 @@ def render_hmm_bgk(docs: Docs) -> str:
 
 
 def render_hybrid_bgk(docs: Docs, name: str = "hybrid_bgk.json") -> str:
-    """The cell-local hybrid: per case and ε, the fair error (largest of ρ, u/c, T) of the
-    hybrid, the closure alone, Euler and NS, the mean kinetic fraction, S measured and the
-    cost model's S."""
+    """The cell-local hybrid: per case and ε (then the ``transition`` rows, ε(x)), the fair
+    error (largest of ρ, u/c, T) of the hybrid, the closure alone, Euler and NS, the mean
+    kinetic fraction, S measured and the cost model's S."""
     d = docs[name]
     rows = []
-    for r in d["rows"]:
+    for r in [*d["rows"], *d.get("transition", [])]:  # transition: ε(x) rows
         errs = [
             "–" if r[k] is None else f"{100 * r[k]:.2f} %"
             for k in ("error_hybrid", "error_closure", "error_euler", "error_ns")
         ]
+        eps = "ε(x)" if isinstance(r["eps"], str) else f"ε = {r['eps']:g}"
         rows.append(
             [
-                f"{r['case']}, ε = {r['eps']:g}",
+                f"{r['case']}, {eps}",
                 *errs,
                 f"{r['kinetic_fraction_mean']:.2f}",
                 f"{r['speedup']:.2f}",

@@ -830,9 +830,14 @@ def test_hybrid_boltzmann_blocks_mark_the_ns_runs_that_did_not_run():
                 "error_euler": 0.15, "error_ns": ns, "kinetic_fraction_mean": 0.3,
                 "speedup": 2.9, "speedup_model": 3.1, "conservation_error": 2e-16}  # fmt: skip
 
-    files = {"hybrid_boltzmann.json": doc(rows=[row(0.1, 0.144), row(1.0, None)])}
+    files = {
+        "hybrid_boltzmann.json": doc(
+            rows=[row(0.1, 0.144), row(1.0, None)], transition=[row("transition", None)]
+        )
+    }
     lines = rt.BLOCKS["hybrid_boltzmann"].render(files).splitlines()
     assert lines[3] == "| sod, ε = 1 | 0.90 % | 3.20 % | 15.00 % | – | 0.30 | 2.90 | 3.10 | 2e-16 |"
+    assert lines[4].startswith("| sod, ε(x) | 0.90 % |")
 
 
 def test_hybrid_boltzmann_summary_takes_the_worst_ns_it_has_and_names_the_solver():
