@@ -3,8 +3,9 @@ it must, closure where it may (a coupling mode: it decides *where* micro runs, a
 schedules decide *when*).
 
 The domain's ``nx`` cells are split anew every coupling step ``Δ`` (the solver's
-``dt_coarse``) into **kinetic cells**, run by the kinetic solver (BGK) on ``f(v)``, and
-**closure cells**, run by member 0 of the closure ensemble on ``Q = (ρ, ρu, E, ρW)``
+``dt_coarse``) into **kinetic cells**, run by the kinetic solver (BGK or Boltzmann:
+:mod:`.hybrid_systems`) on ``f(v)``, and **closure cells**, run by member 0 of the
+closure ensemble on ``Q = (ρ, ρu, E, ρW)``
 (:class:`~ledmus.surrogates.closure.fv.FVSolver`); the criteria and the decision are in
 :mod:`.hybrid_cells`.  One step from ``t`` to ``t + Δ``:
 
@@ -65,7 +66,7 @@ class ClosureBreakdown(FloatingPointError):
 class HybridRun:
     """One cell-local hybrid run of one state (see the module).
 
-    ``solver``: the kinetic solver (BGK, its ``kn`` is ``ε``; or Boltzmann, one ``eps``);
+    ``solver``: the kinetic solver (BGK, its ``kn`` is ``ε``; or Boltzmann, ``eps`` per cell);
     ``ensemble``: its closure ensemble (:mod:`.hybrid_systems`: member 0 propagates, all
     members score ``deviation``, the decoder lifts); ``f0`` ``(nv, nx)`` the initial state.
     """
@@ -253,7 +254,8 @@ class HybridRun:
             self.history["t"].append(self.t)
             self.history["kinetic"].append(self.kinetic.copy())
             self.history["fields"].append(self.primitives())
-            core = np.flatnonzero(self.core & self.kinetic)  # cells BGK ran for a reason
+            # the cells the kinetic solver ran for a reason (flagged, not buffer)
+            core = np.flatnonzero(self.core & self.kinetic)
             self.history["labelled"].append((self.t, core, self.f[:, core].copy()))
 
     def _advance(self, Q: np.ndarray) -> None:

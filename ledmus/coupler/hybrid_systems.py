@@ -11,7 +11,7 @@ hybrid needs to know about a kinetic solver and its closure ensemble, one class 
   (:mod:`~ledmus.surrogates.closure.lift_boltzmann`), ``γ = 2``.
 
 Each gives: ``eps``; ``fv`` (the closure cells' finite-volume solver, member 0);
-``deviation(Q)`` ``(m,)``; ``restrict(f)`` ``(nv, m) -> (3+M, m)``, ``lift(Q)``,
+``deviation(Q, cells)`` ``(m,)``; ``restrict(f)`` ``(nv, m) -> (3+M, m)``, ``lift(Q)``,
 ``maxwellian(U)`` ``(3, m) -> (nv, m)``; ``conserved(f)`` ``(3, m)`` = ``(ρ, ρu, E)``;
 ``primitive(Q)`` ``(ρ, u, T)``; ``sound_speed(T)``; ``mean_free_path(ρ, T)``;
 ``noneq(f)`` ``‖f - M[f]‖₁/ρ`` ``(m,)``; ``labels()`` (what ``kinetic_cells.npz`` needs to
@@ -147,10 +147,10 @@ class BoltzmannSide:
         self.closures = [BoltzmannMLClosure(m, kn, nx=nx, bc=solver.bc) for m in self.members]
 
     def deviation(self, Q: np.ndarray, cells: np.ndarray | None = None) -> np.ndarray:
-        """Per cell ``(m,)`` (``cells``: which cells ``Q``'s columns are; None: all): the larger of the ensemble std of ``σ̃ = σ/p`` and ``q̃ =
-        q/(p√T)`` across the members: the uncertainty of the closure's momentum and
-        energy fluxes relative to the pressure, which is what moves ``ρ``, ``u`` and
-        ``T``.  (Not over ``s(ε/ρ)`` as BGK's: at ``ε = 1e-3`` the closure terms are
+        """Per cell ``(m,)`` (``cells``: which cells ``Q``'s columns are; None: all): the
+        larger of the ensemble std of ``σ̃ = σ/p`` and ``q̃ = q/(p√T)`` across the members,
+        the uncertainty of the closure's momentum and energy fluxes relative to the
+        pressure, which is what moves ``ρ``, ``u`` and ``T``.  (Not over ``s(ε/ρ)`` as BGK's: at ``ε = 1e-3`` the closure terms are
         ``O(ε)`` and their relative spread at a shock is large, 0.7–5.9 on Sod, while the
         fields they move stay within 1 % of the kinetic solution.)"""
         outs = []
