@@ -430,3 +430,56 @@ def test_ghost_cells_carry_the_closures_nonequilibrium(ens):
     assert np.abs(run.restrict(run.lift(Q))[3:] - Q[3:]).max() < 1e-10 * W
     run.settings = HybridSettings.parse({"lift_ghosts": "maxwellian"})
     assert np.abs(run.restrict(run.lift(Q))[3:]).max() < 1e-10 * W
+
+
+def test_kinetic_cells_of_a_hybrid_run_are_training_cells(ens, tmp_path):
+    """The flagged kinetic cells a hybrid run writes (ε(x): each at its own ε) become
+    training cells of the Boltzmann closure (``data.hybrid_data``): their targets are
+    :func:`cell_data` of the same states at their cells' ε, and a training run with them
+    sees different data than one without."""
+    from ledmus.coupler.hybrid_run import run_hybrid
+    from ledmus.datasets import make_dataset
+    from ledmus.surrogates.checkpoint import save_checkpoint
+    from ledmus.surrogates.closure.train_boltzmann import (
+        cell_data,
+        hybrid_cells,
+        train_boltzmann_closure,
+    )
+
+    path = save_checkpoint(tmp_path / "e.pt", ens, config={}, fingerprint="test", history={})
+    raw = {
+        "system": "boltzmann",
+        "model": str(path),
+        "param_eps": "transition",
+        "param_nx": 24,
+        "param_N": 16,
+        "ic": "sod",
+        "t_end": 0.02,
+        "criteria": "jump",
+        "threshold_jump": 0.5,
+        "compare": False,
+        "plots": False,
+    }
+    run_hybrid(raw, tmp_path / "out")
+    npz = tmp_path / "out" / "kinetic_cells.npz"
+    with np.load(npz) as z:
+        f, cell, eps = z["f"], z["cell"], z["eps"]
+    assert f.shape[1] >= 4 and eps.shape == (24,)  # measured 10 cells over 4 steps
+    cells = hybrid_cells(npz)
+    direct = cell_data(_solver(1.0, f.shape[1]), f[None], eps[cell][None])
+    for key in ("log_kn", "sigma", "q", "gdv"):
+        np.testing.assert_allclose(cells[key], direct[key], rtol=1e-12, atol=1e-15)
+    make_dataset("boltzmann", tmp_path / "data", scale="small", seed=0)
+    cfg = {
+        "spec": {"n_quad": 12, "width": 8, "closure_width": 8},
+        "data": {"dataset": str(tmp_path / "data" / "train.h5"), "cells": 32},
+        "train": {"encoder_steps": 1, "encoder_batch": 4, "steps": 2, "batch_size": 8},
+    }
+    from ledmus.surrogates.checkpoint import load_model as load
+
+    base = load(train_boltzmann_closure(cfg, tmp_path / "a.pt", progress=False))[1]
+    cfg["data"]["hybrid_data"] = [str(npz)]
+    more = load(train_boltzmann_closure(cfg, tmp_path / "b.pt", progress=False))[1]
+    assert more["fingerprint"] != base["fingerprint"]
+    with pytest.raises(ValueError, match="is not a Boltzmann hybrid kinetic_cells.npz"):
+        hybrid_cells(tmp_path / "data" / "manifest.json")

@@ -395,8 +395,9 @@ class HybridRun:
     def labelled_cells(self) -> dict[str, np.ndarray]:
         """The kinetic core cells of every step (flagged by a criterion, not buffer): the
         exploration data of the next round of concurrent learning (``ledmus learn``,
-        config field ``learn.hybrid_data``): ``f`` ``(nv, N)``, their times and positions
-        ``(N,)``, and the grid and ``kn`` to rebuild the solver."""
+        config field ``learn.hybrid_data``; for the Boltzmann closure ``data.hybrid_data`` of
+        ``ledmus train``): ``f`` ``(nv, N)``, their times, positions and cell indices
+        ``(N,)``, and the grid and ε to rebuild the solver (:mod:`.hybrid_systems`)."""
         items = self.history["labelled"]
         nv = self.solver.nv
         f = np.concatenate([c for _, _, c in items], axis=1) if items else np.empty((nv, 0))
@@ -406,6 +407,7 @@ class HybridRun:
             if items
             else np.empty(0),
             "x": np.concatenate([self.solver.x[i] for _, i, _ in items]) if items else np.empty(0),
+            "cell": np.concatenate([i for _, i, _ in items]) if items else np.empty(0, dtype=int),
             **self.side.labels(),
         }
 

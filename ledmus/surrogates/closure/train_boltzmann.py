@@ -5,9 +5,10 @@ closure_boltzmann``, ``seed``, ``dtype`` (``float64``), ``spec``
 (:data:`.boltzmann_ml.SPEC_DEFAULTS`), ``data`` (``dataset``: the ``train.h5`` of ``ledmus
 dataset boltzmann``, a path relative to the working folder or the config's; ``cells``:
 how many cell states to draw from its snapshots after ``t = 0``, whose ``ε`` is the run's
-stored ``eps``), ``train``: two Adam stages (learning rate ``lr``, cosine decay): ``encoder_steps`` steps
-of ``encoder_batch`` cells training ``w``, ``h`` and the collision model together (each
-step evaluates ``w`` on every velocity node of the batch: about 0.2 s for 32 cells of
+stored ``eps``; ``hybrid_data``: ``kinetic_cells.npz`` files of Boltzmann hybrid runs,
+whose flagged kinetic cells are added, :func:`hybrid_cells`), ``train``: two Adam stages
+(learning rate ``lr``, cosine decay): ``encoder_steps`` steps of ``encoder_batch`` cells
+training ``w``, ``h`` and the collision model together (each step evaluates ``w`` on every velocity node of the batch: about 0.2 s for 32 cells of
 1152 nodes), then ``w`` is frozen, every cell's targets are encoded once and
 ``steps`` steps of ``batch_size`` cells fit ``h`` and the collision model alone.  The
 targets are :func:`cell_data` (per cell from ``f`` on the solver's ``N × N`` grid: ``σ̃ =
@@ -39,9 +40,18 @@ TOP_FIELDS = (
     Field("dtype", as_choice(DTYPES), "float64", "one of " + ", ".join(DTYPES)),
     Field("spec", as_mapping, {}, "BoltzmannMomentNet fields (.boltzmann_ml.SPEC_DEFAULTS)"),
 )
+
+
+def _as_paths(label: str, value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{label} must be a list of kinetic_cells.npz paths, got {value!r}")
+    return list(value)
+
+
 DATA_FIELDS = (
     Field("dataset", as_str, "data/boltzmann/train.h5", "path of a boltzmann train.h5"),
     Field("cells", as_int(1), 76800, "cell states drawn for training, integer >= 1"),
+    Field("hybrid_data", _as_paths, [], "kinetic_cells.npz of Boltzmann hybrid runs"),
 )
 TRAIN_FIELDS = (
     Field("encoder_steps", as_int(0), 3200, "joint Adam steps (w trained), integer >= 0"),
@@ -145,14 +155,22 @@ def resolve_config(raw: dict[str, Any]) -> dict[str, Any]:
 
 def find_dataset(path: str, base_dir: Path | None = None) -> Path:
     """``path`` as given, else relative to ``base_dir``; ``ValueError`` naming the field."""
+    try:
+        return find_dataset_file(path, base_dir, "data.dataset")
+    except ValueError:
+        raise ValueError(
+            f"config data.dataset {path!r} does not exist; make it with "
+            "`ledmus dataset boltzmann --out data/boltzmann`"
+        ) from None
+
+
+def find_dataset_file(path: str, base_dir: Path | None, field: str) -> Path:
+    """``path`` as given, else relative to ``base_dir``; ``ValueError`` naming ``field``."""
     p = Path(path)
     for cand in (p, *(() if base_dir is None or p.is_absolute() else (base_dir / p,))):
         if cand.is_file():
             return cand
-    raise ValueError(
-        f"config data.dataset {path!r} does not exist; make it with "
-        "`ledmus dataset boltzmann --out data/boltzmann`"
-    )
+    raise ValueError(f"config {field} {path!r} does not exist")
 
 
 def load_cells(path: Path, cells: int, seed: int) -> dict[str, np.ndarray]:
@@ -183,6 +201,39 @@ def load_cells(path: Path, cells: int, seed: int) -> dict[str, np.ndarray]:
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
+def hybrid_cells(path: Any) -> dict[str, np.ndarray]:
+    """:func:`cell_data` of the kinetic cells a Boltzmann hybrid run wrote
+    (``output/kinetic_cells.npz``): the cells the solver ran because a criterion flagged
+    them, each at its own ε.  The exploration data of the next round of concurrent
+    learning (config field ``data.hybrid_data``).  ``ValueError`` naming the file when it
+    is not such a file."""
+    from ... import solvers
+
+    try:
+        with np.load(path) as z:
+            f, eps, cell = z["f"], z["eps"], z["cell"]
+            grid = {k: float(z[k]) for k in ("v_box", "v_support")}
+            N = int(z["N"])
+    except (OSError, KeyError, ValueError) as exc:
+        raise ValueError(
+            f"data.hybrid_data: {path} is not a Boltzmann hybrid kinetic_cells.npz ({exc})"
+        ) from None
+    n = f.shape[-1]
+    if f.ndim != 2 or f.shape[0] != N * N or cell.shape != (n,):
+        raise ValueError(
+            f"data.hybrid_data: {path}: f must have shape (N*N={N * N}, {n}), got {f.shape}"
+        )
+    if n == 0:
+        return {}
+    eps = np.broadcast_to(eps, (int(cell.max()) + 1,)) if eps.ndim == 0 else eps
+    width = max(4, n)  # the solver's smallest grid; extra cells repeat the last
+    pad = np.concatenate([f, np.repeat(f[:, -1:], width - n, axis=1)], axis=1)
+    kn = np.concatenate([eps[cell], np.repeat(eps[cell][-1:], width - n)])
+    solver = solvers.make("boltzmann", N=N, nx=width, **grid)
+    data = cell_data(solver, pad[None], kn[None])
+    return {k: v[:n] for k, v in data.items()}
+
+
 def train_boltzmann_closure(
     config: dict[str, Any], out: str | Path, *, base_dir: Path | None = None, progress: bool = True
 ) -> Path:
@@ -195,6 +246,10 @@ def train_boltzmann_closure(
         raise ValueError(f"--out folder {str(out.parent)!r} does not exist")
     path = find_dataset(cfg["data"]["dataset"], base_dir)
     data = load_cells(path, cfg["data"]["cells"], cfg["seed"])
+    for extra in cfg["data"]["hybrid_data"]:
+        cells = hybrid_cells(find_dataset_file(extra, base_dir, "data.hybrid_data"))
+        if cells:
+            data = {k: np.concatenate([data[k], cells[k]]) for k in data}
     torch.manual_seed(cfg["seed"])
     net = BoltzmannMomentNet(cfg["spec"]).to(getattr(torch, cfg["dtype"]))
     tens = {k: torch.from_numpy(np.ascontiguousarray(v)).to(net.dtype) for k, v in data.items()}
@@ -246,6 +301,7 @@ __all__ = [
     "encode_all",
     "encoded_targets",
     "find_dataset",
+    "hybrid_cells",
     "load_cells",
     "resolve_config",
     "train_boltzmann_closure",
