@@ -17,7 +17,7 @@ kinetic fraction ``f_k`` and the closure alone's measured ``S_c``; the conservat
 error of the hybrid.  The ε(x) case: ``smooth0`` and ``sod`` with ε rising from 1e-3 to
 10 across the box (``eps="transition"``; key ``transition`` of the JSON; NS does not run).
 
-    OMP_NUM_THREADS=1 python benchmarks/hybrid_boltzmann.py     # about 9 minutes on one core
+    OMP_NUM_THREADS=1 python benchmarks/hybrid_boltzmann.py     # about 7.5 minutes on one core
     OMP_NUM_THREADS=1 python benchmarks/hybrid_boltzmann.py --repeat 1 \
         --cases sod,colliding --eps 0.1,1,10 --no-transition \
         --set criteria=deviation,realisability \

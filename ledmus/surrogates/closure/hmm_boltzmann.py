@@ -11,7 +11,7 @@ disagreement is the hybrid's ``deviation`` criterion.  The lift from moments to 
 needs no trained decoder: :func:`.lift_boltzmann.lift` is exact in the encoder's own
 weight functions.
 
-Build (about 8 min per member on one core, plus 4 min drawing the cells)::
+Build (8.5 min on one core for three new members: about 2 min drawing the cells, 2 min a member)::
 
     ledmus closure_boltzmann hmm models/closure_boltzmann.pt \\
         --out models/closure_boltzmann_hmm.pt
