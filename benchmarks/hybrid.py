@@ -34,30 +34,26 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
+from _hybrid_rows import CLOSURE_ONLY, hybrid_row, timed
+from _hybrid_rows import summary as common_summary
 from _provenance import ROOT, write_result
 
 from ledmus import solvers
 from ledmus.coupler.hybrid import HybridRun, plot_kinetic_region
-from ledmus.coupler.hybrid_settings import HybridSettings, cost_model
+from ledmus.coupler.hybrid_settings import HybridSettings
 from ledmus.surrogates.checkpoint import load_model
-from ledmus.surrogates.closure.evaluate import cases, closures, fair_errors, run_closures
+from ledmus.surrogates.closure.evaluate import (
+    GAMMA_BGK,
+    cases,
+    closures,
+    fair_errors,
+    run_closures,
+)
 
 EPS = (1e-3, 1e-2, 0.1, 1.0, 10.0)
 CASES = ("smooth0", "smooth1", "smooth2", "sod", "colliding", "colliding_asym")
 T_END = 0.1
-#: the closure alone: thresholds no cell reaches
-CLOSURE_ONLY = {"criteria": ["realisability"], "threshold_realisability": 1e300}
-
-
-def timed(fn, repeat: int) -> tuple[float, object]:
-    best, out = np.inf, None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def main() -> None:
@@ -101,27 +97,12 @@ def main() -> None:
             classical = run_closures(
                 closures(None, eps, bc, ("euler", "ns")), eps, bc, prim, nx=nx, t_end=T_END
             )
-            m = run.metrics()
-            s_c = w_bgk / w_cl
-            row = {
-                "case": name,
-                "eps": eps,
-                "error_hybrid": float(fair_errors(run.primitives(), ref).max()),
-                "error_closure": float(fair_errors(alone.primitives(), ref).max()),
-                "error_euler": float(fair_errors(classical["euler"]["final"][0], ref).max()),
-                "error_ns": float(fair_errors(classical["ns"]["final"][0], ref).max()),
-                "kinetic_fraction_mean": m["kinetic_fraction_mean"],
-                "kinetic_fraction_max": m["kinetic_fraction_max"],
-                "switches": m["switches"],
-                "redone_steps": m["redone_steps"],
-                "conservation_error": max(m["conservation_error"]),
-                "speedup": w_bgk / w_hyb,
-                "speedup_closure": s_c,
-                "speedup_model": cost_model(m["kinetic_fraction_mean"], s_c),
-                "wall_s": {"bgk": w_bgk, "hybrid": w_hyb, "closure": w_cl},
-                "hybrid_micro_s": m["micro_s"],
-                "hybrid_macro_s": m["macro_s"],
+            errors = {
+                m: float(fair_errors(classical[m]["final"][0], ref).max()) for m in ("euler", "ns")
             }
+            walls = {"kinetic": w_bgk, "hybrid": w_hyb, "closure": w_cl}
+            row = hybrid_row(name, eps, run, alone, ref, errors, walls, "bgk", GAMMA_BGK)
+            s_c = row["speedup_closure"]
             rows.append(row)
             if name in ("sod", "colliding") and eps in (1e-3, 0.1, 10.0):
                 plot_kinetic_region(run, out_dir / f"{Path(args.out).stem}_{name}_eps{eps:g}.png")
@@ -134,17 +115,8 @@ def main() -> None:
                 flush=True,
             )
     summary = {
-        "max_error_hybrid": max(r["error_hybrid"] for r in rows),
-        "max_error_closure": max(r["error_closure"] for r in rows),
-        "meets_2pct": all(r["error_hybrid"] <= 0.02 for r in rows),
-        "max_conservation_error": max(r["conservation_error"] for r in rows),
-        "speedup_min": min(r["speedup"] for r in rows),
-        "speedup_max": max(r["speedup"] for r in rows),
+        **common_summary(rows),
         "speedup_closure_max": max(r["speedup_closure"] for r in rows),
-        "model_ratio_range": [
-            min(r["speedup"] / r["speedup_model"] for r in rows),
-            max(r["speedup"] / r["speedup_model"] for r in rows),
-        ],
     }
     write_result(
         args.out,

@@ -39,11 +39,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _hybrid_rows import CLOSURE_ONLY, hybrid_row, timed
+from _hybrid_rows import summary as common_summary
 from _provenance import ROOT, write_result
 
 from ledmus import solvers
 from ledmus.coupler.hybrid import HybridRun, plot_kinetic_region
-from ledmus.coupler.hybrid_settings import HybridSettings, cost_model
+from ledmus.coupler.hybrid_settings import HybridSettings
 from ledmus.surrogates.checkpoint import load_model
 from ledmus.surrogates.closure.boltzmann_ml import GAMMA
 from ledmus.surrogates.closure.classical import relaxation_rates
@@ -55,19 +57,8 @@ EPS = (1e-3, 1e-2, 0.1, 1.0, 10.0)
 CASES = ("smooth0", "smooth1", "smooth2", "smooth3", "sod", "colliding")
 T_END = 0.1
 N = 48
-#: the closure alone: thresholds no cell reaches
-CLOSURE_ONLY = {"criteria": ["realisability"], "threshold_realisability": 1e300}
 #: the cases also run with ε(x) rising from 1e-3 to 10 (the seed's transition)
 TRANSITION_CASES = ("smooth0", "sod")
-
-
-def timed(fn, repeat: int) -> tuple[float, object]:
-    best, out = np.inf, None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def settings_from(items: list[str]) -> HybridSettings:
@@ -134,27 +125,9 @@ def main() -> None:
             Q = conserved(*prim, np.zeros((1, fv.closure.n_moments - 3, nx)), GAMMA)
             final = np.stack(primitive(fv.advance(Q, T_END), GAMMA), axis=1)[0]
             errors[model] = float(fair_errors(final, ref, GAMMA).max())
-        m = run.metrics()
-        s_c = w_kin / w_cl
-        row = {
-            "case": name,
-            "eps": eps,
-            "error_hybrid": float(fair_errors(run.primitives(), ref, GAMMA).max()),
-            "error_closure": float(fair_errors(alone.primitives(), ref, GAMMA).max()),
-            "error_euler": errors["euler"],
-            "error_ns": errors["ns"],
-            "kinetic_fraction_mean": m["kinetic_fraction_mean"],
-            "kinetic_fraction_max": m["kinetic_fraction_max"],
-            "switches": m["switches"],
-            "redone_steps": m["redone_steps"],
-            "conservation_error": max(m["conservation_error"]),
-            "speedup": w_kin / w_hyb,
-            "speedup_closure": s_c,
-            "speedup_model": cost_model(m["kinetic_fraction_mean"], s_c),
-            "wall_s": {"boltzmann": w_kin, "hybrid": w_hyb, "closure": w_cl},
-            "hybrid_micro_s": m["micro_s"],
-            "hybrid_macro_s": m["macro_s"],
-        }
+        walls = {"kinetic": w_kin, "hybrid": w_hyb, "closure": w_cl}
+        row = hybrid_row(name, eps, run, alone, ref, errors, walls, "boltzmann", GAMMA)
+        s_c = row["speedup_closure"]
         label = eps if isinstance(eps, str) else f"{eps:g}"
         if name in ("sod", "colliding") and label in ("0.001", "0.1", "10", "transition"):
             plot_kinetic_region(run, out_dir / f"{Path(args.out).stem}_{name}_eps{label}.png")
@@ -182,25 +155,16 @@ def main() -> None:
     rows_all = rows + transition
     riemann = [r for r in rows if r["case"] in ("sod", "colliding")]
     summary = {
-        "max_error_hybrid": max(r["error_hybrid"] for r in rows_all),
-        "max_error_closure": max(r["error_closure"] for r in rows_all),
-        "meets_2pct": all(r["error_hybrid"] <= 0.02 for r in rows_all),
-        "max_conservation_error": max(r["conservation_error"] for r in rows_all),
+        **common_summary(rows_all),
         "speedup_min_eps_le_0.01": min(
             (r["speedup"] for r in rows if r["eps"] <= 0.01), default=None
         ),
         "speedup_min_riemann_eps_ge_0.1": min(
             (r["speedup"] for r in riemann if r["eps"] >= 0.1), default=None
         ),
-        "speedup_min": min(r["speedup"] for r in rows_all),
-        "speedup_max": max(r["speedup"] for r in rows_all),
         "speedup_closure_range": [
             min(r["speedup_closure"] for r in rows_all),
             max(r["speedup_closure"] for r in rows_all),
-        ],
-        "model_ratio_range": [
-            min(r["speedup"] / r["speedup_model"] for r in rows_all),
-            max(r["speedup"] / r["speedup_model"] for r in rows_all),
         ],
     }
     write_result(

@@ -27,6 +27,7 @@ LAYERS = {
             "rundir",
             "trajectory",
             "plugins",
+            "windows",
         ),
         0,
     ),

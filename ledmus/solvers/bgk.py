@@ -59,6 +59,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..windows import CellWindows, check_run
 from .base import Solver, Validated, cfl_time_step, check_int, check_positive, steps_in
 from .bgk_maxwellian import DiscreteMaxwellian
 
@@ -144,7 +145,7 @@ def _pieces(
     return out
 
 
-class BGK(Solver):
+class BGK(CellWindows, Solver):
     """1-D BGK gas, discrete velocities, conservative discrete Maxwellian (see module)."""
 
     name = "bgk"
@@ -343,61 +344,28 @@ class BGK(Solver):
         return self._heun_etd(f, self._transport_faces, self._transport_faces)[0]
 
     # ------------------------------------------------------------------ cell windows
-    def advance_cells(
-        self,
-        f: np.ndarray,
-        duration: float,
-        *,
-        left: tuple[np.ndarray, np.ndarray] | None = None,
-        right: tuple[np.ndarray, np.ndarray] | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Advance the ``m`` contiguous cells ``f`` ``(B, nv, m)`` of a larger domain over
-        ``duration`` (a multiple of ``dt``) with their neighbours as ghost cells: ``left``
-        and ``right`` are ``(g0, g1)``, the two cells ``(B, nv, 2)`` beyond each end (in
-        ``x`` order) at the start and at the end of ``duration``, linear in time between
-        (each stage takes them at its own time); ``None``: a domain end, filled by ``bc``
-        (``periodic`` needs both ends ``None`` and the cells the whole box).  The cell-local
-        hybrid runs its kinetic cells this way (:meth:`advance_runs`: several at once).
-
-        Returns ``(f_new, phi)``: ``phi`` ``(B, 3, 2)`` the moments ``∫ F dt`` of the face
-        fluxes through the left and the right end face (mass, momentum, energy flux,
-        positive in ``+x``) integrated over ``duration`` with the scheme's stage weights,
-        so that ``Σ_cells U dx`` changed by exactly ``phi[..., 0] - phi[..., 1]`` (to
-        rounding) and a neighbour that uses ``phi`` as its face flux conserves with it.
-        """
-        return self.advance_runs([(f, left, right)], duration)[0]
-
     def advance_runs(
         self, runs: list, duration: float, *, cells: list | None = None
     ) -> list[tuple[np.ndarray, np.ndarray]]:
-        """:meth:`advance_cells` of several runs ``(f, left, right)`` at once (``cells``, the
+        """:meth:`~ledmus.windows.CellWindows.advance_cells` of several runs ``(f, left,
+        right)`` at once, Heun-ETD steps with the stage weights ½, ½ in ``phi`` (``cells``, the
         runs' cell indices, is accepted for the interface the hybrid shares with the
         Boltzmann solver and not needed: ``kn`` is one number): the runs and
         their ghost cells lie side by side in one padded array (the faces between one
         run's ghosts and the next run's are computed but not used), so each stage is one
         transport over all of them."""
-        states, ghosts, cells, ends = [], [], [], []
+        states, ghosts, inner, ends = [], [], [], []
         at = 0
         for f, left, right in runs:
-            f = np.asarray(f, dtype=np.float64)
-            if f.ndim != 3 or f.shape[1] != self.nv or f.shape[2] < 1:
-                raise ValueError(f"f must have shape (B, {self.nv}, m), got {f.shape}")
-            if self.bc == "periodic" and (left is None) != (right is None):
-                raise ValueError("periodic bc: give both ghost ends or neither (the whole box)")
-            if self.bc == "periodic" and left is None and f.shape[2] != self.nx:
-                raise ValueError(f"periodic bc without ghosts needs all nx={self.nx} cells")
-            shape = (f.shape[0], self.nv, 2)
-            for name, g in (("left", left), ("right", right)):
-                if g is not None and (len(g) != 2 or any(np.shape(a) != shape for a in g)):
-                    raise ValueError(f"{name} ghosts must be two arrays {shape}")
+            f = check_run(f, left, right, nv=self.nv, nx=self.nx, bc=self.bc)
             m = f.shape[2]
             states.append(f)
             ghosts.append((left, right))
-            cells.append(np.arange(at, at + m))
+            inner.append(np.arange(at, at + m))
             ends += [at, at + m]  # the run's two end faces among the inner faces
             at += m + 4
         n = steps_in(duration, self.dt, "duration", "dt")
-        real = np.concatenate(cells)  # the runs' cells among the inner cells
+        real = np.concatenate(inner)  # the runs' cells among the inner cells
         bounds = np.cumsum([0] + [a.shape[-1] for a in states])
 
         def transport(theta: float) -> Any:

@@ -125,7 +125,9 @@ and sliced, so ranks whose generators are in the same state get the blocks of th
 one-process state.
 :meth:`~Boltzmann.scatter_cells`, :meth:`~Boltzmann.gather_cells` and
 :meth:`~Boltzmann.allgather_cells` move arrays ``(..., nx)`` between the global and the
-local blocks.  Out of scope: a 3-D velocity space.
+local blocks.  Runs of cells advanced with given ghost cells (the cell-local hybrid's
+kinetic side) are :mod:`~ledmus.solvers.boltzmann_runs`.  Out of scope: a 3-D velocity
+space.
 """
 
 from __future__ import annotations
@@ -137,8 +139,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .base import Solver, cfl_time_step, check_int, check_positive, steps_in
+from ..windows import ARS_D, ARS_G
+from .base import Solver, cfl_time_step, check_int, check_positive
 from .bgk import equilibrium_ic_fields
+from .boltzmann_runs import BoltzmannRuns
 from .cells import CellSplit, checked_cells
 from .spectral_collisions import SpectralCollisions
 
@@ -154,8 +158,6 @@ ALIAS_FACTOR = (3.0 + math.sqrt(2.0)) / 2.0
 #: width (fraction of L) of the tanh profile of ``eps="transition"``; its end values
 TRANSITION_WIDTH = 0.1
 TRANSITION_EPS = (1e-3, 10.0)
-_G = 1.0 - 1.0 / math.sqrt(2.0)  # ARS(2,2,2)
-_D = 1.0 - 1.0 / (2.0 * _G)
 
 
 def transition_eps(x: np.ndarray, length: float, width: float = TRANSITION_WIDTH) -> np.ndarray:
@@ -167,7 +169,7 @@ def transition_eps(x: np.ndarray, length: float, width: float = TRANSITION_WIDTH
     return 10.0 ** (lo + (hi - lo) * s)
 
 
-class Boltzmann(Solver):
+class Boltzmann(BoltzmannRuns, Solver):
     """1-D-in-x, 2-D-velocity Boltzmann gas, Maxwell molecules, fast spectral method.
 
     Attributes of the split over MPI ranks (module docstring; without ``comm`` one rank
@@ -589,10 +591,10 @@ class Boltzmann(Solver):
         e1 = self._explicit(f, U0, M0, eps, t1)
         if (scheme or self.scheme) == "imex1":
             return self._implicit(f + dt * e1, dt, eps)[0]
-        f2, i2, U2, M2 = self._implicit(f + _G * dt * e1, _G * dt, eps)
+        f2, i2, U2, M2 = self._implicit(f + ARS_G * dt * e1, ARS_G * dt, eps)
         e2 = self._explicit(f2, U2, M2, eps, t2)
-        r3 = f + dt * (_D * e1 + (1.0 - _D) * e2) + (1.0 - _G) * dt * i2
-        return self._implicit(r3, _G * dt, eps)[0]
+        r3 = f + dt * (ARS_D * e1 + (1.0 - ARS_D) * e2) + (1.0 - ARS_G) * dt * i2
+        return self._implicit(r3, ARS_G * dt, eps)[0]
 
     def _lift(self, obs: np.ndarray, rng: np.random.Generator | None) -> torch.Tensor:
         return self.to_internal(obs)
@@ -611,138 +613,6 @@ class Boltzmann(Solver):
     def nv(self) -> int:
         """Velocities per cell, ``N**velocity_dims`` (the observable's channels)."""
         return self.N**self.velocity_dims
-
-    def advance_cells(
-        self,
-        f: np.ndarray,
-        duration: float,
-        *,
-        left: tuple[np.ndarray, np.ndarray] | None = None,
-        right: tuple[np.ndarray, np.ndarray] | None = None,
-        cells: Any = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Advance the ``m`` contiguous cells ``f`` ``(B, nv, m)`` (observable layout) of a
-        larger domain over ``duration`` (a multiple of ``dt``) with their neighbours as
-        ghost cells, as :meth:`ledmus.solvers.bgk.BGK.advance_cells` does: ``left`` and
-        ``right`` are ``(g0, g1)``, the two cells ``(B, nv, 2)`` beyond each end at the
-        start and the end of ``duration``, linear in time between (each explicit stage
-        takes them at its own time, ``t`` and ``t + g dt``); ``None``: a domain end, filled
-        by ``bc`` (``periodic`` needs both ``None`` and every cell).  ``cells``: the
-        indices of the ``m`` cells in this solver's grid (their ``eps``; default: the
-        first ``m``, which is right whenever ``eps`` is one number).
-
-        Returns ``(f_new, phi)``: ``phi`` ``(B, 3, 2)`` the moments ``(rho, rho u_x, E)`` of
-        ``∫ v_x f_face dt`` through the left and the right end face (positive in ``+x``)
-        with the scheme's explicit weights (``ars222``: ``d``, ``1 - d``; ``imex1``: 1;
-        free streaming: ½, ½), so ``Σ_cells U dx`` changed by ``phi[..., 0] -
-        phi[..., 1]`` to rounding (the collision and penalisation steps conserve
-        ``U``) and a neighbour that uses ``phi`` as its face flux conserves with it."""
-        return self.advance_runs([(f, left, right)], duration, cells=[cells])[0]
-
-    def advance_runs(
-        self, runs: list, duration: float, *, cells: list | None = None
-    ) -> list[tuple[np.ndarray, np.ndarray]]:
-        """:meth:`advance_cells` of several runs ``(f, left, right)`` at once (``cells``: one
-        index array or None per run): the runs and their ghost cells lie side by side in
-        one padded array (the faces between one run's ghosts and the next run's are
-        computed but not used), so each explicit stage is one transport and one batched
-        collision call over all of them.  Without ``comm`` only."""
-        if self.comm is not None:
-            raise ValueError("advance_runs works on one process (comm=None)")
-        nv = self.nv
-        cells = cells or [None] * len(runs)
-        if len(cells) != len(runs):
-            raise ValueError(f"cells must give one entry per run ({len(runs)}), got {len(cells)}")
-        blocks, ghosts, real, ends, eps = [], [], [], [], []
-        at = 0
-        for (f, left, right), idx in zip(runs, cells, strict=True):
-            f = np.asarray(f, dtype=np.float64)
-            if f.ndim != 3 or f.shape[1] != nv or f.shape[2] < 1:
-                raise ValueError(f"f must have shape (B, {nv}, m), got {f.shape}")
-            m = f.shape[2]
-            if self.bc == "periodic" and (left is None) != (right is None):
-                raise ValueError("periodic bc: give both ghost ends or neither (the whole box)")
-            if self.bc == "periodic" and left is None and m != self.nx:
-                raise ValueError(f"periodic bc without ghosts needs all nx={self.nx} cells")
-            shape = (f.shape[0], nv, 2)
-            for name, g in (("left", left), ("right", right)):
-                if g is not None and (len(g) != 2 or any(np.shape(a) != shape for a in g)):
-                    raise ValueError(f"{name} ghosts must be two arrays {shape}")
-            idx = np.arange(m) if idx is None else np.asarray(idx, dtype=int)
-            if idx.shape != (m,) or np.any(idx < 0) or np.any(idx >= self.nx):
-                raise ValueError(
-                    f"cells of a run of {m} cells must be {m} indices in [0, {self.nx})"
-                )
-            blocks.append(self._cells_internal(f))
-            ghosts.append(
-                tuple(
-                    None if g is None else [self._cells_internal(a) for a in g]
-                    for g in (left, right)
-                )
-            )
-            real.append(np.arange(at, at + m))
-            ends += [at, at + m]  # the run's end faces among the faces of the padded array
-            eps.append(self.eps_cells[idx])
-            at += m + 4
-        real_t = torch.as_tensor(np.concatenate(real), device=self._device)
-        ends_t = torch.as_tensor(np.asarray(ends), device=self._device)
-        sizes = [b.shape[1] for b in blocks]
-        eps_t = self._tensor(np.concatenate(eps)).reshape(-1, *(1,) * self.velocity_dims)
-        n = steps_in(duration, self.dt, "duration", "dt")
-        stage_flux: list[torch.Tensor] = []
-
-        def transport(theta: float) -> Any:
-            def apply(f: torch.Tensor) -> torch.Tensor:
-                padded = []
-                for part, (left, right) in zip(torch.split(f, sizes, dim=1), ghosts, strict=True):
-                    g0 = (
-                        self._ghosts(part, "left")
-                        if left is None
-                        else (1 - theta) * left[0] + theta * left[1]
-                    )
-                    g1 = (
-                        self._ghosts(part, "right")
-                        if right is None
-                        else (1 - theta) * right[0] + theta * right[1]
-                    )
-                    padded.append(torch.cat([g0, part, g1], dim=1))
-                flux = self._faces(torch.cat(padded, dim=1))
-                stage_flux.append(flux[:, ends_t])
-                return (flux[:, :-1] - flux[:, 1:])[:, real_t]
-
-            return apply
-
-        f = torch.cat(blocks, dim=1)
-        phi = torch.zeros((f.shape[0], len(ends), 4), dtype=self._dtype, device=self._device)
-        for k in range(n):
-            stage_flux.clear()
-            th0, th1 = k / n, (k + 1) / n
-            if not self.collisions:
-                d0 = self.dt * transport(th0)(f)
-                f = f + 0.5 * (d0 + self.dt * transport(th1)(f + d0))
-                weights = (0.5, 0.5)
-            elif self.scheme == "imex1":
-                f = self._imex(f, self.dt, eps_t, (transport(th0), None))
-                weights = (1.0,)
-            else:
-                thg = (k + _G) / n
-                f = self._imex(f, self.dt, eps_t, (transport(th0), transport(thg)))
-                weights = (_D, 1.0 - _D)
-            for w, flux in zip(weights, stage_flux, strict=True):
-                phi = phi + (w * self.dt * self.dx) * self._velocity.moments(flux)
-        out = []
-        phi_np = phi[..., [0, 1, 3]].permute(0, 2, 1).detach().cpu().double().numpy()
-        for k, part in enumerate(torch.split(f, sizes, dim=1)):
-            obs = part.permute(0, 2, 3, 1).reshape(part.shape[0], nv, part.shape[1])
-            out.append((obs.detach().cpu().double().numpy().copy(), phi_np[..., 2 * k : 2 * k + 2]))
-        return out
-
-    def _cells_internal(self, f: np.ndarray) -> torch.Tensor:
-        """Observable cells ``(B, nv, m)`` -> internal ``(B, m, N, N)``."""
-        t = self._tensor(f)
-        d = self.velocity_dims
-        t = t.reshape(t.shape[0], *(self.N,) * d, t.shape[-1])
-        return t.permute(0, d + 1, *range(1, d + 1)).contiguous()
 
     # ---------------------------------------------------------------- initial states
     def ic_names(self) -> tuple[str, ...]:

@@ -59,14 +59,13 @@ from typing import Any
 
 import numpy as np
 
+from ...windows import ARS_D, ARS_G, check_ghosts
 from .muscl import slopes
 
 LIMITERS = ("minmod", "vanleer", "mc", "none", "first")
 RECONSTRUCTIONS = ("primitive", "characteristic")
 RIEMANN = ("hll", "rusanov")
 STEPPERS = ("ssprk2", "ssprk3", "ars222")
-_G = 1.0 - 1.0 / math.sqrt(2.0)  # ARS(2,2,2)
-_D = 1.0 - 1.0 / (2.0 * _G)
 BCS = ("periodic", "outflow")
 
 
@@ -305,10 +304,14 @@ class FVSolver:
         if self.time_stepper == "ars222":
             implicit = self.closure.implicit
             e1 = self.rhs(Q)
-            R2 = Q + _G * dt * e1
-            F2 = implicit(R2, _G * dt)
-            R3 = Q + dt * (_D * e1 + (1.0 - _D) * self.rhs(F2)) + (1.0 - _G) / _G * (F2 - R2)
-            return implicit(R3, _G * dt)
+            R2 = Q + ARS_G * dt * e1
+            F2 = implicit(R2, ARS_G * dt)
+            R3 = (
+                Q
+                + dt * (ARS_D * e1 + (1.0 - ARS_D) * self.rhs(F2))
+                + (1.0 - ARS_G) / ARS_G * (F2 - R2)
+            )
+            return implicit(R3, ARS_G * dt)
         Q1 = Q + dt * self.rhs(Q)
         if self.time_stepper == "ssprk2":
             return 0.5 * (Q + Q1 + dt * self.rhs(Q1))
@@ -418,12 +421,7 @@ class FVSolver:
         at = 0
         for Q, left, right in runs:
             Q = check_state(Q, self.closure)
-            if self.bc == "periodic" and (left is None) != (right is None):
-                raise ValueError("periodic bc: give both ghost ends or neither (the whole box)")
-            shape = (Q.shape[0], Q.shape[1], 2)
-            for name, g in (("left", left), ("right", right)):
-                if g is not None and (len(g) != 2 or any(np.shape(a) != shape for a in g)):
-                    raise ValueError(f"{name} ghosts must be two arrays {shape}")
+            check_ghosts(Q.shape[:2], left, right, self.bc)
             m = Q.shape[-1]
             states.append(Q)
             ghosts.append((left, right))
@@ -467,12 +465,12 @@ class FVSolver:
                     self._bind(lambda b: b[real + 2])
                     return self.closure.implicit(R, a)
 
-                R2 = Q + _G * h * r0
-                F2 = implicit(R2, _G * h)
-                r1, e1 = rate(F2, (t + _G * h) / duration)
-                R3 = Q + h * (_D * r0 + (1.0 - _D) * r1) + (1.0 - _G) / _G * (F2 - R2)
-                Q = implicit(R3, _G * h)
-                phi += h * (_D * e0 + (1.0 - _D) * e1)
+                R2 = Q + ARS_G * h * r0
+                F2 = implicit(R2, ARS_G * h)
+                r1, e1 = rate(F2, (t + ARS_G * h) / duration)
+                R3 = Q + h * (ARS_D * r0 + (1.0 - ARS_D) * r1) + (1.0 - ARS_G) / ARS_G * (F2 - R2)
+                Q = implicit(R3, ARS_G * h)
+                phi += h * (ARS_D * e0 + (1.0 - ARS_D) * e1)
                 t += h
                 self._check_running(Q, t)
                 continue

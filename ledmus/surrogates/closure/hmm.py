@@ -39,24 +39,33 @@ SPEC_DEFAULTS: dict[str, Any] = {
 }
 
 
-def check_spec(spec: dict[str, Any] | None) -> dict[str, Any]:
-    """The full spec; ``ValueError`` naming a bad or unknown field."""
+def ensemble_spec(spec: dict[str, Any] | None, defaults: dict[str, Any], kind: str) -> dict:
+    """``spec`` over ``defaults`` with the checks every closure ensemble's spec shares: no
+    unknown field, ``members`` an integer >= 2 (``ValueError`` naming the ``kind``'s
+    field)."""
     spec = dict(spec or {})
-    unknown = sorted(set(spec) - set(SPEC_DEFAULTS))
+    unknown = sorted(set(spec) - set(defaults))
     if unknown:
         raise ValueError(
-            f"unknown closure_hmm spec field {unknown[0]!r}; allowed: {', '.join(SPEC_DEFAULTS)}"
+            f"unknown {kind} spec field {unknown[0]!r}; allowed: {', '.join(defaults)}"
         )
-    out = {**SPEC_DEFAULTS, **spec}
+    out = {**defaults, **spec}
     k = out["members"]
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2:
-        raise ValueError(f"closure_hmm spec field members must be an integer >= 2, got {k!r}")
+        raise ValueError(f"{kind} spec field members must be an integer >= 2, got {k!r}")
+    out["members"] = int(k)
+    return out
+
+
+def check_spec(spec: dict[str, Any] | None) -> dict[str, Any]:
+    """The full spec; ``ValueError`` naming a bad or unknown field."""
+    out = ensemble_spec(spec, SPEC_DEFAULTS, "closure_hmm")
     shape = out["state_shape"]
     if len(shape) != 2 or any(isinstance(n, bool) or int(n) != n or n < 4 for n in shape):
         raise ValueError(
             f"closure_hmm spec field state_shape must be [nv, nx] (integers >= 4), got {shape!r}"
         )
-    out["members"], out["state_shape"] = int(k), [int(n) for n in shape]
+    out["state_shape"] = [int(n) for n in shape]
     return out
 
 

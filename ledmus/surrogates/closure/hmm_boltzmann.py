@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from .boltzmann_ml import BoltzmannMomentNet
+from .hmm import ensemble_spec
 
 SPEC_DEFAULTS: dict[str, Any] = {
     "members": 4,  # K closures (member 0 propagates)
@@ -39,21 +40,7 @@ SPEC_DEFAULTS: dict[str, Any] = {
 
 def check_spec(spec: dict[str, Any] | None) -> dict[str, Any]:
     """The full spec; ``ValueError`` naming a bad or unknown field."""
-    spec = dict(spec or {})
-    unknown = sorted(set(spec) - set(SPEC_DEFAULTS))
-    if unknown:
-        raise ValueError(
-            f"unknown closure_boltzmann_hmm spec field {unknown[0]!r}; allowed: "
-            f"{', '.join(SPEC_DEFAULTS)}"
-        )
-    out = {**SPEC_DEFAULTS, **spec}
-    k = out["members"]
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2:
-        raise ValueError(
-            f"closure_boltzmann_hmm spec field members must be an integer >= 2, got {k!r}"
-        )
-    out["members"] = int(k)
-    return out
+    return ensemble_spec(spec, SPEC_DEFAULTS, "closure_boltzmann_hmm")
 
 
 class BoltzmannClosureEnsemble(nn.Module):
