@@ -9,7 +9,8 @@
   :class:`.macro.ClosureMacro`;
 - ``closure_boltzmann``: the ML moment closure of the 2-D-velocity Boltzmann gas
   (:class:`.boltzmann_ml.BoltzmannMomentNet`; ``ledmus train`` on a ``ledmus dataset
-  boltzmann`` split, ``ledmus evaluate`` against the Boltzmann solver), with the command
+  boltzmann`` split, ``ledmus evaluate`` against the Boltzmann solver, ``ledmus learn``
+  with Boltzmann bursts), with the command
   ``ledmus closure_boltzmann hmm`` (build the ensemble of its hybrid);
 - ``closure_boltzmann_hmm``: that ensemble (:class:`.hmm_boltzmann.BoltzmannClosureEnsemble`),
   coupled to the Boltzmann solver by the cell-local hybrid.
@@ -153,9 +154,36 @@ def evaluate_boltzmann(
 
 
 def _resolve_boltzmann(raw: dict[str, Any]) -> dict[str, Any]:
+    from .learn_boltzmann import resolve_learn
     from .train_boltzmann import resolve_config as resolve
 
-    return resolve(raw)
+    cfg = resolve(raw)
+    resolve_learn(cfg["learn"])  # every field checked before any compute
+    return cfg
+
+
+def learn_boltzmann(
+    raw_config: dict[str, Any], out_dir: Path, *, strategy: str = "both", progress: bool = True
+) -> dict[str, Any]:
+    """The ``closure_boltzmann`` family's ``learn`` (:func:`.learn_boltzmann.learn`,
+    ``strategy``: ``deviation``, ``random`` or ``both``): per strategy the starting
+    ensemble's and the last iteration's accurate ratio and test error."""
+    from .learn_boltzmann import STRATEGIES
+    from .learn_boltzmann import learn as run_learn
+
+    if strategy != "both" and strategy not in STRATEGIES:
+        raise ValueError(f"--strategy {strategy!r} unknown; allowed: {', '.join(STRATEGIES)}, both")
+    strategies = STRATEGIES if strategy == "both" else (strategy,)
+    result = run_learn(raw_config, out_dir, strategies, progress=progress)
+    keys = ("accurate_ratio", "test_error")
+    out = {}
+    for s, r in result["runs"].items():
+        last = r["iterations"][-1] if r["iterations"] else r["initial"]
+        out[s] = {
+            "initial": {k: r["initial"][k] for k in keys},
+            "last": {"iteration": last.get("iteration", -1), **{k: last[k] for k in keys}},
+        }
+    return out
 
 
 BOLTZMANN_FAMILY = register_family(
@@ -165,6 +193,7 @@ BOLTZMANN_FAMILY = register_family(
         resolve=_resolve_boltzmann,
         train=train_boltzmann,
         evaluate=evaluate_boltzmann,
+        learn=learn_boltzmann,
         verbs=(
             _verb(
                 "hmm",

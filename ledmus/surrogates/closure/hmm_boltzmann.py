@@ -61,6 +61,25 @@ class BoltzmannClosureEnsemble(nn.Module):
         return self.members[0].M
 
 
+def flux_deviation(closures: list[Any], Q: np.ndarray, cells: Any = None) -> np.ndarray:
+    """Per cell ``(B, m)`` of ``Q`` ``(B, 3+M, m)``: the larger of the ensemble std of
+    ``σ̃ = σ/p`` and ``q̃ = q/(p√T)`` across ``closures`` (one
+    :class:`~.boltzmann_ml.BoltzmannMLClosure` per member), the uncertainty of the
+    closure's momentum and energy fluxes relative to the pressure, which is what moves
+    ``ρ``, ``u`` and ``T``.  ``cells``: which cells ``Q``'s columns are, for closures with
+    ``ε(x)`` (None: all).  The hybrid's ``deviation`` criterion and the score of concurrent
+    learning (:mod:`.learn_boltzmann`)."""
+    outs = []
+    for cl in closures:
+        cl.bind(np.arange(Q.shape[-1]) if cells is None else cells)
+        try:
+            sig, q, _, _ = cl.closure_terms(Q)
+        finally:
+            cl.bind(None)
+        outs.append(np.stack([sig, q]))
+    return np.stack(outs).std(axis=0).max(axis=0)
+
+
 def reinitialised(base: BoltzmannMomentNet, seed: int) -> BoltzmannMomentNet:
     """A copy of ``base`` with ``w`` kept (frozen) and ``h``, ``Λ`` and ``C`` drawn anew
     from ``torch.manual_seed(seed)`` as a fresh net draws them."""
@@ -182,4 +201,10 @@ def run(args: Any) -> None:
     print(f"wrote {path}")
 
 
-__all__ = ["BoltzmannClosureEnsemble", "build", "check_spec", "reinitialised"]
+__all__ = [
+    "BoltzmannClosureEnsemble",
+    "build",
+    "check_spec",
+    "flux_deviation",
+    "reinitialised",
+]

@@ -39,6 +39,7 @@ TOP_FIELDS = (
     Field("seed", as_int(0), 0, "integer >= 0"),
     Field("dtype", as_choice(DTYPES), "float64", "one of " + ", ".join(DTYPES)),
     Field("spec", as_mapping, {}, "BoltzmannMomentNet fields (.boltzmann_ml.SPEC_DEFAULTS)"),
+    Field("learn", as_mapping, {}, "concurrent learning (.learn_boltzmann.LEARN_FIELDS)"),
 )
 
 
