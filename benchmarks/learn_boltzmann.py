@@ -40,6 +40,7 @@ from _provenance import ROOT, write_result
 from hybrid_boltzmann import settings_from
 
 from ledmus import solvers
+from ledmus.atomic import atomic_path
 from ledmus.coupler.hybrid import HybridRun
 from ledmus.coupler.hybrid_settings import HybridSettings
 from ledmus.surrogates.checkpoint import load_model
@@ -74,7 +75,8 @@ def hybrid_data(ens, settings: HybridSettings, folder: Path) -> tuple[list[str],
             run.run(T_END)
             cells = run.labelled_cells()
             path = folder / f"{name}_eps{eps:g}.npz"
-            np.savez(path, **cells)
+            with atomic_path(path) as part, open(part, "wb") as fh:
+                np.savez(fh, **cells)
             paths.append(str(path))
             m = run.metrics()
             rows.append(
@@ -136,6 +138,16 @@ def main() -> None:
     ap.add_argument("--config", default=str(ROOT / "configs" / "closure_boltzmann.yaml"))
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "learn_boltzmann.json"))
+    ap.add_argument(
+        "--hybrid-dir",
+        default=None,
+        help="keep step 1's kinetic_cells files in this folder (default: a temporary one)",
+    )
+    ap.add_argument(
+        "--hybrid-only",
+        action="store_true",
+        help="stop after step 1 (the training config's data.hybrid_data comes from it)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
     t_start = time.perf_counter()
@@ -147,7 +159,11 @@ def main() -> None:
     out = Path(args.out)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        paths, data_rows = hybrid_data(ens, settings, tmp)
+        keep = Path(args.hybrid_dir) if args.hybrid_dir else tmp
+        keep.mkdir(parents=True, exist_ok=True)
+        paths, data_rows = hybrid_data(ens, settings, keep)
+        if args.hybrid_only:
+            return
         runs, ensembles = {}, {"shipped": shipped}
         for run_name, extra in (("closure_data", []), ("with_hybrid_cells", paths)):
             cfg = {**config, "learn": {**base, "ensemble": str(shipped), "hybrid_data": extra}}

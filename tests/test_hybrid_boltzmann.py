@@ -182,16 +182,26 @@ def test_ensemble_members_share_the_encoder_and_start_anew(net):
 
 
 def test_ensemble_build_cli(tmp_path, monkeypatch):
-    """``ledmus closure_boltzmann hmm`` trains the new members on the closure's cells and
-    writes a checkpoint whose member 0 is the closure."""
+    """``ledmus closure_boltzmann hmm`` trains the new members on the closure's cells (its
+    dataset draw and its ``hybrid_data``: 64 + 3 cells) and writes a checkpoint whose
+    member 0 is the closure."""
     from ledmus.datasets import make_dataset
     from ledmus.surrogates.closure.hmm_boltzmann import build
     from ledmus.surrogates.closure.train_boltzmann import train_boltzmann_closure
 
     make_dataset("boltzmann", tmp_path / "data", scale="small", seed=0)
+    s = _solver(0.1, 16)
+    f = s.initial_condition("sod", 1, np.random.default_rng(0))[0][:, 7:10]
+    np.savez(tmp_path / "kinetic_cells.npz", f=f, eps=np.float64(0.1), cell=np.arange(7, 10),
+             N=np.int64(s.N), nv=np.int64(s.nv), v_box=np.float64(s.v_box),
+             v_support=np.float64(s.v_support))  # fmt: skip
     cfg = {
         "spec": {"n_quad": 12, "width": 8, "closure_width": 8},
-        "data": {"dataset": str(tmp_path / "data" / "train.h5"), "cells": 64},
+        "data": {
+            "dataset": str(tmp_path / "data" / "train.h5"),
+            "cells": 64,
+            "hybrid_data": [str(tmp_path / "kinetic_cells.npz")],
+        },
         "train": {"encoder_steps": 2, "encoder_batch": 4, "steps": 5, "batch_size": 16},
     }
     base = train_boltzmann_closure(cfg, tmp_path / "c.pt", progress=False)
@@ -199,6 +209,7 @@ def test_ensemble_build_cli(tmp_path, monkeypatch):
     e, payload = load_model(out, kind="closure_boltzmann_hmm")
     c, _ = load_model(base, kind="closure_boltzmann")
     assert len(e.members) == 3 and payload["config"]["steps"] == 4
+    assert payload["history"]["cells"] == 64 + 3
     for k, v in c.state_dict().items():
         assert torch.equal(e.members[0].state_dict()[k], v.double())
     assert not torch.equal(e.members[1].hnet[0].weight, e.members[2].hnet[0].weight)

@@ -6,7 +6,8 @@ members with the same weight functions ``w(ξ)`` (the encoder of the shipped clo
 frozen): member 0 is the shipped closure itself (it propagates); members ``1..K-1`` get
 their closure network ``h`` and collision model ``(Λ, C)`` re-initialised
 (``torch.manual_seed(seed + k)``) and trained on the same cells as member 0 (the closure
-checkpoint's config: its dataset and cell draw), with its step count.  Their
+checkpoint's config: its dataset and cell draw, and its ``hybrid_data``), with its step
+count.  Their
 disagreement is the hybrid's ``deviation`` criterion.  The lift from moments to ``f``
 needs no trained decoder: :func:`.lift_boltzmann.lift` is exact in the encoder's own
 weight functions.
@@ -115,9 +116,8 @@ def build(
         LOSS_NAMES,
         closure_loss,
         encode_all,
-        find_dataset,
-        load_cells,
         resolve_config,
+        training_cells,
     )
 
     out = Path(out)
@@ -129,9 +129,7 @@ def build(
     cfg = resolve_config(payload["config"])
     steps = int(steps or cfg["train"]["steps"])
     t0 = time.perf_counter()
-    data = load_cells(
-        find_dataset(cfg["data"]["dataset"], base_dir), cfg["data"]["cells"], cfg["seed"]
-    )
+    data = training_cells(cfg, base_dir)
     base = base.double()
     tens = {k: torch.from_numpy(np.ascontiguousarray(v)).double() for k, v in data.items()}
     encoded = encode_all(base, tens)
@@ -152,6 +150,7 @@ def build(
         )
         history[f"member{k}"] = {name: v[-1] for name, v in hist.items()}
         nets.append(net.eval())
+    history["cells"] = int(data["sigma"].shape[0])
     history["wall_s"] = time.perf_counter() - t0
     ens = BoltzmannClosureEnsemble({"members": members, "closure": base.spec}).double()
     for k, net in enumerate(nets):

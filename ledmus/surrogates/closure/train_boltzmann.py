@@ -235,6 +235,20 @@ def hybrid_cells(path: Any) -> dict[str, np.ndarray]:
     return {k: v[:n] for k, v in data.items()}
 
 
+def training_cells(cfg: dict[str, Any], base_dir: Path | None = None) -> dict[str, np.ndarray]:
+    """The training cells of a resolved config: ``data.cells`` cells of ``data.dataset``
+    (:func:`load_cells`) and every cell of the ``data.hybrid_data`` files
+    (:func:`hybrid_cells`); paths as given or relative to ``base_dir``."""
+    data = load_cells(
+        find_dataset(cfg["data"]["dataset"], base_dir), cfg["data"]["cells"], cfg["seed"]
+    )
+    for extra in cfg["data"]["hybrid_data"]:
+        cells = hybrid_cells(find_dataset_file(extra, base_dir, "data.hybrid_data"))
+        if cells:
+            data = {k: np.concatenate([data[k], cells[k]]) for k in data}
+    return data
+
+
 def train_boltzmann_closure(
     config: dict[str, Any], out: str | Path, *, base_dir: Path | None = None, progress: bool = True
 ) -> Path:
@@ -245,12 +259,7 @@ def train_boltzmann_closure(
     out = Path(out)
     if not out.parent.is_dir():
         raise ValueError(f"--out folder {str(out.parent)!r} does not exist")
-    path = find_dataset(cfg["data"]["dataset"], base_dir)
-    data = load_cells(path, cfg["data"]["cells"], cfg["seed"])
-    for extra in cfg["data"]["hybrid_data"]:
-        cells = hybrid_cells(find_dataset_file(extra, base_dir, "data.hybrid_data"))
-        if cells:
-            data = {k: np.concatenate([data[k], cells[k]]) for k in data}
+    data = training_cells(cfg, base_dir)
     torch.manual_seed(cfg["seed"])
     net = BoltzmannMomentNet(cfg["spec"]).to(getattr(torch, cfg["dtype"]))
     tens = {k: torch.from_numpy(np.ascontiguousarray(v)).to(net.dtype) for k, v in data.items()}
@@ -306,4 +315,5 @@ __all__ = [
     "load_cells",
     "resolve_config",
     "train_boltzmann_closure",
+    "training_cells",
 ]
