@@ -136,7 +136,8 @@ def test_unregister_and_system_without_dataset(toy):
 
 def test_unknown_system_lists_names(capsys):
     with pytest.raises(
-        ValueError, match=r"unknown system 'lb'; allowed: fhn, ks, ad1d, ad3d, rw, bgk, boltzmann$"
+        ValueError,
+        match=r"unknown system 'lb'; allowed: fhn, ks, ad1d, ad3d, rw, bgk, boltzmann, boltzmann3d$",
     ):
         systems.get("lb")
     assert main(["simulate", "lb", "--t-end", "1", "--out", "x.h5"]) == 2

@@ -1,7 +1,8 @@
 """Micro solvers: pure numerics (numpy/scipy), no libmuscle, no MPI.  The one exception
-to numpy-only: the ``boltzmann`` solver (:mod:`ledmus.solvers.boltzmann`) uses torch for
-its batched FFTs (CPU or CUDA); torch is imported in that module only, and its public API
-is numpy in, numpy out like every other solver.
+to numpy-only: the ``boltzmann`` and ``boltzmann3d`` solvers (:mod:`ledmus.solvers.boltzmann`,
+:mod:`ledmus.solvers.boltzmann3d`) use torch for their batched FFTs (CPU or CUDA); torch is
+imported in those modules and their helpers only, and their public API is numpy in, numpy
+out like every other solver.
 
 Use :func:`make` to build one by name::
 
@@ -21,6 +22,7 @@ from .ad import AdvectionDiffusionParticles
 from .base import Solver
 from .bgk import BGK
 from .boltzmann import Boltzmann
+from .boltzmann3d import Boltzmann3D
 from .fhn import FitzHughNagumoLB, load_fhn_ic
 from .ks import KuramotoSivashinsky
 from .rw import LatticeRandomWalk
@@ -37,6 +39,7 @@ REGISTRY: dict[str, tuple[type[Solver], dict[str, Any]]] = {
     "rw": (LatticeRandomWalk, {}),
     "bgk": (BGK, {}),
     "boltzmann": (Boltzmann, {}),
+    "boltzmann3d": (Boltzmann3D, {}),
 }
 
 
@@ -83,6 +86,7 @@ __all__ = [
     "REGISTRY",
     "AdvectionDiffusionParticles",
     "Boltzmann",
+    "Boltzmann3D",
     "FitzHughNagumoLB",
     "KuramotoSivashinsky",
     "LatticeRandomWalk",

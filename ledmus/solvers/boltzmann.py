@@ -126,8 +126,8 @@ one-process state.
 :meth:`~Boltzmann.scatter_cells`, :meth:`~Boltzmann.gather_cells` and
 :meth:`~Boltzmann.allgather_cells` move arrays ``(..., nx)`` between the global and the
 local blocks.  Runs of cells advanced with given ghost cells (the cell-local hybrid's
-kinetic side) are :mod:`~ledmus.solvers.boltzmann_runs`.  Out of scope: a 3-D velocity
-space.
+kinetic side) are :mod:`~ledmus.solvers.boltzmann_runs`.  A 3-D velocity space (hard
+spheres): :mod:`ledmus.solvers.boltzmann3d`.
 """
 
 from __future__ import annotations
@@ -246,9 +246,7 @@ class Boltzmann(BoltzmannRuns, Solver):
         self.x = (np.arange(self.nx) + 0.5) * self.dx
         self.eps = eps if isinstance(eps, str) else None
         self.eps_cells = self._eps_profile(eps)
-        self._velocity = SpectralCollisions(
-            self.N, self.v_box, self.v_support, self.n_directions, self.conservative, self._tensor
-        )
+        self._velocity = self._velocity_space()
         self.h, self.v = self._velocity.h, self._velocity.v  # both axes
         dt_coarse = check_positive("dt_coarse", dt_coarse)
         self.dt_max = CFL * self.dx / np.abs(self.v).max()
@@ -283,6 +281,14 @@ class Boltzmann(BoltzmannRuns, Solver):
                 f"{arr.shape} with min {np.min(arr) if arr.size else 'none'}"
             )
         return arr.copy()
+
+    def _velocity_space(self) -> SpectralCollisions:
+        """One cell's velocity space (grid, collisions, moments, Maxwellian): the 2-D
+        Maxwell-molecule :class:`~.spectral_collisions.SpectralCollisions`; a solver with
+        another velocity space (:class:`~.boltzmann3d.Boltzmann3D`) returns its own."""
+        return SpectralCollisions(
+            self.N, self.v_box, self.v_support, self.n_directions, self.conservative, self._tensor
+        )
 
     def _split(self, comm: Any) -> None:
         """This rank's block of cells (:class:`~.cells.CellSplit`): ``nx_global``,

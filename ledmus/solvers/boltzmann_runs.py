@@ -86,7 +86,8 @@ class BoltzmannRuns(CellWindows):
             return apply
 
         f = torch.cat(blocks, dim=1)
-        phi = torch.zeros((f.shape[0], len(ends), 4), dtype=self._dtype, device=self._device)
+        d = self.velocity_dims  # moments rho, rho u (d), E: the energy is row d + 1
+        phi = torch.zeros((f.shape[0], len(ends), d + 2), dtype=self._dtype, device=self._device)
         for k in range(n):
             stage_flux.clear()
             th0, th1 = k / n, (k + 1) / n
@@ -104,14 +105,15 @@ class BoltzmannRuns(CellWindows):
             for w, flux in zip(weights, stage_flux, strict=True):
                 phi = phi + (w * self.dt * self.dx) * self._velocity.moments(flux)
         out = []
-        phi_np = phi[..., [0, 1, 3]].permute(0, 2, 1).detach().cpu().double().numpy()
+        phi_np = phi[..., [0, 1, d + 1]].permute(0, 2, 1).detach().cpu().double().numpy()
         for k, part in enumerate(torch.split(f, sizes, dim=1)):
-            obs = part.permute(0, 2, 3, 1).reshape(part.shape[0], nv, part.shape[1])
+            obs = part.permute(0, *range(2, d + 2), 1).reshape(part.shape[0], nv, part.shape[1])
             out.append((obs.detach().cpu().double().numpy().copy(), phi_np[..., 2 * k : 2 * k + 2]))
         return out
 
     def _cells_internal(self, f: np.ndarray) -> torch.Tensor:
-        """Observable cells ``(B, nv, m)`` -> internal ``(B, m, N, N)``."""
+        """Observable cells ``(B, nv, m)`` -> internal ``(B, m, N, .., N)`` (``velocity_dims``
+        axes)."""
         t = self._tensor(f)
         d = self.velocity_dims
         t = t.reshape(t.shape[0], *(self.N,) * d, t.shape[-1])

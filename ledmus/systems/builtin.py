@@ -1,6 +1,6 @@
 """The built-in systems: FHN, KS, AD-1D, AD-3D (Vlachas et al., LED paper, §8), RW
 (Kaltenbach & Koutsourelakis §3), BGK (W. E's concurrent-learning lecture, §5) and the
-2-D-velocity Boltzmann gas.
+2-D- and 3-D-velocity Boltzmann gases.
 
 Solver classes and presets are those of :data:`ledmus.solvers.REGISTRY`; the dataset
 protocols are the paper's (``scale="paper"``) or a quick small version (``"small"``).
@@ -21,9 +21,12 @@ from .kinetic import (
     BOLTZMANN_POSITIVE_RTOL,
     flip_phase_space,
     flip_phase_space_2v,
+    flip_phase_space_3v,
     kinetic_positive,
     kinetic_realisable,
     kinetic_realisable_2v,
+    kinetic_realisable_3v,
+    reflect_transverse_3v,
     reflect_vy,
 )
 from .spec import Evaluation, Monitor, Protocol, Split, Symmetry, SystemSpec
@@ -276,6 +279,7 @@ def builtin_specs() -> tuple[SystemSpec, ...]:
     rw_cls, rw_preset = solvers.REGISTRY["rw"]
     bgk_cls, bgk_preset = solvers.REGISTRY["bgk"]
     boltzmann_cls, boltzmann_preset = solvers.REGISTRY["boltzmann"]
+    boltzmann3d_cls, boltzmann3d_preset = solvers.REGISTRY["boltzmann3d"]
     fhn = SystemSpec(
         "fhn",
         fhn_cls,
@@ -390,6 +394,34 @@ def builtin_specs() -> tuple[SystemSpec, ...]:
             Symmetry("reflect_vy", reflect_vy, "v_y -> -v_y (exact)"),
         ),
     )
+    # no dataset protocol (as bgk): a cell state is N^3 = 4096 values at the default N
+    boltzmann3d = SystemSpec(
+        "boltzmann3d",
+        boltzmann3d_cls,
+        "kinetic",
+        "Boltzmann gas, 1-D x, 3-D velocity, hard spheres, fast spectral + IMEX penalisation",
+        preset=boltzmann3d_preset,
+        # the state is f (N^3, nx): one channel per velocity (v_x[i], v_y[j], v_z[k]),
+        # (i*N + j)*N + k
+        coordinates=node_positions,
+        monitors=(
+            Monitor(
+                "positive",
+                partial(kinetic_positive, rtol=BOLTZMANN_POSITIVE_RTOL),
+                f"f finite and >= -{BOLTZMANN_POSITIVE_RTOL:g} max f (spectral collisions)",
+            ),
+            Monitor("realisable", kinetic_realisable_3v, "rho > 0 and T > 0 in every cell"),
+        ),
+        symmetries=(
+            Symmetry(
+                "reflection",
+                flip_phase_space_3v,
+                "x -> L - x with v_x -> -v_x (exact for every bc with a symmetric eps)",
+            ),
+            Symmetry("reflect_vy", partial(reflect_transverse_3v, axis=1), "v_y -> -v_y (exact)"),
+            Symmetry("reflect_vz", partial(reflect_transverse_3v, axis=2), "v_z -> -v_z (exact)"),
+        ),
+    )
     return (
         fhn,
         ks,
@@ -403,4 +435,5 @@ def builtin_specs() -> tuple[SystemSpec, ...]:
         rw,
         bgk,
         boltzmann,
+        boltzmann3d,
     )

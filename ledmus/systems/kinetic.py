@@ -1,7 +1,8 @@
 """Constraint monitors and symmetries of the kinetic systems: states are distributions
 ``f`` ``(B, nv, nx)`` on a symmetric cell-centred velocity grid (BGK, one velocity
-dimension) or ``(B, N*N, nx)`` on an ``N x N`` one (Boltzmann, two velocity dimensions,
-channel ``i*N + j`` = ``(v_x[i], v_y[j])``)."""
+dimension), ``(B, N*N, nx)`` on an ``N x N`` one (Boltzmann, two velocity dimensions,
+channel ``i*N + j`` = ``(v_x[i], v_y[j])``) or ``(B, N^3, nx)`` on an ``N x N x N`` one
+(``boltzmann3d``, channel ``(i*N + j)*N + k`` = ``(v_x[i], v_y[j], v_z[k])``)."""
 
 from __future__ import annotations
 
@@ -88,6 +89,56 @@ def reflect_vy(states: np.ndarray) -> np.ndarray:
     return x[..., :, ::-1, :].reshape(np.shape(states)).copy()
 
 
+def _velocity_cube(states: np.ndarray) -> np.ndarray:
+    """``(..., N^3, nx) -> (..., N, N, N, nx)``; ``ValueError`` unless ``N^3`` is a cube."""
+    x = np.asarray(states, dtype=np.float64)
+    n = int(round(x.shape[-2] ** (1.0 / 3.0)))
+    if n**3 != x.shape[-2]:
+        raise ValueError(f"3-D velocity states need N^3 channels, got {x.shape[-2]}")
+    return x.reshape(*x.shape[:-2], n, n, n, x.shape[-1])
+
+
+def primitive_fields_3v(states: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(rho, u_x, T)`` of ``f`` ``(..., N^3, nx)``, each ``(..., nx)``, in grid units (``h
+    = 1``, ``v_i = i - (N - 1)/2`` on every axis); ``T`` per degree of freedom, ``E = rho
+    |u|^2/2 + (3/2) rho T``."""
+    x = _velocity_cube(states)
+    c = np.arange(x.shape[-2]) - (x.shape[-2] - 1) / 2.0
+    rho = x.sum(axis=(-4, -3, -2))
+    ux = np.einsum("i,...ijkx->...x", c, x) / rho
+    uy = np.einsum("j,...ijkx->...x", c, x) / rho
+    uz = np.einsum("k,...ijkx->...x", c, x) / rho
+    c2 = c[:, None, None] ** 2 + c[None, :, None] ** 2 + c[None, None, :] ** 2
+    e2 = np.einsum("ijk,...ijkx->...x", c2, x) / rho  # int |v|^2 f / rho
+    return rho, ux, (e2 - ux * ux - uy * uy - uz * uz) / 3.0
+
+
+def kinetic_realisable_3v(states: np.ndarray) -> np.ndarray:
+    """In every cell ``rho > 0`` and ``T > 0``, 3-D velocity states ``(B, N^3, nx) -> (B,)``
+    (grid units, as :func:`kinetic_realisable`)."""
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        rho, _, T = primitive_fields_3v(states)
+        ok = np.isfinite(rho * T) & (rho > 0) & (T > 0)
+    return ok.all(axis=-1)
+
+
+def flip_phase_space_3v(states: np.ndarray) -> np.ndarray:
+    """``f(x, v_x, v_y, v_z) -> f(L - x, -v_x, v_y, v_z)`` on the cell-centred grids."""
+    x = _velocity_cube(states)
+    return x[..., ::-1, :, :, ::-1].reshape(np.shape(states)).copy()
+
+
+def reflect_transverse_3v(states: np.ndarray, axis: int) -> np.ndarray:
+    """``v_y -> -v_y`` (``axis=1``) or ``v_z -> -v_z`` (``axis=2``) of 3-D velocity states
+    (exact for every bc: neither is transported)."""
+    if axis not in (1, 2):
+        raise ValueError(f"axis must be 1 (v_y) or 2 (v_z), got {axis!r}")
+    x = _velocity_cube(states)
+    index = [slice(None)] * 3
+    index[axis] = slice(None, None, -1)
+    return x[(..., *index, slice(None))].reshape(np.shape(states)).copy()
+
+
 def flip_phase_space(states: np.ndarray) -> np.ndarray:
     """``f(x, v) -> f(L - x, -v)`` on the cell-centred grids: both last axes reversed."""
     return np.asarray(states)[..., ::-1, ::-1].copy()
@@ -105,9 +156,14 @@ def primitive_fields(states: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     return rho, u, np.einsum("j,...jx->...x", c * c, x) / rho - u * u
 
 
+#: velocity dimensions of a kinetic solver (its ``velocity_dims``; BGK: 1) -> its
+#: ``(rho, u_x, T)`` in grid units
+PRIMITIVE_FIELDS = {1: primitive_fields, 2: primitive_fields_2v, 3: primitive_fields_3v}
+
+
 def kinetic_errors(spec, reference: np.ndarray, prediction: np.ndarray, dt: float) -> dict:
-    """Coupled-run errors of kinetic states ``(B, T, nv, nx)`` (Boltzmann: ``nv = N*N``,
-    ``u`` is ``u_x``): relative L2 over the cells of
+    """Coupled-run errors of kinetic states ``(B, T, nv, nx)`` (Boltzmann: ``nv = N*N`` or
+    ``N^3``, ``u`` is ``u_x``): relative L2 over the cells of
     ``rho``, ``u``, ``T`` (``||pred - ref||_2 / ||ref||_2``) per member and time;
     ``rel_l2_<m>`` is their mean, ``rel_l2_<m>_max`` the largest, ``rel_l2_<m>_final``
     the mean at the last time, ``rel_l2_t`` {m: mean over members per time}; ``mnad_f``
@@ -121,9 +177,7 @@ def kinetic_errors(spec, reference: np.ndarray, prediction: np.ndarray, dt: floa
         )
     out: dict = {}
     series = {}
-    prim = (
-        primitive_fields_2v if getattr(spec.solver, "velocity_dims", 1) == 2 else primitive_fields
-    )
+    prim = PRIMITIVE_FIELDS[getattr(spec.solver, "velocity_dims", 1)]
     fields = zip(("rho", "u", "T"), prim(ref), prim(pred), strict=True)
     for name, r, p in fields:
         err = np.linalg.norm(p - r, axis=-1) / np.maximum(np.linalg.norm(r, axis=-1), 1e-300)
