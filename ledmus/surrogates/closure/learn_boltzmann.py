@@ -123,7 +123,7 @@ LEARN_FIELDS = (
     Field("retrain_steps", as_int(1), 400, "Adam steps per member per iteration, integer >= 1"),
     Field("batch_size", as_int(1), 512, "cells per step, integer >= 1"),
     # below the closure's own final rate (2e-3/20): retraining on the closure's data alone
-    # then moves the test error by 0.1 % (6.23 -> 6.35, 6.33 %; 2e-4 drifts to 7.7 %)
+    # then moves the test error by 0.1 % (6.23 -> 6.35, 6.33 %; 2e-4 with lift labels: 7.7 %)
     Field("lr", positive, 5e-5, "Adam learning rate (cosine decay to lr/20), > 0"),
     Field("dataset_cells", as_int(0), 19200, "cells drawn from data.dataset, integer >= 0"),
     Field("init_runs", as_int(0), 0, "Boltzmann runs of the initial data, integer >= 0"),
