@@ -126,8 +126,9 @@ one-process state.
 :meth:`~Boltzmann.scatter_cells`, :meth:`~Boltzmann.gather_cells` and
 :meth:`~Boltzmann.allgather_cells` move arrays ``(..., nx)`` between the global and the
 local blocks.  Runs of cells advanced with given ghost cells (the cell-local hybrid's
-kinetic side) are :mod:`~ledmus.solvers.boltzmann_runs`.  A 3-D velocity space (hard
-spheres): :mod:`ledmus.solvers.boltzmann3d`.
+kinetic side) are :mod:`~ledmus.solvers.boltzmann_runs`; the IMEX steps and ``relax``
+are :mod:`~ledmus.solvers.boltzmann_imex`.  A 3-D velocity space (hard spheres):
+:mod:`ledmus.solvers.boltzmann3d`.
 """
 
 from __future__ import annotations
@@ -139,9 +140,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..windows import ARS_D, ARS_G
 from .base import Solver, cfl_time_step, check_int, check_positive
 from .bgk import equilibrium_ic_fields
+from .boltzmann_imex import SCHEMES, PenalisedIMEX
 from .boltzmann_runs import BoltzmannRuns
 from .cells import CellSplit, checked_cells
 from .spectral_collisions import SpectralCollisions
@@ -150,7 +151,6 @@ from .spectral_collisions import SpectralCollisions
 CFL = 0.5
 BCS = ("outflow", "periodic", "specular")
 LIMITERS = ("mc", "minmod")
-SCHEMES = ("ars222", "imex1")
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 IC_NAMES = ("sod", "waves", "shocks", "colliding", "riemann")
 #: Pareschi & Russo's anti-aliasing factor: ``V >= (3 + sqrt 2)/2 S``
@@ -169,7 +169,7 @@ def transition_eps(x: np.ndarray, length: float, width: float = TRANSITION_WIDTH
     return 10.0 ** (lo + (hi - lo) * s)
 
 
-class Boltzmann(BoltzmannRuns, Solver):
+class Boltzmann(BoltzmannRuns, PenalisedIMEX, Solver):
     """1-D-in-x, 2-D-velocity Boltzmann gas, Maxwell molecules, fast spectral method.
 
     Attributes of the split over MPI ranks (module docstring; without ``comm`` one rank
@@ -530,77 +530,6 @@ class Boltzmann(BoltzmannRuns, Solver):
         return self.h**2 * np.sum(
             np.where(a > 0, a * np.log(np.where(a > 0, a, 1.0)), 0.0), axis=(-2, -1)
         )
-
-    def relax(
-        self, f: Any, duration: float, dt: float, *, eps: float = 1.0, method: str = "rk4"
-    ) -> np.ndarray:
-        """Space-homogeneous ``f_t = Q(f)/eps`` for ``duration`` in steps ``dt``, ``f``
-        ``(..., N, N)``.  ``method``: ``"rk4"`` (classical Runge-Kutta on ``Q``),
-        ``"ars222"`` or ``"imex1"`` (the penalised schemes of :meth:`advance` without
-        transport)."""
-        eps = check_positive("eps", eps)
-        dt = check_positive("dt", dt)
-        if method not in ("rk4", *SCHEMES):
-            raise ValueError(f"method must be one of rk4, {', '.join(SCHEMES)}, got {method!r}")
-        n = round(check_positive("duration", duration, allow_zero=True) / dt)
-        g = self._tensor(f)
-        e = torch.as_tensor(eps, dtype=self._dtype, device=self._device)
-        for _ in range(n):
-            if method == "rk4":
-                k1 = self._velocity.collision(g) / eps
-                k2 = self._velocity.collision(g + 0.5 * dt * k1) / eps
-                k3 = self._velocity.collision(g + 0.5 * dt * k2) / eps
-                k4 = self._velocity.collision(g + dt * k3) / eps
-                g = g + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
-            else:
-                g = self._imex(g, dt, e, transport=False, scheme=method)
-        return g.cpu().double().numpy()
-
-    # ---------------------------------------------------------------- time stepping
-    def _penalty(self, U: torch.Tensor) -> torch.Tensor:
-        """``mu`` ``(...)`` of the BGK penalisation from the moments ``U`` ``(..., 4)``:
-        ``rho`` (the loss frequency of the Maxwell kernel)."""
-        return U[..., 0]
-
-    def _explicit(
-        self, f: torch.Tensor, U: torch.Tensor, M: torch.Tensor, eps: torch.Tensor, transport: Any
-    ) -> torch.Tensor:
-        """``E(f) = T(f) + (Q(f) - mu (M - f))/eps`` with ``mu`` of :meth:`_penalty`;
-        ``transport``: ``True`` (the domain's), ``False`` (none) or a callable ``T(f)``."""
-        mu = self._cellwise(self._penalty(U))
-        out = (self._velocity.collision(f) - mu * (M - f)) / eps
-        if callable(transport):  # a run of cells with given ghost cells (advance_runs)
-            return out + transport(f)
-        return out + self._transport(f) if transport else out
-
-    def _implicit(self, R: torch.Tensor, a: float, eps: torch.Tensor):
-        """Solve ``F = R + a I(F)``, ``I = mu (M[F] - F)/eps``: ``(F, I(F), U, M[F])``."""
-        U = self._velocity.moments(R)
-        M = self._velocity.maxwellian(U)
-        lam = a * self._cellwise(self._penalty(U)) / eps
-        F = (R + lam * M) / (1.0 + lam)
-        return F, (F - R) / a, U, M
-
-    def _imex(
-        self,
-        f: torch.Tensor,
-        dt: float,
-        eps: torch.Tensor,
-        transport: Any,
-        scheme: str | None = None,
-    ) -> torch.Tensor:
-        """One IMEX step (module docstring); ``transport``: ``True``, ``False`` or the
-        pair of callables ``T(f)`` of the two explicit stages (at ``t`` and ``t + g dt``)."""
-        t1, t2 = (transport, transport) if isinstance(transport, bool) else transport
-        U0 = self._velocity.moments(f)
-        M0 = self._velocity.maxwellian(U0)
-        e1 = self._explicit(f, U0, M0, eps, t1)
-        if (scheme or self.scheme) == "imex1":
-            return self._implicit(f + dt * e1, dt, eps)[0]
-        f2, i2, U2, M2 = self._implicit(f + ARS_G * dt * e1, ARS_G * dt, eps)
-        e2 = self._explicit(f2, U2, M2, eps, t2)
-        r3 = f + dt * (ARS_D * e1 + (1.0 - ARS_D) * e2) + (1.0 - ARS_G) * dt * i2
-        return self._implicit(r3, ARS_G * dt, eps)[0]
 
     def _lift(self, obs: np.ndarray, rng: np.random.Generator | None) -> torch.Tensor:
         return self.to_internal(obs)
