@@ -74,13 +74,10 @@ def learn(
 ) -> dict[str, Any]:
     """The ``closure`` family's ``learn`` (:func:`.learn.learn`; ``strategy``:
     ``deviation``, ``random`` or ``both``): the last iteration of each strategy."""
-    from .learn import STRATEGIES
     from .learn import learn as run_learn
+    from .learn import strategies_of
 
-    if strategy != "both" and strategy not in STRATEGIES:
-        raise ValueError(f"--strategy {strategy!r} unknown; allowed: {', '.join(STRATEGIES)}, both")
-    strategies = STRATEGIES if strategy == "both" else (strategy,)
-    result = run_learn(raw_config, out_dir, strategies, progress=progress)
+    result = run_learn(raw_config, out_dir, strategies_of(strategy), progress=progress)
     last = {s: its[-1] for s, its in result["runs"].items() if its}
     keys = ("iteration", "accurate_ratio", "test_error")
     return {s: {k: e[k] for k in keys} for s, e in last.items()}
@@ -168,13 +165,10 @@ def learn_boltzmann(
     """The ``closure_boltzmann`` family's ``learn`` (:func:`.learn_boltzmann.learn`,
     ``strategy``: ``deviation``, ``random`` or ``both``): per strategy the starting
     ensemble's and the last iteration's accurate ratio and test error."""
-    from .learn_boltzmann import STRATEGIES
+    from .learn import strategies_of
     from .learn_boltzmann import learn as run_learn
 
-    if strategy != "both" and strategy not in STRATEGIES:
-        raise ValueError(f"--strategy {strategy!r} unknown; allowed: {', '.join(STRATEGIES)}, both")
-    strategies = STRATEGIES if strategy == "both" else (strategy,)
-    result = run_learn(raw_config, out_dir, strategies, progress=progress)
+    result = run_learn(raw_config, out_dir, strategies_of(strategy), progress=progress)
     keys = ("accurate_ratio", "test_error")
     out = {}
     for s, r in result["runs"].items():

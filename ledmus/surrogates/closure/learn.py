@@ -184,7 +184,42 @@ def hybrid_cells(path: Any) -> dict[str, np.ndarray]:
     return cell_data(bgk, f[None], kn)
 
 
-def _merge(data: dict[str, np.ndarray] | None, new: dict[str, np.ndarray]) -> dict:
+def strategies_of(strategy: str) -> tuple[str, ...]:
+    """The strategies of ``ledmus learn --strategy`` (one of :data:`STRATEGIES` or
+    ``both``); ``ValueError`` listing the allowed names."""
+    if strategy != "both" and strategy not in STRATEGIES:
+        raise ValueError(f"--strategy {strategy!r} unknown; allowed: {', '.join(STRATEGIES)}, both")
+    return STRATEGIES if strategy == "both" else (strategy,)
+
+
+def ratios(dev: np.ndarray, lo: float, hi: float) -> dict[str, Any]:
+    """Shares of explored states by deviation ``dev`` (inf: a run that broke down):
+    accurate (``< lo``), candidate (``[lo, hi)``), failed (``≥ hi`` or inf), and the
+    median of the finite deviations."""
+    finite = np.isfinite(dev)
+    return {
+        "accurate_ratio": float((dev < lo).mean()),
+        "candidate_ratio": float(((dev >= lo) & (dev < hi)).mean()),
+        "failed_ratio": float((~finite | (dev >= hi)).mean()),
+        "deviation_median": float(np.median(dev[finite])) if finite.any() else None,
+    }
+
+
+def choose(
+    dev: np.ndarray, lo: float, hi: float, cap: int, strategy: str, rng: np.random.Generator
+) -> np.ndarray:
+    """Indices of the states to label: ``deviation``, the ``cap`` most deviating in
+    ``[lo, hi)``; ``random``, as many drawn uniformly from the states that did not break
+    down (the baseline)."""
+    if strategy == "deviation":
+        idx = np.flatnonzero((dev >= lo) & (dev < hi))
+        return idx[np.argsort(-dev[idx])][:cap]
+    ok = np.flatnonzero(np.isfinite(dev))
+    return rng.choice(ok, size=min(cap, ok.size), replace=False)
+
+
+def merge(data: dict[str, np.ndarray] | None, new: dict[str, np.ndarray]) -> dict:
+    """``new`` appended to ``data`` key by key (``data`` None: ``new``)."""
     return new if data is None else {k: np.concatenate([data[k], new[k]]) for k in data}
 
 
@@ -241,25 +276,14 @@ def run(
         t0 = time.perf_counter()
         states = explore(nets[0], cfg, rng)
         dev = np.array([np.inf if Q is None else deviation(nets, Q[None], e)[0] for e, Q in states])
-        accurate, band = dev < cfg["lo"], (dev >= cfg["lo"]) & (dev < cfg["hi"])
-        if strategy == "deviation":
-            idx = np.flatnonzero(band)
-            chosen = idx[np.argsort(-dev[idx])][: cfg["label_cap"]]
-        else:
-            ok = np.flatnonzero(np.isfinite(dev))
-            chosen = rng.choice(ok, size=min(cfg["label_cap"], ok.size), replace=False)
+        chosen = choose(dev, cfg["lo"], cfg["hi"], cfg["label_cap"], strategy, rng)
         for i in chosen:
-            data = _merge(data, label(decoder, nets[0], states[i], cfg["burst"]))
+            data = merge(data, label(decoder, nets[0], states[i], cfg["burst"]))
         entry = {
             "iteration": it,
             "explored": len(states),
             "labelled": int(len(chosen)),
-            "accurate_ratio": float(accurate.mean()),
-            "candidate_ratio": float(band.mean()),
-            "failed_ratio": float((~np.isfinite(dev) | (dev >= cfg["hi"])).mean()),
-            "deviation_median": float(np.median(dev[np.isfinite(dev)]))
-            if np.isfinite(dev).any()
-            else None,
+            **ratios(dev, cfg["lo"], cfg["hi"]),
             "labelled_deviation": [float(dev[i]) for i in chosen],
         }
         done = entry["accurate_ratio"] >= cfg["target"]
@@ -317,7 +341,7 @@ def learn(
         )
     )
     for path in cfg["hybrid_data"]:  # kinetic regions of hybrid runs: explored and labelled
-        init = _merge(init, hybrid_cells(path))
+        init = merge(init, hybrid_cells(path))
     result = {"config": cfg, "runs": {}}
     for strategy in strategies:
         r = run(base, decoder, cfg, strategy=strategy, initial=init, progress=progress)
@@ -355,14 +379,18 @@ def plot(result: dict[str, Any], path: Any) -> None:
 __all__ = [
     "LEARN_DEFAULTS",
     "STRATEGIES",
+    "choose",
     "deviation",
     "ensemble",
     "explore",
     "hybrid_cells",
     "label",
     "learn",
+    "merge",
     "plot",
+    "ratios",
     "resolve_learn",
     "run",
+    "strategies_of",
     "test_error",
 ]

@@ -62,6 +62,7 @@ from .evaluate import fair_errors, group_by_bc
 from .evaluate_boltzmann import cases, model_solver
 from .fv import conserved, primitive
 from .hmm_boltzmann import BoltzmannClosureEnsemble, flux_deviation
+from .learn import STRATEGIES, choose, merge, ratios
 from .lift_boltzmann import lift
 from .train import adam_fit
 from .train_boltzmann import (
@@ -74,7 +75,6 @@ from .train_boltzmann import (
     load_cells,
 )
 
-STRATEGIES = ("deviation", "random")
 TEST_CASES = tuple(name for name, _, _ in cases(4))
 ICS = ("waves", "shocks", "riemann")
 LABEL_FROM = ("lift", "start")
@@ -207,16 +207,12 @@ def initial_data(
         eps, prim = _draw(cfg, p, rng)
         kin = _solver(cfg, eps, dt=_every(cfg["t_end"], cfg["dt_sample"]))
         _, traj = kin.rollout(kin.maxwellian(*prim), cfg["t_end"])
-        data = _merge(data, cell_data(kin, traj[0, 1:], eps))
+        data = merge(data, cell_data(kin, traj[0, 1:], eps))
     for path in cfg["hybrid_data"]:
         cells = hybrid_cells(path)
         if cells:
-            data = _merge(data, cells)
+            data = merge(data, cells)
     return data
-
-
-def _merge(data: dict[str, np.ndarray] | None, new: dict[str, np.ndarray]) -> dict:
-    return new if data is None else {k: np.concatenate([data[k], new[k]]) for k in data}
 
 
 class Explored(NamedTuple):
@@ -318,17 +314,7 @@ def heldout(members: list[Any], cfg: dict[str, Any]) -> dict[str, Any]:
     seed ``seed + 10000``): the accurate ratio of a fixed set, where each iteration's own
     ratio is of new random cases."""
     states = explore(members, cfg, np.random.default_rng(cfg["seed"] + 10_000))
-    return _score(np.array([s.deviation for s in states]), cfg)
-
-
-def _score(dev: np.ndarray, cfg: dict[str, Any]) -> dict[str, Any]:
-    finite = np.isfinite(dev)
-    return {
-        "accurate_ratio": float((dev < cfg["lo"]).mean()),
-        "candidate_ratio": float(((dev >= cfg["lo"]) & (dev < cfg["hi"])).mean()),
-        "failed_ratio": float((~finite | (dev >= cfg["hi"])).mean()),
-        "deviation_median": float(np.median(dev[finite])) if finite.any() else None,
-    }
+    return ratios(np.array([s.deviation for s in states]), cfg["lo"], cfg["hi"])
 
 
 def run(
@@ -367,13 +353,7 @@ def run(
         t0 = time.perf_counter()
         states = explore(members, cfg, rng)
         dev = np.array([s.deviation for s in states])
-        band = (dev >= cfg["lo"]) & (dev < cfg["hi"])
-        if strategy == "deviation":
-            idx = np.flatnonzero(band)
-            chosen = idx[np.argsort(-dev[idx], kind="stable")][: cfg["label_cap"]]
-        else:
-            ok = np.flatnonzero(np.isfinite(dev))
-            chosen = rng.choice(ok, size=min(cfg["label_cap"], ok.size), replace=False)
+        chosen = choose(dev, cfg["lo"], cfg["hi"], cfg["label_cap"], strategy, rng)
         broken = 0
         for i in chosen:
             cells = label(members[0], states[i], cfg)
@@ -386,7 +366,7 @@ def run(
             "explored": len(states),
             "labelled": int(len(chosen)) - broken,
             "label_failures": broken,
-            **_score(dev, cfg),
+            **ratios(dev, cfg["lo"], cfg["hi"]),
             "labelled_deviation": [float(dev[i]) for i in chosen],
         }
         done = entry["accurate_ratio"] >= cfg["target"]
