@@ -6,6 +6,8 @@ channel ``i*N + j`` = ``(v_x[i], v_y[j])``) or ``(B, N^3, nx)`` on an ``N x N x 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 #: the state axes of a batch ``(..., nv, nx)``
@@ -68,13 +70,19 @@ def primitive_fields_2v(states: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
     return rho, ux, 0.5 * (np.einsum("ij,...ijx->...x", c2, x) / rho - ux * ux - uy * uy)
 
 
+def _realisable(primitive_fields: Any, states: np.ndarray) -> np.ndarray:
+    """In every cell ``rho > 0`` and ``T > 0`` of ``primitive_fields(states)``: ``(B, nv,
+    nx) -> (B,)``."""
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        rho, _, T = primitive_fields(states)
+        ok = np.isfinite(rho * T) & (rho > 0) & (T > 0)
+    return ok.all(axis=-1)
+
+
 def kinetic_realisable_2v(states: np.ndarray) -> np.ndarray:
     """In every cell ``rho > 0`` and ``T > 0``, 2-D velocity states ``(B, N*N, nx) -> (B,)``
     (grid units, as :func:`kinetic_realisable`)."""
-    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-        rho, _, T = primitive_fields_2v(states)
-        ok = np.isfinite(rho * T) & (rho > 0) & (T > 0)
-    return ok.all(axis=-1)
+    return _realisable(primitive_fields_2v, states)
 
 
 def flip_phase_space_2v(states: np.ndarray) -> np.ndarray:
@@ -116,10 +124,7 @@ def primitive_fields_3v(states: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
 def kinetic_realisable_3v(states: np.ndarray) -> np.ndarray:
     """In every cell ``rho > 0`` and ``T > 0``, 3-D velocity states ``(B, N^3, nx) -> (B,)``
     (grid units, as :func:`kinetic_realisable`)."""
-    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-        rho, _, T = primitive_fields_3v(states)
-        ok = np.isfinite(rho * T) & (rho > 0) & (T > 0)
-    return ok.all(axis=-1)
+    return _realisable(primitive_fields_3v, states)
 
 
 def flip_phase_space_3v(states: np.ndarray) -> np.ndarray:
