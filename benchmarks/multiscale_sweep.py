@@ -57,6 +57,12 @@ def initial_conditions(data: Path, n_ics: int) -> np.ndarray:
     return traj.states[:n_ics, 0]  # independent runs (AD)
 
 
+def assimilation(text: str) -> dict:
+    """``teacher_forcing`` or ``innovation:TAU`` -> the run settings."""
+    mode, _, tau = text.partition(":")
+    return {"assimilation": mode, "assimilation_time": float(tau or 0.0)}
+
+
 def run_one(settings, reference: np.ndarray) -> dict:
     """One coupled run; its wall time includes recording (keeping states, accumulating
     errors), as the reference's includes keeping its states.  With ``record: latents``
@@ -105,8 +111,12 @@ def main() -> None:
     ap.add_argument("--horizon", type=int, default=8000, help="coarse steps after the warm-up")
     ap.add_argument("--t-micro", type=float, default=10.0, help="T_mu (time units)")
     ap.add_argument("--t-macro", type=float, nargs="+", default=[10, 50, 100, 200, 1000])
-    ap.add_argument("--extra", nargs="*", default=[], metavar="LABEL=MODEL",
-                    help="further macro models (e.g. pca=models/pca_fhn.pt), run at --extra-t-macro and Latent")  # fmt: skip
+    ap.add_argument("--extra", nargs="*", default=[], metavar="LABEL=MODEL[@ASSIMILATION]",
+                    help="further macro models (e.g. pca=models/pca_fhn.pt), run at --extra-t-macro and Latent; "
+                         "@teacher_forcing or @innovation:TAU their assimilation (default teacher_forcing)")  # fmt: skip
+    ap.add_argument("--assimilation", default="teacher_forcing", metavar="MODE[:TAU]",
+                    help="the --model rows' assimilation: teacher_forcing (the paper) or innovation:TAU "
+                         "(settings assimilation, assimilation_time)")  # fmt: skip
     ap.add_argument("--extra-t-macro", type=float, nargs="*", default=[50])
     ap.add_argument("--latents-t-macro", type=float, nargs="*", default=[200],
                     help="T_m values also run recording macro states only (plus Latent)")  # fmt: skip
@@ -141,24 +151,28 @@ def main() -> None:
     reference, t_micro_only = micro_reference(ref_settings, np.arange(len(ics)))
     print(f"micro solver alone: {t_micro_only:.1f} s")
     default = ref_settings.micro.lifting
-    plan = [("led", model, t_m, "states", lift, args.t_micro)
+    main = assimilation(args.assimilation)
+    plan = [("led", model, t_m, "states", lift, args.t_micro, main)
             for t_m in args.t_macro for lift in args.liftings]  # fmt: skip
     for pair in args.windows:
         t_mu, t_m = (float(x) for x in pair.split(":"))
-        plan += [("led", model, t_m, "states", "", t_mu)]
-    plan += [("led", model, t_m, "latents", "", args.t_micro) for t_m in args.latents_t_macro]
+        plan += [("led", model, t_m, "states", "", t_mu, main)]
+    plan += [("led", model, t_m, "latents", "", args.t_micro, main) for t_m in args.latents_t_macro]
     if not args.no_latent:
-        plan += [("led", model, None, "states", "", 0.0), ("led", model, None, "latents", "", 0.0)]
+        plan += [("led", model, None, "states", "", 0.0, main),
+                 ("led", model, None, "latents", "", 0.0, main)]  # fmt: skip
     for spec in args.extra:
-        label, path = spec.split("=", 1)
-        plan += [(label, path, t_m, "states", "", args.t_micro) for t_m in args.extra_t_macro]
-        plan += [(label, path, None, "states", "", 0.0)]
+        label, rest = spec.split("=", 1)
+        path, _, how = rest.partition("@")
+        how = assimilation(how or "teacher_forcing")
+        plan += [(label, path, t_m, "states", "", args.t_micro, how) for t_m in args.extra_t_macro]
+        plan += [(label, path, None, "states", "", 0.0, how)]
     rows = []
-    for label, path, t_m, record, lifting, t_mu in plan:
+    for label, path, t_m, record, lifting, t_mu, how in plan:
         t_macro, t_micro = (t_end, 0.0) if t_m is None else (float(t_m), t_mu)
         s = validate({**base, "model": path, "t_warm": t_warm, "t_macro": t_macro,
                       "t_micro": t_micro, "t_end": t_end, "record": record,
-                      "lifting": lifting})  # fmt: skip
+                      "lifting": lifting, **how})  # fmt: skip
         r = run_one(s, reference)
         name = "Latent" if t_m is None else f"T_m={t_m:g}"
         if t_m is not None and t_mu != args.t_micro:
@@ -168,6 +182,8 @@ def main() -> None:
         if s.micro.lifting != default:
             name += f" [{s.micro.lifting}]"
         r["lifting"] = s.micro.lifting
+        r["assimilation"] = s.macro.assimilation
+        r["assimilation_time"] = s.macro.assimilation_time
         r.update(label=name if label == "led" else f"{label} {name}", model=path,
                  rho=None if t_m is None else t_m / t_mu, t_micro=t_micro,
                  speedup=metrics.speedup(t_micro_only, r["wall_s"]))  # fmt: skip
@@ -205,16 +221,20 @@ def plot(rows: list[dict], key: str, path: Path, system: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    coupled = [r for r in rows if r["rho"] is not None]
     latent = [r for r in rows if r["rho"] is None]
-    rho = [r["rho"] for r in coupled]
+    kinds = list(dict.fromkeys(r.get("assimilation", "teacher_forcing") for r in rows))
 
     def err(r):
         return r[key][0] if isinstance(r[key], list) else r[key]
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    axes[0].plot(rho, [err(r) for r in coupled], "o-", label="multiscale")
-    axes[1].plot(rho, [r["speedup"] for r in coupled], "o-", label="multiscale")
+    for kind in kinds:  # one line per assimilation (teacher forcing, innovation)
+        coupled = [r for r in rows if r["rho"] is not None
+                   and r.get("assimilation", "teacher_forcing") == kind]  # fmt: skip
+        rho = [r["rho"] for r in coupled]
+        name = "multiscale" if len(kinds) == 1 else f"multiscale, {kind.replace('_', ' ')}"
+        axes[0].plot(rho, [err(r) for r in coupled], "o-", label=name)
+        axes[1].plot(rho, [r["speedup"] for r in coupled], "o-", label=name)
     if latent:
         axes[0].axhline(err(latent[0]), color="k", ls="--", label="Latent")
         axes[1].axhline(latent[0]["speedup"], color="k", ls="--", label="Latent")

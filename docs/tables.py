@@ -403,7 +403,11 @@ def _run_label(extra: str | None, t_macro: float | None, dt: float, first: bool)
     return base if extra is None else f"{EXTRA_NAMES.get(extra, extra)}, {base}"
 
 
-EXTRA_NAMES = {"pca": "PCA baseline", "led_fhn": "single LSTM (led_fhn.pt)"}
+EXTRA_NAMES = {
+    "pca": "PCA baseline",
+    "led_fhn": "single LSTM (led_fhn.pt)",
+    "teacher_forcing": "ensemble (led_fhn_ens.pt)",
+}
 PAPER_FIG7 = {(None, 10.0): "MNAD ≈ 0.01, S ≈ 2", (None, None): "MNAD ≈ 0.04"}
 
 
@@ -424,6 +428,7 @@ def render_fhn_sweep(docs: Docs) -> str:
         extra, t_macro = base["_extra"], base["_t_macro"]
         s_b = [f"{r['s_over_bound']:.2f}" for r in (states, latents) if r is not None]
         rows.append([_run_label(extra, t_macro, dt, first),
+                     "–" if base["rho"] is None else _assimilation(base),
                      "–" if base["rho"] is None else f"{base['rho']:g}",
                      f"{base['micro_fraction']:.3f}",
                      " / ".join(f"{x:.4f}" for x in base["mnad"]),
@@ -432,9 +437,23 @@ def render_fhn_sweep(docs: Docs) -> str:
                      f"{base['bound']:.1f}", " / ".join(s_b),
                      PAPER_FIG7.get((extra, t_macro), "")])  # fmt: skip
         first = first and t_macro is None
-    header = ["run", "ρ = T_m/T_mu", "micro share", "MNAD u / v", "S (states recorded)",
-              "S (latents recorded)", "bound", "S / bound (states / latents)", "paper (Fig. 7)"]  # fmt: skip
+    header = ["run", "assimilation", "ρ = T_m/T_mu", "micro share", "MNAD u / v",
+              "S (states recorded)", "S (latents recorded)", "bound",
+              "S / bound (states / latents)", "paper (Fig. 7)"]  # fmt: skip
     return table(header, rows)
+
+
+def _assimilation(row: dict[str, Any]) -> str:
+    """``teacher forcing`` (rows written before the setting existed too) or
+    ``innovation, τ = 70``."""
+    if row.get("assimilation", "teacher_forcing") == "teacher_forcing":
+        return "teacher forcing"
+    tau = row["assimilation_time"]
+    if tau == 0:
+        return "innovation, g = 1"
+    if tau >= 1e9:  # g ≈ 0: the model runs free through the micro windows
+        return "none (free run through the windows)"
+    return f"innovation, τ = {tau:g}"
 
 
 def _share(x: float) -> str:
@@ -962,6 +981,30 @@ def render_restart(docs: Docs) -> str:
     return "\n".join(lines)
 
 
+def render_restart_coupled(docs: Docs) -> str:
+    """One row per model and coupled run: restarts, MNAD u, final lag, lag per restart."""
+    rows = []
+    for name in RESTART_COUPLED:
+        doc = docs[name]
+        model = Path(doc["model"]).name
+        for r in doc["rows"]:
+            latent = r["t_macro"] is None
+            per = "–" if latent else (
+                f"{r['lag_per_restart_mean']:+.4f} ± {r['lag_per_restart_std']:.4f} / "
+                f"{r['lag_per_restart_median']:+.4f}"
+            )  # fmt: skip
+            rows.append([model, "Latent" if latent else f"{r['t_macro']:g}",
+                         "–" if latent else _assimilation(r), str(r["restarts"]),
+                         f"{r['mnad_u']:.5f}",
+                         f"{r['lag_final_mean']:+.3f} / {r['lag_final_median']:+.3f}", per])  # fmt: skip
+    header = ["model", "T_m", "assimilation", "restarts per run", "MNAD u",
+              "final lag (mean / median)", "lag per restart (mean ± std / median)"]  # fmt: skip
+    return table(header, rows)
+
+
+RESTART_COUPLED = ("restart_coupled_fhn.json", "restart_coupled_fhn_single.json")
+
+
 def render_capabilities(docs: Docs) -> str:
     """One row per part of ledmus with one headline number from its benchmark JSON."""
     solvers = {(c["system"], c["batch"]): c for c in docs["solvers.json"]["cases"]}
@@ -1039,6 +1082,7 @@ BLOCKS: dict[str, Block] = {
         render_capabilities,
     ),  # fmt: skip
     "restart": Block(["restart_fhn.json"], render_restart),
+    "restart_coupled": Block(list(RESTART_COUPLED), render_restart_coupled),
     "quickstart": Block(["quickstart.json"], render_quickstart),
     "mutation": Block(["mutation_*.json"], render_mutation, source=source_mutation),
     "solvers": Block(["solvers.json"], render_solvers),

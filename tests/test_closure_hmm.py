@@ -134,6 +134,12 @@ def test_the_kinetic_error_suite_measures_moments_of_f():
         ({"backend": "mpi"}, "setting backend"),
         ({"param_schedule": "{0.05: {kn: 1.0}}"}, "param_schedule changes kn"),
         ({"param_nx": 50}, r"trained on states \(64, 100\)"),
+        # a closure has no latent free run to shadow
+        (
+            {"assimilation": "innovation"},
+            "^setting assimilation='innovation': a 'closure_hmm' model assimilates by "
+            "teacher_forcing$",
+        ),
     ],
 )
 def test_bad_hmm_settings_name_the_setting(over, message):

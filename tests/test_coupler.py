@@ -152,6 +152,11 @@ def test_recording_latents_only_then_decoding_equals_recording_states(tmp_path):
         ({"lifting": "cr"}, "setting lifting='cr' unknown; allowed: equilibrium, chapman_en"),
         ({"lifting_tol": 0.0}, "setting lifting_tol must be a number > 0"),
         ({"lifting_max_iter": 0}, "setting lifting_max_iter must be an integer >= 1"),
+        (
+            {"assimilation": "nudging"},
+            "^setting assimilation='nudging' unknown; allowed: teacher_forcing, innovation$",
+        ),
+        ({"assimilation_time": -1.0}, "^setting assimilation_time must be finite and >= 0"),
     ],
 )
 def test_bad_settings_name_the_setting(over, message):

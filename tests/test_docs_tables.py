@@ -244,20 +244,29 @@ def run(label, rho, fraction, speedup, record="states", **errors):
 
 
 def test_fhn_sweep_pairs_states_and_latents_rows():
-    runs = [run("T_m=10", 1.0, 0.504, 1.92, mnad=[0.01228, 0.01324]),
-            run("T_m=1000", 100.0, 0.0161, 48.7, mnad=[0.00373, 0.00396]),
-            run("T_m=10 (latents recorded)", 1.0, 0.504, 2.04, "latents", mnad=[0.01228, 0.01324]),
-            run("Latent", None, 0.00744, 61.6, mnad=[0.00391, 0.00416]),
-            run("pca T_m=50", 5.0, 0.172, 5.70, mnad=[0.1616, 0.1775])]  # fmt: skip
+    innovation = {"assimilation": "innovation", "assimilation_time": 70.0}
+    runs = [run("T_m=10", 1.0, 0.504, 1.92, mnad=[0.01228, 0.01324], **innovation),
+            run("T_m=1000", 100.0, 0.0161, 48.7, mnad=[0.00373, 0.00396], **innovation),
+            run("T_m=10 (latents recorded)", 1.0, 0.504, 2.04, "latents", mnad=[0.01228, 0.01324],
+                **innovation),
+            run("Latent", None, 0.00744, 61.6, mnad=[0.00391, 0.00416], **innovation),
+            run("pca T_m=50", 5.0, 0.172, 5.70, mnad=[0.1616, 0.1775]),
+            run("teacher_forcing T_m=10", 1.0, 0.504, 1.90, mnad=[0.0036, 0.0040],
+                assimilation="teacher_forcing", assimilation_time=0.0)]  # fmt: skip
     d = doc(system="fhn", t_micro=10.0, dt_coarse=1.0, runs=runs)
     assert rt.render_fhn_sweep({"fhn_sweep/sweep.json": d}) == (
-        "| run | ρ = T_m/T_mu | micro share | MNAD u / v | S (states recorded) | S (latents recorded) "
-        "| bound | S / bound (states / latents) | paper (Fig. 7) |\n"
-        "|---|---|---|---|---|---|---|---|---|\n"
-        "| T_m = 10 | 1 | 0.504 | 0.0123 / 0.0132 | 1.9 | 2.0 | 2.0 | 0.97 / 1.03 | MNAD ≈ 0.01, S ≈ 2 |\n"
-        "| T_m = 1000 | 100 | 0.016 | 0.0037 / 0.0040 | 48.7 | – | 62.1 | 0.78 | |\n"
-        "| Latent | – | 0.007 | 0.0039 / 0.0042 | 61.6 | – | 134.4 | 0.46 | MNAD ≈ 0.04 |\n"
-        "| PCA baseline, T_m = 50 | 5 | 0.172 | 0.1616 / 0.1775 | 5.7 | – | 5.8 | 0.98 | |"
+        "| run | assimilation | ρ = T_m/T_mu | micro share | MNAD u / v | S (states recorded) "
+        "| S (latents recorded) | bound | S / bound (states / latents) | paper (Fig. 7) |\n"
+        "|---|---|---|---|---|---|---|---|---|---|\n"
+        "| T_m = 10 | innovation, τ = 70 | 1 | 0.504 | 0.0123 / 0.0132 | 1.9 | 2.0 | 2.0 "
+        "| 0.97 / 1.03 | MNAD ≈ 0.01, S ≈ 2 |\n"
+        "| T_m = 1000 | innovation, τ = 70 | 100 | 0.016 | 0.0037 / 0.0040 | 48.7 | – | 62.1 "
+        "| 0.78 | |\n"
+        "| Latent | – | – | 0.007 | 0.0039 / 0.0042 | 61.6 | – | 134.4 | 0.46 | MNAD ≈ 0.04 |\n"
+        "| PCA baseline, T_m = 50 | teacher forcing | 5 | 0.172 | 0.1616 / 0.1775 | 5.7 | – "
+        "| 5.8 | 0.98 | |\n"
+        "| ensemble (led_fhn_ens.pt), T_m = 10 | teacher forcing | 1 | 0.504 | 0.0036 / 0.0040 "
+        "| 1.9 | – | 2.0 | 0.96 | |"
     )
 
 
@@ -701,6 +710,33 @@ def test_closure_variants_rows_are_the_variants_then_the_speed_factors():
     assert lines[3] == "| riemann | 2.05 / fails | 4.16 / 12.14 |"
     assert lines[4] == "| shipped, HLL speeds u ∓ 4·√(3T) (42 s) | 2.77 / 7.74 | 4.16 / 12.14 |"
     assert lines[5].startswith("| shipped, HLL speeds u ∓ 12·√(3T) (2 s) |")  # numeric order
+
+
+def test_restart_coupled_rows_name_the_model_and_assimilation_and_leave_latent_without_restarts():
+    lag = {"lag_final_mean": -0.4, "lag_final_median": -0.35}
+    per = {"lag_per_restart_mean": -0.002, "lag_per_restart_std": 0.0011,
+           "lag_per_restart_median": -0.00175}  # fmt: skip
+    rows = [
+        {"t_macro": None, "assimilation": "teacher_forcing", "assimilation_time": 0.0,
+         "restarts": 0, "mnad_u": 0.00096, **lag, "lag_per_restart_mean": None},
+        {"t_macro": 10.0, "assimilation": "innovation", "assimilation_time": 70.0,
+         "restarts": 200, "mnad_u": 0.00051, **lag, **per},
+        {"t_macro": 10.0, "assimilation": "innovation", "assimilation_time": 0.0,
+         "restarts": 200, "mnad_u": 0.00051, **lag, **per},
+        {"t_macro": 10.0, "assimilation": "innovation", "assimilation_time": 1e12,
+         "restarts": 200, "mnad_u": 0.00051, **lag, **per},
+    ]  # fmt: skip
+    docs = {"restart_coupled_fhn.json": doc(model="models/led_fhn_ens.pt", rows=rows),
+            "restart_coupled_fhn_single.json": doc(model="models/led_fhn.pt", rows=rows[:1])}  # fmt: skip
+    out = rt.render_restart_coupled(docs).splitlines()
+    assert out[2] == "| led_fhn_ens.pt | Latent | – | 0 | 0.00096 | -0.400 / -0.350 | – |"
+    assert out[3] == (
+        "| led_fhn_ens.pt | 10 | innovation, τ = 70 | 200 | 0.00051 | -0.400 / -0.350 "
+        "| -0.0020 ± 0.0011 / -0.0018 |"
+    )
+    assert out[4].split(" | ")[2] == "innovation, g = 1"
+    assert out[5].split(" | ")[2] == "none (free run through the windows)"
+    assert out[6].startswith("| led_fhn.pt | Latent |")
 
 
 def test_restart():

@@ -74,7 +74,7 @@ def take(snap: dict, rows: list[int]) -> dict:
         "z_next": None if snap["z_next"] is None else snap["z_next"][rows],
         "pending": None if snap["pending"] is None else snap["pending"][rows],
     }
-    for key in ("has_pending", "spread_next"):
+    for key in ("has_pending", "spread_next", "free_steps"):
         if key in snap:
             out[key] = snap[key][rows]
     return out
@@ -197,7 +197,9 @@ def test_the_first_member_assimilation_of_every_member_is_the_whole_one(kind):
     model.assimilate_members(warm, [0, 1, 2])
     twin.assimilate(warm)
     snap, ref = model.snapshot(), twin.snapshot()
-    assert set(snap) == {"hidden", "z_next", "pending", "has_pending", "spread_next", "assimilated"}
+    assert set(snap) == {"hidden", "z_next", "pending", "has_pending", "spread_next", "assimilated",
+                         "free_steps"}  # fmt: skip
+    np.testing.assert_array_equal(snap["free_steps"], np.zeros(3, np.int64), strict=True)
     for x, y in zip(snap["hidden"], ref["hidden"], strict=True):
         np.testing.assert_array_equal(x, y, strict=True)  # the same calls: bit for bit
     np.testing.assert_array_equal(snap["z_next"], ref["z_next"], strict=True)
@@ -407,7 +409,7 @@ def test_whole_calls_resume_once_every_member_or_none_is_pending(kind):
     assert model.has_pending is None and model.pending is None
     snap = model.snapshot()
     assert "has_pending" not in snap  # the uniform form again
-    assert set(snap) <= {"hidden", "z_next", "pending", "spread_next", "assimilated"}
+    assert set(snap) <= {"hidden", "z_next", "pending", "spread_next", "assimilated", "free_steps"}
     close_states(snap, twin.snapshot(), [0, 1, 2], [0, 1, 2])
     if kind in ENSEMBLES:
         np.testing.assert_allclose(model.spread_next, twin.spread_next, rtol=RTOL, atol=0)
@@ -534,6 +536,8 @@ def test_snapshot_of_a_member_state_round_trips_and_continues_bit_for_bit(kind):
     np.testing.assert_array_equal(snap["has_pending"], np.array([1, 0, 1], np.int32), strict=True)
     assert snap["spread_next"].dtype == np.float64 and snap["spread_next"].shape == (3,)
     assert np.isfinite(snap["spread_next"]).all() == (kind in ENSEMBLES)
+    # free-run steps since each member's last assimilation (the innovation gain's age)
+    np.testing.assert_array_equal(snap["free_steps"], np.array([2, 0, 2]), strict=True)
 
     def go(m: LEDMacro) -> list:
         m.assimilate_members(micro[[0, 1]], [0, 1])
@@ -562,6 +566,7 @@ def test_snapshot_of_a_member_state_round_trips_and_continues_bit_for_bit(kind):
         "pending": snap["pending"].tolist(),
         "has_pending": snap["has_pending"].tolist(),
         "spread_next": snap["spread_next"].astype(np.float32),
+        "free_steps": snap["free_steps"].tolist(),
     }
     other.restore(plain)
     assert_same(other.snapshot(), snap)

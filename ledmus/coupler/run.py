@@ -57,13 +57,16 @@ def load(settings: RunSettings, comm: Any = None) -> MacroModel:
     if settings.macro.cold_config is not None:  # model: none
         from .cold import cold_model
 
-        return cold_model(settings)
-    model = load_macro_model(
-        settings.macro.model,
-        system=settings.micro.system,
-        device=resolve_device(settings.macro.device),
-    )
-    model.bind_micro(settings.micro.solver, backend=settings.macro.backend, comm=comm)
+        model = cold_model(settings)
+    else:
+        model = load_macro_model(
+            settings.macro.model,
+            system=settings.micro.system,
+            device=resolve_device(settings.macro.device),
+        )
+        model.bind_micro(settings.micro.solver, backend=settings.macro.backend, comm=comm)
+    tau = settings.macro.assimilation_time / settings.schedule.dt
+    model.set_assimilation(settings.macro.assimilation, tau)
     return model
 
 

@@ -23,6 +23,8 @@ from the file)::
     schedule: fixed            # schedule policy (fixed: T_warm / T_m / T_mu)
     record: states             # states, or latents (macro states only; `ledmus decode`)
     backend: numpy             # the macro model's own solver: numpy, or petsc (closures)
+    assimilation: teacher_forcing  # how micro windows enter the propagator (or innovation)
+    assimilation_time: 0.0     # innovation: tau of the gain 1 - exp(-t_free / tau)  [time]
     param_<name>: value        # micro-solver parameter <name> (default: the paper's)
 
 All times are multiples of the solver's coarse step ``dt_coarse``.  Numbers may be written
@@ -47,6 +49,7 @@ from .. import systems
 from ..solvers import Solver
 from ..solvers.base import steps_in
 from ..solvers.lifting import STRATEGIES, Lifting
+from ..surrogates.macro import ASSIMILATIONS
 from ..validation import (
     Field,
     as_bool,
@@ -117,6 +120,18 @@ RUN_FIELDS = (
         as_choice(BACKENDS),
         "numpy",
         "numpy or petsc: the macro model's own solver (petsc: moment closures, MPI)",
+    ),
+    Field(
+        "assimilation",
+        as_choice(ASSIMILATIONS),
+        "teacher_forcing",
+        f"one of {', '.join(ASSIMILATIONS)}: how micro windows enter the propagator",
+    ),
+    Field(
+        "assimilation_time",
+        as_time,
+        0.0,
+        "time >= 0: tau of the innovation gain 1 - exp(-t_free / tau) (0: gain 1)",
     ),
 )
 #: setting name -> description (both groups)
@@ -191,6 +206,8 @@ class MacroSettings:
     model: Path
     device: str = "cpu"
     backend: str = "numpy"
+    assimilation: str = "teacher_forcing"
+    assimilation_time: float = 0.0  # the solver's time unit
     out_of_training: dict[str, Any] = field(default_factory=dict)
     training: str = ""
     cold_config: dict[str, Any] | None = field(default=None, repr=False, compare=False)
@@ -409,6 +426,11 @@ def validate(raw: Mapping[str, Any], *, search: list[Path] | None = None) -> Run
         resolve_device(values["device"])
     except ValueError as exc:
         raise ValueError(f"setting {exc}") from None
+    if values["assimilation"] not in cls.assimilations:
+        raise ValueError(
+            f"setting assimilation={values['assimilation']!r}: a {cls.kind!r} model "
+            f"assimilates by {', '.join(cls.assimilations)}"
+        )
     if values["backend"] not in cls.backends:
         raise ValueError(
             f"setting backend={values['backend']!r}: a {cls.kind!r} model runs on "
@@ -439,6 +461,8 @@ def validate(raw: Mapping[str, Any], *, search: list[Path] | None = None) -> Run
             model=model,
             device=values["device"],
             backend=values["backend"],
+            assimilation=values["assimilation"],
+            assimilation_time=values["assimilation_time"],
             out_of_training=outside if cold is None else {},
             training=values["training"],
             cold_config=cold,

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .led import architecture
-from .macro import MacroModel, MemberSubsets, PooledRestriction
+from .macro import ASSIMILATIONS, MacroModel, MemberSubsets, PooledRestriction
 from .propagators import Hidden
 
 
@@ -21,8 +21,12 @@ class RNNPropagation(MemberSubsets):
     propagated state not yet fed back (see :mod:`ledmus.surrogates.macro`)."""
 
     net: torch.nn.Module
+    assimilation: str
+    assimilation_tau: float
 
     def reset(self) -> None:
+        #: free-run steps per member since its last assimilation (None: none yet)
+        self.free: np.ndarray | None = None
         self.hidden: Hidden | None = None
         self.z_next: torch.Tensor | None = None
         self.pending: torch.Tensor | None = None
@@ -49,11 +53,58 @@ class RNNPropagation(MemberSubsets):
         self._uniform()
         with torch.no_grad():
             seq = self._tensor(m_seq)
-            if self.pending is not None:
-                seq = torch.cat([self.pending[:, None], seq], dim=1)
-            self.z_next, self.hidden, spread = self._feed(seq, self.hidden)
+            if self._innovates():
+                if self.pending is not None:
+                    pred, hidden, _ = self._feed(self.pending[:, None], self.hidden)
+                else:
+                    pred, hidden = self.z_next, self.hidden
+                age = self._ages(seq.shape[0])
+                self.z_next, self.hidden, spread = self._innovate(seq, pred, hidden, age)
+            else:
+                if self.pending is not None:
+                    seq = torch.cat([self.pending[:, None], seq], dim=1)
+                self.z_next, self.hidden, spread = self._feed(seq, self.hidden)
             self.pending = None
             self.spread_next = None if np.isnan(spread).all() else spread
+            self.free = np.zeros(seq.shape[0], dtype=np.int64)
+
+    def _innovates(self) -> bool:
+        """Whether the next assimilation is by innovation (there is a state to shadow)."""
+        has_state = self.z_next is not None or self.pending is not None
+        return self.assimilation == "innovation" and has_state
+
+    def _ages(self, b: int) -> np.ndarray:
+        """Free-run steps per member since its last assimilation ``(b,)``."""
+        return np.zeros(b, dtype=np.int64) if self.free is None else self.free.copy()
+
+    def _count_free(self, n: int, members: np.ndarray | None = None) -> None:
+        if self.free is None:
+            self.free = np.zeros(self._n_members(), dtype=np.int64)
+        if members is None:
+            self.free += n
+        else:
+            self.free[members] += n
+
+    def _innovate(
+        self, seq: torch.Tensor, pred: torch.Tensor, hidden: Hidden, age: np.ndarray
+    ) -> tuple[torch.Tensor, Hidden, np.ndarray]:
+        """Assimilate ``seq`` ``(b, T, d)`` = E(x_t) by innovation (see
+        :mod:`ledmus.surrogates.macro`): ``pred`` ``(b, d)`` is the model's prediction of
+        the window's first state and ``hidden`` its state there; ``age`` ``(b,)`` the
+        free-run steps before the window.  Feeds ``z_t + g (E(x_t) - E(D(z_t)))``, ``z_t``
+        the free run from ``pred``, and returns what :meth:`_feed` returns."""
+        rnn, n = self.net.rnn, seq.shape[1]
+        start = tuple(h.clone() for h in hidden) if isinstance(hidden, tuple) else hidden.clone()
+        if hasattr(rnn, "free_run_spread"):  # an ensemble: the mean the members are fed
+            shadow = rnn.free_run_spread(pred, start, n)[0]
+        else:
+            shadow = rnn.free_run(pred, start, n)[0]
+        seen = self._tensor(self.restrict(self.decode(shadow.cpu().numpy())))
+        a = np.asarray(age, dtype=np.float64) + n
+        tau = self.assimilation_tau
+        g = np.ones_like(a) if tau == 0 else -np.expm1(-a / tau)
+        gain = self._tensor(g).to(shadow.dtype)[:, None, None]
+        return self._feed(shadow + gain * (seq - seen), hidden)
 
     def propagate(self, n: int) -> tuple[np.ndarray, np.ndarray | None]:
         self._uniform()
@@ -65,6 +116,7 @@ class RNNPropagation(MemberSubsets):
                 self.z_next, self.pending = pred[:, -1], None
             z, self.hidden = self.net.rnn.free_run(self.z_next, self.hidden, n)
             self.pending, self.z_next = z[:, -1], None
+            self._count_free(n)
             return z.cpu().numpy(), None
 
     # ------------------------------------------------------------------ member subsets
@@ -125,8 +177,11 @@ class RNNPropagation(MemberSubsets):
                 self.has_pending = np.zeros(len(members), dtype=bool)
                 self.pending = torch.zeros_like(self.z_next)
                 self.spread_next = spread
+                self.free = np.zeros(len(members), dtype=np.int64)
                 return
+            innovation = self._innovates()
             self._full(self._n_members())
+            ages = self._ages(self._n_members())
             for flag in (True, False):  # members with a pending state feed it first
                 rows = members[self.has_pending[members] == flag]
                 if len(rows) == 0:
@@ -134,13 +189,22 @@ class RNNPropagation(MemberSubsets):
                 sel = np.flatnonzero(np.isin(members, rows))
                 part = seq[torch.as_tensor(sel)]
                 idx = torch.as_tensor(rows)
-                if flag:
-                    part = torch.cat([self.pending[idx][:, None], part], dim=1)
-                z, hidden, spread = self._feed(part, self._hidden_rows(idx))
+                if innovation:
+                    pred, hidden = self.z_next[idx], self._hidden_rows(idx)
+                    if flag:
+                        pred, hidden, _ = self._feed(self.pending[idx][:, None], hidden)
+                    z, hidden, spread = self._innovate(part, pred, hidden, ages[rows])
+                else:
+                    if flag:
+                        part = torch.cat([self.pending[idx][:, None], part], dim=1)
+                    z, hidden, spread = self._feed(part, self._hidden_rows(idx))
                 self._put_hidden(idx, hidden)
                 self.z_next[idx] = z
                 self.spread_next[rows] = spread
             self.has_pending[members] = False
+            if self.free is None:
+                self.free = np.zeros(self._n_members(), dtype=np.int64)
+            self.free[members] = 0
 
     def propagate_members(
         self, n: int, members: np.ndarray
@@ -171,6 +235,7 @@ class RNNPropagation(MemberSubsets):
                 self._put_hidden(idx, hidden)
             self.pending[idx] = z[:, -1]
             self.has_pending[members] = True
+            self._count_free(n, members)
             return z.cpu().numpy(), spread
 
     def revert_members(self, snap: dict[str, Any], members: np.ndarray) -> None:
@@ -186,6 +251,7 @@ class RNNPropagation(MemberSubsets):
             self.pending[members].clone(),
             self.has_pending[members].copy(),
             self.spread_next[members].copy(),
+            self._ages(self._n_members())[members],
         )
         self.restore(current)
         self._full(self._n_members())
@@ -195,6 +261,9 @@ class RNNPropagation(MemberSubsets):
         )
         self.z_next[idx], self.pending[idx] = old[1], old[2]
         self.has_pending[members], self.spread_next[members] = old[3], old[4]
+        if self.free is None:
+            self.free = np.zeros(self._n_members(), dtype=np.int64)
+        self.free[members] = old[5]
 
     def snapshot(self) -> dict[str, Any]:
         hidden = self.hidden
@@ -212,6 +281,8 @@ class RNNPropagation(MemberSubsets):
             snap["has_pending"] = self.has_pending.astype(np.int32)
         if self.spread_next is not None:  # the prediction's uncertainty, in either form
             snap["spread_next"] = np.array(self.spread_next)
+        if self.free is not None:
+            snap["free_steps"] = self.free.copy()
         return snap
 
     def restore(self, snap: dict[str, Any]) -> None:
@@ -230,6 +301,8 @@ class RNNPropagation(MemberSubsets):
         self.has_pending = None if flags is None else np.array(flags).astype(bool)
         spread = snap.get("spread_next")
         self.spread_next = None if spread is None else np.array(spread, dtype=np.float64)
+        free = snap.get("free_steps")  # older snapshots: none
+        self.free = None if free is None else np.array(free, dtype=np.int64)
 
     def get_weights(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().clone() for k, v in self.net.state_dict().items()}
@@ -243,6 +316,8 @@ class NetworkMacro(RNNPropagation, MacroModel):
     ``encode``, ``decode``, ``decode_sequence`` and ``rnn`` (LED, PCA): restriction, the
     deterministic (grid) lift and the RNN propagation; for particle networks
     (``net.particles``) :class:`LEDMacro` samples the lift instead."""
+
+    assimilations = tuple(ASSIMILATIONS)
 
     def __init__(self, net: torch.nn.Module) -> None:
         self.net = net.eval()
@@ -301,7 +376,10 @@ class LEDMacro(NetworkMacro):
 
 class ParticleLEDMacro(LEDMacro, PooledRestriction):
     """LED of a particle system: the lift samples the mixture-density decoder (one
-    generator per member) and the restriction pools over particles split across ranks."""
+    generator per member) and the restriction pools over particles split across ranks.
+    Its decoder samples, so it has no innovation (a shadow would need random streams)."""
+
+    assimilations = ("teacher_forcing",)
 
     def decode(
         self,

@@ -9,6 +9,7 @@ Shapes (``B`` ensemble members, ``T`` coarse steps, ``d`` macro dimension)::
     restrict(states (B, T, *state_shape))            -> macro states (B, T, d)   macro_dtype
     decode(m (B, d) or (B, T, d), generators)        -> states (B, [T,] *state_shape) float64
     assimilate(m_seq (B, T, d))                      teacher forcing on restricted micro states
+                                                     (or the innovation: set_assimilation)
     propagate(n)                                     -> (B, n, d), uncertainty (B, n) or None
     assimilate_members / propagate_members / revert_members    the same for a subset of members
     snapshot() / restore(snap)                       the propagation state (numpy arrays)
@@ -26,6 +27,15 @@ has not yet been fed to the propagator.  The next :meth:`assimilate` feeds the p
 state first, then the restricted micro states (Vlachas et al. SI §6.6: the last latent of a
 macro phase and the micro window's latents teacher-force the RNN).  ``propagate`` starts
 from the prediction made by the last ``assimilate`` (or continues after a pending state).
+
+Assimilation (:data:`ASSIMILATIONS`, :meth:`MacroModel.set_assimilation`): the paper
+teacher-forces the restricted micro states.  ``innovation`` keeps the propagator on its
+own trajectory and corrects it: the model runs free over the window from where it was
+(``z_t``, the shadow), and feeds ``z_t + g (E(x_t) - E(D(z_t)))``: only what the micro
+solver did differently from the decoded shadow enters, through the same encoder, so the
+encoder's and the free run's systematic offsets cancel and a restart does not kick the
+phase of a travelling wave.  ``g = 1 - exp(-a / tau)``, ``a`` the member's free-run steps
+since its last assimilation plus the window's.
 """
 
 from __future__ import annotations
@@ -36,6 +46,16 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
+
+#: how restricted micro states enter a model's propagator (setting ``assimilation``);
+#: a model lists those it has in :attr:`MacroModel.assimilations`
+ASSIMILATIONS = {
+    "teacher_forcing": "feed the restricted micro states E(x_t) to the propagator "
+    "(Vlachas et al. SI §6.6)",
+    "innovation": "feed the propagator's own free run over the window z_t plus the gain "
+    "g = 1 - exp(-a/tau) times the innovation E(x_t) - E(D(z_t)); a: the member's "
+    "free-run steps before and in the window, tau: setting assimilation_time",
+}
 
 #: the message of a propagation before any assimilation (one for every model)
 NO_STATE = "propagate before any assimilate: no state to start from"
@@ -107,6 +127,11 @@ class MacroModel(ABC):
     #: micro-solver parameters that are inputs of the model (set per run, never "out of
     #: training"; a moment closure takes ``kn`` = ε as an input)
     input_params: ClassVar[tuple[str, ...]] = ()
+    #: the :data:`ASSIMILATIONS` the model has (setting ``assimilation``)
+    assimilations: ClassVar[tuple[str, ...]] = ("teacher_forcing",)
+    #: the assimilation in use and its gain time in coarse steps (:meth:`set_assimilation`)
+    assimilation: str = "teacher_forcing"
+    assimilation_tau: float = 0.0
 
     @classmethod
     @abstractmethod
@@ -125,6 +150,19 @@ class MacroModel(ABC):
         splits its grid over (None: one process).  A moment closure takes ε, the grid and
         the boundary from it; latent models need nothing."""
         return None
+
+    def set_assimilation(self, mode: str, tau: float = 0.0) -> None:
+        """How :meth:`assimilate` takes restricted micro states: one of
+        :attr:`assimilations` (:data:`ASSIMILATIONS`); ``tau``: the innovation gain's
+        time in coarse steps (0: gain 1)."""
+        if mode not in self.assimilations:
+            raise ValueError(
+                f"setting assimilation={mode!r}: a {self.kind!r} model assimilates by "
+                f"{', '.join(self.assimilations)}"
+            )
+        if not tau >= 0:
+            raise ValueError(f"setting assimilation_time must be >= 0, got {tau!r}")
+        self.assimilation, self.assimilation_tau = mode, float(tau)
 
     # ------------------------------------------------------------------ mappers
     @abstractmethod
