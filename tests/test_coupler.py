@@ -223,8 +223,16 @@ muscle3 = pytest.mark.skipif(
 
 
 @muscle3
-def test_muscle3_run_equals_embedded_run(tmp_path):
-    ymmsl = short_ymmsl(tmp_path, lifting="constrained_runs")  # the micro component's lift
+@pytest.mark.parametrize(
+    "over",
+    [
+        {"lifting": "constrained_runs"},  # the micro component's lift
+        {"assimilation": "innovation", "assimilation_time": 70.0},  # the macro's shadow runs
+    ],
+    ids=["lifting", "innovation"],
+)
+def test_muscle3_run_equals_embedded_run(tmp_path, over):
+    ymmsl = short_ymmsl(tmp_path, **over)
     proc = muscle([ymmsl], tmp_path / "m3")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     settings = validate(read_ymmsl_settings(ymmsl))
