@@ -339,10 +339,17 @@ def test_particle_run_lifts_inside_the_box_and_is_reproducible(tmp_path):
 # ----------------------------------------------------------------- MPI through the CLI
 @pytest.mark.skipif(shutil.which("mpiexec", path=str(Path(sys.executable).parent)) is None,
                     reason="mpiexec (pip install mpich) not installed")  # fmt: skip
-def test_cli_mpiexec_run_equals_the_serial_run(tmp_path):
+@pytest.mark.parametrize(
+    "over",
+    [["t_end=120.0"], ["t_end=180.0", "assimilation=innovation", "assimilation_time=70"]],
+    ids=["teacher_forcing", "innovation"],  # innovation: a macro phase after a restart
+)
+def test_cli_mpiexec_run_equals_the_serial_run(tmp_path, over):
     np.save(tmp_path / "ics.npy", np.stack([solvers.load_fhn_ic(n) for n in ("y04", "y05")]))
-    sets = ["--set", "t_end=120.0", "--set", "ensemble=2", "--set", f"ic={tmp_path / 'ics.npy'}",
+    sets = ["--set", "ensemble=2", "--set", f"ic={tmp_path / 'ics.npy'}",
             "--set", "compare=false", "--set", "plots=false"]  # fmt: skip
+    for item in over:
+        sets += ["--set", item]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     mpiexec = str(Path(sys.executable).parent / "mpiexec")
     for cmd, out in (([mpiexec, "-n", "2", sys.executable], "mpi"), ([sys.executable], "serial")):
