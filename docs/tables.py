@@ -690,17 +690,23 @@ def render_adaptive_fhn(docs: Docs, name: str = "adaptive_fhn.json") -> str:
 
 
 def render_fhn_windows(docs: Docs) -> str:
-    """The same micro share in fewer, longer windows: restarts, MNAD and S per (T_mu, T_m)."""
-    doc = docs["fhn_windows/sweep.json"]
+    """The same micro share in fewer, longer windows: restarts, MNAD and S per (T_mu, T_m),
+    with teacher forcing and by innovation (one sweep each)."""
     rows = []
-    for r in doc["runs"]:
-        t_mu = r.get("t_micro", doc["t_micro"])
-        t_m = r["rho"] * t_mu
-        restarts = int(doc["horizon"] // (t_mu + t_m))
-        rows.append([f"{t_mu:g}", f"{t_m:g}", f"{r['micro_fraction']:.3f}", str(restarts),
-                     " / ".join(f"{x:.4f}" for x in r["mnad"]), f"{r['speedup']:.2f}"])  # fmt: skip
-    header = ["T_mu", "T_m", "micro share", "restarts per run", "MNAD u / v", "S"]
+    for name in FHN_WINDOWS:
+        doc = docs[name]
+        for r in doc["runs"]:
+            t_mu = r.get("t_micro", doc["t_micro"])
+            t_m = r["rho"] * t_mu
+            restarts = int(doc["horizon"] // (t_mu + t_m))
+            rows.append([_assimilation(r), f"{t_mu:g}", f"{t_m:g}", f"{r['micro_fraction']:.3f}",
+                         str(restarts), " / ".join(f"{x:.4f}" for x in r["mnad"]),
+                         f"{r['speedup']:.2f}"])  # fmt: skip
+    header = ["assimilation", "T_mu", "T_m", "micro share", "restarts per run", "MNAD u / v", "S"]
     return table(header, rows)
+
+
+FHN_WINDOWS = ("fhn_windows/sweep.json", "fhn_windows_innovation/sweep.json")
 
 
 def render_drift(docs: Docs) -> str:
@@ -1112,7 +1118,7 @@ BLOCKS: dict[str, Block] = {
     "vo_ablation": Block(["vo_rw.json"], render_vo_ablation),
     "adaptive_fhn": Block(["adaptive_fhn.json"], render_adaptive_fhn),
     "ood_fhn": Block(["ood_fhn.json"], render_ood_fhn),
-    "fhn_windows": Block(["fhn_windows/sweep.json"], render_fhn_windows),
+    "fhn_windows": Block(list(FHN_WINDOWS), render_fhn_windows),
     "adaptive_fhn_shipped": Block(["adaptive_fhn_shipped.json"], render_drift),
     "ablation_fhn": Block(["ablation_fhn.json"], render_ablation_fhn),
     "ad3d_adaptive": Block(["ad3d_adaptive.json"], render_ad3d_adaptive),

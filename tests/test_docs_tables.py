@@ -562,11 +562,17 @@ def test_fhn_windows_rows_count_the_restarts_of_each_window_length():
     runs = [{"rho": 1.0, "micro_fraction": 0.504, "mnad": [0.0036, 0.004], "speedup": 1.87},
             {"rho": 1.0, "t_micro": 50.0, "micro_fraction": 0.504, "mnad": [0.0017, 0.0019],
              "speedup": 1.89}]  # fmt: skip
+    innovation = [{**runs[0], "assimilation": "innovation", "assimilation_time": 70.0}]
     d = doc(runs=runs, t_micro=10.0, horizon=8000)
-    lines = rt.render_fhn_windows({"fhn_windows/sweep.json": d}).splitlines()
-    assert lines[0] == "| T_mu | T_m | micro share | restarts per run | MNAD u / v | S |"
-    assert lines[2] == "| 10 | 10 | 0.504 | 400 | 0.0036 / 0.0040 | 1.87 |"  # 8000 / 20
-    assert lines[3] == "| 50 | 50 | 0.504 | 80 | 0.0017 / 0.0019 | 1.89 |"  # 8000 / 100
+    docs = {"fhn_windows/sweep.json": d,
+            "fhn_windows_innovation/sweep.json": doc(runs=innovation, t_micro=10.0, horizon=8000)}  # fmt: skip
+    lines = rt.render_fhn_windows(docs).splitlines()
+    assert lines[0] == (
+        "| assimilation | T_mu | T_m | micro share | restarts per run | MNAD u / v | S |"
+    )
+    assert lines[2] == "| teacher forcing | 10 | 10 | 0.504 | 400 | 0.0036 / 0.0040 | 1.87 |"
+    assert lines[3] == "| teacher forcing | 50 | 50 | 0.504 | 80 | 0.0017 / 0.0019 | 1.89 |"
+    assert lines[4] == "| innovation, τ = 70 | 10 | 10 | 0.504 | 400 | 0.0036 / 0.0040 | 1.87 |"
 
 
 def test_adaptive_fhn_shipped_rows_put_the_drift_estimate_beside_the_true_error():
