@@ -99,7 +99,7 @@ def test_a_micro_solver_that_agrees_with_the_decoded_shadow_leaves_the_free_run(
     micro = model.restrict(model.decode(shadow))
     # the encoder does not return the latent it decodes: teacher forcing would move
     offset = np.abs(micro - shadow).max()
-    assert offset > 1e-3, offset  # measured 0.02-0.06 on these latents
+    assert offset > 1e-3, offset  # measured 0.67 (LSTM) and 0.74 (ensemble) on these latents
     model.assimilate(micro)
     z, _ = model.propagate(after)
     np.testing.assert_allclose(z, z_all[:, t_m + t_mu :], rtol=0, atol=ATOL)
