@@ -426,11 +426,7 @@ def validate(raw: Mapping[str, Any], *, search: list[Path] | None = None) -> Run
         resolve_device(values["device"])
     except ValueError as exc:
         raise ValueError(f"setting {exc}") from None
-    if values["assimilation"] not in cls.assimilations:
-        raise ValueError(
-            f"setting assimilation={values['assimilation']!r}: a {cls.kind!r} model "
-            f"assimilates by {', '.join(cls.assimilations)}"
-        )
+    cls.check_assimilation(values["assimilation"])
     if values["backend"] not in cls.backends:
         raise ValueError(
             f"setting backend={values['backend']!r}: a {cls.kind!r} model runs on "

@@ -93,14 +93,10 @@ class RNNPropagation(MemberSubsets):
         the window's first state and ``hidden`` its state there; ``age`` ``(b,)`` the
         free-run steps before the window.  Feeds ``z_t + g (E(x_t) - E(D(z_t)))``, ``z_t``
         the free run from ``pred``, and returns what :meth:`_feed` returns."""
-        rnn, n = self.net.rnn, seq.shape[1]
-        start = tuple(h.clone() for h in hidden) if isinstance(hidden, tuple) else hidden.clone()
-        if hasattr(rnn, "free_run_spread"):  # an ensemble: the mean the members are fed
-            shadow = rnn.free_run_spread(pred, start, n)[0]
-        else:
-            shadow = rnn.free_run(pred, start, n)[0]
+        # an ensemble's free run feeds every member the mean, as its propagation does
+        shadow = self.net.rnn.free_run(pred, hidden, seq.shape[1])[0]
         seen = self._tensor(self.restrict(self.decode(shadow.cpu().numpy())))
-        a = np.asarray(age, dtype=np.float64) + n
+        a = np.asarray(age, dtype=np.float64) + seq.shape[1]
         tau = self.assimilation_tau
         g = np.ones_like(a) if tau == 0 else -np.expm1(-a / tau)
         gain = self._tensor(g).to(shadow.dtype)[:, None, None]
@@ -141,6 +137,8 @@ class RNNPropagation(MemberSubsets):
             self.z_next = zeros.clone()
         if self.spread_next is None:
             self.spread_next = np.full(b, np.nan)
+        if self.free is None:
+            self.free = np.zeros(b, dtype=np.int64)
 
     def _hidden_rows(self, idx: torch.Tensor) -> Hidden:
         h = self.hidden
@@ -181,7 +179,7 @@ class RNNPropagation(MemberSubsets):
                 return
             innovation = self._innovates()
             self._full(self._n_members())
-            ages = self._ages(self._n_members())
+            ages = self.free.copy()
             for flag in (True, False):  # members with a pending state feed it first
                 rows = members[self.has_pending[members] == flag]
                 if len(rows) == 0:
@@ -202,8 +200,6 @@ class RNNPropagation(MemberSubsets):
                 self.z_next[idx] = z
                 self.spread_next[rows] = spread
             self.has_pending[members] = False
-            if self.free is None:
-                self.free = np.zeros(self._n_members(), dtype=np.int64)
             self.free[members] = 0
 
     def propagate_members(
@@ -251,7 +247,7 @@ class RNNPropagation(MemberSubsets):
             self.pending[members].clone(),
             self.has_pending[members].copy(),
             self.spread_next[members].copy(),
-            self._ages(self._n_members())[members],
+            self.free[members].copy(),
         )
         self.restore(current)
         self._full(self._n_members())
@@ -261,8 +257,6 @@ class RNNPropagation(MemberSubsets):
         )
         self.z_next[idx], self.pending[idx] = old[1], old[2]
         self.has_pending[members], self.spread_next[members] = old[3], old[4]
-        if self.free is None:
-            self.free = np.zeros(self._n_members(), dtype=np.int64)
         self.free[members] = old[5]
 
     def snapshot(self) -> dict[str, Any]:

@@ -151,15 +151,20 @@ class MacroModel(ABC):
         the boundary from it; latent models need nothing."""
         return None
 
+    @classmethod
+    def check_assimilation(cls, mode: str) -> None:
+        """``ValueError`` naming the setting unless the model has ``mode``."""
+        if mode not in cls.assimilations:
+            raise ValueError(
+                f"setting assimilation={mode!r}: a {cls.kind!r} model assimilates by "
+                f"{', '.join(cls.assimilations)}"
+            )
+
     def set_assimilation(self, mode: str, tau: float = 0.0) -> None:
         """How :meth:`assimilate` takes restricted micro states: one of
         :attr:`assimilations` (:data:`ASSIMILATIONS`); ``tau``: the innovation gain's
         time in coarse steps (0: gain 1)."""
-        if mode not in self.assimilations:
-            raise ValueError(
-                f"setting assimilation={mode!r}: a {self.kind!r} model assimilates by "
-                f"{', '.join(self.assimilations)}"
-            )
+        self.check_assimilation(mode)
         if not tau >= 0:
             raise ValueError(f"setting assimilation_time must be >= 0, got {tau!r}")
         self.assimilation, self.assimilation_tau = mode, float(tau)
