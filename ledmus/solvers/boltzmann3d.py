@@ -347,7 +347,6 @@ class Boltzmann3D(Boltzmann):
                 f"equilibrium_preserving must be true or false, got {equilibrium_preserving!r}"
             )
         self.equilibrium_preserving = bool(equilibrium_preserving)
-        self._explicit_rate: torch.Tensor | float = 0.0  # 2 eps/dt, set by each step
         super().__init__(
             eps=eps,
             L=L,
@@ -416,24 +415,12 @@ class Boltzmann3D(Boltzmann):
         return out
 
     # ------------------------------------------------------------------- penalisation
-    def _imex(
-        self,
-        f: torch.Tensor,
-        dt: float,
-        eps: torch.Tensor,
-        transport: Any,
-        scheme: str | None = None,
-    ) -> torch.Tensor:
-        """The 2-D solver's step; first the explicit threshold ``2 eps/dt`` per cell of
-        :meth:`_penalty`."""
-        self._explicit_rate = 2.0 * eps.reshape(eps.shape[: max(0, eps.dim() - 3)]) / dt
-        return super()._imex(f, dt, eps, transport, scheme)
-
-    def _penalty(self, U: torch.Tensor) -> torch.Tensor:
-        """``mu = max(0, kappa rho - 2 eps/dt)``, ``kappa`` = ``collision_frequency_bound``
-        (module docstring)."""
+    def _penalty(self, U: torch.Tensor, eps: torch.Tensor, dt: float) -> torch.Tensor:
+        """``mu = max(0, kappa rho - 2 eps/dt)`` per cell, ``kappa`` =
+        ``collision_frequency_bound``, ``dt`` the whole step (module docstring)."""
         kappa = self._velocity.collision_frequency_bound
-        return (kappa * U[..., 0] - self._explicit_rate).clamp_min(0.0)
+        explicit_rate = 2.0 * eps.reshape(eps.shape[: max(0, eps.dim() - 3)]) / dt
+        return (kappa * U[..., 0] - explicit_rate).clamp_min(0.0)
 
     # ------------------------------------------------------------------------ moments
     def velocity_moments(self, f: Any) -> np.ndarray:

@@ -52,27 +52,35 @@ class PenalisedIMEX:
                 g = self._imex(g, dt, e, transport=False, scheme=method)
         return g.cpu().double().numpy()
 
-    def _penalty(self, U: torch.Tensor) -> torch.Tensor:
+    def _penalty(self, U: torch.Tensor, eps: torch.Tensor, dt: float) -> torch.Tensor:
         """``mu`` ``(...)`` of the BGK penalisation from the moments ``U`` ``(..., 4)``:
-        ``rho`` (the loss frequency of the Maxwell kernel)."""
+        ``rho`` (the loss frequency of the Maxwell kernel); ``eps`` and the step ``dt`` are
+        for a rate that depends on them (the 3-D solver's)."""
         return U[..., 0]
 
     def _explicit(
-        self, f: torch.Tensor, U: torch.Tensor, M: torch.Tensor, eps: torch.Tensor, transport: Any
+        self,
+        f: torch.Tensor,
+        U: torch.Tensor,
+        M: torch.Tensor,
+        eps: torch.Tensor,
+        transport: Any,
+        dt: float,
     ) -> torch.Tensor:
         """``E(f) = T(f) + (Q(f) - mu (M - f))/eps`` with ``mu`` of :meth:`_penalty`;
         ``transport``: ``True`` (the domain's), ``False`` (none) or a callable ``T(f)``."""
-        mu = self._cellwise(self._penalty(U))
+        mu = self._cellwise(self._penalty(U, eps, dt))
         out = (self._velocity.collision(f) - mu * (M - f)) / eps
         if callable(transport):  # a run of cells with given ghost cells (advance_runs)
             return out + transport(f)
         return out + self._transport(f) if transport else out
 
-    def _implicit(self, R: torch.Tensor, a: float, eps: torch.Tensor):
-        """Solve ``F = R + a I(F)``, ``I = mu (M[F] - F)/eps``: ``(F, I(F), U, M[F])``."""
+    def _implicit(self, R: torch.Tensor, a: float, eps: torch.Tensor, dt: float):
+        """Solve ``F = R + a I(F)``, ``I = mu (M[F] - F)/eps``: ``(F, I(F), U, M[F])``
+        (``dt``: the whole step, for :meth:`_penalty`)."""
         U = self._velocity.moments(R)
         M = self._velocity.maxwellian(U)
-        lam = a * self._cellwise(self._penalty(U)) / eps
+        lam = a * self._cellwise(self._penalty(U, eps, dt)) / eps
         F = (R + lam * M) / (1.0 + lam)
         return F, (F - R) / a, U, M
 
@@ -89,13 +97,13 @@ class PenalisedIMEX:
         t1, t2 = (transport, transport) if isinstance(transport, bool) else transport
         U0 = self._velocity.moments(f)
         M0 = self._velocity.maxwellian(U0)
-        e1 = self._explicit(f, U0, M0, eps, t1)
+        e1 = self._explicit(f, U0, M0, eps, t1, dt)
         if (scheme or self.scheme) == "imex1":
-            return self._implicit(f + dt * e1, dt, eps)[0]
-        f2, i2, U2, M2 = self._implicit(f + ARS_G * dt * e1, ARS_G * dt, eps)
-        e2 = self._explicit(f2, U2, M2, eps, t2)
+            return self._implicit(f + dt * e1, dt, eps, dt)[0]
+        f2, i2, U2, M2 = self._implicit(f + ARS_G * dt * e1, ARS_G * dt, eps, dt)
+        e2 = self._explicit(f2, U2, M2, eps, t2, dt)
         r3 = f + dt * (ARS_D * e1 + (1.0 - ARS_D) * e2) + (1.0 - ARS_G) * dt * i2
-        return self._implicit(r3, ARS_G * dt, eps)[0]
+        return self._implicit(r3, ARS_G * dt, eps, dt)[0]
 
 
 __all__ = ["SCHEMES", "PenalisedIMEX"]
