@@ -47,8 +47,7 @@ def run(base: dict, t_m: float | None, how: dict, reference: np.ndarray, t_end: 
     coord.run(parts.exchange)
     u = coord.recorder.states[:, WARM:, 0]
     ref = reference[:, WARM:, 0]
-    span = ref.max(axis=(1, 2)) - ref.min(axis=(1, 2))
-    mnad = float((np.abs(u - ref).mean(-1) / span[:, None]).mean())
+    mnad = float(metrics.mnad(ref, u).mean())  # eqs 22-23 per member, then their mean
     # a restart: a micro window after a macro phase (the warm-up is the start)
     restarts = int((np.diff(coord.recorder.source[0, WARM - 1 :]) == -1).sum())
     last = u.shape[1] - 20  # where the ±window search can still look ahead
