@@ -129,7 +129,7 @@ from scipy.special import j1
 
 from .base import check_positive
 from .boltzmann import Boltzmann
-from .spectral_collisions import CHUNK_BYTES
+from .spectral_collisions import CHUNK_BYTES, GridMoments
 
 #: Carleman kernel of ``B = |g|/(4 pi)`` in 3-D: ``2^{d-1} B |x + y|^{-(d-2)} = 1/pi``
 CARLEMAN = 1.0 / math.pi
@@ -174,7 +174,7 @@ def _psi(q: np.ndarray, R: float, V: float) -> np.ndarray:
     return 2.0 * np.pi * R * R * np.where(w > 1e-8, j1(safe) / safe, 0.5 - w * w / 16.0)
 
 
-class HardSphereCollisions:
+class HardSphereCollisions(GridMoments):
     """The velocity space of one cell, 3-D hard spheres (module docstring): the grid
     ``v_j = -v_box + (j + 1/2) h``, ``h = 2 v_box/N`` on each axis, kernel truncation ``R
     = 2 v_support``, the half-sphere rule of ``n_directions`` polar nodes; the spectral
@@ -184,6 +184,8 @@ class HardSphereCollisions:
 
     Shapes: a distribution is ``(..., N, N, N)`` (axes ``v_x``, ``v_y``, ``v_z``); moments
     are ``(..., 5)``: ``rho, rho u_x, rho u_y, rho u_z, E``."""
+
+    dims = 3
 
     def __init__(
         self,
@@ -285,14 +287,6 @@ class HardSphereCollisions:
         """``nu(v) = F^-1[Bh(m, m) F f]`` ``(..., N, N, N)`` of ``f`` ``(..., N, N, N)``."""
         fh = torch.fft.rfftn(f, dim=(-3, -2, -1))
         return torch.fft.irfftn(self._loss * fh, s=(self.N,) * 3, dim=(-3, -2, -1))
-
-    def moments(self, f: torch.Tensor) -> torch.Tensor:
-        """``(..., 5)``: ``rho, rho u_x, rho u_y, rho u_z, E`` of ``f`` ``(..., N, N, N)``."""
-        return f.reshape(*f.shape[:-3], self.N**3) @ self._C
-
-    def project(self, f: torch.Tensor, dm: torch.Tensor) -> torch.Tensor:
-        """``f + C^T (C C^T)^{-1} dm``: the least-L2 change of ``f`` adding moments ``dm``."""
-        return f + (dm @ self._P.T).reshape(f.shape)
 
     def maxwellian(self, U: torch.Tensor) -> torch.Tensor:
         """``(..., N, N, N)`` Maxwellian with grid moments ``U`` ``(..., 5)`` (projected)."""

@@ -21,11 +21,36 @@ import torch
 CHUNK_BYTES = 64 * 2**20
 
 
-class SpectralCollisions:
+class GridMoments:
+    """The conserved moments of a distribution on an ``N^d`` velocity grid (``d`` =
+    :attr:`dims`) and the least-L2 change of it that adds given moments; the collision
+    operators of both Boltzmann gases supply ``N``, the moment matrix ``_C`` ``(N^d,
+    d + 2)`` and the projector ``_P``."""
+
+    #: velocity dimensions ``d``
+    dims: int
+    N: int
+    _C: torch.Tensor
+    _P: torch.Tensor
+
+    def moments(self, f: torch.Tensor) -> torch.Tensor:
+        """``(..., d + 2)``: ``rho``, ``rho u`` (``d`` components), ``E`` of ``f``
+        ``(..., N, ..., N)``."""
+        d = self.dims
+        return f.reshape(*f.shape[:-d], self.N**d) @ self._C
+
+    def project(self, f: torch.Tensor, dm: torch.Tensor) -> torch.Tensor:
+        """``f + C^T (C C^T)^{-1} dm``: the least-L2 change of ``f`` adding moments ``dm``."""
+        return f + (dm @ self._P.T).reshape(f.shape)
+
+
+class SpectralCollisions(GridMoments):
     """Collisions on the grid ``v_j = -v_box + (j + 1/2) h``, ``h = 2 v_box/N``, with
     kernel truncation ``R = 2 v_support`` and ``n_directions`` quadrature angles; the
     spectral weights, moment matrix and projector are computed once.  ``tensor`` turns
     an array into a tensor of the solver's dtype and device."""
+
+    dims = 2
 
     def __init__(
         self,
@@ -79,14 +104,6 @@ class SpectralCollisions:
         if self.conservative:
             q = self.project(q, -self.moments(q))
         return q.reshape(*lead, N, N)
-
-    def moments(self, f: torch.Tensor) -> torch.Tensor:
-        """``(..., 4)``: ``rho, rho u_x, rho u_y, E`` of ``f`` ``(..., N, N)``."""
-        return f.reshape(*f.shape[:-2], self.N**2) @ self._C
-
-    def project(self, f: torch.Tensor, dm: torch.Tensor) -> torch.Tensor:
-        """``f + C^T (C C^T)^{-1} dm``: the least-L2 change of ``f`` adding moments ``dm``."""
-        return f + (dm @ self._P.T).reshape(f.shape)
 
     def maxwellian(self, U: torch.Tensor) -> torch.Tensor:
         """``(..., N, N)`` Maxwellian with grid moments ``U`` ``(..., 4)`` (projected)."""
