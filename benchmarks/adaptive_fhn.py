@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from _provenance import ROOT, write_result
+from _settings import add_set_option, overrides
 
 from ledmus.coupler.driver import Coordinator
 from ledmus.coupler.engine import build
@@ -79,7 +80,9 @@ def main() -> None:
     ap.add_argument("--d-u", type=float, default=1.5)
     ap.add_argument("--as-shipped", action="store_true",
                     help="keep the configs' t_end and param_schedule")  # fmt: skip
+    add_set_option(ap)
     args = ap.parse_args()
+    over = overrides(ap, args.set)
     torch.set_num_threads(1)
     raw = read_ymmsl_settings(ROOT / "configs/adaptive_fhn.ymmsl")
     if args.as_shipped:
@@ -90,18 +93,19 @@ def main() -> None:
         schedule = "{" + ", ".join(f"{t:g}: {{d_u: {p['d_u']}}}" for t, p in change.items()) + "}"
     raw.update(t_end=t_end, param_schedule=schedule, compare=False, plots=False)
     raw["model"] = str(ROOT / raw["model"])
+    raw.update(over)
     adaptive = validate(raw)
     fixed = validate({**raw, "schedule": "fixed", "t_macro": 50.0, "t_micro": 10.0})
     online = read_ymmsl_settings(ROOT / "configs/online_fhn.ymmsl")
     online.update(t_end=t_end, param_schedule=schedule, compare=False, plots=False,
-                  model=raw["model"])  # fmt: skip
+                  model=raw["model"], **over)  # fmt: skip
     runs = {"fixed_rho5": fixed, "adaptive": adaptive,
             "online_async": validate(online),
             "online_deterministic": validate({**online, "online": "deterministic"})}  # fmt: skip
     members = np.arange(1)
     ref, ref_wall = micro_reference(adaptive, members)
-    out = {"t_end": t_end, "param_schedule": schedule, "micro_only_wall_s": ref_wall,
-           "runs": {}}  # fmt: skip
+    out = {"t_end": t_end, "param_schedule": schedule, "settings_overrides": over,
+           "micro_only_wall_s": ref_wall, "runs": {}}  # fmt: skip
     size = round(1000 / adaptive.schedule.dt)
     for name, settings in runs.items():
         coord, wall = run(settings, members, plain=name == "fixed_rho5")
@@ -118,6 +122,7 @@ def main() -> None:
             out["runs"][name]["trainer"] = coord.learning.summary()
         if name != "fixed_rho5" and hasattr(coord, "drift_total"):
             out["runs"][name]["drift"] = drift_report(coord, ref, settings.schedule.n_warm + 1)
+            out["runs"][name]["restart_error"] = coord.restart_report()
         print(f"{name}: S {ref_wall / wall:.2f}, MNAD u {total:.4f}, macro "
               f"{out['runs'][name]['macro_fraction']:.3f}", flush=True)  # fmt: skip
     write_result(args.out, out)

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from _provenance import ROOT, write_result
+from _settings import add_set_option, overrides
 from adaptive_fhn import blocks, plot, run
 
 from ledmus.coupler.run import micro_reference
@@ -35,18 +36,21 @@ def main() -> None:
     )
     ap.add_argument("--max-error", type=float, default=0.01)
     ap.add_argument("--error-budget", type=float, default=0.0, help="error_budget setting")
+    add_set_option(ap, "setting of the run")
     args = ap.parse_args()
+    over = overrides(ap, args.set)
     torch.set_num_threads(1)
     raw = read_ymmsl_settings(ROOT / "configs/online_fhn.ymmsl")
     raw.update(t_end=args.t_end, param_schedule="", compare=False, plots=False, model="none",
                training=str(ROOT / "configs/fhn.yaml"), online=args.online, online_lr=args.lr,
                max_error=args.max_error, error_budget=args.error_budget)  # fmt: skip
+    raw.update(over)
     settings = validate(raw)
     members = np.arange(1)
     ref, ref_wall = micro_reference(settings, members)
     out = {"t_end": args.t_end, "online": args.online, "online_lr": args.lr,
            "max_error": args.max_error, "error_budget": args.error_budget,
-           "micro_only_wall_s": ref_wall, "runs": {}}  # fmt: skip
+           "settings_overrides": over, "micro_only_wall_s": ref_wall, "runs": {}}  # fmt: skip
     coord, wall = run(settings, members)
     rec = coord.recorder
     frac, err, total = blocks(
@@ -61,7 +65,7 @@ def main() -> None:
         "macro_fraction": float((rec.source == 1).mean()),
         "macro_fraction_blocks": frac, "mnad_u_blocks": err,
         "interventions": dict(coord.interventions), "comparisons": dict(coord.comparisons),
-        "trainer": coord.learning.summary(),
+        "trainer": coord.learning.summary(), "restart_error": coord.restart_report(),
     }  # fmt: skip
     print(f"cold start: S {ref_wall / wall:.2f}, MNAD u {total:.4f}, macro "
           f"{out['runs']['cold_start']['macro_fraction']:.3f}", flush=True)  # fmt: skip

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from _provenance import ROOT, write_result
+from _settings import add_set_option, overrides
 from adaptive_fhn import blocks, run
 
 from ledmus import solvers
@@ -45,18 +46,21 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/out/ood_fhn.json")
     ap.add_argument("--t-end", type=float, default=3000.0)
     ap.add_argument("--error-budget", type=float, default=0.0, help="error_budget setting")
+    add_set_option(ap)
     args = ap.parse_args()
+    over = overrides(ap, args.set)
     torch.set_num_threads(1)
     frozen = read_ymmsl_settings(ROOT / "configs/adaptive_fhn.ymmsl")
     online = read_ymmsl_settings(ROOT / "configs/online_fhn.ymmsl")
     model = str(ROOT / frozen["model"])
-    out = {"t_end": args.t_end, "error_budget": args.error_budget, "cases": {}}
+    out = {"t_end": args.t_end, "error_budget": args.error_budget, "settings_overrides": over,
+           "cases": {}}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         for name, ic in kinds().items():
             path = Path(tmp) / f"{name}.npy"
             np.save(path, ic)
             common = dict(t_end=args.t_end, param_schedule="", compare=False, plots=False,
-                          model=model, ic=str(path), error_budget=args.error_budget)  # fmt: skip
+                          model=model, ic=str(path), error_budget=args.error_budget, **over)  # fmt: skip
             runs = {
                 "fixed_rho5": (validate({**frozen, **common, "schedule": "fixed",
                                          "t_macro": 50.0, "t_micro": 10.0}), True),

@@ -35,6 +35,7 @@ from typing import Any
 
 import yaml
 from _provenance import add_json_option, write_result
+from _settings import add_set_option, overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = ("speedup", "wall_s", "micro_only_wall_s", "micro_s", "macro_s", "coupling_s")
@@ -80,23 +81,17 @@ def main() -> None:
     ap.add_argument("--ymmsl", default="configs/led_fhn.ymmsl")
     ap.add_argument("--engines", nargs="+", default=["muscle3", "embedded"],
                     choices=["muscle3", "embedded"])  # fmt: skip
-    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                    help="change a setting (runs a modified copy of the yMMSL)")  # fmt: skip
+    add_set_option(ap, "setting (runs a modified copy of the yMMSL)")
     ap.add_argument("--keep", help="keep the run directories under this folder")
     add_json_option(ap, "benchmarks/out/quickstart.json")
     args = ap.parse_args()
-    overrides = {}
-    for item in args.set:
-        name, sep, value = item.partition("=")
-        if not sep:
-            ap.error(f"--set {item!r}: expected NAME=VALUE")
-        overrides[name] = yaml.safe_load(value)
+    over = overrides(ap, args.set)
     bindir = Path(sys.executable).parent
     env = dict(os.environ, PATH=f"{bindir}{os.pathsep}{os.environ['PATH']}")
     tmp = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="ledmus_quickstart_"))
     tmp.mkdir(parents=True, exist_ok=True)
     try:
-        ymmsl = job_file(args.ymmsl, overrides, tmp)
+        ymmsl = job_file(args.ymmsl, over, tmp)
         runs = []
         for engine in args.engines:
             r = run_engine(engine, ymmsl, tmp / engine, env)
@@ -109,7 +104,7 @@ def main() -> None:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
     out = write_result(args.json, {"benchmark": "quickstart", "ymmsl": args.ymmsl,
-                                   "settings_overrides": overrides, "runs": runs})  # fmt: skip
+                                   "settings_overrides": over, "runs": runs})  # fmt: skip
     print(f"# wrote {out}")
 
 

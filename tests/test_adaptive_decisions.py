@@ -676,3 +676,123 @@ def test_a_growing_spread_raises_the_estimate_by_its_square_root():
     # the first macro block adds sqrt(4) growths instead of one; the shrunk one still one
     extra = coord.drift_total[1] - base.drift_total[1]
     assert extra == pytest.approx(growth, rel=1e-12)
+
+
+# ---------------------------------------------------------------- the minimum window
+# t_micro_min of two blocks: the comparison after a macro phase (11, 19) passes but opens
+# no phase; the restart test one block later (13, 21) does.  The first comparison (5)
+# follows the warm-up, a full stretch.
+MIN_WINDOW_2 = "0000000111100001111000011"
+
+
+def big_compare(model: StubModel, member: int, index: int) -> None:
+    """A comparison error far above max_error 0.01 (1 on every node of channel 0, whose
+    range is about 3: NAD about 0.3) in the comparison block of ``member`` at ``index``."""
+    off = np.zeros((N_MICRO, *GRID))
+    off[:, 0] = 1.0
+    model.plant[(member, index, "compare")] = off.reshape(N_MICRO, -1)
+
+
+def test_a_fixed_minimum_window_holds_every_member_micro_for_that_many_blocks():
+    coord, _, micro, exact = system(min_window=2)
+    run(coord, micro)
+    assert sources(coord) == [MIN_WINDOW_2] * B
+    assert coord.interventions == {"min_window": 2 * B}
+    np.testing.assert_allclose(coord.recorder.states, exact, rtol=0, atol=1e-12)
+    # 0 and 1 are both one block: today's alternation
+    for one in (0, 1):
+        coord, _, micro, _ = system(min_window=one)
+        run(coord, micro)
+        assert sources(coord) == [ALL_PASS] * B and coord.interventions == {}
+
+
+# t_micro_min auto (one test per stretch is enough here).  Members 0 and 2: the comparison
+# after the first phase (11) passes but opens no phase: a restart after one block has not
+# been tested; the test at 13 passes, one block is known good, and from then on the
+# comparison after a phase (19) opens the next.
+AUTO_GOOD = "0000000111100001111001111"
+# member 1: its comparison after the first phase (11, not a restart test) and its restart
+# test after one block (13) fail; the test after two blocks (15) passes.  One block is
+# known bad: the comparison after the next phase (21) passes but opens no phase, the
+# restart test at 23 does (its phase would start at 25, past the end).
+AUTO_MEMBER_1 = "0000000111100000011110000"
+
+
+def restart_run(monkeypatch, **policy: Any):
+    from ledmus.coupler import adaptive
+
+    monkeypatch.setattr(adaptive, "RESTART_SAMPLES", 1)
+    coord, model, micro, exact = system(min_window_auto=True, **policy)
+    big_compare(model, 1, 11)
+    big_compare(model, 1, 13)
+    seen = recorded_error(coord)
+    run(coord, micro)
+    return coord, seen, exact
+
+
+def test_auto_minimum_window_follows_the_restart_errors_the_run_measures(monkeypatch):
+    coord, seen, exact = restart_run(monkeypatch)
+    assert sources(coord) == [AUTO_GOOD, AUTO_MEMBER_1, AUTO_GOOD]
+    assert coord.interventions == {"comparison_error": 2, "min_window": 3}
+    np.testing.assert_allclose(coord.recorder.states, exact, rtol=0, atol=1e-12)
+    rep = coord.restart_report()
+    # restart tests: stretch 1 at 13 (all three members) and 23 (member 1); stretch 2 (the
+    # bins' last: the warm-up's 4 steps) at 5 (all three) and 15 (member 1)
+    assert rep["count"] == [4, 4]
+    assert rep["min_window"] == [1, 2, 1]
+    # stretch 1's mean: the planted error at 13 (1 over channel 0's range of about 3)
+    # over four tests, the others exact (float64 sums, 1e-16); every stretch-2 test exact
+    assert 0.05 < rep["mean"][0] < 0.1
+    assert rep["mean"][1] == pytest.approx(0.0, abs=1e-12)
+    at_13 = float(seen[2][1])  # comparisons: 5, 11, 13 (members 0, 1, 2), ...
+    assert 0.2 < at_13 < 0.4
+    assert coord.restart_sum[1, 1] == pytest.approx(at_13, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "n, total, want",
+    [
+        ([3, 3], [0.0, 0.0], 1),  # one block known good
+        ([3, 3], [0.03, 0.3], 1),  # mean 0.01 = max_error is good
+        ([3, 3], [0.3, 0.0], 2),  # one block known bad (mean 0.1), two good
+        ([3, 0], [0.3, 0.0], 2),  # one block bad, two never tried: try them
+        ([2, 0], [0.0, 0.0], 2),  # one block not tested enough: test it first
+        ([0, 0], [0.0, 0.0], 2),  # nothing tested
+        ([3, 3], [0.3, 0.3], 2),  # every stretch bad: the longest (t_warm's blocks)
+    ],
+)
+def test_auto_minimum_window_rule(n, total, want):
+    coord, _, _, _ = system(min_window_auto=True)
+    coord.restart_n[0, 1:] = n
+    coord.restart_sum[0, 1:] = total
+    assert coord.min_window(np.array([0]))[0] == want
+
+
+def test_auto_minimum_window_needs_restart_samples_tests_of_a_stretch():
+    from ledmus.coupler import adaptive
+
+    assert adaptive.RESTART_SAMPLES == 3
+    coord, _, _, _ = system(min_window_auto=True)
+    coord.restart_n[0, 1:] = [2, 0]
+    coord.restart_sum[0, 1:] = [0.0, 0.0]
+    assert coord.min_window(np.array([0]))[0] == 2  # two good tests are not enough
+    coord.restart_n[0, 1] = 3
+    assert coord.min_window(np.array([0]))[0] == 1
+
+
+def test_the_minimum_window_state_survives_a_snapshot(monkeypatch):
+    full, _, _ = restart_run(monkeypatch)
+    coord, model, micro, _ = system(min_window_auto=True)
+    big_compare(model, 1, 11)
+    big_compare(model, 1, 13)
+    for _ in range(6):  # warm-up and blocks at 5, 7, 9, 11, 13 (member 1 fails at both)
+        coord.cycle(micro)
+    snap = coord.snapshot()
+    again, model2, _, _ = system(min_window_auto=True)
+    model2.plant, model2.z = model.plant, model.z.copy()
+    again.restore(snap)
+    again.recorder = coord.recorder
+    model2.coord = again.decoder.coord = again
+    again.run(micro)
+    assert sources(again) == sources(full)
+    np.testing.assert_array_equal(again.restart_n, full.restart_n)

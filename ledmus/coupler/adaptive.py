@@ -63,6 +63,9 @@ from .streams import RNG_RECORD, member_rng
 
 MODE_MICRO, MODE_LIFT, MODE_MACRO = 0, 1, 2
 RNG_CAP = 7  # purpose of the per-member streams that draw the macro caps
+#: restart tests per member and stretch length before ``t_micro_min: auto`` trusts their
+#: mean (fewer: that length is still tried)
+RESTART_SAMPLES = 3
 
 
 @dataclass
@@ -81,6 +84,10 @@ class AdaptiveSchedule:
     max_drift: float = 0.0
     monitors: bool = True
     seed: int = 0
+    #: shortest micro stretch between macro phases, in blocks (0 or 1: one block)
+    min_window: int = 1
+    #: take ``min_window`` from the restart errors measured in the run instead
+    min_window_auto: bool = False
 
     def __post_init__(self) -> None:
         if self.n_micro <= 0:
@@ -88,6 +95,13 @@ class AdaptiveSchedule:
         if self.n_macro < self.n_micro:
             raise ValueError("the adaptive schedule needs t_macro >= t_micro")
         self.n_macro_min = self.n_macro_min or self.n_macro
+        self.min_window = max(1, self.min_window)
+
+    @property
+    def restart_bins(self) -> int:
+        """Longest stretch (blocks) the restart errors are told apart by: ``t_warm``'s
+        blocks (a longer warm-up is the initial one), at least one."""
+        return max(1, self.n_warm // self.n_micro)
 
     def cap(self, member: int, window: int) -> int:
         """Blocks of the next macro phase of ``member`` (uniform in the cap range)."""
@@ -143,6 +157,12 @@ class AdaptiveCoordinator(Coordinator):
         self.rate = np.zeros(b)  # growth per block of the comparison that opened the phase
         self.spread_c = np.full(b, np.nan)  # that comparison's largest spread
         self.back_to_micro = np.zeros(b, dtype=bool)  # next comparison ends in micro
+        #: micro blocks each member has run since its last macro phase, and per member and
+        #: stretch k (column k, 1..restart_bins): the summed restart errors and their count
+        k = schedule.restart_bins
+        self.stretch = np.full(b, k, dtype=np.int64)  # the warm-up counts as a full one
+        self.restart_sum = np.zeros((b, k + 1))
+        self.restart_n = np.zeros((b, k + 1), dtype=np.int64)
         #: online training (:class:`~.trainer.Learning`), or None
         self.learning = learning
 
@@ -232,6 +252,9 @@ class AdaptiveCoordinator(Coordinator):
         if len(compare):
             self._decide(compare, run, states, zc, uc, i)
         self.mode[rejected] = MODE_MICRO
+        went = self.mode[run] == MODE_MACRO
+        self.stretch[run[went]] = 0
+        self.stretch[run[~went]] += 1
         self.index += n
         self.last = MACRO if len(run) == 0 else MICRO
         if self.learning is not None and self.learning.incoming is not None:
@@ -396,6 +419,10 @@ class AdaptiveCoordinator(Coordinator):
             self._count("drift", int(bad_drift.sum()))
             ok &= ~bad_drift
         self.back_to_micro[compare] = False
+        self._record_restarts(compare, err)
+        short = ok & (self.stretch[compare] + 1 < self.min_window(compare))
+        self._count("min_window", int(short.sum()))
+        ok &= ~short
         # a rejected comparison's error never enters the trajectory (the member stays micro)
         self.level_max[compare[ok]] = np.maximum(self.level_max[compare[ok]], level[ok])
         self.comparisons["accepted"] += int(ok.sum())
@@ -413,6 +440,48 @@ class AdaptiveCoordinator(Coordinator):
                 )
             else:
                 self.mode[member] = MODE_MICRO
+
+    def _record_restarts(self, rows: np.ndarray, err: np.ndarray) -> None:
+        """File comparison errors by the member's stretch (column ``min(stretch,
+        restart_bins)``): from a stretch k >= 1 a comparison is a restart test after k
+        micro blocks; column 0 takes the comparisons right after a macro phase (drift
+        from the lifted state, not a restart) and is never read."""
+        k = np.minimum(self.stretch[rows], self.schedule.restart_bins)
+        np.add.at(self.restart_sum, (rows, k), err)
+        np.add.at(self.restart_n, (rows, k), 1)
+
+    def min_window(self, rows: np.ndarray) -> np.ndarray:
+        """Per member of ``rows``: the micro blocks it runs between two macro phases.
+        ``t_micro_min: auto``: a stretch k is known bad when at least
+        :data:`RESTART_SAMPLES` restart tests after k blocks average above ``max_error``,
+        known good when they average at most that; the window is the smallest k not
+        known bad (``restart_bins`` when all are), and two blocks while one block is not
+        known good: the comparison after a macro phase does not test the restart that a
+        phase opened from it makes, so that restart is tested first."""
+        pol = self.schedule
+        if not pol.min_window_auto:
+            return np.full(len(rows), pol.min_window, dtype=np.int64)
+        n, total = self.restart_n[rows, 1:], self.restart_sum[rows, 1:]
+        mean = np.divide(total, n, out=np.zeros_like(total), where=n > 0)
+        known = n >= RESTART_SAMPLES
+        bad = known & (mean > pol.max_error)
+        window = np.where((~bad).any(axis=1), (~bad).argmax(axis=1) + 1, pol.restart_bins)
+        one_good = known[:, 0] & ~bad[:, 0]
+        return np.where((window == 1) & ~one_good, 2, window)
+
+    def restart_report(self) -> dict[str, Any]:
+        """``restart_error``: per stretch k = 1..restart_bins the mean restart error and the
+        number of tests over all members, and each member's minimum window (blocks) at
+        the end of the run."""
+        n, total = self.restart_n[:, 1:], self.restart_sum[:, 1:]
+        count = n.sum(axis=0)
+        mean = np.divide(total.sum(axis=0), count, out=np.zeros(len(count)), where=count > 0)
+        return {
+            "mean": [float(m) if c else None for m, c in zip(mean, count, strict=True)],
+            "count": count.tolist(),
+            "min_window": self.min_window(np.arange(len(n))).tolist(),
+            "auto": self.schedule.min_window_auto,
+        }
 
     @property
     def drift_total(self) -> np.ndarray:
@@ -433,6 +502,9 @@ class AdaptiveCoordinator(Coordinator):
                 [self.drift, self.growth_total, self.level_max, self.rate, self.spread_c]
             ),
             "back_to_micro": self.back_to_micro.copy(),
+            "stretch": self.stretch.copy(),
+            "restart_sum": self.restart_sum.copy(),
+            "restart_n": self.restart_n.copy(),
         }
         if self.learning is not None:
             snap["learning"] = self.learning.snapshot(self.model)
@@ -449,5 +521,9 @@ class AdaptiveCoordinator(Coordinator):
             drift = np.array(a["drift"])
             self.drift, self.growth_total, self.level_max, self.rate, self.spread_c = drift
             self.back_to_micro = np.array(a["back_to_micro"], dtype=bool)
+        if "stretch" in a:  # older snapshots keep the fresh counters (one-block windows)
+            self.stretch = np.array(a["stretch"], dtype=np.int64)
+            self.restart_sum = np.array(a["restart_sum"], dtype=np.float64)
+            self.restart_n = np.array(a["restart_n"], dtype=np.int64)
         if self.learning is not None:
             self.learning.restore(snap["learning"], self.model)

@@ -5,6 +5,8 @@ parameter schedules and online training (all in the yMMSL ``settings:`` section)
     t_micro: 10.0              # block: micro window and comparison window length     [time]
     t_macro: 200.0             # cap of one macro phase (upper end of the draw)        [time]
     t_macro_min: 100.0         # lower end of the cap's uniform draw (0: = t_macro)    [time]
+    t_micro_min: auto          # shortest micro stretch between macro phases (0: one block;
+                               # auto: from the restart errors the run measures)       [time]
     max_uncertainty: 0.05      # ensemble variance / latent variance; 0: not used      [1]
     max_error: 0.02            # comparison NAD (|macro - micro| / channel range); 0: not used
     error_budget: 0.0          # NAD a macro phase may accumulate: cap <= budget / block NAD; 0: off
@@ -39,6 +41,18 @@ not zero, e.g. a pulse a little too fast, accumulates about NAD per block.
 ``max_drift`` bounds the same estimate across the macro phases and restarts since the
 member's last micro window, raised where the ensemble's spread grows
 (:mod:`ledmus.coupler.adaptive`).
+
+``t_micro_min`` is the shortest micro stretch a member runs between two macro phases: a
+comparison that passes earlier does not open a phase (cause ``min_window``).  0 (the
+default) is one block: the comparison after a macro phase may open the next at once,
+although it measured the model's drift from the lifted state and not the restart that
+follows.  ``auto`` takes the minimum from the restart errors the run measures: a
+comparison of a member that has run ``k`` micro blocks since its last macro phase is a
+restart test (the model was re-synchronised on those blocks, then ran free for one).  Per
+member, a ``k`` whose tests (at least
+:data:`~ledmus.coupler.adaptive.RESTART_SAMPLES`) average above ``max_error`` is known
+bad, at most ``max_error`` known good; the minimum is the smallest ``k`` not known bad,
+and two blocks until one block is known good (``k`` counted up to ``t_warm / t_micro``).
 """
 
 from __future__ import annotations
@@ -67,8 +81,25 @@ from ..validation import (
 #: online training modes (``online`` setting)
 ONLINE_MODES = ("off", "asynchronous", "deterministic")
 
+
+def as_micro_min(label: str, value: Any) -> float | str:
+    """``t_micro_min``: a time >= 0 or ``auto``."""
+    if isinstance(value, str) and value.strip() == "auto":
+        return "auto"
+    try:
+        return as_time(label, value)
+    except ValueError:
+        raise ValueError(f"{label} must be a time >= 0 or auto, got {value!r}") from None
+
+
 ADAPTIVE_FIELDS = (
     Field("t_macro_min", as_time, 0.0, "time >= 0: lower end of the macro cap (0: t_macro)"),
+    Field(
+        "t_micro_min",
+        as_micro_min,
+        0.0,
+        "time >= 0 or auto: shortest micro stretch between macro phases (0: one block)",
+    ),
     Field(
         "max_uncertainty",
         as_number(0),
@@ -131,6 +162,7 @@ class AdaptiveSettings:
     """The validated concurrent-learning settings (see the module docstring)."""
 
     t_macro_min: float = 0.0
+    t_micro_min: float | str = 0.0
     max_uncertainty: float = 0.0
     max_error: float = 0.02
     error_budget: float = 0.0
@@ -195,13 +227,19 @@ def check_adaptive(times: dict[str, float], adaptive: AdaptiveSettings, dt: floa
             "length of a micro and comparison window)"
         )
     block = round(times["t_micro"] / dt)
-    for name in ("t_macro", "t_macro_min"):
+    names = ["t_macro", "t_macro_min"] + ([] if adaptive.t_micro_min == "auto" else ["t_micro_min"])
+    for name in names:
         value = times.get(name, getattr(adaptive, name, 0.0))
         if round(value / dt) % block:
             raise ValueError(
                 f"setting {name}={value:g} must be a multiple of t_micro="
                 f"{times['t_micro']:g} with schedule adaptive"
             )
+    if adaptive.t_micro_min == "auto" and adaptive.max_error <= 0:
+        raise ValueError(
+            "setting t_micro_min=auto compares restart errors with max_error: it needs "
+            f"max_error > 0, got max_error={adaptive.max_error:g}"
+        )
     if adaptive.t_macro_min > times["t_macro"]:
         raise ValueError(
             f"setting t_macro_min={adaptive.t_macro_min:g} must be <= t_macro={times['t_macro']:g}"

@@ -144,6 +144,8 @@ def _run(
             if hasattr(coord, "growth_total"):  # the drift estimate's two parts
                 coord.level_max = _gather(comm, coord.level_max)
                 coord.growth_total = _gather(comm, coord.growth_total)
+                coord.restart_sum = _gather(comm, coord.restart_sum)
+                coord.restart_n = _gather(comm, coord.restart_n)
             for name in ("interventions", "comparisons"):  # counts over every rank's members
                 if hasattr(coord, name):
                     setattr(coord, name, _sum_counts(comm.allgather(getattr(coord, name))))

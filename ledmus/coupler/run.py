@@ -184,6 +184,8 @@ def _adaptive_coordinator(
         max_drift=a.max_drift,
         monitors=a.monitors,
         seed=settings.micro.seed,
+        min_window=0 if a.t_micro_min == "auto" else round(a.t_micro_min / dt) // sched.n_micro,
+        min_window_auto=a.t_micro_min == "auto",
     )
     spec = systems.get(settings.micro.system)
     changes = tuple(t for t, _ in settings.micro.schedule_solvers)
@@ -280,6 +282,7 @@ def summarize(
         result["errors"] = run_errors(settings, rec, reference)
     if hasattr(coord, "drift_total"):
         result["drift"] = drift_report(coord, reference, settings.schedule.n_warm + 1)
+        result["restart_error"] = coord.restart_report()
     return result
 
 

@@ -78,7 +78,7 @@ def test_adaptive_drift_estimates_are_gathered_from_every_rank(tmp_path_factory)
     raw = {"model": str(FHN_MODEL), "t_warm": 30.0, "t_macro": 40.0, "t_micro": 10.0,
            "t_end": 300.0, "ensemble": 3, "ic": str(root / "ics3.npy"), "plots": False,
            "schedule": "adaptive", "max_error": 0.01, "max_drift": 0.004,
-           "compare": True}  # fmt: skip
+           "t_micro_min": "auto", "compare": True}  # fmt: skip
     torch.set_num_threads(1)
     result = run_embedded(validate(raw), root / "mpi_drift", comm=comm())
     if comm().Get_rank() == 0:
@@ -93,6 +93,10 @@ def test_adaptive_drift_estimates_are_gathered_from_every_rank(tmp_path_factory)
         # counts summed over the ranks (rank 0 alone once reported only its own members)
         assert result["interventions"] == serial["interventions"]
         assert result["comparisons"] == serial["comparisons"]
+        # the restart tests of t_micro_min auto, per member from both ranks
+        assert result["restart_error"]["count"] == serial["restart_error"]["count"]
+        assert result["restart_error"]["min_window"] == serial["restart_error"]["min_window"]
+        assert len(result["restart_error"]["min_window"]) == 3
 
 
 @pytest.mark.mpi(min_size=2)
