@@ -12,7 +12,7 @@ S = T_micro / T_ledmus, and its states are the reference of the MNAD (eqs 22-23)
     python benchmarks/multiscale_sweep.py ks --model models/led_ks.pt --data data/ks \
         --t-micro 2 --t-macro 10 50 --horizon 400 --n-ics 20
     python benchmarks/multiscale_sweep.py ad3d --model models/led_ad3d.pt --data data/ad3d \
-        --t-micro 25 --t-macro 125 225 --n-ics 10
+        --t-micro 25 --t-macro 125 225 --n-ics 10 --horizon 940
 
 (KS: T_mu = 8 coarse steps of 0.25; AD-3D: T_mu = 50 coarse steps of 0.5, T_m = 250, 450
 steps.)  Writes ``sweep.json`` (settings, ``micro_only_wall_s``, ``runs``: one row per

@@ -685,11 +685,11 @@ def test_a_growing_spread_raises_the_estimate_by_its_square_root():
 MIN_WINDOW_2 = "0000000111100001111000011"
 
 
-def big_compare(model: StubModel, member: int, index: int) -> None:
+def big_compare(model: StubModel, member: int, index: int, value: float = 1.0) -> None:
     """A comparison error far above max_error 0.01 (1 on every node of channel 0, whose
     range is about 3: NAD about 0.3) in the comparison block of ``member`` at ``index``."""
     off = np.zeros((N_MICRO, *GRID))
-    off[:, 0] = 1.0
+    off[:, 0] = value
     model.plant[(member, index, "compare")] = off.reshape(N_MICRO, -1)
 
 
@@ -718,13 +718,13 @@ AUTO_GOOD = "0000000111100001111001111"
 AUTO_MEMBER_1 = "0000000111100000011110000"
 
 
-def restart_run(monkeypatch, **policy: Any):
+def restart_run(monkeypatch, value: float = 1.0, **policy: Any):
     from ledmus.coupler import adaptive
 
     monkeypatch.setattr(adaptive, "RESTART_SAMPLES", 1)
     coord, model, micro, exact = system(min_window_auto=True, **policy)
-    big_compare(model, 1, 11)
-    big_compare(model, 1, 13)
+    big_compare(model, 1, 11, value)
+    big_compare(model, 1, 13, value)
     seen = recorded_error(coord)
     run(coord, micro)
     return coord, seen, exact
@@ -747,6 +747,13 @@ def test_auto_minimum_window_follows_the_restart_errors_the_run_measures(monkeyp
     at_13 = float(seen[2][1])  # comparisons: 5, 11, 13 (members 0, 1, 2), ...
     assert 0.2 < at_13 < 0.4
     assert coord.restart_sum[1, 1] == pytest.approx(at_13, rel=1e-12)
+
+
+def test_a_non_finite_restart_test_is_a_bad_one(monkeypatch):
+    coord, _, exact = restart_run(monkeypatch, value=np.nan)
+    assert sources(coord) == [AUTO_GOOD, AUTO_MEMBER_1, AUTO_GOOD]
+    assert coord.restart_report()["min_window"] == [1, 2, 1]
+    assert coord.restart_report()["mean"][0] == np.inf
 
 
 @pytest.mark.parametrize(

@@ -445,9 +445,10 @@ class AdaptiveCoordinator(Coordinator):
         """File comparison errors by the member's stretch (column ``min(stretch,
         restart_bins)``): from a stretch k >= 1 a comparison is a restart test after k
         micro blocks; column 0 takes the comparisons right after a macro phase (drift
-        from the lifted state, not a restart) and is never read."""
+        from the lifted state, not a restart) and is never read.  A non-finite error
+        counts as infinite: that stretch is then known bad."""
         k = np.minimum(self.stretch[rows], self.schedule.restart_bins)
-        np.add.at(self.restart_sum, (rows, k), err)
+        np.add.at(self.restart_sum, (rows, k), np.where(np.isfinite(err), err, np.inf))
         np.add.at(self.restart_n, (rows, k), 1)
 
     def min_window(self, rows: np.ndarray) -> np.ndarray:
@@ -521,7 +522,7 @@ class AdaptiveCoordinator(Coordinator):
             drift = np.array(a["drift"])
             self.drift, self.growth_total, self.level_max, self.rate, self.spread_c = drift
             self.back_to_micro = np.array(a["back_to_micro"], dtype=bool)
-        if "stretch" in a:  # older snapshots keep the fresh counters (one-block windows)
+        if "stretch" in a:  # older snapshots: the counters as at the start of a run
             self.stretch = np.array(a["stretch"], dtype=np.int64)
             self.restart_sum = np.array(a["restart_sum"], dtype=np.float64)
             self.restart_n = np.array(a["restart_n"], dtype=np.int64)
