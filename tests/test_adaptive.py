@@ -233,6 +233,15 @@ def test_shipped_adaptive_ymmsl_runs_and_reports_its_decisions(tmp_path):
     assert result["errors"]["mnad_u"] < 0.003
 
 
+@pytest.mark.parametrize(
+    "value, blocks, auto", [(0.0, 1, False), (10.0, 1, False), (30.0, 3, False), ("auto", 1, True)]
+)
+def test_t_micro_min_reaches_the_schedule_in_blocks(value, blocks, auto):
+    # t_micro 10 at the FHN coarse dt 1: 30 time units are three blocks
+    coord, _ = coordinator(adaptive(t_micro_min=value))
+    assert coord.schedule.min_window == blocks and coord.schedule.min_window_auto is auto
+
+
 def test_auto_minimum_window_tests_the_one_block_restart_before_trusting_it(tmp_path):
     from ledmus.coupler.adaptive import RESTART_SAMPLES
 
