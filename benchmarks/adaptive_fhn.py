@@ -98,7 +98,8 @@ def main() -> None:
     fixed = validate({**raw, "schedule": "fixed", "t_macro": 50.0, "t_micro": 10.0})
     online = read_ymmsl_settings(ROOT / "configs/online_fhn.ymmsl")
     online.update(t_end=t_end, param_schedule=schedule, compare=False, plots=False,
-                  model=raw["model"], **over)  # fmt: skip
+                  model=raw["model"])  # fmt: skip
+    online.update(over)
     runs = {"fixed_rho5": fixed, "adaptive": adaptive,
             "online_async": validate(online),
             "online_deterministic": validate({**online, "online": "deterministic"})}  # fmt: skip

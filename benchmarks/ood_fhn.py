@@ -60,7 +60,8 @@ def main() -> None:
             path = Path(tmp) / f"{name}.npy"
             np.save(path, ic)
             common = dict(t_end=args.t_end, param_schedule="", compare=False, plots=False,
-                          model=model, ic=str(path), error_budget=args.error_budget, **over)  # fmt: skip
+                          model=model, ic=str(path), error_budget=args.error_budget)  # fmt: skip
+            common.update(over)
             runs = {
                 "fixed_rho5": (validate({**frozen, **common, "schedule": "fixed",
                                          "t_macro": 50.0, "t_micro": 10.0}), True),
