@@ -4,7 +4,7 @@ Subcommands::
 
     ledmus simulate SYSTEM --t-end T --out FILE.h5 [--ic NAME|FILE.npy] [--batch B]
                     [--seed S] [--discard T0] [--param k=v ...] [--lifting STRATEGY]
-    ledmus dataset SYSTEM --out DIR [--scale paper|small] [--seed S]
+    ledmus dataset SYSTEM --out DIR [--scale paper|small] [--seed S] [--runs N]
     ledmus train CONFIG.yaml [--out MODEL.pt]        (and learn, evaluate: cli_models)
     ledmus run MODEL.ymmsl [--run-dir DIR] [--set name=value ...]
     ledmus systems
@@ -93,7 +93,7 @@ def cmd_simulate(args: argparse.Namespace) -> None:
 def cmd_dataset(args: argparse.Namespace) -> None:
     from .datasets import make_dataset
 
-    manifest = make_dataset(args.system, args.out, scale=args.scale, seed=args.seed)
+    manifest = make_dataset(args.system, args.out, scale=args.scale, seed=args.seed, runs=args.runs)
     for name, split in manifest["splits"].items():
         log.info("%s/%s: %s %s", args.out, split["file"], name, tuple(split["shape"]))
 
@@ -262,6 +262,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--scale", choices=datasets.SCALES, default="paper")
     p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
+    p.add_argument(
+        "--runs",
+        type=int,
+        help="independent runs in each of the train and validation splits, each from its "
+        "own random initial condition (default: the paper's; ks: 1)",
+    )
     p.set_defaults(func=cmd_dataset)
 
     add_model_commands(sub)  # train, learn, evaluate: ledmus/cli_models.py

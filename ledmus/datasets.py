@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ def make_dataset(
     seed: int = 0,
     progress: bool = True,
     splits: tuple[str, ...] | None = None,
+    runs: int | None = None,
 ) -> dict[str, Any]:
     """Generate the train/val/test splits of ``system`` into folder ``out``.
 
@@ -41,7 +43,10 @@ def make_dataset(
     (recorded in the file).  Test splits with evaluation windows also hold ``offsets``:
     random start indices such that ``offsets + window_length <= T``.  A ``manifest.json``
     lists the files, shapes and seeds.  ``splits``: generate only these (the others in
-    an existing manifest are kept).  Returns the manifest.
+    an existing manifest are kept).  ``runs``: independent runs in each of the train and
+    validation splits (each from its own random initial condition; None: the protocol's
+    number); only for splits that start from random initial conditions.  Returns the
+    manifest.
     """
     spec = systems.get(system)
     if spec.dataset is None:
@@ -64,6 +69,8 @@ def make_dataset(
             f"splits {', '.join(sorted(set(splits) - set(protocol.splits)))} unknown for "
             f"{system!r}; allowed: {', '.join(protocol.splits)}"
         )
+    if runs is not None:
+        protocol = _with_runs(system, protocol, runs)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     solver = spec.make(**protocol.params)
@@ -71,6 +78,7 @@ def make_dataset(
         "system": system,
         "scale": scale,
         "seed": seed,
+        "runs": {n: sp.batch for n, sp in protocol.splits.items()},
         "description": protocol.description,
         "params": solver.params(),
         "ledmus_version": __version__,
@@ -81,6 +89,8 @@ def make_dataset(
         previous = json.loads(old.read_text())
         if (previous.get("seed"), previous.get("scale")) == (seed, scale):
             manifest["splits"].update(previous.get("splits", {}))
+            kept = {n: v for n, v in previous.get("runs", {}).items() if n not in splits}
+            manifest["runs"].update(kept)
     for name, split in protocol.splits.items():
         if splits is not None and name not in splits:
             continue
@@ -125,6 +135,31 @@ def make_dataset(
         }
     write_json(out / "manifest.json", manifest)
     return manifest
+
+
+#: the splits whose number of runs ``runs`` sets
+RUNS_SPLITS = ("train", "val")
+
+
+def _with_runs(system: str, protocol: Any, runs: Any) -> Any:
+    """``protocol`` with ``runs`` runs in its train and validation splits; ``ValueError``
+    naming ``runs`` when it is not an integer >= 1 or a split does not start from random
+    initial conditions."""
+    if isinstance(runs, bool) or not isinstance(runs, (int, np.integer)) or runs < 1:
+        raise ValueError(f"runs must be an integer >= 1, got {runs!r}")
+    new = dict(protocol.splits)
+    for name in RUNS_SPLITS:
+        split = new.get(name)
+        if split is None:
+            continue
+        if not isinstance(split.ic, str) or split.per_run:
+            raise ValueError(
+                f"runs: the {name} split of {system!r} starts from named initial conditions "
+                f"({', '.join(split.ic) if isinstance(split.ic, tuple) else split.ic}) or "
+                f"draws parameters per run; runs applies to random initial conditions only"
+            )
+        new[name] = replace(split, batch=int(runs))
+    return replace(protocol, splits=new)
 
 
 def _per_run_rollouts(

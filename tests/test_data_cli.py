@@ -143,3 +143,42 @@ def test_dataset_is_reproducible_from_its_seed(tmp_path):
             read_trajectory(tmp_path / "a" / f"{split}.h5").states,
             read_trajectory(tmp_path / "b" / f"{split}.h5").states,
         )
+
+
+def test_runs_sets_the_train_and_validation_runs(tmp_path):
+    """``runs``: that many independent runs in train and val, each from its own random
+    initial condition; the test split and the first run's seed stream are the protocol's."""
+    one = make_dataset("ks", tmp_path / "one", scale="small", seed=3, progress=False)
+    many = make_dataset("ks", tmp_path / "many", scale="small", seed=3, runs=3, progress=False)
+    assert one["runs"] == {"train": 1, "val": 1, "test": 1}
+    assert many["runs"] == {"train": 3, "val": 3, "test": 1}
+    for split in ("train", "val"):
+        states = read_trajectory(tmp_path / "many" / f"{split}.h5").states
+        assert states.shape[:2] == (3, one["splits"][split]["shape"][1])
+        # distinct initial conditions: no two runs alike (chaotic KS after the transient)
+        assert min(np.abs(states[i] - states[j]).max() for i, j in ((0, 1), (0, 2), (1, 2))) > 0.1
+    np.testing.assert_array_equal(
+        read_trajectory(tmp_path / "one" / "test.h5").states,
+        read_trajectory(tmp_path / "many" / "test.h5").states,
+    )
+
+
+@pytest.mark.parametrize(
+    ("system", "runs", "match"),
+    [
+        ("ks", 0, "runs must be an integer >= 1, got 0"),
+        ("ks", 2.5, "runs must be an integer >= 1, got 2.5"),
+        ("fhn", 2, r"runs: the train split of 'fhn' starts from named initial conditions"),
+    ],
+)
+def test_runs_refuses_what_it_cannot_do(tmp_path, system, runs, match):
+    with pytest.raises(ValueError, match=match):
+        make_dataset(system, tmp_path, scale="small", runs=runs, progress=False)
+    assert not (tmp_path / "train.h5").exists()
+
+
+def test_dataset_cli_takes_runs(tmp_path):
+    main(["dataset", "ks", "--out", str(tmp_path), "--scale", "small", "--runs", "2", "-q"])
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["runs"]["train"] == 2
+    assert read_trajectory(tmp_path / "val.h5").states.shape[0] == 2
