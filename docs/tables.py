@@ -1035,7 +1035,7 @@ def render_capabilities(docs: Docs) -> str:
          f"FHN {count(solvers[('fhn', 1)]['steps_per_s'])} micro steps/s at batch 1"],
         ["LED surrogate, FHN", "autoencoder + LSTM, the LED paper's protocol",
          f"latent MNAD u {fhn['mnad_u']:.4f} over {fhn['horizon']} Δt ({fhn['n_ics']} test runs)"],
-        ["LED surrogate, KS", "convolutional autoencoder + GRU",
+        ["LED surrogate, KS", "MLP autoencoder (5 × 50) + GRU",
          f"valid prediction time {ks['valid_time_lyapunov']:.2f} Lyapunov times"],
         ["LED surrogate, AD-3D", "permutation-invariant VAE + mixture-density decoder",
          f"Wasserstein distance {ad3d['wasserstein_all']:.3f} (all steps)"],

@@ -407,7 +407,7 @@ SHORT = {  # each shipped yMMSL cut to a few cycles
 BOUNDS = {
     "led_fhn": {"mnad_u": 0.0041, "mnad_v": 0.0038},  # measured 0.00272 / 0.00253
     "pca_fhn": {"mnad_u": 0.0114, "mnad_v": 0.0032},  # measured 0.00760 / 0.00209
-    "led_ks": {"mnad_u": 0.14, "wasserstein": 0.06},  # measured 0.093 / 0.039
+    "led_ks": {"mnad_u": 0.07, "wasserstein": 0.015},  # measured 0.045 / 0.0089
     "led_ad3d": {"wasserstein_all": 0.017, "m1_mae": 0.035},  # measured 0.0113 / 0.0227
     # measured 0.0154 / 0.0109: the sampling noise of 250,000 particles (two micro runs
     # differ by about as much); lifting a uniform density instead lands at 0.2
