@@ -53,8 +53,7 @@ def make_dataset(
         raise ValueError(
             f"no dataset protocol for {system!r}; allowed: {', '.join(with_dataset())}"
         )
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    _check_count("seed", seed, 0)
     if scale not in SCALES:
         raise ValueError(f"scale={scale!r} unknown; allowed: {', '.join(SCALES)}")
     protocol = spec.dataset(scale)
@@ -137,6 +136,13 @@ def make_dataset(
     return manifest
 
 
+def _check_count(label: str, value: Any, minimum: int) -> None:
+    """``ValueError`` naming ``label`` unless ``value`` is an integer (Python or numpy, not
+    a bool) ``>= minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{label} must be an integer >= {minimum}, got {value!r}")
+
+
 #: the splits whose number of runs ``runs`` sets
 RUNS_SPLITS = ("train", "val")
 
@@ -145,8 +151,7 @@ def _with_runs(system: str, protocol: Any, runs: Any) -> Any:
     """``protocol`` with ``runs`` runs in its train and validation splits; ``ValueError``
     naming ``runs`` when it is not an integer >= 1 or a split does not start from random
     initial conditions."""
-    if isinstance(runs, bool) or not isinstance(runs, (int, np.integer)) or runs < 1:
-        raise ValueError(f"runs must be an integer >= 1, got {runs!r}")
+    _check_count("runs", runs, 1)
     new = dict(protocol.splits)
     for name in RUNS_SPLITS:
         split = new.get(name)
