@@ -10,6 +10,12 @@ the wall time of each model against the solver over the same batch of profiles, 
 by side in one process, one thread.
 
     python benchmarks/closure_boltzmann.py          # about 6 minutes on one core
+    python benchmarks/closure_boltzmann.py --model models/closure_boltzmann_wide.pt \
+        --repeat 2 --json benchmarks/out/closure_boltzmann_wide.json
+
+``--repeat R`` times every run, the solver's and each model's, R times and keeps the best
+(the runs are deterministic, so only the wall times change): S is then a ratio of two
+best times measured side by side, as ``benchmarks/hybrid_boltzmann.py`` measures it.
 
 Also the Galilean check (evaluate_boltzmann.galilean): the error of a smooth case and of
 the same case boosted by u + 0.5 at ε = 0.01 and 1.
@@ -35,12 +41,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--model", default=str(ROOT / "models/closure_boltzmann.pt"))
     ap.add_argument("--N", type=int, default=48, help="velocities per axis of the reference")
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="time each run this many times, the solver's and every model's, and keep the best",
+    )
     add_json_option(ap, "benchmarks/out/closure_boltzmann.json")
     args = ap.parse_args()
+    if args.repeat < 1:
+        ap.error(f"--repeat must be >= 1, got {args.repeat}")
     torch.set_num_threads(1)
     net, payload = load_model(args.model, kind="closure_boltzmann")
     start = time.perf_counter()
-    res = evaluate(net, N=args.N, progress=True)
+    res = evaluate(net, N=args.N, progress=True, repeat=args.repeat)
     res["galilean"] = galilean(net, N=args.N)
     res["wall_s_total"] = time.perf_counter() - start
     res["model"] = {"path": os.path.relpath(args.model, ROOT), "config": payload.get("config")}

@@ -62,14 +62,17 @@ JUDGE_CASES = ("sod", "colliding")
 NX, N, T_END = 100, 48, 0.1
 
 
-def hybrid_data(ens, settings: HybridSettings, folder: Path) -> tuple[list[str], list[dict]]:
-    """Step 1: the kinetic cells of the variants' hybrid runs, one file per run."""
+def hybrid_data(
+    ens, settings: HybridSettings, folder: Path, eps_values: tuple[float, ...] = HYBRID_EPS
+) -> tuple[list[str], list[dict]]:
+    """Step 1: the kinetic cells of the variants' hybrid runs at each ``eps_values``, one
+    file per run."""
     x = (np.arange(NX) + 0.5) / NX
     left = (x < 0.5)[None]
     paths, rows = [], []
     for name, (lv, rv) in VARIANTS.items():
         prim = tuple(np.where(left, a, b) for a, b in zip(lv, rv, strict=True))
-        for eps in HYBRID_EPS:
+        for eps in eps_values:
             kin = solvers.make("boltzmann", eps=eps, nx=NX, N=N, bc="outflow", dt_coarse=0.005)
             run = HybridRun(kin, ens, kin.maxwellian(*prim)[0], settings)
             run.run(T_END)
@@ -148,12 +151,27 @@ def main() -> None:
         action="store_true",
         help="stop after step 1 (the training config's data.hybrid_data comes from it)",
     )
+    ap.add_argument(
+        "--ensemble",
+        default=None,
+        help="the ensemble whose hybrid runs give step 1's cells and that learning starts "
+        "from (default: the config's learn.ensemble)",
+    )
+    ap.add_argument(
+        "--eps",
+        type=float,
+        nargs="+",
+        default=list(HYBRID_EPS),
+        help=f"Knudsen numbers of step 1's hybrid runs (default: {HYBRID_EPS})",
+    )
     args = ap.parse_args()
+    if not args.eps or min(args.eps) <= 0:
+        ap.error(f"--eps: Knudsen numbers must be > 0, got {args.eps}")
     torch.set_num_threads(1)
     t_start = time.perf_counter()
     config = yaml.safe_load(Path(args.config).read_text())
     base = config.get("learn", {})
-    shipped = ROOT / base.get("ensemble", "models/closure_boltzmann_hmm.pt")
+    shipped = ROOT / (args.ensemble or base.get("ensemble", "models/closure_boltzmann_hmm.pt"))
     ens = load_model(shipped, kind="closure_boltzmann_hmm")[0]
     settings = settings_from([])
     out = Path(args.out)
@@ -161,7 +179,7 @@ def main() -> None:
         tmp = Path(tmp)
         keep = Path(args.hybrid_dir) if args.hybrid_dir else tmp
         keep.mkdir(parents=True, exist_ok=True)
-        paths, data_rows = hybrid_data(ens, settings, keep)
+        paths, data_rows = hybrid_data(ens, settings, keep, tuple(args.eps))
         if args.hybrid_only:
             return
         runs, ensembles = {}, {"shipped": shipped}
@@ -196,6 +214,8 @@ def main() -> None:
         }
     payload = {
         "config": args.config,
+        "ensemble": str(shipped.relative_to(ROOT) if shipped.is_relative_to(ROOT) else shipped),
+        "hybrid_eps": list(args.eps),
         "variants": {k: {"left": v[0], "right": v[1]} for k, v in VARIANTS.items()},
         "hybrid_data": data_rows,
         "learn": {

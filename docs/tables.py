@@ -801,10 +801,11 @@ def render_closure_fair(docs: Docs) -> str:
     return table(["max over cases at t = 0.1 / ε", *keys], rows)
 
 
-def render_closure_boltzmann(docs: Docs) -> str:
-    """Boltzmann closure acceptance: per model and case group the largest fair error per ε
-    (ρ, u/c, T; the ε(x) case in its own column), then S against the Boltzmann solver."""
-    d = docs["closure_boltzmann.json"]
+def render_closure_boltzmann(docs: Docs, name: str = "closure_boltzmann.json") -> str:
+    """Boltzmann closure acceptance (``name``: one model's JSON): per model and case group
+    the largest fair error per ε (ρ, u/c, T; the ε(x) case in its own column), then S
+    against the Boltzmann solver."""
+    d = docs[name]
     label = {"ml": "ML closure", "euler": "Euler", "ns": "Navier–Stokes"}
     keys = d["eps"]
     groups = (
@@ -828,6 +829,19 @@ def render_closure_boltzmann(docs: Docs) -> str:
             ]
         )
     return table(["max fair error at t = 0.1 / ε", *keys], rows)
+
+
+def render_closure_boltzmann_trial(docs: Docs) -> str:
+    """Training variants of the Boltzmann closure on the acceptance cases: per model the
+    largest fair error per ε (every case; ε(x) in its own column) and the width of h."""
+    d = docs["closure_boltzmann_trial.json"]
+    rows = []
+    for r in d["rows"]:
+        width = (r.get("config") or {}).get("spec", {}).get("closure_width", "–")
+        rows.append(
+            [r["label"], str(width), *(f"{100 * r['fair_max'][k]:.2f} %" for k in d["eps"])]
+        )
+    return table(["model", "width of h", *d["eps"]], rows)
 
 
 def render_boltzmann_dataset(docs: Docs) -> str:
@@ -1020,7 +1034,7 @@ def render_capabilities(docs: Docs) -> str:
     pca = docs["pca_fhn_evaluate.json"]
     vo = docs["vo_rw_evaluate.json"]
     closure = docs["closure_bgk.json"]["summary"]
-    boltz = docs["closure_boltzmann.json"]["summary"]
+    boltz = docs["closure_boltzmann_wide.json"]["summary"]
     hyb = docs["hybrid_boltzmann.json"]["rows"]
     riemann = [r["speedup"] for r in hyb if r["kinetic_fraction_mean"] > 0]
     smooth = [r["speedup"] for r in hyb if r["kinetic_fraction_mean"] == 0]
@@ -1047,7 +1061,7 @@ def render_capabilities(docs: Docs) -> str:
          f"max relative L2 {closure['ml_max_rel_l2']:.3f}, speed-up {closure['ml_speedup_min']:.2f} "
          "or more against BGK"],
         ["moment closure, Boltzmann gas", "Galilean-invariant moments W ∈ R⁹, IMEX relaxation, "
-         "2-D Maxwell molecules", f"smooth flows {100 * boltz['ml_max_fair_smooth']:.1f} %, shocks "
+         "2-D Maxwell molecules (`closure_boltzmann_wide.pt`)", f"smooth flows {100 * boltz['ml_max_fair_smooth']:.1f} %, shocks "
          f"{100 * boltz['ml_max_fair_shocks']:.1f} % (fair metric); speed-up "
          f"{boltz['ml_speedup_min']:.0f} or more against the solver at N = 48"],
         ["cell-local hybrid, Boltzmann gas", "kinetic cells where the closures disagree or a "
@@ -1078,7 +1092,7 @@ BLOCKS: dict[str, Block] = {
             "pca_fhn_evaluate.json",
             "vo_rw_evaluate.json",
             "closure_bgk.json",
-            "closure_boltzmann.json",
+            "closure_boltzmann_wide.json",
             "hybrid_boltzmann.json",
             "quickstart.json",
             "coupling_overhead.json",
@@ -1127,6 +1141,13 @@ BLOCKS: dict[str, Block] = {
     "closure_fair": Block(["closure_bgk.json"], render_closure_fair),
     "closure_joint": Block(["closure_joint.json"], render_closure_joint),
     "closure_boltzmann": Block(["closure_boltzmann.json"], render_closure_boltzmann),
+    "closure_boltzmann_wide": Block(
+        ["closure_boltzmann_wide.json"],
+        lambda docs: render_closure_boltzmann(docs, "closure_boltzmann_wide.json"),
+    ),
+    "closure_boltzmann_trial": Block(
+        ["closure_boltzmann_trial.json"], render_closure_boltzmann_trial
+    ),
     "boltzmann_dataset": Block(["boltzmann_dataset.json"], render_boltzmann_dataset),
     "hybrid_bgk": Block(["hybrid_bgk.json"], render_hybrid_bgk),
     "hybrid_bgk_summary": Block(["hybrid_bgk.json"], render_hybrid_bgk_summary),

@@ -320,6 +320,12 @@ def test_train_and_evaluate_a_small_closure(small_dataset, tmp_path):
     res = evaluate(net, eps_grid=(0.1,), nx=16, N=16, t_end=0.01)
     assert set(res["fair_max"]["ml"]) == {"0.1", "transition"}
     assert res["speedup"]["euler"]["0.1"] > 0 and not res["failures"]
+    # repeat: every run timed twice, the best kept; the runs are deterministic, so the
+    # errors are the same bits
+    twice = evaluate(net, eps_grid=(0.1,), nx=16, N=16, t_end=0.01, repeat=2)
+    assert twice["repeat"] == 2 and twice["fair"] == res["fair"]
+    with pytest.raises(ValueError, match="repeat must be an integer >= 1, got 0"):
+        evaluate(net, eps_grid=(0.1,), nx=16, N=16, t_end=0.01, repeat=0)
     with pytest.raises(ValueError, match="config data.dataset 'nope.h5' does not exist"):
         train_boltzmann_closure({**cfg, "data": {"dataset": "nope.h5"}}, tmp_path / "d.pt")
 
@@ -402,3 +408,31 @@ def test_stiffness_bounds_the_quadratic_terms_jacobian():
             J[:, j] = (quad(Q + d) - quad(Q - d))[0, :, m] / 2e-7
         norm = np.linalg.norm(J, 2)
         assert norm * (1 - 1e-6) <= r[m] <= math.sqrt(3) * norm
+
+
+@pytest.mark.slow  # about 50 s: two Boltzmann runs at N = 48 on 100 cells
+@pytest.mark.parametrize(("eps", "measured"), [(1.0, 0.0400), (10.0, 0.0382)])
+def test_shipped_wide_closure_meets_the_shock_target(eps, measured):
+    # issue 25's acceptance cases where the closure is weakest: Sod and the colliding
+    # streams (one batch, as benchmarks/closure_boltzmann.py runs them: the batch sets the
+    # time step) against the Boltzmann solver at the seed's N = 48 to t = 0.1.  The bound
+    # is the issue's 5 % target; the measured value (benchmarks/out/closure_boltzmann_
+    # wide.json) is the colliding streams'.  The same closure with h 48 wide (round 2)
+    # gives 5.50 % and 5.91 % here, 80 wide 5.36 % and 5.35 %, the first shipped one 5.88 %
+    # and 6.85 % (benchmarks/out/closure_boltzmann_trial.json).
+    from pathlib import Path
+
+    from ledmus.surrogates import load_model
+    from ledmus.surrogates.closure.evaluate import fair_errors
+    from ledmus.surrogates.closure.evaluate_boltzmann import GAMMA, cases, run_group
+
+    root = Path(__file__).resolve().parents[1]
+    net = load_model(root / "models" / "closure_boltzmann_wide.pt", kind="closure_boltzmann")[0]
+    shocks = [c for c in cases(100) if c[0] in ("sod", "colliding")]
+    prim = tuple(np.concatenate([c[2][i] for c in shocks]) for i in range(3))
+    rates = relaxation_rates(solvers.make("boltzmann", N=48, nx=4))
+    res = run_group(net, eps, "outflow", prim, nx=100, t_end=0.1, N=48, rates=rates, models=("ml",))
+    err = fair_errors(res["ml"]["final"], res["boltzmann"]["final"], GAMMA).max(-1)
+    assert res["ml"]["error"] is None
+    assert err.max() <= 0.05
+    assert err.max() == pytest.approx(measured, abs=5e-4)  # float64, deterministic on a CPU

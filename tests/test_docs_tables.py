@@ -623,6 +623,38 @@ def test_closure_boltzmann_rows_are_case_groups_per_model_then_speedups():
     ]
 
 
+def test_closure_boltzmann_wide_renders_its_own_file_in_the_same_layout():
+    d = doc(
+        eps=["0.01"],
+        models=["ml"],
+        fair={"ml": {"0.01": {"sod": [0.02, 0.01, 0.03], "colliding": [0.05, 0.06, 0.07]}}},
+        speedup={"ml": {"0.01": 104.6}},
+    )
+    wide = rt.BLOCKS["closure_boltzmann_wide"]
+    assert wide.files == ["closure_boltzmann_wide.json"]
+    lines = wide.render({"closure_boltzmann_wide.json": d}).splitlines()
+    assert lines == rt.render_closure_boltzmann({"closure_boltzmann.json": d}).splitlines()
+    assert lines[3:] == ["| ML closure: Sod | 3.00 % |", "| ML closure: colliding | 7.00 % |",
+                         "| ML closure: S | 105 |"]  # fmt: skip
+
+
+def test_closure_boltzmann_trial_is_one_row_per_model_with_its_width():
+    d = doc(
+        eps=["1", "transition"],
+        rows=[
+            {
+                "label": "a",
+                "config": {"spec": {"closure_width": 64}},
+                "fair_max": {"1": 0.04, "transition": 0.0193},
+            },
+            {"label": "b", "config": None, "fair_max": {"1": 0.0536, "transition": 0.0169}},
+        ],
+    )
+    lines = rt.render_closure_boltzmann_trial({"closure_boltzmann_trial.json": d}).splitlines()
+    assert lines[0] == "| model | width of h | 1 | transition |"
+    assert lines[2:] == ["| a | 64 | 4.00 % | 1.93 % |", "| b | – | 5.36 % | 1.69 % |"]
+
+
 def test_boltzmann_dataset_is_the_wall_time_and_the_split_shapes():
     d = doc(
         systems=[
@@ -787,7 +819,7 @@ def test_capabilities_takes_one_headline_number_from_each_json():
             runs={"adaptive": {"mnad_u": 0.0048, "macro_fraction": 0.23}}
         ),
         "cold_start_fhn.json": doc(runs={"cold_start": {"mnad_u": 0.07, "speedup": 0.48}}),
-        "closure_boltzmann.json": doc(
+        "closure_boltzmann_wide.json": doc(
             summary={
                 "ml_max_fair_smooth": 0.0069,
                 "ml_max_fair_shocks": 0.069,
