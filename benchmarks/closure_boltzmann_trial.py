@@ -34,23 +34,15 @@ from _provenance import ROOT, write_result  # noqa: E402
 from ledmus import solvers  # noqa: E402
 from ledmus.surrogates.checkpoint import load_model  # noqa: E402
 from ledmus.surrogates.closure.classical import relaxation_rates  # noqa: E402
-from ledmus.surrogates.closure.evaluate import EPS_GRID, fair_errors, group_by_bc  # noqa: E402
-from ledmus.surrogates.closure.evaluate_boltzmann import GAMMA, cases, model_solver  # noqa: E402
+from ledmus.surrogates.closure.evaluate import EPS_GRID, fair_errors  # noqa: E402
+from ledmus.surrogates.closure.evaluate_boltzmann import (  # noqa: E402
+    GAMMA,
+    acceptance_jobs,
+    model_solver,
+)
 from ledmus.surrogates.closure.fv import conserved, primitive  # noqa: E402
 
 NX, N, T_END = 100, 48, 0.1
-
-
-def jobs() -> list[tuple]:
-    """``(ε, bc, names, prim)`` in the order and grouping of ``evaluate``."""
-    every = cases(NX)
-    out = [
-        (eps, bc, names, prim)
-        for eps in EPS_GRID
-        for bc, (names, prim) in group_by_bc(every).items()
-    ]
-    transition = group_by_bc([c for c in every if c[0] in ("smooth0", "sod")])
-    return out + [("transition", bc, names, prim) for bc, (names, prim) in transition.items()]
 
 
 def summary(fair: dict) -> dict:
@@ -79,7 +71,7 @@ def main() -> None:
     rates = relaxation_rates(solvers.make("boltzmann", N=N, nx=4))
     fair: list[dict] = [{} for _ in nets]
     start = time.perf_counter()
-    for eps, bc, names, prim in jobs():
+    for eps, bc, names, prim in acceptance_jobs(EPS_GRID, NX):
         key = eps if isinstance(eps, str) else f"{eps:g}"
         kin = solvers.make("boltzmann", eps=eps, nx=NX, N=N, bc=bc)
         t0 = time.perf_counter()

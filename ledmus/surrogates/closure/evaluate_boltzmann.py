@@ -154,6 +154,16 @@ def galilean(
     return {"boost": BOOST, "case": "smooth0", "eps": out}
 
 
+def acceptance_jobs(eps_grid: tuple[float, ...], nx: int) -> list[tuple]:
+    """``(ε, bc, names, prim)`` per run of the protocol: every case grouped by boundary
+    condition at each ``ε``, then smooth0 and Sod at ``ε = "transition"``."""
+    every = cases(nx)
+    batched = group_by_bc(every)
+    transition = group_by_bc([c for c in every if c[0] in ("smooth0", "sod")])
+    jobs = [(eps, bc, names, prim) for eps in eps_grid for bc, (names, prim) in batched.items()]
+    return jobs + [("transition", bc, names, prim) for bc, (names, prim) in transition.items()]
+
+
 def evaluate(
     net: Any,
     *,
@@ -175,11 +185,7 @@ def evaluate(
     if net is None:
         models = tuple(m for m in models if m != "ml")
     rates = relaxation_rates(solvers.make("boltzmann", N=N, nx=4))
-    every = cases(nx)
-    batched = group_by_bc(every)
-    transition = group_by_bc([c for c in every if c[0] in ("smooth0", "sod")])
-    jobs = [(eps, bc, names, prim) for eps in eps_grid for bc, (names, prim) in batched.items()]
-    jobs += [("transition", bc, names, prim) for bc, (names, prim) in transition.items()]
+    jobs = acceptance_jobs(eps_grid, nx)
     fair: dict[str, dict[str, dict[str, list[float]]]] = {m: {} for m in models}
     wall: dict[str, dict[str, float]] = {m: {} for m in ("boltzmann", *models)}
     failures = []
@@ -224,6 +230,7 @@ __all__ = [
     "ML_CFL",
     "MODELS",
     "NS_EPS_MAX",
+    "acceptance_jobs",
     "cases",
     "evaluate",
     "galilean",
