@@ -9,13 +9,15 @@ Navier–Stokes against the Boltzmann solver at N = 48 (the seed's velocity grid
 the wall time of each model against the solver over the same batch of profiles, side
 by side in one process, one thread.
 
-    python benchmarks/closure_boltzmann.py          # about 6 minutes on one core
+    python benchmarks/closure_boltzmann.py          # about 9 minutes on one core
     python benchmarks/closure_boltzmann.py --model models/closure_boltzmann_wide.pt \
         --repeat 2 --json benchmarks/out/closure_boltzmann_wide.json
 
-``--repeat R`` times every run, the solver's and each model's, R times and keeps the best
-(the runs are deterministic, so only the wall times change): S is then a ratio of two
-best times measured side by side, as ``benchmarks/hybrid_boltzmann.py`` measures it.
+``--repeat R`` runs R rounds per case group and keeps each one's best: a round runs the
+solver once and then each model back to back for ``--min-time`` seconds (default 2; their
+mean wall), so a model's 0.3 s run does not catch one fast or slow moment of a machine
+whose speed drifts, and the two walls are sampled over the same stretch of time (the runs
+are deterministic, so only the wall times change).
 
 Also the Galilean check (evaluate_boltzmann.galilean): the error of a smooth case and of
 the same case boosted by u + 0.5 at ε = 0.01 and 1.
@@ -34,7 +36,11 @@ import torch  # noqa: E402
 from _provenance import ROOT, add_json_option, write_result  # noqa: E402
 
 from ledmus.surrogates.checkpoint import load_model  # noqa: E402
-from ledmus.surrogates.closure.evaluate_boltzmann import evaluate, galilean  # noqa: E402
+from ledmus.surrogates.closure.evaluate_boltzmann import (  # noqa: E402
+    MIN_TIMED_S,
+    evaluate,
+    galilean,
+)
 
 
 def main() -> None:
@@ -47,14 +53,22 @@ def main() -> None:
         default=1,
         help="time each run this many times, the solver's and every model's, and keep the best",
     )
+    ap.add_argument(
+        "--min-time",
+        type=float,
+        default=MIN_TIMED_S,
+        help="seconds of back-to-back runs each model's wall is the mean of, per round",
+    )
     add_json_option(ap, "benchmarks/out/closure_boltzmann.json")
     args = ap.parse_args()
     if args.repeat < 1:
         ap.error(f"--repeat must be >= 1, got {args.repeat}")
+    if not args.min_time >= 0:
+        ap.error(f"--min-time must be >= 0 seconds, got {args.min_time}")
     torch.set_num_threads(1)
     net, payload = load_model(args.model, kind="closure_boltzmann")
     start = time.perf_counter()
-    res = evaluate(net, N=args.N, progress=True, repeat=args.repeat)
+    res = evaluate(net, N=args.N, progress=True, repeat=args.repeat, min_time=args.min_time)
     res["galilean"] = galilean(net, N=args.N)
     res["wall_s_total"] = time.perf_counter() - start
     res["model"] = {"path": os.path.relpath(args.model, ROOT), "config": payload.get("config")}

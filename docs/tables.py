@@ -844,6 +844,24 @@ def render_closure_boltzmann_trial(docs: Docs) -> str:
     return table(["model", "width of h", *d["eps"]], rows)
 
 
+def render_closure_apply(docs: Docs) -> str:
+    """The numpy closure network's cost per row: chunked, blocked layer by layer and one
+    product per layer, per call size, and blocked over chunked."""
+    d = docs["closure_apply.json"]
+    rows = [
+        [
+            f"{r['profiles']} × {r['call']}",
+            str(r["rows"]),
+            *(f"{r[f'{k}_us_per_row']:.2f}" for k in ("chunked", "blocked", "whole")),
+            f"{r['ratio']:.2f}",
+        ]
+        for r in d["rows"]
+    ]
+    header = ["profiles × call", "rows", "chunked µs/row", "blocked µs/row",
+              "one product µs/row", "blocked / chunked"]  # fmt: skip
+    return table(header, rows)
+
+
 def render_boltzmann_dataset(docs: Docs) -> str:
     d = docs["boltzmann_dataset.json"]
     (r,) = [r for r in d["systems"] if r["system"] == "boltzmann"]
@@ -1148,6 +1166,7 @@ BLOCKS: dict[str, Block] = {
     "closure_boltzmann_trial": Block(
         ["closure_boltzmann_trial.json"], render_closure_boltzmann_trial
     ),
+    "closure_apply": Block(["closure_apply.json"], render_closure_apply),
     "boltzmann_dataset": Block(["boltzmann_dataset.json"], render_boltzmann_dataset),
     "hybrid_bgk": Block(["hybrid_bgk.json"], render_hybrid_bgk),
     "hybrid_bgk_summary": Block(["hybrid_bgk.json"], render_hybrid_bgk_summary),
@@ -1158,6 +1177,10 @@ BLOCKS: dict[str, Block] = {
     "hybrid_boltzmann_summary": Block(
         ["hybrid_boltzmann.json"],
         lambda docs: render_hybrid_bgk_summary(docs, "hybrid_boltzmann.json", "Boltzmann"),
+    ),
+    "hybrid_boltzmann_wide_summary": Block(
+        ["hybrid_boltzmann_wide.json"],
+        lambda docs: render_hybrid_bgk_summary(docs, "hybrid_boltzmann_wide.json", "Boltzmann"),
     ),
     "hybrid_bgk_nx400": Block(
         ["hybrid_bgk_nx400.json"], lambda docs: render_hybrid_bgk(docs, "hybrid_bgk_nx400.json")

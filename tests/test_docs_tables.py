@@ -655,6 +655,14 @@ def test_closure_boltzmann_trial_is_one_row_per_model_with_its_width():
     assert lines[2:] == ["| a | 64 | 4.00 % | 1.93 % |", "| b | – | 5.36 % | 1.69 % |"]
 
 
+def test_closure_apply_is_one_row_per_call_with_the_three_costs_and_the_ratio():
+    row = {"profiles": 4, "call": "faces", "rows": 2424, "chunked_us_per_row": 0.724,
+           "blocked_us_per_row": 1.453, "whole_us_per_row": 1.76, "ratio": 2.007}  # fmt: skip
+    lines = rt.BLOCKS["closure_apply"].render({"closure_apply.json": doc(rows=[row])}).splitlines()
+    assert lines[0].startswith("| profiles × call | rows | chunked µs/row | blocked µs/row |")
+    assert lines[2:] == ["| 4 × faces | 2424 | 0.72 | 1.45 | 1.76 | 2.01 |"]
+
+
 def test_boltzmann_dataset_is_the_wall_time_and_the_split_shapes():
     d = doc(
         systems=[
@@ -912,6 +920,22 @@ def test_hybrid_boltzmann_blocks_mark_the_ns_runs_that_did_not_run():
     lines = rt.BLOCKS["hybrid_boltzmann"].render(files).splitlines()
     assert lines[3] == "| sod, ε = 1 | 0.90 % | 3.20 % | 15.00 % | – | 0.30 | 2.90 | 3.10 | 2e-16 |"
     assert lines[4].startswith("| sod, ε(x) | 0.90 % |")
+
+
+def test_hybrid_boltzmann_wide_summary_is_the_summary_table_of_its_own_json():
+    row = {"case": "sod", "eps": 0.1, "error_hybrid": 0.0098, "error_closure": 0.0234,
+           "error_euler": 0.153, "error_ns": 0.144, "kinetic_fraction_mean": 0.242,
+           "speedup": 2.9, "speedup_model": 3.7, "conservation_error": 2e-16}  # fmt: skip
+    wide = rt.BLOCKS["hybrid_boltzmann_wide_summary"]
+    assert wide.files == ["hybrid_boltzmann_wide.json"]
+    lines = wide.render({"hybrid_boltzmann_wide.json": doc(rows=[row])}).splitlines()
+    assert (
+        lines
+        == rt.BLOCKS["hybrid_boltzmann_summary"]
+        .render({"hybrid_boltzmann.json": doc(rows=[row])})
+        .splitlines()
+    )
+    assert lines[2] == "| hybrid: max error | 0.98 % |"
 
 
 def test_hybrid_boltzmann_summary_takes_the_worst_ns_it_has_and_names_the_solver():
