@@ -17,9 +17,7 @@ The network is the closure network ``h`` of a Boltzmann closure checkpoint (defa
 width-64 ``models/closure_boltzmann_wide.pt``).  Row counts: those of one closure call of
 the acceptance protocol's batches (3 rows per point: ``Ŵ``, ``0`` and the reflected
 ``Ŵ``; face calls ``2·101`` points per profile, cell calls ``102``): 1 profile (the ε(x)
-case), 2 (Sod and the colliding streams) and 4 (the smooth profiles).  The layer-by-layer
-reference is ``h = tanh(h @ W + b)`` on every row at once (one product per layer, no
-chunks).
+case), 2 (Sod and the colliding streams) and 4 (the smooth profiles).
 
     OMP_NUM_THREADS=1 python benchmarks/closure_apply.py    # about 20 s
 """
@@ -38,7 +36,7 @@ import torch  # noqa: E402
 from _provenance import ROOT, add_json_option, write_result  # noqa: E402
 
 from ledmus.surrogates.checkpoint import load_model  # noqa: E402
-from ledmus.surrogates.closure.ml import SERIAL_GEMM, _apply, _numpy_layers  # noqa: E402
+from ledmus.surrogates.closure.ml import _apply, _matmul_into, _numpy_layers  # noqa: E402
 
 
 def whole(layers: list, h: np.ndarray) -> np.ndarray:
@@ -49,17 +47,14 @@ def whole(layers: list, h: np.ndarray) -> np.ndarray:
 
 
 def blocked(layers: list, h: np.ndarray) -> np.ndarray:
-    """The stack layer by layer on all rows, each product in row blocks of at most
-    ``(SERIAL_GEMM - 1) // (n·k)`` rows."""
+    """The stack layer by layer on all rows, each product in row blocks below
+    ``SERIAL_GEMM`` (``ml._matmul_into``)."""
     for p in layers:
         if p is None:
             h = np.tanh(h)
             continue
-        w = p[0]
-        rows = max(1, (SERIAL_GEMM - 1) // (w.shape[0] * w.shape[1]))
-        out = np.empty((h.shape[0], w.shape[1]))
-        for i in range(0, h.shape[0], rows):
-            np.matmul(h[i : i + rows], w, out=out[i : i + rows])
+        out = np.empty((h.shape[0], p[0].shape[1]))
+        _matmul_into(h, p[0], out)
         h = out + p[1]
     return h
 

@@ -51,7 +51,7 @@ def main() -> None:
         "--repeat",
         type=int,
         default=1,
-        help="time each run this many times, the solver's and every model's, and keep the best",
+        help="rounds per case group (solver once, then each model for --min-time); best kept",
     )
     ap.add_argument(
         "--min-time",

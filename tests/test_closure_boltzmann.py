@@ -339,7 +339,8 @@ def test_run_group_times_a_model_over_back_to_back_runs(monkeypatch):
     from ledmus.surrogates.closure import evaluate_boltzmann as eb
 
     calls = {"solver": 0, "model": 0}
-    advance, rollout = FVSolver.advance, type(solvers.make("boltzmann", N=8, nx=4)).rollout
+    kinetic = type(solvers.make("boltzmann", N=8, nx=4))
+    advance, rollout = FVSolver.advance, kinetic.rollout
 
     def counted(name, fn):
         def wrapper(*a, **k):
@@ -349,9 +350,7 @@ def test_run_group_times_a_model_over_back_to_back_runs(monkeypatch):
         return wrapper
 
     monkeypatch.setattr(FVSolver, "advance", counted("model", advance))
-    monkeypatch.setattr(
-        type(solvers.make("boltzmann", N=8, nx=4)), "rollout", counted("solver", rollout)
-    )
+    monkeypatch.setattr(kinetic, "rollout", counted("solver", rollout))
     prim = tuple(a[:1, ::8] for a in eb.cases(96)[0][2])  # smooth0 on 12 cells
     kw = dict(nx=12, t_end=0.005, N=8, rates=(1.0, 1.0), models=("euler",), repeat=2)
     res = eb.run_group(None, 0.1, "periodic", prim, min_time=0.0, **kw)

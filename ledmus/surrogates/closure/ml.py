@@ -244,8 +244,8 @@ SERIAL_GEMM = 4 * 65536
 #: the rows :func:`_apply` takes through the whole stack at once, so that a chunk's
 #: activations (width 64: 256 KiB) stay in the CPU cache from one layer to the next.
 #: Layer by layer over a whole batch of 2424 rows (the width-64 Boltzmann closure on four
-#: profiles) costs 1.5 µs a row against 0.65 µs chunked; below about 1200 rows the two
-#: cost the same (``benchmarks/closure_apply.py``)
+#: profiles) costs 1.45 µs a row against 0.72 µs chunked; at 1224 rows or fewer the two
+#: cost the same to within 7 % (``benchmarks/out/closure_apply.json``)
 CHUNK_ROWS = 512
 
 
